@@ -1,0 +1,116 @@
+"""Shared click options and the one place that turns exceptions into exit codes."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from reconciler.cli.exit_codes import ExitCode
+from reconciler.errors import (
+    ManifestInvalid,
+    PlanStale,
+    PolicyViolation,
+    ReconcilerError,
+)
+from reconciler.model.enums import Platform
+from reconciler.model.plan import Selectors
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+database_url_option = click.option(
+    "--database-url",
+    metavar="URL",
+    default=None,
+    help="PostgreSQL URL. Default: $RECONCILER_DATABASE_URL, else $DATABASE_URL, "
+    "else an embedded PostgreSQL under .reconciler/ (or $RECONCILER_DATA_DIR).",
+)
+
+manifests_option = click.option(
+    "--manifests",
+    "manifests_dir",
+    metavar="DIR",
+    default=None,
+    type=click.Path(file_okay=False, path_type=str),
+    help="Manifest directory (holds tenants/ and templates/). Default: ./manifests.",
+)
+
+
+def selector_options(func: F) -> F:
+    """``--tenant`` / ``--platform`` (repeatable) and ``--exclude-tenant``."""
+    func = click.option(
+        "--exclude-tenant",
+        "exclude_tenants",
+        multiple=True,
+        metavar="T",
+        help="Leave this tenant out (repeatable).",
+    )(func)
+    func = click.option(
+        "--platform",
+        "platforms",
+        multiple=True,
+        type=click.Choice([p.file_stem for p in Platform], case_sensitive=False),
+        help="Only this platform (repeatable).",
+    )(func)
+    func = click.option(
+        "--tenant", "tenants", multiple=True, metavar="T", help="Only this tenant (repeatable)."
+    )(func)
+    return func
+
+
+def make_selectors(
+    tenants: tuple[str, ...], platforms: tuple[str, ...], exclude_tenants: tuple[str, ...]
+) -> Selectors:
+    return Selectors(
+        tenants=tuple(sorted(set(tenants))),
+        platforms=tuple(sorted({Platform(p.upper()) for p in platforms})),
+        exclude_tenants=tuple(sorted(set(exclude_tenants))),
+    )
+
+
+def exit_code_for(exc: ReconcilerError) -> ExitCode:
+    """Map an exception of the documented tree to its exit code."""
+    if isinstance(exc, PlanStale):
+        return ExitCode.PLAN_STALE
+    if isinstance(exc, PolicyViolation):
+        return ExitCode.POLICY_BLOCKED
+    return ExitCode.ERROR
+
+
+def handle_errors(func: F) -> F:
+    """Run a command; print a ReconcilerError as one line (no traceback) and exit with its code.
+
+    ``--debug`` on the root group (or ``RECONCILER_DEBUG=1``) re-raises to show a traceback.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ManifestInvalid as exc:
+            for diagnostic in exc.diagnostics.sorted():
+                click.echo(diagnostic.format(), err=True)
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(ExitCode.ERROR)
+        except ReconcilerError as exc:
+            if _debug():
+                raise
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(exit_code_for(exc))
+        except KeyboardInterrupt:
+            click.echo("Interrupted: nothing was committed.", err=True)
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _debug() -> bool:
+    ctx = click.get_current_context(silent=True)
+    root = ctx.find_root() if ctx else None
+    if root is not None and root.obj and root.obj.get("debug"):
+        return True
+    return os.environ.get("RECONCILER_DEBUG") == "1"

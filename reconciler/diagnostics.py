@@ -1,0 +1,109 @@
+"""Diagnostics: user-input problems as data, collected for a whole run.
+
+A :class:`Diagnostic` names the file, line, column and field path of one problem, a stable
+rule id (``RCN-...``) and a message. Stages append to a :class:`Diagnostics` collection and
+never stop at the first problem; the CLI renders them as text, JSON or GitHub annotations.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Severity(enum.StrEnum):
+    """How bad a diagnostic is. Only ``ERROR`` fails a run (``WARNING`` too under ``--strict``)."""
+
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """One problem in the user's input.
+
+    Attributes:
+        code: stable rule id such as ``RCN-V001``; users search for it, CI annotates by it.
+        message: what is wrong and, where possible, how to fix it. Never contains secrets.
+        file: path of the manifest as given to the command (relative where possible).
+        line: 1-based line, or ``None`` when the problem has no single place.
+        column: 1-based column, or ``None``.
+        path: field path inside the document, e.g. ``environments.production.webhooks.billing.events[2]``.
+        severity: error, warning or info.
+    """
+
+    code: str
+    message: str
+    file: str | None = None
+    line: int | None = None
+    column: int | None = None
+    path: str = ""
+    severity: Severity = Severity.ERROR
+
+    def location(self) -> str:
+        """``file:line:col`` with the parts that are known."""
+        parts = [self.file or "<input>"]
+        if self.line is not None:
+            parts.append(str(self.line))
+            if self.column is not None:
+                parts.append(str(self.column))
+        return ":".join(parts)
+
+    def format(self) -> str:
+        """The one-line text form: ``path:line:col: field.path: message [RULE-ID]``."""
+        prefix = "" if self.severity is Severity.ERROR else f"{self.severity.value}: "
+        where = f"{self.path}: " if self.path else ""
+        return f"{self.location()}: {prefix}{where}{self.message} [{self.code}]"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form, used by ``--format json``."""
+        return {
+            "code": self.code,
+            "severity": self.severity.value,
+            "message": self.message,
+            "file": self.file,
+            "line": self.line,
+            "column": self.column,
+            "path": self.path,
+        }
+
+    def sort_key(self) -> tuple[str, int, int, str, str]:
+        return (self.file or "", self.line or 0, self.column or 0, self.path, self.code)
+
+
+@dataclass(slots=True)
+class Diagnostics:
+    """An ordered, append-only collection of diagnostics for one run."""
+
+    items: list[Diagnostic] = field(default_factory=list)
+
+    def add(self, diagnostic: Diagnostic) -> None:
+        self.items.append(diagnostic)
+
+    def extend(self, diagnostics: Iterable[Diagnostic]) -> None:
+        self.items.extend(diagnostics)
+
+    def __iter__(self) -> Iterator[Diagnostic]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def error_count(self) -> int:
+        return sum(1 for d in self.items if d.severity is Severity.ERROR)
+
+    @property
+    def warning_count(self) -> int:
+        return sum(1 for d in self.items if d.severity is Severity.WARNING)
+
+    def has_errors(self, *, strict: bool = False) -> bool:
+        """True when the run must fail: any error, or any warning under ``strict``."""
+        return self.error_count > 0 or (strict and self.warning_count > 0)
+
+    def sorted(self) -> list[Diagnostic]:
+        """Diagnostics in file, line, column order (stable for golden tests)."""
+        return sorted(self.items, key=Diagnostic.sort_key)

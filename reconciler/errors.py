@@ -1,0 +1,84 @@
+"""The exception tree: the one place that says what can go wrong and how it surfaces.
+
+User mistakes in manifests are *not* exceptions: they are :class:`~reconciler.diagnostics.Diagnostic`
+records collected for a whole run (see ``diagnostics.py``). Exceptions are for conditions that
+stop a command: infrastructure, keys, stale plans, policy, and bugs.
+
+::
+
+    ReconcilerError                      every error the CLI prints as one line, no traceback
+    ├── ConfigError                      bad invocation or settings (flags, reconciler.yaml, env vars)
+    │   └── ManifestInvalid              validation failed; carries the run's diagnostics
+    ├── SecretError                      anything about keys or encrypted values
+    │   ├── KeyUnavailable               no age identity / keyring / fingerprint key
+    │   └── DecryptFailed                MAC mismatch, wrong key, tampered or malformed value
+    ├── StateError                       the database
+    │   ├── DatabaseUnavailable          cannot connect, connection lost, server gone
+    │   ├── LockTimeout                  another apply holds the lock
+    │   └── PlanStale                    saved plan no longer matches database or manifests (exit 3)
+    ├── PolicyViolation                  risk above what is allowed, or mass deletion (exit 4)
+    └── ApplyFailed                      a write failed; the transaction was rolled back
+
+Adapters translate library exceptions (``sqlalchemy.exc.*``, ``pyrage.DecryptError``,
+``cryptography.exceptions.InvalidTag``) into the most specific class here with
+``raise ... from exc``. Messages never contain secret plaintext.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from reconciler.diagnostics import Diagnostics
+
+
+class ReconcilerError(Exception):
+    """Base class: an expected failure with a message fit for a user."""
+
+
+class ConfigError(ReconcilerError):
+    """Invalid invocation, environment variable or ``reconciler.yaml`` setting."""
+
+
+class ManifestInvalid(ConfigError):
+    """Manifests failed to load or validate. ``diagnostics`` holds every problem found."""
+
+    def __init__(self, diagnostics: Diagnostics, message: str | None = None) -> None:
+        self.diagnostics = diagnostics
+        super().__init__(message or f"{diagnostics.error_count} error(s) in manifests")
+
+
+class SecretError(ReconcilerError):
+    """A problem with keys or encrypted values."""
+
+
+class KeyUnavailable(SecretError):
+    """No usable key: no age identity, keyring, keyring version or fingerprint key."""
+
+
+class DecryptFailed(SecretError):
+    """A value could not be decrypted or authenticated (MAC mismatch, wrong key, tampering)."""
+
+
+class StateError(ReconcilerError):
+    """A problem with the database state or access to it."""
+
+
+class DatabaseUnavailable(StateError):
+    """The database cannot be reached, or the connection was lost."""
+
+
+class LockTimeout(StateError):
+    """Another apply holds the reconciler lock past ``--lock-timeout``."""
+
+
+class PlanStale(StateError):
+    """A saved plan no longer matches the database or the manifests; nothing was written."""
+
+
+class PolicyViolation(ReconcilerError):
+    """The plan needs a permission that was not given (risk level or mass deletion)."""
+
+
+class ApplyFailed(ReconcilerError):
+    """A write failed inside the apply transaction; everything was rolled back."""

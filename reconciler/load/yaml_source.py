@@ -1,0 +1,338 @@
+"""Strict, fast YAML reading with the scalar typing that sops (go-yaml v3) uses.
+
+Why not ``yaml.safe_load``: PyYAML resolves plain scalars with YAML 1.1 rules (``yes`` and
+``on`` become booleans, ``0755`` an octal, ``1:20`` base-60). sops hashes unencrypted values
+into its MAC after typing them the way go-yaml v3 does, so a reader that types differently
+computes a different MAC; and users are surprised when ``country: no`` becomes ``False``.
+
+What this module guarantees:
+
+* Go/YAML 1.2 scalar typing (see :func:`resolve_plain`): only ``true``/``false`` (three
+  spellings each) are booleans; ``null``/``~``/empty are null; integers as Go's
+  ``strconv.ParseInt(s, 0, 64)``; floats by the YAML 1.2 core pattern plus ``.inf``/``.nan``;
+  plain ``YYYY-M-D[Th:m:s[.f][zone]]`` are timestamps (aware :class:`datetime`, UTC when no
+  zone is given). Quoted and block scalars are always strings.
+* Duplicate mapping keys are errors; mapping keys must be strings.
+* Anchors and aliases are bounded: a document whose alias-expanded size exceeds
+  :data:`MAX_EXPANDED_NODES` fails fast (billion laughs), and recursive aliases are refused.
+* A size limit per file (:data:`MAX_FILE_BYTES`).
+* Speed: parsing uses libyaml (``CParser``) and keeps no positions. Positions are found
+  lazily with :func:`locate`, which re-composes only a file that has a problem to report.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import yaml
+
+try:  # libyaml is in every PyYAML wheel; the pure-Python parser is a slow fallback.
+    from yaml import CSafeLoader as _BaseLoader
+except ImportError:  # pragma: no cover
+    from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
+
+MAX_FILE_BYTES = 1024 * 1024
+"""Largest manifest accepted (1 MiB); real manifests are a few KB."""
+
+MAX_EXPANDED_NODES = 100_000
+"""Largest document size after alias expansion, counted in nodes."""
+
+PathElement = str | int
+"""A mapping key or a sequence index."""
+
+
+@dataclass(frozen=True, slots=True)
+class YamlError(Exception):
+    """A YAML document could not be read. ``line``/``column`` are 1-based where known."""
+
+    message: str
+    line: int | None = None
+    column: int | None = None
+
+    def __str__(self) -> str:
+        if self.line is None:
+            return self.message
+        return f"line {self.line}, column {self.column}: {self.message}"
+
+
+_STR_TAG = "tag:yaml.org,2002:str"
+_NULLS = frozenset({"", "~", "null", "Null", "NULL"})
+_TRUES = frozenset({"true", "True", "TRUE"})
+_FALSES = frozenset({"false", "False", "FALSE"})
+_FLOAT_RE = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
+_INF_NAN = {
+    ".inf": math.inf, ".Inf": math.inf, ".INF": math.inf,
+    "+.inf": math.inf, "+.Inf": math.inf, "+.INF": math.inf,
+    "-.inf": -math.inf, "-.Inf": -math.inf, "-.INF": -math.inf,
+    ".nan": math.nan, ".NaN": math.nan, ".NAN": math.nan,
+}  # fmt: skip
+_INT_START = re.compile(r"^[-+]?[0-9]")
+_TIMESTAMP_RE = re.compile(
+    r"^(?P<y>[0-9]{4})-(?P<m>[0-9]{1,2})-(?P<d>[0-9]{1,2})"
+    r"(?:(?:[Tt]|[ \t]+)(?P<H>[0-9]{1,2}):(?P<M>[0-9]{1,2}):(?P<S>[0-9]{1,2})"
+    r"(?:\.(?P<f>[0-9]*))?"
+    r"(?:[ \t]*(?P<tz>Z|[-+][0-9]{1,2}(?::?[0-9]{2})?))?)?$"
+)
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _go_parse_int(text: str) -> int | None:
+    """Go ``strconv.ParseInt(s, 0, 64)`` after removing underscores; None if not an int."""
+    s = text.replace("_", "")
+    if not _INT_START.match(s):
+        return None
+    sign = 1
+    body = s
+    if body[0] in "+-":
+        sign = -1 if body[0] == "-" else 1
+        body = body[1:]
+    lower = body.lower()
+    try:
+        if lower.startswith("0x"):
+            value = int(body[2:], 16)
+        elif lower.startswith("0o"):
+            value = int(body[2:], 8)
+        elif lower.startswith("0b"):
+            value = int(body[2:], 2)
+        elif len(body) > 1 and body[0] == "0":
+            value = int(body[1:], 8)  # Go keeps the C-style leading-zero octal
+        else:
+            if not body.isdigit():
+                return None
+            value = int(body, 10)
+    except ValueError:
+        return None
+    value *= sign
+    if value < _INT64_MIN or value > 2**64 - 1:
+        return None
+    return value
+
+
+def _parse_timestamp(text: str) -> datetime | None:
+    m = _TIMESTAMP_RE.match(text)
+    if not m:
+        return None
+    try:
+        year, month, day = int(m["y"]), int(m["m"]), int(m["d"])
+        if m["H"] is None:
+            return datetime(year, month, day, tzinfo=UTC)
+        frac = (m["f"] or "")[:6].ljust(6, "0")
+        tz = UTC
+        if m["tz"] and m["tz"] != "Z":
+            raw = m["tz"]
+            sign = -1 if raw[0] == "-" else 1
+            digits = raw[1:].replace(":", "")
+            hours = int(digits[:-2] if len(digits) > 2 else digits)
+            minutes = int(digits[-2:]) if len(digits) > 2 else 0
+            tz = timezone(sign * timedelta(hours=hours, minutes=minutes))
+        return datetime(
+            year, month, day, int(m["H"]), int(m["M"]), int(m["S"]), int(frac), tzinfo=tz
+        )
+    except ValueError:
+        return None
+
+
+def resolve_plain(text: str) -> Any:
+    """Type a plain (unquoted, non-block) scalar the way go-yaml v3 does."""
+    if text in _NULLS:
+        return None
+    if text in _TRUES:
+        return True
+    if text in _FALSES:
+        return False
+    if text in _INF_NAN:
+        return _INF_NAN[text]
+    if text[:1] in "+-.0123456789":
+        as_int = _go_parse_int(text)
+        if as_int is not None:
+            return as_int
+        if _FLOAT_RE.match(text.replace("_", "")) and "_" not in text:
+            return float(text)
+        ts = _parse_timestamp(text)
+        if ts is not None:
+            return ts
+    return text
+
+
+class _StrictLoader(_BaseLoader):
+    """libyaml parser + Go typing + duplicate-key refusal. Positions are not kept."""
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> str:  # type: ignore[override]
+        # Every implicitly tagged scalar goes through construct_scalar_go, which types plain
+        # scalars itself; quoted ones stay strings.
+        if kind is yaml.ScalarNode:
+            if value == "<<" and implicit[0]:
+                return "tag:yaml.org,2002:merge"
+            return _STR_TAG
+        return super().resolve(kind, value, implicit)  # type: ignore[no-any-return]
+
+    def construct_go_scalar(self, node: yaml.ScalarNode) -> Any:
+        if not node.style:  # plain: None from the Python parser, "" from libyaml
+            return resolve_plain(node.value)
+        return node.value
+
+    def construct_binary_as_str(self, node: yaml.ScalarNode) -> str:
+        # sops turns !!binary into a string of the decoded bytes.
+        raw = base64.b64decode("".join(str(node.value).split()))
+        return raw.decode("utf-8", errors="replace")
+
+    def construct_timestamp_go(self, node: yaml.ScalarNode) -> Any:
+        ts = _parse_timestamp(str(node.value))
+        if ts is None:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"invalid timestamp {node.value!r}", node.start_mark
+            )
+        return ts
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            if not isinstance(key, str):
+                if key_node.tag == _STR_TAG and not key_node.style and key_node.value == "<<":
+                    continue
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"mapping keys must be strings, found {key!r}", key_node.start_mark
+                )
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
+
+
+_StrictLoader.add_constructor(_STR_TAG, _StrictLoader.construct_go_scalar)
+_StrictLoader.add_constructor("tag:yaml.org,2002:binary", _StrictLoader.construct_binary_as_str)
+_StrictLoader.add_constructor("tag:yaml.org,2002:timestamp", _StrictLoader.construct_timestamp_go)
+
+
+def _check_expansion(doc: Any) -> None:
+    """Refuse recursive aliases and documents that expand past MAX_EXPANDED_NODES."""
+    memo: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(obj: Any) -> int:
+        if not isinstance(obj, dict | list):
+            return 1
+        key = id(obj)
+        if key in memo:
+            return memo[key]
+        if key in active:
+            raise YamlError("recursive alias: a node refers to itself")
+        active.add(key)
+        children = obj.values() if isinstance(obj, dict) else obj
+        total = 1
+        for child in children:
+            total += size(child)
+            if total > MAX_EXPANDED_NODES:
+                raise YamlError(
+                    f"document expands to more than {MAX_EXPANDED_NODES} nodes through aliases"
+                )
+        active.discard(key)
+        memo[key] = total
+        return total
+
+    size(doc)
+
+
+def _mark_error(exc: yaml.YAMLError) -> YamlError:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    context = getattr(exc, "context", None)
+    message = f"{context}: {problem}" if context and "duplicate" not in str(problem) else problem
+    if mark is None:
+        return YamlError(str(message))
+    return YamlError(str(message), mark.line + 1, mark.column + 1)
+
+
+def parse_documents(text: str | bytes) -> list[Any]:
+    """Parse every document of a YAML stream with Go typing; raise :class:`YamlError`."""
+    raw = text.encode("utf-8") if isinstance(text, str) else text
+    if len(raw) > MAX_FILE_BYTES:
+        raise YamlError(f"file is {len(raw)} bytes; the limit is {MAX_FILE_BYTES}")
+    try:
+        decoded = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise YamlError(f"not UTF-8 text: {exc.reason} at byte {exc.start}") from None
+    loader = _StrictLoader(decoded)
+    try:
+        docs: list[Any] = []
+        while loader.check_data():  # type: ignore[no-untyped-call]
+            docs.append(loader.get_data())  # type: ignore[no-untyped-call]
+    except yaml.YAMLError as exc:
+        raise _mark_error(exc) from None
+    except RecursionError:
+        raise YamlError("document is nested too deeply") from None
+    finally:
+        loader.dispose()  # type: ignore[no-untyped-call]
+    for doc in docs:
+        _check_expansion(doc)
+    return docs
+
+
+def parse_document(text: str | bytes) -> Any:
+    """Parse a single-document YAML file (empty file -> ``None``)."""
+    docs = parse_documents(text)
+    if len(docs) > 1:
+        raise YamlError(f"expected one YAML document, found {len(docs)}")
+    return docs[0] if docs else None
+
+
+def locate(
+    text: str | bytes, path: Sequence[PathElement], *, key: bool = False, document: int = 0
+) -> tuple[int, int] | None:
+    """1-based (line, column) of the node at ``path`` in ``document``.
+
+    With ``key=True`` the position of the mapping *key* is returned (for "unknown field"
+    errors). When the path does not exist the deepest existing ancestor's position is
+    returned, which is where a missing field belongs. ``None`` if the text does not parse.
+    """
+    decoded = text.decode("utf-8", errors="replace") if isinstance(text, bytes) else text
+    try:
+        nodes = list(yaml.compose_all(decoded, Loader=_BaseLoader))
+    except yaml.YAMLError:
+        return None
+    if document >= len(nodes) or nodes[document] is None:
+        return None
+    node: yaml.Node = nodes[document]
+    mark = node.start_mark
+    for element in path:
+        nxt: yaml.Node | None = None
+        key_mark = None
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                if isinstance(k, yaml.ScalarNode) and k.value == str(element):
+                    nxt, key_mark = v, k.start_mark
+                    break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(element, int):
+            if 0 <= element < len(node.value):
+                nxt = node.value[element]
+        if nxt is None:
+            break
+        node = nxt
+        mark = key_mark if key and key_mark is not None else node.start_mark
+        if key and key_mark is not None and element is path[-1]:
+            mark = key_mark
+        elif element is not path[-1] or not key:
+            mark = node.start_mark
+    return mark.line + 1, mark.column + 1
+
+
+def format_path(path: Sequence[PathElement]) -> str:
+    """``environments.production.webhooks.billing.events[2]`` from a path tuple."""
+    out = ""
+    for element in path:
+        if isinstance(element, int):
+            out += f"[{element}]"
+        else:
+            out += f".{element}" if out else str(element)
+    return out

@@ -1,0 +1,405 @@
+"""The Plan: frozen, versioned, serializable data that every renderer and ``apply`` read.
+
+A plan holds no secret: sensitive fields carry only whether the value is set and whether it
+changed. ``to_dict``/``from_dict`` give the JSON form documented by ``schemas/plan.v1.json``.
+``FORMAT_VERSION`` follows dbt's rule: adding a field with a default is non-breaking;
+anything else bumps the version.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.model.enums import Environment, Platform, RiskLevel
+
+FORMAT_VERSION = 1
+
+SENSITIVE_MASK = "(sensitive)"
+
+
+class Action(enum.StrEnum):
+    """What a change does. Closed set: code that handles actions matches exhaustively."""
+
+    NOOP = "no-op"
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    REVOKE = "revoke"
+
+    @property
+    def symbol(self) -> str:
+        """The one-character marker in text plans (Terraform style)."""
+        return _SYMBOLS[self]
+
+    @property
+    def is_destructive(self) -> bool:
+        return self in (Action.DELETE, Action.REVOKE)
+
+
+_SYMBOLS = {
+    Action.NOOP: " ",
+    Action.CREATE: "+",
+    Action.UPDATE: "~",
+    Action.DELETE: "-",
+    Action.REVOKE: "!",
+}
+
+
+class ResourceKind(enum.StrEnum):
+    """The kind of object a change is about, in apply order."""
+
+    INTEGRATION = "integration"
+    WEBHOOK = "webhook"
+    OAUTH_ACCOUNT = "oauth_account"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Address:
+    """Stable identity of one object, also its sort key.
+
+    ``environment`` is ``None`` only for OAuth accounts found in the database that no manifest
+    declares (token rows have no environment).
+    """
+
+    tenant: str
+    platform: Platform
+    environment: Environment | None
+    kind: ResourceKind
+    name: str
+
+    def __str__(self) -> str:
+        env = self.environment.manifest_key if self.environment else "-"
+        return f"{self.tenant}/{self.platform.file_stem}/{env}/{self.kind.value}/{self.name}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tenant": self.tenant,
+            "platform": self.platform.value,
+            "environment": self.environment.value if self.environment else None,
+            "kind": self.kind.value,
+            "name": self.name,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Address:
+        env = d.get("environment")
+        return cls(
+            tenant=d["tenant"],
+            platform=Platform(d["platform"]),
+            environment=Environment(env) if env else None,
+            kind=ResourceKind(d["kind"]),
+            name=d["name"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FieldChange:
+    """One field of an update (or every set field of a create/delete).
+
+    For a sensitive field ``before``/``after`` are ``"(sensitive)"`` when a value is set and
+    ``None`` when not; whether it changed is exact (compared by keyed fingerprint).
+    """
+
+    field: str
+    before: Any
+    after: Any
+    sensitive: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "field": self.field,
+            "before": self.before,
+            "after": self.after,
+            "sensitive": self.sensitive,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FieldChange:
+        return cls(d["field"], d.get("before"), d.get("after"), bool(d.get("sensitive", False)))
+
+
+@dataclass(frozen=True, slots=True)
+class RiskReason:
+    """One rule of the risk table that matched a change."""
+
+    code: str
+    level: RiskLevel
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "level": self.level.value, "message": self.message}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RiskReason:
+        return cls(d["code"], RiskLevel(d["level"]), d["message"])
+
+
+@dataclass(frozen=True, slots=True)
+class Risk:
+    """A change's risk: the highest level of the matching rules, and the rules themselves.
+
+    Risk explains and may *gate* an apply (``--allow-risk``), but must never change how a
+    change is applied.
+    """
+
+    level: RiskLevel
+    reasons: tuple[RiskReason, ...] = ()
+
+    @property
+    def requires_review(self) -> bool:
+        return self.level.requires_review
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "level": self.level.value,
+            "requires_review": self.requires_review,
+            "reasons": [r.to_dict() for r in self.reasons],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Risk:
+        return cls(RiskLevel(d["level"]), tuple(RiskReason.from_dict(r) for r in d["reasons"]))
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One planned change to one object.
+
+    Attributes:
+        address: the object's identity.
+        action: create, update, delete, revoke.
+        fields: field-level before/after (sensitive fields masked).
+        risk: level and reasons; for display, audit and gating only, never for how to apply.
+        reason: why this action, in words (e.g. "not in manifests (--prune)"); display only.
+        source: manifest path that declares the object, if any.
+        row_id: database id of the existing row (``None`` for a create of a new row).
+        row_version: the row version the plan saw (``None`` for a new row).
+    """
+
+    address: Address
+    action: Action
+    fields: tuple[FieldChange, ...] = ()
+    risk: Risk = field(default_factory=lambda: Risk(RiskLevel.LOW))
+    reason: str = ""
+    source: str | None = None
+    row_id: int | None = None
+    row_version: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "address": str(self.address),
+            "resource": self.address.to_dict(),
+            "action": self.action.value,
+            "fields": [f.to_dict() for f in self.fields],
+            "risk": self.risk.to_dict(),
+            "reason": self.reason,
+            "source": self.source,
+            "row_id": self.row_id,
+            "row_version": self.row_version,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Change:
+        return cls(
+            address=Address.from_dict(d["resource"]),
+            action=Action(d["action"]),
+            fields=tuple(FieldChange.from_dict(f) for f in d["fields"]),
+            risk=Risk.from_dict(d["risk"]),
+            reason=d.get("reason", ""),
+            source=d.get("source"),
+            row_id=d.get("row_id"),
+            row_version=d.get("row_version"),
+        )
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class RowRef:
+    """A row the plan read: table, id and row version. Apply of a saved plan re-checks these."""
+
+    table: str
+    id: int
+    row_version: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"table": self.table, "id": self.id, "row_version": self.row_version}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RowRef:
+        return cls(d["table"], int(d["id"]), int(d["row_version"]))
+
+
+class NoticeKind(enum.StrEnum):
+    """Things a plan reports that are not changes."""
+
+    KEPT = "kept"
+    """In the database, not in manifests, kept because ``--prune`` was not given."""
+    WAITING_FOR_CONNECTION = "waiting_for_connection"
+    """A declared OAuth account with no token yet."""
+    UNDECLARED_ACCOUNT = "undeclared_account"
+    """A token for an account no manifest declares (without --prune: reported, not revoked)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    kind: NoticeKind
+    address: Address
+    message: str
+    level: RiskLevel | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value,
+            "address": str(self.address),
+            "resource": self.address.to_dict(),
+            "message": self.message,
+            "level": self.level.value if self.level else None,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Notice:
+        lvl = d.get("level")
+        return cls(
+            NoticeKind(d["kind"]),
+            Address.from_dict(d["resource"]),
+            d["message"],
+            RiskLevel(lvl) if lvl else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MassDeletion:
+    """A tripped mass-deletion breaker for one tenant; apply refuses it unless allowed."""
+
+    tenant: str
+    deleting: int
+    total: int
+    whole_tenant: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tenant": self.tenant,
+            "deleting": self.deleting,
+            "total": self.total,
+            "whole_tenant": self.whole_tenant,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> MassDeletion:
+        return cls(d["tenant"], int(d["deleting"]), int(d["total"]), bool(d["whole_tenant"]))
+
+
+@dataclass(frozen=True, slots=True)
+class Selectors:
+    """Which tenants and platforms a plan covers. Empty tuples mean "all"."""
+
+    tenants: tuple[str, ...] = ()
+    platforms: tuple[Platform, ...] = ()
+    exclude_tenants: tuple[str, ...] = ()
+
+    def matches(self, tenant: str, platform: Platform) -> bool:
+        if self.tenants and tenant not in self.tenants:
+            return False
+        if tenant in self.exclude_tenants:
+            return False
+        return not (self.platforms and platform not in self.platforms)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tenants": list(self.tenants),
+            "platforms": [p.value for p in self.platforms],
+            "exclude_tenants": list(self.exclude_tenants),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Selectors:
+        return cls(
+            tuple(d.get("tenants", ())),
+            tuple(Platform(p) for p in d.get("platforms", ())),
+            tuple(d.get("exclude_tenants", ())),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A complete, ordered plan.
+
+    Attributes:
+        format_version: JSON format version (see module docstring).
+        created_at: RFC 3339 UTC time the plan was made (given by the caller; the core has
+            no clock).
+        manifests_digest: digest of the manifests the plan was made from.
+        actual_fingerprint: SHA-256 over ``read_set``; equal fingerprints mean the same rows
+            at the same versions.
+        read_set: every row the plan read, with its version.
+        changes: ordered changes (see ``core/order.py``); no-ops are not listed.
+        notices: kept objects, accounts waiting for connection, undeclared accounts.
+        mass_deletions: tripped breakers; apply refuses unless allowed.
+        selectors: the tenant/platform selection the plan covers.
+        prune: whether deletions of undeclared objects were planned.
+    """
+
+    created_at: str
+    manifests_digest: str
+    actual_fingerprint: str
+    changes: tuple[Change, ...] = ()
+    read_set: tuple[RowRef, ...] = ()
+    notices: tuple[Notice, ...] = ()
+    mass_deletions: tuple[MassDeletion, ...] = ()
+    selectors: Selectors = field(default_factory=Selectors)
+    prune: bool = False
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.changes)
+
+    @property
+    def max_risk(self) -> RiskLevel | None:
+        return max((c.risk.level for c in self.changes), default=None)
+
+    def summary(self) -> dict[str, Any]:
+        """Counts of changes per action and per risk level, and how many need review."""
+        by_action = Counter(c.action.value for c in self.changes)
+        by_risk = Counter(c.risk.level.value for c in self.changes)
+        return {
+            "total": len(self.changes),
+            "by_action": {a.value: by_action.get(a.value, 0) for a in Action if a is not Action.NOOP},
+            "by_risk": {r.value: by_risk.get(r.value, 0) for r in RiskLevel},
+            "requires_review": sum(1 for c in self.changes if c.risk.requires_review),
+            "mass_deletions": len(self.mass_deletions),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": self.format_version,
+            "created_at": self.created_at,
+            "manifests_digest": self.manifests_digest,
+            "actual_fingerprint": self.actual_fingerprint,
+            "selectors": self.selectors.to_dict(),
+            "prune": self.prune,
+            "summary": self.summary(),
+            "changes": [c.to_dict() for c in self.changes],
+            "notices": [n.to_dict() for n in self.notices],
+            "mass_deletions": [m.to_dict() for m in self.mass_deletions],
+            "read_set": [r.to_dict() for r in self.read_set],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Plan:
+        version = d.get("format_version")
+        if version != FORMAT_VERSION:
+            raise ValueError(f"unsupported plan format_version {version!r} (expected {FORMAT_VERSION})")
+        return cls(
+            created_at=d["created_at"],
+            manifests_digest=d["manifests_digest"],
+            actual_fingerprint=d["actual_fingerprint"],
+            changes=tuple(Change.from_dict(c) for c in d["changes"]),
+            read_set=tuple(RowRef.from_dict(r) for r in d["read_set"]),
+            notices=tuple(Notice.from_dict(n) for n in d.get("notices", ())),
+            mass_deletions=tuple(MassDeletion.from_dict(m) for m in d.get("mass_deletions", ())),
+            selectors=Selectors.from_dict(d.get("selectors", {})),
+            prune=bool(d.get("prune", False)),
+        )

