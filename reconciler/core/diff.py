@@ -1,0 +1,441 @@
+"""diff(desired, actual) -> changes: the pure comparison of manifests with the database.
+
+Identity (DESIGN.md §5): integration ``(tenant, platform, environment, config_type)``,
+webhook ``(tenant, platform, environment, name)``, OAuth account ``(tenant, platform,
+account id)``. Only reconciled fields (``model/fields.py``) are compared, so runtime-owned
+columns can never show up as a difference. Secrets are compared by keyed fingerprint, so a
+manifest re-encrypted with the same values (``sops updatekeys``) shows no change.
+
+Objects in the database that no manifest declares are deleted only with ``prune``; without
+it they are reported as notices ("kept"). Soft-deleted rows are treated as absent: declaring
+one again plans a create that restores the row.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.core.risk import RiskPolicy, score
+from reconciler.model.actual import ActualIntegration, ActualState, ActualToken, ActualWebhook
+from reconciler.model.desired import (
+    DesiredIntegration,
+    DesiredOAuthAccount,
+    DesiredState,
+    DesiredWebhook,
+    SecretValue,
+)
+from reconciler.model.enums import Platform, RiskLevel
+from reconciler.model.fields import INTEGRATION_SECRETS, WEBHOOK_SECRETS
+from reconciler.model.plan import (
+    SENSITIVE_MASK,
+    Action,
+    Address,
+    Change,
+    FieldChange,
+    MassDeletion,
+    Notice,
+    NoticeKind,
+    ResourceKind,
+    Selectors,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DiffResult:
+    """Unordered output of :func:`diff`; ``core.order`` sorts it and ``core.planner`` wraps it."""
+
+    changes: tuple[Change, ...]
+    notices: tuple[Notice, ...]
+    mass_deletions: tuple[MassDeletion, ...]
+
+
+def diff(
+    desired: DesiredState,
+    actual: ActualState,
+    *,
+    policy: RiskPolicy,
+    prune: bool = False,
+    selectors: Selectors | None = None,
+) -> DiffResult:
+    """Compare desired with actual state (both already restricted to ``selectors``)."""
+    sel = selectors or Selectors()
+    changes: list[Change] = []
+    notices: list[Notice] = []
+    for result in (
+        _diff_integrations(desired.integrations, actual.integrations, policy, prune, sel),
+        _diff_webhooks(desired.webhooks, actual.webhooks, policy, prune, sel),
+        _diff_accounts(desired.oauth_accounts, actual.tokens, policy, prune, sel),
+    ):
+        changes.extend(result[0])
+        notices.extend(result[1])
+    breakers = _mass_deletions(changes, actual, desired.tenants, policy)
+    return DiffResult(tuple(changes), tuple(notices), breakers)
+
+
+# -- values ------------------------------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    """A display/JSON form of a field value (enums as their labels, tuples as lists)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value.value if hasattr(value, "value") else value
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return str(value)
+
+
+def _secret_fp(secret: SecretValue | None, where: str) -> str | None:
+    if secret is None:
+        return None
+    if secret.fingerprint is None:
+        raise ValueError(f"{where}: secret was not decrypted; plans need decrypted manifests")
+    return secret.fingerprint
+
+
+def _secret_change(name: str, before_fp: str | None, after_fp: str | None) -> FieldChange | None:
+    if before_fp == after_fp:
+        return None
+    return FieldChange(
+        name,
+        SENSITIVE_MASK if before_fp else None,
+        SENSITIVE_MASK if after_fp else None,
+        sensitive=True,
+    )
+
+
+def _field_changes(
+    before: Mapping[str, Any], after: Mapping[str, Any], set_like: frozenset[str] = frozenset()
+) -> list[FieldChange]:
+    out: list[FieldChange] = []
+    for name, new in after.items():
+        old = before.get(name)
+        if name in set_like:
+            if set(old or ()) == set(new or ()):
+                continue
+        elif _plain(old) == _plain(new):
+            continue
+        out.append(FieldChange(name, _plain(old), _plain(new)))
+    return out
+
+
+def _integration_values(d: DesiredIntegration | ActualIntegration) -> dict[str, Any]:
+    return {
+        "is_primary": d.is_primary,
+        "is_active": d.is_active,
+        "sync_interval": d.sync_interval,
+        "sync_direction": d.sync_direction,
+        "features": dict(d.features),
+        "mapping_rules": dict(d.mapping_rules),
+        "filter_rules": dict(d.filter_rules),
+        "transform_rules": dict(d.transform_rules),
+    }
+
+
+def _webhook_values(w: DesiredWebhook | ActualWebhook) -> dict[str, Any]:
+    if isinstance(w, DesiredWebhook):
+        retry = (
+            w.retry.max_attempts,
+            w.retry.initial_delay_seconds,
+            w.retry.multiplier,
+            w.retry.max_delay_seconds,
+        )
+    else:
+        retry = (
+            w.retry_max_attempts,
+            w.retry_initial_delay_seconds,
+            w.retry_backoff_multiplier,
+            w.retry_max_delay_seconds,
+        )
+    return {
+        "webhook_type": w.webhook_type,
+        "endpoint_url": w.endpoint_url,
+        "auth_type": w.auth_type,
+        "subscribed_events": list(w.subscribed_events),
+        "retry_max_attempts": retry[0],
+        "retry_initial_delay_seconds": retry[1],
+        "retry_backoff_multiplier": float(retry[2]),
+        "retry_max_delay_seconds": retry[3],
+        "circuit_breaker_threshold": w.circuit_breaker_threshold,
+        "circuit_breaker_reset_seconds": w.circuit_breaker_reset_seconds,
+        "is_active": w.is_active,
+    }
+
+
+def _created_fields(
+    values: Mapping[str, Any], secrets: Mapping[str, str | None]
+) -> list[FieldChange]:
+    out = [FieldChange(k, None, _plain(v)) for k, v in values.items() if v not in (None, {}, [])]
+    out += [FieldChange(k, None, SENSITIVE_MASK, True) for k, fp in secrets.items() if fp]
+    return out
+
+
+def _deleted_fields(
+    values: Mapping[str, Any], secrets: Mapping[str, str | None]
+) -> list[FieldChange]:
+    out = [FieldChange(k, _plain(v), None) for k, v in values.items() if v not in (None, {}, [])]
+    out += [FieldChange(k, SENSITIVE_MASK, None, True) for k, fp in secrets.items() if fp]
+    return out
+
+
+# -- integrations and webhooks ---------------------------------------------------------------
+
+
+def _make_change(
+    address: Address,
+    action: Action,
+    fields: list[FieldChange],
+    policy: RiskPolicy,
+    *,
+    reason: str,
+    source: str | None,
+    row_id: int | None,
+    row_version: int | None,
+) -> Change:
+    ordered = tuple(sorted(fields, key=lambda f: f.field))
+    risk = score(action, address.kind, address.environment, ordered, policy)
+    return Change(address, action, ordered, risk, reason, source, row_id, row_version)
+
+
+def _diff_integrations(
+    desired: Iterable[DesiredIntegration],
+    actual: Iterable[ActualIntegration],
+    policy: RiskPolicy,
+    prune: bool,
+    sel: Selectors,
+) -> tuple[list[Change], list[Notice]]:
+    rows = {(a.tenant_id, a.platform, a.environment, a.config_type): a for a in actual}
+    changes: list[Change] = []
+    seen: set[tuple[Any, ...]] = set()
+    for d in desired:
+        key = (d.tenant_id, d.platform, d.environment, d.config_type)
+        seen.add(key)
+        addr = Address(
+            d.tenant_id, d.platform, d.environment, ResourceKind.INTEGRATION, d.config_type.value
+        )
+        where = f"{addr} ({d.source.path})"
+        secrets = {
+            name: _secret_fp(getattr(d, name), f"{where} {name}") for name in INTEGRATION_SECRETS
+        }
+        a = rows.get(key)
+        values = _integration_values(d)
+        if a is None or a.deleted_at is not None:
+            reason = (
+                "declared in manifests" if a is None else "declared again (restores a deleted row)"
+            )
+            changes.append(
+                _make_change(addr, Action.CREATE, _created_fields(values, secrets), policy,
+                             reason=reason, source=d.source.path,
+                             row_id=a.id if a else None, row_version=a.row_version if a else None)
+            )  # fmt: skip
+            continue
+        fields = _field_changes(_integration_values(a), values)
+        for name, fp in secrets.items():
+            fc = _secret_change(name, getattr(a, f"{name}_fingerprint"), fp)
+            if fc:
+                fields.append(fc)
+        if fields:
+            changes.append(
+                _make_change(addr, Action.UPDATE, fields, policy, reason="manifest differs",
+                             source=d.source.path, row_id=a.id, row_version=a.row_version)
+            )  # fmt: skip
+    notices: list[Notice] = []
+    for key, a in rows.items():
+        if key in seen or a.deleted_at is not None or not sel.matches(a.tenant_id, a.platform):
+            continue
+        addr = Address(
+            a.tenant_id, a.platform, a.environment, ResourceKind.INTEGRATION, a.config_type.value
+        )
+        secrets = {n: getattr(a, f"{n}_fingerprint") for n in INTEGRATION_SECRETS}
+        _undeclared(addr, a.id, a.row_version, _deleted_fields(_integration_values(a), secrets),
+                    policy, prune, changes, notices)  # fmt: skip
+    return changes, notices
+
+
+def _diff_webhooks(
+    desired: Iterable[DesiredWebhook],
+    actual: Iterable[ActualWebhook],
+    policy: RiskPolicy,
+    prune: bool,
+    sel: Selectors,
+) -> tuple[list[Change], list[Notice]]:
+    rows = {(a.tenant_id, a.platform, a.environment, a.name): a for a in actual}
+    changes: list[Change] = []
+    seen: set[tuple[Any, ...]] = set()
+    for d in desired:
+        key = (d.tenant_id, d.platform, d.environment, d.name)
+        seen.add(key)
+        addr = Address(d.tenant_id, d.platform, d.environment, ResourceKind.WEBHOOK, d.name)
+        where = f"{addr} ({d.source.path})"
+        secrets = {
+            name: _secret_fp(getattr(d, name), f"{where} {name}") for name in WEBHOOK_SECRETS
+        }
+        a = rows.get(key)
+        values = _webhook_values(d)
+        if a is None or a.deleted_at is not None:
+            reason = (
+                "declared in manifests" if a is None else "declared again (restores a deleted row)"
+            )
+            changes.append(
+                _make_change(addr, Action.CREATE, _created_fields(values, secrets), policy,
+                             reason=reason, source=d.source.path,
+                             row_id=a.id if a else None, row_version=a.row_version if a else None)
+            )  # fmt: skip
+            continue
+        fields = _field_changes(_webhook_values(a), values, frozenset({"subscribed_events"}))
+        for name, fp in secrets.items():
+            fc = _secret_change(name, getattr(a, f"{name}_fingerprint"), fp)
+            if fc:
+                fields.append(fc)
+        if fields:
+            changes.append(
+                _make_change(addr, Action.UPDATE, fields, policy, reason="manifest differs",
+                             source=d.source.path, row_id=a.id, row_version=a.row_version)
+            )  # fmt: skip
+    notices: list[Notice] = []
+    for key, a in rows.items():
+        if key in seen or a.deleted_at is not None or not sel.matches(a.tenant_id, a.platform):
+            continue
+        addr = Address(a.tenant_id, a.platform, a.environment, ResourceKind.WEBHOOK, a.name)
+        secrets = {n: getattr(a, f"{n}_fingerprint") for n in WEBHOOK_SECRETS}
+        _undeclared(addr, a.id, a.row_version, _deleted_fields(_webhook_values(a), secrets),
+                    policy, prune, changes, notices)  # fmt: skip
+    return changes, notices
+
+
+def _undeclared(
+    addr: Address,
+    row_id: int,
+    row_version: int,
+    fields: list[FieldChange],
+    policy: RiskPolicy,
+    prune: bool,
+    changes: list[Change],
+    notices: list[Notice],
+) -> None:
+    if prune:
+        changes.append(
+            _make_change(addr, Action.DELETE, fields, policy, reason="not in manifests (--prune)",
+                         source=None, row_id=row_id, row_version=row_version)
+        )  # fmt: skip
+    else:
+        notices.append(
+            Notice(NoticeKind.KEPT, addr, "not in manifests, kept (use --prune to delete)")
+        )
+
+
+# -- OAuth accounts ------------------------------------------------------------------------------
+
+
+def _diff_accounts(
+    desired: Iterable[DesiredOAuthAccount],
+    tokens: Iterable[ActualToken],
+    policy: RiskPolicy,
+    prune: bool,
+    sel: Selectors,
+) -> tuple[list[Change], list[Notice]]:
+    active: dict[tuple[str, Platform, str | None], list[ActualToken]] = defaultdict(list)
+    for t in tokens:
+        if t.is_active and t.revoked_at is None:
+            active[(t.tenant_id, t.platform, t.account_id)].append(t)
+    changes: list[Change] = []
+    notices: list[Notice] = []
+    declared: set[tuple[str, Platform, str | None]] = set()
+    for d in desired:
+        key = (d.tenant_id, d.platform, d.account_id)
+        declared.add(key)
+        addr = Address(
+            d.tenant_id, d.platform, d.environment, ResourceKind.OAUTH_ACCOUNT, d.account_id
+        )
+        found = sorted(active.get(key, ()), key=lambda t: t.id)
+        if d.revoke_reason is not None:
+            for t in found:
+                changes.append(
+                    _revoke(addr, t, f"revoke requested: {d.revoke_reason}", d.source.path, policy)
+                )
+            continue
+        if not found:
+            notices.append(Notice(NoticeKind.WAITING_FOR_CONNECTION, addr,
+                                  "declared, waiting for the OAuth connection"))  # fmt: skip
+            continue
+        if d.platform is Platform.STRIPE and d.stripe_livemode is not None:
+            for t in found:
+                if t.stripe_livemode is not None and t.stripe_livemode != d.stripe_livemode:
+                    mode = "live" if t.stripe_livemode else "test"
+                    notices.append(Notice(
+                        NoticeKind.UNDECLARED_ACCOUNT, addr,
+                        f"connected in {mode} mode, manifest expects the other mode",
+                        policy.reason("STRIPE_MODE_MISMATCH").level,
+                    ))  # fmt: skip
+    for key, found in active.items():
+        tenant, platform, account = key
+        if key in declared or not sel.matches(tenant, platform):
+            continue
+        for t in sorted(found, key=lambda t: t.id):
+            name = account or f"token-{t.id}"
+            addr = Address(tenant, platform, None, ResourceKind.OAUTH_ACCOUNT, name)
+            if prune:
+                change = _revoke(addr, t, "undeclared connected account (--prune)", None, policy)
+                undeclared = policy.reason("UNDECLARED_ACCOUNT")
+                risk = change.risk
+                if undeclared.code not in {r.code for r in risk.reasons}:
+                    reasons = tuple(
+                        sorted((*risk.reasons, undeclared), key=lambda r: (-r.level.rank, r.code))
+                    )
+                    risk = type(risk)(max(risk.level, undeclared.level), reasons)
+                changes.append(Change(addr, change.action, change.fields, risk, change.reason,
+                                      None, t.id, t.row_version))  # fmt: skip
+            else:
+                notices.append(Notice(
+                    NoticeKind.UNDECLARED_ACCOUNT, addr,
+                    "undeclared connected account (use --prune to revoke its token)",
+                    policy.reason("UNDECLARED_ACCOUNT").level,
+                ))  # fmt: skip
+    return changes, notices
+
+
+def _revoke(
+    addr: Address, token: ActualToken, reason: str, source: str | None, policy: RiskPolicy
+) -> Change:
+    fields = [FieldChange("is_active", True, False)]
+    return _make_change(addr, Action.REVOKE, fields, policy, reason=reason, source=source,
+                        row_id=token.id, row_version=token.row_version)  # fmt: skip
+
+
+# -- breaker ------------------------------------------------------------------------------------
+
+
+def _mass_deletions(
+    changes: list[Change],
+    actual: ActualState,
+    tenants_with_files: frozenset[str],
+    policy: RiskPolicy,
+) -> tuple[MassDeletion, ...]:
+    totals: dict[str, int] = defaultdict(int)
+    for row in (*actual.integrations, *actual.webhooks):
+        if row.deleted_at is None:
+            totals[row.tenant_id] += 1
+    deleting: dict[str, int] = defaultdict(int)
+    for c in changes:
+        if c.action is Action.DELETE:
+            deleting[c.address.tenant] += 1
+    out: list[MassDeletion] = []
+    for tenant, count in sorted(deleting.items()):
+        total = totals.get(tenant, count)
+        whole = tenant not in tenants_with_files
+        share_tripped = (
+            count >= policy.mass_deletion_min_objects
+            and count / total > policy.mass_deletion_max_share
+        )
+        if whole or share_tripped:
+            out.append(MassDeletion(tenant, count, total, whole))
+    return tuple(out)
+
+
+def max_level(changes: Iterable[Change]) -> RiskLevel | None:
+    """Highest risk level among ``changes`` (None when empty)."""
+    return max((c.risk.level for c in changes), default=None)

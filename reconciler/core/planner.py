@@ -1,0 +1,70 @@
+"""build_plan: wrap the diff into a frozen, ordered, fingerprinted :class:`Plan`."""
+
+from __future__ import annotations
+
+import hashlib
+
+from reconciler.core.diff import diff
+from reconciler.core.order import order_changes
+from reconciler.core.risk import RiskPolicy
+from reconciler.model.actual import ActualState
+from reconciler.model.desired import DesiredState
+from reconciler.model.plan import Notice, Plan, RowRef, Selectors
+
+TABLE_INTEGRATIONS = "integration_configs"
+TABLE_WEBHOOKS = "webhook_configurations"
+TABLE_TOKENS = "oauth_tokens"
+
+
+def read_set(actual: ActualState) -> tuple[RowRef, ...]:
+    """Every row in ``actual`` with its version, sorted."""
+    refs = [RowRef(TABLE_INTEGRATIONS, r.id, r.row_version) for r in actual.integrations]
+    refs += [RowRef(TABLE_WEBHOOKS, r.id, r.row_version) for r in actual.webhooks]
+    refs += [RowRef(TABLE_TOKENS, r.id, r.row_version) for r in actual.tokens]
+    return tuple(sorted(refs))
+
+
+def fingerprint_read_set(refs: tuple[RowRef, ...]) -> str:
+    """SHA-256 over the sorted read set: equal iff the same rows at the same versions."""
+    h = hashlib.sha256()
+    for r in refs:
+        h.update(f"{r.table}:{r.id}:{r.row_version}\n".encode())
+    return h.hexdigest()
+
+
+def build_plan(
+    desired: DesiredState,
+    actual: ActualState,
+    *,
+    policy: RiskPolicy,
+    created_at: str,
+    prune: bool = False,
+    selectors: Selectors | None = None,
+) -> Plan:
+    """Diff, score and order; pure (``created_at`` comes from the caller's clock)."""
+    sel = selectors or Selectors()
+    result = diff(desired, actual, policy=policy, prune=prune, selectors=sel)
+    refs = read_set(actual)
+    notices = tuple(sorted(result.notices, key=lambda n: (str(n.address), n.kind.value)))
+    return Plan(
+        created_at=created_at,
+        manifests_digest=desired.manifests_digest,
+        actual_fingerprint=fingerprint_read_set(refs),
+        changes=order_changes(result.changes),
+        read_set=refs,
+        notices=_dedupe(notices),
+        mass_deletions=result.mass_deletions,
+        selectors=sel,
+        prune=prune,
+    )
+
+
+def _dedupe(notices: tuple[Notice, ...]) -> tuple[Notice, ...]:
+    seen: set[tuple[str, str, str]] = set()
+    out: list[Notice] = []
+    for n in notices:
+        key = (str(n.address), n.kind.value, n.message)
+        if key not in seen:
+            seen.add(key)
+            out.append(n)
+    return tuple(out)

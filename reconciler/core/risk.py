@@ -1,0 +1,186 @@
+"""Risk scoring: one rule table, applied to every change.
+
+Each rule has a stable code, a default level and a message. A change's level is the highest
+level among the rules it matches. ``reconciler.yaml`` may raise a rule's level
+(``risk.overrides``) but never lower it below the default: :class:`RiskPolicy` enforces that.
+
+The table (code: default level — when it matches):
+
+==========================  ========  ===============================================
+code                        level     matches
+==========================  ========  ===============================================
+CREATE                      LOW       a new object outside production
+CREATE_PRODUCTION           MEDIUM    a new object in production
+SYNC_INTERVAL               LOW       sync interval changed
+FEATURE_TOGGLE              LOW       features changed
+RETRY_POLICY                LOW       webhook retry settings changed
+CIRCUIT_BREAKER             LOW       webhook circuit-breaker settings changed
+ACTIVATE                    LOW       an object (re)activated
+PRIMARY_SWITCH              MEDIUM    which integration is primary changed
+SYNC_DIRECTION              MEDIUM    sync direction changed
+RULES_CHANGED               MEDIUM    mapping, filter or transform rules changed
+ENDPOINT_URL                MEDIUM    webhook endpoint URL changed
+EVENTS_CHANGED              MEDIUM    webhook subscribed events changed
+WEBHOOK_TYPE                MEDIUM    webhook direction changed
+DEACTIVATE                  MEDIUM    an object deactivated outside production
+SECRET_CHANGED              HIGH      a secret changed, was added or was removed
+AUTH_TYPE_CHANGED           HIGH      webhook auth type changed
+DEACTIVATE_PRODUCTION       HIGH      an object deactivated in production
+TOKEN_REVOKE                HIGH      an OAuth token revoked (declared revoke)
+UNDECLARED_ACCOUNT          HIGH      a connected account no manifest declares
+STRIPE_MODE_MISMATCH        CRITICAL  a Stripe account connected in the other live/test mode
+AUTH_DOWNGRADE_NONE         CRITICAL  webhook auth type changed to NONE
+DELETE                      CRITICAL  an object deleted (soft delete, with --prune)
+==========================  ========  ===============================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from reconciler.model.enums import Environment, RiskLevel
+from reconciler.model.plan import Action, FieldChange, ResourceKind, Risk, RiskReason
+
+L, M, H, C = RiskLevel.LOW, RiskLevel.MEDIUM, RiskLevel.HIGH, RiskLevel.CRITICAL
+
+RULES: Mapping[str, tuple[RiskLevel, str]] = {
+    "CREATE": (L, "new object"),
+    "CREATE_PRODUCTION": (M, "new object in production"),
+    "SYNC_INTERVAL": (L, "sync interval changed"),
+    "FEATURE_TOGGLE": (L, "feature toggles changed"),
+    "RETRY_POLICY": (L, "webhook retry policy changed"),
+    "CIRCUIT_BREAKER": (L, "circuit-breaker settings changed"),
+    "ACTIVATE": (L, "object activated"),
+    "PRIMARY_SWITCH": (M, "primary integration changed"),
+    "SYNC_DIRECTION": (M, "sync direction changed"),
+    "RULES_CHANGED": (M, "mapping, filter or transform rules changed"),
+    "ENDPOINT_URL": (M, "webhook endpoint URL changed"),
+    "EVENTS_CHANGED": (M, "subscribed events changed"),
+    "WEBHOOK_TYPE": (M, "webhook direction changed"),
+    "DEACTIVATE": (M, "object deactivated"),
+    "SECRET_CHANGED": (H, "secret changed"),
+    "AUTH_TYPE_CHANGED": (H, "webhook authentication type changed"),
+    "DEACTIVATE_PRODUCTION": (H, "object deactivated in production"),
+    "TOKEN_REVOKE": (H, "OAuth token revoked"),
+    "UNDECLARED_ACCOUNT": (H, "connected account not declared in any manifest"),
+    "STRIPE_MODE_MISMATCH": (C, "Stripe account connected in the other live/test mode"),
+    "AUTH_DOWNGRADE_NONE": (C, "webhook authentication removed (auth_type NONE)"),
+    "DELETE": (C, "object deleted"),
+}
+
+_FIELD_RULES: Mapping[str, str] = {
+    "sync_interval": "SYNC_INTERVAL",
+    "features": "FEATURE_TOGGLE",
+    "is_primary": "PRIMARY_SWITCH",
+    "sync_direction": "SYNC_DIRECTION",
+    "mapping_rules": "RULES_CHANGED",
+    "filter_rules": "RULES_CHANGED",
+    "transform_rules": "RULES_CHANGED",
+    "endpoint_url": "ENDPOINT_URL",
+    "subscribed_events": "EVENTS_CHANGED",
+    "webhook_type": "WEBHOOK_TYPE",
+    "retry_max_attempts": "RETRY_POLICY",
+    "retry_initial_delay_seconds": "RETRY_POLICY",
+    "retry_backoff_multiplier": "RETRY_POLICY",
+    "retry_max_delay_seconds": "RETRY_POLICY",
+    "circuit_breaker_threshold": "CIRCUIT_BREAKER",
+    "circuit_breaker_reset_seconds": "CIRCUIT_BREAKER",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RiskPolicy:
+    """Risk configuration (``reconciler.yaml`` ``risk:`` section).
+
+    Attributes:
+        overrides: rule code -> level. Only raises are accepted; see :meth:`create`.
+        mass_deletion_max_share: share of a tenant's objects one plan may delete before the
+            mass-deletion breaker trips.
+        mass_deletion_min_objects: the share rule applies only when at least this many
+            objects would be deleted (deleting 1 of 2 objects is not a mass deletion).
+    """
+
+    overrides: Mapping[str, RiskLevel] = field(default_factory=dict)
+    mass_deletion_max_share: float = 0.5
+    mass_deletion_min_objects: int = 3
+
+    @classmethod
+    def create(
+        cls,
+        overrides: Mapping[str, RiskLevel] | None = None,
+        *,
+        mass_deletion_max_share: float = 0.5,
+        mass_deletion_min_objects: int = 3,
+    ) -> RiskPolicy:
+        """Build a policy; raise ``ValueError`` for unknown codes or levels below the default."""
+        checked: dict[str, RiskLevel] = {}
+        for code, level in (overrides or {}).items():
+            if code not in RULES:
+                raise ValueError(f"unknown risk rule {code!r}; known: {', '.join(sorted(RULES))}")
+            default = RULES[code][0]
+            if level < default:
+                raise ValueError(
+                    f"risk rule {code} may be raised but not lowered below {default.value}"
+                )
+            checked[code] = level
+        if not 0 < mass_deletion_max_share <= 1:
+            raise ValueError("mass_deletion.max_share must be in (0, 1]")
+        return cls(checked, mass_deletion_max_share, max(1, mass_deletion_min_objects))
+
+    def reason(self, code: str, detail: str = "") -> RiskReason:
+        level, message = RULES[code]
+        level = max(level, self.overrides.get(code, level))
+        return RiskReason(code, level, f"{message}: {detail}" if detail else message)
+
+
+def _combine(reasons: list[RiskReason]) -> Risk:
+    unique: dict[str, RiskReason] = {}
+    for r in reasons:
+        unique.setdefault(r.code, r)
+    ordered = tuple(sorted(unique.values(), key=lambda r: (-r.level.rank, r.code)))
+    level = max((r.level for r in ordered), default=RiskLevel.LOW)
+    return Risk(level, ordered)
+
+
+def score(
+    action: Action,
+    kind: ResourceKind,
+    environment: Environment | None,
+    fields: tuple[FieldChange, ...],
+    policy: RiskPolicy,
+) -> Risk:
+    """Score one change from its action, kind, environment and field changes."""
+    production = environment is Environment.PRODUCTION
+    reasons: list[RiskReason] = []
+    match action:
+        case Action.CREATE:
+            reasons.append(policy.reason("CREATE_PRODUCTION" if production else "CREATE"))
+        case Action.DELETE:
+            reasons.append(policy.reason("DELETE"))
+        case Action.REVOKE:
+            reasons.append(policy.reason("TOKEN_REVOKE"))
+        case Action.UPDATE:
+            for fc in fields:
+                reasons.extend(_field_reasons(fc, production, policy))
+        case Action.NOOP:
+            pass
+        case _:  # pragma: no cover - exhaustive
+            raise AssertionError(action)
+    return _combine(reasons)
+
+
+def _field_reasons(fc: FieldChange, production: bool, policy: RiskPolicy) -> list[RiskReason]:
+    if fc.sensitive:
+        return [policy.reason("SECRET_CHANGED", fc.field)]
+    if fc.field == "is_active":
+        if fc.after is False:
+            return [policy.reason("DEACTIVATE_PRODUCTION" if production else "DEACTIVATE")]
+        return [policy.reason("ACTIVATE")]
+    if fc.field == "auth_type":
+        out = [policy.reason("AUTH_TYPE_CHANGED", f"{fc.before} → {fc.after}")]
+        if fc.after == "NONE":
+            out.append(policy.reason("AUTH_DOWNGRADE_NONE"))
+        return out
+    code = _FIELD_RULES.get(fc.field)
+    return [policy.reason(code, fc.field)] if code else []
