@@ -1,0 +1,190 @@
+"""Who and what is running: the actor, the user agent, the git commit, the CI run.
+
+These go into every audit row. Each function takes the environment as an argument (a plain
+mapping) so that tests can pass a dict, and none of them fails: a value that cannot be found is
+``None`` (or, for the actor, the numeric user id).
+
+The actor is the first of: ``--actor``, ``$RECONCILER_ACTOR``, the CI system's actor
+(``GITHUB_ACTOR``, ``GITLAB_USER_LOGIN``, ...), the OS user.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconciler import __version__
+
+ACTOR_ENV = "RECONCILER_ACTOR"
+
+Env = Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class CIProvider:
+    """How to recognise one CI system and read who started it, which run and which commit.
+
+    Attributes:
+        name: the name shown in the user agent, e.g. ``github-actions``.
+        detect: a variable that is set (non-empty) only on this CI.
+        actor_vars: variables naming the user who triggered the run, first non-empty wins.
+        commit_vars: variables holding the commit being built.
+        run: formats the run description from the environment (the part after ``name``).
+    """
+
+    name: str
+    detect: str
+    actor_vars: tuple[str, ...]
+    commit_vars: tuple[str, ...]
+    run: Callable[[Env], str]
+
+
+def _join(env: Env, *parts: tuple[str, str]) -> str:
+    """``label value`` pairs for the variables that are set, space separated."""
+    return " ".join(f"{label}{env[var]}" for label, var in parts if env.get(var))
+
+
+def _github_run(env: Env) -> str:
+    run = env.get("GITHUB_RUN_ID", "?")
+    attempt = env.get("GITHUB_RUN_ATTEMPT")
+    return f"run {run}{'/' + attempt if attempt else ''} {env.get('GITHUB_REPOSITORY', '')}".strip()
+
+
+CI_PROVIDERS: tuple[CIProvider, ...] = (
+    CIProvider(
+        "github-actions",
+        "GITHUB_ACTIONS",
+        ("GITHUB_TRIGGERING_ACTOR", "GITHUB_ACTOR"),
+        ("GITHUB_SHA",),
+        _github_run,
+    ),
+    CIProvider(
+        "gitlab-ci",
+        "GITLAB_CI",
+        ("GITLAB_USER_LOGIN",),
+        ("CI_COMMIT_SHA",),
+        lambda e: _join(
+            e, ("pipeline ", "CI_PIPELINE_ID"), ("job ", "CI_JOB_ID"), ("", "CI_PROJECT_PATH")
+        ),
+    ),
+    CIProvider(
+        "buildkite",
+        "BUILDKITE",
+        ("BUILDKITE_BUILD_CREATOR", "BUILDKITE_BUILD_CREATOR_EMAIL"),
+        ("BUILDKITE_COMMIT",),
+        lambda e: _join(e, ("build ", "BUILDKITE_BUILD_NUMBER"), ("", "BUILDKITE_PIPELINE_SLUG")),
+    ),
+    CIProvider(
+        "circleci",
+        "CIRCLECI",
+        ("CIRCLE_USERNAME",),
+        ("CIRCLE_SHA1",),
+        lambda e: _join(e, ("build ", "CIRCLE_BUILD_NUM"), ("", "CIRCLE_PROJECT_REPONAME")),
+    ),
+    CIProvider(
+        "azure-pipelines",
+        "TF_BUILD",
+        ("BUILD_REQUESTEDFOREMAIL", "BUILD_REQUESTEDFOR"),
+        ("BUILD_SOURCEVERSION",),
+        lambda e: _join(e, ("build ", "BUILD_BUILDID"), ("", "BUILD_REPOSITORY_NAME")),
+    ),
+    CIProvider(
+        "bitbucket-pipelines",
+        "BITBUCKET_BUILD_NUMBER",
+        ("BITBUCKET_STEP_TRIGGERER_UUID",),
+        ("BITBUCKET_COMMIT",),
+        lambda e: _join(e, ("build ", "BITBUCKET_BUILD_NUMBER"), ("", "BITBUCKET_REPO_FULL_NAME")),
+    ),
+    CIProvider(
+        "jenkins",
+        "JENKINS_URL",
+        ("BUILD_USER_ID",),
+        ("GIT_COMMIT",),
+        lambda e: _join(e, ("", "JOB_NAME"), ("#", "BUILD_NUMBER")),
+    ),
+)
+"""Known CI systems, checked in this order."""
+
+_COMMIT_RE = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+
+
+def detect_ci(environ: Env) -> CIProvider | None:
+    """The CI system this process runs on, or None."""
+    return next((p for p in CI_PROVIDERS if environ.get(p.detect)), None)
+
+
+def ci_run(environ: Env) -> str | None:
+    """A description of the CI run, e.g. ``github-actions run 123/1 owner/repo``; None off CI."""
+    provider = detect_ci(environ)
+    if provider is None:
+        return "ci" if environ.get("CI", "").lower() in {"1", "true", "yes"} else None
+    return f"{provider.name} {provider.run(environ)}".strip()
+
+
+def resolve_actor(explicit: str | None, environ: Env) -> str:
+    """Who performs the change: ``--actor``, ``$RECONCILER_ACTOR``, the CI actor, the OS user."""
+    for candidate in (explicit, environ.get(ACTOR_ENV)):
+        if candidate and candidate.strip():
+            return candidate.strip()
+    provider = detect_ci(environ)
+    if provider is not None:
+        for var in provider.actor_vars:
+            if environ.get(var, "").strip():
+                return environ[var].strip()
+    return os_user(environ)
+
+
+def os_user(environ: Env) -> str:
+    """The login name (as :func:`getpass.getuser` finds it), else ``uid-<n>``."""
+    for var in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        if environ.get(var):
+            return environ[var]
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError, AttributeError):
+        # Containers often run as a uid that has no passwd entry.
+        return f"uid-{os.getuid()}" if hasattr(os, "getuid") else "unknown"
+
+
+def user_agent(environ: Env) -> str:
+    """``reconciler/<version>``, followed by the CI run when there is one."""
+    run = ci_run(environ)
+    return f"reconciler/{__version__}" + (f" ({run})" if run else "")
+
+
+def git_commit(environ: Env, directory: Path | None = None) -> str | None:
+    """The commit being applied: from the CI's variable, else ``git rev-parse HEAD``.
+
+    Args:
+        environ: the process environment.
+        directory: where to ask git (the manifests' checkout); None skips asking git.
+
+    Returns:
+        A lowercase hex commit id, or None when not on CI and not in a git work tree.
+    """
+    provider = detect_ci(environ)
+    names = (provider.commit_vars if provider else ()) + ("RECONCILER_GIT_COMMIT",)
+    for var in names:
+        value = environ.get(var, "").strip().lower()
+        if _COMMIT_RE.match(value):
+            return value
+    if directory is None:
+        return None
+    try:
+        result = subprocess.run(
+            ["git", "-C", str(directory), "rev-parse", "--verify", "--quiet", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None  # no git installed, or it hung: the commit is informative, not required
+    value = result.stdout.strip().lower()
+    return value if result.returncode == 0 and _COMMIT_RE.match(value) else None

@@ -1,0 +1,78 @@
+"""Keyed fingerprints of secrets: what the diff compares instead of plaintext or ciphertext.
+
+AES-GCM ciphertexts are randomized, so two encryptions of one secret differ; the database
+therefore stores next to each ciphertext ``HMAC-SHA256(fingerprint key, domain || plaintext)``
+in hex. A plan compares the manifest value's fingerprint with the stored one and can say
+"changed" or "unchanged" without any database key. The key (``$RECONCILER_FINGERPRINT_KEY``)
+keeps the fingerprints from being a dictionary-attack oracle for low-entropy secrets.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+from collections.abc import Mapping
+
+from reconciler.errors import ConfigError
+from reconciler.model.sensitive import Sensitive
+
+FINGERPRINT_KEY_ENV = "RECONCILER_FINGERPRINT_KEY"
+MIN_KEY_BYTES = 32
+DOMAIN = b"reconciler/fingerprint/v1\0"
+"""Prefixed to every message, so these MACs can never collide with another use of the key."""
+
+
+class Fingerprinter:
+    """``Fingerprinter(key)(plaintext)`` is the 64-character hex fingerprint of ``plaintext``.
+
+    Callable, so it can be passed wherever a ``Callable[[str], str]`` is expected. The key never
+    appears in ``repr``.
+    """
+
+    __slots__ = ("_base",)
+
+    def __init__(self, key: bytes) -> None:
+        """Raises ConfigError when ``key`` is shorter than 32 bytes."""
+        if len(key) < MIN_KEY_BYTES:
+            raise ConfigError(
+                f"the fingerprint key is {len(key)} bytes; at least {MIN_KEY_BYTES} are required"
+            )
+        # The keyed state after the domain prefix, copied per call: saves re-keying each time.
+        self._base = hmac.new(key, DOMAIN, hashlib.sha256)
+
+    def __repr__(self) -> str:
+        return "Fingerprinter(key=(sensitive))"
+
+    def fingerprint(self, plaintext: str | Sensitive[str]) -> str:
+        """Hex HMAC-SHA256 of the UTF-8 ``plaintext`` (64 lowercase hex characters)."""
+        value = plaintext.reveal() if isinstance(plaintext, Sensitive) else plaintext
+        mac = self._base.copy()
+        mac.update(value.encode("utf-8"))
+        return mac.hexdigest()
+
+    __call__ = fingerprint
+
+    @classmethod
+    def from_base64(cls, text: str, *, source: str) -> Fingerprinter:
+        """Decode a base64 key (from ``source``, named in errors).
+
+        Raises:
+            ConfigError: not base64, or shorter than 32 bytes.
+        """
+        try:
+            key = base64.b64decode(text.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            raise ConfigError(f"{source} is not valid base64") from None
+        if len(key) < MIN_KEY_BYTES:
+            raise ConfigError(
+                f"{source} decodes to {len(key)} bytes; at least {MIN_KEY_BYTES} are required"
+            )
+        return cls(key)
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Fingerprinter | None:
+        """The fingerprinter keyed by ``$RECONCILER_FINGERPRINT_KEY``; None when it is unset."""
+        text = environ.get(FINGERPRINT_KEY_ENV, "").strip()
+        return cls.from_base64(text, source=f"${FINGERPRINT_KEY_ENV}") if text else None
