@@ -13,6 +13,7 @@ one again plans a create that restores the row.
 
 from __future__ import annotations
 
+import enum
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -80,8 +81,10 @@ def diff(
 
 def _plain(value: Any) -> Any:
     """A display/JSON form of a field value (enums as their labels, tuples as lists)."""
+    if isinstance(value, enum.Enum):
+        return value.value
     if value is None or isinstance(value, bool | int | float | str):
-        return value.value if hasattr(value, "value") else value
+        return value
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
     if isinstance(value, Mapping):
@@ -228,10 +231,17 @@ def _diff_integrations(
                 "declared in manifests" if a is None else "declared again (restores a deleted row)"
             )
             changes.append(
-                _make_change(addr, Action.CREATE, _created_fields(values, secrets), policy,
-                             reason=reason, source=d.source.path,
-                             row_id=a.id if a else None, row_version=a.row_version if a else None)
-            )  # fmt: skip
+                _make_change(
+                    addr,
+                    Action.CREATE,
+                    _created_fields(values, secrets),
+                    policy,
+                    reason=reason,
+                    source=d.source.path,
+                    row_id=a.id if a else None,
+                    row_version=a.row_version if a else None,
+                )
+            )
             continue
         fields = _field_changes(_integration_values(a), values)
         for name, fp in secrets.items():
@@ -240,9 +250,17 @@ def _diff_integrations(
                 fields.append(fc)
         if fields:
             changes.append(
-                _make_change(addr, Action.UPDATE, fields, policy, reason="manifest differs",
-                             source=d.source.path, row_id=a.id, row_version=a.row_version)
-            )  # fmt: skip
+                _make_change(
+                    addr,
+                    Action.UPDATE,
+                    fields,
+                    policy,
+                    reason="manifest differs",
+                    source=d.source.path,
+                    row_id=a.id,
+                    row_version=a.row_version,
+                )
+            )
     notices: list[Notice] = []
     for key, a in rows.items():
         if key in seen or a.deleted_at is not None or not sel.matches(a.tenant_id, a.platform):
@@ -251,8 +269,16 @@ def _diff_integrations(
             a.tenant_id, a.platform, a.environment, ResourceKind.INTEGRATION, a.config_type.value
         )
         secrets = {n: getattr(a, f"{n}_fingerprint") for n in INTEGRATION_SECRETS}
-        _undeclared(addr, a.id, a.row_version, _deleted_fields(_integration_values(a), secrets),
-                    policy, prune, changes, notices)  # fmt: skip
+        _undeclared(
+            addr,
+            a.id,
+            a.row_version,
+            _deleted_fields(_integration_values(a), secrets),
+            policy,
+            prune,
+            changes,
+            notices,
+        )
     return changes, notices
 
 
@@ -281,10 +307,17 @@ def _diff_webhooks(
                 "declared in manifests" if a is None else "declared again (restores a deleted row)"
             )
             changes.append(
-                _make_change(addr, Action.CREATE, _created_fields(values, secrets), policy,
-                             reason=reason, source=d.source.path,
-                             row_id=a.id if a else None, row_version=a.row_version if a else None)
-            )  # fmt: skip
+                _make_change(
+                    addr,
+                    Action.CREATE,
+                    _created_fields(values, secrets),
+                    policy,
+                    reason=reason,
+                    source=d.source.path,
+                    row_id=a.id if a else None,
+                    row_version=a.row_version if a else None,
+                )
+            )
             continue
         fields = _field_changes(_webhook_values(a), values, frozenset({"subscribed_events"}))
         for name, fp in secrets.items():
@@ -293,17 +326,33 @@ def _diff_webhooks(
                 fields.append(fc)
         if fields:
             changes.append(
-                _make_change(addr, Action.UPDATE, fields, policy, reason="manifest differs",
-                             source=d.source.path, row_id=a.id, row_version=a.row_version)
-            )  # fmt: skip
+                _make_change(
+                    addr,
+                    Action.UPDATE,
+                    fields,
+                    policy,
+                    reason="manifest differs",
+                    source=d.source.path,
+                    row_id=a.id,
+                    row_version=a.row_version,
+                )
+            )
     notices: list[Notice] = []
     for key, a in rows.items():
         if key in seen or a.deleted_at is not None or not sel.matches(a.tenant_id, a.platform):
             continue
         addr = Address(a.tenant_id, a.platform, a.environment, ResourceKind.WEBHOOK, a.name)
         secrets = {n: getattr(a, f"{n}_fingerprint") for n in WEBHOOK_SECRETS}
-        _undeclared(addr, a.id, a.row_version, _deleted_fields(_webhook_values(a), secrets),
-                    policy, prune, changes, notices)  # fmt: skip
+        _undeclared(
+            addr,
+            a.id,
+            a.row_version,
+            _deleted_fields(_webhook_values(a), secrets),
+            policy,
+            prune,
+            changes,
+            notices,
+        )
     return changes, notices
 
 
@@ -319,9 +368,17 @@ def _undeclared(
 ) -> None:
     if prune:
         changes.append(
-            _make_change(addr, Action.DELETE, fields, policy, reason="not in manifests (--prune)",
-                         source=None, row_id=row_id, row_version=row_version)
-        )  # fmt: skip
+            _make_change(
+                addr,
+                Action.DELETE,
+                fields,
+                policy,
+                reason="not in manifests (--prune)",
+                source=None,
+                row_id=row_id,
+                row_version=row_version,
+            )
+        )
     else:
         notices.append(
             Notice(NoticeKind.KEPT, addr, "not in manifests, kept (use --prune to delete)")
@@ -346,7 +403,7 @@ def _diff_accounts(
     notices: list[Notice] = []
     declared: set[tuple[str, Platform, str | None]] = set()
     for d in desired:
-        key = (d.tenant_id, d.platform, d.account_id)
+        key: tuple[str, Platform, str | None] = (d.tenant_id, d.platform, d.account_id)
         declared.add(key)
         addr = Address(
             d.tenant_id, d.platform, d.environment, ResourceKind.OAUTH_ACCOUNT, d.account_id
@@ -359,18 +416,26 @@ def _diff_accounts(
                 )
             continue
         if not found:
-            notices.append(Notice(NoticeKind.WAITING_FOR_CONNECTION, addr,
-                                  "declared, waiting for the OAuth connection"))  # fmt: skip
+            notices.append(
+                Notice(
+                    NoticeKind.WAITING_FOR_CONNECTION,
+                    addr,
+                    "declared, waiting for the OAuth connection",
+                )
+            )
             continue
         if d.platform is Platform.STRIPE and d.stripe_livemode is not None:
             for t in found:
                 if t.stripe_livemode is not None and t.stripe_livemode != d.stripe_livemode:
                     mode = "live" if t.stripe_livemode else "test"
-                    notices.append(Notice(
-                        NoticeKind.UNDECLARED_ACCOUNT, addr,
-                        f"connected in {mode} mode, manifest expects the other mode",
-                        policy.reason("STRIPE_MODE_MISMATCH").level,
-                    ))  # fmt: skip
+                    notices.append(
+                        Notice(
+                            NoticeKind.UNDECLARED_ACCOUNT,
+                            addr,
+                            f"connected in {mode} mode, manifest expects the other mode",
+                            policy.reason("STRIPE_MODE_MISMATCH").level,
+                        )
+                    )
     for key, found in active.items():
         tenant, platform, account = key
         if key in declared or not sel.matches(tenant, platform):
@@ -387,14 +452,27 @@ def _diff_accounts(
                         sorted((*risk.reasons, undeclared), key=lambda r: (-r.level.rank, r.code))
                     )
                     risk = type(risk)(max(risk.level, undeclared.level), reasons)
-                changes.append(Change(addr, change.action, change.fields, risk, change.reason,
-                                      None, t.id, t.row_version))  # fmt: skip
+                changes.append(
+                    Change(
+                        addr,
+                        change.action,
+                        change.fields,
+                        risk,
+                        change.reason,
+                        None,
+                        t.id,
+                        t.row_version,
+                    )
+                )
             else:
-                notices.append(Notice(
-                    NoticeKind.UNDECLARED_ACCOUNT, addr,
-                    "undeclared connected account (use --prune to revoke its token)",
-                    policy.reason("UNDECLARED_ACCOUNT").level,
-                ))  # fmt: skip
+                notices.append(
+                    Notice(
+                        NoticeKind.UNDECLARED_ACCOUNT,
+                        addr,
+                        "undeclared connected account (use --prune to revoke its token)",
+                        policy.reason("UNDECLARED_ACCOUNT").level,
+                    )
+                )
     return changes, notices
 
 
@@ -402,8 +480,16 @@ def _revoke(
     addr: Address, token: ActualToken, reason: str, source: str | None, policy: RiskPolicy
 ) -> Change:
     fields = [FieldChange("is_active", True, False)]
-    return _make_change(addr, Action.REVOKE, fields, policy, reason=reason, source=source,
-                        row_id=token.id, row_version=token.row_version)  # fmt: skip
+    return _make_change(
+        addr,
+        Action.REVOKE,
+        fields,
+        policy,
+        reason=reason,
+        source=source,
+        row_id=token.id,
+        row_version=token.row_version,
+    )
 
 
 # -- breaker ------------------------------------------------------------------------------------
@@ -416,7 +502,8 @@ def _mass_deletions(
     policy: RiskPolicy,
 ) -> tuple[MassDeletion, ...]:
     totals: dict[str, int] = defaultdict(int)
-    for row in (*actual.integrations, *actual.webhooks):
+    rows: list[ActualIntegration | ActualWebhook] = [*actual.integrations, *actual.webhooks]
+    for row in rows:
         if row.deleted_at is None:
             totals[row.tenant_id] += 1
     deleting: dict[str, int] = defaultdict(int)

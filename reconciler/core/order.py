@@ -19,7 +19,9 @@ _KIND_ORDER = {ResourceKind.INTEGRATION: 0, ResourceKind.WEBHOOK: 1, ResourceKin
 
 def _key(change: Change) -> tuple[int, str, str, str, int, str, str]:
     a = change.address
-    removal = change.action is Action.DELETE or (change.action is Action.REVOKE and not change.source)
+    removal = change.action is Action.DELETE or (
+        change.action is Action.REVOKE and not change.source
+    )
     kind_rank = _KIND_ORDER[a.kind]
     if removal:
         kind_rank = len(_KIND_ORDER) - kind_rank

@@ -7,7 +7,6 @@ a migration.
 from __future__ import annotations
 
 import enum
-from functools import total_ordering
 
 
 class Platform(enum.StrEnum):
@@ -76,7 +75,6 @@ class CircuitBreakerStatus(enum.StrEnum):
     HALF_OPEN = "HALF_OPEN"
 
 
-@total_ordering
 class RiskLevel(enum.StrEnum):
     """Risk of a change, ordered LOW < MEDIUM < HIGH < CRITICAL (as is the PostgreSQL enum)."""
 
@@ -89,10 +87,27 @@ class RiskLevel(enum.StrEnum):
     def rank(self) -> int:
         return _RISK_ORDER.index(self)
 
+    # str defines every comparison, so all four must be overridden (total_ordering would
+    # keep str's alphabetical ones, where "HIGH" < "LOW").
     def __lt__(self, other: object) -> bool:
         if not isinstance(other, RiskLevel):
             return NotImplemented
         return self.rank < other.rank
+
+    def __le__(self, other: object) -> bool:
+        if not isinstance(other, RiskLevel):
+            return NotImplemented
+        return self.rank <= other.rank
+
+    def __gt__(self, other: object) -> bool:
+        if not isinstance(other, RiskLevel):
+            return NotImplemented
+        return self.rank > other.rank
+
+    def __ge__(self, other: object) -> bool:
+        if not isinstance(other, RiskLevel):
+            return NotImplemented
+        return self.rank >= other.rank
 
     @property
     def requires_review(self) -> bool:

@@ -1,0 +1,149 @@
+"""Read the actual state: one set-based query per table, restricted to the selectors.
+
+Secrets never leave the database here: only their fingerprints are read. Soft-deleted rows
+are read too (the diff restores them when a manifest declares them again).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from reconciler.model.actual import ActualIntegration, ActualState, ActualToken, ActualWebhook
+from reconciler.model.enums import (
+    AuthType,
+    ConfigType,
+    Environment,
+    Platform,
+    SyncDirection,
+    WebhookType,
+)
+from reconciler.model.plan import RowRef, Selectors
+
+_WHERE = """
+    (cardinality(CAST(:tenants AS text[])) = 0 OR tenant_id = ANY(CAST(:tenants AS text[])))
+    AND (cardinality(CAST(:platforms AS text[])) = 0
+         OR CAST(platform AS text) = ANY(CAST(:platforms AS text[])))
+    AND NOT (tenant_id = ANY(CAST(:excluded AS text[])))
+"""
+
+_INTEGRATIONS = f"""
+SELECT id, tenant_id, platform::text, environment::text, config_type::text, is_primary, is_active,
+       api_key_fingerprint, api_secret_fingerprint, sync_interval, sync_direction::text,
+       features, mapping_rules, filter_rules, transform_rules, deleted_at, row_version
+FROM integration_configs WHERE {_WHERE}
+"""
+
+_WEBHOOKS = f"""
+SELECT id, tenant_id, platform::text, environment::text, name, webhook_type::text, endpoint_url,
+       auth_type::text, signing_secret_fingerprint, auth_token_fingerprint,
+       auth_password_fingerprint, subscribed_events, retry_max_attempts,
+       retry_initial_delay_seconds, retry_backoff_multiplier, retry_max_delay_seconds,
+       circuit_breaker_threshold, circuit_breaker_reset_seconds, is_active, deleted_at, row_version
+FROM webhook_configurations WHERE {_WHERE}
+"""
+
+ACCOUNT_ID_SQL = """CASE platform WHEN 'STRIPE' THEN stripe_account_id
+    WHEN 'HUBSPOT' THEN hubspot_portal_id WHEN 'QUICKBOOKS' THEN quickbooks_realm_id END"""
+
+_TOKENS = f"""
+SELECT id, tenant_id, platform::text, {ACCOUNT_ID_SQL} AS account_id, stripe_livemode,
+       hubspot_app_id, is_active, revoked_at, row_version
+FROM oauth_tokens WHERE {_WHERE}
+"""
+
+_VERSIONS = f"""
+SELECT 'integration_configs', id, row_version FROM integration_configs WHERE {_WHERE}
+UNION ALL
+SELECT 'webhook_configurations', id, row_version FROM webhook_configurations WHERE {_WHERE}
+UNION ALL
+SELECT 'oauth_tokens', id, row_version FROM oauth_tokens WHERE {_WHERE}
+"""
+
+
+def selector_params(selectors: Selectors) -> dict[str, Any]:
+    """Bind parameters for the selector filter shared by every read."""
+    return {
+        "tenants": list(selectors.tenants),
+        "platforms": [p.value for p in selectors.platforms],
+        "excluded": list(selectors.exclude_tenants),
+    }
+
+
+def _opt(enum_type: Any, value: str | None) -> Any:
+    return enum_type(value) if value is not None else None
+
+
+def read_actual_state(conn: sa.Connection, selectors: Selectors) -> ActualState:
+    """Read integrations, webhooks and OAuth token identities (three queries)."""
+    params = selector_params(selectors)
+    integrations = tuple(
+        ActualIntegration(
+            id=r[0],
+            tenant_id=r[1],
+            platform=Platform(r[2]),
+            environment=Environment(r[3]),
+            config_type=ConfigType(r[4]),
+            is_primary=r[5],
+            is_active=r[6],
+            api_key_fingerprint=r[7],
+            api_secret_fingerprint=r[8],
+            sync_interval=r[9],
+            sync_direction=_opt(SyncDirection, r[10]),
+            features=r[11] or {},
+            mapping_rules=r[12] or {},
+            filter_rules=r[13] or {},
+            transform_rules=r[14] or {},
+            deleted_at=r[15],
+            row_version=r[16],
+        )
+        for r in conn.execute(sa.text(_INTEGRATIONS), params)
+    )
+    webhooks = tuple(
+        ActualWebhook(
+            id=r[0],
+            tenant_id=r[1],
+            platform=Platform(r[2]),
+            environment=Environment(r[3]),
+            name=r[4],
+            webhook_type=WebhookType(r[5]),
+            endpoint_url=r[6],
+            auth_type=AuthType(r[7]),
+            signing_secret_fingerprint=r[8],
+            auth_token_fingerprint=r[9],
+            auth_password_fingerprint=r[10],
+            subscribed_events=tuple(r[11] or ()),
+            retry_max_attempts=r[12],
+            retry_initial_delay_seconds=r[13],
+            retry_backoff_multiplier=r[14],
+            retry_max_delay_seconds=r[15],
+            circuit_breaker_threshold=r[16],
+            circuit_breaker_reset_seconds=r[17],
+            is_active=r[18],
+            deleted_at=r[19],
+            row_version=r[20],
+        )
+        for r in conn.execute(sa.text(_WEBHOOKS), params)
+    )
+    tokens = tuple(
+        ActualToken(
+            id=r[0],
+            tenant_id=r[1],
+            platform=Platform(r[2]),
+            account_id=r[3],
+            stripe_livemode=r[4],
+            hubspot_app_id=r[5],
+            is_active=bool(r[6]),
+            revoked_at=r[7],
+            row_version=r[8],
+        )
+        for r in conn.execute(sa.text(_TOKENS), params)
+    )
+    return ActualState(integrations, webhooks, tokens)
+
+
+def read_row_versions(conn: sa.Connection, selectors: Selectors) -> tuple[RowRef, ...]:
+    """The (table, id, row_version) of every selected row: the cheap under-lock stale check."""
+    rows = conn.execute(sa.text(_VERSIONS), selector_params(selectors))
+    return tuple(sorted(RowRef(r[0], r[1], r[2]) for r in rows))

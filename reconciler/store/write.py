@@ -1,0 +1,473 @@
+"""Write a plan's changes: set-based statements inside the caller's transaction.
+
+One statement per table and action (``INSERT ... SELECT FROM unnest(...)`` /
+``UPDATE ... FROM unnest(...)``), never a round trip per row. Secrets are encrypted with the
+keyring's active version just before the statement that stores them; a row whose secrets did
+not change keeps its ciphertext (and key version) untouched. Every write bumps
+``row_version`` and is guarded by the version the plan saw, so a row that moved underneath
+the plan fails the apply instead of being overwritten. Runtime-owned columns are only
+initialised on create (health UNKNOWN, circuit CLOSED, next sync from the interval).
+
+When a statement fails (a constraint, a trigger), the rows of that statement are retried
+one by one under savepoints to name the object that failed; the caller's transaction is
+rolled back either way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+
+from reconciler.crypto.aead import Cipher, CipherContext
+from reconciler.errors import ApplyFailed, PlanStale
+from reconciler.model.desired import DesiredIntegration, DesiredState, DesiredWebhook, SecretValue
+from reconciler.model.fields import INTEGRATION_SECRETS, WEBHOOK_SECRETS
+from reconciler.model.plan import Action, Address, Change, ResourceKind
+
+_LOCATE_LIMIT = 2000
+"""Retry at most this many rows one by one to name a failing object."""
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenChange:
+    """A change as written: the change and the id of the row it wrote."""
+
+    change: Change
+    entity_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class WriteContext:
+    now: datetime
+    actor: str
+    cipher: Cipher
+
+
+def write_changes(
+    conn: sa.Connection, changes: Sequence[Change], desired: DesiredState, ctx: WriteContext
+) -> list[WrittenChange]:
+    """Apply ``changes`` (already ordered) and return them with their row ids."""
+    integrations = {_address_key(d): d for d in desired.integrations}
+    webhooks = {_address_key(d): d for d in desired.webhooks}
+    written: list[WrittenChange] = []
+    by_group: dict[tuple[ResourceKind, Action], list[Change]] = {}
+    for c in changes:
+        by_group.setdefault((c.address.kind, c.action), []).append(c)
+    for (kind, action), group in by_group.items():
+        match (kind, action):
+            case (ResourceKind.INTEGRATION, Action.CREATE):
+                written += _upsert(conn, group, integrations, ctx, _INTEGRATION)
+            case (ResourceKind.WEBHOOK, Action.CREATE):
+                written += _upsert(conn, group, webhooks, ctx, _WEBHOOK)
+            case (ResourceKind.INTEGRATION, Action.UPDATE):
+                written += _update(conn, group, integrations, ctx, _INTEGRATION)
+            case (ResourceKind.WEBHOOK, Action.UPDATE):
+                written += _update(conn, group, webhooks, ctx, _WEBHOOK)
+            case (ResourceKind.INTEGRATION, Action.DELETE):
+                written += _soft_delete(conn, group, ctx, "integration_configs")
+            case (ResourceKind.WEBHOOK, Action.DELETE):
+                written += _soft_delete(conn, group, ctx, "webhook_configurations")
+            case (ResourceKind.OAUTH_ACCOUNT, Action.REVOKE):
+                written += _revoke(conn, group, ctx)
+            case _:
+                raise ApplyFailed(f"cannot apply {action.value} to {kind.value}")
+    return written
+
+
+def _address_key(d: DesiredIntegration | DesiredWebhook) -> str:
+    if isinstance(d, DesiredIntegration):
+        kind, name = ResourceKind.INTEGRATION, d.config_type.value
+    else:
+        kind, name = ResourceKind.WEBHOOK, d.name
+    return str(Address(d.tenant_id, d.platform, d.environment, kind, name))
+
+
+# -- table descriptions ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Table:
+    """How one table's reconciled columns are bound, cast and keyed."""
+
+    name: str
+    identity: tuple[str, ...]
+    columns: tuple[tuple[str, str], ...]
+    """(column, SQL type for the unnest array) of reconciled non-secret columns."""
+    secrets: tuple[str, ...]
+    values: Callable[[Any], dict[str, Any]]
+    context: Callable[[Any, str], CipherContext]
+    interval_column: str | None
+
+
+def _integration_values(d: DesiredIntegration) -> dict[str, Any]:
+    return {
+        "tenant_id": d.tenant_id,
+        "platform": d.platform.value,
+        "environment": d.environment.value,
+        "config_type": d.config_type.value,
+        "is_primary": d.is_primary,
+        "is_active": d.is_active,
+        "sync_interval": d.sync_interval,
+        "sync_direction": d.sync_direction.value if d.sync_direction else None,
+        "features": json.dumps(d.features, sort_keys=True),
+        "mapping_rules": json.dumps(d.mapping_rules, sort_keys=True),
+        "filter_rules": json.dumps(d.filter_rules, sort_keys=True),
+        "transform_rules": json.dumps(d.transform_rules, sort_keys=True),
+    }
+
+
+def _webhook_values(d: DesiredWebhook) -> dict[str, Any]:
+    return {
+        "tenant_id": d.tenant_id,
+        "platform": d.platform.value,
+        "environment": d.environment.value,
+        "name": d.name,
+        "webhook_type": d.webhook_type.value,
+        "endpoint_url": d.endpoint_url,
+        "auth_type": d.auth_type.value,
+        "subscribed_events": json.dumps(list(d.subscribed_events)),
+        "retry_max_attempts": d.retry.max_attempts,
+        "retry_initial_delay_seconds": d.retry.initial_delay_seconds,
+        "retry_backoff_multiplier": float(d.retry.multiplier),
+        "retry_max_delay_seconds": d.retry.max_delay_seconds,
+        "circuit_breaker_threshold": d.circuit_breaker_threshold,
+        "circuit_breaker_reset_seconds": d.circuit_breaker_reset_seconds,
+        "is_active": d.is_active,
+    }
+
+
+_INTEGRATION = _Table(
+    name="integration_configs",
+    identity=("tenant_id", "platform", "config_type", "environment"),
+    columns=(
+        ("tenant_id", "text"),
+        ("platform", "platform"),
+        ("environment", "environment"),
+        ("config_type", "config_type"),
+        ("is_primary", "boolean"),
+        ("is_active", "boolean"),
+        ("sync_interval", "integer"),
+        ("sync_direction", "sync_direction"),
+        ("features", "jsonb"),
+        ("mapping_rules", "jsonb"),
+        ("filter_rules", "jsonb"),
+        ("transform_rules", "jsonb"),
+    ),
+    secrets=INTEGRATION_SECRETS,
+    values=_integration_values,
+    context=lambda d, col: CipherContext.integration(
+        d.tenant_id, d.platform.value, d.environment.value, d.config_type.value, col
+    ),
+    interval_column="sync_interval",
+)
+
+_WEBHOOK = _Table(
+    name="webhook_configurations",
+    identity=("tenant_id", "platform", "environment", "name"),
+    columns=(
+        ("tenant_id", "text"),
+        ("platform", "platform"),
+        ("environment", "environment"),
+        ("name", "text"),
+        ("webhook_type", "webhook_type"),
+        ("endpoint_url", "text"),
+        ("auth_type", "auth_type"),
+        ("subscribed_events", "jsonb"),
+        ("retry_max_attempts", "integer"),
+        ("retry_initial_delay_seconds", "integer"),
+        ("retry_backoff_multiplier", "double precision"),
+        ("retry_max_delay_seconds", "integer"),
+        ("circuit_breaker_threshold", "integer"),
+        ("circuit_breaker_reset_seconds", "integer"),
+        ("is_active", "boolean"),
+    ),
+    secrets=WEBHOOK_SECRETS,
+    values=_webhook_values,
+    context=lambda d, col: CipherContext.webhook(
+        d.tenant_id, d.platform.value, d.environment.value, d.name, col
+    ),
+    interval_column=None,
+)
+
+# Array element types for unnest: enums and jsonb travel as text and are cast per column.
+_ARRAY_TYPE = {
+    "boolean": "boolean",
+    "integer": "integer",
+    "bigint": "bigint",
+    "double precision": "double precision",
+}
+
+
+def _array_type(sql_type: str) -> str:
+    return _ARRAY_TYPE.get(sql_type, "text")
+
+
+def _cast(column: str, sql_type: str, alias: str = "v") -> str:
+    return f"CAST({alias}.{column} AS {sql_type})"
+
+
+# -- secrets -------------------------------------------------------------------------------------
+
+
+def _secret_columns(table: _Table, d: Any, ctx: WriteContext) -> dict[str, Any]:
+    """Encrypt every secret of a row with the active key version (None when absent)."""
+    out: dict[str, Any] = {}
+    any_secret = False
+    for col in table.secrets:
+        secret: SecretValue | None = getattr(d, col)
+        if secret is None:
+            out[col], out[f"{col}_fingerprint"] = None, None
+            continue
+        if secret.value is None or secret.fingerprint is None:
+            raise ApplyFailed(f"{_address_key(d)}: {col} was not decrypted; cannot apply")
+        out[col] = ctx.cipher.encrypt(secret.value, table.context(d, col))
+        out[f"{col}_fingerprint"] = secret.fingerprint
+        any_secret = True
+    out["encryption_key_version"] = ctx.cipher.active_version if any_secret else None
+    return out
+
+
+# -- statements ---------------------------------------------------------------------------------
+
+
+def _bind_arrays(rows: Sequence[Mapping[str, Any]], names: Sequence[str]) -> dict[str, list[Any]]:
+    return {f"a_{n}": [r[n] for r in rows] for n in names}
+
+
+def _unnest(names_types: Sequence[tuple[str, str]]) -> str:
+    arrays = ", ".join(f"CAST(:a_{n} AS {_array_type(t)}[])" for n, t in names_types)
+    cols = ", ".join(n for n, _ in names_types)
+    return f"unnest({arrays}) AS v({cols})"
+
+
+def _secret_types(table: _Table) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for col in table.secrets:
+        out += [(col, "text"), (f"{col}_fingerprint", "text")]
+    return [*out, ("encryption_key_version", "integer")]
+
+
+def _upsert(
+    conn: sa.Connection,
+    changes: list[Change],
+    desired: Mapping[str, Any],
+    ctx: WriteContext,
+    table: _Table,
+) -> list[WrittenChange]:
+    """Insert new rows; restore soft-deleted ones (ON CONFLICT ... WHERE deleted)."""
+    rows = []
+    for c in changes:
+        d = desired[str(c.address)]
+        rows.append({**table.values(d), **_secret_columns(table, d, ctx)})
+    names_types = [*table.columns, *_secret_types(table)]
+    names = [n for n, _ in names_types]
+    select_cols = ", ".join(_cast(n, t) for n, t in names_types)
+    runtime_cols = "health_status" if table is _INTEGRATION else "circuit_breaker_status"
+    runtime_init = "'UNKNOWN'" if table is _INTEGRATION else "'CLOSED'"
+    next_sync = (
+        (", next_sync_at", ", CAST(:now AS timestamptz) + make_interval(mins => v.sync_interval)")
+        if table.interval_column
+        else ("", "")
+    )
+    restore = ", ".join(f"{n} = EXCLUDED.{n}" for n in names if n not in table.identity)
+    reset = (
+        "health_status = 'UNKNOWN', health_message = NULL, next_sync_at = EXCLUDED.next_sync_at"
+        if table is _INTEGRATION
+        else "circuit_breaker_status = 'CLOSED', consecutive_failures = 0, circuit_opened_at = NULL"
+    )
+    sql = f"""
+        INSERT INTO {table.name} AS t ({", ".join(names)}, {runtime_cols}{next_sync[0]},
+            created_at, updated_at, created_by, updated_by, row_version)
+        SELECT {select_cols}, {runtime_init}{next_sync[1]},
+            :now, :now, :actor, :actor, 1
+        FROM {_unnest(names_types)}
+        ON CONFLICT ({", ".join(table.identity)}) DO UPDATE SET {restore}, {reset},
+            deleted_at = NULL, deleted_by = NULL, updated_at = EXCLUDED.updated_at,
+            updated_by = EXCLUDED.updated_by, row_version = t.row_version + 1
+        WHERE t.deleted_at IS NOT NULL
+        RETURNING t.id, {", ".join(f"CAST(t.{n} AS text)" for n in table.identity)}
+    """
+    params = {**_bind_arrays(rows, names), "now": ctx.now, "actor": ctx.actor}
+    result = _execute(conn, sql, params, changes, rows, names)
+    ids: dict[tuple[str, ...], int] = {tuple(r[1:]): r[0] for r in result}
+    written = []
+    for c, row in zip(changes, rows, strict=True):
+        key = tuple(str(row[n]) for n in table.identity)
+        if key not in ids:
+            raise PlanStale(f"{c.address} already exists: it was created after the plan was made")
+        written.append(WrittenChange(c, ids[key]))
+    return written
+
+
+def _update(
+    conn: sa.Connection,
+    changes: list[Change],
+    desired: Mapping[str, Any],
+    ctx: WriteContext,
+    table: _Table,
+) -> list[WrittenChange]:
+    """Update changed rows, guarded by the row version the plan saw."""
+    rows = []
+    for c in changes:
+        d = desired[str(c.address)]
+        secrets_changed = any(f.sensitive for f in c.fields)
+        secret_cols = (
+            _secret_columns(table, d, ctx)
+            if secrets_changed
+            else dict.fromkeys([n for n, _ in _secret_types(table)])
+        )
+        rows.append(
+            {
+                "id": c.row_id,
+                "row_version": c.row_version,
+                "secrets_changed": secrets_changed,
+                **table.values(d),
+                **secret_cols,
+            }
+        )
+    names_types = [
+        ("id", "bigint"),
+        ("row_version", "integer"),
+        ("secrets_changed", "boolean"),
+        *table.columns,
+        *_secret_types(table),
+    ]
+    names = [n for n, _ in names_types]
+    plain = [n for n, _ in table.columns if n not in table.identity]
+    sets = [f"{n} = {_cast(n, dict(table.columns)[n])}" for n in plain]
+    sets += [
+        f"{n} = CASE WHEN v.secrets_changed THEN {_cast(n, t)} ELSE t.{n} END"
+        for n, t in _secret_types(table)
+    ]
+    if table.interval_column:
+        sets.append(
+            "next_sync_at = CASE WHEN v.sync_interval IS DISTINCT FROM t.sync_interval "
+            "THEN CAST(:now AS timestamptz) + make_interval(mins => v.sync_interval) "
+            "ELSE t.next_sync_at END"
+        )
+    sql = f"""
+        UPDATE {table.name} AS t SET {", ".join(sets)},
+            updated_at = :now, updated_by = :actor, row_version = t.row_version + 1
+        FROM {_unnest(names_types)}
+        WHERE t.tenant_id = v.tenant_id AND t.id = v.id AND t.row_version = v.row_version
+          AND t.deleted_at IS NULL
+        RETURNING t.id
+    """
+    params = {**_bind_arrays(rows, names), "now": ctx.now, "actor": ctx.actor}
+    result = _execute(conn, sql, params, changes, rows, names)
+    return _check_ids(changes, {r[0] for r in result})
+
+
+def _soft_delete(
+    conn: sa.Connection, changes: list[Change], ctx: WriteContext, table: str
+) -> list[WrittenChange]:
+    rows = [
+        {"tenant_id": c.address.tenant, "id": c.row_id, "row_version": c.row_version}
+        for c in changes
+    ]
+    sql = f"""
+        UPDATE {table} AS t SET deleted_at = :now, deleted_by = :actor, is_active = false,
+            updated_at = :now, updated_by = :actor, row_version = t.row_version + 1
+        FROM unnest(CAST(:a_tenant_id AS text[]), CAST(:a_id AS bigint[]),
+                    CAST(:a_row_version AS integer[])) AS v(tenant_id, id, row_version)
+        WHERE t.tenant_id = v.tenant_id AND t.id = v.id AND t.row_version = v.row_version
+        RETURNING t.id
+    """
+    names = ["tenant_id", "id", "row_version"]
+    params = {**_bind_arrays(rows, names), "now": ctx.now, "actor": ctx.actor}
+    result = _execute(conn, sql, params, changes, rows, names)
+    return _check_ids(changes, {r[0] for r in result})
+
+
+def _revoke(conn: sa.Connection, changes: list[Change], ctx: WriteContext) -> list[WrittenChange]:
+    rows = [
+        {
+            "tenant_id": c.address.tenant,
+            "id": c.row_id,
+            "row_version": c.row_version,
+            "reason": c.reason,
+        }
+        for c in changes
+    ]
+    sql = """
+        UPDATE oauth_tokens AS t SET is_active = false, revoked_at = :now, revoked_by = :actor,
+            revoked_reason = v.reason, updated_at = :now, row_version = t.row_version + 1
+        FROM unnest(CAST(:a_tenant_id AS text[]), CAST(:a_id AS bigint[]),
+                    CAST(:a_row_version AS integer[]), CAST(:a_reason AS text[]))
+             AS v(tenant_id, id, row_version, reason)
+        WHERE t.tenant_id = v.tenant_id AND t.id = v.id AND t.row_version = v.row_version
+        RETURNING t.id
+    """
+    names = ["tenant_id", "id", "row_version", "reason"]
+    params = {**_bind_arrays(rows, names), "now": ctx.now, "actor": ctx.actor}
+    result = _execute(conn, sql, params, changes, rows, names)
+    return _check_ids(changes, {r[0] for r in result})
+
+
+def _check_ids(changes: list[Change], ids: set[int]) -> list[WrittenChange]:
+    for c in changes:
+        if c.row_id not in ids:
+            raise PlanStale(f"{c.address} changed in the database after the plan was made")
+    return [WrittenChange(c, c.row_id) for c in changes if c.row_id is not None]
+
+
+def _execute(
+    conn: sa.Connection,
+    sql: str,
+    params: dict[str, Any],
+    changes: list[Change],
+    rows: list[dict[str, Any]],
+    names: list[str],
+) -> list[sa.Row[Any]]:
+    """Run one set-based statement; on failure name the object that caused it."""
+    stmt = sa.text(sql)
+    savepoint = conn.begin_nested()
+    try:
+        result = list(conn.execute(stmt, params))
+        savepoint.commit()
+        return result
+    except sa_exc.DBAPIError as exc:
+        savepoint.rollback()
+        if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
+            raise
+        culprit = _locate(conn, stmt, params, changes, rows, names)
+        raise ApplyFailed(_describe(exc, culprit)) from exc
+
+
+def _locate(
+    conn: sa.Connection,
+    stmt: sa.TextClause,
+    params: dict[str, Any],
+    changes: list[Change],
+    rows: list[dict[str, Any]],
+    names: list[str],
+) -> Change | None:
+    if len(changes) == 1:
+        return changes[0]
+    for change, row in list(zip(changes, rows, strict=True))[:_LOCATE_LIMIT]:
+        single = {**params, **_bind_arrays([row], names)}
+        sp = conn.begin_nested()
+        try:
+            conn.execute(stmt, single)
+        except sa_exc.DBAPIError:
+            sp.rollback()
+            return change
+        sp.rollback()
+    return None
+
+
+def _describe(exc: sa_exc.DBAPIError, culprit: Change | None) -> str:
+    orig = exc.orig
+    diag = getattr(orig, "diag", None)
+    constraint = getattr(diag, "constraint_name", None)
+    table = getattr(diag, "table_name", None)
+    primary = getattr(diag, "message_primary", None) or str(orig).splitlines()[0]
+    where = f"{culprit.action.value} {culprit.address}" if culprit else "a batch write"
+    detail = f" (constraint {constraint} on {table})" if constraint else ""
+    return f"{where} failed: {primary}{detail}; rolled back, nothing applied"

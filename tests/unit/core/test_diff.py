@@ -1,0 +1,231 @@
+from __future__ import annotations
+
+from dataclasses import replace
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from reconciler.core.planner import build_plan
+from reconciler.core.risk import RiskPolicy
+from reconciler.model.actual import ActualState
+from reconciler.model.desired import DesiredState
+from reconciler.model.enums import AuthType, Environment, RiskLevel
+from reconciler.model.plan import Action, NoticeKind, Plan, Selectors
+from tests.unit.core.builders import account, as_actual, integration, secret, state, token, webhook
+
+POLICY = RiskPolicy()
+
+
+def plan(desired: DesiredState, actual: ActualState, **kw: object) -> Plan:
+    return build_plan(desired, actual, policy=POLICY, created_at="2026-01-01T00:00:00Z", **kw)  # type: ignore[arg-type]
+
+
+def test_create_everything_from_empty_database() -> None:
+    p = plan(state(integration(), webhook()), ActualState())
+    assert [c.action for c in p.changes] == [Action.CREATE, Action.CREATE]
+    assert [c.address.kind.value for c in p.changes] == ["integration", "webhook"]
+    create = p.changes[0]
+    api_key = next(f for f in create.fields if f.field == "api_key")
+    assert api_key.sensitive and api_key.after == "(sensitive)"
+    assert create.risk.level is RiskLevel.MEDIUM  # production create
+
+
+def test_no_changes_when_database_matches() -> None:
+    desired = state(integration(), webhook(), account())
+    p = plan(desired, as_actual(desired, (token(),)))
+    assert p.changes == ()
+    assert p.notices == ()
+
+
+def test_field_level_update_with_risk() -> None:
+    desired = state(integration(), webhook())
+    actual = as_actual(desired)
+    changed = state(
+        integration(sync_interval=30),
+        webhook(endpoint_url="https://hooks.example.com/v2", auth_type=AuthType.NONE),
+    )
+    p = plan(changed, actual)
+    by_kind = {c.address.kind.value: c for c in p.changes}
+    integ = by_kind["integration"]
+    assert [(f.field, f.before, f.after) for f in integ.fields] == [("sync_interval", 15, 30)]
+    assert integ.risk.level is RiskLevel.LOW
+    hook = by_kind["webhook"]
+    assert {f.field for f in hook.fields} == {"auth_type", "endpoint_url"}
+    assert hook.risk.level is RiskLevel.CRITICAL
+    assert {r.code for r in hook.risk.reasons} >= {"AUTH_DOWNGRADE_NONE", "ENDPOINT_URL"}
+
+
+def test_secret_change_is_exact_and_masked() -> None:
+    desired = state(integration())
+    actual = as_actual(desired)
+    same_value_reencrypted = state(integration(api_key=secret("sk_live_canary")))
+    assert plan(same_value_reencrypted, actual).changes == ()
+    p = plan(state(integration(api_key=secret("sk_live_other"))), actual)
+    (change,) = p.changes
+    assert [(f.field, f.before, f.after, f.sensitive) for f in change.fields] == [
+        ("api_key", "(sensitive)", "(sensitive)", True)
+    ]
+    assert change.risk.level is RiskLevel.HIGH
+    assert "sk_live" not in repr(p.to_dict())
+
+
+def test_event_order_is_not_a_change() -> None:
+    desired = state(webhook(subscribed_events=("a.b", "c.d")))
+    actual = as_actual(desired)  # builder stores events reversed
+    assert plan(desired, actual).changes == ()
+
+
+def test_undeclared_objects_kept_without_prune_deleted_with_prune() -> None:
+    old = state(integration(), webhook(), webhook(name="other"))
+    actual = as_actual(old)
+    new = state(integration(), webhook())
+    kept = plan(new, actual)
+    assert kept.changes == ()
+    assert [n.kind for n in kept.notices] == [NoticeKind.KEPT]
+    pruned = plan(new, actual, prune=True)
+    (delete,) = pruned.changes
+    assert delete.action is Action.DELETE and delete.address.name == "other"
+    assert delete.risk.level is RiskLevel.CRITICAL
+    assert pruned.mass_deletions == ()
+
+
+def test_whole_tenant_removal_trips_breaker() -> None:
+    old = state(integration(tenant="gone"), webhook(tenant="gone"), integration())
+    p = plan(state(integration()), as_actual(old), prune=True)
+    assert [c.action for c in p.changes] == [Action.DELETE, Action.DELETE]
+    (breaker,) = p.mass_deletions
+    assert breaker.tenant == "gone" and breaker.whole_tenant and breaker.deleting == 2
+
+
+def test_share_breaker() -> None:
+    hooks = [webhook(name=f"h{i}") for i in range(4)]
+    old = state(integration(), *hooks)
+    p = plan(state(integration(), hooks[0]), as_actual(old), prune=True)
+    (breaker,) = p.mass_deletions
+    assert not breaker.whole_tenant and (breaker.deleting, breaker.total) == (3, 5)
+
+
+def test_deletions_come_last_in_reverse_kind_order() -> None:
+    old = state(integration(tenant="a"), webhook(tenant="a"), integration(tenant="b"))
+    p = plan(state(integration(tenant="b", sync_interval=60)), as_actual(old), prune=True)
+    assert [(c.action, c.address.tenant, c.address.kind.value) for c in p.changes] == [
+        (Action.UPDATE, "b", "integration"),
+        (Action.DELETE, "a", "webhook"),
+        (Action.DELETE, "a", "integration"),
+    ]
+
+
+def test_soft_deleted_row_is_restored_by_create() -> None:
+    desired = state(integration())
+    actual = as_actual(desired)
+    from datetime import UTC, datetime
+
+    deleted = ActualState((replace(actual.integrations[0], deleted_at=datetime.now(UTC)),))
+    (change,) = plan(desired, deleted).changes
+    assert change.action is Action.CREATE and change.row_id == 1
+
+
+def test_oauth_accounts() -> None:
+    declared = account()
+    waiting = account(account_id="acct_1Waiting000")
+    revoke = account(account_id="acct_1Revoke0000", revoke_reason="offboarded")
+    tokens = (
+        token(id=1),
+        token(id=2, account_id="acct_1Revoke0000"),
+        token(id=3, account_id="acct_1Stranger00"),
+    )
+    desired = state(declared, waiting, revoke)
+    p = plan(desired, ActualState(tokens=tokens))
+    assert [(c.action, c.address.name) for c in p.changes] == [(Action.REVOKE, "acct_1Revoke0000")]
+    assert p.changes[0].risk.level is RiskLevel.HIGH
+    kinds = {(n.kind, n.address.name) for n in p.notices}
+    assert kinds == {
+        (NoticeKind.WAITING_FOR_CONNECTION, "acct_1Waiting000"),
+        (NoticeKind.UNDECLARED_ACCOUNT, "acct_1Stranger00"),
+    }
+    pruned = plan(desired, ActualState(tokens=tokens), prune=True)
+    assert [(c.action, c.address.name) for c in pruned.changes][-1] == (
+        Action.REVOKE,
+        "acct_1Stranger00",
+    )
+    assert {r.code for r in pruned.changes[-1].risk.reasons} == {
+        "TOKEN_REVOKE",
+        "UNDECLARED_ACCOUNT",
+    }
+
+
+def test_selectors_limit_prune() -> None:
+    old = state(integration(tenant="a"), integration(tenant="b"))
+    p = plan(state(), as_actual(old), prune=True, selectors=Selectors(tenants=("a",)))
+    assert [c.address.tenant for c in p.changes] == ["a"]
+
+
+def test_policy_raises_but_never_lowers() -> None:
+    strict = RiskPolicy.create({"SYNC_INTERVAL": RiskLevel.HIGH})
+    desired = state(integration())
+    p = build_plan(
+        state(integration(sync_interval=5)), as_actual(desired), policy=strict, created_at="t"
+    )
+    assert p.changes[0].risk.level is RiskLevel.HIGH
+    import pytest
+
+    with pytest.raises(ValueError, match="not lowered"):
+        RiskPolicy.create({"DELETE": RiskLevel.LOW})
+    with pytest.raises(ValueError, match="unknown risk rule"):
+        RiskPolicy.create({"NOPE": RiskLevel.HIGH})
+
+
+def test_plan_round_trips_through_json() -> None:
+    old = state(integration(), webhook(), webhook(name="x"))
+    p = plan(state(integration(sync_interval=1), webhook()), as_actual(old), prune=True)
+    assert Plan.from_dict(p.to_dict()) == p
+
+
+_tenants = st.sampled_from(["a", "b", "c"])
+_names = st.sampled_from(["w1", "w2", "w3"])
+_envs = st.sampled_from(list(Environment))
+
+
+@st.composite
+def desired_states(draw: st.DrawFn) -> DesiredState:
+    ints = {
+        (t, e): integration(tenant=t, environment=e, sync_interval=draw(st.integers(1, 10080)))
+        for t, e in draw(st.lists(st.tuples(_tenants, _envs), max_size=6))
+    }
+    hooks = {
+        (t, n): webhook(
+            tenant=t,
+            name=n,
+            subscribed_events=tuple(
+                draw(st.lists(st.sampled_from(["x.y", "y.z", "z.a"]), unique=True))
+            ),
+        )
+        for t, n in draw(st.lists(st.tuples(_tenants, _names), max_size=6))
+    }
+    return state(*ints.values(), *hooks.values())
+
+
+@given(desired_states())
+def test_property_diff_against_itself_is_empty(desired: DesiredState) -> None:
+    p = plan(desired, as_actual(desired), prune=True)
+    assert p.changes == ()
+
+
+@given(desired_states(), desired_states())
+def test_property_plan_is_deterministic(a: DesiredState, b: DesiredState) -> None:
+    actual = as_actual(b)
+    first = plan(a, actual, prune=True)
+    shuffled = DesiredState(
+        tuple(reversed(a.integrations)),
+        tuple(reversed(a.webhooks)),
+        (),
+        a.tenants,
+        a.manifests_digest,
+    )
+    assert plan(shuffled, actual, prune=True).to_dict() == first.to_dict()
+
+
+def test_risk_levels_order_by_severity_not_name() -> None:
+    assert RiskLevel.LOW < RiskLevel.MEDIUM < RiskLevel.HIGH < RiskLevel.CRITICAL
+    assert max(RiskLevel.HIGH, RiskLevel.LOW) is RiskLevel.HIGH
+    assert sorted(RiskLevel) == list(RiskLevel)
