@@ -1,0 +1,236 @@
+"""Plan as Markdown for a pull-request comment.
+
+Summary first (counts by action and by risk, review count, breaker warnings), then one
+collapsed ``<details>`` per tenant holding the text rendering of its changes in a ``diff``
+fence, then notices. GitHub refuses comments over 65,536 characters, so the output stays
+under ``max_chars`` by dropping whole tenant sections from the end (never cutting inside a
+fence) and saying how many were left out.
+
+Values outside fences are escaped as HTML character references, which GitHub shows as the
+characters themselves without treating them as Markdown or HTML.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from reconciler.model.enums import RiskLevel
+from reconciler.model.plan import Action, NoticeKind
+from reconciler.render.plan_json import plan_record
+from reconciler.render.plan_text import (
+    Record,
+    change_lines,
+    mass_deletion_text,
+    notice_heading,
+    notice_item_text,
+    prune_text,
+    selectors_text,
+    summary_text,
+)
+
+if TYPE_CHECKING:
+    from reconciler.model.plan import Plan
+
+DEFAULT_MAX_CHARS = 65000
+"""Below GitHub's 65,536-character limit on a comment, with room for a bot's own footer."""
+
+MIN_MAX_CHARS = 2000
+"""The summary alone may need this much; smaller limits are refused."""
+
+_TITLE = "## Reconciler plan"
+_FULL_PLAN_HINT = "run `reconciler plan` for the full plan"
+# Anywhere in a line: emphasis, code, links, HTML, tables, strikethrough, math, mentions.
+_MD_SPECIAL = frozenset("\\`*_[]<>&|~$@")
+# At the start of a line, or of a list item's text, these would start a block.
+_MD_SPECIAL_FIRST = _MD_SPECIAL | frozenset("#+-.!:=>0123456789")
+
+
+def render_markdown(plan: Plan, *, max_chars: int = DEFAULT_MAX_CHARS) -> str:
+    """Render a plan as a pull-request comment no longer than ``max_chars``.
+
+    Args:
+        plan: the plan to render.
+        max_chars: upper bound on the length of the result (at least ``MIN_MAX_CHARS``).
+
+    Returns:
+        Markdown ending in a newline.
+
+    Raises:
+        ValueError: ``max_chars`` is below ``MIN_MAX_CHARS``.
+    """
+    return render_markdown_record(plan_record(plan), max_chars=max_chars)
+
+
+def render_markdown_record(record: Record, *, max_chars: int = DEFAULT_MAX_CHARS) -> str:
+    """Render a plan record (``Plan.to_dict()`` form); see :func:`render_markdown`."""
+    if max_chars < MIN_MAX_CHARS:
+        raise ValueError(f"max_chars must be at least {MIN_MAX_CHARS}, got {max_chars}")
+    # Parts are joined with "\n"; a part ending in "\n" is followed by a blank line.
+    head = [_head(record)]
+    budget = max_chars - _cost(head) - 1
+    # Budget in order of importance: breaker warnings, tenant changes, then notices.
+    warnings, budget = _fit(
+        [_mass_warning(m) for m in record["mass_deletions"]],
+        budget,
+        lambda n: f"> [!CAUTION]\n> … {n} more mass-deletion warnings; {_FULL_PLAN_HINT}.\n",
+    )
+    tenant_heading = ["### Changes by tenant\n"]
+    tenants, budget = _fit(
+        [_tenant_section(t, changes) for t, changes in _by_tenant(record["changes"])],
+        budget - _cost(tenant_heading),
+        lambda n: f"… {n} more tenants not shown; {_FULL_PLAN_HINT}.\n",
+    )
+    notice_heading = ["### Notices\n"]
+    notices, _ = _fit(
+        _notice_items(record["notices"]),
+        budget - _cost(notice_heading),
+        lambda n: f"\n… {n} more notices not shown; {_FULL_PLAN_HINT}.\n",
+    )
+    parts = [*head, *warnings]
+    if tenants:
+        parts += [*tenant_heading, *tenants]
+    if notices:
+        parts += [*notice_heading, *notices]
+    return "\n".join(parts).rstrip("\n") + "\n"
+
+
+def md_text(text: str) -> str:
+    """Escape text for Markdown and inline HTML: specials become character references."""
+    escaped = "".join(
+        f"&#{ord(ch)};" if ch in (_MD_SPECIAL_FIRST if i == 0 else _MD_SPECIAL) else ch
+        for i, ch in enumerate(text)
+    )
+    # A newline would end a table row, list item or <summary>; keep values on one line.
+    return escaped.replace("\r", " ").replace("\n", " ")
+
+
+def diff_fence(lines: Sequence[str]) -> str:
+    """A ``diff`` fence of text-plan lines, with each line's ``+``/``-``/``~``/``!`` moved
+    to the first column so GitHub colors added and removed lines.
+
+    The fence is one backtick longer than any backtick run in the content, so no value can
+    close it early.
+    """
+    body = [_symbol_first(line) for line in lines]
+    longest = max((_longest_backtick_run(line) for line in body), default=0)
+    fence = "`" * max(3, longest + 1)
+    return "\n".join([f"{fence}diff", *body, fence]) + "\n"
+
+
+def _head(record: Record) -> str:
+    summary = record["summary"]
+    by_action, by_risk = summary["by_action"], summary["by_risk"]
+    actions = [a.value for a in Action if a is not Action.NOOP]
+    levels = [lvl.value for lvl in RiskLevel]
+    lines = [
+        _TITLE,
+        "",
+        f"**{summary_text(summary)}**",
+        "",
+        f"{md_text(selectors_text(record['selectors']))}. {md_text(prune_text(record['prune']))}",
+        "",
+    ]
+    if summary["total"]:
+        lines += [
+            _table([*actions, "total"], [*(by_action[a] for a in actions), summary["total"]]),
+            _table(
+                [*levels, "needs review"],
+                [*(by_risk[lvl] for lvl in levels), summary["requires_review"]],
+            ),
+        ]
+    review = summary["requires_review"]
+    if review:
+        lines.append(
+            f"> [!WARNING]\n> {review} HIGH or CRITICAL change{_s(review)} marked for review.\n"
+        )
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _table(headers: list[str], counts: list[Any]) -> str:
+    head = "| " + " | ".join(headers) + " |"
+    rule = "|" + "---:|" * len(headers)
+    row = "| " + " | ".join(str(c) for c in counts) + " |"
+    return f"{head}\n{rule}\n{row}\n"
+
+
+def _mass_warning(mass: Record) -> str:
+    return f"> [!CAUTION]\n> **Warning:** {md_text(mass_deletion_text(mass))}\n"
+
+
+def _by_tenant(changes: Sequence[Record]) -> list[tuple[str, list[Record]]]:
+    """Changes grouped by tenant, tenants in order of first appearance, plan order kept."""
+    groups: dict[str, list[Record]] = {}
+    for change in changes:
+        if Action(change["action"]) is not Action.NOOP:
+            groups.setdefault(change["resource"]["tenant"], []).append(change)
+    return list(groups.items())
+
+
+def _tenant_section(tenant: str, changes: list[Record]) -> str:
+    lines: list[str] = []
+    for change in changes:
+        lines += [*change_lines(change, color=False), ""]
+    # By rank: RiskLevel is a str enum, so plain max() would compare the names.
+    top = max((RiskLevel(c["risk"]["level"]) for c in changes), key=lambda lvl: lvl.rank)
+    count = f"{len(changes)} change{_s(len(changes))}"
+    return (
+        f"<details><summary><b>{md_text(tenant)}</b> — {count} (max {top.value})</summary>\n\n"
+        f"{diff_fence(lines[:-1])}\n</details>\n"
+    )
+
+
+def _notice_items(notices: Sequence[Record]) -> list[str]:
+    items: list[str] = []
+    for kind in NoticeKind:
+        of_kind = [n for n in notices if n["kind"] == kind.value]
+        if of_kind:
+            items.append(f"**{md_text(notice_heading(kind))}**\n")
+            items += [f"- {md_text(notice_item_text(n))}" for n in of_kind]
+            items.append("")
+    return items
+
+
+def _fit(items: list[str], budget: int, more_note: Callable[[int], str]) -> tuple[list[str], int]:
+    """Keep items from the front while they fit in ``budget``, reserving room for the note
+    that says how many were dropped. Returns the kept items (and note) and what is left."""
+    total = _cost(items)
+    if total <= budget:
+        return items, budget - total
+    kept: list[str] = []
+    used = 0
+    for item in items:
+        note = more_note(len(items) - len(kept) - 1)
+        if used + len(item) + 1 + len(note) + 1 > budget:
+            break
+        kept.append(item)
+        used += len(item) + 1
+    note = more_note(len(items) - len(kept))
+    if used + len(note) + 1 > budget:
+        return kept, budget - used
+    return [*kept, note], budget - used - len(note) - 1
+
+
+def _cost(parts: Sequence[str]) -> int:
+    """Length of parts once joined: each part plus its joining newline."""
+    return sum(len(p) + 1 for p in parts)
+
+
+def _symbol_first(line: str) -> str:
+    body = line.lstrip(" ")
+    pad = len(line) - len(body)
+    if pad and body[:2] in ("+ ", "- ", "~ ", "! "):
+        return f"{body[0]}{' ' * pad}{body[1:]}"
+    return line
+
+
+def _longest_backtick_run(line: str) -> int:
+    longest = run = 0
+    for ch in line:
+        run = run + 1 if ch == "`" else 0
+        longest = max(longest, run)
+    return longest
+
+
+def _s(n: int) -> str:
+    return "" if n == 1 else "s"
