@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine, make_url
 
 _counter = itertools.count()
 
@@ -55,3 +55,42 @@ def create_database(admin_url: str, template: str | None = None) -> str:
 def empty_database_url(pg_server_url: str) -> str:
     """A new empty database (no schema) for this test."""
     return create_database(pg_server_url)
+
+
+# --- Databases with the reconciler's schema -------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def schema_template(pg_server_url: str) -> str:
+    """Name of a database migrated to head once per test process, used as a template.
+
+    Nothing may stay connected to it: ``CREATE DATABASE ... TEMPLATE`` needs it idle.
+    """
+    from reconciler.store import migrate
+    from reconciler.store.database import resolve_database_url
+
+    url = create_database(pg_server_url)
+    migrate.upgrade(resolve_database_url(url))
+    name = make_url(url).database
+    assert name is not None
+    return name
+
+
+@pytest.fixture
+def database_url(pg_server_url: str, schema_template: str) -> Iterator[str]:
+    """A new database of this test's own, already at the newest migration (SQLAlchemy URL)."""
+    url = create_database(pg_server_url, template=schema_template)
+    yield url
+    # Dropping keeps the server small when hundreds of tests each copy the template.
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """An engine on ``database_url`` as the reconciler creates it; disposed after the test."""
+    from reconciler.store.database import create_engine, resolve_database_url
+
+    eng = create_engine(resolve_database_url(database_url))
+    yield eng
+    eng.dispose()

@@ -1,0 +1,1 @@
+"""Migration scripts, applied in revision order (file names are numbered for readers)."""
