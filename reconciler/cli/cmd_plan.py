@@ -1,9 +1,372 @@
-"""CLI commands: plan."""
+"""CLI commands: plan, apply, drift, history."""
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
 import click
+
+from reconciler import commands
+from reconciler.cli.exit_codes import ExitCode
+from reconciler.cli.options import (
+    database_url_option,
+    handle_errors,
+    make_selectors,
+    manifests_option,
+    selector_options,
+)
+from reconciler.errors import ConfigError
+from reconciler.model.enums import RiskLevel
+from reconciler.model.plan import Plan
+from reconciler.settings import Settings, load_settings, parse_level
+
+_FORMATS = ("text", "json", "markdown", "github")
+
+
+def _render(plan: Plan, fmt: str, *, color: bool) -> str:
+    match fmt:
+        case "json":
+            from reconciler.render.plan_json import render_json
+
+            return render_json(plan)
+        case "markdown":
+            from reconciler.render.plan_markdown import render_markdown
+
+            return render_markdown(plan)
+        case "github":
+            from reconciler.render.plan_github import render_github
+
+            return render_github(plan)
+        case _:
+            from reconciler.render.plan_text import render_text
+
+            return render_text(plan, color=color)
+
+
+def _color(no_color: bool) -> bool:
+    return not no_color and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+
+
+def _manifests(settings: Settings, given: str | None) -> Path:
+    return Path(given) if given else settings.manifests_dir
+
+
+def _write_plan_file(plan: Plan, path: Path) -> None:
+    """Write atomically: a crash never leaves half a plan file."""
+    body = json.dumps(plan.to_dict(), indent=2) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(body)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _read_plan_file(path: Path) -> Plan:
+    try:
+        data: Any = json.loads(path.read_text(encoding="utf-8"))
+        return Plan.from_dict(data)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: plan file not found") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path}: not a reconciler plan file ({exc})") from None
+
+
+_common = [
+    manifests_option,
+    database_url_option,
+    click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr."),
+    click.option("--no-color", is_flag=True, help="Plain text output (also: NO_COLOR=1)."),
+]
+
+
+def _apply_common(func: Any) -> Any:
+    for option in reversed(_common):
+        func = option(func)
+    return func
+
+
+@click.command("plan")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="PLAN",
+    help="Also save the plan (no secrets in it) for `reconciler apply PLAN`.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(_FORMATS),
+    default="text",
+    show_default=True,
+    help="text for terminals, json for machines, markdown for PR comments, github for annotations.",
+)
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 0 when there are no changes, 2 when there are, 1 on error.",
+)
+@click.option(
+    "--prune",
+    is_flag=True,
+    help="Plan deletion of objects the manifests no longer declare (soft delete) and "
+    "revocation of undeclared OAuth accounts.",
+)
+@selector_options
+@_apply_common
+@handle_errors
+def plan_cmd(
+    out: Path | None,
+    fmt: str,
+    detailed_exitcode: bool,
+    prune: bool,
+    tenants: tuple[str, ...],
+    platforms: tuple[str, ...],
+    exclude_tenants: tuple[str, ...],
+    manifests_dir: str | None,
+    database_url: str | None,
+    quiet: bool,
+    no_color: bool,
+) -> None:
+    """Show what apply would change, with a risk level for every change.
+
+    Reads the manifests (decrypting secrets with your age key) and the database; writes
+    nothing to the database.
+
+    \b
+    Examples:
+      reconciler plan
+      reconciler plan --tenant acme-robotics --platform stripe
+      reconciler plan --format markdown > plan.md       # for a pull-request comment
+      reconciler plan --out plan.json --detailed-exitcode
+    """
+    settings = load_settings()
+    progress = commands.Progress(enabled=not quiet)
+    result = commands.plan(
+        manifests_dir=_manifests(settings, manifests_dir),
+        settings=settings,
+        selectors=make_selectors(tenants, platforms, exclude_tenants),
+        prune=prune,
+        database_url=database_url,
+        progress=progress,
+    )
+    if out is not None:
+        _write_plan_file(result.plan, out)
+        progress.note(f"Saved the plan to {out}; apply it with: reconciler apply {out}")
+    click.echo(_render(result.plan, fmt, color=_color(no_color)), nl=False)
+    if detailed_exitcode and result.plan.has_changes:
+        sys.exit(ExitCode.CHANGES_PRESENT)
+
+
+@click.command("apply")
+@click.argument(
+    "plan_file", required=False, type=click.Path(dir_okay=False, path_type=Path), metavar="[PLAN]"
+)
+@click.option(
+    "--auto-approve", is_flag=True, help="Apply without asking (required without a terminal)."
+)
+@click.option(
+    "--prune", is_flag=True, help="Delete undeclared objects and revoke undeclared accounts."
+)
+@click.option(
+    "--allow-risk",
+    type=click.Choice([r.value.lower() for r in RiskLevel]),
+    default=None,
+    help="Highest risk level to apply (default from reconciler.yaml, else high: "
+    "CRITICAL changes need --allow-risk critical).",
+)
+@click.option(
+    "--allow-mass-deletion", is_flag=True, help="Apply even when the mass-deletion breaker trips."
+)
+@click.option(
+    "--actor",
+    metavar="NAME",
+    help="Who is applying (default: $RECONCILER_ACTOR, the CI actor, the OS user).",
+)
+@click.option(
+    "--lock-timeout",
+    type=float,
+    metavar="S",
+    default=None,
+    help="Seconds to wait for another apply to finish (default 60).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="How to print the plan and the result.",
+)
+@selector_options
+@_apply_common
+@handle_errors
+def apply_cmd(
+    plan_file: Path | None,
+    auto_approve: bool,
+    prune: bool,
+    allow_risk: str | None,
+    allow_mass_deletion: bool,
+    actor: str | None,
+    lock_timeout: float | None,
+    fmt: str,
+    tenants: tuple[str, ...],
+    platforms: tuple[str, ...],
+    exclude_tenants: tuple[str, ...],
+    manifests_dir: str | None,
+    database_url: str | None,
+    quiet: bool,
+    no_color: bool,
+) -> None:
+    """Apply the manifests to the database in ONE transaction, with an audit row per change.
+
+    With PLAN (a file from `reconciler plan --out`), applies exactly that plan and refuses
+    (exit 3) if the database or the manifests changed since. Without it, plans and applies.
+
+    \b
+    Exit codes: 0 applied or nothing to do, 1 error (nothing written), 3 stale plan,
+    4 blocked by policy (risk above --allow-risk, or a mass deletion).
+    \b
+    Examples:
+      reconciler apply                                   # shows the plan, asks
+      reconciler apply --auto-approve --actor deploy-bot
+      reconciler plan --out plan.json && reconciler apply plan.json --auto-approve
+    """
+    settings = load_settings()
+    progress = commands.Progress(enabled=not quiet)
+    color = _color(no_color)
+    saved = _read_plan_file(plan_file) if plan_file else None
+    if saved is not None and (tenants or platforms or exclude_tenants or prune):
+        raise ConfigError(
+            "a saved plan carries its own selectors and --prune; do not pass them again"
+        )
+    confirm = None
+    if not auto_approve:
+        if not sys.stdin.isatty():
+            raise ConfigError(
+                "no terminal to confirm on: review with `reconciler plan`, then pass --auto-approve"
+            )
+
+        def confirm(p: Plan) -> bool:
+            click.echo(_render(p, "text", color=color), nl=False)
+            answer: str = click.prompt(
+                "Apply these changes? Only 'yes' is accepted", default="", show_default=False
+            )
+            return answer.strip() == "yes"
+
+    result = commands.apply(
+        manifests_dir=_manifests(settings, manifests_dir),
+        settings=settings,
+        saved_plan=saved,
+        selectors=make_selectors(tenants, platforms, exclude_tenants),
+        prune=prune,
+        allow_risk=parse_level(allow_risk) if allow_risk else None,
+        allow_mass_deletion=allow_mass_deletion,
+        actor=actor,
+        lock_timeout_seconds=lock_timeout,
+        database_url=database_url,
+        confirm=confirm,
+        progress=progress,
+    )
+    if fmt == "json":
+        click.echo(
+            json.dumps(
+                {
+                    "outcome": result.outcome.value,
+                    "run_id": str(result.run_id) if result.run_id else None,
+                    "counts": dict(result.counts),
+                    "replanned": result.replanned,
+                    "plan": result.plan.to_dict(),
+                },
+                indent=2,
+            )
+        )
+        return
+    if auto_approve and result.plan.has_changes:
+        click.echo(_render(result.plan, "text", color=color), nl=False)
+    click.echo(result.summary)
+
+
+@click.command("drift")
+@click.option("--format", "fmt", type=click.Choice(_FORMATS), default="text", show_default=True)
+@click.option(
+    "--detailed-exitcode", is_flag=True, help="Exit 2 when the database differs from git."
+)
+@selector_options
+@_apply_common
+@handle_errors
+def drift_cmd(
+    fmt: str,
+    detailed_exitcode: bool,
+    tenants: tuple[str, ...],
+    platforms: tuple[str, ...],
+    exclude_tenants: tuple[str, ...],
+    manifests_dir: str | None,
+    database_url: str | None,
+    quiet: bool,
+    no_color: bool,
+) -> None:
+    """Report how the database differs from git (read-only), for scheduled jobs.
+
+    Shows rows edited outside the reconciler (as updates back to the manifest's values),
+    objects git does not declare (as deletions) and undeclared connected accounts.
+
+    \b
+    Example (cron / scheduled CI):
+      reconciler drift --detailed-exitcode --format json > drift.json || alert
+    """
+    settings = load_settings()
+    result = commands.drift(
+        manifests_dir=_manifests(settings, manifests_dir),
+        settings=settings,
+        selectors=make_selectors(tenants, platforms, exclude_tenants),
+        database_url=database_url,
+        progress=commands.Progress(enabled=not quiet),
+    )
+    click.echo(_render(result, fmt, color=_color(no_color)), nl=False)
+    if detailed_exitcode and result.has_changes:
+        sys.exit(ExitCode.CHANGES_PRESENT)
+
+
+@click.command("history")
+@click.option("--limit", type=click.IntRange(1, 10000), default=20, show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@database_url_option
+@handle_errors
+def history_cmd(limit: int, fmt: str, database_url: str | None) -> None:
+    """List recent apply runs (who, when, which commit, what changed), newest first."""
+    runs = commands.history(database_url=database_url, limit=limit, progress=commands.Progress())
+    if fmt == "json":
+        click.echo(json.dumps([r.to_dict() for r in runs], indent=2))
+        return
+    if not runs:
+        click.echo("No applies yet.")
+        return
+    click.echo(
+        f"{'STARTED':20}  {'ACTOR':16}  {'COMMIT':8}  {'+':>5} {'~':>5} {'-':>5} {'!':>5}  RUN"
+    )
+    for r in runs:
+        d = r.to_dict()
+        click.echo(
+            f"{d['started_at']:20}  {r.actor[:16]:16}  {(r.git_commit or '-')[:8]:8}  "
+            f"{r.created:>5} {r.updated:>5} {r.deleted:>5} {r.revoked:>5}  {r.id}"
+        )
 
 
 def register(group: click.Group) -> None:
-    """Add this module's commands to the root group."""
+    """Add plan, apply, drift and history to the root group."""
+    group.add_command(plan_cmd)
+    group.add_command(apply_cmd)
+    group.add_command(drift_cmd)
+    group.add_command(history_cmd)

@@ -1,0 +1,546 @@
+"""The Python API: one typed function per verb (``plan``, ``apply``, ``drift``, ``history``).
+
+The CLI (``reconciler/cli``) only parses options, calls one of these and renders the result,
+so every verb is usable from scripts and tests. The functions do the I/O the pure core must
+not: read manifests and keys, talk to PostgreSQL, read the clock.
+
+Apply's safety, in order:
+
+1. Load, decrypt and validate every selected manifest; read the database; plan — all
+   before any transaction (transactions stay short).
+2. Policy gate: a change above ``allow_risk`` or a tripped mass-deletion breaker raises
+   :class:`~reconciler.errors.PolicyViolation` (exit 4); nothing is written.
+3. One transaction: ``SET LOCAL statement_timeout``; a transaction-scoped advisory lock
+   (released by the server if the process dies or the connection drops); re-read the row
+   versions. A saved plan whose rows or manifests moved raises
+   :class:`~reconciler.errors.PlanStale` (exit 3). An unsaved plan is re-made against the
+   new state (and gated again) — that is how a second concurrent apply continues after the
+   first one commits.
+4. Set-based writes, audit rows (hash-chained) and the ``apply_runs`` row, then COMMIT. Any
+   failure before COMMIT rolls everything back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import sqlalchemy as sa
+
+from reconciler import __version__
+from reconciler.context import git_commit, resolve_actor, user_agent
+from reconciler.core.planner import build_plan
+from reconciler.core.risk import RiskPolicy
+from reconciler.crypto.aead import FieldCipher
+from reconciler.crypto.fingerprint import Fingerprinter
+from reconciler.crypto.local_keys import load_keys_for_target
+from reconciler.errors import KeyUnavailable, ManifestInvalid, PlanStale, PolicyViolation
+from reconciler.model.actual import ActualState
+from reconciler.model.desired import DesiredState
+from reconciler.model.enums import ApplyOutcome, EntityType, RiskLevel
+from reconciler.model.plan import Action, Change, Plan, ResourceKind, Selectors
+from reconciler.settings import Settings
+from reconciler.store.audit import AuditContext, AuditEntry, append_audit_entries
+from reconciler.store.database import (
+    DatabaseTarget,
+    check_connection,
+    create_engine,
+    ensure_schema_current,
+    resolve_database_url,
+    translate_db_errors,
+)
+from reconciler.store.locks import APPLY_LOCK_KEY, acquire_xact_lock
+from reconciler.store.read import read_actual_state, read_row_versions
+from reconciler.store.write import WriteContext, WrittenChange, write_changes
+
+
+class Progress:
+    """One line per stage on stderr: ``Loading manifests... 30000 files (2.1s)``."""
+
+    def __init__(self, stream: TextIO | None = None, *, enabled: bool = True) -> None:
+        self.stream = stream or sys.stderr
+        self.enabled = enabled
+
+    def note(self, message: str) -> None:
+        if self.enabled:
+            print(message, file=self.stream, flush=True)
+
+    @contextmanager
+    def stage(self, title: str) -> Iterator[dict[str, str]]:
+        """Time a stage; the body may set ``result["detail"]`` for the closing line."""
+        result: dict[str, str] = {}
+        if self.enabled:
+            print(f"{title}...", end="", file=self.stream, flush=True)
+        started = time.perf_counter()
+        try:
+            yield result
+        except BaseException:
+            if self.enabled:
+                print(" failed", file=self.stream, flush=True)
+            raise
+        if self.enabled:
+            detail = result.get("detail", "done")
+            print(f" {detail} ({time.perf_counter() - started:.1f}s)", file=self.stream, flush=True)
+
+
+QUIET = Progress(enabled=False)
+ALL = Selectors()
+"""No selection: every tenant and platform."""
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+# -- shared steps -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Database:
+    """An open database: where it is and an engine for it."""
+
+    target: DatabaseTarget
+    engine: sa.Engine
+
+
+def open_database(database_url: str | None, progress: Progress = QUIET) -> Database:
+    """Resolve, connect and check the schema revision (embedded databases auto-upgrade)."""
+    target = resolve_database_url(database_url)
+    progress.note(target.describe())
+    engine = create_engine(target)
+    check_connection(engine)
+    ensure_schema_current(engine, target)
+    return Database(target, engine)
+
+
+def fingerprinter_for(
+    target: DatabaseTarget, environ: Mapping[str, str] | None = None
+) -> Fingerprinter:
+    """The fingerprint key: ``RECONCILER_FINGERPRINT_KEY``, else the development keys."""
+    env = os.environ if environ is None else environ
+    fp = Fingerprinter.from_environ(env)
+    if fp is not None:
+        return fp
+    return load_keys_for_target(target, env)[1]
+
+
+def load_desired(
+    manifests_dir: Path,
+    selectors: Selectors,
+    fingerprint: Fingerprinter,
+    progress: Progress = QUIET,
+) -> DesiredState:
+    """Load, decrypt and validate the selected manifests, or raise ``ManifestInvalid``."""
+    from reconciler.load.validate import load_desired_state
+    from reconciler.sops import load_identities
+
+    with progress.stage("Loading manifests") as stage:
+        result = load_desired_state(
+            manifests_dir,
+            selectors=selectors,
+            identities=load_identities(),
+            fingerprint=fingerprint,
+            decrypt=True,
+        )
+        stage["detail"] = f"{result.files} files"
+    if result.state is None or result.diagnostics.has_errors():
+        raise ManifestInvalid(result.diagnostics)
+    if result.skipped_decryption:
+        raise KeyUnavailable(
+            f"no age key to decrypt {len(result.skipped_decryption)} manifest(s) "
+            f"(first: {result.skipped_decryption[0]}): set SOPS_AGE_KEY_FILE or SOPS_AGE_KEY"
+        )
+    return result.state
+
+
+def read_actual(db: Database, selectors: Selectors, progress: Progress = QUIET) -> ActualState:
+    with (
+        progress.stage("Reading database") as stage,
+        translate_db_errors(),
+        db.engine.connect() as conn,
+    ):
+        with conn.begin():
+            conn.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+            actual = read_actual_state(conn, selectors)
+        rows = len(actual.integrations) + len(actual.webhooks) + len(actual.tokens)
+        stage["detail"] = f"{rows} rows"
+    return actual
+
+
+# -- plan ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PlanResult:
+    """A plan and the desired state it was made from (holds decrypted secrets in memory)."""
+
+    plan: Plan
+    desired: DesiredState
+    database: Database
+
+
+def plan(
+    *,
+    manifests_dir: Path,
+    settings: Settings,
+    selectors: Selectors = ALL,
+    prune: bool = False,
+    database_url: str | None = None,
+    progress: Progress = QUIET,
+) -> PlanResult:
+    """Make a plan: what apply would change, with risk, for the selected tenants/platforms."""
+    db = open_database(database_url, progress)
+    desired = load_desired(manifests_dir, selectors, fingerprinter_for(db.target), progress)
+    actual = read_actual(db, selectors, progress)
+    made = build_plan(
+        desired,
+        actual,
+        policy=settings.policy,
+        created_at=rfc3339(now_utc()),
+        prune=prune,
+        selectors=selectors,
+    )
+    return PlanResult(made, desired, db)
+
+
+def plan_digest(p: Plan) -> str:
+    """SHA-256 of the plan's changes (what apply_runs records)."""
+    body = json.dumps([c.to_dict() for c in p.changes], sort_keys=True).encode()
+    return hashlib.sha256(body).hexdigest()
+
+
+# -- policy -------------------------------------------------------------------------------------
+
+
+def check_policy(p: Plan, *, allow_risk: RiskLevel, allow_mass_deletion: bool) -> None:
+    """Raise PolicyViolation (exit 4) listing what needs a permission that was not given."""
+    problems: list[str] = []
+    above = [c for c in p.changes if c.risk.level > allow_risk]
+    for c in above:
+        codes = ", ".join(r.code for r in c.risk.reasons if r.level > allow_risk)
+        problems.append(f"  {c.action.symbol} {c.address} [{c.risk.level.value}: {codes}]")
+    if above:
+        needed = max(c.risk.level for c in above).value.lower()
+        problems.insert(
+            0,
+            f"{len(above)} change(s) above the allowed risk "
+            f"{allow_risk.value} (allow with --allow-risk {needed}):",
+        )
+    if p.mass_deletions and not allow_mass_deletion:
+        problems.append("mass deletion (allow with --allow-mass-deletion):")
+        for m in p.mass_deletions:
+            what = (
+                "whole tenant removed" if m.whole_tenant else f"{m.deleting} of {m.total} objects"
+            )
+            problems.append(f"  tenant {m.tenant}: {what}")
+    if problems:
+        raise PolicyViolation("blocked by policy; nothing written\n" + "\n".join(problems))
+
+
+# -- apply --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    """What an apply did. ``counts`` maps action -> number of changes applied."""
+
+    plan: Plan
+    outcome: ApplyOutcome
+    run_id: uuid.UUID | None
+    counts: Mapping[str, int] = field(default_factory=dict)
+    replanned: bool = False
+
+    @property
+    def summary(self) -> str:
+        if self.outcome is ApplyOutcome.NO_CHANGES:
+            return "No changes. The database matches the manifests; nothing written."
+        c = self.counts
+        total = sum(c.values())
+        return (
+            f"Applied {total} change(s): {c.get('create', 0)} created, {c.get('update', 0)} updated, "
+            f"{c.get('delete', 0)} deleted, {c.get('revoke', 0)} revoked (run {self.run_id})."
+        )
+
+
+_ENTITY = {
+    ResourceKind.INTEGRATION: EntityType.INTEGRATION_CONFIG,
+    ResourceKind.WEBHOOK: EntityType.WEBHOOK_CONFIGURATION,
+    ResourceKind.OAUTH_ACCOUNT: EntityType.OAUTH_TOKEN,
+}
+
+
+def apply(
+    *,
+    manifests_dir: Path,
+    settings: Settings,
+    saved_plan: Plan | None = None,
+    selectors: Selectors = ALL,
+    prune: bool = False,
+    allow_risk: RiskLevel | None = None,
+    allow_mass_deletion: bool = False,
+    actor: str | None = None,
+    lock_timeout_seconds: float | None = None,
+    database_url: str | None = None,
+    confirm: Callable[[Plan], bool] | None = None,
+    progress: Progress = QUIET,
+    environ: Mapping[str, str] | None = None,
+) -> ApplyResult:
+    """Plan (or take a saved plan) and apply it in one transaction.
+
+    Args:
+        confirm: called with the plan before writing; return False to abort. ``None``
+            means approved (``--auto-approve``). When given, a plan that would change while
+            waiting for the lock is refused as stale rather than silently re-made.
+    """
+    env = os.environ if environ is None else environ
+    allowed = allow_risk or settings.allow_risk
+    if saved_plan is not None:
+        selectors, prune = saved_plan.selectors, saved_plan.prune
+    db = open_database(database_url, progress)
+    keyring, fingerprint = load_keys_for_target(db.target, env)
+    desired = load_desired(manifests_dir, selectors, fingerprint, progress)
+    if saved_plan is not None and saved_plan.manifests_digest != desired.manifests_digest:
+        raise PlanStale("the manifests changed since the plan was made; make a new plan")
+    actual = read_actual(db, selectors, progress)
+
+    def replan(state: ActualState) -> Plan:
+        return build_plan(
+            desired,
+            state,
+            policy=settings.policy,
+            created_at=rfc3339(now_utc()),
+            prune=prune,
+            selectors=selectors,
+        )
+
+    current = saved_plan or replan(actual)
+    if not current.changes:
+        return ApplyResult(current, ApplyOutcome.NO_CHANGES, None)
+    check_policy(current, allow_risk=allowed, allow_mass_deletion=allow_mass_deletion)
+    if confirm is not None and not confirm(current):
+        raise PolicyViolation("apply cancelled; nothing written")
+
+    run_id = uuid.uuid4()
+    performer = resolve_actor(actor, env)
+    started = now_utc()
+    lock_timeout = (
+        lock_timeout_seconds if lock_timeout_seconds is not None else settings.lock_timeout_seconds
+    )
+    replanned = False
+    with translate_db_errors(), db.engine.connect() as conn, conn.begin():
+        conn.execute(
+            sa.text(
+                f"SET LOCAL statement_timeout = {int(settings.statement_timeout_seconds * 1000)}"
+            )
+        )
+        with progress.stage("Waiting for the apply lock"):
+            acquire_xact_lock(conn, APPLY_LOCK_KEY, timeout_seconds=lock_timeout, what="apply")
+        if read_row_versions(conn, selectors) != current.read_set:
+            if saved_plan is not None:
+                raise PlanStale("the database changed since the plan was made; make a new plan")
+            if confirm is not None:
+                raise PlanStale(
+                    "the database changed while waiting; run apply again to review the new plan"
+                )
+            current = replan(read_actual_state(conn, selectors))
+            replanned = True
+            progress.note("The database changed while waiting for the lock; re-planned.")
+            if not current.changes:
+                return ApplyResult(current, ApplyOutcome.NO_CHANGES, None, replanned=True)
+            check_policy(current, allow_risk=allowed, allow_mass_deletion=allow_mass_deletion)
+        elif saved_plan is not None:
+            _check_saved_plan_matches(saved_plan, replan(actual))
+        now = now_utc()
+        with progress.stage(f"Applying {len(current.changes)} change(s)"):
+            written = write_changes(
+                conn,
+                current.changes,
+                desired,
+                WriteContext(now=now, actor=performer, cipher=FieldCipher(keyring)),
+            )
+            counts = Counter(w.change.action.value for w in written)
+            commit = git_commit(env, manifests_dir)
+            _insert_run(conn, run_id, started, performer, commit, desired, current, counts, env)
+            context = AuditContext(
+                performed_by=performer,
+                ip_address=None,
+                user_agent=user_agent(env),
+                session_id=str(run_id),
+                git_commit=commit,
+                apply_run_id=run_id,
+            )
+            append_audit_entries(conn, [_audit_entry(w) for w in written], context, now=now)
+    return ApplyResult(current, ApplyOutcome.APPLIED, run_id, dict(counts), replanned)
+
+
+def _check_saved_plan_matches(saved: Plan, fresh: Plan) -> None:
+    def shape(p: Plan) -> list[tuple[str, str, tuple[Any, ...]]]:
+        return [
+            (str(c.address), c.action.value, tuple(f.to_dict().items() for f in c.fields))
+            for c in p.changes
+        ]  # type: ignore[misc]
+
+    if shape(saved) != shape(fresh):
+        raise PlanStale(
+            "the saved plan no longer matches the manifests and database; make a new plan"
+        )
+
+
+def _audit_entry(w: WrittenChange) -> AuditEntry:
+    c: Change = w.change
+    return AuditEntry(
+        tenant_id=c.address.tenant,
+        entity_type=_ENTITY[c.address.kind],
+        entity_id=w.entity_id,
+        entity_address=str(c.address),
+        action=_audit_action(c.action),
+        changes={"fields": [f.to_dict() for f in c.fields], "reason": c.reason},
+        risk_level=c.risk.level,
+        risk_reasons=[r.to_dict() for r in c.risk.reasons],
+        requires_review=c.risk.requires_review,
+        source_path=c.source,
+    )
+
+
+def _audit_action(action: Action) -> Any:
+    from reconciler.model.enums import AuditAction
+
+    return AuditAction(action.value.upper())
+
+
+def _insert_run(
+    conn: sa.Connection,
+    run_id: uuid.UUID,
+    started: datetime,
+    actor: str,
+    commit: str | None,
+    desired: DesiredState,
+    p: Plan,
+    counts: Counter[str],
+    env: Mapping[str, str],
+) -> None:
+    conn.execute(
+        sa.text(
+            """INSERT INTO apply_runs (id, started_at, finished_at, actor, git_commit,
+                   manifests_digest, plan_digest, outcome, created_count, updated_count,
+                   deleted_count, revoked_count, reconciler_version, user_agent)
+               VALUES (:id, :started, clock_timestamp(), :actor, :commit, :mdigest, :pdigest,
+                   'APPLIED', :c, :u, :d, :r, :version, :ua)"""
+        ),
+        {
+            "id": run_id,
+            "started": started,
+            "actor": actor,
+            "commit": commit,
+            "mdigest": desired.manifests_digest,
+            "pdigest": plan_digest(p),
+            "c": counts.get("create", 0),
+            "u": counts.get("update", 0),
+            "d": counts.get("delete", 0),
+            "r": counts.get("revoke", 0),
+            "version": __version__,
+            "ua": user_agent(env),
+        },
+    )
+
+
+# -- drift and history ----------------------------------------------------------------------------
+
+
+def drift(
+    *,
+    manifests_dir: Path,
+    settings: Settings,
+    selectors: Selectors = ALL,
+    database_url: str | None = None,
+    progress: Progress = QUIET,
+) -> Plan:
+    """Read-only: everything in the database that differs from git, as a plan with prune on.
+
+    Includes edits made outside the reconciler (a row changed by hand shows as an update
+    back to the manifest's value) and objects git does not declare.
+    """
+    return plan(
+        manifests_dir=manifests_dir,
+        settings=settings,
+        selectors=selectors,
+        prune=True,
+        database_url=database_url,
+        progress=progress,
+    ).plan
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyRun:
+    id: str
+    started_at: datetime
+    finished_at: datetime | None
+    actor: str
+    git_commit: str | None
+    outcome: str
+    created: int
+    updated: int
+    deleted: int
+    revoked: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "started_at": rfc3339(self.started_at),
+            "finished_at": rfc3339(self.finished_at) if self.finished_at else None,
+            "actor": self.actor,
+            "git_commit": self.git_commit,
+            "outcome": self.outcome,
+            "created": self.created,
+            "updated": self.updated,
+            "deleted": self.deleted,
+            "revoked": self.revoked,
+        }
+
+
+def history(
+    *, database_url: str | None = None, limit: int = 20, progress: Progress = QUIET
+) -> list[ApplyRun]:
+    """The most recent apply runs, newest first."""
+    db = open_database(database_url, progress)
+    with translate_db_errors(), db.engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                """SELECT id::text, started_at, finished_at, actor, git_commit, outcome::text,
+                          created_count, updated_count, deleted_count, revoked_count
+                   FROM apply_runs ORDER BY started_at DESC LIMIT :limit"""
+            ),
+            {"limit": limit},
+        )
+        return [ApplyRun(*r) for r in rows]
+
+
+__all__ = [
+    "ApplyResult",
+    "ApplyRun",
+    "Database",
+    "PlanResult",
+    "Progress",
+    "RiskPolicy",
+    "apply",
+    "check_policy",
+    "drift",
+    "history",
+    "open_database",
+    "plan",
+]
