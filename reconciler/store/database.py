@@ -24,6 +24,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote
 
 import psycopg
 import sqlalchemy as sa
@@ -81,7 +82,8 @@ class DatabaseTarget:
 def display_url(url: URL | str) -> str:
     """``url`` for messages: ``postgresql://`` scheme and the password as ``***``."""
     parsed = make_url(url).set(drivername="postgresql")
-    return parsed.render_as_string(hide_password=True)
+    # Unquoted so a socket directory reads as a path (host=/run/postgresql, not %2Frun...).
+    return unquote(parsed.render_as_string(hide_password=True))
 
 
 def _display_path(path: Path | None) -> str:
