@@ -1,9 +1,253 @@
-"""CLI commands: secrets."""
+"""CLI commands: ``reconciler secrets keygen|encrypt|decrypt|edit|updatekeys``.
+
+They behave like their ``sops`` namesakes on SOPS files with age recipients, and run
+in-process (no ``sops`` binary needed). Files are written atomically with their permissions
+kept; on any error nothing is written.
+"""
 
 from __future__ import annotations
 
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
 import click
+
+from reconciler.cli.options import handle_errors
+from reconciler.errors import ConfigError
+from reconciler.sops import (
+    EditSession,
+    EncryptionRules,
+    atomic_write,
+    decrypt_file,
+    detect_format,
+    dump,
+    encrypt_file,
+    generate_key,
+    update_keys,
+)
+from reconciler.sops.codec import to_bytes
+from reconciler.sops.rules import RULE_KINDS
+
+_TYPES = click.Choice(["yaml", "json"])
+_EXTRACT_STEP = re.compile(r'\[(?:"((?:[^"\\]|\\.)*)"|\'((?:[^\'\\]|\\.)*)\'|(-?[0-9]+))\]')
+
+
+@click.group("secrets")
+def secrets() -> None:
+    """Encrypt, decrypt and edit SOPS files with age keys (compatible with sops).
+
+    \b
+    Identities for decryption: $SOPS_AGE_KEY, $SOPS_AGE_KEY_FILE, and
+    $XDG_CONFIG_HOME/sops/age/keys.txt (default ~/.config/sops/age/keys.txt).
+    Recipients for new files: --age, else the first matching creation rule of the
+    nearest .sops.yaml above the file.
+    """
+
+
+@secrets.command("keygen")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the key to FILE (created 0600; never overwritten) instead of stdout.",
+)
+@handle_errors
+def keygen(output: Path | None) -> None:
+    """Generate an age identity (like age-keygen)."""
+    key = generate_key()
+    if output is None:
+        click.echo(key.text, nl=False)
+        return
+    try:
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise ConfigError(f"{output}: already exists; refusing to overwrite it") from None
+    except OSError as exc:
+        raise ConfigError(f"{output}: cannot create: {exc.strerror}") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(key.text)
+    click.echo(f"Public key: {key.public_key}", err=True)
+
+
+@secrets.command("encrypt")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-i", "--in-place", is_flag=True, help="Write the result back to FILE.")
+@click.option("--age", "age", metavar="RECIPIENTS", help="Comma-separated age recipients.")
+@click.option("--encrypted-regex", metavar="RE", help="Encrypt only keys matching RE.")
+@click.option("--unencrypted-regex", metavar="RE", help="Leave keys matching RE in clear.")
+@click.option("--encrypted-suffix", metavar="S", help="Encrypt only keys ending in S.")
+@click.option("--unencrypted-suffix", metavar="S", help="Leave keys ending in S in clear.")
+@click.option("--input-type", type=_TYPES, help="Default: from the file extension.")
+@click.option("--output-type", type=_TYPES, help="Default: the input type.")
+@handle_errors
+def encrypt(
+    file: Path,
+    in_place: bool,
+    age: str | None,
+    input_type: str | None,
+    output_type: str | None,
+    **rule_options: str | None,
+) -> None:
+    """Encrypt FILE and print it (or write it back with -i).
+
+    An already encrypted FILE is encrypted again with its own key: values added or changed
+    in clear are encrypted, unchanged values keep their ciphertext.
+    """
+    given = {kind: value for kind, value in rule_options.items() if value}
+    if len(given) > 1:
+        raise ConfigError(
+            "give at most one of --" + ", --".join(k.replace("_", "-") for k in given)
+        )
+    rules = None
+    if given:
+        [(name, value)] = given.items()
+        kind = next(k for k in RULE_KINDS if k == name)
+        rules = EncryptionRules.build(kind, value, source=f"--{name.replace('_', '-')}")
+    text = encrypt_file(
+        file, recipients=age, rules=rules, input_format=input_type, output_format=output_type
+    )
+    _emit(file, text, in_place)
+
+
+@secrets.command("decrypt")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-i", "--in-place", is_flag=True, help="Write the plaintext back to FILE.")
+@click.option("--extract", metavar="PATH", help='Print one value, e.g. \'["db"]["password"]\'.')
+@click.option("--input-type", type=_TYPES, help="Default: from the file extension.")
+@click.option("--output-type", type=_TYPES, help="Default: the input type.")
+@handle_errors
+def decrypt(
+    file: Path,
+    in_place: bool,
+    extract: str | None,
+    input_type: str | None,
+    output_type: str | None,
+) -> None:
+    """Decrypt FILE (MAC verified) and print it (or write it back with -i)."""
+    if in_place and extract:
+        raise ConfigError("--extract cannot be combined with --in-place")
+    decrypted = decrypt_file(file, input_format=input_type)
+    fmt = detect_format(file, output_type or decrypted.format)
+    if extract is None:
+        _emit(file, dump(decrypted.documents, fmt, source=str(file)), in_place)
+        return
+    value = _extract(decrypted.documents[0], extract, source=str(file))
+    if isinstance(value, dict | list):
+        click.echo(dump([value], "json" if fmt == "json" else "yaml", source=str(file)), nl=False)
+    elif value is None:
+        click.echo("null", nl=False)
+    else:
+        click.echo(to_bytes(value).decode("utf-8", errors="replace"), nl=False)
+
+
+@secrets.command("edit")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@handle_errors
+def edit(file: Path) -> None:
+    """Edit FILE decrypted in $SOPS_EDITOR, $EDITOR or vi, then encrypt it again.
+
+    The plaintext lives in a private temporary file (0600) that is removed afterwards.
+    Unchanged values keep their ciphertext; nothing is written when nothing changed.
+    """
+    session = EditSession.open(file)
+    workdir = tempfile.mkdtemp(prefix="reconciler-edit-")
+    try:
+        plain_path = Path(workdir) / f"plaintext{file.suffix or '.yaml'}"
+        fd = os.open(plain_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(session.plaintext)
+        while True:
+            _run_editor(plain_path)
+            edited = plain_path.read_text(encoding="utf-8")
+            if edited == session.plaintext:
+                click.echo(f"{file}: not changed; nothing written.", err=True)
+                return
+            try:
+                text = session.seal(edited)
+                break
+            except ConfigError as exc:
+                click.echo(f"Error: {exc}", err=True)
+                if not click.confirm("Return to the editor?", default=True, err=True):
+                    raise ConfigError(f"{file}: edit aborted; nothing written") from None
+        atomic_write(file, text)
+        click.echo(f"{file}: saved.", err=True)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@secrets.command("updatekeys")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@handle_errors
+def updatekeys(file: Path, yes: bool) -> None:
+    """Re-wrap FILE's data key to the recipients of its .sops.yaml creation rule."""
+    update = update_keys(file)
+    if update.text is None:
+        click.echo(f"{file}: recipients already up to date; nothing written.", err=True)
+        return
+    click.echo(f"The following changes will be made to {file}:", err=True)
+    for recipient in update.added:
+        click.echo(f"+++ {recipient}", err=True)
+    for recipient in update.removed:
+        click.echo(f"--- {recipient}", err=True)
+    if not yes and not click.confirm("Is this okay?", default=False, err=True):
+        click.echo("Changes not applied.", err=True)
+        return
+    atomic_write(file, update.text)
+    click.echo(f"{file}: keys updated.", err=True)
+
+
+def _emit(file: Path, text: str, in_place: bool) -> None:
+    if in_place:
+        atomic_write(file, text)
+    else:
+        click.echo(text, nl=False)
+
+
+def _extract(document: Any, path: str, *, source: str) -> Any:
+    """Follow a sops ``--extract`` path such as ``["a"]["b"][0]``."""
+    steps: list[str | int] = []
+    position = 0
+    for match in _EXTRACT_STEP.finditer(path):
+        if match.start() != position:
+            break
+        position = match.end()
+        double, single, index = match.groups()
+        if index is not None:
+            steps.append(int(index))
+        else:
+            steps.append(re.sub(r"\\(.)", r"\1", double if double is not None else single))
+    if position != len(path) or not steps:
+        raise ConfigError(f"invalid --extract path {path!r}; expected e.g. '[\"key\"][0]'")
+    node = document
+    for step in steps:
+        in_mapping = isinstance(node, dict) and isinstance(step, str) and step in node
+        in_list = (
+            isinstance(node, list) and isinstance(step, int) and -len(node) <= step < len(node)
+        )
+        if not (in_mapping or in_list):
+            raise ConfigError(f"{source}: {path} not found")
+        node = node[step]
+    return node
+
+
+def _run_editor(path: Path) -> None:
+    command = os.environ.get("SOPS_EDITOR") or os.environ.get("EDITOR") or "vi"
+    argv = [*shlex.split(command), str(path)]
+    try:
+        result = subprocess.run(argv, check=False)
+    except OSError as exc:
+        raise ConfigError(f"cannot run the editor {argv[0]!r}: {exc.strerror}") from None
+    if result.returncode != 0:
+        raise ConfigError(f"the editor exited with status {result.returncode}; nothing written")
 
 
 def register(group: click.Group) -> None:
     """Add this module's commands to the root group."""
+    group.add_command(secrets)

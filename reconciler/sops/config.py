@@ -1,0 +1,130 @@
+"""``.sops.yaml`` creation rules: which recipients and selection rule a new file gets.
+
+As sops does (``config/config.go``): the configuration is the nearest ``.sops.yaml`` (or
+``.sops.yml``) found by searching upward from the directory of the file being encrypted. Its
+``creation_rules`` are tried in order; the first whose ``path_regex`` matches wins (a rule
+without ``path_regex`` matches everything). The regex is searched in the file's path relative
+to the configuration's directory, with ``/`` separators; a file outside that directory is
+matched by its absolute path.
+
+Supported rule keys: ``path_regex``, ``age`` (a comma-separated string or a list),
+``key_groups`` with a single group of ``age`` keys, one of ``encrypted_regex`` /
+``unencrypted_regex`` / ``encrypted_suffix`` / ``unencrypted_suffix``, and
+``mac_only_encrypted``. Rules that need other key types or several key groups are refused.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from reconciler.errors import ConfigError
+from reconciler.load.yaml_source import YamlError, parse_document
+from reconciler.sops.age import split_recipients
+from reconciler.sops.rules import EncryptionRules
+
+CONFIG_NAMES: Final = (".sops.yaml", ".sops.yml")
+_MAX_DEPTH: Final = 100
+_OTHER_KEYS: Final = ("pgp", "kms", "gcp_kms", "azure_keyvault", "hc_vault_transit_uri", "hckms")
+
+
+@dataclass(frozen=True, slots=True)
+class CreationRule:
+    """The creation rule that applies to one file.
+
+    Attributes:
+        config: the ``.sops.yaml`` it came from.
+        index: its position in ``creation_rules`` (0-based).
+        recipients: the age recipients new files are encrypted to.
+        rules: the selection rule and ``mac_only_encrypted``.
+    """
+
+    config: Path
+    index: int
+    recipients: tuple[str, ...]
+    rules: EncryptionRules
+
+
+def find_config(start: str | os.PathLike[str]) -> Path | None:
+    """The nearest ``.sops.yaml`` in ``start`` (a directory) or any of its parents."""
+    directory = Path(os.path.abspath(start))
+    for _ in range(_MAX_DEPTH):
+        for name in CONFIG_NAMES:
+            candidate = directory / name
+            if candidate.is_file():
+                return candidate
+        if directory.parent == directory:
+            return None
+        directory = directory.parent
+    return None
+
+
+def relative_match_path(file_path: str | os.PathLike[str], config: Path) -> str:
+    """The path ``path_regex`` is matched against (see the module docstring)."""
+    absolute = os.path.abspath(file_path)
+    base = os.path.dirname(os.path.abspath(config)) + os.sep
+    if absolute.startswith(base):
+        absolute = absolute[len(base) :]
+    return absolute.replace(os.sep, "/")
+
+
+def load_creation_rule(file_path: str | os.PathLike[str], config: Path) -> CreationRule:
+    """The first creation rule of ``config`` that matches ``file_path``.
+
+    Raises:
+        ConfigError: the config is invalid, no rule matches, or the rule is unsupported.
+    """
+    source = str(config)
+    try:
+        document = parse_document(config.read_bytes())
+    except (OSError, YamlError) as exc:
+        raise ConfigError(f"{source}: cannot read: {exc}") from None
+    rules = document.get("creation_rules") if isinstance(document, Mapping) else None
+    if not isinstance(rules, list) or not rules:
+        raise ConfigError(f"{source}: no creation_rules")
+    target = relative_match_path(file_path, config)
+    for index, rule in enumerate(rules):
+        where = f"{source}: creation_rules[{index}]"
+        if not isinstance(rule, Mapping):
+            raise ConfigError(f"{where} must be a mapping")
+        pattern = rule.get("path_regex")
+        if pattern not in (None, ""):
+            try:
+                matched = re.search(str(pattern), target) is not None
+            except re.error as exc:
+                raise ConfigError(f"{where}: invalid path_regex: {exc}") from None
+            if not matched:
+                continue
+        return CreationRule(config, index, _rule_recipients(rule, where), _rule_rules(rule, where))
+    raise ConfigError(f"{source}: no creation rule matches {target}")
+
+
+def _rule_recipients(rule: Mapping[str, Any], where: str) -> tuple[str, ...]:
+    for name in _OTHER_KEYS:
+        if rule.get(name):
+            raise ConfigError(f"{where}: {name} keys are not supported; use age recipients")
+    groups = rule.get("key_groups")
+    if groups:
+        if not isinstance(groups, list) or len(groups) != 1 or not isinstance(groups[0], Mapping):
+            raise ConfigError(
+                f"{where}: several key_groups (Shamir) are not supported when encrypting; "
+                "use one group or age recipients"
+            )
+        group = groups[0]
+        for name in group:
+            if name != "age" and group[name]:
+                raise ConfigError(f"{where}: {name} keys are not supported; use age recipients")
+        recipients = split_recipients(group.get("age"), source=where)
+    else:
+        recipients = split_recipients(rule.get("age"), source=where)
+    if not recipients:
+        raise ConfigError(f"{where}: no age recipients")
+    return recipients
+
+
+def _rule_rules(rule: Mapping[str, Any], where: str) -> EncryptionRules:
+    return EncryptionRules.from_mapping(rule, source=where)

@@ -1,0 +1,192 @@
+"""Walking a document tree to decrypt or encrypt its values and compute the MAC.
+
+The walk follows sops (``sops.go`` ``walkValue``/``walkSlice``): documents in order, mapping
+keys in file order, list items in order. A value's AAD is its mapping keys joined with ``:``
+plus a trailing ``:``; list indices are not part of it. ``null`` is left alone and not
+hashed; empty mappings and lists contribute nothing. A list item whose decrypted type is
+``comment`` is an encrypted YAML comment: it is dropped from the result and not hashed.
+
+Error messages name the source and the key path (with list indices), never a value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from reconciler.errors import ConfigError, DecryptFailed
+from reconciler.load.yaml_source import PathElement, format_path
+from reconciler.sops.codec import CodecError, Comment, ValueCipher, is_enc_value, to_bytes
+from reconciler.sops.mac import MacHasher
+from reconciler.sops.rules import EncryptionRules
+
+Location = tuple[PathElement, ...]
+
+_DROP = object()
+
+
+def _where(source: str, document: int, total: int, loc: Location) -> str:
+    doc = f" (document {document + 1})" if total > 1 else ""
+    return f"{source}{doc}: {format_path(loc) or '<root>'}"
+
+
+def _aad(loc: Location) -> str:
+    return ":".join(key for key in loc if isinstance(key, str)) + ":"
+
+
+def decrypt_tree(
+    documents: list[Any],
+    cipher: ValueCipher,
+    rules: EncryptionRules,
+    hasher: MacHasher,
+    *,
+    source: str,
+    reseal: bool = False,
+    plaintext: list[Location] | None = None,
+) -> list[Any]:
+    """Decrypt every encrypted value of ``documents`` (``sops`` keys already removed).
+
+    Args:
+        documents: the documents of one file, each a mapping.
+        cipher: the file's value cipher.
+        rules: which positions hold encrypted values.
+        hasher: receives the MAC bytes of every hashed value.
+        source: the file name for error messages.
+        reseal: accept plaintext in encrypted positions (it is about to be encrypted) and
+            keep encrypted comments as :class:`Comment` items, so they can be written back.
+        plaintext: when resealing, receives the paths of plaintext values in encrypted
+            positions.
+
+    Raises:
+        DecryptFailed: a value does not authenticate, is malformed, or is plaintext where the
+            rule says it must be encrypted.
+    """
+    when_matched = rules.encrypt_when_matched
+    matches = rules.matches
+    add = hasher.add
+    total = len(documents)
+    doc_index = 0
+
+    def fail(loc: Location, problem: str) -> DecryptFailed:
+        return DecryptFailed(f"{_where(source, doc_index, total, loc)}: {problem}")
+
+    def leaf(node: Any, loc: Location, encrypted: bool, in_list: bool) -> Any:
+        if not encrypted:
+            add(_clear_bytes(node, loc, fail), encrypted=False)
+            return node
+        if isinstance(node, str) and is_enc_value(node):
+            try:
+                value, mac_bytes = cipher.decrypt(node, _aad(loc))
+            except CodecError as exc:
+                raise fail(loc, f"cannot decrypt: {exc}") from None
+            if isinstance(value, Comment):
+                if not in_list:
+                    raise fail(loc, "an encrypted comment is not a value")
+                return value if reseal else _DROP
+            add(mac_bytes, encrypted=True)
+            return value
+        if node == "" and isinstance(node, str):
+            return ""
+        if reseal:
+            add(_clear_bytes(node, loc, fail), encrypted=True)
+            if plaintext is not None:
+                plaintext.append(loc)
+            return node
+        raise fail(loc, "value must be encrypted but is plaintext (does not match sops' format)")
+
+    def walk(node: Any, loc: Location, matched: bool, in_list: bool) -> Any:
+        if isinstance(node, dict):
+            out: dict[str, Any] = {}
+            for key, value in node.items():
+                out[key] = walk(value, (*loc, key), matched or matches(key), False)
+            return out
+        if isinstance(node, list):
+            items = []
+            for index, value in enumerate(node):
+                item = walk(value, (*loc, index), matched, True)
+                if item is not _DROP:
+                    items.append(item)
+            return items
+        if node is None:
+            return None
+        return leaf(node, loc, matched == when_matched, in_list)
+
+    result = []
+    for doc_index, document in enumerate(documents):  # noqa: B007 - read by fail()
+        result.append(walk(document, (), False, False))
+    return result
+
+
+def encrypt_tree(
+    documents: list[Any],
+    cipher: ValueCipher,
+    rules: EncryptionRules,
+    hasher: MacHasher,
+    *,
+    source: str,
+) -> list[Any]:
+    """Encrypt every value the rule selects; hash values into ``hasher`` in walk order.
+
+    :class:`Comment` list items (kept by a reseal) are encrypted but not hashed.
+
+    Raises:
+        ConfigError: a value of a type sops cannot encrypt.
+    """
+    when_matched = rules.encrypt_when_matched
+    matches = rules.matches
+    add = hasher.add
+    total = len(documents)
+    doc_index = 0
+
+    def fail(loc: Location, problem: str) -> ConfigError:
+        return ConfigError(f"{_where(source, doc_index, total, loc)}: {problem}")
+
+    def walk(node: Any, loc: Location, matched: bool) -> Any:
+        if isinstance(node, dict):
+            return {key: walk(v, (*loc, key), matched or matches(key)) for key, v in node.items()}
+        if isinstance(node, list):
+            return [walk(item, (*loc, index), matched) for index, item in enumerate(node)]
+        if node is None:
+            return None
+        if isinstance(node, Comment):  # only ever found where it was encrypted before
+            return cipher.encrypt(node, _aad(loc))
+        encrypted = matched == when_matched
+        add(_clear_bytes(node, loc, fail), encrypted=encrypted)
+        return cipher.encrypt(node, _aad(loc)) if encrypted else node
+
+    result = []
+    for doc_index, document in enumerate(documents):  # noqa: B007 - read by fail()
+        result.append(walk(document, (), False))
+    return result
+
+
+def _clear_bytes(node: Any, loc: Location, fail: Callable[[Location, str], Exception]) -> bytes:
+    try:
+        return to_bytes(node)
+    except TypeError:
+        raise fail(loc, f"unsupported value type {type(node).__name__}") from None
+
+
+def encrypted_paths(document: object) -> set[Location]:
+    """Key paths of every ``ENC[…]`` value in a still-encrypted document.
+
+    Paths are tuples of mapping keys and list indices from the document root, in the form
+    :func:`reconciler.load.yaml_source.locate` takes. The top-level ``sops`` block and
+    encrypted comments are left out. A field that must be secret is safe to decrypt when its
+    path is in this set (an empty string ``""`` is never encrypted by sops and is not in it).
+    """
+    found: set[Location] = set()
+
+    def walk(node: Any, loc: Location) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if not (loc == () and key == "sops"):
+                    walk(value, (*loc, key))
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                walk(value, (*loc, index))
+        elif is_enc_value(node) and not node.endswith(",type:comment]"):
+            found.add(loc)
+
+    walk(document, ())
+    return found
