@@ -239,8 +239,10 @@ def notice_item_text(notice: Record, *, color: bool = False) -> str:
     if notice["level"]:
         level = RiskLevel(notice["level"])
         text += " " + _paint(f"[{level.value}]", _LEVEL_COLOR[level], color)
-    if notice["message"]:
-        text += f" — {safe_text(notice['message'])}"
+    message = notice["message"]
+    # Producers often repeat the kind's heading; under that heading it would be noise.
+    if message and message.casefold() != notice_heading(NoticeKind(notice["kind"])).casefold():
+        text += f" — {safe_text(message)}"
     return text
 
 

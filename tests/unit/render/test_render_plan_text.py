@@ -11,6 +11,8 @@ from reconciler.model.plan import (
     Action,
     Change,
     FieldChange,
+    Notice,
+    NoticeKind,
     Plan,
     ResourceKind,
     Risk,
@@ -261,3 +263,13 @@ def test_output_depends_only_on_the_plan() -> None:
 def test_reasons_are_escaped_too() -> None:
     risk = Risk(RiskLevel.HIGH, (RiskReason("R1", RiskLevel.HIGH, "line\nbreak"),))
     assert "      [HIGH] R1: line\\nbreak" in body(one_change_plan(update(risk=risk)))
+
+
+def test_notice_message_repeating_its_heading_is_not_repeated() -> None:
+    notice = Notice(
+        NoticeKind.KEPT,
+        addr("acme", Platform.STRIPE, ResourceKind.WEBHOOK, "w"),
+        "not in manifests, kept (use --prune to delete)",
+    )
+    lines = body(Plan(CREATED_AT, DIGEST, FINGERPRINT, notices=(notice,)))
+    assert "    acme/stripe/production/webhook/w" in lines
