@@ -1,0 +1,322 @@
+"""Key rotation: re-encrypt every stored secret under the keyring's active version.
+
+A rotation works table by table in batches, one transaction per batch::
+
+    SELECT ... WHERE encryption_key_version < active ... FOR UPDATE SKIP LOCKED LIMIT n
+    decrypt with the row's version, encrypt with the active one (same row and column context)
+    UPDATE ... FROM unnest(...)   -- new ciphertexts, version, row_version + 1, updated_at
+    INSERT the audit rows (one ROTATE entry per row)   -- same transaction
+
+so it is safe while the system is live (rows another transaction holds are skipped, not
+waited for, and picked up by a later run) and resumable after a kill (every committed batch
+stands; running again continues with what is left). Plaintext exists only in memory, one
+value at a time. Bumping ``row_version`` makes any plan saved before the rotation stale, which
+is right: the rows it pinned have changed.
+
+Fingerprints do not change: they are computed from the plaintext, which rotation keeps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+
+from reconciler.crypto.aead import CipherContext, FieldCipher
+from reconciler.errors import KeyUnavailable
+from reconciler.model.enums import AuditAction, EntityType, Environment, Platform, RiskLevel
+from reconciler.model.plan import Address, ResourceKind
+from reconciler.model.sensitive import MASK
+from reconciler.store.audit import AuditContext, AuditEntry, append_audit_entries
+
+REENCRYPTED = "(sensitive, re-encrypted)"
+"""What a ROTATE audit row shows as a secret column's new value."""
+
+
+@dataclass(frozen=True, slots=True)
+class SecretTable:
+    """A table with encrypted columns, and how to name its rows.
+
+    Attributes:
+        name: the table.
+        columns: its encrypted columns.
+        identity_sql: SELECT expressions for the row identity the cipher context needs
+            (aliased ``platform``, ``environment``, ``name``).
+        entity_type: what audit rows call its rows.
+    """
+
+    name: str
+    columns: tuple[str, ...]
+    identity_sql: str
+    entity_type: EntityType
+
+    def context(self, row: Any, column: str) -> CipherContext:
+        """The cipher context of ``column`` in ``row`` (same as the writer used)."""
+        if self.entity_type is EntityType.INTEGRATION_CONFIG:
+            return CipherContext.integration(
+                row.tenant_id, row.platform, row.environment, row.name, column
+            )
+        if self.entity_type is EntityType.WEBHOOK_CONFIGURATION:
+            return CipherContext.webhook(
+                row.tenant_id, row.platform, row.environment, row.name, column
+            )
+        return CipherContext.oauth_token(row.tenant_id, row.id, column)
+
+    def address(self, row: Any) -> str:
+        """The row's address as plans print it."""
+        env = Environment(row.environment) if row.environment else None
+        kind = {
+            EntityType.INTEGRATION_CONFIG: ResourceKind.INTEGRATION,
+            EntityType.WEBHOOK_CONFIGURATION: ResourceKind.WEBHOOK,
+            EntityType.OAUTH_TOKEN: ResourceKind.OAUTH_ACCOUNT,
+        }[self.entity_type]
+        name = row.name or f"token-{row.id}"
+        return str(Address(row.tenant_id, Platform(row.platform), env, kind, name))
+
+    @property
+    def has_secret_sql(self) -> str:
+        """SQL condition: the row holds at least one encrypted value."""
+        return "(" + " OR ".join(f"{c} IS NOT NULL" for c in self.columns) + ")"
+
+
+SECRET_TABLES: tuple[SecretTable, ...] = (
+    SecretTable(
+        "integration_configs",
+        ("api_key", "api_secret"),
+        "platform::text AS platform, environment::text AS environment, config_type::text AS name",
+        EntityType.INTEGRATION_CONFIG,
+    ),
+    SecretTable(
+        "webhook_configurations",
+        ("signing_secret", "auth_token", "auth_password"),
+        "platform::text AS platform, environment::text AS environment, name",
+        EntityType.WEBHOOK_CONFIGURATION,
+    ),
+    SecretTable(
+        "oauth_tokens",
+        ("access_token", "refresh_token"),
+        "platform::text AS platform, NULL::text AS environment, "
+        "COALESCE(stripe_account_id, hubspot_portal_id, quickbooks_realm_id) AS name",
+        EntityType.OAUTH_TOKEN,
+    ),
+)
+"""Every table that stores encrypted values, in rotation order."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyUsage:
+    """How many rows of a table hold secrets encrypted under one key version.
+
+    Attributes:
+        table: the table.
+        version: ``encryption_key_version`` (None: a row with ciphertext but no version).
+        rows: rows holding at least one encrypted value under that version.
+    """
+
+    table: str
+    version: int | None
+    rows: int
+
+
+def key_usage(conn: sa.Connection) -> list[KeyUsage]:
+    """Rows per key version per table: one GROUP BY query per table."""
+    usage: list[KeyUsage] = []
+    for table in SECRET_TABLES:
+        result = conn.execute(
+            sa.text(
+                f"SELECT encryption_key_version AS version, count(*) AS rows FROM {table.name}"
+                f" WHERE {table.has_secret_sql} GROUP BY 1 ORDER BY 1"
+            )
+        )
+        usage += [KeyUsage(table.name, row.version, row.rows) for row in result]
+    return usage
+
+
+class RotationProgress(Protocol):
+    """Receives progress while :func:`rotate_keys` runs (the CLI draws a bar from it)."""
+
+    def start(self, total: int) -> None:
+        """Called once with the number of rows to re-encrypt."""
+
+    def advance(self, table: str, rows: int) -> None:
+        """Called after each committed batch of ``rows`` rows of ``table``."""
+
+
+@dataclass(slots=True)
+class RotationResult:
+    """What a rotation did.
+
+    Attributes:
+        active_version: the version everything was re-encrypted to.
+        rotated: rows re-encrypted, per table.
+        batches: committed transactions.
+        remaining: rows still under an older version because another transaction held them
+            (run the rotation again to pick them up).
+    """
+
+    active_version: int
+    rotated: dict[str, int] = field(default_factory=dict)
+    batches: int = 0
+    remaining: int = 0
+
+    @property
+    def total(self) -> int:
+        """Rows re-encrypted in all tables."""
+        return sum(self.rotated.values())
+
+
+def check_rotatable(usage: Sequence[KeyUsage], cipher: FieldCipher) -> int:
+    """Rows that need re-encryption; refuse before writing anything if some cannot be.
+
+    Raises:
+        KeyUnavailable: a row uses a version newer than the active one (rotation must never
+            lower a version), a version missing from the keyring, or no version at all.
+    """
+    active = cipher.active_version
+    for item in usage:
+        if item.version is None:
+            raise KeyUnavailable(
+                f"{item.rows} row(s) of {item.table} hold ciphertext but no "
+                "encryption_key_version; set it to the version they were encrypted with"
+            )
+        if item.version > active:
+            raise KeyUnavailable(
+                f"{item.rows} row(s) of {item.table} use key version {item.version}, newer than "
+                f"the keyring's newest ({active}): add version {item.version} to the keyring"
+            )
+        if item.version not in cipher.keyring:
+            raise KeyUnavailable(
+                f"{item.rows} row(s) of {item.table} use key version {item.version}, which is "
+                "not in the keyring: add it back until they are rotated"
+            )
+    return sum(item.rows for item in usage if item.version != active)
+
+
+def rotate_keys(
+    engine: sa.Engine,
+    cipher: FieldCipher,
+    context: AuditContext,
+    *,
+    batch_size: int = 500,
+    progress: RotationProgress | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> RotationResult:
+    """Re-encrypt every secret not under the active key version; see the module docstring.
+
+    Args:
+        engine: the database.
+        cipher: holds the keyring; its active version is the target.
+        context: who rotates (for the audit rows).
+        batch_size: rows per transaction.
+        progress: told the total, then each committed batch.
+        clock: the time written to ``updated_at`` and the audit rows of a batch.
+
+    Raises:
+        KeyUnavailable: some rows cannot be rotated (see :func:`check_rotatable`).
+        DecryptFailed: a stored value does not decrypt; its batch is rolled back.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    with engine.connect() as conn:
+        total = check_rotatable(key_usage(conn), cipher)
+    if progress is not None:
+        progress.start(total)
+    result = RotationResult(active_version=cipher.active_version)
+    for table in SECRET_TABLES:
+        result.rotated[table.name] = 0
+        while True:
+            with engine.begin() as conn:
+                count = _rotate_batch(conn, table, cipher, context, batch_size, clock())
+            if count == 0:
+                break
+            result.rotated[table.name] += count
+            result.batches += 1
+            if progress is not None:
+                progress.advance(table.name, count)
+    with engine.connect() as conn:
+        usage = key_usage(conn)
+    result.remaining = sum(u.rows for u in usage if u.version != cipher.active_version)
+    return result
+
+
+def _rotate_batch(
+    conn: sa.Connection,
+    table: SecretTable,
+    cipher: FieldCipher,
+    context: AuditContext,
+    batch_size: int,
+    now: datetime,
+) -> int:
+    active = cipher.active_version
+    cols = ", ".join(table.columns)
+    rows = conn.execute(
+        sa.text(
+            f"SELECT tenant_id, id, encryption_key_version AS version, {table.identity_sql},"
+            f" {cols} FROM {table.name}"
+            f" WHERE encryption_key_version < :active AND {table.has_secret_sql}"
+            " ORDER BY tenant_id, id LIMIT :n FOR UPDATE SKIP LOCKED"
+        ),
+        {"active": active, "n": batch_size},
+    ).all()
+    if not rows:
+        return 0
+    params: dict[str, Any] = {
+        "tenant_id": [r.tenant_id for r in rows],
+        "id": [r.id for r in rows],
+        "active": active,
+        "now": now,
+    }
+    for column in table.columns:
+        params[column] = [
+            None
+            if getattr(r, column) is None
+            else cipher.reencrypt(getattr(r, column), r.version, table.context(r, column))
+            for r in rows
+        ]
+    arrays = ", ".join(
+        ["CAST(:tenant_id AS text[])", "CAST(:id AS bigint[])"]
+        + [f"CAST(:{c} AS text[])" for c in table.columns]
+    )
+    conn.execute(
+        sa.text(
+            f"UPDATE {table.name} AS t SET "
+            + ", ".join(f"{c} = v.{c}" for c in table.columns)
+            + ", encryption_key_version = :active, row_version = t.row_version + 1,"
+            " updated_at = :now"
+            f" FROM unnest({arrays})"
+            f" AS v(tenant_id, id, {cols})"
+            " WHERE t.tenant_id = v.tenant_id AND t.id = v.id"
+        ),
+        params,
+    )
+    append_audit_entries(conn, [_audit_entry(table, r, active) for r in rows], context, now=now)
+    return len(rows)
+
+
+def _audit_entry(table: SecretTable, row: Any, active: int) -> AuditEntry:
+    changes: dict[str, Any] = {
+        column: {"before": MASK, "after": REENCRYPTED}
+        for column in table.columns
+        if getattr(row, column) is not None
+    }
+    changes["encryption_key_version"] = {"before": row.version, "after": active}
+    return AuditEntry(
+        tenant_id=row.tenant_id,
+        entity_type=table.entity_type,
+        entity_id=row.id,
+        entity_address=table.address(row),
+        action=AuditAction.ROTATE,
+        changes=changes,
+        risk_level=RiskLevel.LOW,
+        risk_reasons=[
+            {
+                "code": "KEY_ROTATION",
+                "level": RiskLevel.LOW.value,
+                "message": f"secrets re-encrypted from key version {row.version} to {active}",
+            }
+        ],
+        requires_review=False,
+    )
