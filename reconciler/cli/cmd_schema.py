@@ -2,8 +2,47 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
+
+from reconciler.cli.exit_codes import ExitCode
+from reconciler.cli.options import handle_errors
+from reconciler.load.schemas_export import export_schemas, stale_schemas
 
 
 def register(group: click.Group) -> None:
     """Add this module's commands to the root group."""
+    group.add_command(schema)
+
+
+@click.group()
+def schema() -> None:
+    """JSON Schemas of the manifest, template and plan formats (for editors and CI)."""
+
+
+@schema.command("export")
+@click.option(
+    "--out",
+    "out_dir",
+    default="schemas",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory to write the schemas to.",
+)
+@click.option(
+    "--check", is_flag=True, help="Write nothing; exit 1 if a schema in --out is out of date."
+)
+@handle_errors
+def export(out_dir: Path, check: bool) -> None:
+    """Write manifest.v1.json, template.v1.json and plan.v1.json, generated from the code."""
+    if check:
+        stale = stale_schemas(out_dir)
+        for path in stale:
+            click.echo(f"out of date: {path} (run `reconciler schema export --out {out_dir}`)")
+        if stale:
+            raise SystemExit(ExitCode.ERROR)
+        click.echo(f"schemas in {out_dir} are up to date")
+        return
+    for path in export_schemas(out_dir):
+        click.echo(f"wrote {path}")

@@ -2,8 +2,58 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
+
+from reconciler.cli.exit_codes import ExitCode
+from reconciler.cli.options import handle_errors, make_selectors, manifests_option, selector_options
+from reconciler.load.validate import validate_manifests
+from reconciler.render.diagnostics import RENDERERS
 
 
 def register(group: click.Group) -> None:
     """Add this module's commands to the root group."""
+    group.add_command(validate)
+
+
+@click.command()
+@click.argument(
+    "paths", nargs=-1, type=click.Path(exists=True, path_type=Path), metavar="[PATH]..."
+)
+@manifests_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(sorted(RENDERERS)),
+    default="text",
+    show_default=True,
+    help="text: one line per problem; json: machine-readable; github: workflow annotations.",
+)
+@click.option("--strict", is_flag=True, help="Warnings fail the run too.")
+@selector_options
+@handle_errors
+def validate(
+    paths: tuple[Path, ...],
+    manifests_dir: str | None,
+    fmt: str,
+    strict: bool,
+    tenants: tuple[str, ...],
+    platforms: tuple[str, ...],
+    exclude_tenants: tuple[str, ...],
+) -> None:
+    """Check manifests (syntax, schema, domain rules, secrets); no database needed.
+
+    PATHs are manifest files or directories (default: the manifests directory). Secrets are
+    decrypted with the age key from SOPS_AGE_KEY_FILE / SOPS_AGE_KEY when one is available;
+    without a key everything else is still checked. Exit 0 when valid, 1 when not.
+    """
+    report = validate_manifests(
+        paths,
+        manifests_dir=Path(manifests_dir) if manifests_dir else None,
+        selectors=make_selectors(tenants, platforms, exclude_tenants),
+        strict=strict,
+    )
+    click.echo(RENDERERS[fmt](report), nl=False)
+    if not report.valid:
+        raise SystemExit(ExitCode.ERROR)

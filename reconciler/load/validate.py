@@ -29,7 +29,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from reconciler.diagnostics import Diagnostic, Diagnostics, Severity
-from reconciler.errors import DecryptFailed, KeyUnavailable
+from reconciler.errors import ConfigError, DecryptFailed, KeyUnavailable
 from reconciler.load import manifests as mf
 from reconciler.load import rules
 from reconciler.load.rules import Finding, show
@@ -55,6 +55,7 @@ from reconciler.model.desired import (
 from reconciler.model.enums import ConfigType, Environment, Platform
 from reconciler.model.plan import Selectors
 from reconciler.model.sensitive import Sensitive
+from reconciler.render.diagnostics import DiagnosticsReport
 
 Fingerprint = Callable[[str], str]
 KEY_ENV_VARS = ("SOPS_AGE_KEY_FILE", "SOPS_AGE_KEY")
@@ -954,3 +955,55 @@ def _accounts(
             revoke_reason=reason,
             source=source,
         )
+
+
+# --------------------------------------------------------------------------- validate command
+
+
+def validate_manifests(
+    paths: Sequence[Path] = (),
+    *,
+    manifests_dir: Path | None = None,
+    selectors: Selectors | None = None,
+    strict: bool = False,
+    identities: object | None = None,
+) -> DiagnosticsReport:
+    """``reconciler validate``: check manifests without a database.
+
+    Args:
+        paths: files or directories to check; default: all of ``manifests_dir``. Without
+            ``manifests_dir``, each path's manifests root is the directory holding its
+            ``tenants/`` (so ``validate some/other/manifests`` works from anywhere).
+        manifests_dir: the manifests root (default ``./manifests``).
+        selectors: tenant/platform selection.
+        strict: warnings fail the run too.
+        identities: age identities; ``None`` loads them from the environment.
+
+    Raises:
+        ConfigError: a manifests root does not exist.
+    """
+    groups: dict[Path, list[Path]] = defaultdict(list)
+    default_root = (manifests_dir or Path("manifests")).resolve()
+    for path in paths:
+        root = default_root if manifests_dir else (mf.find_root(path.resolve()) or default_root)
+        groups[root.resolve()].append(path)
+    if not paths:
+        groups[default_root] = []
+    diagnostics: list[Diagnostic] = []
+    skipped: list[str] = []
+    files = 0
+    for root, selected in groups.items():
+        if not root.is_dir():
+            raise ConfigError(
+                f"manifests directory {root} does not exist; pass --manifests DIR or a PATH"
+            )
+        result = load_desired_state(
+            root, selectors=selectors, paths=selected or None, identities=identities
+        )
+        diagnostics.extend(result.diagnostics.sorted())
+        skipped.extend(result.skipped_decryption)
+        files += result.files
+    collected = Diagnostics(diagnostics)
+    return DiagnosticsReport(
+        tuple(diagnostics), files, tuple(skipped), not collected.has_errors(strict=strict)
+    )
