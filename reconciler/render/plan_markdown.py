@@ -13,6 +13,7 @@ characters themselves without treating them as Markdown or HTML.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from reconciler.model.enums import RiskLevel
@@ -35,8 +36,11 @@ if TYPE_CHECKING:
 DEFAULT_MAX_CHARS = 65000
 """Below GitHub's 65,536-character limit on a comment, with room for a bot's own footer."""
 
-MIN_MAX_CHARS = 2000
-"""The summary alone may need this much; smaller limits are refused."""
+MIN_MAX_CHARS = 4000
+"""Room for the summary (at most about 2,000 characters) and the notes; smaller is refused."""
+
+_MAX_SELECTORS_CHARS = 200
+"""The selectors line is cut here so the summary stays bounded whatever was selected."""
 
 _TITLE = "## Reconciler plan"
 _FULL_PLAN_HINT = "run `reconciler plan` for the full plan"
@@ -67,32 +71,49 @@ def render_markdown_record(record: Record, *, max_chars: int = DEFAULT_MAX_CHARS
     if max_chars < MIN_MAX_CHARS:
         raise ValueError(f"max_chars must be at least {MIN_MAX_CHARS}, got {max_chars}")
     # Parts are joined with "\n"; a part ending in "\n" is followed by a blank line.
-    head = [_head(record)]
-    budget = max_chars - _cost(head) - 1
-    # Budget in order of importance: breaker warnings, tenant changes, then notices.
-    warnings, budget = _fit(
-        [_mass_warning(m) for m in record["mass_deletions"]],
-        budget,
-        lambda n: f"> [!CAUTION]\n> … {n} more mass-deletion warnings; {_FULL_PLAN_HINT}.\n",
-    )
-    tenant_heading = ["### Changes by tenant\n"]
-    tenants, budget = _fit(
-        [_tenant_section(t, changes) for t, changes in _by_tenant(record["changes"])],
-        budget - _cost(tenant_heading),
-        lambda n: f"… {n} more tenants not shown; {_FULL_PLAN_HINT}.\n",
-    )
-    notice_heading = ["### Notices\n"]
-    notices, _ = _fit(
-        _notice_items(record["notices"]),
-        budget - _cost(notice_heading),
-        lambda n: f"\n… {n} more notices not shown; {_FULL_PLAN_HINT}.\n",
-    )
-    parts = [*head, *warnings]
-    if tenants:
-        parts += [*tenant_heading, *tenants]
-    if notices:
-        parts += [*notice_heading, *notices]
+    parts = [_head(record)]
+    budget = max_chars - _cost(parts) - 1
+    # In order of importance; each may use what the later ones' headings and notes leave.
+    sections = [
+        _Section(
+            "",
+            [_mass_warning(m) for m in record["mass_deletions"]],
+            lambda n: f"> [!CAUTION]\n> … {n} more mass-deletion warnings; {_FULL_PLAN_HINT}.\n",
+        ),
+        _Section(
+            "### Changes by tenant\n",
+            [_tenant_section(t, changes) for t, changes in _by_tenant(record["changes"])],
+            lambda n: f"… {n} more tenants not shown; {_FULL_PLAN_HINT}.\n",
+        ),
+        _Section(
+            "### Notices\n",
+            _notice_items(record["notices"]),
+            lambda n: f"\n… {n} more notices not shown; {_FULL_PLAN_HINT}.\n",
+        ),
+    ]
+    for i, section in enumerate(sections):
+        heading = [section.heading] if section.heading else []
+        later = sum(s.reserve() for s in sections[i + 1 :])
+        kept = _fit(section.items, budget - later - _cost(heading), section.more_note)
+        if kept:
+            parts += [*heading, *kept]
+            budget -= _cost([*heading, *kept])
     return "\n".join(parts).rstrip("\n") + "\n"
+
+
+@dataclass(frozen=True, slots=True)
+class _Section:
+    """Part of the comment that may be cut: whole items dropped from the end, with a note."""
+
+    heading: str
+    items: list[str]
+    more_note: Callable[[int], str]
+
+    def reserve(self) -> int:
+        """Room for the heading and the longest "N more" note this section could need."""
+        if not self.items:
+            return 0
+        return _cost([self.heading, self.more_note(len(self.items))])
 
 
 def md_text(text: str) -> str:
@@ -128,7 +149,8 @@ def _head(record: Record) -> str:
         "",
         f"**{summary_text(summary)}**",
         "",
-        f"{md_text(selectors_text(record['selectors']))}. {md_text(prune_text(record['prune']))}",
+        f"{md_text(_clip(selectors_text(record['selectors'])))}. "
+        + md_text(prune_text(record["prune"])),
         "",
     ]
     if summary["total"]:
@@ -181,34 +203,29 @@ def _tenant_section(tenant: str, changes: list[Record]) -> str:
 
 
 def _notice_items(notices: Sequence[Record]) -> list[str]:
+    """One item per notice (so "N more" counts notices); a kind's heading rides on its first."""
     items: list[str] = []
     for kind in NoticeKind:
-        of_kind = [n for n in notices if n["kind"] == kind.value]
+        of_kind = [f"- {md_text(notice_item_text(n))}" for n in notices if n["kind"] == kind.value]
         if of_kind:
-            items.append(f"**{md_text(notice_heading(kind))}**\n")
-            items += [f"- {md_text(notice_item_text(n))}" for n in of_kind]
-            items.append("")
+            of_kind[0] = f"**{md_text(notice_heading(kind))}**\n\n{of_kind[0]}"
+            of_kind[-1] += "\n"
+            items += of_kind
     return items
 
 
-def _fit(items: list[str], budget: int, more_note: Callable[[int], str]) -> tuple[list[str], int]:
-    """Keep items from the front while they fit in ``budget``, reserving room for the note
-    that says how many were dropped. Returns the kept items (and note) and what is left."""
-    total = _cost(items)
-    if total <= budget:
-        return items, budget - total
+def _fit(items: list[str], budget: int, more_note: Callable[[int], str]) -> list[str]:
+    """The items from the front that fit in ``budget``, plus a note saying how many were
+    dropped. The caller reserves room for the note, so a cut is never silent."""
+    if _cost(items) <= budget:
+        return items
     kept: list[str] = []
-    used = 0
     for item in items:
         note = more_note(len(items) - len(kept) - 1)
-        if used + len(item) + 1 + len(note) + 1 > budget:
+        if _cost([*kept, item, note]) > budget:
             break
         kept.append(item)
-        used += len(item) + 1
-    note = more_note(len(items) - len(kept))
-    if used + len(note) + 1 > budget:
-        return kept, budget - used
-    return [*kept, note], budget - used - len(note) - 1
+    return [*kept, more_note(len(items) - len(kept))]
 
 
 def _cost(parts: Sequence[str]) -> int:
@@ -230,6 +247,12 @@ def _longest_backtick_run(line: str) -> int:
         run = run + 1 if ch == "`" else 0
         longest = max(longest, run)
     return longest
+
+
+def _clip(text: str) -> str:
+    if len(text) <= _MAX_SELECTORS_CHARS:
+        return text
+    return text[:_MAX_SELECTORS_CHARS] + "…"
 
 
 def _s(n: int) -> str:

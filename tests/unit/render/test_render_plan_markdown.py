@@ -17,6 +17,7 @@ from reconciler.model.plan import (
     NoticeKind,
     Plan,
     ResourceKind,
+    Selectors,
 )
 from reconciler.render.plan_markdown import MIN_MAX_CHARS, md_text, render_markdown
 from tests.unit.render.sample_plans import (
@@ -121,26 +122,47 @@ def test_short_plans_are_not_cut() -> None:
     assert NOTE.search(md) is None
 
 
-def test_many_breakers_and_notices_also_fit() -> None:
-    plan = Plan(
+def crowded_plan(tenants: int, notices: int, breakers: int, long_name: str = "t") -> Plan:
+    return Plan(
         CREATED_AT,
         DIGEST,
         FINGERPRINT,
-        changes=many_tenants_plan(50).changes,
+        changes=many_tenants_plan(tenants).changes,
         notices=tuple(
             Notice(
                 NoticeKind.KEPT,
                 addr(f"t{i}", Platform.STRIPE, ResourceKind.WEBHOOK, "w"),
                 "x" * 200,
             )
-            for i in range(500)
+            for i in range(notices)
         ),
-        mass_deletions=tuple(MassDeletion(f"t{i}", 9, 10, False) for i in range(500)),
+        mass_deletions=tuple(MassDeletion(f"t{i}", 9, 10, False) for i in range(breakers)),
+        selectors=Selectors(
+            tenants=tuple(f"{long_name}{i}" for i in range(30)),
+            exclude_tenants=tuple(f"{long_name}{i}" for i in range(30)),
+        ),
     )
-    md = render_markdown(plan, max_chars=10000)
-    assert len(md) <= 10000
+
+
+@pytest.mark.parametrize("max_chars", [MIN_MAX_CHARS, 9000, 30000])
+def test_every_cut_section_says_how_much_was_cut(max_chars: int) -> None:
+    md = render_markdown(crowded_plan(50, 500, 500, "<*>" * 30), max_chars=max_chars)
+    assert len(md) <= max_chars
     assert_well_formed(md)
-    assert "more mass-deletion warnings" in md
+    breakers = re.search(r"… (\d+) more mass-deletion warnings", md)
+    tenants = NOTE.search(md)
+    notices = re.search(r"… (\d+) more notices not shown", md)
+    assert breakers and tenants and notices
+    assert int(breakers.group(1)) == 500 - md.count("**Warning:**")
+    assert int(tenants.group(1)) == 50 - md.count("<details>")
+    assert int(notices.group(1)) == 500 - md.count("\n- t")
+
+
+def test_notices_are_kept_when_there_is_room() -> None:
+    md = render_markdown(crowded_plan(1, 20, 2))
+    assert md.count("\n- t") == 20
+    assert "more notices" not in md
+    assert md.count("**Not in manifests, kept (use --prune to delete)**") == 1
 
 
 def test_too_small_a_limit_is_refused() -> None:
