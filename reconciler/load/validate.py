@@ -68,7 +68,7 @@ class LoadResult:
     Attributes:
         state: the desired state, or ``None`` when any error was found (warnings allowed).
         diagnostics: every problem in every selected file (and the templates they use).
-        files: number of tenant manifest files selected and read.
+        files: number of files checked: the selected manifests and the templates they use.
         skipped_decryption: files whose secrets were not decrypted (no key available, or
             ``decrypt=False``): key-dependent rules did not run on them.
         manifests_digest: SHA-256 over the selected files and the templates they use
@@ -666,7 +666,8 @@ def load_desired_state(
     state = None
     if unique.error_count == 0:
         state = _build_state(results, secrets, fingerprint, digest)
-    return LoadResult(state, unique, len(found.manifests), skipped, digest)
+    files = len(found.manifests) + len(used & set(templates.templates))
+    return LoadResult(state, unique, files, skipped, digest)
 
 
 def _display_base(root: Path) -> Path:
