@@ -258,6 +258,33 @@ def _sequence(node: list[Any], indent: int, out: list[str]) -> None:
 _ANALYZER = yaml.emitter.Emitter(io.StringIO(), allow_unicode=True)
 _RESOLVER = yaml.resolver.Resolver()
 _STR_TAG: Final = "tag:yaml.org,2002:str"
+# go-yaml quotes every YAML 1.1 boolean spelling, including y/n, which PyYAML's resolver lacks.
+_YAML11_BOOLS: Final = frozenset(
+    [
+        "y",
+        "Y",
+        "yes",
+        "Yes",
+        "YES",
+        "n",
+        "N",
+        "no",
+        "No",
+        "NO",
+        "true",
+        "True",
+        "TRUE",
+        "false",
+        "False",
+        "FALSE",
+        "on",
+        "On",
+        "ON",
+        "off",
+        "Off",
+        "OFF",
+    ]
+)
 _ESCAPES: Final = {
     "\0": "\\0", "\a": "\\a", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\v": "\\v",
     "\f": "\\f", "\r": "\\r", "\x1b": "\\e", '"': '\\"', "\\": "\\\\", "\x85": "\\N",
@@ -267,7 +294,7 @@ _ESCAPES: Final = {
 
 def _plain_ok(text: str) -> bool:
     """True when ``text`` can be written unquoted and reads back as the same string."""
-    if not text or text == "<<":
+    if not text or text == "<<" or text in _YAML11_BOOLS:
         return False
     if not isinstance(resolve_plain(text), str):  # Go typing (what sops and we read)
         return False
