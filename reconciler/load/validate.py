@@ -396,7 +396,12 @@ def _position(
     if finding.line is not None:
         line, column = finding.line, 1
     else:
-        position = locate(data, finding.path, key=finding.at_key) if finding.path else (1, 1)
+        path, at_key = finding.path, finding.at_key
+        source_doc = doc if provider is None else next(t.doc for t in chain if t.name == provider)
+        depth = _depth(source_doc, path)
+        if depth < len(path):  # a missing field: point at the key of the object it belongs in
+            path, at_key = path[:depth], True
+        position = locate(data, path, key=at_key) if path else (1, 1)
         line, column = position or (1, 1)
     return Diagnostic(
         finding.code,
