@@ -14,7 +14,6 @@ output. A builder may return ``None`` when its module is not available (optional
 
 from __future__ import annotations
 
-import copy
 import importlib
 import json
 from collections.abc import Callable
@@ -37,12 +36,46 @@ SCHEMA_BASE = "https://reconciler.dev/schemas/"
 SchemaBuilder = Callable[[], dict[str, Any] | None]
 
 
-def manifest_json_schema() -> dict[str, Any]:
-    """JSON Schema of a tenant manifest (one variant per platform, keyed by ``platform``)."""
+_CONFIGS = ("StripeConfig", "HubSpotConfig", "QuickBooksConfig")
+_PARTIAL = "Partial"
+
+
+def _strict_body() -> dict[str, Any]:
     adapter: TypeAdapter[Any] = TypeAdapter(
         Annotated[StripeConfig | HubSpotConfig | QuickBooksConfig, Field(discriminator="platform")]
     )
-    body = adapter.json_schema(mode="validation")
+    return adapter.json_schema(mode="validation")
+
+
+def _partial(node: Any) -> Any:
+    """A copy with no ``required`` lists and every ``$defs`` reference renamed to its partial
+    twin (templates, and manifests that use one, may leave fields to the other side)."""
+    if isinstance(node, dict):
+        out = {k: _partial(v) for k, v in node.items() if k != "required"}
+        ref = out.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            out["$ref"] = ref + _PARTIAL
+        return out
+    if isinstance(node, list):
+        return [_partial(v) for v in node]
+    return node
+
+
+def _partial_defs(defs: dict[str, Any]) -> dict[str, Any]:
+    return {name + _PARTIAL: _partial(schema) for name, schema in defs.items()}
+
+
+def manifest_json_schema() -> dict[str, Any]:
+    """JSON Schema of a tenant manifest, one variant per platform.
+
+    A manifest that names a ``template`` is checked against the partial variant (fields may
+    come from the template); the loader checks the merged result.
+    """
+    body = _strict_body()
+    defs = body["$defs"]
+    partial = _partial_defs(defs)
+    for name in _CONFIGS:
+        partial[name + _PARTIAL]["required"] = ["apiVersion", "kind", "tenant", "platform"]
     return {
         "$schema": JSON_SCHEMA_DIALECT,
         "$id": SCHEMA_BASE + "manifest.v1.json",
@@ -50,49 +83,43 @@ def manifest_json_schema() -> dict[str, Any]:
         "description": (
             f"One tenant's configuration of one platform: manifests/tenants/<tenant>/"
             f"<platform>.yaml, apiVersion {API_VERSION}. Secret fields hold SOPS ENC[...] "
-            "values; runtime-owned fields (health, timestamps, counters, tokens) are refused."
+            "values; runtime-owned fields (health, timestamps, counters, tokens) are refused. "
+            "A manifest that names a template may leave required fields to it."
         ),
-        **body,
+        "type": "object",
+        "$defs": {**defs, **partial},
+        "if": {"required": ["template"]},
+        "then": {"oneOf": [{"$ref": f"#/$defs/{n}{_PARTIAL}"} for n in _CONFIGS]},
+        "else": {"oneOf": body["oneOf"]},
     }
 
 
-def _relax(node: Any) -> Any:
-    """Drop every ``required`` list (templates are partial)."""
-    if isinstance(node, dict):
-        return {k: _relax(v) for k, v in node.items() if k != "required"}
-    if isinstance(node, list):
-        return [_relax(v) for v in node]
-    return node
-
-
 def template_json_schema() -> dict[str, Any]:
-    """JSON Schema of a template: the manifest schema, partial, without ``tenant``."""
-    schema: dict[str, Any] = _relax(copy.deepcopy(manifest_json_schema()))
+    """JSON Schema of a template: the manifest shape, partial, without ``tenant``."""
+    partial = _partial_defs(_strict_body()["$defs"])
     variants = []
-    for name in ("StripeConfig", "HubSpotConfig", "QuickBooksConfig"):
-        variant = schema["$defs"].pop(name)
+    for name in _CONFIGS:
+        variant = partial.pop(name + _PARTIAL)
         props = variant["properties"]
         props.pop("tenant", None)
         props["kind"] = {"const": TEMPLATE_KIND, "type": "string"}
         variant["required"] = ["apiVersion", "kind"]
         variant["title"] = name.replace("Config", "Template")
         variants.append(variant)
-    schema.pop("oneOf", None)
-    schema.pop("discriminator", None)
-    schema.update(
-        {
-            "$id": SCHEMA_BASE + "template.v1.json",
-            "title": "reconciler template (PlatformTemplate)",
-            "description": (
-                "Shared defaults in manifests/templates/<name>.yaml, deep-merged under the "
-                "manifests that name them (the manifest wins; mappings merge, lists and "
-                "scalars replace). Same shape as a manifest, nothing required below the "
-                "envelope; `platform` restricts which manifests may use it."
-            ),
-            "anyOf": variants,
-        }
-    )
-    return schema
+    return {
+        "$schema": JSON_SCHEMA_DIALECT,
+        "$id": SCHEMA_BASE + "template.v1.json",
+        "title": "reconciler template (PlatformTemplate)",
+        "description": (
+            "Shared defaults in manifests/templates/<name>.yaml, deep-merged under the "
+            "manifests that name them (the manifest wins; mappings merge, lists and scalars "
+            "replace). Same shape as a manifest, nothing required below the envelope; "
+            "`platform` restricts which manifests may use it."
+        ),
+        "type": "object",
+        "$defs": partial,
+        "anyOf": variants,
+    }
 
 
 def _plan_schema() -> dict[str, Any] | None:

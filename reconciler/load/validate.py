@@ -736,7 +736,9 @@ def _decrypt(
             return plain_docs[owner]
         if owner in failed:
             return None
-        encrypted = isinstance(doc, dict) and "sops" in doc
+        encrypted = isinstance(doc, dict) and (
+            bool(sops.is_encrypted(doc)) if sops is not None else "sops" in doc
+        )
         if not encrypted:
             plain_docs[owner] = doc
             return doc
