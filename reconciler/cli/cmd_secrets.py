@@ -205,6 +205,9 @@ def updatekeys(file: Path, yes: bool) -> None:
 
 def _emit(file: Path, text: str, in_place: bool) -> None:
     if in_place:
+        if text.encode("utf-8") == file.read_bytes():
+            click.echo(f"{file}: nothing to change; nothing written.", err=True)
+            return
         atomic_write(file, text)
     else:
         click.echo(text, nl=False)

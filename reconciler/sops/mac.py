@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from typing import Final
 
 MAC_ONLY_ENCRYPTED_SEED: Final = hashlib.sha256(b"sops").digest()
@@ -32,6 +33,11 @@ class MacHasher:
         if encrypted or not self.only_encrypted:
             self._hash.update(data)
 
+    def updaters(self) -> tuple[Callable[[bytes], object], Callable[[bytes], object]]:
+        """``(hash_clear, hash_encrypted)`` callables for tight loops (no per-call branching)."""
+        update = self._hash.update
+        return (_ignore if self.only_encrypted else update), update
+
     def hexdigest(self) -> str:
         """The MAC as sops stores it: uppercase hex."""
         return self._hash.hexdigest().upper()
@@ -39,3 +45,7 @@ class MacHasher:
     def matches(self, stored: str) -> bool:
         """Constant-time comparison with the decrypted stored MAC."""
         return hmac.compare_digest(self.hexdigest().encode("ascii"), stored.encode("utf-8"))
+
+
+def _ignore(_data: bytes) -> None:
+    """Stands in for hashing clear values under ``mac_only_encrypted``."""

@@ -11,7 +11,7 @@ Error messages name the source and the key path (with list indices), never a val
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from reconciler.errors import ConfigError, DecryptFailed
@@ -30,7 +30,7 @@ def _where(source: str, document: int, total: int, loc: Location) -> str:
     return f"{source}{doc}: {format_path(loc) or '<root>'}"
 
 
-def _aad(loc: Location) -> str:
+def _aad(loc: Sequence[PathElement]) -> str:
     return ":".join(key for key in loc if isinstance(key, str)) + ":"
 
 
@@ -63,57 +63,69 @@ def decrypt_tree(
     """
     when_matched = rules.encrypt_when_matched
     matches = rules.matches
-    add = hasher.add
+    hash_clear, hash_encrypted = hasher.updaters()
     total = len(documents)
     doc_index = 0
+    # The current key path, mutated during the walk; copied only for AAD, errors and results.
+    path: list[PathElement] = []
 
-    def fail(loc: Location, problem: str) -> DecryptFailed:
-        return DecryptFailed(f"{_where(source, doc_index, total, loc)}: {problem}")
+    def fail(problem: str) -> DecryptFailed:
+        return DecryptFailed(f"{_where(source, doc_index, total, tuple(path))}: {problem}")
 
-    def leaf(node: Any, loc: Location, encrypted: bool, in_list: bool) -> Any:
-        if not encrypted:
-            add(_clear_bytes(node, loc, fail), encrypted=False)
-            return node
+    def clear(node: Any) -> bytes:
+        try:
+            return to_bytes(node)
+        except TypeError:
+            raise fail(f"unsupported value type {type(node).__name__}") from None
+
+    def encrypted_leaf(node: Any, in_list: bool) -> Any:
         if isinstance(node, str) and is_enc_value(node):
             try:
-                value, mac_bytes = cipher.decrypt(node, _aad(loc))
+                value, mac_bytes = cipher.decrypt(node, _aad(path))
             except CodecError as exc:
-                raise fail(loc, f"cannot decrypt: {exc}") from None
+                raise fail(f"cannot decrypt: {exc}") from None
             if isinstance(value, Comment):
                 if not in_list:
-                    raise fail(loc, "an encrypted comment is not a value")
+                    raise fail("an encrypted comment is not a value")
                 return value if reseal else _DROP
-            add(mac_bytes, encrypted=True)
+            hash_encrypted(mac_bytes)
             return value
         if node == "" and isinstance(node, str):
             return ""
         if reseal:
-            add(_clear_bytes(node, loc, fail), encrypted=True)
+            hash_encrypted(clear(node))
             if plaintext is not None:
-                plaintext.append(loc)
+                plaintext.append(tuple(path))
             return node
-        raise fail(loc, "value must be encrypted but is plaintext (does not match sops' format)")
+        raise fail("value must be encrypted but is plaintext (does not match sops' format)")
 
-    def walk(node: Any, loc: Location, matched: bool, in_list: bool) -> Any:
+    def walk(node: Any, matched: bool, in_list: bool) -> Any:
         if isinstance(node, dict):
             out: dict[str, Any] = {}
             for key, value in node.items():
-                out[key] = walk(value, (*loc, key), matched or matches(key), False)
+                path.append(key)
+                out[key] = walk(value, matched or matches(key), False)
+                path.pop()
             return out
         if isinstance(node, list):
             items = []
             for index, value in enumerate(node):
-                item = walk(value, (*loc, index), matched, True)
+                path.append(index)
+                item = walk(value, matched, True)
+                path.pop()
                 if item is not _DROP:
                     items.append(item)
             return items
         if node is None:
             return None
-        return leaf(node, loc, matched == when_matched, in_list)
+        if matched == when_matched:
+            return encrypted_leaf(node, in_list)
+        hash_clear(clear(node))
+        return node
 
     result = []
     for doc_index, document in enumerate(documents):  # noqa: B007 - read by fail()
-        result.append(walk(document, (), False, False))
+        result.append(walk(document, False, False))
     return result
 
 

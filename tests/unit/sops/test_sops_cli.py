@@ -91,12 +91,20 @@ def test_encrypt_and_decrypt(tmp_path: Path, keys: tuple[str, Identities]) -> No
 
     assert run("encrypt", "-i", "--age", recipient, str(path)).exit_code == 0
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    encrypted = path.read_text()
+    again = run("encrypt", "-i", str(path))  # already encrypted, nothing new: untouched
+    assert again.exit_code == 0
+    assert "nothing to change" in again.stderr
+    assert path.read_text() == encrypted
+    path.write_text(encrypted.replace("name_unencrypted: acme", "name_unencrypted: acme\nnew: v"))
+    assert run("encrypt", "-i", str(path)).exit_code == 0
+    assert "new: ENC[" in path.read_text()
     documents, _ = read_file(path)
     assert decrypt_documents(documents, identities, source="f")[0]["db"]["port"] == 5432
 
     decrypted = run("decrypt", str(path))
     assert decrypted.exit_code == 0
-    assert decrypted.stdout == PLAIN
+    assert decrypted.stdout == PLAIN + "new: v\n"
     as_json = run("decrypt", "--output-type", "json", str(path))
     assert '"password": "hunter2-secret"' in as_json.stdout
     assert run("decrypt", "--extract", '["db"]["password"]', str(path)).stdout == "hunter2-secret"
@@ -108,7 +116,7 @@ def test_encrypt_and_decrypt(tmp_path: Path, keys: tuple[str, Identities]) -> No
     assert '["db"]["nope"] not found' in missing.stderr
 
     assert run("decrypt", "-i", str(path)).exit_code == 0
-    assert path.read_text() == PLAIN
+    assert path.read_text() == PLAIN + "new: v\n"
 
 
 def test_encrypt_to_json_with_a_rule_flag(tmp_path: Path, keys: tuple[str, Identities]) -> None:
