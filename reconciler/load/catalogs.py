@@ -50,6 +50,7 @@ def quickbooks_events(payload_format: str = "legacy") -> frozenset[str]:
     return names | both
 
 
+@cache
 def hubspot_property_objects() -> frozenset[str]:
     """Objects whose ``propertyChange`` subscription names a property (``contact``, ...)."""
     return frozenset(

@@ -85,6 +85,7 @@ LIVE_CREDENTIAL = re.compile(
 )
 """Plaintext that looks like a live credential (the patterns secret scanners use)."""
 
+_CREDENTIAL_MARKERS = ("_live_", "whsec_", "pat-")
 _ENC_RE = re.compile(ENC_PATTERN)
 _SECRET_LOOKING = re.compile(r"^(?:sk|rk|pk)_(?:live|test)_|^whsec_|^pat-")
 _PROPERTY_NAME = re.compile(r"^[A-Za-z0-9_]+$")
@@ -343,10 +344,12 @@ def check_endpoint(url: str, env_name: str, *, outbound: bool = False) -> str | 
 
 
 def _host_problem(host: str) -> str | None:
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        ip = None
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None
+    if ":" in host or host[-1:].isdigit():  # only these can be IP literals; skip the parse
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            ip = None
     if ip is not None:
         if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
             ip = ip.ipv4_mapped
@@ -564,7 +567,10 @@ def scan_credentials(doc: Any, text: str) -> list[Finding]:
     The whole text is searched first (one regex pass); only a file with a hit is walked to
     name the places. Secret fields are left to RCN-SEC-1, which already refuses plaintext.
     """
-    if not LIVE_CREDENTIAL.search(text):
+    # Substring tests are far cheaper than the regex, and almost every file has no hit.
+    if not any(marker in text for marker in _CREDENTIAL_MARKERS) or not LIVE_CREDENTIAL.search(
+        text
+    ):
         return []
     found: list[Finding] = []
 

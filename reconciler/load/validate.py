@@ -626,6 +626,7 @@ def load_desired_state(
     """
     root = root.resolve()
     base = _display_base(root)
+    prefix = _display(root, base).rstrip("/") + "/" if root != base else ""
     diagnostics = Diagnostics()
     found = mf.discover(root, paths=paths, selectors=selectors)
     for problem in found.problems:
@@ -644,9 +645,7 @@ def load_desired_state(
     for manifest in found.manifests:
         data = manifest.path.read_bytes()
         datas[manifest.rel] = data
-        job = FileJob(
-            manifest.rel, _display(manifest.path, base), data, manifest.tenant, manifest.platform
-        )
+        job = FileJob(manifest.rel, prefix + manifest.rel, data, manifest.tenant, manifest.platform)
         result = analyze_file(job, templates)
         results.append(result)
         used.update(result.chain)
