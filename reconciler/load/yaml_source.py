@@ -160,59 +160,103 @@ def resolve_plain(text: str) -> Any:
     return text
 
 
-class _StrictLoader(_BaseLoader):
-    """libyaml parser + Go typing + duplicate-key refusal. Positions are not kept."""
+_IMPLICIT_TAG = "tag:reconciler,2026:implicit"
+"""Tag given to every scalar whose type comes from resolution (not from an explicit tag)."""
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
 
-    def resolve(self, kind: Any, value: Any, implicit: Any) -> str:  # type: ignore[override]
-        # Every implicitly tagged scalar goes through construct_scalar_go, which types plain
-        # scalars itself; quoted ones stay strings.
+
+class _Composer(_BaseLoader):
+    """libyaml parser and composer; tags every implicit scalar for :func:`_convert`."""
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
         if kind is yaml.ScalarNode:
-            if value == "<<" and implicit[0]:
-                return "tag:yaml.org,2002:merge"
-            return _STR_TAG
-        return super().resolve(kind, value, implicit)  # type: ignore[no-any-return]
+            if implicit[0] and value == "<<":
+                return _MERGE_TAG
+            # Plain scalars are typed by Go's rules in _scalar; quoted ones stay strings.
+            return _IMPLICIT_TAG
+        return _MAP_TAG if kind is yaml.MappingNode else _SEQ_TAG
 
-    def construct_go_scalar(self, node: yaml.ScalarNode) -> Any:
-        if not node.style:  # plain: None from the Python parser, "" from libyaml
-            return resolve_plain(node.value)
-        return node.value
 
-    def construct_binary_as_str(self, node: yaml.ScalarNode) -> str:
+def _error(message: str, node: yaml.Node) -> YamlError:
+    mark = node.start_mark
+    return YamlError(message, mark.line + 1, mark.column + 1)
+
+
+def _scalar(node: yaml.ScalarNode) -> Any:
+    tag, value = node.tag, node.value
+    if tag == _IMPLICIT_TAG:
+        return value if node.style else resolve_plain(value)
+    if tag == _STR_TAG:
+        return value
+    if tag == "tag:yaml.org,2002:binary":
         # sops turns !!binary into a string of the decoded bytes.
-        raw = base64.b64decode("".join(str(node.value).split()))
+        try:
+            raw = base64.b64decode("".join(value.split()), validate=True)
+        except ValueError:
+            raise _error("invalid !!binary value", node) from None
         return raw.decode("utf-8", errors="replace")
+    typed = resolve_plain(value)
+    expected = {
+        "tag:yaml.org,2002:int": int,
+        "tag:yaml.org,2002:float": float,
+        "tag:yaml.org,2002:bool": bool,
+        "tag:yaml.org,2002:null": type(None),
+        "tag:yaml.org,2002:timestamp": datetime,
+    }.get(tag)
+    if expected is None:
+        raise _error(f"unsupported tag {tag}", node)
+    if expected is float and isinstance(typed, int) and not isinstance(typed, bool):
+        typed = float(typed)
+    if not isinstance(typed, expected) or (expected is int and isinstance(typed, bool)):
+        raise _error(f"{value!r} is not a valid {tag.rsplit(':', 1)[-1]}", node)
+    return typed
 
-    def construct_timestamp_go(self, node: yaml.ScalarNode) -> Any:
-        ts = _parse_timestamp(str(node.value))
-        if ts is None:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"invalid timestamp {node.value!r}", node.start_mark
+
+_ALIAS_SEEN = -1
+"""Memo key (no node has id -1) set when an alias was followed."""
+
+
+def _convert(node: yaml.Node, memo: dict[int, Any]) -> Any:
+    """Node tree -> Python values. Aliases (the same node twice) become shared objects."""
+    if isinstance(node, yaml.ScalarNode):
+        return _scalar(node)
+    key = id(node)
+    if key in memo:
+        memo[_ALIAS_SEEN] = True
+        return memo[key]
+    if isinstance(node, yaml.SequenceNode):
+        items: list[Any] = []
+        memo[key] = items
+        items.extend(_convert(child, memo) for child in node.value)
+        return items
+    mapping: dict[str, Any] = {}
+    memo[key] = mapping
+    merged: dict[str, Any] = {}
+    seen: set[str] = set()
+    for key_node, value_node in node.value:
+        if key_node.tag == _MERGE_TAG:
+            sources = (
+                value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
             )
-        return ts
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
-            if not isinstance(key, str):
-                if key_node.tag == _STR_TAG and not key_node.style and key_node.value == "<<":
-                    continue
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"mapping keys must be strings, found {key!r}", key_node.start_mark
-                )
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
-
-
-_StrictLoader.add_constructor(_STR_TAG, _StrictLoader.construct_go_scalar)
-_StrictLoader.add_constructor("tag:yaml.org,2002:binary", _StrictLoader.construct_binary_as_str)
-_StrictLoader.add_constructor("tag:yaml.org,2002:timestamp", _StrictLoader.construct_timestamp_go)
+            for source in sources:
+                value = _convert(source, memo)
+                if not isinstance(value, dict):
+                    raise _error("a merge key (<<) needs a mapping or a list of mappings", source)
+                for k, v in value.items():
+                    merged.setdefault(k, v)
+            continue
+        name = _convert(key_node, memo)
+        if not isinstance(name, str):
+            raise _error(f"mapping keys must be strings, found {name!r}", key_node)
+        if name in seen:
+            raise _error(f"duplicate key {name!r}", key_node)
+        seen.add(name)
+        mapping[name] = _convert(value_node, memo)
+    for k, v in merged.items():
+        mapping.setdefault(k, v)
+    return mapping
 
 
 def _check_expansion(doc: Any) -> None:
@@ -263,18 +307,25 @@ def parse_documents(text: str | bytes) -> list[Any]:
         decoded = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise YamlError(f"not UTF-8 text: {exc.reason} at byte {exc.start}") from None
-    loader = _StrictLoader(decoded)
+    composer = _Composer(decoded)
     try:
         docs: list[Any] = []
-        while loader.check_data():  # type: ignore[no-untyped-call]
-            docs.append(loader.get_data())  # type: ignore[no-untyped-call]
+        aliased: list[Any] = []
+        while composer.check_node():
+            node = composer.get_node()
+            memo: dict[int, Any] = {}
+            docs.append(None if node is None else _convert(node, memo))
+            if memo.get(_ALIAS_SEEN):
+                aliased.append(docs[-1])
     except yaml.YAMLError as exc:
         raise _mark_error(exc) from None
     except RecursionError:
         raise YamlError("document is nested too deeply") from None
     finally:
-        loader.dispose()  # type: ignore[no-untyped-call]
-    for doc in docs:
+        composer.dispose()
+    # Without aliases a document is a tree no larger than the file: only aliased ones can
+    # expand (billion laughs) or loop.
+    for doc in aliased:
         _check_expansion(doc)
     return docs
 
@@ -313,9 +364,12 @@ def locate(
                 if isinstance(k, yaml.ScalarNode) and k.value == str(element):
                     nxt, key_mark = v, k.start_mark
                     break
-        elif isinstance(node, yaml.SequenceNode) and isinstance(element, int):
-            if 0 <= element < len(node.value):
-                nxt = node.value[element]
+        elif (
+            isinstance(node, yaml.SequenceNode)
+            and isinstance(element, int)
+            and 0 <= element < len(node.value)
+        ):
+            nxt = node.value[element]
         if nxt is None:
             break
         node = nxt

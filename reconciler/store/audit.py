@@ -262,10 +262,10 @@ _PREPARE = sa.text(
            ARRAY(SELECT nextval(pg_get_serial_sequence('{_TABLE}', 'id'))
                    FROM generate_series(1, :n)) AS ids,
            ARRAY(SELECT c::jsonb::text
-                   FROM unnest(CAST(:changes AS text[])) WITH ORDINALITY AS u(c, i)
+                   FROM json_array_elements(CAST(:changes AS json)) WITH ORDINALITY AS u(c, i)
                   ORDER BY i) AS changes,
            ARRAY(SELECT c::jsonb::text
-                   FROM unnest(CAST(:reasons AS text[])) WITH ORDINALITY AS u(c, i)
+                   FROM json_array_elements(CAST(:reasons AS json)) WITH ORDINALITY AS u(c, i)
                   ORDER BY i) AS reasons,
            ARRAY(SELECT h.entry_hash
                    FROM unnest(CAST(:tenants AS text[])) WITH ORDINALITY AS t(tenant_id, i)
@@ -281,7 +281,14 @@ _PREPARE = sa.text(
 def _prepare_params(
     n: int, changes: list[str], reasons: list[str], tenants: list[str]
 ) -> dict[str, Any]:
-    return {"n": n, "changes": changes, "reasons": reasons, "tenants": tenants}
+    # Each document is already JSON text: join them into one JSON array (one parameter,
+    # escaped once in C) instead of a text[] whose elements psycopg escapes one by one.
+    return {
+        "n": n,
+        "changes": "[" + ",".join(changes) + "]",
+        "reasons": "[" + ",".join(reasons) + "]",
+        "tenants": tenants,
+    }
 
 
 _ARRAY_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -302,7 +309,7 @@ _ARRAY_COLUMNS: tuple[tuple[str, str], ...] = (
 
 
 def _insert_statement() -> sa.TextClause:
-    """INSERT ... SELECT FROM unnest(arrays): one statement for any number of rows."""
+    """INSERT ... SELECT FROM json_to_recordset(:rows): one statement for any number of rows."""
     casts = {
         "entity_type": tables.entity_type_enum.name,
         "action": tables.audit_action_enum.name,
@@ -312,6 +319,7 @@ def _insert_statement() -> sa.TextClause:
     }
     per_row = [name for name, _ in _ARRAY_COLUMNS]
     selected = [f"u.{n}::{casts[n]}" if n in casts else f"u.{n}" for n in per_row]
+    columns = ", ".join(f"{n} {t}" for n, t in _ARRAY_COLUMNS)
     shared = ["performed_by", "ip_address", "user_agent", "session_id", "apply_run_id"]
     shared += ["git_commit", "created_at"]
     selected += [
@@ -323,15 +331,16 @@ def _insert_statement() -> sa.TextClause:
         ":git_commit",
         ":created_at",
     ]
-    arrays = ", ".join(f"CAST(:{n} AS {t}[])" for n, t in _ARRAY_COLUMNS)
     return sa.text(
         f"INSERT INTO {_TABLE} ({', '.join(per_row + shared)}) "
-        f"SELECT {', '.join(selected)} FROM unnest({arrays}) AS u({', '.join(per_row)})"
+        f"SELECT {', '.join(selected)} "
+        f"FROM json_to_recordset(CAST(:rows AS json)) AS u({columns})"
     )
 
 
 def _insert_params(rows: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
-    params: dict[str, Any] = {name: [row[name] for row in rows] for name, _ in _ARRAY_COLUMNS}
+    names = [name for name, _ in _ARRAY_COLUMNS]
+    params: dict[str, Any] = {"rows": json.dumps([{n: row[n] for n in names} for row in rows])}
     first = rows[0]
     for name in ("performed_by", "ip_address", "user_agent", "session_id", "apply_run_id"):
         params[name] = first[name]
@@ -341,9 +350,18 @@ def _insert_params(rows: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
 
 
 def _to_json(value: Any, entry: AuditEntry, column: str) -> str:
-    _refuse_sensitive(value, entry, column)
+    def refuse(obj: Any) -> Any:
+        # Only reached for values JSON cannot hold; walk again to name the offending path.
+        if isinstance(obj, Sensitive):
+            _refuse_sensitive(value, entry, column)
+        raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
     try:
-        return json.dumps(value, sort_keys=True, ensure_ascii=False, allow_nan=False)
+        return json.dumps(
+            value, sort_keys=True, ensure_ascii=False, allow_nan=False, default=refuse
+        )
+    except SensitiveValueInAudit:
+        raise
     except (TypeError, ValueError) as exc:
         raise TypeError(
             f"audit entry {entry.entity_address}: {column} is not JSON: {exc}"

@@ -1,9 +1,10 @@
 """Write a plan's changes: set-based statements inside the caller's transaction.
 
-One statement per table and action (``INSERT ... SELECT FROM unnest(...)`` /
-``UPDATE ... FROM unnest(...)``), never a round trip per row. Secrets are encrypted with the
-keyring's active version just before the statement that stores them; a row whose secrets did
-not change keeps its ciphertext (and key version) untouched. Every write bumps
+One statement per table and action (``INSERT ... SELECT FROM json_to_recordset(:rows)``,
+``UPDATE ... FROM json_to_recordset(:rows)``), never a round trip per row. Secrets are
+encrypted with the keyring's active version just before the statement that stores them; a
+row whose secrets did not change keeps its ciphertext (and key version) untouched. Every
+write bumps
 ``row_version`` and is guarded by the version the plan saw, so a row that moved underneath
 the plan fails the apply instead of being overwritten. Runtime-owned columns are only
 initialised on create (health UNKNOWN, circuit CLOSED, next sync from the interval).
@@ -98,7 +99,7 @@ class _Table:
     name: str
     identity: tuple[str, ...]
     columns: tuple[tuple[str, str], ...]
-    """(column, SQL type for the unnest array) of reconciled non-secret columns."""
+    """(column, SQL type) of reconciled non-secret columns."""
     secrets: tuple[str, ...]
     values: Callable[[Any], dict[str, Any]]
     context: Callable[[Any, str], CipherContext]
@@ -115,10 +116,10 @@ def _integration_values(d: DesiredIntegration) -> dict[str, Any]:
         "is_active": d.is_active,
         "sync_interval": d.sync_interval,
         "sync_direction": d.sync_direction.value if d.sync_direction else None,
-        "features": json.dumps(d.features, sort_keys=True),
-        "mapping_rules": json.dumps(d.mapping_rules, sort_keys=True),
-        "filter_rules": json.dumps(d.filter_rules, sort_keys=True),
-        "transform_rules": json.dumps(d.transform_rules, sort_keys=True),
+        "features": d.features,
+        "mapping_rules": d.mapping_rules,
+        "filter_rules": d.filter_rules,
+        "transform_rules": d.transform_rules,
     }
 
 
@@ -131,7 +132,7 @@ def _webhook_values(d: DesiredWebhook) -> dict[str, Any]:
         "webhook_type": d.webhook_type.value,
         "endpoint_url": d.endpoint_url,
         "auth_type": d.auth_type.value,
-        "subscribed_events": json.dumps(list(d.subscribed_events)),
+        "subscribed_events": list(d.subscribed_events),
         "retry_max_attempts": d.retry.max_attempts,
         "retry_initial_delay_seconds": d.retry.initial_delay_seconds,
         "retry_backoff_multiplier": float(d.retry.multiplier),
@@ -195,21 +196,10 @@ _WEBHOOK = _Table(
     interval_column=None,
 )
 
-# Array element types for unnest: enums and jsonb travel as text and are cast per column.
-_ARRAY_TYPE = {
-    "boolean": "boolean",
-    "integer": "integer",
-    "bigint": "bigint",
-    "double precision": "double precision",
-}
-
-
-def _array_type(sql_type: str) -> str:
-    return _ARRAY_TYPE.get(sql_type, "text")
-
 
 def _cast(column: str, sql_type: str, alias: str = "v") -> str:
-    return f"CAST({alias}.{column} AS {sql_type})"
+    """The column as read from the JSON record set (already of its SQL type)."""
+    return f"{alias}.{column}"
 
 
 # -- secrets -------------------------------------------------------------------------------------
@@ -236,14 +226,26 @@ def _secret_columns(table: _Table, d: Any, ctx: WriteContext) -> dict[str, Any]:
 # -- statements ---------------------------------------------------------------------------------
 
 
-def _bind_arrays(rows: Sequence[Mapping[str, Any]], names: Sequence[str]) -> dict[str, list[Any]]:
-    return {f"a_{n}": [r[n] for r in rows] for n in names}
+def _bind_arrays(rows: Sequence[Mapping[str, Any]], names: Sequence[str]) -> dict[str, str]:
+    """All rows as ONE JSON parameter.
+
+    A single JSON text is serialized in C by ``json.dumps`` and parsed once by PostgreSQL,
+    where per-element array parameters cost a Python-level escape per value.
+    """
+    return {"rows": json.dumps([{n: r[n] for n in names} for r in rows], default=_json_default)}
 
 
-def _unnest(names_types: Sequence[tuple[str, str]]) -> str:
-    arrays = ", ".join(f"CAST(:a_{n} AS {_array_type(t)}[])" for n, t in names_types)
-    cols = ", ".join(n for n, _ in names_types)
-    return f"unnest({arrays}) AS v({cols})"
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(f"cannot write a value of type {type(value).__name__}")
+
+
+def _recordset(names_types: Sequence[tuple[str, str]]) -> str:
+    columns = ", ".join(f"{n} {t}" for n, t in names_types)
+    return f"json_to_recordset(CAST(:rows AS json)) AS v({columns})"
 
 
 def _secret_types(table: _Table) -> list[tuple[str, str]]:
@@ -286,7 +288,7 @@ def _upsert(
             created_at, updated_at, created_by, updated_by, row_version)
         SELECT {select_cols}, {runtime_init}{next_sync[1]},
             :now, :now, :actor, :actor, 1
-        FROM {_unnest(names_types)}
+        FROM {_recordset(names_types)}
         ON CONFLICT ({", ".join(table.identity)}) DO UPDATE SET {restore}, {reset},
             deleted_at = NULL, deleted_by = NULL, updated_at = EXCLUDED.updated_at,
             updated_by = EXCLUDED.updated_by, row_version = t.row_version + 1
@@ -354,7 +356,7 @@ def _update(
     sql = f"""
         UPDATE {table.name} AS t SET {", ".join(sets)},
             updated_at = :now, updated_by = :actor, row_version = t.row_version + 1
-        FROM {_unnest(names_types)}
+        FROM {_recordset(names_types)}
         WHERE t.tenant_id = v.tenant_id AND t.id = v.id AND t.row_version = v.row_version
           AND t.deleted_at IS NULL
         RETURNING t.id
@@ -374,8 +376,8 @@ def _soft_delete(
     sql = f"""
         UPDATE {table} AS t SET deleted_at = :now, deleted_by = :actor, is_active = false,
             updated_at = :now, updated_by = :actor, row_version = t.row_version + 1
-        FROM unnest(CAST(:a_tenant_id AS text[]), CAST(:a_id AS bigint[]),
-                    CAST(:a_row_version AS integer[])) AS v(tenant_id, id, row_version)
+        FROM json_to_recordset(CAST(:rows AS json))
+             AS v(tenant_id text, id bigint, row_version integer)
         WHERE t.tenant_id = v.tenant_id AND t.id = v.id AND t.row_version = v.row_version
         RETURNING t.id
     """
@@ -398,9 +400,8 @@ def _revoke(conn: sa.Connection, changes: list[Change], ctx: WriteContext) -> li
     sql = """
         UPDATE oauth_tokens AS t SET is_active = false, revoked_at = :now, revoked_by = :actor,
             revoked_reason = v.reason, updated_at = :now, row_version = t.row_version + 1
-        FROM unnest(CAST(:a_tenant_id AS text[]), CAST(:a_id AS bigint[]),
-                    CAST(:a_row_version AS integer[]), CAST(:a_reason AS text[]))
-             AS v(tenant_id, id, row_version, reason)
+        FROM json_to_recordset(CAST(:rows AS json))
+             AS v(tenant_id text, id bigint, row_version integer, reason text)
         WHERE t.tenant_id = v.tenant_id AND t.id = v.id AND t.row_version = v.row_version
         RETURNING t.id
     """

