@@ -12,6 +12,7 @@ from reconciler import __version__
 from reconciler.cli import (
     cmd_audit,
     cmd_db,
+    cmd_import,
     cmd_keys,
     cmd_plan,
     cmd_schema,
@@ -42,7 +43,16 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
-for _module in (cmd_validate, cmd_plan, cmd_db, cmd_secrets, cmd_keys, cmd_audit, cmd_schema):
+for _module in (
+    cmd_validate,
+    cmd_plan,
+    cmd_db,
+    cmd_secrets,
+    cmd_keys,
+    cmd_audit,
+    cmd_schema,
+    cmd_import,
+):
     _module.register(cli)
 
 

@@ -1,0 +1,265 @@
+"""``reconciler import`` as a Python function: read, decrypt, build, encrypt, write.
+
+Order of work, chosen so that a failure leaves nothing half-written:
+
+1. check the arguments and the output paths (existing files are refused without ``force``);
+2. read the rows in one read-only snapshot (one query per table);
+3. decrypt the secrets with the keyring, in memory only;
+4. build every document and encrypt it with the ``.sops.yaml`` creation rule that matches
+   its output path, checking that every secret field came out encrypted;
+5. only then write the files (each atomically).
+
+Plaintext secrets exist only in memory: in :class:`~reconciler.model.sensitive.Sensitive`
+wrappers until the moment they are handed to the SOPS encryption.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from reconciler.commands import QUIET, Progress, open_database
+from reconciler.crypto.aead import CipherContext, FieldCipher
+from reconciler.crypto.fingerprint import Fingerprinter
+from reconciler.crypto.local_keys import load_keys_for_target
+from reconciler.errors import ConfigError, DecryptFailed
+from reconciler.load.schema import NAME_PATTERN
+from reconciler.model.enums import Platform
+from reconciler.model.sensitive import Sensitive
+from reconciler.sops import dump, encrypt_documents, find_config, load_creation_rule
+from reconciler.sops.files import atomic_write
+from reconciler.store.database import translate_db_errors
+
+from .documents import ImportNote, ManifestDraft, build_manifests
+from .rows import StoredIntegration, StoredRows, StoredWebhook, read_rows
+
+SCHEMA_FILE = Path("schemas") / "manifest.v1.json"
+DEFAULT_SCHEMA_REF = "../../../schemas/manifest.v1.json"
+"""The schema reference of a file in ``manifests/tenants/<t>/`` when no schema is found."""
+
+_NAME = re.compile(NAME_PATTERN)
+_SecretKey = tuple[str, str, int, str]
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenManifest:
+    """One file ``import`` wrote.
+
+    Attributes:
+        path: where it was written (as given: relative when ``out_dir`` was relative).
+        tenant: its tenant.
+        platform: its platform.
+        secrets: how many secret fields it holds (all SOPS-encrypted).
+        replaced: whether it replaced an existing file (``force``).
+    """
+
+    path: Path
+    tenant: str
+    platform: Platform
+    secrets: int
+    replaced: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    """What ``import`` wrote, and what the user must check or fill in."""
+
+    written: tuple[WrittenManifest, ...]
+    notes: tuple[ImportNote, ...]
+
+
+def import_manifests(
+    *,
+    tenants: Sequence[str],
+    out_dir: Path,
+    platforms: Sequence[Platform] = (),
+    force: bool = False,
+    database_url: str | None = None,
+    progress: Progress = QUIET,
+    environ: Mapping[str, str] | None = None,
+) -> ImportResult:
+    """Write ``out_dir/tenants/<tenant>/<platform>.yaml`` from the database, SOPS-encrypted.
+
+    Args:
+        tenants: the tenants to import (at least one; each must have rows).
+        out_dir: the manifests directory to write into (holds ``tenants/``).
+        platforms: only these platforms (default: every platform the tenant has rows for).
+        force: replace existing files instead of refusing.
+        database_url: as for every command (else the environment, else embedded).
+        progress: progress lines on stderr.
+        environ: the environment for the keyring (default ``os.environ``).
+
+    Raises:
+        ConfigError: bad tenant name, a tenant without rows, an existing file without
+            ``force``, no ``.sops.yaml`` creation rule for an output path, or a rule that
+            would leave a secret field unencrypted. Nothing is written.
+        KeyUnavailable / DecryptFailed: a stored secret cannot be decrypted.
+        DatabaseUnavailable: the database cannot be reached.
+    """
+    wanted = tuple(dict.fromkeys(tenants))
+    if not wanted:
+        raise ConfigError("name at least one tenant: --tenant T")
+    bad = [t for t in wanted if not _NAME.match(t)]
+    if bad:
+        raise ConfigError(f"invalid tenant name {bad[0]!r}: expected {NAME_PATTERN}")
+
+    db = open_database(database_url, progress)
+    try:
+        with (
+            progress.stage("Reading database") as stage,
+            translate_db_errors(db.engine.url),
+            db.engine.connect() as conn,
+            conn.begin(),
+        ):
+            conn.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+            rows = read_rows(conn, wanted, tuple(platforms))
+            count = len(rows.integrations) + len(rows.webhooks) + len(rows.accounts)
+            stage["detail"] = f"{count} rows"
+    finally:
+        db.engine.dispose()
+    missing = [t for t in wanted if t not in rows.tenants()]
+    if missing:
+        only = f" for {', '.join(p.file_stem for p in platforms)}" if platforms else ""
+        raise ConfigError(
+            f"nothing to import for tenant(s) {', '.join(missing)}{only}: no active "
+            "integrations, webhooks or connected accounts in the database"
+        )
+
+    plaintext: dict[_SecretKey, Sensitive[str]] = {}
+    notes: list[ImportNote] = []
+    if _has_secrets(rows):
+        keyring, fingerprinter = load_keys_for_target(db.target, environ)
+        with progress.stage("Decrypting secrets") as stage:
+            plaintext, mismatched = _decrypt(rows, FieldCipher(keyring), fingerprinter)
+            stage["detail"] = f"{len(plaintext)} values"
+    else:
+        mismatched = []
+
+    drafts = build_manifests(rows, lambda *key: plaintext.get(key))
+    notes.extend(n for d in drafts for n in d.notes)
+    notes.extend(mismatched)
+
+    targets = [(d, out_dir / d.relative_path) for d in drafts]
+    existing = [path for _, path in targets if path.exists()]
+    if existing and not force:
+        raise ConfigError(
+            f"{existing[0]} already exists"
+            + (f" (and {len(existing) - 1} more)" if len(existing) > 1 else "")
+            + ": nothing written; pass --force to replace"
+        )
+
+    with progress.stage("Encrypting manifests") as stage:
+        texts = [(d, path, _encrypt(d, path)) for d, path in targets]
+        stage["detail"] = f"{len(texts)} files"
+    written: list[WrittenManifest] = []
+    for draft, path, text in texts:
+        replaced = path.exists()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, text)
+        written.append(
+            WrittenManifest(path, draft.tenant, draft.platform, len(draft.secret_paths), replaced)
+        )
+    return ImportResult(tuple(written), tuple(notes))
+
+
+def _has_secrets(rows: StoredRows) -> bool:
+    return any(i.secrets for i in rows.integrations) or any(w.secrets for w in rows.webhooks)
+
+
+def _decrypt(
+    rows: StoredRows, cipher: FieldCipher, fingerprinter: Fingerprinter
+) -> tuple[dict[_SecretKey, Sensitive[str]], list[ImportNote]]:
+    """Decrypt every stored secret; note those whose stored fingerprint does not match."""
+    out: dict[_SecretKey, Sensitive[str]] = {}
+    notes: list[ImportNote] = []
+    items: list[tuple[str, str, StoredIntegration | StoredWebhook]] = [
+        ("integrations", i.config_type.value, i) for i in rows.integrations
+    ]
+    items += [("webhooks", w.name, w) for w in rows.webhooks]
+    for group, name, row in items:
+        platform, environment = row.platform.value, row.environment.value
+        for secret in row.secrets:
+            if group == "integrations":
+                ctx = CipherContext.integration(
+                    row.tenant_id, platform, environment, name, secret.column
+                )
+            else:
+                ctx = CipherContext.webhook(
+                    row.tenant_id, platform, environment, name, secret.column
+                )
+            if row.encryption_key_version is None:
+                raise DecryptFailed(
+                    f"{ctx.describe()} has a ciphertext but no encryption_key_version"
+                )
+            value = cipher.decrypt(secret.ciphertext, row.encryption_key_version, ctx)
+            out[(ctx.table, row.tenant_id, row.id, secret.column)] = value
+            if fingerprinter.fingerprint(value) != secret.fingerprint:
+                notes.append(
+                    ImportNote(
+                        f"tenants/{row.tenant_id}/{row.platform.file_stem}.yaml",
+                        f"environments.{row.environment.manifest_key}.{group}.{name}."
+                        f"{secret.column}",
+                        "the stored fingerprint does not match the stored secret (made with "
+                        "another fingerprint key?); plan will show it as changed until the "
+                        "next apply",
+                    )
+                )
+    return out, notes
+
+
+def _reveal(value: Any) -> Any:
+    """A copy of ``value`` with every :class:`Sensitive` replaced by its plaintext."""
+    if isinstance(value, Sensitive):
+        return value.reveal()
+    if isinstance(value, Mapping):
+        return {k: _reveal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_reveal(v) for v in value]
+    return value
+
+
+def _encrypt(draft: ManifestDraft, path: Path) -> str:
+    """The encrypted file text, with the editor schema header."""
+    config = find_config(path.parent)
+    if config is None:
+        raise ConfigError(
+            f"no .sops.yaml in {path.parent} or above: add one with a creation rule for "
+            "the manifests (age recipients; encrypted_regex for the secret fields)"
+        )
+    rule = load_creation_rule(path, config)
+    source = str(path)
+    encrypted = encrypt_documents(
+        [_reveal(draft.document)], rule.recipients, rule.rules, source=source
+    )[0]
+    for key_path in draft.secret_paths:
+        node: Any = encrypted
+        for key in key_path:
+            node = node[key]
+        if not (isinstance(node, str) and node.startswith("ENC[")):
+            raise ConfigError(
+                f"{config}: creation_rules[{rule.index}] would leave {'.'.join(key_path)} "
+                f"of {source} unencrypted: its rule must encrypt the secret fields "
+                "(encrypted_regex: ^(api_key|api_secret|signing_secret|auth_token|auth_password)$)"
+            )
+    header = (
+        f"# yaml-language-server: $schema={_schema_ref(path)}\n"
+        f"# {draft.tenant}: {draft.platform.value.title()}. Imported from the database by "
+        "`reconciler import`.\n"
+    )
+    return header + dump([encrypted], "yaml", source=source)
+
+
+def _schema_ref(path: Path) -> str:
+    """Relative reference from ``path`` to the nearest ``schemas/manifest.v1.json`` above it."""
+    directory = path.parent.absolute()
+    for candidate in (directory, *directory.parents):
+        schema = candidate / SCHEMA_FILE
+        if schema.is_file():
+            return Path(os.path.relpath(schema, directory)).as_posix()
+    return DEFAULT_SCHEMA_REF
