@@ -177,7 +177,8 @@ def seed_tokens(engine: sa.Engine) -> int:
                 stripe_livemode, hubspot_portal_id, hubspot_app_id, quickbooks_realm_id,
                 is_active, encryption_key_version, metadata)
             SELECT format('tenant-%s', lpad(i::text, 5, '0')), p::platform, 'rcn1:placeholder',
-                CASE WHEN p = 'STRIPE' THEN format('acct_%s%s', CASE WHEN prod THEN 'L' ELSE 'T' END, lpad(i::text, 15, '0')) END,
+                CASE WHEN p = 'STRIPE' THEN format('acct_%s%s',
+                    CASE WHEN prod THEN 'L' ELSE 'T' END, lpad(i::text, 15, '0')) END,
                 CASE WHEN p = 'STRIPE' THEN prod END,
                 CASE WHEN p = 'HUBSPOT' THEN (10000000 + i * 2 + prod::int)::text END,
                 CASE WHEN p = 'HUBSPOT' THEN CASE WHEN prod THEN '987654' ELSE '1234567' END END,

@@ -31,7 +31,8 @@ class Diagnostic:
         file: path of the manifest as given to the command (relative where possible).
         line: 1-based line, or ``None`` when the problem has no single place.
         column: 1-based column, or ``None``.
-        path: field path inside the document, e.g. ``environments.production.webhooks.billing.events[2]``.
+        path: field path inside the document, e.g.
+            ``environments.production.webhooks.billing.events[2]``.
         severity: error, warning or info.
     """
 

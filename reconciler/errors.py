@@ -1,13 +1,14 @@
 """The exception tree: the one place that says what can go wrong and how it surfaces.
 
-User mistakes in manifests are *not* exceptions: they are :class:`~reconciler.diagnostics.Diagnostic`
-records collected for a whole run (see ``diagnostics.py``). Exceptions are for conditions that
-stop a command: infrastructure, keys, stale plans, policy, and bugs.
+User mistakes in manifests are *not* exceptions: they are
+:class:`~reconciler.diagnostics.Diagnostic` records collected for a whole run (see
+``diagnostics.py``). Exceptions are for conditions that stop a command: infrastructure,
+keys, stale plans, policy, and bugs.
 
 ::
 
     ReconcilerError                      every error the CLI prints as one line, no traceback
-    ├── ConfigError                      bad invocation or settings (flags, reconciler.yaml, env vars)
+    ├── ConfigError                      bad invocation or settings (flags, env, reconciler.yaml)
     │   └── ManifestInvalid              validation failed; carries the run's diagnostics
     ├── SecretError                      anything about keys or encrypted values
     │   ├── KeyUnavailable               no age identity / keyring / fingerprint key

@@ -56,10 +56,9 @@ def selector_options(func: F) -> F:
         type=click.Choice([p.file_stem for p in Platform], case_sensitive=False),
         help="Only this platform (repeatable).",
     )(func)
-    func = click.option(
+    return click.option(
         "--tenant", "tenants", multiple=True, metavar="T", help="Only this tenant (repeatable)."
     )(func)
-    return func
 
 
 def make_selectors(

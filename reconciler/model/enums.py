@@ -133,7 +133,7 @@ class EntityType(enum.StrEnum):
 
     INTEGRATION_CONFIG = "INTEGRATION_CONFIG"
     WEBHOOK_CONFIGURATION = "WEBHOOK_CONFIGURATION"
-    OAUTH_TOKEN = "OAUTH_TOKEN"
+    OAUTH_TOKEN = "OAUTH_TOKEN"  # noqa: S105 - an entity type, not a password
 
 
 class ReviewDecision(enum.StrEnum):

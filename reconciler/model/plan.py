@@ -366,7 +366,9 @@ class Plan:
         by_risk = Counter(c.risk.level.value for c in self.changes)
         return {
             "total": len(self.changes),
-            "by_action": {a.value: by_action.get(a.value, 0) for a in Action if a is not Action.NOOP},
+            "by_action": {
+                a.value: by_action.get(a.value, 0) for a in Action if a is not Action.NOOP
+            },
             "by_risk": {r.value: by_risk.get(r.value, 0) for r in RiskLevel},
             "requires_review": sum(1 for c in self.changes if c.risk.requires_review),
             "mass_deletions": len(self.mass_deletions),
@@ -391,7 +393,9 @@ class Plan:
     def from_dict(cls, d: dict[str, Any]) -> Plan:
         version = d.get("format_version")
         if version != FORMAT_VERSION:
-            raise ValueError(f"unsupported plan format_version {version!r} (expected {FORMAT_VERSION})")
+            raise ValueError(
+                f"unsupported plan format_version {version!r} (expected {FORMAT_VERSION})"
+            )
         return cls(
             created_at=d["created_at"],
             manifests_digest=d["manifests_digest"],

@@ -63,7 +63,8 @@ def test_write_then_read_is_a_fixed_point(engine: sa.Engine) -> None:
         row = conn.execute(
             sa.text(
                 "SELECT api_key, api_key_fingerprint, encryption_key_version, health_status::text, "
-                "next_sync_at IS NOT NULL, row_version FROM integration_configs WHERE tenant_id='acme'"
+                "next_sync_at IS NOT NULL, row_version FROM integration_configs "
+                "WHERE tenant_id='acme'"
             )
         ).one()
     stored, fp, version, health, scheduled, row_version = row
@@ -115,9 +116,10 @@ def test_revoke_token(engine: sa.Engine) -> None:
     with engine.begin() as conn:
         conn.execute(
             sa.text(
-                "INSERT INTO oauth_tokens (tenant_id, platform, access_token, stripe_account_id, stripe_livemode, "
-                "is_active, encryption_key_version, metadata) "
-                "VALUES ('acme', 'STRIPE', 'rcn1:placeholder', 'acct_1Example00', true, true, 1, '{}')"
+                "INSERT INTO oauth_tokens (tenant_id, platform, access_token, stripe_account_id, "
+                "stripe_livemode, is_active, encryption_key_version, metadata) "
+                "VALUES ('acme', 'STRIPE', 'rcn1:placeholder', 'acct_1Example00', true, true, 1, "
+                "'{}')"
             )
         )
     p = _apply(engine, state(account(revoke_reason="offboarding")), _cipher())
