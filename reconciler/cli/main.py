@@ -12,9 +12,11 @@ from reconciler import __version__
 from reconciler.cli import (
     cmd_audit,
     cmd_db,
+    cmd_health,
     cmd_import,
     cmd_keys,
     cmd_plan,
+    cmd_report,
     cmd_schema,
     cmd_secrets,
     cmd_validate,
@@ -52,6 +54,8 @@ for _module in (
     cmd_audit,
     cmd_schema,
     cmd_import,
+    cmd_report,
+    cmd_health,
 ):
     _module.register(cli)
 

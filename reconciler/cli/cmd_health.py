@@ -1,0 +1,118 @@
+"""CLI command: ``reconciler health check``."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from reconciler.cli.cmd_audit import format_table
+from reconciler.cli.options import (
+    database_url_option,
+    handle_errors,
+    make_selectors,
+    selector_options,
+)
+from reconciler.commands import Progress
+from reconciler.health.check import HealthCheckResult, run_health_check
+
+
+@click.group("health")
+def health_group() -> None:
+    """Integration health checks (writes runtime-owned health fields only)."""
+
+
+@health_group.command("check")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1, max=300),
+    default=10.0,
+    show_default=True,
+    metavar="S",
+    help="Seconds to wait for each platform API.",
+)
+@click.option("--dry-run", is_flag=True, help="Check and report, but write nothing.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text for people, json for machines.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr.")
+@selector_options
+@database_url_option
+@handle_errors
+def check_cmd(
+    timeout: float,
+    dry_run: bool,
+    fmt: str,
+    quiet: bool,
+    tenants: tuple[str, ...],
+    platforms: tuple[str, ...],
+    exclude_tenants: tuple[str, ...],
+    database_url: str | None,
+) -> None:
+    """Check the selected active integrations against their platform APIs.
+
+    Stripe secret keys are checked with GET /v1/balance, HubSpot private-app tokens with the
+    account-info endpoint; integrations that store only OAuth client credentials are
+    UNKNOWN (their access tokens belong to the OAuth flow). No answer (offline, DNS,
+    timeout) is UNKNOWN, never an error. Writes health_status, health_message and
+    last_health_check_at (row_version is not changed, so saved plans stay valid), and
+    moves webhook circuits OPEN longer than their reset time to HALF_OPEN.
+
+    \b
+    Examples:
+      reconciler health check
+      reconciler health check --tenant acme-robotics --platform stripe --dry-run
+    """
+    result = run_health_check(
+        selectors=make_selectors(tenants, platforms, exclude_tenants),
+        timeout=timeout,
+        dry_run=dry_run,
+        database_url=database_url,
+        progress=Progress(enabled=not quiet),
+    )
+    if fmt == "json":
+        click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        click.echo(render_check_text(result), nl=False)
+
+
+def render_check_text(result: HealthCheckResult) -> str:
+    """The result of a health check for a terminal."""
+    lines: list[str] = []
+    if result.integrations:
+        lines.append(
+            format_table(
+                ("STATUS", "WAS", "INTEGRATION", "MESSAGE"),
+                [
+                    (i.status.value, i.previous.value, i.address, i.message)
+                    for i in result.integrations
+                ],
+            )
+        )
+    else:
+        lines.append("No active integrations selected.")
+    verb = "would move" if result.dry_run else "moved"
+    if result.transitions:
+        lines.append("")
+        lines.append(f"Circuits {verb} from OPEN to HALF_OPEN (reset time passed):")
+        lines.extend(f"  {t.address}" for t in result.transitions)
+    counts = ", ".join(f"{n} {s}" for s, n in result.counts().items() if n)
+    lines.append("")
+    summary = f"{len(result.integrations)} integration(s) checked" + (
+        f": {counts}" if counts else ""
+    )
+    summary += f"; {len(result.transitions)} circuit(s) {verb} to HALF_OPEN."
+    if result.dry_run:
+        summary += " Dry run: nothing written."
+    lines.append(summary)
+    return "\n".join(lines) + "\n"
+
+
+def register(cli: click.Group) -> None:
+    """Add ``health`` to the ``reconciler`` group."""
+    cli.add_command(health_group)

@@ -1,0 +1,246 @@
+"""Probing an integration's credentials against its platform: the only network code.
+
+:class:`HealthProbe` is the seam: :func:`reconciler.health.check.run_health_check` takes any
+object with a ``probe(target)`` method, so tests pass an in-memory fake and the core never
+opens a socket. :class:`HttpsProbe` is the real one:
+
+* Stripe (a secret ``sk_``/``rk_`` key): ``GET https://api.stripe.com/v1/balance``, the
+  cheapest authenticated read, with the key as bearer token;
+* HubSpot (a private-app ``pat-`` token): ``GET https://api.hubapi.com/account-info/v3/details``;
+* anything else, including HubSpot and QuickBooks OAuth client credentials (calls need the
+  connected company's access token, which belongs to the OAuth flow): ``UNKNOWN``, said so.
+
+A probe never raises for network or platform trouble: it returns ``UNKNOWN`` (no answer:
+DNS, refused, timed out, offline) or ``UNHEALTHY``/``DEGRADED`` (an answer that says so).
+Messages are built from fixed text, the host and the HTTP status; the credential is never
+part of one (and is scrubbed from any library text as a second line of defence).
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from reconciler.model.enums import ConfigType, Environment, HealthStatus, Platform
+from reconciler.model.sensitive import MASK, Sensitive
+
+MAX_MESSAGE = 500
+"""``health_message`` is cut to this many characters."""
+
+STRIPE_BALANCE_URL = "https://api.stripe.com/v1/balance"
+HUBSPOT_ACCOUNT_URL = "https://api.hubapi.com/account-info/v3/details"
+_USER_AGENT = "reconciler-health-check"
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeTarget:
+    """One active integration to check, with its decrypted credentials (memory only).
+
+    Attributes:
+        tenant_id: the tenant.
+        platform: the platform.
+        environment: the environment.
+        config_type: the integration's config type.
+        api_key: the decrypted ``api_key`` (``None`` when the row has none).
+        api_secret: the decrypted ``api_secret`` (``None`` when the row has none).
+    """
+
+    tenant_id: str
+    platform: Platform
+    environment: Environment
+    config_type: ConfigType
+    api_key: Sensitive[str] | None = None
+    api_secret: Sensitive[str] | None = None
+
+    @property
+    def address(self) -> str:
+        """``tenant/platform/environment/integration/CONFIG_TYPE`` as plans print it."""
+        return (
+            f"{self.tenant_id}/{self.platform.file_stem}/{self.environment.manifest_key}"
+            f"/integration/{self.config_type.value}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """The verdict on one integration.
+
+    Attributes:
+        status: HEALTHY, DEGRADED, UNHEALTHY or UNKNOWN.
+        message: one line for ``health_message``; never contains a credential.
+    """
+
+    status: HealthStatus
+    message: str
+
+
+class HealthProbe(Protocol):
+    """Decides the health of one integration. Must not raise for network trouble."""
+
+    def probe(self, target: ProbeTarget) -> ProbeResult:
+        """Check ``target`` and return the verdict."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class HttpCall:
+    """An authenticated GET the probe will make (the token is sent as a bearer header)."""
+
+    url: str
+    token: Sensitive[str]
+
+    @property
+    def host(self) -> str:
+        """The host name, for messages."""
+        return self.url.split("/")[2]
+
+
+def plan_call(target: ProbeTarget) -> HttpCall | ProbeResult:
+    """The request that checks ``target``, or the verdict when no request can (pure)."""
+    key = target.api_key.reveal() if target.api_key is not None else None
+    if target.platform is Platform.STRIPE:
+        if key is None:
+            return ProbeResult(HealthStatus.UNKNOWN, "no API key stored; nothing to check")
+        if key.startswith(("sk_", "rk_")):
+            return HttpCall(STRIPE_BALANCE_URL, Sensitive(key))
+        if key.startswith("pk_"):
+            return ProbeResult(
+                HealthStatus.UNHEALTHY,
+                "a publishable key (pk_) is stored; API calls need a secret or restricted key",
+            )
+        return ProbeResult(
+            HealthStatus.UNKNOWN, "the stored key is not a Stripe secret key (sk_/rk_)"
+        )
+    if target.platform is Platform.HUBSPOT and key is not None and key.startswith("pat-"):
+        return HttpCall(HUBSPOT_ACCOUNT_URL, Sensitive(key))
+    if key is None and target.api_secret is None:
+        return ProbeResult(HealthStatus.UNKNOWN, "no credentials stored; nothing to check")
+    return ProbeResult(
+        HealthStatus.UNKNOWN,
+        "only OAuth client credentials are stored; API calls need the connected account's "
+        "access token, which the OAuth flow checks",
+    )
+
+
+def classify_response(
+    call: HttpCall, status_code: int, elapsed: float, timeout: float
+) -> ProbeResult:
+    """The verdict for an HTTP answer (pure)."""
+    host = call.host
+    if 200 <= status_code < 300:
+        millis = round(elapsed * 1000)
+        if elapsed > timeout / 2:
+            return ProbeResult(
+                HealthStatus.DEGRADED, f"HTTP {status_code} from {host}, but slow ({millis} ms)"
+            )
+        return ProbeResult(HealthStatus.HEALTHY, f"HTTP {status_code} from {host} in {millis} ms")
+    if status_code == 401:
+        return ProbeResult(
+            HealthStatus.UNHEALTHY,
+            f"authentication failed at {host} (HTTP 401): the credential is wrong, expired or "
+            "revoked",
+        )
+    if status_code == 403:
+        return ProbeResult(
+            HealthStatus.DEGRADED,
+            f"authenticated at {host} but not allowed to read the check endpoint (HTTP 403): "
+            "check the key's permissions",
+        )
+    if status_code == 429:
+        return ProbeResult(HealthStatus.DEGRADED, f"rate limited by {host} (HTTP 429)")
+    if status_code >= 500:
+        return ProbeResult(
+            HealthStatus.DEGRADED, f"{host} answered with an error (HTTP {status_code})"
+        )
+    return ProbeResult(
+        HealthStatus.UNHEALTHY, f"unexpected answer from {host} (HTTP {status_code})"
+    )
+
+
+Opener = Callable[[urllib.request.Request, float], int]
+"""Sends a request with a timeout and returns the HTTP status (raises urllib errors)."""
+
+
+def _urlopen(request: urllib.request.Request, timeout: float) -> int:
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+        status: int = response.status
+        return status
+
+
+class HttpsProbe:
+    """The real probe: one HTTPS GET per checkable integration, bounded by ``timeout``.
+
+    Args:
+        timeout: seconds for connect plus answer.
+        opener: how to send the request (default ``urllib.request.urlopen``); a test seam.
+    """
+
+    def __init__(self, timeout: float = 10.0, opener: Opener | None = None) -> None:
+        self.timeout = timeout
+        self._open = opener or _urlopen
+
+    def __repr__(self) -> str:
+        return f"HttpsProbe(timeout={self.timeout})"
+
+    def probe(self, target: ProbeTarget) -> ProbeResult:
+        """Check ``target``; network trouble is a verdict, not an exception."""
+        planned = plan_call(target)
+        if isinstance(planned, ProbeResult):
+            return planned
+        secret = planned.token.reveal()
+        # The URL is one of the https constants above, never user input.
+        request = urllib.request.Request(  # noqa: S310
+            planned.url,
+            method="GET",
+            headers={"Authorization": f"Bearer {secret}", "User-Agent": _USER_AGENT},
+        )
+        started = time.monotonic()
+        try:
+            status = self._open(request, self.timeout)
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        except TimeoutError:
+            return ProbeResult(
+                HealthStatus.UNKNOWN, f"no answer from {planned.host} within {self.timeout:g} s"
+            )
+        except urllib.error.URLError as exc:
+            if isinstance(exc.reason, TimeoutError):
+                return ProbeResult(
+                    HealthStatus.UNKNOWN,
+                    f"no answer from {planned.host} within {self.timeout:g} s",
+                )
+            return ProbeResult(
+                HealthStatus.UNKNOWN,
+                scrub(
+                    f"network unreachable: cannot reach {planned.host} ({_reason(exc.reason)})",
+                    secret,
+                ),
+            )
+        except OSError as exc:
+            return ProbeResult(
+                HealthStatus.UNKNOWN,
+                scrub(f"network unreachable: cannot reach {planned.host} ({_reason(exc)})", secret),
+            )
+        return classify_response(planned, status, time.monotonic() - started, self.timeout)
+
+
+def _reason(reason: object) -> str:
+    if isinstance(reason, TimeoutError):
+        return "timed out"
+    if isinstance(reason, OSError) and reason.strerror:
+        return reason.strerror
+    text = " ".join(str(reason).split())
+    return text or type(reason).__name__
+
+
+def scrub(message: str, *secrets: str | None) -> str:
+    """``message`` on one line, cut to :data:`MAX_MESSAGE`, with each secret masked."""
+    text = " ".join(message.split())
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, MASK)
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
