@@ -252,14 +252,20 @@ def get_path(doc: Any, path: Sequence[str | int]) -> Any:
 
 
 def digest(entries: Iterable[tuple[str, bytes]]) -> str:
-    """SHA-256 over ``(relative path, bytes)`` pairs sorted by path.
+    """SHA-256 over ``(relative path, bytes)`` pairs: :func:`digest_of_hashes` of their hashes."""
+    return digest_of_hashes((rel, hashlib.sha256(data).digest()) for rel, data in entries)
 
-    Each entry contributes ``path NUL length(8 bytes, big-endian) bytes`` so neither a
-    renamed file nor moved bytes can collide with another tree.
+
+def digest_of_hashes(entries: Iterable[tuple[str, bytes]]) -> str:
+    """SHA-256 over ``(relative path, SHA-256 of the file)`` pairs sorted by path.
+
+    Each entry contributes ``path NUL sha256(bytes)`` (fixed length after the NUL), so
+    neither a renamed file nor moved bytes can collide with another tree. Workers hash their
+    own files, so only 32 bytes per file travel back to the parent.
     """
     h = hashlib.sha256()
-    for rel, data in sorted(entries):
-        h.update(rel.encode("utf-8") + b"\0" + len(data).to_bytes(8, "big") + data)
+    for rel, file_hash in sorted(entries):
+        h.update(rel.encode("utf-8") + b"\0" + file_hash)
     return h.hexdigest()
 
 

@@ -7,8 +7,15 @@
    can be spread over a process pool): strict YAML parse without positions, template
    merge, one pydantic validation, the domain rules, the credential scan; positions are
    looked up (``yaml_source.locate``) only for files that have something to report;
-3. in the calling process: SOPS decryption (when a key is available), the rules that need
-   plaintext, the cross-file rule for app-level webhooks, and the :class:`DesiredState`.
+3. per chunk of files: SOPS decryption (when a key is available), the rules that need
+   plaintext, and the chunk's part of the :class:`DesiredState`;
+4. in the calling process: the cross-file rule for app-level webhooks, the digest, and the
+   merged state.
+
+Large runs (:data:`PARALLEL_MIN_FILES` and more) split the files into contiguous chunks, one
+per worker process (``RECONCILER_WORKERS``, default: the CPU count), forked from the calling
+process so that keys and templates are inherited rather than sent; only each chunk's
+result travels back. Parsing and decryption dominate the cost, and both parallelise.
 
 User mistakes become diagnostics, all of them, for every file; only bugs raise.
 """
@@ -16,13 +23,19 @@ User mistakes become diagnostics, all of them, for every file; only bugs raise.
 from __future__ import annotations
 
 import difflib
+import hashlib
+import multiprocessing
+import os
 import re
+import threading
 import types
 import typing
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
+from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
 from typing import Any
 
@@ -600,6 +613,50 @@ def _app_endpoints(merged: dict[str, Any], platform: Platform) -> Iterable[AppEn
 # --------------------------------------------------------------------------- the stage
 
 
+PARALLEL_MIN_FILES = 1000
+"""Below this many files a run stays in one process (a fork costs more than it saves)."""
+
+WORKERS_ENV = "RECONCILER_WORKERS"
+
+
+def _reduce_sensitive(value: Sensitive[Any]) -> tuple[Any, tuple[Any]]:
+    return Sensitive, (value.reveal(),)
+
+
+# Results of worker processes carry decrypted secrets back to the parent through the pool's
+# pipe (memory only). Plain pickle still refuses Sensitive: only this pickler, used by
+# multiprocessing between our own processes, may carry one.
+ForkingPickler.register(Sensitive, _reduce_sensitive)
+
+
+@dataclass(frozen=True, slots=True)
+class _ChunkContext:
+    """What every chunk needs; inherited by forked workers, never pickled."""
+
+    root: Path
+    prefix: str
+    templates: TemplateSet
+    identities: object | None
+    fingerprint: Fingerprint | None
+    decrypt: bool
+    chunks: tuple[tuple[mf.ManifestFile, ...], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    """One chunk's share of a :class:`LoadResult` (picklable)."""
+
+    diagnostics: tuple[Diagnostic, ...]
+    used: frozenset[str]
+    skipped: tuple[str, ...]
+    hashes: tuple[tuple[str, bytes], ...]
+    endpoints: tuple[tuple[AppEndpoint, str, str], ...]
+    state: DesiredState | None
+
+
+_CONTEXT: _ChunkContext | None = None
+
+
 def load_desired_state(
     root: Path,
     *,
@@ -608,6 +665,7 @@ def load_desired_state(
     identities: object | None = None,
     fingerprint: Fingerprint | None = None,
     decrypt: bool = True,
+    workers: int | None = None,
 ) -> LoadResult:
     """Load, decrypt and validate the manifests under ``root``.
 
@@ -620,10 +678,13 @@ def load_desired_state(
         fingerprint: keyed HMAC of a plaintext secret (hex); ``None`` leaves fingerprints
             unset (``validate`` needs none).
         decrypt: ``False`` skips decryption entirely (structure-only validation).
+        workers: processes for large runs; default ``RECONCILER_WORKERS``, else the CPU
+            count. ``1`` keeps everything in this process.
 
     Returns:
         The result; ``state`` is ``None`` when any error was found.
     """
+    global _CONTEXT
     root = root.resolve()
     base = _display_base(root)
     prefix = _display(root, base).rstrip("/") + "/" if root != base else ""
@@ -640,38 +701,114 @@ def load_desired_state(
     for file in found.template_files:
         used.add(file.stem)
 
-    results: list[FileResult] = []
-    datas: dict[str, bytes] = {}
-    for manifest in found.manifests:
-        data = manifest.path.read_bytes()
-        datas[manifest.rel] = data
-        job = FileJob(manifest.rel, prefix + manifest.rel, data, manifest.tenant, manifest.platform)
-        result = analyze_file(job, templates)
-        results.append(result)
-        used.update(result.chain)
-        diagnostics.extend(result.diagnostics)
+    sops = _sops() if decrypt else None
+    if sops is not None and identities is None:
+        identities = sops.load_identities()  # once, before any fork
+    manifests = tuple(found.manifests)
+    count = _worker_count(len(manifests), workers)
+    size = -(-len(manifests) // count) if manifests else 1
+    chunks = tuple(manifests[i : i + size] for i in range(0, len(manifests), size))
+    _CONTEXT = _ChunkContext(root, prefix, templates, identities, fingerprint, decrypt, chunks)
+    try:
+        if count > 1 and len(chunks) > 1:
+            fork = multiprocessing.get_context("fork")
+            with ProcessPoolExecutor(len(chunks), mp_context=fork) as pool:
+                parts = list(pool.map(_load_chunk, range(len(chunks))))
+        else:
+            parts = [_load_chunk(i) for i in range(len(chunks))]
+    finally:
+        _CONTEXT = None
+
+    hashes: list[tuple[str, bytes]] = []
+    endpoints: list[tuple[AppEndpoint, str, str]] = []
+    skipped: list[str] = []
+    for part in parts:
+        diagnostics.extend(part.diagnostics)
+        used |= part.used
+        skipped.extend(part.skipped)
+        hashes.extend(part.hashes)
+        endpoints.extend(part.endpoints)
     for name in sorted(used):
         if name in templates.templates:
             diagnostics.extend(templates.templates[name].diagnostics)
-
-    entries = [(m.rel, datas[m.rel]) for m in found.manifests]
-    entries += [
-        (templates.templates[n].rel, templates.templates[n].data)
+    hashes += [
+        (templates.templates[n].rel, _sha256(templates.templates[n].data))
         for n in used
         if n in templates.templates
     ]
-    digest = mf.digest(entries)
-
-    secrets, skipped = _decrypt(results, templates, used, identities, decrypt, diagnostics, datas)
-    _check_app_endpoints(results, templates, datas, diagnostics)
+    digest = mf.digest_of_hashes(hashes)
+    _check_app_endpoints(endpoints, templates, root, prefix, diagnostics)
 
     unique = Diagnostics()
     unique.extend(dict.fromkeys(diagnostics.sorted()))
     state = None
     if unique.error_count == 0:
-        state = _build_state(results, secrets, fingerprint, digest)
-    files = len(found.manifests) + len(used & set(templates.templates))
-    return LoadResult(state, unique, files, skipped, digest)
+        state = _merge_states([p.state for p in parts], digest)
+    files = len(manifests) + len(used & set(templates.templates))
+    return LoadResult(state, unique, files, tuple(sorted(set(skipped))), digest)
+
+
+def _worker_count(files: int, requested: int | None) -> int:
+    """Processes to use: 1 for small runs and when threads exist (a fork is unsafe then)."""
+    if requested is None:
+        configured = os.environ.get(WORKERS_ENV, "").strip()
+        if configured and not configured.isdigit():
+            raise ConfigError(f"{WORKERS_ENV} must be a whole number, got {configured!r}")
+        requested = int(configured) if configured else (os.cpu_count() or 1)
+        if files < PARALLEL_MIN_FILES:
+            return 1
+    if threading.active_count() > 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    return max(1, min(requested, files))
+
+
+def _sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def _load_chunk(index: int) -> _Chunk:
+    """Analyze, decrypt and build the state of one chunk of files (in a worker or here)."""
+    ctx = _CONTEXT
+    assert ctx is not None, "load context not set"
+    diagnostics = Diagnostics()
+    results: list[FileResult] = []
+    datas: dict[str, bytes] = {}
+    used: set[str] = set()
+    for manifest in ctx.chunks[index]:
+        data = manifest.path.read_bytes()
+        datas[manifest.rel] = data
+        job = FileJob(
+            manifest.rel, ctx.prefix + manifest.rel, data, manifest.tenant, manifest.platform
+        )
+        result = analyze_file(job, ctx.templates)
+        results.append(result)
+        used.update(result.chain)
+        diagnostics.extend(result.diagnostics)
+    secrets, skipped = _decrypt(
+        results, ctx.templates, used, ctx.identities, ctx.decrypt, diagnostics, datas
+    )
+    state = None
+    if diagnostics.error_count == 0:
+        state = _build_state(results, secrets, ctx.fingerprint, "")
+    return _Chunk(
+        diagnostics=tuple(diagnostics),
+        used=frozenset(used),
+        skipped=skipped,
+        hashes=tuple((rel, _sha256(data)) for rel, data in datas.items()),
+        endpoints=tuple((e, r.rel, r.display) for r in results for e in r.endpoints),
+        state=state,
+    )
+
+
+def _merge_states(states: Sequence[DesiredState | None], digest: str) -> DesiredState:
+    present = [s for s in states if s is not None]
+    return DesiredState(
+        integrations=tuple(i for s in present for i in s.integrations),
+        webhooks=tuple(w for s in present for w in s.webhooks),
+        oauth_accounts=tuple(a for s in present for a in s.oauth_accounts),
+        tenants=frozenset(t for s in present for t in s.tenants),
+        manifests_digest=digest,
+    )
 
 
 def _display_base(root: Path) -> Path:
@@ -793,34 +930,35 @@ def _decrypt(
 
 
 def _check_app_endpoints(
-    results: Sequence[FileResult],
+    endpoints: Sequence[tuple[AppEndpoint, str, str]],
     templates: TemplateSet,
-    datas: Mapping[str, bytes],
+    root: Path,
+    prefix: str,
     diagnostics: Diagnostics,
 ) -> None:
-    """RCN-WH-10: tenants sharing a HubSpot or Intuit app declare one inbound endpoint."""
-    groups: dict[tuple[Platform, str, str], list[tuple[AppEndpoint, FileResult]]] = defaultdict(
-        list
-    )
-    for result in results:
-        for endpoint in result.endpoints:
-            groups[(endpoint.platform, endpoint.app_id, endpoint.environment)].append(
-                (endpoint, result)
-            )
+    """RCN-WH-10: tenants sharing a HubSpot or Intuit app declare one inbound endpoint.
+
+    ``endpoints`` are ``(endpoint, rel, display)``. Files are re-read only to place the
+    diagnostics of the few that disagree.
+    """
+    groups: dict[tuple[Platform, str, str], list[tuple[AppEndpoint, str, str]]] = defaultdict(list)
+    for item in endpoints:
+        endpoint = item[0]
+        groups[(endpoint.platform, endpoint.app_id, endpoint.environment)].append(item)
     for (platform, app, env_name), members in groups.items():
-        counts = Counter(e.endpoint_url for e, _ in members)
+        counts = Counter(e.endpoint_url for e, _, _ in members)
         if len(counts) < 2:
             continue
         canonical = max(
             counts,
             key=lambda url: (
                 counts[url],
-                -min(i for i, (e, _) in enumerate(members) if e.endpoint_url == url),
+                -min(i for i, (e, _, _) in enumerate(members) if e.endpoint_url == url),
             ),
         )
-        witness = next(r.display for e, r in members if e.endpoint_url == canonical)
+        witness = next(d for e, _, d in members if e.endpoint_url == canonical)
         kind = "HubSpot app" if platform is Platform.HUBSPOT else "Intuit app"
-        for endpoint, result in members:
+        for endpoint, rel, display in members:
             if endpoint.endpoint_url == canonical:
                 continue
             finding = Finding(
@@ -830,9 +968,12 @@ def _check_app_endpoints(
                 f"{witness}; every tenant of the app must declare the same endpoint_url",
                 endpoint.path,
             )
+            data = (root / rel).read_bytes()
+            tenant = rel.removeprefix("tenants/").partition("/")[0]
+            job = FileJob(rel, display, data, tenant, platform)
+            result = analyze_file(job, templates)
             chain = [templates.templates[n] for n in result.chain]
-            own = (result.display, datas[result.rel], result.document)
-            diagnostics.add(_position(finding, own, chain))
+            diagnostics.add(_position(finding, (display, data, result.document), chain))
 
 
 # --------------------------------------------------------------------------- desired state

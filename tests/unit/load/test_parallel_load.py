@@ -1,0 +1,80 @@
+"""Loading in worker processes gives exactly the serial result.
+
+Runs in a fresh interpreter: a fork is only used from a single-threaded process, and the
+test runner itself may have threads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[3]
+
+SCRIPT = """
+import json, sys
+from pathlib import Path
+import reconciler.load.validate as v
+from reconciler.sops import load_identities
+
+pools = []
+
+
+class CountingPool(v.ProcessPoolExecutor):
+    def __init__(self, *args, **kwargs):
+        pools.append(args)
+        super().__init__(*args, **kwargs)
+
+
+v.ProcessPoolExecutor = CountingPool
+root = Path(sys.argv[1])
+ids = load_identities()
+
+
+def fp(s):
+    return "fp" + str(len(s))
+
+
+serial = v.load_desired_state(root, identities=ids, fingerprint=fp, workers=1)
+used_before = len(pools)
+parallel = v.load_desired_state(root, identities=ids, fingerprint=fp, workers=2)
+print(json.dumps({
+    "pool_used": used_before == 0 and len(pools) == 1,
+    "same_state": serial.state == parallel.state,
+    "same_digest": serial.manifests_digest == parallel.manifests_digest,
+    "same_diagnostics": [d.format() for d in serial.diagnostics]
+    == [d.format() for d in parallel.diagnostics],
+    "files": parallel.files,
+    "integrations": len(parallel.state.integrations) if parallel.state else -1,
+    "secrets_decrypted": all(
+        i.api_key is None or i.api_key.value is not None
+        for i in (parallel.state.integrations if parallel.state else ())
+    ),
+}))
+"""
+
+
+def test_parallel_load_matches_serial() -> None:
+    env = {**os.environ, "SOPS_AGE_KEY_FILE": str(REPO / "examples/demo-keys/age-key.txt")}
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(REPO / "manifests")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
+    )
+    result = json.loads(out.stdout)
+    assert result == {
+        "pool_used": True,
+        "same_state": True,
+        "same_digest": True,
+        "same_diagnostics": True,
+        "files": 13,
+        "integrations": result["integrations"],
+        "secrets_decrypted": True,
+    }
+    assert result["integrations"] > 0
