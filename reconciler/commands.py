@@ -46,7 +46,15 @@ from reconciler.core.risk import RiskPolicy
 from reconciler.crypto.aead import FieldCipher
 from reconciler.crypto.fingerprint import Fingerprinter
 from reconciler.crypto.local_keys import load_keys_for_target
-from reconciler.errors import KeyUnavailable, ManifestInvalid, PlanStale, PolicyViolation
+from reconciler.errors import (
+    ApplyFailed,
+    KeyUnavailable,
+    ManifestInvalid,
+    PlanStale,
+    PolicyViolation,
+    SecretError,
+    StateError,
+)
 from reconciler.model.actual import ActualState
 from reconciler.model.desired import DesiredState
 from reconciler.model.enums import ApplyOutcome, EntityType, RiskLevel
@@ -393,49 +401,55 @@ def _apply(
         lock_timeout_seconds if lock_timeout_seconds is not None else settings.lock_timeout_seconds
     )
     replanned = False
-    with translate_db_errors(), db.engine.connect() as conn, conn.begin():
-        conn.execute(
-            sa.text(
-                f"SET LOCAL statement_timeout = {int(settings.statement_timeout_seconds * 1000)}"
-            )
-        )
-        with progress.stage("Waiting for the apply lock"):
-            acquire_xact_lock(conn, APPLY_LOCK_KEY, timeout_seconds=lock_timeout, what="apply")
-        if read_row_versions(conn, selectors) != current.read_set:
-            if saved_plan is not None:
-                raise PlanStale("the database changed since the plan was made; make a new plan")
-            if confirm is not None:
-                raise PlanStale(
-                    "the database changed while waiting; run apply again to review the new plan"
+    try:
+        with translate_db_errors(), db.engine.connect() as conn, conn.begin():
+            timeout_ms = int(settings.statement_timeout_seconds * 1000)
+            conn.execute(sa.text(f"SET LOCAL statement_timeout = {timeout_ms}"))
+            with progress.stage("Waiting for the apply lock"):
+                acquire_xact_lock(
+                    conn, APPLY_LOCK_KEY, timeout_seconds=lock_timeout, what="the apply lock"
                 )
-            current = replan(read_actual_state(conn, selectors))
-            replanned = True
-            progress.note("The database changed while waiting for the lock; re-planned.")
-            if not current.changes:
-                return ApplyResult(current, ApplyOutcome.NO_CHANGES, None, replanned=True)
-            check_policy(current, allow_risk=allowed, allow_mass_deletion=allow_mass_deletion)
-        elif saved_plan is not None:
-            _check_saved_plan_matches(saved_plan, replan(actual))
-        now = now_utc()
-        with progress.stage(f"Applying {len(current.changes)} change(s)"):
-            written = write_changes(
-                conn,
-                current.changes,
-                desired,
-                WriteContext(now=now, actor=performer, cipher=FieldCipher(keyring)),
-            )
-            counts = Counter(w.change.action.value for w in written)
-            commit = git_commit(env, manifests_dir)
-            _insert_run(conn, run_id, started, performer, commit, desired, current, counts, env)
-            context = AuditContext(
-                performed_by=performer,
-                ip_address=None,
-                user_agent=user_agent(env),
-                session_id=str(run_id),
-                git_commit=commit,
-                apply_run_id=run_id,
-            )
-            append_audit_entries(conn, [_audit_entry(w) for w in written], context, now=now)
+            if read_row_versions(conn, selectors) != current.read_set:
+                if saved_plan is not None:
+                    raise PlanStale("the database changed since the plan was made; make a new plan")
+                if confirm is not None:
+                    raise PlanStale(
+                        "the database changed while waiting; run apply again to review the new plan"
+                    )
+                current = replan(read_actual_state(conn, selectors))
+                replanned = True
+                progress.note("The database changed while waiting for the lock; re-planned.")
+                if not current.changes:
+                    return ApplyResult(current, ApplyOutcome.NO_CHANGES, None, replanned=True)
+                check_policy(current, allow_risk=allowed, allow_mass_deletion=allow_mass_deletion)
+            elif saved_plan is not None:
+                _check_saved_plan_matches(saved_plan, replan(actual))
+            now = now_utc()
+            with progress.stage(f"Applying {len(current.changes)} change(s)"):
+                written = write_changes(
+                    conn,
+                    current.changes,
+                    desired,
+                    WriteContext(now=now, actor=performer, cipher=FieldCipher(keyring)),
+                )
+                counts = Counter(w.change.action.value for w in written)
+                commit = git_commit(env, manifests_dir)
+                _insert_run(conn, run_id, started, performer, commit, desired, current, counts, env)
+                context = AuditContext(
+                    performed_by=performer,
+                    ip_address=None,
+                    user_agent=user_agent(env),
+                    session_id=str(run_id),
+                    git_commit=commit,
+                    apply_run_id=run_id,
+                )
+                append_audit_entries(conn, [_audit_entry(w) for w in written], context, now=now)
+    except (StateError, ApplyFailed, SecretError) as exc:
+        if "nothing" in str(exc):
+            raise
+        # Every failure inside the transaction rolls it back; say so, keeping the error type
+        # (and so the exit code).
+        raise type(exc)(f"{exc}; rolled back, nothing applied") from exc
     return ApplyResult(current, ApplyOutcome.APPLIED, run_id, dict(counts), replanned)
 
 
