@@ -45,6 +45,11 @@ _FREE_FORM = ("features", "mapping_rules", "filter_rules", "transform_rules")
 _CLOUDEVENTS_PREFIX = "qbo."
 
 
+def manifest_path(tenant: str, platform: Platform) -> str:
+    """``tenants/<tenant>/<platform>.yaml``, relative to the manifests directory."""
+    return f"tenants/{tenant}/{platform.file_stem}.yaml"
+
+
 @dataclass(frozen=True, slots=True)
 class ImportNote:
     """Something the user must check or fill in by hand in an imported file.
@@ -88,7 +93,7 @@ class ManifestDraft:
     @property
     def relative_path(self) -> str:
         """``tenants/<tenant>/<platform>.yaml``, relative to the manifests directory."""
-        return f"tenants/{self.tenant}/{self.platform.file_stem}.yaml"
+        return manifest_path(self.tenant, self.platform)
 
 
 @dataclass
@@ -102,7 +107,7 @@ class _Builder:
 
     @property
     def file(self) -> str:
-        return f"tenants/{self.tenant}/{self.platform.file_stem}.yaml"
+        return manifest_path(self.tenant, self.platform)
 
     def note(self, path: Sequence[str | int], message: str) -> None:
         self.notes.append(ImportNote(self.file, ".".join(str(p) for p in path), message))
@@ -155,7 +160,7 @@ class _Builder:
         for name in _FREE_FORM:
             value = getattr(row, name)
             if value:
-                body[name] = dict(value)
+                body[name] = _sorted_keys(value)
         self.env(row.environment).setdefault("integrations", {})[row.config_type.value] = body
 
     # -- webhooks ----------------------------------------------------------------------
@@ -336,6 +341,15 @@ class _Builder:
         return ManifestDraft(
             self.tenant, self.platform, document, tuple(self.secret_paths), tuple(self.notes)
         )
+
+
+def _sorted_keys(value: Any) -> Any:
+    """``value`` with mapping keys sorted at every level (JSONB keeps no author order)."""
+    if isinstance(value, Mapping):
+        return {str(k): _sorted_keys(value[k]) for k in sorted(value, key=str)}
+    if isinstance(value, list):
+        return [_sorted_keys(v) for v in value]
+    return value
 
 
 def _ordered_env(env: Mapping[str, Any]) -> dict[str, Any]:

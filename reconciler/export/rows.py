@@ -113,10 +113,14 @@ class StoredRows:
     webhooks: tuple[StoredWebhook, ...] = ()
     accounts: tuple[StoredAccount, ...] = ()
 
+    def files(self) -> frozenset[tuple[str, Platform]]:
+        """``(tenant, platform)`` of every manifest these rows make."""
+        rows: Sequence[Any] = (*self.integrations, *self.webhooks, *self.accounts)
+        return frozenset((r.tenant_id, r.platform) for r in rows)
+
     def tenants(self) -> frozenset[str]:
         """Tenants that have at least one row."""
-        rows: Sequence[Any] = (*self.integrations, *self.webhooks, *self.accounts)
-        return frozenset(r.tenant_id for r in rows)
+        return frozenset(tenant for tenant, _ in self.files())
 
 
 _WHERE = """tenant_id = ANY(CAST(:tenants AS text[]))

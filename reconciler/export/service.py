@@ -36,7 +36,7 @@ from reconciler.sops import dump, encrypt_documents, find_config, load_creation_
 from reconciler.sops.files import atomic_write
 from reconciler.store.database import translate_db_errors
 
-from .documents import ImportNote, ManifestDraft, build_manifests
+from .documents import ImportNote, ManifestDraft, build_manifests, manifest_path
 from .rows import StoredIntegration, StoredRows, StoredWebhook, read_rows
 
 SCHEMA_FILE = Path("schemas") / "manifest.v1.json"
@@ -44,6 +44,11 @@ DEFAULT_SCHEMA_REF = "../../../schemas/manifest.v1.json"
 """The schema reference of a file in ``manifests/tenants/<t>/`` when no schema is found."""
 
 _NAME = re.compile(NAME_PATTERN)
+_TITLES = {
+    Platform.STRIPE: "Stripe",
+    Platform.HUBSPOT: "HubSpot",
+    Platform.QUICKBOOKS: "QuickBooks",
+}
 _SecretKey = tuple[str, str, int, str]
 
 
@@ -131,6 +136,17 @@ def import_manifests(
             "integrations, webhooks or connected accounts in the database"
         )
 
+    # Refuse before any secret is decrypted.
+    existing = sorted(
+        path for path in {out_dir / manifest_path(t, p) for t, p in rows.files()} if path.exists()
+    )
+    if existing and not force:
+        raise ConfigError(
+            f"{existing[0]} already exists"
+            + (f" (and {len(existing) - 1} more)" if len(existing) > 1 else "")
+            + ": nothing written; pass --force to replace"
+        )
+
     plaintext: dict[_SecretKey, Sensitive[str]] = {}
     notes: list[ImportNote] = []
     if _has_secrets(rows):
@@ -146,13 +162,6 @@ def import_manifests(
     notes.extend(mismatched)
 
     targets = [(d, out_dir / d.relative_path) for d in drafts]
-    existing = [path for _, path in targets if path.exists()]
-    if existing and not force:
-        raise ConfigError(
-            f"{existing[0]} already exists"
-            + (f" (and {len(existing) - 1} more)" if len(existing) > 1 else "")
-            + ": nothing written; pass --force to replace"
-        )
 
     with progress.stage("Encrypting manifests") as stage:
         texts = [(d, path, _encrypt(d, path)) for d, path in targets]
@@ -202,7 +211,7 @@ def _decrypt(
             if fingerprinter.fingerprint(value) != secret.fingerprint:
                 notes.append(
                     ImportNote(
-                        f"tenants/{row.tenant_id}/{row.platform.file_stem}.yaml",
+                        manifest_path(row.tenant_id, row.platform),
                         f"environments.{row.environment.manifest_key}.{group}.{name}."
                         f"{secret.column}",
                         "the stored fingerprint does not match the stored secret (made with "
@@ -249,7 +258,7 @@ def _encrypt(draft: ManifestDraft, path: Path) -> str:
             )
     header = (
         f"# yaml-language-server: $schema={_schema_ref(path)}\n"
-        f"# {draft.tenant}: {draft.platform.value.title()}. Imported from the database by "
+        f"# {draft.tenant}: {_TITLES[draft.platform]}. Imported from the database by "
         "`reconciler import`.\n"
     )
     return header + dump([encrypted], "yaml", source=source)
