@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import traceback
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -83,7 +84,8 @@ def exit_code_for(exc: ReconcilerError) -> ExitCode:
 def handle_errors(func: F) -> F:
     """Run a command; print a ReconcilerError as one line (no traceback) and exit with its code.
 
-    ``--debug`` on the root group (or ``RECONCILER_DEBUG=1``) re-raises to show a traceback.
+    ``--debug`` on the root group (or ``RECONCILER_DEBUG=1``) also prints the traceback; the
+    exit code stays the documented one.
     """
 
     @functools.wraps(func)
@@ -97,7 +99,7 @@ def handle_errors(func: F) -> F:
             sys.exit(ExitCode.ERROR)
         except ReconcilerError as exc:
             if _debug():
-                raise
+                traceback.print_exc()
             click.echo(f"Error: {exc}", err=True)
             sys.exit(exit_code_for(exc))
         except KeyboardInterrupt:

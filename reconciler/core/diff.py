@@ -430,7 +430,7 @@ def _diff_accounts(
                     mode = "live" if t.stripe_livemode else "test"
                     notices.append(
                         Notice(
-                            NoticeKind.UNDECLARED_ACCOUNT,
+                            NoticeKind.ACCOUNT_MODE_MISMATCH,
                             addr,
                             f"connected in {mode} mode, manifest expects the other mode",
                             policy.reason("STRIPE_MODE_MISMATCH").level,

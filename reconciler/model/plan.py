@@ -240,6 +240,8 @@ class NoticeKind(enum.StrEnum):
     """A declared OAuth account with no token yet."""
     UNDECLARED_ACCOUNT = "undeclared_account"
     """A token for an account no manifest declares (without --prune: reported, not revoked)."""
+    ACCOUNT_MODE_MISMATCH = "account_mode_mismatch"
+    """A declared Stripe account connected in the other live/test mode (reconnect it)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -212,7 +212,9 @@ def _defs() -> dict[str, Any]:
                 "kind": _enum(
                     "kept: not in manifests, kept because --prune was not given; "
                     "waiting_for_connection: a declared OAuth account with no token yet; "
-                    "undeclared_account: a token for an account no manifest declares.",
+                    "undeclared_account: a token for an account no manifest declares; "
+                    "account_mode_mismatch: a declared Stripe account connected in the other "
+                    "live/test mode.",
                     [k.value for k in NoticeKind],
                 ),
                 "address": {"$ref": "#/$defs/address"},

@@ -229,6 +229,8 @@ def notice_heading(kind: NoticeKind) -> str:
             return "OAuth accounts waiting for connection"
         case NoticeKind.UNDECLARED_ACCOUNT:
             return "Undeclared connected accounts (use --prune to revoke)"
+        case NoticeKind.ACCOUNT_MODE_MISMATCH:
+            return "Connected in the wrong live/test mode (reconnect the account)"
         case _:
             assert_never(kind)
 
