@@ -67,7 +67,7 @@ SET health_status = CAST(v.status AS health_status), health_message = v.message,
     last_health_check_at = :now
 FROM unnest(CAST(:tenant_ids AS text[]), CAST(:ids AS bigint[]), CAST(:statuses AS text[]),
             CAST(:messages AS text[])) AS v(tenant_id, id, status, message)
-WHERE t.tenant_id = v.tenant_id AND t.id = v.id
+WHERE t.tenant_id = v.tenant_id AND t.id = v.id AND t.deleted_at IS NULL
 """
 
 _DUE = f"""circuit_breaker_status = 'OPEN' AND circuit_opened_at IS NOT NULL
