@@ -7,7 +7,8 @@ Each ``tests/cases/plan/<case>/`` folder holds:
     (``tenants`` / ``platforms`` / ``exclude_tenants`` lists), ``manifests: before`` (plan
     the ``before/`` manifests again instead of a ``manifests/`` folder), ``recipients``
     (how many age recipients the planned manifests are encrypted to; default 1) and
-    ``converges: false`` to skip the apply-and-replan check below.
+    ``converges: false`` to skip the apply-and-replan check below; ``xfail: <reason>`` for
+    a case whose expected files show the correct result of a known, unfixed product bug.
 ``before/``
     Plaintext manifests (``tenants/<tenant>/<platform>.yaml``, ``templates/``) applied
     first with ``commands.apply`` (all risk and mass deletion allowed): the starting state.
@@ -73,7 +74,7 @@ SECRET_REGEX = "^(" + "|".join(SECRET_FIELDS) + ")$"
 RULES = EncryptionRules.build(
     "encrypted_regex", SECRET_REGEX, mac_only_encrypted=True, source="tests/test_plan_cases.py"
 )
-CASE_KEYS = {"description", "prune", "selectors", "manifests", "recipients", "converges"}
+CASE_KEYS = {"description", "prune", "selectors", "manifests", "recipients", "converges", "xfail"}
 ENC_VALUE = re.compile(r"ENC\[AES256_GCM,data:[^\]]+\]")
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -81,6 +82,17 @@ RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 def _cases() -> list[Path]:
     return sorted(p for p in CASES.iterdir() if (p / "case.yaml").is_file())
+
+
+def _params() -> list[Any]:
+    """One parameter per case; a case whose ``case.yaml`` names a known product bug
+    (``xfail: <reason>``) expects the correct plan and is marked strict xfail."""
+    params = []
+    for folder in _cases():
+        reason = yaml.safe_load((folder / "case.yaml").read_text()).get("xfail")
+        marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+        params.append(pytest.param(folder, id=folder.name, marks=marks))
+    return params
 
 
 # -- the case files -----------------------------------------------------------------------------
@@ -95,6 +107,7 @@ class Case:
     manifests: Path | None
     recipients: int
     converges: bool
+    xfail: str | None
 
     @classmethod
     def read(cls, folder: Path) -> Case:
@@ -118,6 +131,7 @@ class Case:
             manifests=manifests if manifests.is_dir() else None,
             recipients=int(raw.get("recipients", 1)),
             converges=bool(raw.get("converges", True)),
+            xfail=raw.get("xfail"),
         )
 
 
@@ -209,8 +223,8 @@ def normalize(record: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def check_golden(path: Path, actual: str) -> None:
-    if UPDATE:
+def check_golden(path: Path, actual: str, *, update: bool = UPDATE) -> None:
+    if update:
         path.write_text(actual)
         return
     assert path.is_file(), f"{path} is missing (RECONCILER_UPDATE_GOLDEN=1 writes it)"
@@ -286,9 +300,10 @@ def age_env(monkeypatch: pytest.MonkeyPatch) -> AgeRecipients:
     return keys
 
 
-@pytest.mark.parametrize("folder", _cases(), ids=lambda p: p.name)
+@pytest.mark.parametrize("folder", _params())
 def test_plan_case(folder: Path, tmp_path: Path, database_url: str, age_env: AgeRecipients) -> None:
     case = Case.read(folder)
+    update = UPDATE and case.xfail is None  # a known bug's expected files are kept as written
     before_src = folder / "before"
     secrets = plaintext_secrets(before_src if before_src.is_dir() else None, case.manifests)
 
@@ -322,7 +337,7 @@ def test_plan_case(folder: Path, tmp_path: Path, database_url: str, age_env: Age
     except ConfigError as exc:
         message = str(exc).replace(str(folder), "<case>") + "\n"
         assert_no_secret(secrets, message)
-        check_golden(error_file, message)
+        check_golden(error_file, message, update=update)
         return
     assert not error_file.is_file(), f"{folder.name}: expected an error, got a plan"
 
@@ -330,10 +345,10 @@ def test_plan_case(folder: Path, tmp_path: Path, database_url: str, age_env: Age
     body = json.dumps(normalize(record), indent=2, ensure_ascii=False) + "\n"
     text = render_text(plan, color=False)
     assert_no_secret(secrets, json.dumps(record), text)
-    check_golden(folder / "expected.plan.json", body)
+    check_golden(folder / "expected.plan.json", body, update=update)
     text_file = folder / "expected.plan.txt"
-    if text_file.is_file() or (UPDATE and folder.name in _TEXT_CASES):
-        check_golden(text_file, text)
+    if text_file.is_file() or (update and folder.name in _TEXT_CASES):
+        check_golden(text_file, text, update=update)
     for path in folder.glob("expected.*"):
         assert_no_secret(secrets, path.read_text())
 
