@@ -22,6 +22,7 @@ Apply's safety, in order:
 
 from __future__ import annotations
 
+import functools
 import gc
 import hashlib
 import json
@@ -35,7 +36,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import sqlalchemy as sa
 
@@ -118,6 +119,20 @@ def paused_gc() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _gc_paused(func: F) -> F:
+    """Run ``func`` with the cyclic collector paused (see :func:`paused_gc`)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with paused_gc():
+            return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 QUIET = Progress(enabled=False)
@@ -220,6 +235,7 @@ class PlanResult:
     database: Database
 
 
+@_gc_paused
 def plan(
     *,
     manifests_dir: Path,
@@ -230,18 +246,6 @@ def plan(
     progress: Progress = QUIET,
 ) -> PlanResult:
     """Make a plan: what apply would change, with risk, for the selected tenants/platforms."""
-    with paused_gc():
-        return _plan(manifests_dir, settings, selectors, prune, database_url, progress)
-
-
-def _plan(
-    manifests_dir: Path,
-    settings: Settings,
-    selectors: Selectors,
-    prune: bool,
-    database_url: str | None,
-    progress: Progress,
-) -> PlanResult:
     db = open_database(database_url, progress)
     desired = load_desired(manifests_dir, selectors, fingerprinter_for(db.target), progress)
     actual = read_actual(db, selectors, progress)
@@ -323,6 +327,7 @@ _ENTITY = {
 }
 
 
+@_gc_paused
 def apply(
     *,
     manifests_dir: Path,
@@ -346,26 +351,6 @@ def apply(
             means approved (``--auto-approve``). When given, a plan that would change while
             waiting for the lock is refused as stale rather than silently re-made.
     """
-    with paused_gc():
-        return _apply(**locals())
-
-
-def _apply(
-    *,
-    manifests_dir: Path,
-    settings: Settings,
-    saved_plan: Plan | None = None,
-    selectors: Selectors = ALL,
-    prune: bool = False,
-    allow_risk: RiskLevel | None = None,
-    allow_mass_deletion: bool = False,
-    actor: str | None = None,
-    lock_timeout_seconds: float | None = None,
-    database_url: str | None = None,
-    confirm: Callable[[Plan], bool] | None = None,
-    progress: Progress = QUIET,
-    environ: Mapping[str, str] | None = None,
-) -> ApplyResult:
     env = os.environ if environ is None else environ
     allowed = allow_risk or settings.allow_risk
     if saved_plan is not None:

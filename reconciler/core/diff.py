@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,8 +66,8 @@ def diff(
     changes: list[Change] = []
     notices: list[Notice] = []
     for result in (
-        _diff_integrations(desired.integrations, actual.integrations, policy, prune, sel),
-        _diff_webhooks(desired.webhooks, actual.webhooks, policy, prune, sel),
+        _diff_objects(_INTEGRATIONS, desired.integrations, actual.integrations, policy, prune, sel),
+        _diff_objects(_WEBHOOKS, desired.webhooks, actual.webhooks, policy, prune, sel),
         _diff_accounts(desired.oauth_accounts, actual.tokens, policy, prune, sel),
     ):
         changes.extend(result[0])
@@ -204,28 +204,58 @@ def _make_change(
     return Change(address, action, ordered, risk, reason, source, row_id, row_version)
 
 
-def _diff_integrations(
-    desired: Iterable[DesiredIntegration],
-    actual: Iterable[ActualIntegration],
+@dataclass(frozen=True, slots=True)
+class _Kind:
+    """How one kind of configuration object is identified and compared."""
+
+    kind: ResourceKind
+    name: Callable[[Any], str]
+    """The last part of the address (config type or webhook name)."""
+    values: Callable[[Any], dict[str, Any]]
+    """Reconciled non-secret fields, for desired and actual objects alike."""
+    secrets: tuple[str, ...]
+    set_like: frozenset[str] = frozenset()
+    """Fields compared as sets (order carries no meaning)."""
+
+
+_INTEGRATIONS = _Kind(
+    ResourceKind.INTEGRATION,
+    lambda o: o.config_type.value,
+    _integration_values,
+    INTEGRATION_SECRETS,
+)
+_WEBHOOKS = _Kind(
+    ResourceKind.WEBHOOK,
+    lambda o: o.name,
+    _webhook_values,
+    WEBHOOK_SECRETS,
+    frozenset({"subscribed_events"}),
+)
+
+
+def _address(spec: _Kind, obj: Any) -> Address:
+    return Address(obj.tenant_id, obj.platform, obj.environment, spec.kind, spec.name(obj))
+
+
+def _diff_objects(
+    spec: _Kind,
+    desired: Iterable[DesiredIntegration | DesiredWebhook],
+    actual: Iterable[ActualIntegration | ActualWebhook],
     policy: RiskPolicy,
     prune: bool,
     sel: Selectors,
 ) -> tuple[list[Change], list[Notice]]:
-    rows = {(a.tenant_id, a.platform, a.environment, a.config_type): a for a in actual}
+    """Creates and field-level updates of declared objects; deletes (or notices) of the rest."""
+    rows = {_address(spec, a): a for a in actual}
     changes: list[Change] = []
-    seen: set[tuple[Any, ...]] = set()
+    seen: set[Address] = set()
     for d in desired:
-        key = (d.tenant_id, d.platform, d.environment, d.config_type)
-        seen.add(key)
-        addr = Address(
-            d.tenant_id, d.platform, d.environment, ResourceKind.INTEGRATION, d.config_type.value
-        )
+        addr = _address(spec, d)
+        seen.add(addr)
         where = f"{addr} ({d.source.path})"
-        secrets = {
-            name: _secret_fp(getattr(d, name), f"{where} {name}") for name in INTEGRATION_SECRETS
-        }
-        a = rows.get(key)
-        values = _integration_values(d)
+        secrets = {n: _secret_fp(getattr(d, n), f"{where} {n}") for n in spec.secrets}
+        values = spec.values(d)
+        a = rows.get(addr)
         if a is None or a.deleted_at is not None:
             reason = (
                 "declared in manifests" if a is None else "declared again (restores a deleted row)"
@@ -243,7 +273,7 @@ def _diff_integrations(
                 )
             )
             continue
-        fields = _field_changes(_integration_values(a), values)
+        fields = _field_changes(spec.values(a), values, spec.set_like)
         for name, fp in secrets.items():
             fc = _secret_change(name, getattr(a, f"{name}_fingerprint"), fp)
             if fc:
@@ -262,97 +292,12 @@ def _diff_integrations(
                 )
             )
     notices: list[Notice] = []
-    for key, a in rows.items():
-        if key in seen or a.deleted_at is not None or not sel.matches(a.tenant_id, a.platform):
+    for addr, a in rows.items():
+        if addr in seen or a.deleted_at is not None or not sel.matches(a.tenant_id, a.platform):
             continue
-        addr = Address(
-            a.tenant_id, a.platform, a.environment, ResourceKind.INTEGRATION, a.config_type.value
-        )
-        secrets = {n: getattr(a, f"{n}_fingerprint") for n in INTEGRATION_SECRETS}
-        _undeclared(
-            addr,
-            a.id,
-            a.row_version,
-            _deleted_fields(_integration_values(a), secrets),
-            policy,
-            prune,
-            changes,
-            notices,
-        )
-    return changes, notices
-
-
-def _diff_webhooks(
-    desired: Iterable[DesiredWebhook],
-    actual: Iterable[ActualWebhook],
-    policy: RiskPolicy,
-    prune: bool,
-    sel: Selectors,
-) -> tuple[list[Change], list[Notice]]:
-    rows = {(a.tenant_id, a.platform, a.environment, a.name): a for a in actual}
-    changes: list[Change] = []
-    seen: set[tuple[Any, ...]] = set()
-    for d in desired:
-        key = (d.tenant_id, d.platform, d.environment, d.name)
-        seen.add(key)
-        addr = Address(d.tenant_id, d.platform, d.environment, ResourceKind.WEBHOOK, d.name)
-        where = f"{addr} ({d.source.path})"
-        secrets = {
-            name: _secret_fp(getattr(d, name), f"{where} {name}") for name in WEBHOOK_SECRETS
-        }
-        a = rows.get(key)
-        values = _webhook_values(d)
-        if a is None or a.deleted_at is not None:
-            reason = (
-                "declared in manifests" if a is None else "declared again (restores a deleted row)"
-            )
-            changes.append(
-                _make_change(
-                    addr,
-                    Action.CREATE,
-                    _created_fields(values, secrets),
-                    policy,
-                    reason=reason,
-                    source=d.source.path,
-                    row_id=a.id if a else None,
-                    row_version=a.row_version if a else None,
-                )
-            )
-            continue
-        fields = _field_changes(_webhook_values(a), values, frozenset({"subscribed_events"}))
-        for name, fp in secrets.items():
-            fc = _secret_change(name, getattr(a, f"{name}_fingerprint"), fp)
-            if fc:
-                fields.append(fc)
-        if fields:
-            changes.append(
-                _make_change(
-                    addr,
-                    Action.UPDATE,
-                    fields,
-                    policy,
-                    reason="manifest differs",
-                    source=d.source.path,
-                    row_id=a.id,
-                    row_version=a.row_version,
-                )
-            )
-    notices: list[Notice] = []
-    for key, a in rows.items():
-        if key in seen or a.deleted_at is not None or not sel.matches(a.tenant_id, a.platform):
-            continue
-        addr = Address(a.tenant_id, a.platform, a.environment, ResourceKind.WEBHOOK, a.name)
-        secrets = {n: getattr(a, f"{n}_fingerprint") for n in WEBHOOK_SECRETS}
-        _undeclared(
-            addr,
-            a.id,
-            a.row_version,
-            _deleted_fields(_webhook_values(a), secrets),
-            policy,
-            prune,
-            changes,
-            notices,
-        )
+        secrets = {n: getattr(a, f"{n}_fingerprint") for n in spec.secrets}
+        fields = _deleted_fields(spec.values(a), secrets)
+        _undeclared(addr, a.id, a.row_version, fields, policy, prune, changes, notices)
     return changes, notices
 
 
