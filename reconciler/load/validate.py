@@ -743,7 +743,7 @@ def load_desired_state(
     unique.extend(dict.fromkeys(diagnostics.sorted()))
     state = None
     if unique.error_count == 0:
-        state = _merge_states([p.state for p in parts], digest)
+        state = _merge_states([p.state for p in parts], digest, _tenants_with_files(root))
     files = len(manifests) + len(used & set(templates.templates))
     return LoadResult(state, unique, files, tuple(sorted(set(skipped))), digest)
 
@@ -800,15 +800,36 @@ def _load_chunk(index: int) -> _Chunk:
     )
 
 
-def _merge_states(states: Sequence[DesiredState | None], digest: str) -> DesiredState:
+def _merge_states(
+    states: Sequence[DesiredState | None], digest: str, tenants_with_files: frozenset[str]
+) -> DesiredState:
     present = [s for s in states if s is not None]
     return DesiredState(
         integrations=tuple(i for s in present for i in s.integrations),
         webhooks=tuple(w for s in present for w in s.webhooks),
         oauth_accounts=tuple(a for s in present for a in s.oauth_accounts),
-        tenants=frozenset(t for s in present for t in s.tenants),
+        tenants=frozenset(t for s in present for t in s.tenants) | tenants_with_files,
         manifests_digest=digest,
     )
+
+
+def _tenants_with_files(root: Path) -> frozenset[str]:
+    """Tenants with any manifest file, selected or not (directory listing only, no reads).
+
+    The mass-deletion breaker asks "did this tenant disappear?"; a run selected to one
+    platform must not take a tenant that keeps its other platforms' files for a vanished one.
+    """
+    tenants_dir = root / "tenants"
+    if not tenants_dir.is_dir():
+        return frozenset()
+    found: set[str] = set()
+    with os.scandir(tenants_dir) as entries:
+        for entry in entries:
+            if entry.is_dir() and any(
+                f.name.endswith(".yaml") for f in os.scandir(entry.path) if f.is_file()
+            ):
+                found.add(entry.name)
+    return frozenset(found)
 
 
 def _display_base(root: Path) -> Path:

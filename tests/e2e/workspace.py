@@ -166,7 +166,7 @@ class Workspace:
 
     def sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
         with psycopg.connect(libpq_url(self.database_url), autocommit=True) as conn:
-            cur = conn.execute(query, params or None)  # type: ignore[arg-type]
+            cur = conn.execute(query, params or None)
             return cur.fetchall() if cur.description else []
 
     def plan_json(self, *args: str) -> dict[str, Any]:
