@@ -120,7 +120,8 @@ def _field_changes(
         if name in set_like:
             if set(old or ()) == set(new or ()):
                 continue
-        elif _plain(old) == _plain(new):
+        # Plain equality first: it is the common case at fleet scale and needs no copies.
+        elif (old == new and type(old) is type(new)) or _plain(old) == _plain(new):
             continue
         out.append(FieldChange(name, _plain(old), _plain(new)))
     return out
