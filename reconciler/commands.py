@@ -48,6 +48,7 @@ from reconciler.crypto.aead import FieldCipher
 from reconciler.crypto.fingerprint import Fingerprinter
 from reconciler.crypto.local_keys import load_keys_for_target
 from reconciler.errors import (
+    ApplyCancelled,
     ApplyFailed,
     KeyUnavailable,
     ManifestInvalid,
@@ -377,7 +378,7 @@ def apply(
         return ApplyResult(current, ApplyOutcome.NO_CHANGES, None)
     check_policy(current, allow_risk=allowed, allow_mass_deletion=allow_mass_deletion)
     if confirm is not None and not confirm(current):
-        raise PolicyViolation("apply cancelled; nothing written")
+        raise ApplyCancelled("apply cancelled; nothing written")
 
     run_id = uuid.uuid4()
     performer = resolve_actor(actor, env)

@@ -18,6 +18,7 @@ keys, stale plans, policy, and bugs.
     │   ├── LockTimeout                  another apply holds the lock
     │   └── PlanStale                    saved plan no longer matches database or manifests (exit 3)
     ├── PolicyViolation                  risk above what is allowed, or mass deletion (exit 4)
+    ├── ApplyCancelled                   the user did not confirm the plan
     └── ApplyFailed                      a write failed; the transaction was rolled back
 
 Adapters translate library exceptions (``sqlalchemy.exc.*``, ``pyrage.DecryptError``,
@@ -79,6 +80,10 @@ class PlanStale(StateError):
 
 class PolicyViolation(ReconcilerError):
     """The plan needs a permission that was not given (risk level or mass deletion)."""
+
+
+class ApplyCancelled(ReconcilerError):
+    """The user answered anything but ``yes`` when asked to confirm a plan; nothing written."""
 
 
 class ApplyFailed(ReconcilerError):
