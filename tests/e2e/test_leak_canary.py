@@ -257,6 +257,20 @@ def test_canary_secrets_never_leak(ws: Workspace) -> None:
     t.run(rotated, "keys", "status")
     assert ws.sql("SELECT DISTINCT encryption_key_version FROM integration_configs") == [(2,)]
 
+    # Operations over the stored secrets: import decrypts them in memory and writes them
+    # SOPS-encrypted; reports read around them. (`health check` is left out: it would call
+    # the platforms' APIs; its own tests use a fake probe.)
+    imported = t.run(rotated, "import", "--tenant", "acme", "--out", "imported")
+    assert (ws.root / "imported" / "tenants" / "acme" / "stripe.yaml").is_file(), imported.stderr
+    t.run_parallel(
+        rotated,
+        [
+            ("report", "health"),
+            ("report", "circuits"),
+            ("audit", "summary"),
+        ],
+    )
+
     # SOPS commands: encrypt a new plaintext file in place; re-key a manifest to a second
     # recipient.
     scratch = ws.root / "scratch" / "stripe.yaml"
@@ -312,7 +326,7 @@ def test_canary_secrets_never_leak(ws: Workspace) -> None:
     # Nothing printed a canary.
     needles = c.needles()
     assert t.leaks(needles) == []
-    assert len(t.runs) >= 34
+    assert len(t.runs) >= 38
 
     # No file in the workspace holds one (plans, manifests, anything a command wrote).
     assert files_containing(ws.root, needles) == []
