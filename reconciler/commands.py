@@ -307,6 +307,8 @@ class ApplyResult:
     run_id: uuid.UUID | None
     counts: Mapping[str, int] = field(default_factory=dict)
     replanned: bool = False
+    dry_run: bool = False
+    """The writes ran in the transaction and were rolled back."""
 
     @property
     def summary(self) -> str:
@@ -314,6 +316,13 @@ class ApplyResult:
             return "No changes. The database matches the manifests; nothing written."
         c = self.counts
         total = sum(c.values())
+        if self.dry_run:
+            return (
+                f"Dry run: {total} change(s) ({c.get('create', 0)} created, "
+                f"{c.get('update', 0)} updated, {c.get('delete', 0)} deleted, "
+                f"{c.get('revoke', 0)} revoked) written with their audit rows and rolled "
+                "back; nothing applied."
+            )
         return (
             f"Applied {total} change(s): {c.get('create', 0)} created, "
             f"{c.get('update', 0)} updated, {c.get('delete', 0)} deleted, "
@@ -344,6 +353,7 @@ def apply(
     confirm: Callable[[Plan], bool] | None = None,
     progress: Progress = QUIET,
     environ: Mapping[str, str] | None = None,
+    dry_run: bool = False,
 ) -> ApplyResult:
     """Plan (or take a saved plan) and apply it in one transaction.
 
@@ -351,6 +361,8 @@ def apply(
         confirm: called with the plan before writing; return False to abort. ``None``
             means approved (``--auto-approve``). When given, a plan that would change while
             waiting for the lock is refused as stale rather than silently re-made.
+        dry_run: run everything, writes and audit rows included, in the transaction, then
+            roll it back: the same code path as a real apply, so it cannot drift from one.
     """
     env = os.environ if environ is None else environ
     allowed = allow_risk or settings.allow_risk
@@ -430,6 +442,12 @@ def apply(
                     apply_run_id=run_id,
                 )
                 append_audit_entries(conn, [_audit_entry(w) for w in written], context, now=now)
+                if dry_run:
+                    raise _DryRunDone(counts)
+    except _DryRunDone as done:
+        return ApplyResult(
+            current, ApplyOutcome.APPLIED, None, dict(done.counts), replanned, dry_run=True
+        )
     except (StateError, ApplyFailed, SecretError) as exc:
         if "nothing" in str(exc):
             raise
@@ -437,6 +455,14 @@ def apply(
         # (and so the exit code).
         raise type(exc)(f"{exc}; rolled back, nothing applied") from exc
     return ApplyResult(current, ApplyOutcome.APPLIED, run_id, dict(counts), replanned)
+
+
+class _DryRunDone(Exception):
+    """Raised inside the apply transaction to roll a dry run back (never escapes apply)."""
+
+    def __init__(self, counts: Counter[str]) -> None:
+        super().__init__("dry run")
+        self.counts = counts
 
 
 def _check_saved_plan_matches(saved: Plan, fresh: Plan) -> None:

@@ -207,6 +207,12 @@ def plan_cmd(
     show_default=True,
     help="How to print the plan and the result.",
 )
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Run the whole apply (lock, stale check, writes, audit rows) in its transaction, "
+    "then roll it back: proves the database accepts it; writes nothing. Needs no approval.",
+)
 @selector_options
 @_apply_common
 @handle_errors
@@ -219,6 +225,7 @@ def apply_cmd(
     actor: str | None,
     lock_timeout: float | None,
     fmt: str,
+    dry_run: bool,
     tenants: tuple[str, ...],
     platforms: tuple[str, ...],
     exclude_tenants: tuple[str, ...],
@@ -240,6 +247,7 @@ def apply_cmd(
       reconciler apply                                   # shows the plan, asks
       reconciler apply --auto-approve --actor deploy-bot
       reconciler plan --out plan.json && reconciler apply plan.json --auto-approve
+      reconciler apply --dry-run                         # everything but the COMMIT
     """
     settings = load_settings()
     progress = commands.Progress(enabled=not quiet)
@@ -250,7 +258,7 @@ def apply_cmd(
             "a saved plan carries its own selectors and --prune; do not pass them again"
         )
     confirm = None
-    if not auto_approve:
+    if not auto_approve and not dry_run:
         if not sys.stdin.isatty():
             raise ConfigError(
                 "no terminal to confirm on: review with `reconciler plan`, then pass --auto-approve"
@@ -276,6 +284,7 @@ def apply_cmd(
         database_url=database_url,
         confirm=confirm,
         progress=progress,
+        dry_run=dry_run,
     )
     if fmt == "json":
         click.echo(
@@ -285,13 +294,14 @@ def apply_cmd(
                     "run_id": str(result.run_id) if result.run_id else None,
                     "counts": dict(result.counts),
                     "replanned": result.replanned,
+                    "dry_run": result.dry_run,
                     "plan": result.plan.to_dict(),
                 },
                 indent=2,
             )
         )
         return
-    if auto_approve and result.plan.has_changes:
+    if (auto_approve or dry_run) and result.plan.has_changes:
         click.echo(_render(result.plan, "text", color=color), nl=False)
     click.echo(result.summary)
 

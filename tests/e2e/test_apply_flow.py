@@ -160,3 +160,16 @@ def test_bad_database_url_is_one_line(ws: Workspace) -> None:
     result = ws.run("plan")
     assert result.returncode == 1
     assert "Traceback" not in result.stderr and "secretpw" not in result.stderr
+
+
+def test_dry_run_writes_and_rolls_back(ws: Workspace) -> None:
+    ws.write("acme", "stripe", stripe_manifest("acme"))
+    before = ws.snapshot()
+    dry = ws.run("apply", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "Dry run: 2 change(s) (2 created" in dry.stdout and "rolled back" in dry.stdout
+    assert ws.snapshot() == before
+    # The same code path as a real apply: a constraint the writes violate fails the dry run.
+    ws.sql("ALTER TABLE webhook_configurations ADD CONSTRAINT no_acme CHECK (tenant_id <> 'acme')")
+    failed = ws.run("apply", "--dry-run")
+    assert failed.returncode == 1 and "no_acme" in failed.stderr
