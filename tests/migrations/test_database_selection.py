@@ -213,3 +213,17 @@ def test_embedded_server_that_cannot_start_is_one_line(
     with pytest.raises(DatabaseUnavailable, match="cannot start the embedded PostgreSQL") as info:
         resolve_database_url(None)
     assert "\n" not in str(info.value)
+
+
+def test_db_stop_stops_the_embedded_server(embedded_dir: Path) -> None:
+    from click.testing import CliRunner
+
+    from reconciler.cli.main import cli
+
+    resolve_database_url(None)  # starts it
+    assert (embedded_dir / "postmaster.pid").exists()
+    first = CliRunner().invoke(cli, ["db", "stop"])
+    assert first.exit_code == 0 and "Stopped the embedded PostgreSQL" in first.output
+    assert not (embedded_dir / "postmaster.pid").exists()
+    second = CliRunner().invoke(cli, ["db", "stop"])
+    assert second.exit_code == 0 and "is not running" in second.output
