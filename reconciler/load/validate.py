@@ -743,7 +743,8 @@ def load_desired_state(
     unique.extend(dict.fromkeys(diagnostics.sorted()))
     state = None
     if unique.error_count == 0:
-        state = _merge_states([p.state for p in parts], digest, _tenants_with_files(root))
+        present = _tenants_with_files(root, selectors)
+        state = _merge_states([p.state for p in parts], digest, present)
     files = len(manifests) + len(used & set(templates.templates))
     return LoadResult(state, unique, files, tuple(sorted(set(skipped))), digest)
 
@@ -813,11 +814,12 @@ def _merge_states(
     )
 
 
-def _tenants_with_files(root: Path) -> frozenset[str]:
-    """Tenants with any manifest file, selected or not (directory listing only, no reads).
+def _tenants_with_files(root: Path, selectors: Selectors | None) -> frozenset[str]:
+    """Selected tenants with a manifest file of any platform (directory listing, no reads).
 
     The mass-deletion breaker asks "did this tenant disappear?"; a run selected to one
     platform must not take a tenant that keeps its other platforms' files for a vanished one.
+    Tenant selectors still apply: the state speaks only of the tenants the run covers.
     """
     tenants_dir = root / "tenants"
     if not tenants_dir.is_dir():
@@ -829,6 +831,13 @@ def _tenants_with_files(root: Path) -> frozenset[str]:
                 f.name.endswith(".yaml") for f in os.scandir(entry.path) if f.is_file()
             ):
                 found.add(entry.name)
+    if selectors is not None:
+        found = {
+            t
+            for t in found
+            if (not selectors.tenants or t in selectors.tenants)
+            and t not in selectors.exclude_tenants
+        }
     return frozenset(found)
 
 

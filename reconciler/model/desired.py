@@ -132,8 +132,9 @@ class DesiredState:
     """Everything the selected manifests declare.
 
     Attributes:
-        tenants: every tenant that has at least one manifest file (used by the mass-deletion
-            breaker to tell "a tenant disappeared" from "a tenant changed").
+        tenants: every selected tenant that has at least one manifest file, of any platform
+            (used by the mass-deletion breaker to tell "a tenant disappeared" from "a tenant
+            changed"; platform selectors do not narrow it).
         manifests_digest: SHA-256 over the selected manifest files' bytes (path-sorted); a
             saved plan records it and apply refuses a plan whose manifests moved.
     """
