@@ -21,6 +21,7 @@ from reconciler.cli.options import (
     selector_options,
 )
 from reconciler.errors import ConfigError
+from reconciler.gitchanges import changed_tenants
 from reconciler.model.enums import RiskLevel
 from reconciler.model.plan import Plan
 from reconciler.settings import Settings, load_settings, parse_level
@@ -46,6 +47,33 @@ def _render(plan: Plan, fmt: str, *, color: bool) -> str:
             from reconciler.render.plan_text import render_text
 
             return render_text(plan, color=color)
+
+
+changed_from_option = click.option(
+    "--changed-from",
+    metavar="REF",
+    help="Only the tenants whose manifests differ from git REF (e.g. origin/main), for fast "
+    "pull-request plans; a template change plans every tenant.",
+)
+
+
+def _narrow(
+    tenants: tuple[str, ...], changed_from: str | None, manifests: Path, progress: Any
+) -> tuple[str, ...] | None:
+    """Tenants to run for ``--changed-from`` (None: nothing changed, nothing to do)."""
+    if not changed_from:
+        return tenants
+    change = changed_tenants(manifests, changed_from)
+    if change.everything:
+        progress.note(f"Templates changed since {changed_from}: every tenant is planned.")
+        return tenants
+    chosen = sorted(change.tenants & set(tenants)) if tenants else sorted(change.tenants)
+    if not chosen:
+        progress.note(f"No tenant manifest changed since {changed_from}: nothing to plan.")
+        return None
+    shown = ", ".join(chosen[:10]) + (f" and {len(chosen) - 10} more" if len(chosen) > 10 else "")
+    progress.note(f"{len(chosen)} tenant(s) changed since {changed_from}: {shown}")
+    return tuple(chosen)
 
 
 def _color(no_color: bool) -> bool:
@@ -121,6 +149,7 @@ def _apply_common(func: Any) -> Any:
     help="Plan deletion of objects the manifests no longer declare (soft delete) and "
     "revocation of undeclared OAuth accounts.",
 )
+@changed_from_option
 @selector_options
 @_apply_common
 @handle_errors
@@ -129,6 +158,7 @@ def plan_cmd(
     fmt: str,
     detailed_exitcode: bool,
     prune: bool,
+    changed_from: str | None,
     tenants: tuple[str, ...],
     platforms: tuple[str, ...],
     exclude_tenants: tuple[str, ...],
@@ -148,13 +178,25 @@ def plan_cmd(
       reconciler plan --tenant acme-robotics --platform stripe
       reconciler plan --format markdown > plan.md       # for a pull-request comment
       reconciler plan --out plan.json --detailed-exitcode
+      reconciler plan --changed-from origin/main        # only what a pull request touches
     """
     settings = load_settings()
     progress = commands.Progress(enabled=not quiet)
+    manifests = _manifests(settings, manifests_dir)
+    narrowed = _narrow(tenants, changed_from, manifests, progress)
+    if narrowed is None:
+        empty = Plan(
+            created_at=commands.rfc3339(commands.now_utc()),
+            manifests_digest="",
+            actual_fingerprint="",
+            prune=prune,
+        )
+        click.echo(_render(empty, fmt, color=_color(no_color)), nl=False)
+        return
     result = commands.plan(
-        manifests_dir=_manifests(settings, manifests_dir),
+        manifests_dir=manifests,
         settings=settings,
-        selectors=make_selectors(tenants, platforms, exclude_tenants),
+        selectors=make_selectors(narrowed, platforms, exclude_tenants),
         prune=prune,
         database_url=database_url,
         progress=progress,
@@ -213,6 +255,7 @@ def plan_cmd(
     help="Run the whole apply (lock, stale check, writes, audit rows) in its transaction, "
     "then roll it back: proves the database accepts it; writes nothing. Needs no approval.",
 )
+@changed_from_option
 @selector_options
 @_apply_common
 @handle_errors
@@ -226,6 +269,7 @@ def apply_cmd(
     lock_timeout: float | None,
     fmt: str,
     dry_run: bool,
+    changed_from: str | None,
     tenants: tuple[str, ...],
     platforms: tuple[str, ...],
     exclude_tenants: tuple[str, ...],
@@ -253,10 +297,15 @@ def apply_cmd(
     progress = commands.Progress(enabled=not quiet)
     color = _color(no_color)
     saved = _read_plan_file(plan_file) if plan_file else None
-    if saved is not None and (tenants or platforms or exclude_tenants or prune):
+    if saved is not None and (tenants or platforms or exclude_tenants or prune or changed_from):
         raise ConfigError(
             "a saved plan carries its own selectors and --prune; do not pass them again"
         )
+    manifests = _manifests(settings, manifests_dir)
+    narrowed = _narrow(tenants, changed_from, manifests, progress)
+    if narrowed is None:
+        click.echo(f"No tenant manifest changed since {changed_from}: nothing to apply.")
+        return
     confirm = None
     if not auto_approve and not dry_run:
         if not sys.stdin.isatty():
@@ -272,10 +321,10 @@ def apply_cmd(
             return answer.strip() == "yes"
 
     result = commands.apply(
-        manifests_dir=_manifests(settings, manifests_dir),
+        manifests_dir=manifests,
         settings=settings,
         saved_plan=saved,
-        selectors=make_selectors(tenants, platforms, exclude_tenants),
+        selectors=make_selectors(narrowed, platforms, exclude_tenants),
         prune=prune,
         allow_risk=parse_level(allow_risk) if allow_risk else None,
         allow_mass_deletion=allow_mass_deletion,
