@@ -88,8 +88,15 @@ def discover(
     found = Discovery()
     root = root.resolve()
     seen: set[Path] = set()
-    for start in paths or [root]:
+    starts: Sequence[Path] = paths or [root]
+    if not paths and selectors is not None and selectors.tenants:
+        # Selected tenants: walk only their directories (fast at fleet scale; files out of
+        # place elsewhere are reported by an unselected run).
+        starts = [root / TENANTS_DIR / tenant for tenant in selectors.tenants]
+    for start in starts:
         start = start.resolve()
+        if not paths and not start.exists():
+            continue
         if start.is_dir():
             for file in _walk(start):
                 _classify(root, file, selectors, found, seen, explicit=False)

@@ -825,12 +825,15 @@ def _tenants_with_files(root: Path, selectors: Selectors | None) -> frozenset[st
     if not tenants_dir.is_dir():
         return frozenset()
     found: set[str] = set()
-    with os.scandir(tenants_dir) as entries:
-        for entry in entries:
-            if entry.is_dir() and any(
-                f.name.endswith(".yaml") for f in os.scandir(entry.path) if f.is_file()
-            ):
-                found.add(entry.name)
+    if selectors is not None and selectors.tenants:
+        candidates = [tenants_dir / t for t in selectors.tenants if (tenants_dir / t).is_dir()]
+    else:
+        with os.scandir(tenants_dir) as entries:
+            candidates = [Path(e.path) for e in entries if e.is_dir()]
+    for directory in candidates:
+        with os.scandir(directory) as files:
+            if any(f.name.endswith(".yaml") and f.is_file() for f in files):
+                found.add(directory.name)
     if selectors is not None:
         found = {
             t

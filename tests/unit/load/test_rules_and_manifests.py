@@ -157,6 +157,9 @@ def test_discovery_filters_on_paths(tmp_path: Path) -> None:
     )
     found = mf.discover(root, selectors=Selectors(tenants=("a",), platforms=(Platform.STRIPE,)))
     assert [m.rel for m in found.manifests] == ["tenants/a/stripe.yaml"]
+    assert found.problems == []  # a tenant selection walks only the selected directories
+    found = mf.discover(root, selectors=Selectors(platforms=(Platform.STRIPE,)))
+    assert [m.rel for m in found.manifests] == ["tenants/a/stripe.yaml", "tenants/b/stripe.yaml"]
     assert [p.rel for p in found.problems] == ["tenants/b/notes.yaml"]
     found = mf.discover(root, paths=[root / "tenants" / "b"])
     assert [m.rel for m in found.manifests] == ["tenants/b/stripe.yaml"]
