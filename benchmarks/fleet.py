@@ -31,6 +31,7 @@ import pyrage
 import sqlalchemy as sa
 
 from reconciler import commands
+from reconciler.model.plan import Selectors
 from reconciler.settings import Settings
 from reconciler.sops import EncryptionRules, dump, encrypt_documents
 
@@ -277,6 +278,15 @@ def main() -> None:
                 progress=quiet,
             )
         assert not again.plan.changes, "re-plan after apply must be empty"
+        few = Selectors(tenants=("tenant-00001", "tenant-04000", "tenant-09999"))
+        with timed("plan (3 tenants selected)", results):
+            commands.plan(
+                manifests_dir=Path("manifests"),
+                settings=settings,
+                selectors=few,
+                database_url=args.database_url,
+                progress=quiet,
+            )
         with timed("apply (no changes)", results):
             commands.apply(
                 manifests_dir=Path("manifests"),
