@@ -146,7 +146,7 @@ def pending_cmd(tenant: str | None, fmt: str, database_url: str | None) -> None:
 
 @audit_group.command("review")
 @click.argument("audit_id", metavar="ID", type=int)
-@click.option("--tenant", metavar="T", required=True, help="The row's tenant.")
+@click.option("--tenant", metavar="T", help="The row's tenant (checked when given).")
 @click.option(
     "--decision", type=click.Choice(["approve", "reject"], case_sensitive=False), required=True
 )
@@ -157,7 +157,7 @@ def pending_cmd(tenant: str | None, fmt: str, database_url: str | None) -> None:
 @handle_errors
 def review_cmd(
     audit_id: int,
-    tenant: str,
+    tenant: str | None,
     decision: str,
     reviewed_by: str,
     note: str | None,

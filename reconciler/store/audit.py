@@ -573,7 +573,7 @@ def pending_reviews(conn: sa.Connection, tenant: str | None = None) -> list[Audi
 def review_entry(
     conn: sa.Connection,
     *,
-    tenant: str,
+    tenant: str | None,
     audit_id: int,
     decision: ReviewDecision,
     reviewed_by: str,
@@ -581,6 +581,8 @@ def review_entry(
     now: datetime,
 ) -> AuditRecord:
     """Record a review decision on one row that requires review and has none yet.
+
+    Audit ids are unique across tenants; ``tenant``, when given, must match the row.
 
     Raises:
         ConfigError: no such row, the row does not require review, or it was already reviewed
@@ -591,7 +593,8 @@ def review_entry(
             f"UPDATE {_TABLE} SET reviewed_at = :now, reviewed_by = :by,"
             f" review_decision = CAST(:decision AS {tables.review_decision_enum.name}),"
             " review_note = :note"
-            " WHERE tenant_id = :tenant AND id = :id AND requires_review AND reviewed_at IS NULL"
+            " WHERE (CAST(:tenant AS text) IS NULL OR tenant_id = :tenant) AND id = :id"
+            " AND requires_review AND reviewed_at IS NULL"
             " RETURNING id"
         ),
         {
@@ -605,19 +608,24 @@ def review_entry(
     ).one_or_none()
     current = _records(
         conn.execute(
-            sa.text(f"{_RECORD_SELECT} WHERE tenant_id = :tenant AND id = :id"),
+            sa.text(
+                f"{_RECORD_SELECT} WHERE (CAST(:tenant AS text) IS NULL OR tenant_id = :tenant)"
+                " AND id = :id"
+            ),
             {"tenant": tenant, "id": audit_id},
         )
     )
     if not current:
-        raise ConfigError(f"no audit row {audit_id} for tenant {tenant}")
+        raise ConfigError(f"no audit row {audit_id}" + (f" for tenant {tenant}" if tenant else ""))
     record = current[0]
     if updated is None and not record.requires_review:
-        raise ConfigError(f"audit row {audit_id} of tenant {tenant} does not require review")
+        raise ConfigError(
+            f"audit row {audit_id} of tenant {record.tenant_id} does not require review"
+        )
     if updated is None:
         when = record.reviewed_at.isoformat(timespec="seconds") if record.reviewed_at else "?"
         raise ConfigError(
-            f"audit row {audit_id} of tenant {tenant} was already reviewed: "
+            f"audit row {audit_id} of tenant {record.tenant_id} was already reviewed: "
             f"{record.review_decision} by {record.reviewed_by} at {when}"
         )
     return record

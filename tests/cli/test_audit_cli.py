@@ -132,6 +132,11 @@ def test_pending_review_flow(seeded: dict[str, str]) -> None:
     assert out.strip() == "No changes await review."
     _, out = _run(seeded, "pending")
     assert "globex" in out and "PENDING" in out
+    # The id alone is enough (ids are unique across tenants), as `audit review ID` promises.
+    code, out = _run(
+        seeded, "review", str(pending[1]["id"]), "--decision", "approve", "--by", "eve"
+    )
+    assert code == 0 and "APPROVED by eve" in out
 
 
 def test_summary(seeded: dict[str, str]) -> None:
