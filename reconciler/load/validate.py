@@ -711,9 +711,12 @@ def load_desired_state(
     _CONTEXT = _ChunkContext(root, prefix, templates, identities, fingerprint, decrypt, chunks)
     try:
         if count > 1 and len(chunks) > 1:
+            # This process loads the first chunk itself while workers load the others, so
+            # only their results travel through a pipe.
             fork = multiprocessing.get_context("fork")
-            with ProcessPoolExecutor(len(chunks), mp_context=fork) as pool:
-                parts = list(pool.map(_load_chunk, range(len(chunks))))
+            with ProcessPoolExecutor(len(chunks) - 1, mp_context=fork) as pool:
+                others = pool.map(_load_chunk, range(1, len(chunks)))
+                parts = [_load_chunk(0), *others]
         else:
             parts = [_load_chunk(i) for i in range(len(chunks))]
     finally:

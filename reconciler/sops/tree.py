@@ -120,9 +120,12 @@ def decrypt_tree(
             return None
         if matched == when_matched:
             return encrypted_leaf(node, in_list)
-        hash_clear(clear(node))
+        if hash_clear_values:
+            hash_clear(clear(node))
         return node
 
+    # Under mac_only_encrypted clear values are not hashed: skip serialising them at all.
+    hash_clear_values = not hasher.only_encrypted
     result = []
     for doc_index, document in enumerate(documents):  # noqa: B007 - read by fail()
         result.append(walk(document, False, False))
