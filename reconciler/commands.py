@@ -46,6 +46,7 @@ from reconciler.core.planner import build_plan
 from reconciler.core.risk import RiskPolicy
 from reconciler.crypto.aead import FieldCipher
 from reconciler.crypto.fingerprint import Fingerprinter
+from reconciler.crypto.keyring import Keyring
 from reconciler.crypto.local_keys import load_keys_for_target
 from reconciler.errors import (
     ApplyCancelled,
@@ -395,58 +396,46 @@ def apply(
     run_id = uuid.uuid4()
     performer = resolve_actor(actor, env)
     started = now_utc()
-    lock_timeout = (
-        lock_timeout_seconds if lock_timeout_seconds is not None else settings.lock_timeout_seconds
-    )
-    replanned = False
+    if lock_timeout_seconds is None:
+        lock_timeout_seconds = settings.lock_timeout_seconds
+
+    def gate(p: Plan) -> None:
+        check_policy(p, allow_risk=allowed, allow_mass_deletion=allow_mass_deletion)
+
     try:
         with translate_db_errors(), db.engine.connect() as conn, conn.begin():
             timeout_ms = int(settings.statement_timeout_seconds * 1000)
             conn.execute(sa.text(f"SET LOCAL statement_timeout = {timeout_ms}"))
             with progress.stage("Waiting for the apply lock"):
                 acquire_xact_lock(
-                    conn, APPLY_LOCK_KEY, timeout_seconds=lock_timeout, what="the apply lock"
+                    conn,
+                    APPLY_LOCK_KEY,
+                    timeout_seconds=lock_timeout_seconds,
+                    what="the apply lock",
                 )
-            if read_row_versions(conn, selectors) != current.read_set:
-                if saved_plan is not None:
-                    raise PlanStale("the database changed since the plan was made; make a new plan")
-                if confirm is not None:
-                    raise PlanStale(
-                        "the database changed while waiting; run apply again to review the new plan"
-                    )
-                current = replan(read_actual_state(conn, selectors))
-                replanned = True
+            moved = read_row_versions(conn, selectors) != current.read_set
+            if moved:
+                current = _replan_under_lock(conn, saved_plan, confirm, replan, selectors, gate)
                 progress.note("The database changed while waiting for the lock; re-planned.")
                 if not current.changes:
                     return ApplyResult(current, ApplyOutcome.NO_CHANGES, None, replanned=True)
-                check_policy(current, allow_risk=allowed, allow_mass_deletion=allow_mass_deletion)
             elif saved_plan is not None:
                 _check_saved_plan_matches(saved_plan, replan(actual))
-            now = now_utc()
             with progress.stage(f"Applying {len(current.changes)} change(s)"):
-                written = write_changes(
-                    conn,
-                    current.changes,
-                    desired,
-                    WriteContext(now=now, actor=performer, cipher=FieldCipher(keyring)),
-                )
-                counts = Counter(w.change.action.value for w in written)
-                commit = git_commit(env, manifests_dir)
-                _insert_run(conn, run_id, started, performer, commit, desired, current, counts, env)
-                context = AuditContext(
+                audit_context = AuditContext(
                     performed_by=performer,
                     ip_address=None,
                     user_agent=user_agent(env),
                     session_id=str(run_id),
-                    git_commit=commit,
+                    git_commit=git_commit(env, manifests_dir),
                     apply_run_id=run_id,
                 )
-                append_audit_entries(conn, [_audit_entry(w) for w in written], context, now=now)
+                counts = _write_and_audit(conn, current, desired, keyring, audit_context, started)
                 if dry_run:
                     raise _DryRunDone(counts)
     except _DryRunDone as done:
         return ApplyResult(
-            current, ApplyOutcome.APPLIED, None, dict(done.counts), replanned, dry_run=True
+            current, ApplyOutcome.APPLIED, None, dict(done.counts), moved, dry_run=True
         )
     except (StateError, ApplyFailed, SecretError) as exc:
         if "nothing" in str(exc):
@@ -454,7 +443,52 @@ def apply(
         # Every failure inside the transaction rolls it back; say so, keeping the error type
         # (and so the exit code).
         raise type(exc)(f"{exc}; rolled back, nothing applied") from exc
-    return ApplyResult(current, ApplyOutcome.APPLIED, run_id, dict(counts), replanned)
+    return ApplyResult(current, ApplyOutcome.APPLIED, run_id, dict(counts), moved)
+
+
+def _replan_under_lock(
+    conn: sa.Connection,
+    saved_plan: Plan | None,
+    confirm: Callable[[Plan], bool] | None,
+    replan: Callable[[ActualState], Plan],
+    selectors: Selectors,
+    gate: Callable[[Plan], None],
+) -> Plan:
+    """The rows moved while we waited for the lock: refuse, or re-plan and re-gate.
+
+    A saved plan, or one a person approved, is refused as stale (what was reviewed is not
+    what would be written); an auto-approved plan is re-made against the new state.
+    """
+    if saved_plan is not None:
+        raise PlanStale("the database changed since the plan was made; make a new plan")
+    if confirm is not None:
+        raise PlanStale(
+            "the database changed while waiting; run apply again to review the new plan"
+        )
+    fresh = replan(read_actual_state(conn, selectors))
+    gate(fresh)
+    return fresh
+
+
+def _write_and_audit(
+    conn: sa.Connection,
+    p: Plan,
+    desired: DesiredState,
+    keyring: Keyring,
+    context: AuditContext,
+    started: datetime,
+) -> Counter[str]:
+    """Write the changes, the apply_runs row and one audit row per change; return counts."""
+    now = now_utc()
+    cipher = FieldCipher(keyring)
+    written = write_changes(
+        conn, p.changes, desired, WriteContext(now, context.performed_by, cipher)
+    )
+    counts = Counter(w.change.action.value for w in written)
+    assert context.apply_run_id is not None
+    _insert_run(conn, context, started, desired, p, counts)
+    append_audit_entries(conn, [_audit_entry(w) for w in written], context, now=now)
+    return counts
 
 
 class _DryRunDone(Exception):
@@ -501,14 +535,11 @@ def _audit_action(action: Action) -> Any:
 
 def _insert_run(
     conn: sa.Connection,
-    run_id: uuid.UUID,
+    context: AuditContext,
     started: datetime,
-    actor: str,
-    commit: str | None,
     desired: DesiredState,
     p: Plan,
     counts: Counter[str],
-    env: Mapping[str, str],
 ) -> None:
     conn.execute(
         sa.text(
@@ -519,10 +550,10 @@ def _insert_run(
                    'APPLIED', :c, :u, :d, :r, :version, :ua)"""
         ),
         {
-            "id": run_id,
+            "id": context.apply_run_id,
             "started": started,
-            "actor": actor,
-            "commit": commit,
+            "actor": context.performed_by,
+            "commit": context.git_commit,
             "mdigest": desired.manifests_digest,
             "pdigest": plan_digest(p),
             "c": counts.get("create", 0),
@@ -530,7 +561,7 @@ def _insert_run(
             "d": counts.get("delete", 0),
             "r": counts.get("revoke", 0),
             "version": __version__,
-            "ua": user_agent(env),
+            "ua": context.user_agent,
         },
     )
 
