@@ -104,6 +104,10 @@ class _Table:
     values: Callable[[Any], dict[str, Any]]
     context: Callable[[Any, str], CipherContext]
     interval_column: str | None
+    runtime_on_create: tuple[tuple[str, str], ...]
+    """(column, SQL value) of runtime-owned columns a create initialises."""
+    runtime_on_restore: str
+    """SET clause resetting runtime-owned columns when a soft-deleted row is declared again."""
 
 
 def _integration_values(d: DesiredIntegration) -> dict[str, Any]:
@@ -166,6 +170,13 @@ _INTEGRATION = _Table(
         d.tenant_id, d.platform.value, d.environment.value, d.config_type.value, col
     ),
     interval_column="sync_interval",
+    runtime_on_create=(
+        ("health_status", "'UNKNOWN'"),
+        ("next_sync_at", "CAST(:now AS timestamptz) + make_interval(mins => v.sync_interval)"),
+    ),
+    runtime_on_restore=(
+        "health_status = 'UNKNOWN', health_message = NULL, next_sync_at = EXCLUDED.next_sync_at"
+    ),
 )
 
 _WEBHOOK = _Table(
@@ -194,6 +205,10 @@ _WEBHOOK = _Table(
         d.tenant_id, d.platform.value, d.environment.value, d.name, col
     ),
     interval_column=None,
+    runtime_on_create=(("circuit_breaker_status", "'CLOSED'"),),
+    runtime_on_restore=(
+        "circuit_breaker_status = 'CLOSED', consecutive_failures = 0, circuit_opened_at = NULL"
+    ),
 )
 
 
@@ -270,26 +285,17 @@ def _upsert(
     names_types = [*table.columns, *_secret_types(table)]
     names = [n for n, _ in names_types]
     select_cols = ", ".join(_cast(n, t) for n, t in names_types)
-    runtime_cols = "health_status" if table is _INTEGRATION else "circuit_breaker_status"
-    runtime_init = "'UNKNOWN'" if table is _INTEGRATION else "'CLOSED'"
-    next_sync = (
-        (", next_sync_at", ", CAST(:now AS timestamptz) + make_interval(mins => v.sync_interval)")
-        if table.interval_column
-        else ("", "")
-    )
+    runtime_cols = ", ".join(c for c, _ in table.runtime_on_create)
+    runtime_values = ", ".join(v for _, v in table.runtime_on_create)
     restore = ", ".join(f"{n} = EXCLUDED.{n}" for n in names if n not in table.identity)
-    reset = (
-        "health_status = 'UNKNOWN', health_message = NULL, next_sync_at = EXCLUDED.next_sync_at"
-        if table is _INTEGRATION
-        else "circuit_breaker_status = 'CLOSED', consecutive_failures = 0, circuit_opened_at = NULL"
-    )
     sql = f"""
-        INSERT INTO {table.name} AS t ({", ".join(names)}, {runtime_cols}{next_sync[0]},
+        INSERT INTO {table.name} AS t ({", ".join(names)}, {runtime_cols},
             created_at, updated_at, created_by, updated_by, row_version)
-        SELECT {select_cols}, {runtime_init}{next_sync[1]},
+        SELECT {select_cols}, {runtime_values},
             :now, :now, :actor, :actor, 1
         FROM {_recordset(names_types)}
-        ON CONFLICT ({", ".join(table.identity)}) DO UPDATE SET {restore}, {reset},
+        ON CONFLICT ({", ".join(table.identity)}) DO UPDATE SET {restore},
+            {table.runtime_on_restore},
             deleted_at = NULL, deleted_by = NULL, updated_at = EXCLUDED.updated_at,
             updated_by = EXCLUDED.updated_by, row_version = t.row_version + 1
         WHERE t.deleted_at IS NOT NULL
