@@ -51,6 +51,7 @@ from reconciler.crypto.local_keys import load_keys_for_target
 from reconciler.errors import (
     ApplyCancelled,
     ApplyFailed,
+    ConfigError,
     KeyUnavailable,
     ManifestInvalid,
     PlanStale,
@@ -192,6 +193,11 @@ def load_desired(
     from reconciler.load.validate import load_desired_state
     from reconciler.sops import load_identities
 
+    if not manifests_dir.is_dir():
+        # An empty desired state would plan the deletion of everything: refuse instead.
+        raise ConfigError(
+            f"manifests directory {manifests_dir} does not exist; pass --manifests DIR"
+        )
     with progress.stage("Loading manifests") as stage:
         result = load_desired_state(
             manifests_dir,

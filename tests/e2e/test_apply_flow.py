@@ -173,3 +173,11 @@ def test_dry_run_writes_and_rolls_back(ws: Workspace) -> None:
     ws.sql("ALTER TABLE webhook_configurations ADD CONSTRAINT no_acme CHECK (tenant_id <> 'acme')")
     failed = ws.run("apply", "--dry-run")
     assert failed.returncode == 1 and "no_acme" in failed.stderr
+
+
+def test_missing_manifests_directory_is_refused(ws: Workspace) -> None:
+    ws.write("acme", "stripe", stripe_manifest("acme"))
+    assert ws.run("apply", "--auto-approve").returncode == 0
+    wrong = ws.run("apply", "--auto-approve", "--prune", "--manifests", "manifestz")
+    assert wrong.returncode == 1 and "manifestz does not exist" in wrong.stderr
+    assert ws.sql("SELECT count(*) FROM integration_configs WHERE deleted_at IS NULL") == [(1,)]
