@@ -22,8 +22,6 @@ Apply's safety, in order:
 
 from __future__ import annotations
 
-import functools
-import gc
 import hashlib
 import json
 import os
@@ -36,7 +34,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import Any, TextIO
 
 import sqlalchemy as sa
 
@@ -59,6 +57,7 @@ from reconciler.errors import (
     SecretError,
     StateError,
 )
+from reconciler.gcpause import gc_paused
 from reconciler.model.actual import ActualState
 from reconciler.model.desired import DesiredState
 from reconciler.model.enums import ApplyOutcome, EntityType, RiskLevel
@@ -105,37 +104,6 @@ class Progress:
         if self.enabled:
             detail = result.get("detail", "done")
             print(f" {detail} ({time.perf_counter() - started:.1f}s)", file=self.stream, flush=True)
-
-
-@contextmanager
-def paused_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector for a bulk stage, then collect once.
-
-    Loading and diffing a fleet allocates millions of small acyclic objects; the collector's
-    repeated scans of them cost as much as the work itself (measured 2x on 30,000 files).
-    Reference counting still frees everything promptly.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _gc_paused(func: F) -> F:
-    """Run ``func`` with the cyclic collector paused (see :func:`paused_gc`)."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with paused_gc():
-            return func(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
 
 
 QUIET = Progress(enabled=False)
@@ -243,7 +211,7 @@ class PlanResult:
     database: Database
 
 
-@_gc_paused
+@gc_paused
 def plan(
     *,
     manifests_dir: Path,
@@ -344,7 +312,7 @@ _ENTITY = {
 }
 
 
-@_gc_paused
+@gc_paused
 def apply(
     *,
     manifests_dir: Path,

@@ -43,6 +43,7 @@ from pydantic import BaseModel, ValidationError
 
 from reconciler.diagnostics import Diagnostic, Diagnostics, Severity
 from reconciler.errors import ConfigError, DecryptFailed, KeyUnavailable
+from reconciler.gcpause import gc_paused
 from reconciler.load import manifests as mf
 from reconciler.load import rules
 from reconciler.load.rules import Finding, show
@@ -657,6 +658,7 @@ class _Chunk:
 _CONTEXT: _ChunkContext | None = None
 
 
+@gc_paused
 def load_desired_state(
     root: Path,
     *,
