@@ -181,3 +181,32 @@ def test_missing_manifests_directory_is_refused(ws: Workspace) -> None:
     wrong = ws.run("apply", "--auto-approve", "--prune", "--manifests", "manifestz")
     assert wrong.returncode == 1 and "manifestz does not exist" in wrong.stderr
     assert ws.sql("SELECT count(*) FROM integration_configs WHERE deleted_at IS NULL") == [(1,)]
+
+
+def test_drift_reports_out_of_band_edits(ws: Workspace) -> None:
+    ws.write("acme", "stripe", stripe_manifest("acme"))
+    assert ws.run("apply", "--auto-approve").returncode == 0
+    clean = ws.run("drift", "--detailed-exitcode")
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    # Runtime-owned fields move all the time: not drift.
+    ws.sql(
+        "UPDATE webhook_configurations "
+        "SET consecutive_failures = 7, circuit_breaker_status = 'OPEN'"
+    )
+    assert ws.run("drift", "--detailed-exitcode").returncode == 0
+    # A managed field edited by hand is.
+    ws.sql("UPDATE webhook_configurations SET endpoint_url = 'https://evil.example.com/x'")
+    before = ws.snapshot()
+    drift = ws.run("drift", "--detailed-exitcode", "--format", "json")
+    assert drift.returncode == 2
+    (change,) = json.loads(drift.stdout)["changes"]
+    assert change["action"] == "update"
+    assert change["fields"] == [
+        {
+            "field": "endpoint_url",
+            "before": "https://evil.example.com/x",
+            "after": "https://hooks.example.com/stripe",
+            "sensitive": False,
+        }
+    ]
+    assert ws.snapshot() == before  # drift is read-only
