@@ -206,12 +206,22 @@ def _notice_items(notices: Sequence[Record]) -> list[str]:
     """One item per notice (so "N more" counts notices); a kind's heading rides on its first."""
     items: list[str] = []
     for kind in NoticeKind:
-        of_kind = [f"- {md_text(notice_item_text(n))}" for n in notices if n["kind"] == kind.value]
+        of_kind = [f"- {_notice_item(n)}" for n in notices if n["kind"] == kind.value]
         if of_kind:
             of_kind[0] = f"**{md_text(notice_heading(kind))}**\n\n{of_kind[0]}"
             of_kind[-1] += "\n"
             items += of_kind
     return items
+
+
+def _notice_item(notice: Record) -> str:
+    """``address`` as code (readable, nothing to escape), then level and message as text."""
+    address = str(notice["address"])
+    if "`" in address or "\n" in address:
+        return md_text(notice_item_text(notice))
+    level = f" [{notice['level']}]" if notice["level"] else ""
+    message = f" — {md_text(str(notice['message']))}" if notice["message"] else ""
+    return f"`{address}`{level}{message}"
 
 
 def _fit(items: list[str], budget: int, more_note: Callable[[int], str]) -> list[str]:

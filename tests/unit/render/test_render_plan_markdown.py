@@ -90,7 +90,7 @@ def test_one_details_per_tenant_with_diff_of_its_changes() -> None:
 def test_notices_have_their_own_section() -> None:
     md = render_markdown(kept_only_plan())
     assert "### Notices\n\n**Not in manifests, kept (use --prune to delete)**\n\n" in md
-    assert "- acme-robotics/quickbooks/production/webhook/old-sync" in md
+    assert "- `acme-robotics/quickbooks/production/webhook/old-sync`" in md
     assert "<details>" not in md
 
 
@@ -155,12 +155,12 @@ def test_every_cut_section_says_how_much_was_cut(max_chars: int) -> None:
     assert breakers and tenants and notices
     assert int(breakers.group(1)) == 500 - md.count("**Warning:**")
     assert int(tenants.group(1)) == 50 - md.count("<details>")
-    assert int(notices.group(1)) == 500 - md.count("\n- t")
+    assert int(notices.group(1)) == 500 - md.count("\n- `t")
 
 
 def test_notices_are_kept_when_there_is_room() -> None:
     md = render_markdown(crowded_plan(1, 20, 2))
-    assert md.count("\n- t") == 20
+    assert md.count("\n- `t") == 20
     assert "more notices" not in md
     assert md.count("**Not in manifests, kept (use --prune to delete)**") == 1
 
