@@ -23,6 +23,7 @@ Apply's safety, in order:
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import sys
@@ -141,14 +142,23 @@ def open_database(database_url: str | None, progress: Progress = QUIET) -> Datab
 
 
 def fingerprinter_for(
-    target: DatabaseTarget, environ: Mapping[str, str] | None = None
+    target: DatabaseTarget,
+    environ: Mapping[str, str] | None = None,
+    progress: Progress | None = None,
 ) -> Fingerprinter:
     """The fingerprint key: ``RECONCILER_FINGERPRINT_KEY``, else the development keys."""
     env = os.environ if environ is None else environ
     fp = Fingerprinter.from_environ(env)
     if fp is not None:
         return fp
-    return load_keys_for_target(target, env)[1]
+    return load_keys_for_target(target, env, stderr=_notes(progress))[1]
+
+
+def _notes(progress: Progress | None) -> TextIO:
+    """Where one-line notices go: stderr, or nowhere under ``--quiet``."""
+    if progress is None or progress.enabled:
+        return sys.stderr
+    return io.StringIO()
 
 
 def load_desired(
@@ -223,7 +233,8 @@ def plan(
 ) -> PlanResult:
     """Make a plan: what apply would change, with risk, for the selected tenants/platforms."""
     db = open_database(database_url, progress)
-    desired = load_desired(manifests_dir, selectors, fingerprinter_for(db.target), progress)
+    fingerprint = fingerprinter_for(db.target, progress=progress)
+    desired = load_desired(manifests_dir, selectors, fingerprint, progress)
     actual = read_actual(db, selectors, progress)
     made = build_plan(
         desired,
@@ -344,7 +355,7 @@ def apply(
     if saved_plan is not None:
         selectors, prune = saved_plan.selectors, saved_plan.prune
     db = open_database(database_url, progress)
-    keyring, fingerprint = load_keys_for_target(db.target, env)
+    keyring, fingerprint = load_keys_for_target(db.target, env, stderr=_notes(progress))
     desired = load_desired(manifests_dir, selectors, fingerprint, progress)
     if saved_plan is not None and saved_plan.manifests_digest != desired.manifests_digest:
         raise PlanStale("the manifests changed since the plan was made; make a new plan")

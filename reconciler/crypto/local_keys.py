@@ -66,12 +66,18 @@ def load_keys(
 
 
 def load_keys_for_target(
-    target: DatabaseTarget, environ: Mapping[str, str] | None = None
+    target: DatabaseTarget,
+    environ: Mapping[str, str] | None = None,
+    *,
+    stderr: TextIO | None = None,
 ) -> tuple[Keyring, Fingerprinter]:
     """:func:`load_keys` for a resolved database target (data dir = parent of its ``pgdata``)."""
     data_dir = target.data_dir.parent if target.data_dir is not None else None
     return load_keys(
-        os.environ if environ is None else environ, embedded=target.embedded, data_dir=data_dir
+        os.environ if environ is None else environ,
+        embedded=target.embedded,
+        data_dir=data_dir,
+        stderr=stderr,
     )
 
 
