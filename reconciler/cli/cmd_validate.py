@@ -10,6 +10,7 @@ from reconciler.cli.exit_codes import ExitCode
 from reconciler.cli.options import handle_errors, make_selectors, manifests_option, selector_options
 from reconciler.load.validate import validate_manifests
 from reconciler.render.diagnostics import RENDERERS
+from reconciler.settings import load_settings
 
 
 def register(group: click.Group) -> None:
@@ -48,9 +49,11 @@ def validate(
     decrypted with the age key from SOPS_AGE_KEY_FILE / SOPS_AGE_KEY when one is available;
     without a key everything else is still checked. Exit 0 when valid, 1 when not.
     """
+    configured = load_settings().manifests_dir
+    default = configured if configured != Path("manifests") else None
     report = validate_manifests(
         paths,
-        manifests_dir=Path(manifests_dir) if manifests_dir else None,
+        manifests_dir=Path(manifests_dir) if manifests_dir else default,
         selectors=make_selectors(tenants, platforms, exclude_tenants),
         strict=strict,
     )

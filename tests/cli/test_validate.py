@@ -135,3 +135,16 @@ def test_many_errors_all_reported(runner: CliRunner) -> None:
     record = json.loads(result.output)
     files = {d["file"].split("/invalid/")[1].split("/")[0] for d in record["diagnostics"]}
     assert len(files) >= 70  # one run, every case directory reported
+
+
+def test_manifests_directory_from_reconciler_yaml(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    shutil.copytree(REPO / "manifests", tmp_path / "config" / "manifests")
+    (tmp_path / "reconciler.yaml").write_text("manifests: config/manifests\n")
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(cli, ["validate"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == "13 files valid"
