@@ -255,6 +255,7 @@ def main() -> None:
         db = commands.open_database(args.database_url)
         with timed("seed oauth tokens", results):
             seed_tokens(db.engine)
+        os.environ["RECONCILER_CACHE"] = "0"  # cold stages: every file parsed and decrypted
         with timed("plan (empty database)", results):
             first = commands.plan(
                 manifests_dir=Path("manifests"),
@@ -278,6 +279,13 @@ def main() -> None:
                 progress=quiet,
             )
         assert not again.plan.changes, "re-plan after apply must be empty"
+        with timed("apply (no changes)", results):
+            commands.apply(
+                manifests_dir=Path("manifests"),
+                settings=settings,
+                database_url=args.database_url,
+                progress=quiet,
+            )
         few = Selectors(tenants=("tenant-00001", "tenant-04000", "tenant-09999"))
         with timed("plan (3 tenants selected)", results):
             commands.plan(
@@ -287,7 +295,23 @@ def main() -> None:
                 database_url=args.database_url,
                 progress=quiet,
             )
-        with timed("apply (no changes)", results):
+        os.environ["RECONCILER_CACHE"] = "1"
+        shutil.rmtree(work / ".reconciler" / "cache", ignore_errors=True)
+        with timed("plan (no changes, fills the cache)", results):
+            commands.plan(
+                manifests_dir=Path("manifests"),
+                settings=settings,
+                database_url=args.database_url,
+                progress=quiet,
+            )
+        with timed("plan (no changes, warm cache)", results):
+            commands.plan(
+                manifests_dir=Path("manifests"),
+                settings=settings,
+                database_url=args.database_url,
+                progress=commands.Progress(),
+            )
+        with timed("apply (no changes, warm cache)", results):
             commands.apply(
                 manifests_dir=Path("manifests"),
                 settings=settings,

@@ -22,6 +22,7 @@ Apply's safety, in order:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -30,7 +31,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -59,13 +60,18 @@ from reconciler.errors import (
     StateError,
 )
 from reconciler.gcpause import gc_paused
+from reconciler.load.cache import CACHE_DIR_ENV, LoadCache
+from reconciler.load.cache import enabled as cache_enabled
 from reconciler.model.actual import ActualState
-from reconciler.model.desired import DesiredState
+from reconciler.model.desired import DesiredIntegration, DesiredState, DesiredWebhook
 from reconciler.model.enums import ApplyOutcome, EntityType, RiskLevel
-from reconciler.model.plan import Action, Change, Plan, ResourceKind, Selectors
+from reconciler.model.fields import INTEGRATION_SECRETS, WEBHOOK_SECRETS
+from reconciler.model.plan import Action, Address, Change, Plan, ResourceKind, Selectors
 from reconciler.settings import Settings
 from reconciler.store.audit import AuditContext, AuditEntry, append_audit_entries
 from reconciler.store.database import (
+    DATA_DIR_ENV,
+    DEFAULT_DATA_DIR,
     DatabaseTarget,
     check_connection,
     create_engine,
@@ -161,13 +167,34 @@ def _notes(progress: Progress | None) -> TextIO:
     return io.StringIO()
 
 
+def open_load_cache(fingerprint: Fingerprinter, environ: Mapping[str, str]) -> LoadCache | None:
+    """The manifest cache: ``$RECONCILER_CACHE_DIR``, else ``<data dir>/cache``.
+
+    None when ``RECONCILER_CACHE=0``.
+    """
+    if not cache_enabled(environ):
+        return None
+    directory = environ.get(CACHE_DIR_ENV) or Path(
+        environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR, "cache"
+    )
+    namespace = fingerprint.fingerprint("reconciler/load-cache/v1")
+    return LoadCache.open(Path(directory), namespace)
+
+
 def load_desired(
     manifests_dir: Path,
     selectors: Selectors,
     fingerprint: Fingerprinter,
     progress: Progress = QUIET,
+    *,
+    paths: Sequence[Path] | None = None,
+    use_cache: bool = True,
 ) -> DesiredState:
-    """Load, decrypt and validate the selected manifests, or raise ``ManifestInvalid``."""
+    """Load, decrypt and validate the selected manifests, or raise ``ManifestInvalid``.
+
+    With the cache, unchanged files come back with fingerprints but no plaintext
+    (:func:`with_plaintext` decrypts what an apply must write).
+    """
     from reconciler.load.validate import load_desired_state
     from reconciler.sops import load_identities
 
@@ -180,9 +207,11 @@ def load_desired(
         result = load_desired_state(
             manifests_dir,
             selectors=selectors,
+            paths=paths,
             identities=load_identities(),
             fingerprint=fingerprint,
             decrypt=True,
+            cache=open_load_cache(fingerprint, os.environ) if use_cache else None,
         )
         stage["detail"] = f"{result.files} files"
     if result.state is None or result.diagnostics.has_errors():
@@ -193,6 +222,64 @@ def load_desired(
             f"(first: {result.skipped_decryption[0]}): set SOPS_AGE_KEY_FILE or SOPS_AGE_KEY"
         )
     return result.state
+
+
+def with_plaintext(
+    desired: DesiredState,
+    plan: Plan,
+    manifests_dir: Path,
+    fingerprint: Fingerprinter,
+    progress: Progress = QUIET,
+) -> DesiredState:
+    """Decrypt again the files whose secrets ``plan`` writes, if they came from the cache."""
+
+    def missing(obj: DesiredIntegration | DesiredWebhook) -> bool:
+        secrets = [
+            getattr(obj, name)
+            for name in (*INTEGRATION_SECRETS, *WEBHOOK_SECRETS)
+            if hasattr(obj, name)
+        ]
+        return any(s is not None and s.value is None for s in secrets)
+
+    objects: list[DesiredIntegration | DesiredWebhook] = [*desired.integrations, *desired.webhooks]
+    by_address = {str(_address_of(o)): o for o in objects}
+    needed = {
+        by_address[str(c.address)].source.path
+        for c in plan.changes
+        if str(c.address) in by_address
+        and (c.action is Action.CREATE or any(f.sensitive for f in c.fields))
+        and missing(by_address[str(c.address)])
+    }
+    if not needed:
+        return desired
+    root = manifests_dir.resolve()
+    base = Path.cwd().resolve()
+    if not (root == base or base in root.parents):
+        base = root.parent  # how the loader displays paths outside the working directory
+    files = [p if p.is_absolute() else (base / p) for p in map(Path, sorted(needed))]
+    fresh = load_desired(
+        manifests_dir,
+        ALL,
+        fingerprint,
+        progress,
+        paths=[f for f in files if root in f.resolve().parents],
+        use_cache=False,
+    )
+    integrations = {str(_address_of(i)): i for i in fresh.integrations}
+    webhooks = {str(_address_of(w)): w for w in fresh.webhooks}
+    return dataclasses.replace(
+        desired,
+        integrations=tuple(integrations.get(str(_address_of(i)), i) for i in desired.integrations),
+        webhooks=tuple(webhooks.get(str(_address_of(w)), w) for w in desired.webhooks),
+    )
+
+
+def _address_of(obj: DesiredIntegration | DesiredWebhook) -> Address:
+    if isinstance(obj, DesiredIntegration):
+        kind, name = ResourceKind.INTEGRATION, obj.config_type.value
+    else:
+        kind, name = ResourceKind.WEBHOOK, obj.name
+    return Address(obj.tenant_id, obj.platform, obj.environment, kind, name)
 
 
 def read_actual(db: Database, selectors: Selectors, progress: Progress = QUIET) -> ActualState:
@@ -374,6 +461,8 @@ def apply(
     current = saved_plan or replan(actual)
     if not current.changes:
         return ApplyResult(current, ApplyOutcome.NO_CHANGES, None)
+    # Decrypt before BEGIN what the cache left as fingerprints and the writes need.
+    desired = with_plaintext(desired, current, manifests_dir, fingerprint, progress)
     check_policy(current, allow_risk=allowed, allow_mass_deletion=allow_mass_deletion)
     if confirm is not None and not confirm(current):
         raise ApplyCancelled("apply cancelled; nothing written")
@@ -404,6 +493,7 @@ def apply(
                 progress.note("The database changed while waiting for the lock; re-planned.")
                 if not current.changes:
                     return ApplyResult(current, ApplyOutcome.NO_CHANGES, None, replanned=True)
+                desired = with_plaintext(desired, current, manifests_dir, fingerprint, progress)
             elif saved_plan is not None:
                 _check_saved_plan_matches(saved_plan, replan(actual))
             with progress.stage(f"Applying {len(current.changes)} change(s)"):

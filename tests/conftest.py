@@ -99,3 +99,9 @@ def engine(database_url: str) -> Iterator[Engine]:
     eng = create_engine(resolve_database_url(database_url))
     yield eng
     eng.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _private_manifest_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test gets its own manifest cache (never the repository's .reconciler/)."""
+    monkeypatch.setenv("RECONCILER_CACHE_DIR", str(tmp_path / "manifest-cache"))

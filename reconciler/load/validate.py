@@ -22,6 +22,7 @@ User mistakes become diagnostics, all of them, for every file; only bugs raise.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 import multiprocessing
@@ -46,6 +47,7 @@ from reconciler.errors import ConfigError, DecryptFailed, KeyUnavailable
 from reconciler.gcpause import gc_paused
 from reconciler.load import manifests as mf
 from reconciler.load import rules
+from reconciler.load.cache import CachedFile, LoadCache, entry_key, templates_digest
 from reconciler.load.rules import Finding, show
 from reconciler.load.schema import (
     RUNTIME_OWNED_FIELDS,
@@ -641,6 +643,8 @@ class _ChunkContext:
     fingerprint: Fingerprint | None
     decrypt: bool
     chunks: tuple[tuple[mf.ManifestFile, ...], ...]
+    cache: LoadCache | None
+    templates_digest: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -653,6 +657,8 @@ class _Chunk:
     hashes: tuple[tuple[str, bytes], ...]
     endpoints: tuple[tuple[AppEndpoint, str, str], ...]
     state: DesiredState | None
+    cached: tuple[tuple[str, bytes, CachedFile], ...] = ()
+    """New cache entries (rel, key, value) made by this chunk."""
 
 
 _CONTEXT: _ChunkContext | None = None
@@ -668,6 +674,7 @@ def load_desired_state(
     fingerprint: Fingerprint | None = None,
     decrypt: bool = True,
     workers: int | None = None,
+    cache: LoadCache | None = None,
 ) -> LoadResult:
     """Load, decrypt and validate the manifests under ``root``.
 
@@ -682,6 +689,8 @@ def load_desired_state(
         decrypt: ``False`` skips decryption entirely (structure-only validation).
         workers: processes for large runs; default ``RECONCILER_WORKERS``, else the CPU
             count. ``1`` keeps everything in this process.
+        cache: validated results of unchanged files (see :mod:`reconciler.load.cache`);
+            used only with ``fingerprint``. Hits carry fingerprints, not plaintext.
 
     Returns:
         The result; ``state`` is ``None`` when any error was found.
@@ -710,7 +719,24 @@ def load_desired_state(
     count = _worker_count(len(manifests), workers)
     size = -(-len(manifests) // count) if manifests else 1
     chunks = tuple(manifests[i : i + size] for i in range(0, len(manifests), size))
-    _CONTEXT = _ChunkContext(root, prefix, templates, identities, fingerprint, decrypt, chunks)
+    if (
+        fingerprint is None
+        or not decrypt
+        or any(t.diagnostics for t in templates.templates.values())
+    ):
+        cache = None  # only fully decrypted, clean results are worth keeping
+    digest_of_templates = templates_digest({t.rel: t.data for t in templates.templates.values()})
+    _CONTEXT = _ChunkContext(
+        root,
+        prefix,
+        templates,
+        identities,
+        fingerprint,
+        decrypt,
+        chunks,
+        cache,
+        digest_of_templates,
+    )
     try:
         if count > 1 and len(chunks) > 1:
             # This process loads the first chunk itself while workers load the others, so
@@ -727,6 +753,9 @@ def load_desired_state(
     hashes: list[tuple[str, bytes]] = []
     endpoints: list[tuple[AppEndpoint, str, str]] = []
     skipped: list[str] = []
+    if cache is not None:
+        cache.put_all(item for part in parts for item in part.cached)
+        cache.save()
     for part in parts:
         diagnostics.extend(part.diagnostics)
         used |= part.used
@@ -779,13 +808,21 @@ def _load_chunk(index: int) -> _Chunk:
     diagnostics = Diagnostics()
     results: list[FileResult] = []
     datas: dict[str, bytes] = {}
+    keys: dict[str, bytes] = {}
+    hits: dict[str, CachedFile] = {}
     used: set[str] = set()
     for manifest in ctx.chunks[index]:
         data = manifest.path.read_bytes()
         datas[manifest.rel] = data
-        job = FileJob(
-            manifest.rel, ctx.prefix + manifest.rel, data, manifest.tenant, manifest.platform
-        )
+        display = ctx.prefix + manifest.rel
+        if ctx.cache is not None:
+            keys[manifest.rel] = entry_key(display, data, ctx.templates_digest)
+            hit = ctx.cache.get(manifest.rel, keys[manifest.rel])
+            if hit is not None:
+                hits[manifest.rel] = hit
+                used.update(hit.chain)
+                continue
+        job = FileJob(manifest.rel, display, data, manifest.tenant, manifest.platform)
         result = analyze_file(job, ctx.templates)
         results.append(result)
         used.update(result.chain)
@@ -793,16 +830,67 @@ def _load_chunk(index: int) -> _Chunk:
     secrets, skipped = _decrypt(
         results, ctx.templates, used, ctx.identities, ctx.decrypt, diagnostics, datas
     )
+    fresh = {r.rel: r for r in results}
     state = None
+    cached: list[tuple[str, bytes, CachedFile]] = []
     if diagnostics.error_count == 0:
-        state = _build_state(results, secrets, ctx.fingerprint, "")
+        pieces: list[DesiredState] = []
+        noisy = {d.file for d in diagnostics}  # files with warnings are not cached
+        for manifest in ctx.chunks[index]:
+            if manifest.rel in hits:
+                pieces.append(_state_of(hits[manifest.rel]))
+                continue
+            result = fresh[manifest.rel]
+            piece = _build_state([result], secrets, ctx.fingerprint, "")
+            pieces.append(piece)
+            if ctx.cache is not None and result.display not in noisy and not skipped:
+                cached.append((manifest.rel, keys[manifest.rel], _cacheable(piece, result)))
+        state = _merge_states(pieces, "", frozenset())
+    endpoints = [(e, r.rel, r.display) for r in results for e in r.endpoints]
+    endpoints += [e for hit in hits.values() for e in hit.endpoints]
     return _Chunk(
         diagnostics=tuple(diagnostics),
         used=frozenset(used),
         skipped=skipped,
         hashes=tuple((rel, _sha256(data)) for rel, data in datas.items()),
-        endpoints=tuple((e, r.rel, r.display) for r in results for e in r.endpoints),
+        endpoints=tuple(endpoints),
         state=state,
+        cached=tuple(cached),
+    )
+
+
+def _without_plaintext(secret: SecretValue | None) -> SecretValue | None:
+    return None if secret is None else SecretValue(None, secret.fingerprint)
+
+
+def _cacheable(piece: DesiredState, result: FileResult) -> CachedFile:
+    """The file's share of the state with every secret reduced to its fingerprint."""
+    integrations = tuple(
+        dataclasses.replace(
+            i, api_key=_without_plaintext(i.api_key), api_secret=_without_plaintext(i.api_secret)
+        )
+        for i in piece.integrations
+    )
+    webhooks = tuple(
+        dataclasses.replace(
+            w,
+            signing_secret=_without_plaintext(w.signing_secret),
+            auth_token=_without_plaintext(w.auth_token),
+            auth_password=_without_plaintext(w.auth_password),
+        )
+        for w in piece.webhooks
+    )
+    tenant = next(iter(piece.tenants)) if piece.tenants else ""
+    endpoints = tuple((e, result.rel, result.display) for e in result.endpoints)
+    return CachedFile(tenant, integrations, webhooks, piece.oauth_accounts, endpoints, result.chain)
+
+
+def _state_of(hit: CachedFile) -> DesiredState:
+    return DesiredState(
+        hit.integrations,
+        hit.webhooks,
+        hit.accounts,
+        frozenset({hit.tenant}) if hit.tenant else frozenset(),
     )
 
 

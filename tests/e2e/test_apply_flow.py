@@ -15,6 +15,8 @@ def test_plan_apply_replan_is_idempotent(ws: Workspace) -> None:
     assert "4 to create" in plan.stdout
     assert "rk_live_" not in plan.stdout + plan.stderr
 
+    # The plan filled the manifest cache (fingerprints only); apply decrypts what it writes.
+    assert list((ws.root / ".reconciler" / "cache").glob("manifests-*.cache"))
     applied = ws.run("apply", "--auto-approve")
     assert applied.returncode == 0, applied.stderr
     assert "Applied 4 change(s): 4 created" in applied.stdout
