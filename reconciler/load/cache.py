@@ -114,6 +114,13 @@ class LoadCache:
             self.entries[rel] = (key, value)
             self.dirty = True
 
+    def keep_only(self, rels: set[str]) -> None:
+        """Drop the entries of files that no longer exist (after a full run)."""
+        stale = [rel for rel in self.entries if rel not in rels]
+        for rel in stale:
+            del self.entries[rel]
+        self.dirty = self.dirty or bool(stale)
+
     def save(self) -> None:
         """Write atomically (0600 in a 0700 directory); a failure leaves the old file."""
         if not self.dirty:

@@ -755,6 +755,8 @@ def load_desired_state(
     skipped: list[str] = []
     if cache is not None:
         cache.put_all(item for part in parts for item in part.cached)
+        if full_run:
+            cache.keep_only({m.rel for m in manifests})  # files deleted since: forget them
         cache.save()
     for part in parts:
         diagnostics.extend(part.diagnostics)

@@ -104,3 +104,13 @@ def test_files_with_warnings_are_not_cached(tree: Path, tmp_path: Path) -> None:
         assert [d.code for d in result.diagnostics] == ["RCN-SYNC-2"]
     assert "tenants/initech-health/quickbooks.yaml" not in cache.entries
     assert "tenants/initech-health/stripe.yaml" in cache.entries
+
+
+def test_entries_of_deleted_files_are_dropped(tree: Path, tmp_path: Path) -> None:
+    fp = Fingerprinter(b"k" * 32)
+    _load(tree, fp, tmp_path / "c")
+    (tree / "tenants" / "initech-health" / "quickbooks.yaml").unlink()
+    _, cache = _load(tree, fp, tmp_path / "c")
+    reopened = LoadCache.open(tmp_path / "c", fp.fingerprint("ns"))
+    assert "tenants/initech-health/quickbooks.yaml" not in reopened.entries
+    assert len(reopened.entries) == len(cache.entries) == 8
