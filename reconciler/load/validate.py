@@ -22,7 +22,6 @@ User mistakes become diagnostics, all of them, for every file; only bugs raise.
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import hashlib
 import multiprocessing
@@ -47,7 +46,14 @@ from reconciler.errors import ConfigError, DecryptFailed, KeyUnavailable
 from reconciler.gcpause import gc_paused
 from reconciler.load import manifests as mf
 from reconciler.load import rules
-from reconciler.load.cache import CachedFile, LoadCache, entry_key, templates_digest
+from reconciler.load.cache import (
+    CachedFile,
+    LoadCache,
+    decode_state,
+    encode_state,
+    entry_key,
+    templates_digest,
+)
 from reconciler.load.rules import Finding, show
 from reconciler.load.schema import (
     RUNTIME_OWNED_FIELDS,
@@ -656,7 +662,8 @@ class _Chunk:
     skipped: tuple[str, ...]
     hashes: tuple[tuple[str, bytes], ...]
     endpoints: tuple[tuple[AppEndpoint, str, str], ...]
-    state: DesiredState | None
+    pieces: tuple[tuple[str, DesiredState], ...]
+    """Each file's share of the state, by relative path (empty when the chunk had errors)."""
     cached: tuple[tuple[str, bytes, CachedFile], ...] = ()
     """New cache entries (rel, key, value) made by this chunk."""
 
@@ -716,9 +723,6 @@ def load_desired_state(
     if sops is not None and identities is None:
         identities = sops.load_identities()  # once, before any fork
     manifests = tuple(found.manifests)
-    count = _worker_count(len(manifests), workers)
-    size = -(-len(manifests) // count) if manifests else 1
-    chunks = tuple(manifests[i : i + size] for i in range(0, len(manifests), size))
     if (
         fingerprint is None
         or not decrypt
@@ -726,6 +730,10 @@ def load_desired_state(
     ):
         cache = None  # only fully decrypted, clean results are worth keeping
     digest_of_templates = templates_digest({t.rel: t.data for t in templates.templates.values()})
+    hits, hit_hashes, misses = _cache_hits(manifests, prefix, cache, digest_of_templates)
+    count = _worker_count(len(misses), workers)
+    size = -(-len(misses) // count) if misses else 1
+    chunks = tuple(misses[i : i + size] for i in range(0, len(misses), size))
     _CONTEXT = _ChunkContext(
         root,
         prefix,
@@ -750,8 +758,9 @@ def load_desired_state(
     finally:
         _CONTEXT = None
 
-    hashes: list[tuple[str, bytes]] = []
-    endpoints: list[tuple[AppEndpoint, str, str]] = []
+    hashes: list[tuple[str, bytes]] = list(hit_hashes)
+    endpoints = [e for hit in hits.values() for e in _hit_endpoints(hit)]
+    used.update(name for hit in hits.values() for name in hit.chain)
     skipped: list[str] = []
     if cache is not None:
         cache.put_all(item for part in parts for item in part.cached)
@@ -779,8 +788,10 @@ def load_desired_state(
     unique.extend(dict.fromkeys(diagnostics.sorted()))
     state = None
     if unique.error_count == 0:
+        pieces = {rel: piece for part in parts for rel, piece in part.pieces}
+        pieces.update((rel, decode_state(hit)) for rel, hit in hits.items())
         present = _tenants_with_files(root, selectors)
-        state = _merge_states([p.state for p in parts], digest, present)
+        state = _merge_states([pieces.get(m.rel) for m in manifests], digest, present)
     files = len(manifests) + len(used & set(templates.templates))
     return LoadResult(state, unique, files, tuple(sorted(set(skipped))), digest)
 
@@ -803,6 +814,29 @@ def _sha256(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
+def _cache_hits(
+    manifests: Sequence[mf.ManifestFile],
+    prefix: str,
+    cache: LoadCache | None,
+    digest_of_templates: bytes,
+) -> tuple[dict[str, CachedFile], list[tuple[str, bytes]], tuple[mf.ManifestFile, ...]]:
+    """Split files into cache hits (with their hashes for the digest) and misses."""
+    if cache is None:
+        return {}, [], tuple(manifests)
+    hits: dict[str, CachedFile] = {}
+    hashes: list[tuple[str, bytes]] = []
+    misses: list[mf.ManifestFile] = []
+    for manifest in manifests:
+        data = manifest.path.read_bytes()
+        hit = cache.get(manifest.rel, entry_key(prefix + manifest.rel, data, digest_of_templates))
+        if hit is None:
+            misses.append(manifest)
+        else:
+            hits[manifest.rel] = hit
+            hashes.append((manifest.rel, _sha256(data)))
+    return hits, hashes, tuple(misses)
+
+
 def _load_chunk(index: int) -> _Chunk:
     """Analyze, decrypt and build the state of one chunk of files (in a worker or here)."""
     ctx = _CONTEXT
@@ -810,21 +844,13 @@ def _load_chunk(index: int) -> _Chunk:
     diagnostics = Diagnostics()
     results: list[FileResult] = []
     datas: dict[str, bytes] = {}
-    keys: dict[str, bytes] = {}
-    hits: dict[str, CachedFile] = {}
     used: set[str] = set()
     for manifest in ctx.chunks[index]:
         data = manifest.path.read_bytes()
         datas[manifest.rel] = data
-        display = ctx.prefix + manifest.rel
-        if ctx.cache is not None:
-            keys[manifest.rel] = entry_key(display, data, ctx.templates_digest)
-            hit = ctx.cache.get(manifest.rel, keys[manifest.rel])
-            if hit is not None:
-                hits[manifest.rel] = hit
-                used.update(hit.chain)
-                continue
-        job = FileJob(manifest.rel, display, data, manifest.tenant, manifest.platform)
+        job = FileJob(
+            manifest.rel, ctx.prefix + manifest.rel, data, manifest.tenant, manifest.platform
+        )
         result = analyze_file(job, ctx.templates)
         results.append(result)
         used.update(result.chain)
@@ -832,72 +858,55 @@ def _load_chunk(index: int) -> _Chunk:
     secrets, skipped = _decrypt(
         results, ctx.templates, used, ctx.identities, ctx.decrypt, diagnostics, datas
     )
-    fresh = {r.rel: r for r in results}
-    state = None
+    pieces: list[tuple[str, DesiredState]] = []
     cached: list[tuple[str, bytes, CachedFile]] = []
     if diagnostics.error_count == 0:
-        pieces: list[DesiredState] = []
         noisy = {d.file for d in diagnostics}  # files with warnings are not cached
-        for manifest in ctx.chunks[index]:
-            if manifest.rel in hits:
-                pieces.append(_state_of(hits[manifest.rel]))
-                continue
-            result = fresh[manifest.rel]
+        for result in results:
             piece = _build_state([result], secrets, ctx.fingerprint, "")
-            pieces.append(piece)
+            pieces.append((result.rel, piece))
             if ctx.cache is not None and result.display not in noisy and not skipped:
-                cached.append((manifest.rel, keys[manifest.rel], _cacheable(piece, result)))
-        state = _merge_states(pieces, "", frozenset())
-    endpoints = [(e, r.rel, r.display) for r in results for e in r.endpoints]
-    endpoints += [e for hit in hits.values() for e in hit.endpoints]
+                key = entry_key(result.display, datas[result.rel], ctx.templates_digest)
+                cached.append((result.rel, key, _cacheable(piece, result)))
     return _Chunk(
         diagnostics=tuple(diagnostics),
         used=frozenset(used),
         skipped=skipped,
         hashes=tuple((rel, _sha256(data)) for rel, data in datas.items()),
-        endpoints=tuple(endpoints),
-        state=state,
+        endpoints=tuple((e, r.rel, r.display) for r in results for e in r.endpoints),
+        pieces=tuple(pieces),
         cached=tuple(cached),
     )
 
 
-def _without_plaintext(secret: SecretValue | None) -> SecretValue | None:
-    return None if secret is None else SecretValue(None, secret.fingerprint)
-
-
 def _cacheable(piece: DesiredState, result: FileResult) -> CachedFile:
     """The file's share of the state with every secret reduced to its fingerprint."""
-    integrations = tuple(
-        dataclasses.replace(
-            i, api_key=_without_plaintext(i.api_key), api_secret=_without_plaintext(i.api_secret)
-        )
-        for i in piece.integrations
-    )
-    webhooks = tuple(
-        dataclasses.replace(
-            w,
-            signing_secret=_without_plaintext(w.signing_secret),
-            auth_token=_without_plaintext(w.auth_token),
-            auth_password=_without_plaintext(w.auth_password),
-        )
-        for w in piece.webhooks
-    )
+    integrations, webhooks, accounts = encode_state(piece)
     tenant = next(iter(piece.tenants)) if piece.tenants else ""
-    endpoints = tuple((e, result.rel, result.display) for e in result.endpoints)
-    return CachedFile(tenant, integrations, webhooks, piece.oauth_accounts, endpoints, result.chain)
-
-
-def _state_of(hit: CachedFile) -> DesiredState:
-    return DesiredState(
-        hit.integrations,
-        hit.webhooks,
-        hit.accounts,
-        frozenset({hit.tenant}) if hit.tenant else frozenset(),
+    endpoints = tuple(
+        (
+            e.platform.value,
+            e.app_id,
+            e.environment,
+            e.endpoint_url,
+            e.path,
+            result.rel,
+            result.display,
+        )
+        for e in result.endpoints
     )
+    return CachedFile(tenant, integrations, webhooks, accounts, endpoints, result.chain)
+
+
+def _hit_endpoints(hit: CachedFile) -> list[tuple[AppEndpoint, str, str]]:
+    return [
+        (AppEndpoint(Platform(p), app, env, url, tuple(path)), rel, display)
+        for p, app, env, url, path, rel, display in hit.endpoints
+    ]
 
 
 def _merge_states(
-    states: Sequence[DesiredState | None], digest: str, tenants_with_files: frozenset[str]
+    states: Iterable[DesiredState | None], digest: str, tenants_with_files: frozenset[str]
 ) -> DesiredState:
     present = [s for s in states if s is not None]
     return DesiredState(
