@@ -66,7 +66,7 @@ from reconciler.model.actual import ActualState
 from reconciler.model.desired import DesiredIntegration, DesiredState, DesiredWebhook
 from reconciler.model.enums import ApplyOutcome, EntityType, RiskLevel
 from reconciler.model.fields import INTEGRATION_SECRETS, WEBHOOK_SECRETS
-from reconciler.model.plan import Action, Address, Change, Plan, ResourceKind, Selectors
+from reconciler.model.plan import Action, Change, Plan, ResourceKind, Selectors
 from reconciler.settings import Settings
 from reconciler.store.audit import AuditContext, AuditEntry, append_audit_entries
 from reconciler.store.database import (
@@ -242,7 +242,7 @@ def with_plaintext(
         return any(s is not None and s.value is None for s in secrets)
 
     objects: list[DesiredIntegration | DesiredWebhook] = [*desired.integrations, *desired.webhooks]
-    by_address = {str(_address_of(o)): o for o in objects}
+    by_address = {str(o.address): o for o in objects}
     needed = {
         by_address[str(c.address)].source.path
         for c in plan.changes
@@ -265,21 +265,13 @@ def with_plaintext(
         paths=[f for f in files if root in f.resolve().parents],
         use_cache=False,
     )
-    integrations = {str(_address_of(i)): i for i in fresh.integrations}
-    webhooks = {str(_address_of(w)): w for w in fresh.webhooks}
+    integrations = {str(i.address): i for i in fresh.integrations}
+    webhooks = {str(w.address): w for w in fresh.webhooks}
     return dataclasses.replace(
         desired,
-        integrations=tuple(integrations.get(str(_address_of(i)), i) for i in desired.integrations),
-        webhooks=tuple(webhooks.get(str(_address_of(w)), w) for w in desired.webhooks),
+        integrations=tuple(integrations.get(str(i.address), i) for i in desired.integrations),
+        webhooks=tuple(webhooks.get(str(w.address), w) for w in desired.webhooks),
     )
-
-
-def _address_of(obj: DesiredIntegration | DesiredWebhook) -> Address:
-    if isinstance(obj, DesiredIntegration):
-        kind, name = ResourceKind.INTEGRATION, obj.config_type.value
-    else:
-        kind, name = ResourceKind.WEBHOOK, obj.name
-    return Address(obj.tenant_id, obj.platform, obj.environment, kind, name)
 
 
 def read_actual(db: Database, selectors: Selectors, progress: Progress = QUIET) -> ActualState:

@@ -20,6 +20,7 @@ from reconciler.model.enums import (
     SyncDirection,
     WebhookType,
 )
+from reconciler.model.plan import Address, ResourceKind
 from reconciler.model.sensitive import Sensitive
 
 JSONValue = Any
@@ -71,6 +72,17 @@ class DesiredIntegration:
     transform_rules: Mapping[str, JSONValue]
     source: Source
 
+    @property
+    def address(self) -> Address:
+        """The plan address of this integration."""
+        return Address(
+            self.tenant_id,
+            self.platform,
+            self.environment,
+            ResourceKind.INTEGRATION,
+            self.config_type.value,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
@@ -104,6 +116,13 @@ class DesiredWebhook:
     circuit_breaker_reset_seconds: int
     is_active: bool
     source: Source
+
+    @property
+    def address(self) -> Address:
+        """The plan address of this webhook."""
+        return Address(
+            self.tenant_id, self.platform, self.environment, ResourceKind.WEBHOOK, self.name
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ from reconciler.crypto.aead import Cipher, CipherContext
 from reconciler.errors import ApplyFailed, PlanStale
 from reconciler.model.desired import DesiredIntegration, DesiredState, DesiredWebhook, SecretValue
 from reconciler.model.fields import INTEGRATION_SECRETS, WEBHOOK_SECRETS
-from reconciler.model.plan import Action, Address, Change, ResourceKind
+from reconciler.model.plan import Action, Change, ResourceKind
 
 _LOCATE_LIMIT = 2000
 """Retry at most this many rows one by one to name a failing object."""
@@ -54,8 +54,8 @@ def write_changes(
     conn: sa.Connection, changes: Sequence[Change], desired: DesiredState, ctx: WriteContext
 ) -> list[WrittenChange]:
     """Apply ``changes`` (already ordered) and return them with their row ids."""
-    integrations = {_address_key(d): d for d in desired.integrations}
-    webhooks = {_address_key(d): d for d in desired.webhooks}
+    integrations = {str(d.address): d for d in desired.integrations}
+    webhooks = {str(d.address): d for d in desired.webhooks}
     written: list[WrittenChange] = []
     by_group: dict[tuple[ResourceKind, Action], list[Change]] = {}
     for c in changes:
@@ -79,14 +79,6 @@ def write_changes(
             case _:
                 raise ApplyFailed(f"cannot apply {action.value} to {kind.value}")
     return written
-
-
-def _address_key(d: DesiredIntegration | DesiredWebhook) -> str:
-    if isinstance(d, DesiredIntegration):
-        kind, name = ResourceKind.INTEGRATION, d.config_type.value
-    else:
-        kind, name = ResourceKind.WEBHOOK, d.name
-    return str(Address(d.tenant_id, d.platform, d.environment, kind, name))
 
 
 # -- table descriptions ----------------------------------------------------------------------
@@ -230,7 +222,7 @@ def _secret_columns(table: _Table, d: Any, ctx: WriteContext) -> dict[str, Any]:
             out[col], out[f"{col}_fingerprint"] = None, None
             continue
         if secret.value is None or secret.fingerprint is None:
-            raise ApplyFailed(f"{_address_key(d)}: {col} was not decrypted; cannot apply")
+            raise ApplyFailed(f"{d.address}: {col} was not decrypted; cannot apply")
         out[col] = ctx.cipher.encrypt(secret.value, table.context(d, col))
         out[f"{col}_fingerprint"] = secret.fingerprint
         any_secret = True
