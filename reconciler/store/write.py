@@ -204,11 +204,6 @@ _WEBHOOK = _Table(
 )
 
 
-def _cast(column: str, sql_type: str, alias: str = "v") -> str:
-    """The column as read from the JSON record set (already of its SQL type)."""
-    return f"{alias}.{column}"
-
-
 # -- secrets -------------------------------------------------------------------------------------
 
 
@@ -233,7 +228,7 @@ def _secret_columns(table: _Table, d: Any, ctx: WriteContext) -> dict[str, Any]:
 # -- statements ---------------------------------------------------------------------------------
 
 
-def _bind_arrays(rows: Sequence[Mapping[str, Any]], names: Sequence[str]) -> dict[str, str]:
+def _rows_param(rows: Sequence[Mapping[str, Any]], names: Sequence[str]) -> dict[str, str]:
     """All rows as ONE JSON parameter.
 
     A single JSON text is serialized in C by ``json.dumps`` and parsed once by PostgreSQL,
@@ -276,7 +271,7 @@ def _upsert(
         rows.append({**table.values(d), **_secret_columns(table, d, ctx)})
     names_types = [*table.columns, *_secret_types(table)]
     names = [n for n, _ in names_types]
-    select_cols = ", ".join(_cast(n, t) for n, t in names_types)
+    select_cols = ", ".join(f"v.{n}" for n in names)
     runtime_cols = ", ".join(c for c, _ in table.runtime_on_create)
     runtime_values = ", ".join(v for _, v in table.runtime_on_create)
     restore = ", ".join(f"{n} = EXCLUDED.{n}" for n in names if n not in table.identity)
@@ -293,7 +288,7 @@ def _upsert(
         WHERE t.deleted_at IS NOT NULL
         RETURNING t.id, {", ".join(f"CAST(t.{n} AS text)" for n in table.identity)}
     """
-    params = {**_bind_arrays(rows, names), "now": ctx.now, "actor": ctx.actor}
+    params = {**_rows_param(rows, names), "now": ctx.now, "actor": ctx.actor}
     result = _execute(conn, sql, params, changes, rows, names)
     ids: dict[tuple[str, ...], int] = {tuple(r[1:]): r[0] for r in result}
     written = []
@@ -340,9 +335,9 @@ def _update(
     ]
     names = [n for n, _ in names_types]
     plain = [n for n, _ in table.columns if n not in table.identity]
-    sets = [f"{n} = {_cast(n, dict(table.columns)[n])}" for n in plain]
+    sets = [f"{n} = v.{n}" for n in plain]
     sets += [
-        f"{n} = CASE WHEN v.secrets_changed THEN {_cast(n, t)} ELSE t.{n} END"
+        f"{n} = CASE WHEN v.secrets_changed THEN v.{n} ELSE t.{n} END"
         for n, t in _secret_types(table)
     ]
     if table.interval_column:
@@ -359,7 +354,7 @@ def _update(
           AND t.deleted_at IS NULL
         RETURNING t.id
     """
-    params = {**_bind_arrays(rows, names), "now": ctx.now, "actor": ctx.actor}
+    params = {**_rows_param(rows, names), "now": ctx.now, "actor": ctx.actor}
     result = _execute(conn, sql, params, changes, rows, names)
     return _check_ids(changes, {r[0] for r in result})
 
@@ -380,7 +375,7 @@ def _soft_delete(
         RETURNING t.id
     """
     names = ["tenant_id", "id", "row_version"]
-    params = {**_bind_arrays(rows, names), "now": ctx.now, "actor": ctx.actor}
+    params = {**_rows_param(rows, names), "now": ctx.now, "actor": ctx.actor}
     result = _execute(conn, sql, params, changes, rows, names)
     return _check_ids(changes, {r[0] for r in result})
 
@@ -404,7 +399,7 @@ def _revoke(conn: sa.Connection, changes: list[Change], ctx: WriteContext) -> li
         RETURNING t.id
     """
     names = ["tenant_id", "id", "row_version", "reason"]
-    params = {**_bind_arrays(rows, names), "now": ctx.now, "actor": ctx.actor}
+    params = {**_rows_param(rows, names), "now": ctx.now, "actor": ctx.actor}
     result = _execute(conn, sql, params, changes, rows, names)
     return _check_ids(changes, {r[0] for r in result})
 
@@ -450,7 +445,7 @@ def _locate(
     if len(changes) == 1:
         return changes[0]
     for change, row in list(zip(changes, rows, strict=True))[:_LOCATE_LIMIT]:
-        single = {**params, **_bind_arrays([row], names)}
+        single = {**params, **_rows_param([row], names)}
         sp = conn.begin_nested()
         try:
             conn.execute(stmt, single)
