@@ -338,7 +338,7 @@ def _update(
     sets = [f"{n} = v.{n}" for n in plain]
     sets += [
         f"{n} = CASE WHEN v.secrets_changed THEN v.{n} ELSE t.{n} END"
-        for n, t in _secret_types(table)
+        for n, _ in _secret_types(table)
     ]
     if table.interval_column:
         sets.append(
