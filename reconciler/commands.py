@@ -42,7 +42,7 @@ import sqlalchemy as sa
 
 from reconciler import __version__
 from reconciler.context import git_commit, resolve_actor, user_agent
-from reconciler.core.planner import build_plan
+from reconciler.core.planner import build_plan, judgement_difference
 from reconciler.core.risk import RiskPolicy
 from reconciler.crypto.aead import FieldCipher
 from reconciler.crypto.fingerprint import Fingerprinter
@@ -66,7 +66,15 @@ from reconciler.model.actual import ActualState
 from reconciler.model.desired import DesiredIntegration, DesiredState, DesiredWebhook
 from reconciler.model.enums import ApplyOutcome, EntityType, RiskLevel
 from reconciler.model.fields import INTEGRATION_SECRETS, WEBHOOK_SECRETS
-from reconciler.model.plan import Action, Change, Plan, ResourceKind, Selectors
+from reconciler.model.plan import (
+    Action,
+    Change,
+    Judgement,
+    Plan,
+    ResourceKind,
+    SavedPlan,
+    Selectors,
+)
 from reconciler.settings import Settings
 from reconciler.store.audit import AuditContext, AuditEntry, append_audit_entries
 from reconciler.store.database import (
@@ -407,7 +415,7 @@ def apply(
     *,
     manifests_dir: Path,
     settings: Settings,
-    saved_plan: Plan | None = None,
+    saved_plan: SavedPlan | None = None,
     selectors: Selectors = ALL,
     prune: bool = False,
     allow_risk: RiskLevel | None = None,
@@ -432,11 +440,11 @@ def apply(
     env = os.environ if environ is None else environ
     allowed = allow_risk or settings.allow_risk
     if saved_plan is not None:
-        selectors, prune = saved_plan.selectors, saved_plan.prune
+        selectors, prune = saved_plan.plan.selectors, saved_plan.plan.prune
     db = open_database(database_url, progress)
     keyring, fingerprint = load_keys_for_target(db.target, env, stderr=_notes(progress))
     desired = load_desired(manifests_dir, selectors, fingerprint, progress)
-    if saved_plan is not None and saved_plan.manifests_digest != desired.manifests_digest:
+    if saved_plan is not None and saved_plan.plan.manifests_digest != desired.manifests_digest:
         raise PlanStale("the manifests changed since the plan was made; make a new plan")
     actual = read_actual(db, selectors, progress)
 
@@ -450,7 +458,11 @@ def apply(
             selectors=selectors,
         )
 
-    current = saved_plan or replan(actual)
+    current = replan(actual)
+    if saved_plan is not None:
+        # The saved plan is a claim: apply goes ahead only if it is exactly what the
+        # manifests and database give now, and then with the judgement derived here.
+        _check_saved_plan_matches(saved_plan, current)
     if not current.changes:
         return ApplyResult(current, ApplyOutcome.NO_CHANGES, None)
     # Decrypt before BEGIN what the cache left as fingerprints and the writes need.
@@ -486,8 +498,6 @@ def apply(
                 if not current.changes:
                     return ApplyResult(current, ApplyOutcome.NO_CHANGES, None, replanned=True)
                 desired = with_plaintext(desired, current, manifests_dir, fingerprint, progress)
-            elif saved_plan is not None:
-                _check_saved_plan_matches(saved_plan, replan(actual))
             with progress.stage(f"Applying {len(current.changes)} change(s)"):
                 audit_context = AuditContext(
                     performed_by=performer,
@@ -515,7 +525,7 @@ def apply(
 
 def _replan_under_lock(
     conn: sa.Connection,
-    saved_plan: Plan | None,
+    saved_plan: SavedPlan | None,
     confirm: Callable[[Plan], bool] | None,
     replan: Callable[[ActualState], Plan],
     selectors: Selectors,
@@ -566,15 +576,25 @@ class _DryRunDone(Exception):
         self.counts = counts
 
 
-def _check_saved_plan_matches(saved: Plan, fresh: Plan) -> None:
+def _check_saved_plan_matches(saved: SavedPlan, fresh: Plan) -> None:
+    """Refuse (exit 3) a saved plan that is not what apply derives now, naming the difference."""
+    if saved.plan.read_set != fresh.read_set:
+        raise PlanStale("the database changed since the plan was made; make a new plan")
+
     def shape(p: Plan) -> list[tuple[str, str, list[dict[str, Any]]]]:
         return [
             (str(c.address), c.action.value, [f.to_dict() for f in c.fields]) for c in p.changes
         ]
 
-    if shape(saved) != shape(fresh):
+    if shape(saved.plan) != shape(fresh):
         raise PlanStale(
             "the saved plan no longer matches the manifests and database; make a new plan"
+        )
+    difference = judgement_difference(saved.recorded, Judgement.of(fresh))
+    if difference is not None:
+        raise PlanStale(
+            f"the saved plan's risk judgement does not match its changes ({difference}); "
+            "it was edited or made under another risk policy; make a new plan"
         )
 
 

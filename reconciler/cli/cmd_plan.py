@@ -23,7 +23,7 @@ from reconciler.cli.options import (
 from reconciler.errors import ConfigError
 from reconciler.gitchanges import changed_tenants
 from reconciler.model.enums import RiskLevel
-from reconciler.model.plan import Plan
+from reconciler.model.plan import Plan, SavedPlan
 from reconciler.settings import Settings, load_settings, parse_level
 
 _FORMATS = ("text", "json", "markdown", "github")
@@ -98,13 +98,13 @@ def _write_plan_file(plan: Plan, path: Path) -> None:
         raise
 
 
-def _read_plan_file(path: Path) -> Plan:
+def _read_plan_file(path: Path) -> SavedPlan:
     try:
         data: Any = json.loads(path.read_text(encoding="utf-8"))
-        return Plan.from_dict(data)
+        return SavedPlan.from_dict(data)
     except FileNotFoundError:
         raise ConfigError(f"{path}: plan file not found") from None
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ConfigError(f"{path}: not a reconciler plan file ({exc})") from None
 
 

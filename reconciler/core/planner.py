@@ -9,7 +9,7 @@ from reconciler.core.order import order_changes
 from reconciler.core.risk import RiskPolicy
 from reconciler.model.actual import ActualState
 from reconciler.model.desired import DesiredState
-from reconciler.model.plan import Notice, Plan, RowRef, Selectors
+from reconciler.model.plan import Judgement, Notice, Plan, RowRef, Selectors
 
 TABLE_INTEGRATIONS = "integration_configs"
 TABLE_WEBHOOKS = "webhook_configurations"
@@ -68,3 +68,34 @@ def _dedupe(notices: tuple[Notice, ...]) -> tuple[Notice, ...]:
             seen.add(key)
             out.append(n)
     return tuple(out)
+
+
+def judgement_difference(recorded: Judgement, derived: Judgement) -> str | None:
+    """The first way a recorded judgement differs from the derived one, in words, or None.
+
+    Apply never trusts the risk written into a saved plan: it derives the judgement from
+    the changes again and refuses a plan whose record disagrees (it was edited, or made
+    under another risk policy).
+    """
+    if len(recorded.changes) != len(derived.changes):
+        return f"{len(recorded.changes)} change(s) recorded, {len(derived.changes)} derived"
+    for (address, level, review, reasons), (_, d_level, d_review, d_reasons) in zip(
+        recorded.changes, derived.changes, strict=True
+    ):
+        if level != d_level:
+            return f"{address}: risk {level} recorded, {d_level} derived"
+        if review != d_review:
+            return f"{address}: requires_review {review} recorded, {d_review} derived"
+        if reasons != d_reasons:
+            codes = ", ".join(code for code, _ in reasons) or "none"
+            d_codes = ", ".join(code for code, _ in d_reasons) or "none"
+            return f"{address}: risk reasons [{codes}] recorded, [{d_codes}] derived"
+    if recorded.mass_deletions != derived.mass_deletions:
+        tenants = sorted(
+            {m[0] for m in derived.mass_deletions} ^ {m[0] for m in recorded.mass_deletions}
+        )
+        which = ", ".join(tenants) if tenants else "breaker counts"
+        return f"mass deletions differ ({which})"
+    if recorded.by_risk != derived.by_risk or recorded.requires_review != derived.requires_review:
+        return "the summary's risk counts differ from its changes"
+    return None
