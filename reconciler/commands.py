@@ -438,6 +438,7 @@ def apply(
             roll it back: the same code path as a real apply, so it cannot drift from one.
     """
     env = os.environ if environ is None else environ
+    performer = resolve_actor(actor, env)
     allowed = allow_risk or settings.allow_risk
     if saved_plan is not None:
         selectors, prune = saved_plan.plan.selectors, saved_plan.plan.prune
@@ -472,7 +473,6 @@ def apply(
         raise ApplyCancelled("apply cancelled; nothing written")
 
     run_id = uuid.uuid4()
-    performer = resolve_actor(actor, env)
     started = now_utc()
     if lock_timeout_seconds is None:
         lock_timeout_seconds = settings.lock_timeout_seconds

@@ -5,7 +5,11 @@ mapping) so that tests can pass a dict, and none of them fails: a value that can
 ``None`` (or, for the actor, the numeric user id).
 
 The actor is the first of: ``--actor``, ``$RECONCILER_ACTOR``, the CI system's actor
-(``GITHUB_ACTOR``, ``GITLAB_USER_LOGIN``, ...), the OS user.
+(``GITHUB_ACTOR``, ``GITLAB_USER_LOGIN``, ...), the OS user. It must be one line of printable
+text: whatever is stored in an audit row is later printed by ``history`` and ``audit`` into
+terminals and CI logs, where a newline or an escape sequence could forge a line or a workflow
+command. Text taken from the environment only to describe the run (the user agent) has its
+control characters dropped instead.
 """
 
 from __future__ import annotations
@@ -13,11 +17,13 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler import __version__
+from reconciler.errors import ConfigError
 
 ACTOR_ENV = "RECONCILER_ACTOR"
 
@@ -125,17 +131,49 @@ def ci_run(environ: Env) -> str | None:
     return f"{provider.name} {provider.run(environ)}".strip()
 
 
+MAX_NAME_LENGTH = 200
+"""The longest actor or reviewer name accepted (GitHub logins are at most 39 characters)."""
+
+
+def _unprintable(text: str) -> list[str]:
+    """The characters of ``text`` that must not reach a log line: controls, format, separators."""
+    return [ch for ch in text if unicodedata.category(ch)[0] == "C" or ch in "\u2028\u2029"]
+
+
+def checked_name(value: str, what: str) -> str:
+    """``value`` stripped, if it is one line of printable text of sane length; else ConfigError.
+
+    Args:
+        value: a person's or a bot's name, as given.
+        what: where it came from, for the message (e.g. ``--actor``, ``$GITHUB_ACTOR``).
+    """
+    name = value.strip()
+    bad = _unprintable(name)
+    if bad:
+        raise ConfigError(
+            f"{what}: a name must be one line of printable text; it contains "
+            f"{len(bad)} control character(s) (first: U+{ord(bad[0]):04X})"
+        )
+    if len(name) > MAX_NAME_LENGTH:
+        raise ConfigError(f"{what}: a name may have at most {MAX_NAME_LENGTH} characters")
+    return name
+
+
 def resolve_actor(explicit: str | None, environ: Env) -> str:
-    """Who performs the change: ``--actor``, ``$RECONCILER_ACTOR``, the CI actor, the OS user."""
-    for candidate in (explicit, environ.get(ACTOR_ENV)):
+    """Who performs the change: ``--actor``, ``$RECONCILER_ACTOR``, the CI actor, the OS user.
+
+    Raises:
+        ConfigError: the chosen name is not one line of printable text.
+    """
+    for candidate, what in ((explicit, "--actor"), (environ.get(ACTOR_ENV), f"${ACTOR_ENV}")):
         if candidate and candidate.strip():
-            return candidate.strip()
+            return checked_name(candidate, what)
     provider = detect_ci(environ)
     if provider is not None:
         for var in provider.actor_vars:
             if environ.get(var, "").strip():
-                return environ[var].strip()
-    return os_user(environ)
+                return checked_name(environ[var], f"${var}")
+    return checked_name(os_user(environ), "the OS user name")
 
 
 def os_user(environ: Env) -> str:
@@ -155,6 +193,8 @@ def os_user(environ: Env) -> str:
 def user_agent(environ: Env) -> str:
     """``reconciler/<version>``, followed by the CI run when there is one."""
     run = ci_run(environ)
+    if run:
+        run = "".join(ch for ch in run if ch not in _unprintable(run))[:MAX_NAME_LENGTH]
     return f"reconciler/{__version__}" + (f" ({run})" if run else "")
 
 

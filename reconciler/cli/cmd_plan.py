@@ -24,6 +24,7 @@ from reconciler.errors import ConfigError
 from reconciler.gitchanges import changed_tenants
 from reconciler.model.enums import RiskLevel
 from reconciler.model.plan import Plan, SavedPlan
+from reconciler.render.escape import printable
 from reconciler.settings import Settings, load_settings, parse_level
 
 _FORMATS = ("text", "json", "markdown", "github")
@@ -418,7 +419,8 @@ def history_cmd(limit: int, fmt: str, database_url: str | None) -> None:
     for r in runs:
         d = r.to_dict()
         click.echo(
-            f"{d['started_at']:20}  {r.actor[:16]:16}  {(r.git_commit or '-')[:8]:8}  "
+            f"{d['started_at']:20}  {printable(r.actor)[:16]:16}  "
+            f"{printable(r.git_commit or '-')[:8]:8}  "
             f"{r.created:>5} {r.updated:>5} {r.deleted:>5} {r.revoked:>5}  {r.id}"
         )
 
