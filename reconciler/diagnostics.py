@@ -12,6 +12,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.render.escape import printable
+
 
 class Severity(enum.StrEnum):
     """How bad a diagnostic is. Only ``ERROR`` fails a run (``WARNING`` too under ``--strict``)."""
@@ -43,6 +45,16 @@ class Diagnostic:
     column: int | None = None
     path: str = ""
     severity: Severity = Severity.ERROR
+
+    def __post_init__(self) -> None:
+        # One diagnostic is one line in every format, whatever a parser or a file put into
+        # it: messages (PyYAML's span several lines) are folded, and the file name and field
+        # path, which come from the input, have control characters escaped.
+        if "\n" in self.message or "\r" in self.message:
+            object.__setattr__(self, "message", " ".join(self.message.split()))
+        object.__setattr__(self, "path", printable(self.path))
+        if self.file is not None:
+            object.__setattr__(self, "file", printable(self.file))
 
     def location(self) -> str:
         """``file:line:col`` with the parts that are known."""
