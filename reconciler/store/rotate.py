@@ -198,7 +198,10 @@ class RotationResult:
 
 
 def check_rotatable(usage: Sequence[KeyUsage], cipher: FieldCipher) -> int:
-    """Rows that need re-encryption; refuse before writing anything if some cannot be.
+    """Rows under an older key version; refuse before writing anything if some cannot be.
+
+    (A rotation also re-encrypts legacy ``rcn1`` rows under the active version: see
+    :func:`pending_rows`.)
 
     Raises:
         KeyUnavailable: a row uses a version newer than the active one (rotation must never
