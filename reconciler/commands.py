@@ -46,7 +46,6 @@ from reconciler.core.planner import build_plan, judgement_difference
 from reconciler.core.risk import RiskPolicy
 from reconciler.crypto.aead import FieldCipher
 from reconciler.crypto.fingerprint import Fingerprinter
-from reconciler.crypto.keyring import Keyring
 from reconciler.crypto.local_keys import load_keys_for_target
 from reconciler.errors import (
     ApplyCancelled,
@@ -282,7 +281,9 @@ def with_plaintext(
     )
 
 
-def read_actual(db: Database, selectors: Selectors, progress: Progress = QUIET) -> ActualState:
+def read_actual(
+    db: Database, selectors: Selectors, fingerprint: Fingerprinter, progress: Progress = QUIET
+) -> ActualState:
     with (
         progress.stage("Reading database") as stage,
         translate_db_errors(),
@@ -290,7 +291,7 @@ def read_actual(db: Database, selectors: Selectors, progress: Progress = QUIET) 
     ):
         with conn.begin():
             conn.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
-            actual = read_actual_state(conn, selectors)
+            actual = read_actual_state(conn, selectors, fingerprint)
         rows = len(actual.integrations) + len(actual.webhooks) + len(actual.tokens)
         stage["detail"] = f"{rows} rows"
     return actual
@@ -322,7 +323,7 @@ def plan(
     db = open_database(database_url, progress)
     fingerprint = fingerprinter_for(db.target, progress=progress)
     desired = load_desired(manifests_dir, selectors, fingerprint, progress)
-    actual = read_actual(db, selectors, progress)
+    actual = read_actual(db, selectors, fingerprint, progress)
     made = build_plan(
         desired,
         actual,
@@ -447,7 +448,7 @@ def apply(
     desired = load_desired(manifests_dir, selectors, fingerprint, progress)
     if saved_plan is not None and saved_plan.plan.manifests_digest != desired.manifests_digest:
         raise PlanStale("the manifests changed since the plan was made; make a new plan")
-    actual = read_actual(db, selectors, progress)
+    actual = read_actual(db, selectors, fingerprint, progress)
 
     def replan(state: ActualState) -> Plan:
         return build_plan(
@@ -493,7 +494,9 @@ def apply(
                 )
             moved = read_row_versions(conn, selectors) != current.read_set
             if moved:
-                current = _replan_under_lock(conn, saved_plan, confirm, replan, selectors, gate)
+                current = _replan_under_lock(
+                    conn, saved_plan, confirm, replan, selectors, fingerprint, gate
+                )
                 progress.note("The database changed while waiting for the lock; re-planned.")
                 if not current.changes:
                     return ApplyResult(current, ApplyOutcome.NO_CHANGES, None, replanned=True)
@@ -507,7 +510,8 @@ def apply(
                     git_commit=git_commit(env, manifests_dir),
                     apply_run_id=run_id,
                 )
-                counts = _write_and_audit(conn, current, desired, keyring, audit_context, started)
+                cipher = FieldCipher(keyring, fingerprint)
+                counts = _write_and_audit(conn, current, desired, cipher, audit_context, started)
                 if dry_run:
                     raise _DryRunDone(counts)
     except _DryRunDone as done:
@@ -529,6 +533,7 @@ def _replan_under_lock(
     confirm: Callable[[Plan], bool] | None,
     replan: Callable[[ActualState], Plan],
     selectors: Selectors,
+    fingerprint: Fingerprinter,
     gate: Callable[[Plan], None],
 ) -> Plan:
     """The rows moved while we waited for the lock: refuse, or re-plan and re-gate.
@@ -542,7 +547,7 @@ def _replan_under_lock(
         raise PlanStale(
             "the database changed while waiting; run apply again to review the new plan"
         )
-    fresh = replan(read_actual_state(conn, selectors))
+    fresh = replan(read_actual_state(conn, selectors, fingerprint))
     gate(fresh)
     return fresh
 
@@ -551,13 +556,12 @@ def _write_and_audit(
     conn: sa.Connection,
     p: Plan,
     desired: DesiredState,
-    keyring: Keyring,
+    cipher: FieldCipher,
     context: AuditContext,
     started: datetime,
 ) -> Counter[str]:
     """Write the changes, the apply_runs row and one audit row per change; return counts."""
     now = now_utc()
-    cipher = FieldCipher(keyring)
     written = write_changes(
         conn, p.changes, desired, WriteContext(now, context.performed_by, cipher)
     )

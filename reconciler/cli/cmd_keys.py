@@ -107,8 +107,7 @@ def rotate_cmd(batch_size: int, actor: str | None, database_url: str | None) -> 
     run it again and it continues where it stopped. One ROTATE audit row per row.
     """
     target = resolve_database_url(database_url)
-    keyring, _ = load_keys_for_target(target)
-    cipher = FieldCipher(keyring)
+    cipher = FieldCipher(*load_keys_for_target(target))
     context = AuditContext(
         performed_by=resolve_actor(actor, os.environ),
         ip_address=None,

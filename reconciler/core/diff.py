@@ -4,7 +4,11 @@ Identity (DESIGN.md §5): integration ``(tenant, platform, environment, config_t
 webhook ``(tenant, platform, environment, name)``, OAuth account ``(tenant, platform,
 account id)``. Only reconciled fields (``model/fields.py``) are compared, so runtime-owned
 columns can never show up as a difference. Secrets are compared by keyed fingerprint, so a
-manifest re-encrypted with the same values (``sops updatekeys``) shows no change.
+manifest re-encrypted with the same values (``sops updatekeys``) shows no change. A stored
+secret the store could not prove to be its fingerprint's value (``ActualIntegration.doubted``:
+a ciphertext replayed or swapped in the database, or the unbound legacy form) shows as
+changed even when the fingerprints agree, with the reason in the change, so ``apply``
+rewrites it from the manifest.
 
 Objects in the database that no manifest declares are deleted only with ``prune``; without
 it they are reported as notices ("kept"). Soft-deleted rows are treated as absent: declaring
@@ -20,7 +24,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.core.risk import RiskPolicy, score
-from reconciler.model.actual import ActualIntegration, ActualState, ActualToken, ActualWebhook
+from reconciler.model.actual import (
+    ActualIntegration,
+    ActualState,
+    ActualToken,
+    ActualWebhook,
+    SecretDoubt,
+)
 from reconciler.model.desired import (
     DesiredIntegration,
     DesiredOAuthAccount,
@@ -100,15 +110,40 @@ def _secret_fp(secret: SecretValue | None, where: str) -> str | None:
     return secret.fingerprint
 
 
-def _secret_change(name: str, before_fp: str | None, after_fp: str | None) -> FieldChange | None:
-    if before_fp == after_fp:
+def _secret_change(
+    name: str, before_fp: str | None, after_fp: str | None, doubt: SecretDoubt | None
+) -> FieldChange | None:
+    if before_fp == after_fp and doubt is None:
         return None
     return FieldChange(
         name,
-        SENSITIVE_MASK if before_fp else None,
+        # A doubted secret has something stored (a ciphertext, a fingerprint or both).
+        SENSITIVE_MASK if before_fp or doubt is not None else None,
         SENSITIVE_MASK if after_fp else None,
         sensitive=True,
     )
+
+
+_DOUBT_TEXT = {
+    SecretDoubt.MISMATCH: (
+        "does not match its fingerprint (replayed, swapped or edited in the database); "
+        "apply rewrites it from the manifest"
+    ),
+    SecretDoubt.LEGACY: (
+        "is in the legacy rcn1 form, not bound to its fingerprint; apply rewrites it "
+        "(or `reconciler keys rotate` upgrades it)"
+    ),
+}
+
+
+def _update_reason(fields: list[FieldChange], doubted: Mapping[str, SecretDoubt]) -> str:
+    """Why an update: the manifest differs, and/or stored secrets are doubted."""
+    named = {f.field for f in fields}
+    notes = [f"stored {n} {_DOUBT_TEXT[d]}" for n, d in sorted(doubted.items()) if n in named]
+    if not notes:
+        return "manifest differs"
+    differs = any(f.field not in doubted for f in fields)
+    return "; ".join((["manifest differs"] if differs else []) + notes)
 
 
 def _field_changes(
@@ -276,7 +311,7 @@ def _diff_objects(
             continue
         fields = _field_changes(spec.values(a), values, spec.set_like)
         for name, fp in secrets.items():
-            fc = _secret_change(name, getattr(a, f"{name}_fingerprint"), fp)
+            fc = _secret_change(name, getattr(a, f"{name}_fingerprint"), fp, a.doubted.get(name))
             if fc:
                 fields.append(fc)
         if fields:
@@ -286,7 +321,7 @@ def _diff_objects(
                     Action.UPDATE,
                     fields,
                     policy,
-                    reason="manifest differs",
+                    reason=_update_reason(fields, a.doubted),
                     source=d.source.path,
                     row_id=a.id,
                     row_version=a.row_version,

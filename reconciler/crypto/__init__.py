@@ -3,9 +3,11 @@
 Secrets arrive here as :class:`~reconciler.model.sensitive.Sensitive` plaintext decrypted from
 SOPS manifests and leave as two things the database stores:
 
-* a ciphertext (``rcn1:...``) made by :class:`FieldCipher` under the keyring's active version,
-  bound by its authenticated data to one table, column, tenant and row, so a ciphertext copied
-  anywhere else fails to decrypt; the version is kept in ``encryption_key_version``;
+* a ciphertext (``rcn2:...``) made by :class:`FieldCipher` under the keyring's active version,
+  bound by its authenticated data to one table, column, tenant and row and to the fingerprint
+  stored beside it, so a ciphertext copied anywhere else, or copied back from an earlier value,
+  fails to decrypt; it ends with a binding tag made with the fingerprint key, so plans can
+  check the same without the database keys; the version is kept in ``encryption_key_version``;
 * a keyed HMAC fingerprint made by :class:`Fingerprinter`, which the diff compares with the
   manifest's value so that planning never needs the database keys.
 

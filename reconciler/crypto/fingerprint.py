@@ -5,6 +5,11 @@ therefore stores next to each ciphertext ``HMAC-SHA256(fingerprint key, domain |
 in hex. A plan compares the manifest value's fingerprint with the stored one and can say
 "changed" or "unchanged" without any database key. The key (``$RECONCILER_FINGERPRINT_KEY``)
 keeps the fingerprints from being a dictionary-attack oracle for low-entropy secrets.
+
+The same key also makes the binding tag of each stored ciphertext (``rcn2:``, see
+:mod:`reconciler.crypto.aead`): a MAC over the ciphertext, its place, its key version and the
+fingerprint it was written with. It lets ``plan``/``drift`` prove, without the database keys,
+that a stored ciphertext is the one written together with its fingerprint column.
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ FINGERPRINT_KEY_ENV = "RECONCILER_FINGERPRINT_KEY"
 MIN_KEY_BYTES = 32
 DOMAIN = b"reconciler/fingerprint/v1\0"
 """Prefixed to every message, so these MACs can never collide with another use of the key."""
+BINDING_DOMAIN = b"reconciler/binding/v1\0"
+"""Prefixed to every binding tag's message (see :meth:`Fingerprinter.binding_tag`)."""
+BINDING_BYTES = 32
 
 
 class Fingerprinter:
@@ -31,7 +39,7 @@ class Fingerprinter:
     appears in ``repr``.
     """
 
-    __slots__ = ("_base",)
+    __slots__ = ("_base", "_binding")
 
     def __init__(self, key: bytes) -> None:
         """Raises ConfigError when ``key`` is shorter than 32 bytes."""
@@ -41,6 +49,7 @@ class Fingerprinter:
             )
         # The keyed state after the domain prefix, copied per call: saves re-keying each time.
         self._base = hmac.new(key, DOMAIN, hashlib.sha256)
+        self._binding = hmac.new(key, BINDING_DOMAIN, hashlib.sha256)
 
     def __repr__(self) -> str:
         return "Fingerprinter(key=(sensitive))"
@@ -53,6 +62,23 @@ class Fingerprinter:
         return mac.hexdigest()
 
     __call__ = fingerprint
+
+    def matches(self, plaintext: str | Sensitive[str], fingerprint: str | None) -> bool:
+        """Whether ``fingerprint`` is the fingerprint of ``plaintext`` (constant time)."""
+        if fingerprint is None:
+            return False
+        expected = self.fingerprint(plaintext).encode("ascii")
+        return hmac.compare_digest(expected, fingerprint.encode("utf-8", "replace"))
+
+    def binding_tag(self, message: bytes) -> bytes:
+        """The 32-byte binding tag of ``message`` (domain-separated from fingerprints)."""
+        mac = self._binding.copy()
+        mac.update(message)
+        return mac.digest()
+
+    def binding_verifies(self, message: bytes, tag: bytes) -> bool:
+        """Whether ``tag`` is the binding tag of ``message`` (constant time)."""
+        return hmac.compare_digest(self.binding_tag(message), tag)
 
     @classmethod
     def from_base64(cls, text: str, *, source: str) -> Fingerprinter:

@@ -32,8 +32,10 @@ class StoredSecret:
 
     Attributes:
         column: the column name (``api_key``, ``signing_secret``, ...).
-        ciphertext: the ``rcn1:`` value; decrypt only through the field cipher.
-        fingerprint: the stored HMAC fingerprint the diff compares (may be ``None``).
+        ciphertext: the ``rcn2:`` (or legacy ``rcn1:``) value; decrypt only through the
+            field cipher, with ``fingerprint``.
+        fingerprint: the stored HMAC fingerprint the diff compares (may be ``None``, which
+            the field cipher refuses).
     """
 
     column: str

@@ -4,7 +4,8 @@ Order of work, chosen so that a failure leaves nothing half-written:
 
 1. check the arguments and the output paths (existing files are refused without ``force``);
 2. read the rows in one read-only snapshot (one query per table);
-3. decrypt the secrets with the keyring, in memory only;
+3. decrypt the secrets with the keyring, in memory only, each checked against its stored
+   fingerprint (a replayed or swapped ciphertext is refused, see ``crypto.aead``);
 4. build every document and encrypt it with the ``.sops.yaml`` creation rule that matches
    its output path, checking that every secret field came out encrypted;
 5. only then write the files (each atomically).
@@ -26,7 +27,6 @@ import sqlalchemy as sa
 
 from reconciler.commands import QUIET, Progress, open_database
 from reconciler.crypto.aead import CipherContext, FieldCipher
-from reconciler.crypto.fingerprint import Fingerprinter
 from reconciler.crypto.local_keys import load_keys_for_target
 from reconciler.errors import ConfigError, DecryptFailed
 from reconciler.load.schema import NAME_PATTERN
@@ -104,7 +104,8 @@ def import_manifests(
         ConfigError: bad tenant name, a tenant without rows, an existing file without
             ``force``, no ``.sops.yaml`` creation rule for an output path, or a rule that
             would leave a secret field unencrypted. Nothing is written.
-        KeyUnavailable / DecryptFailed: a stored secret cannot be decrypted.
+        KeyUnavailable / DecryptFailed: a stored secret cannot be decrypted, or is not the
+            value its stored fingerprint describes. Nothing is written.
         DatabaseUnavailable: the database cannot be reached.
     """
     wanted = tuple(dict.fromkeys(tenants))
@@ -148,18 +149,14 @@ def import_manifests(
         )
 
     plaintext: dict[_SecretKey, Sensitive[str]] = {}
-    notes: list[ImportNote] = []
     if _has_secrets(rows):
         keyring, fingerprinter = load_keys_for_target(db.target, environ)
         with progress.stage("Decrypting secrets") as stage:
-            plaintext, mismatched = _decrypt(rows, FieldCipher(keyring), fingerprinter)
+            plaintext = _decrypt(rows, FieldCipher(keyring, fingerprinter))
             stage["detail"] = f"{len(plaintext)} values"
-    else:
-        mismatched = []
 
     drafts = build_manifests(rows, lambda *key: plaintext.get(key))
-    notes.extend(n for d in drafts for n in d.notes)
-    notes.extend(mismatched)
+    notes = [n for d in drafts for n in d.notes]
 
     targets = [(d, out_dir / d.relative_path) for d in drafts]
 
@@ -181,20 +178,22 @@ def _has_secrets(rows: StoredRows) -> bool:
     return any(i.secrets for i in rows.integrations) or any(w.secrets for w in rows.webhooks)
 
 
-def _decrypt(
-    rows: StoredRows, cipher: FieldCipher, fingerprinter: Fingerprinter
-) -> tuple[dict[_SecretKey, Sensitive[str]], list[ImportNote]]:
-    """Decrypt every stored secret; note those whose stored fingerprint does not match."""
+def _decrypt(rows: StoredRows, cipher: FieldCipher) -> dict[_SecretKey, Sensitive[str]]:
+    """Decrypt every stored secret, each only as the value its stored fingerprint describes.
+
+    A value that is not (a ciphertext copied back from an earlier credential, or swapped in
+    from another row or column) is refused with :class:`DecryptFailed` before anything is
+    written: importing it would put a stale credential into git as the desired state.
+    """
     out: dict[_SecretKey, Sensitive[str]] = {}
-    notes: list[ImportNote] = []
-    items: list[tuple[str, str, StoredIntegration | StoredWebhook]] = [
-        ("integrations", i.config_type.value, i) for i in rows.integrations
+    items: list[tuple[str, StoredIntegration | StoredWebhook]] = [
+        (i.config_type.value, i) for i in rows.integrations
     ]
-    items += [("webhooks", w.name, w) for w in rows.webhooks]
-    for group, name, row in items:
+    items += [(w.name, w) for w in rows.webhooks]
+    for name, row in items:
         platform, environment = row.platform.value, row.environment.value
         for secret in row.secrets:
-            if group == "integrations":
+            if isinstance(row, StoredIntegration):
                 ctx = CipherContext.integration(
                     row.tenant_id, platform, environment, name, secret.column
                 )
@@ -206,20 +205,11 @@ def _decrypt(
                 raise DecryptFailed(
                     f"{ctx.describe()} has a ciphertext but no encryption_key_version"
                 )
-            value = cipher.decrypt(secret.ciphertext, row.encryption_key_version, ctx)
+            value = cipher.decrypt(
+                secret.ciphertext, row.encryption_key_version, ctx, secret.fingerprint
+            )
             out[(ctx.table, row.tenant_id, row.id, secret.column)] = value
-            if fingerprinter.fingerprint(value) != secret.fingerprint:
-                notes.append(
-                    ImportNote(
-                        manifest_path(row.tenant_id, row.platform),
-                        f"environments.{row.environment.manifest_key}.{group}.{name}."
-                        f"{secret.column}",
-                        "the stored fingerprint does not match the stored secret (made with "
-                        "another fingerprint key?); plan will show it as changed until the "
-                        "next apply",
-                    )
-                )
-    return out, notes
+    return out
 
 
 def _reveal(value: Any) -> Any:

@@ -3,8 +3,10 @@
 Steps (seed Best Practices 4-5 and the circuit-breaker rule):
 
 1. one query reads the selected active, non-deleted integrations with their encrypted
-   credentials; they are decrypted in memory (a row whose secret cannot be decrypted gets
-   ``UNKNOWN`` with a message naming the key version, not a crash of the whole run);
+   credentials; they are decrypted in memory, each only as the value its stored fingerprint
+   describes (a row whose secret cannot be decrypted, or was replayed or swapped in the
+   database, gets ``UNKNOWN`` with a message saying so, not a crash of the whole run and
+   never a probe with a stale credential);
 2. every integration is probed through a :class:`~reconciler.health.probe.HealthProbe`
    (a few at a time, each bounded by the probe's timeout);
 3. in one transaction: one set-based ``UPDATE ... FROM unnest(...)`` writes
@@ -27,9 +29,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from reconciler.commands import QUIET, Database, Progress, open_database
-from reconciler.crypto.aead import CipherContext, FieldCipher
+from reconciler.crypto.aead import CipherContext, FieldCipher, check_binding
 from reconciler.crypto.local_keys import load_keys_for_target
 from reconciler.errors import SecretError
+from reconciler.model.actual import SecretDoubt
 from reconciler.model.enums import (
     CircuitBreakerStatus,
     ConfigType,
@@ -55,7 +58,8 @@ _WHERE = """(cardinality(CAST(:tenants AS text[])) = 0 OR tenant_id = ANY(CAST(:
 
 _TARGETS = f"""
 SELECT id, tenant_id, platform::text, environment::text, config_type::text, api_key,
-       api_secret, encryption_key_version, health_status::text
+       api_secret, encryption_key_version, health_status::text, api_key_fingerprint,
+       api_secret_fingerprint
 FROM integration_configs
 WHERE {_WHERE} AND is_active AND deleted_at IS NULL
 ORDER BY tenant_id, platform, environment, config_type
@@ -269,34 +273,59 @@ def _plain(target: ProbeTarget) -> tuple[str | None, ...]:
 def _decrypt(raw: list[Any], db: Database, environ: Mapping[str, str] | None) -> list[_Row]:
     cipher: FieldCipher | None = None
     if any(r[5] is not None or r[6] is not None for r in raw):
-        cipher = FieldCipher(load_keys_for_target(db.target, environ)[0])
+        cipher = FieldCipher(*load_keys_for_target(db.target, environ))
     rows: list[_Row] = []
     for r in raw:
         tenant, platform, environment = r[1], Platform(r[2]), Environment(r[3])
         config_type = ConfigType(r[4])
         secrets: dict[str, Sensitive[str] | None] = {"api_key": None, "api_secret": None}
         verdict: ProbeResult | None = None
-        for column, stored in (("api_key", r[5]), ("api_secret", r[6])):
+        for column, stored, fingerprint in (("api_key", r[5], r[9]), ("api_secret", r[6], r[10])):
             if stored is None or cipher is None:
                 continue
             ctx = CipherContext.integration(
                 tenant, platform.value, environment.value, config_type.value, column
             )
             try:
-                if r[7] is None:
-                    raise SecretError("no encryption_key_version")
-                secrets[column] = cipher.decrypt(stored, r[7], ctx)
-            except SecretError:
+                secrets[column] = _decrypt_one(cipher, stored, r[7], ctx, fingerprint)
+            except SecretError as exc:
                 verdict = ProbeResult(
-                    HealthStatus.UNKNOWN,
-                    f"the stored {column} cannot be decrypted with the keyring "
-                    f"(key version {r[7]}); nothing was checked",
+                    HealthStatus.UNKNOWN, f"the stored {column} {exc}; nothing was checked"
                 )
         target = ProbeTarget(
             tenant, platform, environment, config_type, secrets["api_key"], secrets["api_secret"]
         )
         rows.append(_Row(r[0], target, HealthStatus(r[8]), verdict))
     return rows
+
+
+def _decrypt_one(
+    cipher: FieldCipher,
+    stored: str,
+    version: int | None,
+    ctx: CipherContext,
+    fingerprint: str | None,
+) -> Sensitive[str]:
+    """Decrypt one credential; a failure's message is fixed text (no value, no library text)."""
+    if version is None:
+        raise SecretError("has no encryption_key_version")
+    if version not in cipher.keyring:
+        raise SecretError(f"cannot be decrypted: key version {version} is not in the keyring")
+    if (
+        check_binding(cipher.fingerprinter, stored, fingerprint, version, ctx)
+        is SecretDoubt.MISMATCH
+    ):
+        raise SecretError(
+            "does not match its fingerprint (replayed, swapped or edited in the database; "
+            "`reconciler apply` rewrites it)"
+        )
+    try:
+        return cipher.decrypt(stored, version, ctx, fingerprint)
+    except SecretError:
+        raise SecretError(
+            f"cannot be decrypted with the keyring (key version {version}) as the value its "
+            "fingerprint describes"
+        ) from None
 
 
 def _probe_all(prober: HealthProbe, rows: list[_Row]) -> list[ProbeResult]:

@@ -1,13 +1,15 @@
 """ActualState: what PostgreSQL holds, read set-based by ``store.read``.
 
-Secrets appear only as fingerprints (the ciphertext never leaves the store adapter).
-``row_version`` is bumped by every write and is what a saved plan pins.
+Secrets appear only as fingerprints (the ciphertext never leaves the store adapter), plus,
+for each stored secret that is not provably the value its fingerprint describes, why not
+(:class:`SecretDoubt`). ``row_version`` is bumped by every write and is what a saved plan pins.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from reconciler.model.desired import JSONValue
@@ -19,6 +21,23 @@ from reconciler.model.enums import (
     SyncDirection,
     WebhookType,
 )
+
+
+class SecretDoubt(enum.Enum):
+    """Why a stored secret is not provably the value its fingerprint column describes.
+
+    The store checks each ciphertext's binding tag with the fingerprint key (no database key
+    needed); the diff shows a doubted secret as changed, so ``apply`` rewrites it.
+
+    Members:
+        MISMATCH: the ciphertext does not belong with the row's fingerprint, key version or
+            place (replayed, swapped or edited in the database), or has no fingerprint.
+        LEGACY: the ``rcn1:`` format, written before ciphertexts carried a binding; only a
+            path holding the database keys can check it (``keys rotate`` upgrades it).
+    """
+
+    MISMATCH = "mismatch"
+    LEGACY = "legacy"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +59,8 @@ class ActualIntegration:
     transform_rules: Mapping[str, JSONValue]
     deleted_at: datetime | None
     row_version: int
+    doubted: Mapping[str, SecretDoubt] = field(default_factory=dict)
+    """Secret columns whose stored value is not provably their fingerprint's (see above)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +86,8 @@ class ActualWebhook:
     is_active: bool
     deleted_at: datetime | None
     row_version: int
+    doubted: Mapping[str, SecretDoubt] = field(default_factory=dict)
+    """Secret columns whose stored value is not provably their fingerprint's."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,16 +1,30 @@
 """Read the actual state: one set-based query per table, restricted to the selectors.
 
-Secrets never leave the database here: only their fingerprints are read. Soft-deleted rows
-are read too (the diff restores them when a manifest declares them again).
+Secrets are never decrypted here (no database key is needed): the diff compares their
+fingerprints, and each stored ciphertext's binding tag is checked with the fingerprint key,
+so a ciphertext that is not the one written with its fingerprint (copied back from an
+earlier value, swapped in from another row or column, or in the unbound legacy ``rcn1``
+form) is reported in ``doubted`` and planned as a change. Soft-deleted rows are read too
+(the diff restores them when a manifest declares them again).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
 
-from reconciler.model.actual import ActualIntegration, ActualState, ActualToken, ActualWebhook
+from reconciler.crypto.aead import CipherContext, check_binding
+from reconciler.crypto.fingerprint import Fingerprinter
+from reconciler.model.actual import (
+    ActualIntegration,
+    ActualState,
+    ActualToken,
+    ActualWebhook,
+    SecretDoubt,
+)
 from reconciler.model.enums import (
     AuthType,
     ConfigType,
@@ -31,7 +45,8 @@ _WHERE = """
 _INTEGRATIONS = f"""
 SELECT id, tenant_id, platform::text, environment::text, config_type::text, is_primary, is_active,
        api_key_fingerprint, api_secret_fingerprint, sync_interval, sync_direction::text,
-       features, mapping_rules, filter_rules, transform_rules, deleted_at, row_version
+       features, mapping_rules, filter_rules, transform_rules, deleted_at, row_version,
+       api_key, api_secret, encryption_key_version
 FROM integration_configs WHERE {_WHERE}
 """
 
@@ -40,7 +55,8 @@ SELECT id, tenant_id, platform::text, environment::text, name, webhook_type::tex
        auth_type::text, signing_secret_fingerprint, auth_token_fingerprint,
        auth_password_fingerprint, subscribed_events, retry_max_attempts,
        retry_initial_delay_seconds, retry_backoff_multiplier, retry_max_delay_seconds,
-       circuit_breaker_threshold, circuit_breaker_reset_seconds, is_active, deleted_at, row_version
+       circuit_breaker_threshold, circuit_breaker_reset_seconds, is_active, deleted_at, row_version,
+       signing_secret, auth_token, auth_password, encryption_key_version
 FROM webhook_configurations WHERE {_WHERE}
 """
 
@@ -75,8 +91,29 @@ def _opt(enum_type: Any, value: str | None) -> Any:
     return enum_type(value) if value is not None else None
 
 
-def read_actual_state(conn: sa.Connection, selectors: Selectors) -> ActualState:
-    """Read integrations, webhooks and OAuth token identities (three queries)."""
+def _doubts(
+    fingerprinter: Fingerprinter,
+    context: Callable[[str], CipherContext],
+    secrets: Sequence[tuple[str, str | None, str | None]],
+    version: int | None,
+) -> dict[str, SecretDoubt]:
+    """The doubted secrets of one row: ``(column, ciphertext, fingerprint)`` each checked."""
+    out: dict[str, SecretDoubt] = {}
+    for column, stored, fingerprint in secrets:
+        doubt = check_binding(fingerprinter, stored, fingerprint, version, context(column))
+        if doubt is not None:
+            out[column] = doubt
+    return out
+
+
+def read_actual_state(
+    conn: sa.Connection, selectors: Selectors, fingerprinter: Fingerprinter
+) -> ActualState:
+    """Read integrations, webhooks and OAuth token identities (three queries).
+
+    ``fingerprinter`` (the fingerprint key, no database key) checks each stored ciphertext's
+    binding to its fingerprint; see the module docstring.
+    """
     params = selector_params(selectors)
     integrations = tuple(
         ActualIntegration(
@@ -97,6 +134,12 @@ def read_actual_state(conn: sa.Connection, selectors: Selectors) -> ActualState:
             transform_rules=r[14] or {},
             deleted_at=r[15],
             row_version=r[16],
+            doubted=_doubts(
+                fingerprinter,
+                partial(CipherContext.integration, r[1], r[2], r[3], r[4]),
+                (("api_key", r[17], r[7]), ("api_secret", r[18], r[8])),
+                r[19],
+            ),
         )
         for r in conn.execute(sa.text(_INTEGRATIONS), params)
     )
@@ -123,6 +166,16 @@ def read_actual_state(conn: sa.Connection, selectors: Selectors) -> ActualState:
             is_active=r[18],
             deleted_at=r[19],
             row_version=r[20],
+            doubted=_doubts(
+                fingerprinter,
+                partial(CipherContext.webhook, r[1], r[2], r[3], r[4]),
+                (
+                    ("signing_secret", r[21], r[8]),
+                    ("auth_token", r[22], r[9]),
+                    ("auth_password", r[23], r[10]),
+                ),
+                r[24],
+            ),
         )
         for r in conn.execute(sa.text(_WEBHOOKS), params)
     )

@@ -2,7 +2,8 @@
 
 A rotation works table by table in batches, one transaction per batch::
 
-    SELECT ... WHERE encryption_key_version < active ... FOR UPDATE SKIP LOCKED LIMIT n
+    SELECT ... WHERE (encryption_key_version < active OR a secret is legacy rcn1)
+           ... FOR UPDATE SKIP LOCKED LIMIT n
     decrypt with the row's version, encrypt with the active one (same row and column context)
     UPDATE ... FROM unnest(...)   -- new ciphertexts, version, row_version + 1, updated_at
     INSERT the audit rows (one ROTATE entry per row)   -- same transaction
@@ -14,6 +15,14 @@ value at a time. Bumping ``row_version`` makes any plan saved before the rotatio
 is right: the rows it pinned have changed.
 
 Fingerprints do not change: they are computed from the plaintext, which rotation keeps.
+Every value is decrypted with the row's fingerprint (see ``crypto.aead``), so a ciphertext
+that is not the one written with its fingerprint (copied back from an earlier value, or
+swapped in from another row or column) is refused: the rotation stops with a one-line error
+naming the row, its batch is rolled back, and ``reconciler apply`` rewrites that value from
+the manifests before the rotation is run again. A legacy ``rcn1`` value of an integration or
+webhook comes out as ``rcn2``, but only when its plaintext's fingerprint is the row's
+fingerprint column. OAuth tokens have no fingerprint column: they stay ``rcn1``, bound to
+their row only.
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
-from reconciler.crypto.aead import CipherContext, FieldCipher
+from reconciler.crypto.aead import RCN1, CipherContext, FieldCipher
 from reconciler.errors import KeyUnavailable
 from reconciler.model.enums import AuditAction, EntityType, Environment, Platform, RiskLevel
 from reconciler.model.plan import Address, ResourceKind
@@ -80,6 +89,26 @@ class SecretTable:
     def has_secret_sql(self) -> str:
         """SQL condition: the row holds at least one encrypted value."""
         return "(" + " OR ".join(f"{c} IS NOT NULL" for c in self.columns) + ")"
+
+    @property
+    def fingerprinted(self) -> bool:
+        """Whether every secret column has a ``<column>_fingerprint`` column beside it."""
+        return self.entity_type is not EntityType.OAUTH_TOKEN
+
+    @property
+    def pending_sql(self) -> str:
+        """SQL condition: the row needs re-encrypting (older version, or legacy ``rcn1``)."""
+        if not self.fingerprinted:
+            return "encryption_key_version < :active"
+        legacy = " OR ".join(f"{c} LIKE '{RCN1}%'" for c in self.columns)
+        return f"(encryption_key_version < :active OR {legacy})"
+
+    @property
+    def select_sql(self) -> str:
+        """The secret columns, and their fingerprints where the table has them."""
+        if not self.fingerprinted:
+            return ", ".join(self.columns)
+        return ", ".join(f"{c}, {c}_fingerprint" for c in self.columns)
 
 
 SECRET_TABLES: tuple[SecretTable, ...] = (
@@ -169,7 +198,10 @@ class RotationResult:
 
 
 def check_rotatable(usage: Sequence[KeyUsage], cipher: FieldCipher) -> int:
-    """Rows that need re-encryption; refuse before writing anything if some cannot be.
+    """Rows under an older key version; refuse before writing anything if some cannot be.
+
+    (A rotation also re-encrypts legacy ``rcn1`` rows under the active version: see
+    :func:`pending_rows`.)
 
     Raises:
         KeyUnavailable: a row uses a version newer than the active one (rotation must never
@@ -216,12 +248,14 @@ def rotate_keys(
 
     Raises:
         KeyUnavailable: some rows cannot be rotated (see :func:`check_rotatable`).
-        DecryptFailed: a stored value does not decrypt; its batch is rolled back.
+        DecryptFailed: a stored value does not decrypt, or is not the value its fingerprint
+            describes (replayed or swapped); its batch is rolled back.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     with engine.connect() as conn:
-        total = check_rotatable(key_usage(conn), cipher)
+        check_rotatable(key_usage(conn), cipher)
+        total = pending_rows(conn, cipher.active_version)
     if progress is not None:
         progress.start(total)
     result = RotationResult(active_version=cipher.active_version)
@@ -237,9 +271,24 @@ def rotate_keys(
             if progress is not None:
                 progress.advance(table.name, count)
     with engine.connect() as conn:
-        usage = key_usage(conn)
-    result.remaining = sum(u.rows for u in usage if u.version != cipher.active_version)
+        result.remaining = pending_rows(conn, cipher.active_version)
     return result
+
+
+def pending_rows(conn: sa.Connection, active: int) -> int:
+    """Rows a rotation to ``active`` would re-encrypt (older version, or legacy ``rcn1``)."""
+    return sum(
+        int(
+            conn.execute(
+                sa.text(
+                    f"SELECT count(*) FROM {table.name}"
+                    f" WHERE {table.pending_sql} AND {table.has_secret_sql}"
+                ),
+                {"active": active},
+            ).scalar_one()
+        )
+        for table in SECRET_TABLES
+    )
 
 
 def _rotate_batch(
@@ -255,8 +304,8 @@ def _rotate_batch(
     rows = conn.execute(
         sa.text(
             f"SELECT tenant_id, id, encryption_key_version AS version, {table.identity_sql},"
-            f" {cols} FROM {table.name}"
-            f" WHERE encryption_key_version < :active AND {table.has_secret_sql}"
+            f" {table.select_sql} FROM {table.name}"
+            f" WHERE {table.pending_sql} AND {table.has_secret_sql}"
             " ORDER BY tenant_id, id LIMIT :n FOR UPDATE SKIP LOCKED"
         ),
         {"active": active, "n": batch_size},
@@ -273,7 +322,12 @@ def _rotate_batch(
         params[column] = [
             None
             if getattr(r, column) is None
-            else cipher.reencrypt(getattr(r, column), r.version, table.context(r, column))
+            else cipher.reencrypt(
+                getattr(r, column),
+                r.version,
+                table.context(r, column),
+                getattr(r, f"{column}_fingerprint") if table.fingerprinted else None,
+            )
             for r in rows
         ]
     arrays = ", ".join(
@@ -315,7 +369,11 @@ def _audit_entry(table: SecretTable, row: Any, active: int) -> AuditEntry:
             {
                 "code": "KEY_ROTATION",
                 "level": RiskLevel.LOW.value,
-                "message": f"secrets re-encrypted from key version {row.version} to {active}",
+                "message": (
+                    f"secrets re-encrypted from key version {row.version} to {active}"
+                    if row.version != active
+                    else f"secrets re-encrypted under key version {active} in the rcn2 form"
+                ),
             }
         ],
         requires_review=False,

@@ -2,9 +2,9 @@
 
 One statement per table and action (``INSERT ... SELECT FROM json_to_recordset(:rows)``,
 ``UPDATE ... FROM json_to_recordset(:rows)``), never a round trip per row. Secrets are
-encrypted with the keyring's active version just before the statement that stores them; a
-row whose secrets did not change keeps its ciphertext (and key version) untouched. Every
-write bumps
+encrypted with the keyring's active version just before the statement that stores them, bound
+to the fingerprint stored beside them (``rcn2``, see ``crypto.aead``); a row whose secrets did
+not change keeps its ciphertext (and key version) untouched. Every write bumps
 ``row_version`` and is guarded by the version the plan saw, so a row that moved underneath
 the plan fails the apply instead of being overwritten. Runtime-owned columns are only
 initialised on create (health UNKNOWN, circuit CLOSED, next sync from the interval).
@@ -218,7 +218,9 @@ def _secret_columns(table: _Table, d: Any, ctx: WriteContext) -> dict[str, Any]:
             continue
         if secret.value is None or secret.fingerprint is None:
             raise ApplyFailed(f"{d.address}: {col} was not decrypted; cannot apply")
-        out[col] = ctx.cipher.encrypt(secret.value, table.context(d, col))
+        # Bound to the fingerprint stored beside it: a ciphertext copied back later next
+        # to another fingerprint neither decrypts nor passes the plan's binding check.
+        out[col] = ctx.cipher.encrypt(secret.value, table.context(d, col), secret.fingerprint)
         out[f"{col}_fingerprint"] = secret.fingerprint
         any_secret = True
     out["encryption_key_version"] = ctx.cipher.active_version if any_secret else None

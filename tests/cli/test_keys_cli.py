@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import base64
-import os
 
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
 from reconciler.cli.main import cli
-from reconciler.crypto.aead import FieldCipher
 from reconciler.crypto.fingerprint import FINGERPRINT_KEY_ENV
 from reconciler.crypto.keyring import KEYRING_ENV, Keyring
-from tests.integration.test_rotate import seed
+from tests.integration.test_rotate import FINGERPRINT_KEY, cipher_of, seed
 
 
 @pytest.fixture
@@ -25,7 +23,7 @@ def _env(database_url: str, keyring: str) -> dict[str, str]:
     return {
         "RECONCILER_DATABASE_URL": database_url,
         KEYRING_ENV: keyring,
-        FINGERPRINT_KEY_ENV: base64.b64encode(os.urandom(32)).decode(),
+        FINGERPRINT_KEY_ENV: base64.b64encode(FINGERPRINT_KEY).decode(),
         "RECONCILER_ACTOR": "key-admin",
     }
 
@@ -34,7 +32,7 @@ def test_status_then_rotate_then_status(
     database_url: str, engine: sa.Engine, keyring_entries: tuple[str, str]
 ) -> None:
     old, new = keyring_entries
-    seed(engine, FieldCipher(Keyring.parse(old, source="test")))
+    seed(engine, cipher_of(Keyring.parse(old, source="test")))
     runner = CliRunner()
     both = f"{old},{new}"
 
@@ -79,7 +77,7 @@ def test_status_flags_versions_missing_from_keyring(
     database_url: str, engine: sa.Engine, keyring_entries: tuple[str, str]
 ) -> None:
     old, new = keyring_entries
-    seed(engine, FieldCipher(Keyring.parse(old, source="test")))
+    seed(engine, cipher_of(Keyring.parse(old, source="test")))
     result = CliRunner().invoke(cli, ["keys", "status"], env=_env(database_url, new))
     assert result.exit_code == 0
     assert any(

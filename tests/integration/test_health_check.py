@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from reconciler.crypto.aead import CipherContext, FieldCipher
+from reconciler.crypto.fingerprint import Fingerprinter
 from reconciler.crypto.keyring import Keyring
 from reconciler.health import ProbeResult, ProbeTarget, run_health_check
 from reconciler.model.enums import HealthStatus, Platform
@@ -52,19 +53,27 @@ def _insert_integration(
     active: bool = True,
     deleted: bool = False,
 ) -> None:
-    stored = None
+    stored = fingerprint = None
     if api_key is not None:
-        cipher = FieldCipher(Keyring.parse(ENVIRON["RECONCILER_KEYRING"], source="test"))
+        fingerprinter = Fingerprinter.from_base64(
+            ENVIRON["RECONCILER_FINGERPRINT_KEY"], source="test"
+        )
+        cipher = FieldCipher(
+            Keyring.parse(ENVIRON["RECONCILER_KEYRING"], source="test"), fingerprinter
+        )
         ctx = CipherContext.integration(tenant, platform, "PRODUCTION", config_type, "api_key")
-        stored = cipher.encrypt(api_key, ctx)
+        fingerprint = fingerprinter(api_key)
+        stored = cipher.encrypt(api_key, ctx, fingerprint)
     conn.execute(
         sa.text(
             """INSERT INTO integration_configs (tenant_id, platform, config_type, environment,
-                   is_active, api_key, encryption_key_version, deleted_at, row_version)
+                   is_active, api_key, api_key_fingerprint, encryption_key_version, deleted_at,
+                   row_version)
                VALUES (:t, CAST(:p AS platform), CAST(:c AS config_type), 'PRODUCTION', :a,
-                   :k, :v, CASE WHEN :d THEN now() END, 7)"""
+                   :k, :f, :v, CASE WHEN :d THEN now() END, 7)"""
         ),
         {
+            "f": fingerprint,
             "t": tenant,
             "p": platform,
             "c": config_type,
@@ -253,6 +262,23 @@ def test_undecryptable_credential_is_unknown_not_a_crash(
     assert checked.status is HealthStatus.UNKNOWN
     assert "key version 9" in checked.message and STRIPE_KEY not in checked.message
     assert _health(engine)[("acme", "STRIPE")][0] == "UNKNOWN"
+
+
+def test_replayed_credential_is_not_probed(engine: sa.Engine, database_url: str) -> None:
+    """An earlier key copied back into the row is never sent to the platform."""
+    with engine.begin() as conn:
+        _insert_integration(conn, "acme", "STRIPE", "API_KEY", api_key=STRIPE_KEY)
+        earlier = conn.execute(sa.text("SELECT api_key FROM integration_configs")).scalar_one()
+        conn.execute(sa.text("DELETE FROM integration_configs"))
+        _insert_integration(conn, "acme", "STRIPE", "API_KEY", api_key=STRIPE_KEY + "later")
+        conn.execute(sa.text("UPDATE integration_configs SET api_key = :k"), {"k": earlier})
+    probe = FakeProbe(ANSWERS)
+    result = run_health_check(probe=probe, database_url=database_url, now=NOW, environ=ENVIRON)
+    assert probe.seen == []
+    (checked,) = result.integrations
+    assert checked.status is HealthStatus.UNKNOWN
+    assert "api_key does not match its fingerprint" in checked.message
+    assert STRIPE_KEY not in checked.message and earlier not in checked.message
 
 
 def test_a_probe_that_raises_costs_one_row(engine: sa.Engine, database_url: str) -> None:

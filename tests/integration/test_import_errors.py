@@ -12,6 +12,7 @@ import sqlalchemy as sa
 import yaml
 
 from reconciler.crypto.aead import CipherContext, FieldCipher
+from reconciler.crypto.fingerprint import Fingerprinter
 from reconciler.crypto.keyring import Keyring
 from reconciler.errors import ConfigError, DecryptFailed
 from reconciler.export import import_manifests
@@ -23,24 +24,27 @@ ENVIRON = {
 }
 
 
+FP = Fingerprinter.from_base64(ENVIRON["RECONCILER_FINGERPRINT_KEY"], source="test")
+CIPHER = FieldCipher(Keyring.parse(ENVIRON["RECONCILER_KEYRING"], source="test"), FP)
+CTX = CipherContext.webhook("acme", "STRIPE", "PRODUCTION", "billing", "signing_secret")
+
+
 @pytest.fixture
 def seeded(engine: sa.Engine) -> sa.Engine:
-    cipher = FieldCipher(Keyring.parse(ENVIRON["RECONCILER_KEYRING"], source="test"))
-    ctx = CipherContext.webhook("acme", "STRIPE", "PRODUCTION", "billing", "signing_secret")
     with engine.begin() as conn:
         conn.execute(
             sa.text(
                 """INSERT INTO webhook_configurations (tenant_id, platform, environment, name,
                        webhook_type, endpoint_url, auth_type, signing_secret,
-                       encryption_key_version, subscribed_events, retry_max_attempts,
-                       retry_initial_delay_seconds, retry_backoff_multiplier,
+                       signing_secret_fingerprint, encryption_key_version, subscribed_events,
+                       retry_max_attempts, retry_initial_delay_seconds, retry_backoff_multiplier,
                        retry_max_delay_seconds, circuit_breaker_threshold,
                        circuit_breaker_reset_seconds)
                    VALUES ('acme', 'STRIPE', 'PRODUCTION', 'billing', 'INBOUND',
-                       'https://hooks.example.com/s', 'SIGNATURE', :s, 1, '["invoice.paid"]',
+                       'https://hooks.example.com/s', 'SIGNATURE', :s, :f, 1, '["invoice.paid"]',
                        5, 30, 2.0, 3600, 5, 300)"""
             ),
-            {"s": cipher.encrypt(SECRET, ctx)},
+            {"s": CIPHER.encrypt(SECRET, CTX, FP(SECRET)), "f": FP(SECRET)},
         )
     return engine
 
@@ -117,7 +121,28 @@ def test_written_file_holds_only_ciphertext(
     assert written.path == tmp_path / "m/tenants/acme/stripe.yaml" and written.secrets == 1
     text = written.path.read_text()
     assert SECRET not in text and "signing_secret: ENC[AES256_GCM," in text
-    # The seeded row has no fingerprint: plan would show the secret as changed, and says so.
-    (note,) = result.notes
-    assert note.field == "environments.production.webhooks.billing.signing_secret"
-    assert "fingerprint does not match" in note.message and SECRET not in note.message
+    assert result.notes == ()
+
+
+@pytest.mark.parametrize("fingerprint", ["later", None], ids=["replayed", "no-fingerprint"])
+def test_value_that_is_not_its_fingerprints_is_not_imported(
+    seeded: sa.Engine, database_url: str, tmp_path: Path, fingerprint: str | None
+) -> None:
+    """An earlier credential copied back into the row must not become desired state in git."""
+    _sops_config(tmp_path, "^signing_secret$")
+    later = "whsec_" + "ImportErrorLaterCanary01234"
+    with seeded.begin() as conn:
+        # The row's fingerprint moves on to a later value; the ciphertext stays the earlier one.
+        conn.execute(
+            sa.text("UPDATE webhook_configurations SET signing_secret_fingerprint = :f"),
+            {"f": FP(later) if fingerprint else None},
+        )
+    with pytest.raises(DecryptFailed) as failure:
+        import_manifests(
+            tenants=["acme"], out_dir=tmp_path / "m", database_url=database_url, environ=ENVIRON
+        )
+    message = str(failure.value)
+    assert "webhook_configurations.signing_secret tenant=acme" in message
+    assert "fingerprint" in message and "\n" not in message
+    assert SECRET not in message and later not in message
+    assert _files(tmp_path) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -9,14 +10,22 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from reconciler.crypto.aead import CipherContext, FieldCipher
+from reconciler.crypto.aead import RCN1, RCN2, CipherContext, FieldCipher
+from reconciler.crypto.fingerprint import Fingerprinter
 from reconciler.crypto.keyring import Keyring
-from reconciler.errors import KeyUnavailable
+from reconciler.errors import DecryptFailed, KeyUnavailable
 from reconciler.store import tables
 from reconciler.store.audit import AuditContext, verify_chain
 from reconciler.store.rotate import REENCRYPTED, KeyUsage, key_usage, rotate_keys
 
 CONTEXT = AuditContext("rotator", "127.0.0.1", "reconciler/test", "session-1")
+FINGERPRINT_KEY = os.urandom(32)
+FP = Fingerprinter(FINGERPRINT_KEY)
+"""The fingerprint key every seeded row is written with."""
+
+
+def cipher_of(keyring: Keyring) -> FieldCipher:
+    return FieldCipher(keyring, FP)
 
 
 @dataclass
@@ -61,8 +70,8 @@ def seed(engine: sa.Engine, cipher: FieldCipher) -> Seeded:
                         continue  # a NULL secret column stays NULL
                     plain = f"{tenant}-{env}-{col}"
                     ctx = CipherContext.integration(tenant, "STRIPE", env, "API_KEY", col)
-                    values[col] = cipher.encrypt(plain, ctx)
-                    values[f"{col}_fingerprint"] = "f" * 64
+                    values[col] = cipher.encrypt(plain, ctx, FP(plain))
+                    values[f"{col}_fingerprint"] = FP(plain)
                     out.plaintext[("integration_configs", tenant, 0, col)] = plain
                 row_id = _insert(
                     conn,
@@ -81,7 +90,8 @@ def seed(engine: sa.Engine, cipher: FieldCipher) -> Seeded:
             values = {}
             for col in ("signing_secret", "auth_token"):
                 ctx = CipherContext.webhook(tenant, "HUBSPOT", "PRODUCTION", "events", col)
-                values[col] = cipher.encrypt(f"{tenant}-{col}", ctx)
+                values[col] = cipher.encrypt(f"{tenant}-{col}", ctx, FP(f"{tenant}-{col}"))
+                values[f"{col}_fingerprint"] = FP(f"{tenant}-{col}")
                 out.plaintext[("webhook_configurations", tenant, 0, col)] = f"{tenant}-{col}"
             row_id = _insert(
                 conn,
@@ -113,10 +123,14 @@ def seed(engine: sa.Engine, cipher: FieldCipher) -> Seeded:
                 },
             )
             access = cipher.encrypt(
-                f"{tenant}-access", CipherContext.oauth_token(tenant, token_id, "access_token")
+                f"{tenant}-access",
+                CipherContext.oauth_token(tenant, token_id, "access_token"),
+                None,
             )
             refresh = cipher.encrypt(
-                f"{tenant}-refresh", CipherContext.oauth_token(tenant, token_id, "refresh_token")
+                f"{tenant}-refresh",
+                CipherContext.oauth_token(tenant, token_id, "refresh_token"),
+                None,
             )
             conn.execute(
                 tables.oauth_tokens.update()
@@ -147,9 +161,12 @@ def _rekey(out: Seeded, table: str, tenant: str, row_id: int) -> None:
         out.plaintext[(table, tenant, row_id, key[3])] = out.plaintext.pop(key)
 
 
-def _contexts(conn: sa.Connection) -> dict[tuple[str, str, int, str], tuple[str, int, Any]]:
-    """Every stored secret: (table, tenant, id, column) -> (stored, version, context)."""
-    found: dict[tuple[str, str, int, str], tuple[str, int, Any]] = {}
+Found = dict[tuple[str, str, int, str], tuple[str, int, Any, str | None]]
+
+
+def _contexts(conn: sa.Connection) -> Found:
+    """Every stored secret: (table, tenant, id, column) -> (stored, version, context, fp)."""
+    found: Found = {}
     for row in conn.execute(sa.text("SELECT * FROM integration_configs")).mappings():
         for col in ("api_key", "api_secret"):
             if row[col] is not None:
@@ -157,7 +174,12 @@ def _contexts(conn: sa.Connection) -> dict[tuple[str, str, int, str], tuple[str,
                     row["tenant_id"], row["platform"], row["environment"], row["config_type"], col
                 )
                 key = ("integration_configs", row["tenant_id"], row["id"], col)
-                found[key] = (row[col], row["encryption_key_version"], ctx)
+                found[key] = (
+                    row[col],
+                    row["encryption_key_version"],
+                    ctx,
+                    row[f"{col}_fingerprint"],
+                )
     for row in conn.execute(sa.text("SELECT * FROM webhook_configurations")).mappings():
         for col in ("signing_secret", "auth_token", "auth_password"):
             if row[col] is not None:
@@ -165,21 +187,26 @@ def _contexts(conn: sa.Connection) -> dict[tuple[str, str, int, str], tuple[str,
                     row["tenant_id"], row["platform"], row["environment"], row["name"], col
                 )
                 key = ("webhook_configurations", row["tenant_id"], row["id"], col)
-                found[key] = (row[col], row["encryption_key_version"], ctx)
+                found[key] = (
+                    row[col],
+                    row["encryption_key_version"],
+                    ctx,
+                    row[f"{col}_fingerprint"],
+                )
     for row in conn.execute(sa.text("SELECT * FROM oauth_tokens")).mappings():
         for col in ("access_token", "refresh_token"):
             ctx = CipherContext.oauth_token(row["tenant_id"], row["id"], col)
             key = ("oauth_tokens", row["tenant_id"], row["id"], col)
-            found[key] = (row[col], row["encryption_key_version"], ctx)
+            found[key] = (row[col], row["encryption_key_version"], ctx, None)
     return found
 
 
 def test_rotate_reencrypts_every_table_and_audits_each_row(
     engine: sa.Engine, keys: tuple[bytes, bytes]
 ) -> None:
-    old = FieldCipher(Keyring({1: keys[0]}))
+    old = cipher_of(Keyring({1: keys[0]}))
     seeded = seed(engine, old)
-    new = FieldCipher(Keyring({1: keys[0], 2: keys[1]}))
+    new = cipher_of(Keyring({1: keys[0], 2: keys[1]}))
     with engine.connect() as conn:
         before = _contexts(conn)
         versions_before = dict(
@@ -199,10 +226,11 @@ def test_rotate_reencrypts_every_table_and_audits_each_row(
     with engine.connect() as conn:
         after = _contexts(conn)
         assert after.keys() == before.keys() == seeded.plaintext.keys()
-        for key, (stored, version, ctx) in after.items():
+        for key, (stored, version, ctx, fp) in after.items():
             assert version == 2
-            assert stored != before[key][0]
-            assert new.decrypt(stored, 2, ctx).reveal() == seeded.plaintext[key]
+            assert stored != before[key][0] and fp == before[key][3]
+            assert stored.startswith(RCN2 if fp else RCN1)  # OAuth tokens stay rcn1
+            assert new.decrypt(stored, 2, ctx, fp).reveal() == seeded.plaintext[key]
         bumped = dict(
             conn.execute(sa.text("SELECT id, row_version FROM integration_configs")).all()
         )
@@ -230,7 +258,7 @@ def test_rotate_reencrypts_every_table_and_audits_each_row(
             "encryption_key_version": {"before": 1, "after": 2},
         }
         for a in audit:
-            assert "rcn1:" not in a.raw
+            assert RCN1 not in a.raw and RCN2 not in a.raw
             assert not any(p in a.raw for p in seeded.plaintext.values())
         assert verify_chain(conn) == []
 
@@ -249,8 +277,8 @@ def test_rotate_reencrypts_every_table_and_audits_each_row(
 def test_rotate_skips_locked_rows_and_picks_them_up_later(
     engine: sa.Engine, keys: tuple[bytes, bytes]
 ) -> None:
-    seed(engine, FieldCipher(Keyring({1: keys[0]})))
-    new = FieldCipher(Keyring({1: keys[0], 2: keys[1]}))
+    seed(engine, cipher_of(Keyring({1: keys[0]})))
+    new = cipher_of(Keyring({1: keys[0], 2: keys[1]}))
     with engine.connect() as other:
         locked = other.execute(
             sa.text("SELECT id FROM webhook_configurations WHERE tenant_id = 'acme' FOR UPDATE")
@@ -279,10 +307,167 @@ def test_rotate_skips_locked_rows_and_picks_them_up_later(
 def test_rotate_refuses_versions_it_cannot_handle(
     engine: sa.Engine, keys: tuple[bytes, bytes]
 ) -> None:
-    seed(engine, FieldCipher(Keyring({1: keys[0], 2: keys[1]})))
+    seed(engine, cipher_of(Keyring({1: keys[0], 2: keys[1]})))
     with pytest.raises(KeyUnavailable, match=r"use key version 2, newer than .*newest \(1\)"):
-        rotate_keys(engine, FieldCipher(Keyring({1: keys[0]})), CONTEXT)
+        rotate_keys(engine, cipher_of(Keyring({1: keys[0]})), CONTEXT)
     with pytest.raises(KeyUnavailable, match="key version 2, which is not in the keyring"):
-        rotate_keys(engine, FieldCipher(Keyring({1: keys[0], 3: os.urandom(32)})), CONTEXT)
+        rotate_keys(engine, cipher_of(Keyring({1: keys[0], 3: os.urandom(32)})), CONTEXT)
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM configuration_audit_logs")).scalar() == 0
+
+
+# -- values that are not the ones written with their fingerprint -------------------------------
+
+
+def _integration_row(conn: sa.Connection, environment: str) -> Any:
+    return conn.execute(
+        sa.text(
+            "SELECT id, api_key, api_key_fingerprint FROM integration_configs"
+            " WHERE tenant_id = 'acme' AND platform = 'STRIPE' AND environment = :e"
+        ),
+        {"e": environment},
+    ).one()
+
+
+def _audit_count(conn: sa.Connection) -> int:
+    return int(conn.execute(sa.text("SELECT count(*) FROM configuration_audit_logs")).scalar_one())
+
+
+def test_rotate_refuses_a_ciphertext_copied_back_from_an_earlier_value(
+    engine: sa.Engine, keys: tuple[bytes, bytes]
+) -> None:
+    """A rotated-out credential copied back by SQL is refused, not re-encrypted."""
+    old = cipher_of(Keyring({1: keys[0]}))
+    seeded = seed(engine, old)
+    ctx = CipherContext.integration("acme", "STRIPE", "PRODUCTION", "API_KEY", "api_key")
+    with engine.begin() as conn:
+        earlier = _integration_row(conn, "PRODUCTION").api_key
+        # The credential is rotated (as apply writes it) ...
+        conn.execute(
+            sa.text(
+                "UPDATE integration_configs SET api_key = :k, api_key_fingerprint = :f"
+                " WHERE tenant_id = 'acme' AND platform = 'STRIPE' AND environment = 'PRODUCTION'"
+            ),
+            {"k": old.encrypt("acme-rotated", ctx, FP("acme-rotated")), "f": FP("acme-rotated")},
+        )
+        # ... and its earlier ciphertext copied back, the fingerprint left as it is.
+        conn.execute(
+            sa.text(
+                "UPDATE integration_configs SET api_key = :k"
+                " WHERE tenant_id = 'acme' AND platform = 'STRIPE' AND environment = 'PRODUCTION'"
+            ),
+            {"k": earlier},
+        )
+        before = conn.execute(sa.text("SELECT * FROM integration_configs ORDER BY id")).all()
+    new = cipher_of(Keyring({1: keys[0], 2: keys[1]}))
+    with pytest.raises(DecryptFailed) as info:
+        rotate_keys(engine, new, CONTEXT, batch_size=100)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "integration_configs.api_key tenant=acme row=STRIPE/PRODUCTION/API_KEY" in message
+    assert "does not match its fingerprint" in message
+    assert earlier not in message
+    assert not [p for p in [*seeded.plaintext.values(), "acme-rotated"] if p in message]
+    with engine.connect() as conn:
+        # Its batch was rolled back: nothing re-encrypted, nothing audited.
+        assert conn.execute(sa.text("SELECT * FROM integration_configs ORDER BY id")).all() == (
+            before
+        )
+        assert _audit_count(conn) == 0
+
+
+def test_rotate_refuses_ciphertexts_swapped_between_rows(
+    engine: sa.Engine, keys: tuple[bytes, bytes]
+) -> None:
+    seed(engine, cipher_of(Keyring({1: keys[0]})))
+    with engine.begin() as conn:
+        # Ciphertext and fingerprint moved together from one row to another.
+        conn.execute(
+            sa.text(
+                "UPDATE integration_configs AS t SET api_key = s.api_key,"
+                " api_key_fingerprint = s.api_key_fingerprint"
+                " FROM integration_configs AS s"
+                " WHERE t.tenant_id = 'globex' AND t.environment = 'SANDBOX'"
+                " AND s.tenant_id = 'globex' AND s.environment = 'STAGING'"
+            )
+        )
+    new = cipher_of(Keyring({1: keys[0], 2: keys[1]}))
+    with pytest.raises(DecryptFailed, match="tenant=globex row=STRIPE/SANDBOX/API_KEY"):
+        rotate_keys(engine, new, CONTEXT, batch_size=100)
+
+
+def test_rotate_refuses_ciphertexts_swapped_between_columns(
+    engine: sa.Engine, keys: tuple[bytes, bytes]
+) -> None:
+    seed(engine, cipher_of(Keyring({1: keys[0]})))
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE integration_configs SET api_key = api_secret, api_secret = api_key"
+                " WHERE tenant_id = 'acme' AND environment = 'SANDBOX'"
+            )
+        )
+    new = cipher_of(Keyring({1: keys[0], 2: keys[1]}))
+    with pytest.raises(DecryptFailed, match="tenant=acme row=STRIPE/SANDBOX/API_KEY"):
+        rotate_keys(engine, new, CONTEXT, batch_size=100)
+
+
+def _legacy(keyring: Keyring, plaintext: str, ctx: CipherContext) -> str:
+    """An ``rcn1`` value as written before ciphertexts were bound to their fingerprint."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    nonce = os.urandom(12)
+    sealed = AESGCM(keyring.key(1, where="test")).encrypt(nonce, plaintext.encode(), ctx.aad())
+    return RCN1 + base64.b64encode(nonce + sealed).decode()
+
+
+def test_rotate_upgrades_legacy_rcn1_only_when_it_is_its_fingerprints_value(
+    engine: sa.Engine, keys: tuple[bytes, bytes]
+) -> None:
+    keyring = Keyring({1: keys[0]})
+    cipher = cipher_of(keyring)
+    seed(engine, cipher)
+    production = CipherContext.integration("acme", "STRIPE", "PRODUCTION", "API_KEY", "api_key")
+    sandbox = CipherContext.integration("acme", "STRIPE", "SANDBOX", "API_KEY", "api_key")
+    with engine.begin() as conn:
+        # Two legacy values under the active version: one consistent with its fingerprint,
+        # one an earlier credential next to a later fingerprint.
+        conn.execute(
+            sa.text(
+                "UPDATE integration_configs SET api_key = :k"
+                " WHERE tenant_id = 'acme' AND platform = 'STRIPE' AND environment = 'PRODUCTION'"
+            ),
+            {"k": _legacy(keyring, "acme-PRODUCTION-api_key", production)},
+        )
+        conn.execute(
+            sa.text(
+                "UPDATE integration_configs SET api_key = :k"
+                " WHERE tenant_id = 'acme' AND environment = 'SANDBOX'"
+            ),
+            {"k": _legacy(keyring, "acme-SANDBOX-earlier", sandbox)},
+        )
+    with pytest.raises(DecryptFailed, match=r"row=STRIPE/SANDBOX/API_KEY.*does not match"):
+        rotate_keys(engine, cipher, CONTEXT, batch_size=100)
+
+    with engine.begin() as conn:  # what apply would write
+        conn.execute(
+            sa.text(
+                "UPDATE integration_configs SET api_key = :k"
+                " WHERE tenant_id = 'acme' AND environment = 'SANDBOX'"
+            ),
+            {"k": cipher.encrypt("acme-SANDBOX-api_key", sandbox, FP("acme-SANDBOX-api_key"))},
+        )
+    result = rotate_keys(engine, cipher, CONTEXT, batch_size=100)
+    assert result.rotated["integration_configs"] == 1 and result.remaining == 0
+    assert result.rotated["oauth_tokens"] == 0  # tokens under the active version stay as they are
+    with engine.connect() as conn:
+        row = _integration_row(conn, "PRODUCTION")
+        assert row.api_key.startswith(RCN2)
+        assert cipher.decrypt(row.api_key, 1, production, row.api_key_fingerprint).reveal() == (
+            "acme-PRODUCTION-api_key"
+        )
+        (reason,) = conn.execute(
+            sa.text("SELECT risk_reasons FROM configuration_audit_logs")
+        ).scalar_one()
+        assert reason["message"] == "secrets re-encrypted under key version 1 in the rcn2 form"
+    assert rotate_keys(engine, cipher, CONTEXT).total == 0

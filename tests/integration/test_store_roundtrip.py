@@ -22,18 +22,20 @@ from reconciler.model.desired import DesiredState
 from reconciler.model.plan import Action, Plan
 from reconciler.store.read import read_actual_state
 from reconciler.store.write import WriteContext, write_changes
-from tests.unit.core.builders import account, integration, secret, state, webhook
+from tests.unit.core.builders import FINGERPRINTER, account, integration, secret, state, webhook
 
 POLICY = RiskPolicy()
 
 
 def _cipher() -> FieldCipher:
-    return FieldCipher(Keyring({1: os.urandom(32)}))
+    return FieldCipher(Keyring({1: os.urandom(32)}), FINGERPRINTER)
 
 
 def _plan(conn: sa.Connection, desired: DesiredState, prune: bool = False) -> Plan:
     actual = read_actual_state(
-        conn, build_plan(desired, ActualState(), policy=POLICY, created_at="t").selectors
+        conn,
+        build_plan(desired, ActualState(), policy=POLICY, created_at="t").selectors,
+        FINGERPRINTER,
     )
     return build_plan(desired, actual, policy=POLICY, created_at="t", prune=prune)
 
@@ -68,11 +70,11 @@ def test_write_then_read_is_a_fixed_point(engine: sa.Engine) -> None:
             )
         ).one()
     stored, fp, version, health, scheduled, row_version = row
-    assert "sk_live_canary" not in stored and stored.startswith("rcn1:")
+    assert "sk_live_canary" not in stored and stored.startswith("rcn2:")
     assert fp == secret("sk_live_canary").fingerprint
     assert (version, health, scheduled, row_version) == (1, "UNKNOWN", True, 1)
     ctx = CipherContext.integration("acme", "STRIPE", "PRODUCTION", "API_KEY", "api_key")
-    assert cipher.decrypt(stored, 1, ctx).reveal() == "sk_live_canary"
+    assert cipher.decrypt(stored, 1, ctx, fp).reveal() == "sk_live_canary"
 
 
 def test_update_keeps_unchanged_secret_ciphertext_and_bumps_version(engine: sa.Engine) -> None:
@@ -91,6 +93,48 @@ def test_update_keeps_unchanged_secret_ciphertext_and_bumps_version(engine: sa.E
     with engine.connect() as conn:
         rotated = conn.execute(sa.text("SELECT api_key FROM integration_configs")).scalar_one()
     assert rotated != before
+
+
+def test_replayed_or_swapped_ciphertext_is_planned_as_a_change_and_healed(
+    engine: sa.Engine,
+) -> None:
+    """Earlier values copied back by SQL: the read flags them, apply rewrites them."""
+    cipher = _cipher()
+    v1 = state(integration(), webhook())
+    _apply(engine, v1, cipher)
+    with engine.connect() as conn:
+        (old_key,) = conn.execute(sa.text("SELECT api_key FROM integration_configs")).one()
+    v2 = state(integration(api_key=secret("sk_live_rotated")), webhook())
+    _apply(engine, v2, cipher)
+    with engine.begin() as conn:
+        assert _plan(conn, v2).changes == ()
+        conn.execute(sa.text("UPDATE integration_configs SET api_key = :k"), {"k": old_key})
+        # And a swap: the webhook's ciphertext into the integration's api_secret column.
+        conn.execute(
+            sa.text(
+                "UPDATE integration_configs SET api_secret = w.signing_secret,"
+                " api_secret_fingerprint = w.signing_secret_fingerprint"
+                " FROM webhook_configurations w"
+            )
+        )
+    with engine.connect() as conn:
+        p = _plan(conn, v2)
+    (change,) = p.changes
+    assert [(f.field, f.before, f.after) for f in change.fields] == [
+        ("api_key", "(sensitive)", "(sensitive)"),
+        ("api_secret", "(sensitive)", None),
+    ]
+    assert "stored api_key does not match its fingerprint" in change.reason
+    assert "stored api_secret does not match its fingerprint" in change.reason
+    _apply(engine, v2, cipher)
+    with engine.connect() as conn:
+        assert _plan(conn, v2).changes == ()
+        stored, fp, secret_column = conn.execute(
+            sa.text("SELECT api_key, api_key_fingerprint, api_secret FROM integration_configs")
+        ).one()
+    ctx = CipherContext.integration("acme", "STRIPE", "PRODUCTION", "API_KEY", "api_key")
+    assert cipher.decrypt(stored, 1, ctx, fp).reveal() == "sk_live_rotated"
+    assert secret_column is None
 
 
 def test_soft_delete_and_restore(engine: sa.Engine) -> None:

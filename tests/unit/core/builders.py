@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import replace
 from typing import Any
 
+from reconciler.crypto.fingerprint import Fingerprinter
 from reconciler.model.actual import ActualIntegration, ActualState, ActualToken, ActualWebhook
 from reconciler.model.desired import (
     DesiredIntegration,
@@ -26,9 +26,12 @@ from reconciler.model.enums import (
 )
 from reconciler.model.sensitive import Sensitive
 
+FINGERPRINTER = Fingerprinter(b"k" * 32)
+"""The fingerprint key of every secret these builders make (a fixed test key)."""
+
 
 def secret(value: str) -> SecretValue:
-    return SecretValue(Sensitive(value), hashlib.sha256(b"k" + value.encode()).hexdigest())
+    return SecretValue(Sensitive(value), FINGERPRINTER(value))
 
 
 def integration(tenant: str = "acme", **kw: Any) -> DesiredIntegration:

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from reconciler.core.planner import build_plan
 from reconciler.core.risk import RiskPolicy
-from reconciler.model.actual import ActualState
+from reconciler.model.actual import ActualState, SecretDoubt
 from reconciler.model.desired import DesiredState
 from reconciler.model.enums import AuthType, Environment, RiskLevel
 from reconciler.model.plan import Action, NoticeKind, Plan, Selectors
@@ -67,6 +67,44 @@ def test_secret_change_is_exact_and_masked() -> None:
     ]
     assert change.risk.level is RiskLevel.HIGH
     assert "sk_live" not in repr(p.to_dict())
+
+
+def test_doubted_secret_is_a_change_even_with_equal_fingerprints() -> None:
+    """A stored value the store could not bind to its fingerprint is rewritten by apply."""
+    desired = state(integration(), webhook())
+    actual = as_actual(desired)
+    replayed = replace(
+        actual,
+        integrations=(replace(actual.integrations[0], doubted={"api_key": SecretDoubt.MISMATCH}),),
+        webhooks=(replace(actual.webhooks[0], doubted={"signing_secret": SecretDoubt.LEGACY}),),
+    )
+    p = plan(desired, replayed)
+    by_kind = {c.address.kind.value: c for c in p.changes}
+    integ, hook = by_kind["integration"], by_kind["webhook"]
+    assert integ.action is Action.UPDATE
+    assert [(f.field, f.before, f.after, f.sensitive) for f in integ.fields] == [
+        ("api_key", "(sensitive)", "(sensitive)", True)
+    ]
+    assert integ.reason == (
+        "stored api_key does not match its fingerprint (replayed, swapped or edited in the "
+        "database); apply rewrites it from the manifest"
+    )
+    assert integ.risk.level is RiskLevel.HIGH
+    assert [f.field for f in hook.fields] == ["signing_secret"]
+    assert "legacy rcn1" in hook.reason and "keys rotate" in hook.reason
+
+    # Together with an ordinary difference, both are said.
+    p = plan(state(integration(sync_interval=30), webhook()), replayed)
+    integ = next(c for c in p.changes if c.address.kind.value == "integration")
+    assert {f.field for f in integ.fields} == {"api_key", "sync_interval"}
+    assert integ.reason.startswith("manifest differs; stored api_key does not match")
+
+    # A doubted value the manifest no longer declares is removed.
+    p = plan(state(integration(api_key=None), webhook()), replayed)
+    integ = next(c for c in p.changes if c.address.kind.value == "integration")
+    assert [(f.field, f.before, f.after) for f in integ.fields] == [
+        ("api_key", "(sensitive)", None)
+    ]
 
 
 def test_event_order_is_not_a_change() -> None:
