@@ -26,6 +26,7 @@ def _env(database_url: str, keyring: str) -> dict[str, str]:
         "RECONCILER_DATABASE_URL": database_url,
         KEYRING_ENV: keyring,
         FINGERPRINT_KEY_ENV: base64.b64encode(os.urandom(32)).decode(),
+        "RECONCILER_AUDIT_KEY": base64.b64encode(os.urandom(32)).decode(),
         "RECONCILER_ACTOR": "key-admin",
     }
 
