@@ -734,6 +734,28 @@ def checkpoint_document(report: ChainReport, *, now: datetime) -> dict[str, Any]
     }
 
 
+def chain_heads(conn: sa.Connection, tenants: Iterable[str]) -> dict[str, ChainHead]:
+    """The newest row of each of ``tenants``' chains, as a checkpoint records it (no verification).
+
+    For an apply's output, inside its transaction after :func:`append_audit_entries`: one
+    statement, an index-only count per tenant on the ``(tenant_id, id)`` primary key.
+    """
+    rows = conn.execute(
+        sa.text(
+            f"""
+            SELECT t.tenant_id, h.id, h.entry_hash, c.n
+              FROM unnest(CAST(:tenants AS text[])) AS t(tenant_id)
+              JOIN LATERAL (SELECT id, entry_hash FROM {_TABLE} a
+                             WHERE a.tenant_id = t.tenant_id ORDER BY id DESC LIMIT 1) h ON true
+              JOIN LATERAL (SELECT count(*) AS n FROM {_TABLE} a
+                             WHERE a.tenant_id = t.tenant_id) c ON true
+            """
+        ),
+        {"tenants": sorted(set(tenants))},
+    )
+    return {r.tenant_id: ChainHead(r.id, r.entry_hash, r.n) for r in rows}
+
+
 def parse_checkpoint(text: str, *, source: str) -> Checkpoint:
     """Read a checkpoint written by :func:`checkpoint_document` (strict; nothing is executed).
 

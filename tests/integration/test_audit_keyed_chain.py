@@ -19,6 +19,7 @@ from reconciler.store.audit import (
     AuditContext,
     AuditEntry,
     append_audit_entries,
+    chain_heads,
     checkpoint_document,
     entry_hash,
     inspect_chains,
@@ -326,6 +327,8 @@ def test_checkpoint_catches_removal_of_the_newest_rows(logged: sa.Engine) -> Non
     _review(logged, _high_id(logged))
     checkpoint = parse_checkpoint(_checkpoint(logged), source="cp.json")
     assert {t: h.rows for t, h in checkpoint.heads.items()} == {"acme": 4, "globex": 1}
+    with logged.connect() as conn:
+        assert chain_heads(conn, ["acme", "globex", "nobody"]) == checkpoint.heads
     with logged.begin() as conn:
         append_audit_entries(conn, [_entry("acme", "later")], APPLIER, now=NOW)
     with logged.connect() as conn:
@@ -385,3 +388,17 @@ def test_malformed_checkpoints_are_refused(text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=r"cp\.json: ") as info:
         parse_checkpoint(text, source="cp.json")
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_checkpoint_covers_unkeyed_rows(logged: sa.Engine) -> None:
+    # Right after an upgrade: rows no keyed row follows yet, accepted once and checkpointed.
+    _rewrite_chain(logged, "acme", lambda row: None, entry_hash)
+    checkpoint = parse_checkpoint(_checkpoint(logged), source="cp.json")
+    with logged.connect() as conn:
+        assert inspect_chains(conn, key=KEY).unkeyed_only == 3
+        assert inspect_chains(conn, key=KEY, checkpoint=checkpoint).unkeyed_only == 0
+    # Recomputing them now (the unkeyed hash needs no key) moves the head the file holds.
+    _rewrite_chain(logged, "acme", _downgrade_high, entry_hash)
+    with logged.connect() as conn:
+        report = inspect_chains(conn, key=KEY, checkpoint=checkpoint)
+    assert [(b.tenant_id, b.kind) for b in report.breaks] == [("acme", "checkpoint")]
