@@ -228,6 +228,7 @@ def main() -> None:
             "SOPS_AGE_KEY_FILE": str(key_file),
             "RECONCILER_KEYRING": "1:" + base64.b64encode(b"b" * 32).decode(),
             "RECONCILER_FINGERPRINT_KEY": base64.b64encode(b"f" * 32).decode(),
+            "RECONCILER_AUDIT_KEY": base64.b64encode(b"a" * 32).decode(),
         }
     )
     server = None

@@ -45,6 +45,7 @@ from reconciler.context import git_commit, resolve_actor, user_agent
 from reconciler.core.planner import build_plan, judgement_difference
 from reconciler.core.risk import RiskPolicy
 from reconciler.crypto.aead import FieldCipher
+from reconciler.crypto.audit_key import load_audit_key
 from reconciler.crypto.fingerprint import Fingerprinter
 from reconciler.crypto.local_keys import load_keys_for_target
 from reconciler.errors import (
@@ -445,6 +446,7 @@ def apply(
         selectors, prune = saved_plan.plan.selectors, saved_plan.plan.prune
     db = open_database(database_url, progress)
     keyring, fingerprint = load_keys_for_target(db.target, env, stderr=_notes(progress))
+    audit_key = load_audit_key(db.target, env, create=True, stderr=_notes(progress))
     desired = load_desired(manifests_dir, selectors, fingerprint, progress)
     if saved_plan is not None and saved_plan.plan.manifests_digest != desired.manifests_digest:
         raise PlanStale("the manifests changed since the plan was made; make a new plan")
@@ -509,6 +511,7 @@ def apply(
                     session_id=str(run_id),
                     git_commit=git_commit(env, manifests_dir),
                     apply_run_id=run_id,
+                    key=audit_key,
                 )
                 cipher = FieldCipher(keyring, fingerprint)
                 counts = _write_and_audit(conn, current, desired, cipher, audit_context, started)

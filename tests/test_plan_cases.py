@@ -296,6 +296,7 @@ def age_env(monkeypatch: pytest.MonkeyPatch) -> AgeRecipients:
     monkeypatch.setenv("SOPS_AGE_KEY", keys.secret_key)
     monkeypatch.setenv("RECONCILER_KEYRING", "1:" + base64.b64encode(os.urandom(32)).decode())
     monkeypatch.setenv("RECONCILER_FINGERPRINT_KEY", base64.b64encode(os.urandom(32)).decode())
+    monkeypatch.setenv("RECONCILER_AUDIT_KEY", base64.b64encode(os.urandom(32)).decode())
     monkeypatch.setenv("RECONCILER_ACTOR", "plan-cases")
     return keys
 

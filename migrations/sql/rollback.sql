@@ -1,5 +1,55 @@
 BEGIN;
 
+-- Running downgrade keyed_audit_chain -> add_configuration_management
+
+CREATE OR REPLACE FUNCTION configuration_audit_logs_append_only() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            IF TG_OP = 'UPDATE' THEN
+                IF (to_jsonb(NEW) - ARRAY['reviewed_at', 'reviewed_by', 'review_decision', 'review_note']) IS DISTINCT FROM
+                   (to_jsonb(OLD) - ARRAY['reviewed_at', 'reviewed_by', 'review_decision', 'review_note']) THEN
+                    RAISE EXCEPTION USING
+                        MESSAGE = 'configuration_audit_logs is append-only: an UPDATE may '
+                            || 'change only the review columns (reviewed_at, reviewed_by, review_decision, review_note)',
+                        ERRCODE = 'insufficient_privilege';
+                END IF;
+                RETURN NEW;
+            END IF;
+            -- No "%%" placeholder: offline SQL rendering would double it.
+            RAISE EXCEPTION USING
+                MESSAGE = 'configuration_audit_logs is append-only: ' || TG_OP || ' is not allowed',
+                ERRCODE = 'insufficient_privilege';
+        END
+        $$;
+
+UPDATE configuration_audit_logs a
+           SET reviewed_at = r.created_at,
+               reviewed_by = r.performed_by,
+               review_decision = (r.changes ->> 'decision')::review_decision,
+               review_note = r.changes ->> 'note'
+          FROM configuration_audit_logs r
+         WHERE r.action = 'REVIEW' AND r.tenant_id = a.tenant_id
+           AND r.changes ->> 'reviews' = a.id::text
+           AND a.reviewed_at IS NULL;
+
+DROP INDEX idx_configuration_audit_logs_review_of;
+
+GRANT UPDATE (reviewed_at, reviewed_by, review_decision, review_note) ON configuration_audit_logs TO reconciler_app;
+
+DO $$
+        BEGIN
+            -- Review rows are kept, so their label stays while any exists.
+            IF NOT EXISTS (SELECT FROM configuration_audit_logs WHERE action::text = 'REVIEW') THEN
+            CREATE TYPE audit_action_new AS ENUM ('CREATE', 'UPDATE', 'DELETE', 'REVOKE', 'ROTATE');
+            ALTER TABLE configuration_audit_logs ALTER COLUMN action TYPE audit_action_new USING action::text::audit_action_new;
+            DROP TYPE audit_action;
+            ALTER TYPE audit_action_new RENAME TO audit_action;
+            END IF;
+        END
+        $$;
+
+UPDATE alembic_version SET version_num='add_configuration_management' WHERE alembic_version.version_num = 'keyed_audit_chain';
+
 -- Running downgrade add_configuration_management -> baseline
 
 DROP TABLE apply_runs;

@@ -322,5 +322,29 @@ GRANT SELECT ON apply_runs TO reconciler_app;
 
 UPDATE alembic_version SET version_num='add_configuration_management' WHERE alembic_version.version_num = 'baseline';
 
+-- Running upgrade add_configuration_management -> keyed_audit_chain
+
+CREATE TYPE audit_action_new AS ENUM ('CREATE', 'UPDATE', 'DELETE', 'REVOKE', 'ROTATE', 'REVIEW');
+ALTER TABLE configuration_audit_logs ALTER COLUMN action TYPE audit_action_new USING action::text::audit_action_new;
+DROP TYPE audit_action;
+ALTER TYPE audit_action_new RENAME TO audit_action;
+
+CREATE UNIQUE INDEX idx_configuration_audit_logs_review_of ON configuration_audit_logs (tenant_id, (changes ->> 'reviews')) WHERE action = 'REVIEW';
+
+CREATE OR REPLACE FUNCTION configuration_audit_logs_append_only() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            -- No "%%" placeholder: offline SQL rendering would double it.
+            RAISE EXCEPTION USING
+                MESSAGE = 'configuration_audit_logs is append-only: ' || TG_OP
+                    || ' is not allowed (a review is a new audit row)',
+                ERRCODE = 'insufficient_privilege';
+        END
+        $$;
+
+REVOKE UPDATE (reviewed_at, reviewed_by, review_decision, review_note) ON configuration_audit_logs FROM reconciler_app;
+
+UPDATE alembic_version SET version_num='keyed_audit_chain' WHERE alembic_version.version_num = 'add_configuration_management';
+
 COMMIT;
 

@@ -1,13 +1,16 @@
-"""CLI commands: ``reconciler audit list | pending | review | summary | verify``."""
+"""CLI commands: ``reconciler audit list | pending | review | summary | verify | checkpoint``."""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -15,9 +18,13 @@ import sqlalchemy as sa
 
 from reconciler.cli.exit_codes import ExitCode
 from reconciler.cli.options import database_url_option, handle_errors
+from reconciler.context import user_agent
+from reconciler.crypto.audit_key import AUDIT_KEY_ENV, AuditKey, load_audit_key
+from reconciler.errors import ConfigError
 from reconciler.model.enums import ReviewDecision, RiskLevel
 from reconciler.store import audit
 from reconciler.store.database import (
+    DatabaseTarget,
     check_connection,
     create_engine,
     ensure_schema_current,
@@ -36,12 +43,14 @@ format_option = click.option(
 
 
 @contextmanager
-def connect(database_url: str | None, purpose: str) -> Iterator[sa.Connection]:
+def connect(
+    database_url: str | None, purpose: str, target: DatabaseTarget | None = None
+) -> Iterator[sa.Connection]:
     """A connection to the chosen database at the current schema; one transaction, committed.
 
     ``purpose`` becomes the ``application_name`` (what a lock-timeout message shows).
     """
-    target = resolve_database_url(database_url)
+    target = target or resolve_database_url(database_url)
     engine = create_engine(target, application_name=f"reconciler {purpose}")
     try:
         check_connection(engine)
@@ -164,15 +173,30 @@ def review_cmd(
     fmt: str,
     database_url: str | None,
 ) -> None:
-    """Approve or reject an audit row that requires review (once; it cannot be changed)."""
+    """Approve or reject an audit row that requires review (once; it cannot be changed).
+
+    \b
+    The decision is appended to the audit chain as a REVIEW row signed with the audit key
+    ($RECONCILER_AUDIT_KEY). Whoever performed the change cannot review it.
+    """
     verdict = ReviewDecision.APPROVED if decision.lower() == "approve" else ReviewDecision.REJECTED
-    with connect(database_url, "audit review") as conn:
+    target = resolve_database_url(database_url)
+    context = audit.AuditContext(
+        performed_by=reviewed_by.strip(),
+        ip_address=None,
+        user_agent=user_agent(os.environ),
+        session_id=str(uuid.uuid4()),
+        key=load_audit_key(target, create=True),
+    )
+    if not context.performed_by:
+        raise ConfigError("--by: the reviewer's name is empty")
+    with connect(database_url, "audit review", target) as conn:
         record = audit.review_entry(
             conn,
             tenant=tenant,
             audit_id=audit_id,
             decision=verdict,
-            reviewed_by=reviewed_by,
+            context=context,
             note=note,
             now=datetime.now(UTC),
         )
@@ -181,7 +205,7 @@ def review_cmd(
     else:
         click.echo(
             f"Audit row {record.id} of tenant {record.tenant_id} ({record.entity_address}): "
-            f"{record.review_decision} by {record.reviewed_by}."
+            f"{record.review_decision} by {record.reviewed_by} (review row {record.review_id})."
         )
 
 
@@ -205,35 +229,186 @@ def summary_cmd(days: int, fmt: str, database_url: str | None) -> None:
     click.echo(format_table(headers, table))
 
 
+without_key_option = click.option(
+    "--without-key",
+    is_flag=True,
+    help=f"Without ${AUDIT_KEY_ENV}: accept that keyed rows are checked for their links only.",
+)
+allow_unkeyed_option = click.option(
+    "--allow-unkeyed",
+    is_flag=True,
+    help="Accept unkeyed rows (written before the keyed chain) that no keyed row or "
+    "checkpoint covers yet.",
+)
+
+
+def _verify(
+    database_url: str | None,
+    tenants: tuple[str, ...],
+    checkpoint: audit.Checkpoint | None,
+    purpose: str,
+) -> audit.ChainReport:
+    target = resolve_database_url(database_url)
+    key: AuditKey | None = load_audit_key(target, create=False)
+    with connect(database_url, purpose, target) as conn:
+        return audit.inspect_chains(conn, tenants or None, key=key, checkpoint=checkpoint)
+
+
+def _unaccepted(report: audit.ChainReport, without_key: bool, allow_unkeyed: bool) -> list[str]:
+    """What the chain does not prove and the user did not accept: fail closed on each."""
+    gaps = []
+    if report.keyed_unverified and not without_key:
+        gaps.append(
+            f"{report.keyed_unverified} keyed row(s) not verified: no audit key (set "
+            f"${AUDIT_KEY_ENV}, or accept checking their links only with --without-key)"
+        )
+    if report.unkeyed_only and not allow_unkeyed:
+        gaps.append(
+            f"{report.unkeyed_only} unkeyed row(s) covered by no keyed row or checkpoint: the "
+            "database owner could have rewritten them (written before the keyed chain? accept "
+            "them once with --allow-unkeyed and keep a checkpoint)"
+        )
+    return gaps
+
+
+def _coverage(report: audit.ChainReport) -> str:
+    parts = [f"{report.keyed_rows - report.keyed_unverified} keyed row(s) verified with the key"]
+    if report.keyed_unverified:
+        parts.append(f"{report.keyed_unverified} keyed row(s) checked for links only")
+    parts.append(f"{report.unkeyed_rows} unkeyed (v1) row(s)")
+    if report.unkeyed_rows:
+        parts.append(f"{report.unkeyed_only} of them only unkeyed-verified")
+    return "; ".join(parts)
+
+
 @audit_group.command("verify")
 @click.option("--tenant", "tenants", metavar="T", multiple=True, help="Only this tenant.")
+@click.option(
+    "--checkpoint",
+    "checkpoint_path",
+    metavar="FILE",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also fail unless every chain still extends the heads recorded in FILE.",
+)
+@without_key_option
+@allow_unkeyed_option
 @format_option
 @database_url_option
 @handle_errors
-def verify_cmd(tenants: tuple[str, ...], fmt: str, database_url: str | None) -> None:
-    """Recompute every tenant's hash chain; exit 1 when one is broken."""
-    with connect(database_url, "audit verify") as conn:
-        report = audit.inspect_chains(conn, tenants or None)
+def verify_cmd(
+    tenants: tuple[str, ...],
+    checkpoint_path: Path | None,
+    without_key: bool,
+    allow_unkeyed: bool,
+    fmt: str,
+    database_url: str | None,
+) -> None:
+    """Recompute every tenant's hash chain; exit 1 when one is broken or not fully verified.
+
+    \b
+    Keyed rows are verified with $RECONCILER_AUDIT_KEY. Fail-closed: without the key the
+    command exits 1 unless --without-key is given (links and unkeyed rows only); unkeyed
+    rows from before the keyed chain that nothing covers yet need --allow-unkeyed.
+    With --checkpoint FILE (from `reconciler audit checkpoint`), rows removed from the end
+    of a chain, and a rewritten chain, are caught too.
+    """
+    checkpoint = _read_checkpoint(checkpoint_path) if checkpoint_path else None
+    report = _verify(database_url, tenants, checkpoint, "audit verify")
+    gaps = _unaccepted(report, without_key, allow_unkeyed)
     if fmt == "json":
         _emit_json(
             {
                 "intact": not report.breaks,
+                "verified": not report.breaks and not gaps,
                 "rows": report.rows,
+                "keyed_rows": report.keyed_rows,
+                "keyed_unverified": report.keyed_unverified,
+                "unkeyed_rows": report.unkeyed_rows,
+                "unkeyed_only": report.unkeyed_only,
+                "checkpoint": str(checkpoint_path) if checkpoint_path else None,
                 "heads": report.heads,
                 "breaks": [
                     {"tenant": b.tenant_id, "id": b.audit_id, "kind": b.kind, "detail": b.detail}
                     for b in report.breaks
                 ],
+                "unverified": gaps,
             }
         )
     else:
         for b in report.breaks:
             click.echo(f"BROKEN tenant {b.tenant_id} at row {b.audit_id} ({b.kind}): {b.detail}")
+        for gap in gaps:
+            click.echo(f"NOT VERIFIED: {gap}")
         tenant_count = len(report.heads) + len(report.breaks)
-        state = "BROKEN" if report.breaks else "intact"
-        click.echo(f"Audit chain {state}: {report.rows} row(s), {tenant_count} tenant(s) checked.")
-    if report.breaks:
+        state = "BROKEN" if report.breaks else "NOT VERIFIED" if gaps else "intact"
+        against = f" against checkpoint {checkpoint_path}" if checkpoint_path else ""
+        click.echo(
+            f"Audit chain {state}{against}: {report.rows} row(s), "
+            f"{tenant_count} tenant(s) checked; {_coverage(report)}."
+        )
+        if report.keyed_unverified and without_key:
+            click.echo(
+                f"WARNING: keyed verification was skipped (no ${AUDIT_KEY_ENV}): "
+                "the database owner could have rewritten keyed rows undetected.",
+                err=True,
+            )
+    if report.breaks or gaps:
         sys.exit(ExitCode.ERROR)
+
+
+@audit_group.command("checkpoint")
+@click.option(
+    "--out",
+    "out",
+    metavar="FILE",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the checkpoint to FILE (default: standard output).",
+)
+@without_key_option
+@allow_unkeyed_option
+@database_url_option
+@handle_errors
+def checkpoint_cmd(
+    out: Path | None, without_key: bool, allow_unkeyed: bool, database_url: str | None
+) -> None:
+    """Verify every chain, then record each tenant's head (id, entry_hash, row count) as JSON.
+
+    \b
+    Keep the file outside the database (commit it, or store it with the deploy logs):
+    `reconciler audit verify --checkpoint FILE` then fails if rows were removed from the end
+    of a chain, or a chain was rewritten, since. Nothing is written for a broken chain.
+    """
+    report = _verify(database_url, (), None, "audit checkpoint")
+    if report.breaks:
+        first = report.breaks[0]
+        raise ConfigError(
+            f"no checkpoint written: the chain of tenant {first.tenant_id} is broken at row "
+            f"{first.audit_id} ({first.kind}); run `reconciler audit verify`"
+        )
+    gaps = _unaccepted(report, without_key, allow_unkeyed)
+    if gaps:
+        raise ConfigError(f"no checkpoint written: {gaps[0]}")
+    text = json.dumps(audit.checkpoint_document(report, now=datetime.now(UTC)), indent=2) + "\n"
+    if out is None:
+        click.echo(text, nl=False)
+        return
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(out)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ConfigError(f"cannot write {out}: {exc.strerror}") from exc
+    click.echo(f"Checkpoint of {len(report.tips)} tenant chain(s) written to {out}.", err=True)
+
+
+def _read_checkpoint(path: Path) -> audit.Checkpoint:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigError(f"cannot read checkpoint {path}: {reason}") from exc
+    return audit.parse_checkpoint(text, source=str(path))
 
 
 def register(group: click.Group) -> None:

@@ -16,6 +16,7 @@ from reconciler.cli.exit_codes import ExitCode
 from reconciler.cli.options import database_url_option, handle_errors
 from reconciler.context import resolve_actor, user_agent
 from reconciler.crypto.aead import FieldCipher
+from reconciler.crypto.audit_key import load_audit_key
 from reconciler.crypto.fingerprint import MIN_KEY_BYTES
 from reconciler.crypto.keyring import KEYRING_ENV, KEYRING_FILE_ENV, Keyring
 from reconciler.crypto.local_keys import load_keys_for_target
@@ -113,6 +114,7 @@ def rotate_cmd(batch_size: int, actor: str | None, database_url: str | None) -> 
         ip_address=None,
         user_agent=user_agent(os.environ),
         session_id=str(uuid.uuid4()),
+        key=load_audit_key(target, create=True),
     )
     engine = create_engine(target, application_name="reconciler keys rotate")
     try:

@@ -126,6 +126,8 @@ class AuditAction(enum.StrEnum):
     DELETE = "DELETE"
     REVOKE = "REVOKE"
     ROTATE = "ROTATE"
+    REVIEW = "REVIEW"
+    """A reviewer's decision on an earlier row (``changes`` names it); chained like every row."""
 
 
 class EntityType(enum.StrEnum):

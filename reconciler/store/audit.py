@@ -1,33 +1,55 @@
-"""The append-only, hash-chained audit log (``configuration_audit_logs``).
+"""The append-only, keyed hash chain of the audit log (``configuration_audit_logs``).
 
-Every change the reconciler writes gets one row, in the same transaction as the change. Rows
-form one hash chain per tenant::
+Every change the reconciler writes gets one row, in the same transaction as the change, and
+so does every review decision. Rows form one chain per tenant, ordered by ``id``::
 
-    entry_hash = sha256(canonical JSON of the row's immutable columns, including prev_hash)
-    prev_hash  = entry_hash of the tenant's previous row (by id), NULL for its first row
+    prev_hash  = entry_hash of the tenant's previous row, NULL for its first row
+    entry_hash = "k" + HMAC-SHA256(audit key, canonical JSON of the row)[:63 hex digits]
 
-so editing a row breaks its own hash, and deleting, inserting or reordering rows breaks the
-next row's link. The review columns (``reviewed_at``, ``reviewed_by``, ``review_decision``,
-``review_note``) are outside the hash: they are the one part of a row that changes later, and
-a database trigger refuses any other UPDATE and every DELETE.
+The audit key (:mod:`reconciler.crypto.audit_key`) is never stored in the database, so the
+database owner, who can switch the append-only trigger off and rewrite any row, cannot make
+an edited, inserted or reordered row verify. Removing a tenant's newest rows leaves a valid
+but shorter chain: :func:`checkpoint_document` records the heads so that this is caught too
+(keep the checkpoint outside the database, e.g. committed to git).
+
+Chain formats, told apart by ``entry_hash`` itself (so the format survives a downgrade and
+re-upgrade of the schema without a column to carry it):
+
+* **v1** (64 hex digits): ``sha256`` of the canonical JSON with ``"format":
+  "reconciler-audit/v1"``, unkeyed. Written before the keyed chain existed; still verified
+  (anyone can recompute it, so on its own it proves nothing against the database owner) and
+  extended: the first keyed row after v1 rows covers them through its ``prev_hash``.
+* **v2** (``k`` + 63 hex digits): keyed as above, ``"format": "reconciler-audit/v2"``.
+* anything else is refused as an unknown format (a newer reconciler's, or damage).
+
+A v1 row after a keyed row of the same tenant is a break: the reconciler never writes one,
+so it was written or rewritten by someone without the key. The owner can still recompute a
+tenant's *whole* chain in the v1 format; so v1 rows that no verified keyed row and no
+checkpoint covers are counted (:attr:`ChainReport.unkeyed_only`), and ``audit verify``
+fails on them unless told to accept them (legitimately, right after the upgrade, for
+tenants that have had no change since).
 
 The canonical JSON is ``json.dumps(record, sort_keys=True, separators=(",", ":"),
-ensure_ascii=False)`` of the fields named in :data:`HASHED_FIELDS` plus
-``"format": "reconciler-audit/v1"``. JSONB columns enter it as PostgreSQL's own text
-rendering of the stored value (``changes::text``), so that number formatting can never make a
-faithful row look tampered; timestamps as UTC ``YYYY-MM-DDTHH:MM:SS.ffffffZ``; addresses as
-``host(ip_address)``.
+ensure_ascii=False)`` of the fields named in :data:`HASHED_FIELDS` plus the format. JSONB
+columns enter it as PostgreSQL's own text rendering of the stored value (``changes::text``),
+so that number formatting can never make a faithful row look tampered; timestamps as UTC
+``YYYY-MM-DDTHH:MM:SS.ffffffZ``; addresses as ``host(ip_address)``.
+
+Reviews are rows too: action ``REVIEW``, the reviewed row's entity, ``changes`` =
+``{"reviews": <audit id>, "decision": "APPROVED"|"REJECTED", "note": ...}`` and the reviewer
+as ``performed_by``. A unique index allows one review per row. The old review columns
+(``reviewed_at``, ``reviewed_by``, ``review_decision``, ``review_note``) are no longer
+written and the trigger refuses every UPDATE; a decision they hold from before the keyed
+chain is still shown for v1 rows (as a ``legacy`` review) and ignored for keyed rows.
 
 Appends are serialized by :data:`~reconciler.store.locks.AUDIT_CHAIN_LOCK_KEY` (held to the end
 of the appending transaction), so two writers never both extend the same head.
-
-The chain detects any change to the table's history except removal of a tenant's newest
-rows; ``audit verify`` prints each tenant's head hash so that it can be recorded elsewhere.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import ipaddress
 import json
 import re
@@ -39,13 +61,21 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
-from reconciler.errors import ConfigError
+from reconciler.crypto.audit_key import AUDIT_KEY_ENV, AuditKey
+from reconciler.errors import ConfigError, KeyUnavailable
 from reconciler.model.enums import AuditAction, EntityType, ReviewDecision, RiskLevel
 from reconciler.model.sensitive import Sensitive
 from reconciler.store import tables
 from reconciler.store.locks import AUDIT_CHAIN_LOCK_KEY, acquire_xact_lock
 
 HASH_FORMAT = "reconciler-audit/v1"
+"""The unkeyed format of rows written before the keyed chain (verified, never written)."""
+KEYED_HASH_FORMAT = "reconciler-audit/v2"
+"""The keyed format every new row is written in."""
+KEYED_PREFIX = "k"
+"""First character of a keyed ``entry_hash``; a v1 hash is 64 hex digits."""
+CHECKPOINT_FORMAT = "reconciler-audit-checkpoint/v1"
+
 HASHED_FIELDS = (
     "tenant_id",
     "id",
@@ -67,8 +97,11 @@ HASHED_FIELDS = (
     "created_at",
     "prev_hash",
 )
-"""Columns covered by ``entry_hash``: all but ``entry_hash`` itself and the review columns."""
+"""Columns covered by ``entry_hash`` (both formats): all but ``entry_hash`` and the frozen
+legacy review columns, which keyed rows never carry and whose content is ignored for them."""
 
+_V1_HASH = re.compile(r"[0-9a-f]{64}")
+_V2_HASH = re.compile(r"k[0-9a-f]{63}")
 _TABLE = tables.configuration_audit_logs.name
 _VERIFY_FETCH_ROWS = 2000
 
@@ -85,6 +118,8 @@ class AuditContext:
         session_id: identifies one invocation of the reconciler.
         git_commit: the manifests' commit, when known.
         apply_run_id: the ``apply_runs`` row of an apply; None for other writers (rotation).
+        key: the audit key that signs the rows (:func:`~reconciler.crypto.audit_key.
+            load_audit_key`). Required to append: without it nothing is written.
     """
 
     performed_by: str
@@ -93,6 +128,7 @@ class AuditContext:
     session_id: str
     git_commit: str | None = None
     apply_run_id: UUID | None = None
+    key: AuditKey | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,10 +167,13 @@ class ChainBreak:
 
     Attributes:
         tenant_id: the tenant.
-        audit_id: the id of the first row that fails.
-        kind: ``edited`` (the row's content does not match its hash) or ``link`` (its
+        audit_id: the id of the first row that fails (for ``truncated``: the checkpoint's).
+        kind: ``edited`` (the row's content does not match its hash), ``link`` (its
             ``prev_hash`` is not the previous row's hash: a row before it was deleted or
-            inserted, or rows were reordered).
+            inserted, or rows were reordered), ``unkeyed`` (an unkeyed row after keyed ones),
+            ``format`` (an ``entry_hash`` of no known format), ``checkpoint`` (the row at the
+            checkpoint's position is not the one recorded) or ``truncated`` (the chain is
+            shorter than the checkpoint).
         detail: one line for people.
     """
 
@@ -145,18 +184,60 @@ class ChainBreak:
 
 
 @dataclass(frozen=True, slots=True)
+class ChainHead:
+    """A tenant's newest row as a checkpoint records it.
+
+    Attributes:
+        audit_id: the row's id.
+        entry_hash: its ``entry_hash``.
+        rows: how many rows the tenant's chain had up to and including it.
+    """
+
+    audit_id: int
+    entry_hash: str
+    rows: int
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """Chain heads recorded at some moment, kept outside the database (see module docstring).
+
+    Attributes:
+        heads: by tenant.
+        created_at: when it was taken (informational; not trusted for anything).
+    """
+
+    heads: dict[str, ChainHead]
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True)
 class ChainReport:
     """What :func:`inspect_chains` found.
 
     Attributes:
         breaks: the first break of each broken tenant chain, by tenant.
         rows: how many rows were checked.
-        heads: each verified tenant's newest ``entry_hash`` (record it to detect truncation).
+        heads: each verified tenant's newest ``entry_hash``.
+        tips: each verified tenant's newest row with its position (what a checkpoint holds).
+        keyed_rows: keyed rows seen.
+        keyed_unverified: keyed rows whose content was not checked because no key was given
+            (only their links were); zero when a key was given.
+        unkeyed_rows: v1 rows seen (their hashes and links were checked).
+        unkeyed_only: v1 rows that neither a verified keyed row nor the checkpoint covers.
+            The database owner could have rewritten them, or written them in place of keyed
+            rows (a whole tenant chain recomputed in the unkeyed format verifies as such):
+            callers must not call such a chain intact without being told to accept them.
     """
 
     breaks: list[ChainBreak]
     rows: int
     heads: dict[str, str] = field(default_factory=dict)
+    tips: dict[str, ChainHead] = field(default_factory=dict)
+    keyed_rows: int = 0
+    keyed_unverified: int = 0
+    unkeyed_rows: int = 0
+    unkeyed_only: int = 0
 
 
 class SensitiveValueInAudit(TypeError):
@@ -182,7 +263,7 @@ def append_audit_entries(
     Args:
         conn: a connection in the transaction that makes the audited changes.
         entries: rows to append; entries of one tenant are chained in the given order.
-        context: who performs them.
+        context: who performs them, and the audit key that signs them.
         now: ``created_at`` of every row, given explicitly so the hash is reproducible;
             must be timezone-aware.
         lock_timeout_seconds: how long to wait for another appender to commit.
@@ -191,11 +272,15 @@ def append_audit_entries(
         The number of rows inserted.
 
     Raises:
+        KeyUnavailable: ``context`` has no audit key (nothing is written unsigned).
         SensitiveValueInAudit: a ``Sensitive`` value is in ``changes`` or ``risk_reasons``.
         LockTimeout: another transaction kept the audit chain lock too long.
     """
     if not entries:
         return 0
+    key = context.key
+    if key is None:
+        raise KeyUnavailable(f"no audit key: set ${AUDIT_KEY_ENV} to write audit rows")
     if now.tzinfo is None:
         raise ValueError("audit timestamps must be timezone-aware")
     created_at = _timestamp(now)
@@ -237,7 +322,7 @@ def append_audit_entries(
             "created_at": created_at,
             "prev_hash": heads[entry.tenant_id],
         }
-        record["entry_hash"] = entry_hash(record)
+        record["entry_hash"] = keyed_entry_hash(record, key)
         heads[entry.tenant_id] = record["entry_hash"]
         rows.append(record)
 
@@ -245,12 +330,33 @@ def append_audit_entries(
     return len(rows)
 
 
-def entry_hash(record: Mapping[str, Any]) -> str:
-    """sha256 hex of the canonical JSON of ``record``'s :data:`HASHED_FIELDS`."""
+def _canonical(record: Mapping[str, Any], fmt: str) -> bytes:
     canonical = {name: record[name] for name in HASHED_FIELDS}
-    canonical["format"] = HASH_FORMAT
+    canonical["format"] = fmt
     text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return text.encode("utf-8")
+
+
+def entry_hash(record: Mapping[str, Any]) -> str:
+    """The unkeyed v1 hash: sha256 hex of the canonical JSON of :data:`HASHED_FIELDS`."""
+    return hashlib.sha256(_canonical(record, HASH_FORMAT)).hexdigest()
+
+
+def keyed_entry_hash(record: Mapping[str, Any], key: AuditKey) -> str:
+    """The keyed v2 hash: ``k`` + the first 63 hex digits of the HMAC of the canonical JSON.
+
+    63 digits (252 bits) keep it in the column's 64 characters with the format marker.
+    """
+    return KEYED_PREFIX + key.mac(_canonical(record, KEYED_HASH_FORMAT))[:63]
+
+
+def chain_format(value: str) -> int | None:
+    """1 or 2 for a v1 or keyed ``entry_hash``; None for any other text."""
+    if _V2_HASH.fullmatch(value):
+        return 2
+    if _V1_HASH.fullmatch(value):
+        return 1
+    return None
 
 
 # One round trip: PostgreSQL's rendering of the JSON values (what the hash covers), new ids
@@ -411,75 +517,278 @@ _VERIFY_SELECT = f"""
 """
 
 
-def verify_chain(conn: sa.Connection, tenants: Iterable[str] | None = None) -> list[ChainBreak]:
+def verify_chain(
+    conn: sa.Connection,
+    tenants: Iterable[str] | None = None,
+    *,
+    key: AuditKey | None = None,
+) -> list[ChainBreak]:
     """Recompute the hash chains; return the first break of each broken tenant (none: intact).
 
     Args:
         conn: any connection (read-only use).
         tenants: only these tenants; None checks every tenant.
+        key: the audit key; without it keyed rows' contents are not checked (see
+            :attr:`ChainReport.keyed_unverified`).
     """
-    return inspect_chains(conn, tenants).breaks
+    return inspect_chains(conn, tenants, key=key).breaks
 
 
-def inspect_chains(conn: sa.Connection, tenants: Iterable[str] | None = None) -> ChainReport:
-    """Like :func:`verify_chain`, also counting rows and returning each intact chain's head.
+def inspect_chains(
+    conn: sa.Connection,
+    tenants: Iterable[str] | None = None,
+    *,
+    key: AuditKey | None = None,
+    checkpoint: Checkpoint | None = None,
+) -> ChainReport:
+    """Like :func:`verify_chain`, also counting rows, returning heads and checking a checkpoint.
 
     Rows are streamed in ``(tenant_id, id)`` order through a server-side cursor, so memory
     stays flat however long the log is.
+
+    Args:
+        checkpoint: heads recorded earlier; each (selected) tenant's chain must still hold
+            the recorded row at the recorded position, else a ``checkpoint`` or ``truncated``
+            break.
     """
-    breaks: list[ChainBreak] = []
-    heads: dict[str, str] = {}
-    rows = 0
-    current: str | None = None
-    expected_prev: str | None = None
-    broken = False
-    for row in _stream(conn, tenants):
-        rows += 1
-        if row.tenant_id != current:
-            current, expected_prev, broken = row.tenant_id, None, False
-        if broken:
+    selected = None if tenants is None else sorted(set(tenants))
+    expected = dict(checkpoint.heads) if checkpoint is not None else {}
+    if selected is not None:
+        expected = {t: h for t, h in expected.items() if t in selected}
+    state = _ChainState(key)
+    for row in _stream(conn, selected):
+        state.feed(row, expected.get(row.tenant_id))
+    state.finish()
+    breaks = state.breaks
+    for tenant, head in sorted(expected.items()):
+        if tenant in state.checkpoint_seen or tenant in state.broken:
             continue
-        problem = _check_row(row, expected_prev)
+        have = state.counts.get(tenant, 0)
+        breaks.append(
+            ChainBreak(
+                tenant,
+                head.audit_id,
+                "truncated",
+                f"tenant {tenant} has {have} audit row(s), but the checkpoint recorded "
+                f"{head.rows} ending at row {head.audit_id}: rows were removed from the end "
+                "of its chain",
+            )
+        )
+        state.tips.pop(tenant, None)
+    breaks.sort(key=lambda b: b.tenant_id)
+    return ChainReport(
+        breaks=breaks,
+        rows=state.rows,
+        heads={t: tip.entry_hash for t, tip in state.tips.items()},
+        tips=state.tips,
+        keyed_rows=state.keyed_rows,
+        keyed_unverified=state.keyed_unverified,
+        unkeyed_rows=state.unkeyed_rows,
+        unkeyed_only=state.unkeyed_only,
+    )
+
+
+class _ChainState:
+    """The verifier's running state over rows in ``(tenant_id, id)`` order."""
+
+    def __init__(self, key: AuditKey | None) -> None:
+        self.key = key
+        self.breaks: list[ChainBreak] = []
+        self.tips: dict[str, ChainHead] = {}
+        self.counts: dict[str, int] = {}
+        self.broken: set[str] = set()
+        self.checkpoint_seen: set[str] = set()
+        self.rows = self.keyed_rows = self.keyed_unverified = 0
+        self.unkeyed_rows = self.unkeyed_only = 0
+        self._tenant: str | None = None
+        self._prev: str | None = None
+        self._keyed_seen = False
+        self._trailing_unkeyed = 0
+
+    def feed(self, row: sa.Row[Any], expected: ChainHead | None) -> None:
+        self.rows += 1
+        if row.tenant_id != self._tenant:
+            self._end_tenant()
+            self._tenant, self._prev, self._keyed_seen = row.tenant_id, None, False
+        position = self.counts[row.tenant_id] = self.counts.get(row.tenant_id, 0) + 1
+        if row.tenant_id in self.broken:
+            return
+        problem = self._check(row, expected, position)
         if problem is not None:
-            breaks.append(problem)
-            heads.pop(row.tenant_id, None)
-            broken = True
-            continue
-        expected_prev = heads[row.tenant_id] = row.entry_hash
-    return ChainReport(breaks=breaks, rows=rows, heads=heads)
+            self.breaks.append(problem)
+            self.broken.add(row.tenant_id)
+            self.tips.pop(row.tenant_id, None)
+            self._trailing_unkeyed = 0
+            return
+        self._prev = row.entry_hash
+        self.tips[row.tenant_id] = ChainHead(row.id, row.entry_hash, position)
+
+    def finish(self) -> None:
+        self._end_tenant()
+
+    def _end_tenant(self) -> None:
+        self.unkeyed_only += self._trailing_unkeyed
+        self._trailing_unkeyed = 0
+
+    def _check(
+        self, row: sa.Row[Any], expected: ChainHead | None, position: int
+    ) -> ChainBreak | None:
+        where = f"audit row {row.id} of tenant {row.tenant_id}"
+        version = chain_format(row.entry_hash)
+        if version is None:
+            return ChainBreak(
+                row.tenant_id,
+                row.id,
+                "format",
+                f"{where} has an entry_hash of no known chain format: written by a newer "
+                "reconciler, or altered",
+            )
+        if version == 1 and self._keyed_seen:
+            return ChainBreak(
+                row.tenant_id,
+                row.id,
+                "unkeyed",
+                f"{where} is not keyed but follows keyed rows: it was written or rewritten "
+                "without the audit key",
+            )
+        record = dict(row._mapping)
+        record["created_at"] = _timestamp(row.created_at)
+        if version == 1:
+            self.unkeyed_rows += 1
+            if entry_hash(record) != row.entry_hash:
+                return _edited(row, where, "its hash")
+        else:
+            self.keyed_rows += 1
+            self._keyed_seen = True
+            if self.key is None:
+                self.keyed_unverified += 1
+            elif not hmac.compare_digest(keyed_entry_hash(record, self.key), row.entry_hash):
+                return _edited(
+                    row,
+                    where,
+                    "its keyed hash (or the audit key is not the one it was written with)",
+                )
+        if row.prev_hash != self._prev:
+            previous = "the chain start" if self._prev is None else "the previous row"
+            return ChainBreak(
+                row.tenant_id,
+                row.id,
+                "link",
+                f"{where} does not follow {previous}: "
+                "a row before it was deleted or inserted, or rows were reordered",
+            )
+        if expected is not None and position == expected.rows:
+            self.checkpoint_seen.add(row.tenant_id)
+            if row.id != expected.audit_id or row.entry_hash != expected.entry_hash:
+                return ChainBreak(
+                    row.tenant_id,
+                    row.id,
+                    "checkpoint",
+                    f"{where} is not the row the checkpoint recorded at position "
+                    f"{expected.rows} (row {expected.audit_id}): the chain was rewritten",
+                )
+        if version == 1:
+            self._trailing_unkeyed += 1
+        if (version == 2 and self.key is not None) or (
+            expected is not None and position == expected.rows
+        ):
+            # Everything up to here is covered: by a verified keyed row's prev_hash, or by
+            # the checkpoint kept outside the database.
+            self._trailing_unkeyed = 0
+        return None
 
 
-def _stream(conn: sa.Connection, tenants: Iterable[str] | None) -> Iterator[sa.Row[Any]]:
+def _edited(row: sa.Row[Any], where: str, what: str) -> ChainBreak:
+    return ChainBreak(
+        row.tenant_id,
+        row.id,
+        "edited",
+        f"{where} does not match {what}: its content was changed after it was written",
+    )
+
+
+def _stream(conn: sa.Connection, tenants: list[str] | None) -> Iterator[sa.Row[Any]]:
     where, params = "", {}
     if tenants is not None:
-        where, params = " WHERE tenant_id = ANY(:tenants)", {"tenants": sorted(set(tenants))}
+        where, params = " WHERE tenant_id = ANY(:tenants)", {"tenants": tenants}
     query = sa.text(_VERIFY_SELECT + where + " ORDER BY tenant_id, id")
     # Per statement: Connection.execution_options() would change the caller's connection.
     options = {"stream_results": True, "yield_per": _VERIFY_FETCH_ROWS}
     yield from conn.execute(query, params, execution_options=options)
 
 
-def _check_row(row: sa.Row[Any], expected_prev: str | None) -> ChainBreak | None:
-    record = dict(row._mapping)
-    record["created_at"] = _timestamp(row.created_at)
-    if entry_hash(record) != row.entry_hash:
-        return ChainBreak(
-            row.tenant_id,
-            row.id,
-            "edited",
-            f"audit row {row.id} of tenant {row.tenant_id} does not match its hash: "
-            "its content was changed after it was written",
+# --- checkpoints --------------------------------------------------------------------------
+
+
+def checkpoint_document(report: ChainReport, *, now: datetime) -> dict[str, Any]:
+    """The JSON-able checkpoint of ``report``'s heads (call only for an intact report)."""
+    if report.breaks:
+        raise ValueError("a checkpoint of a broken chain would vouch for it")
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "created_at": _timestamp(now),
+        "heads": {
+            tenant: {"id": tip.audit_id, "entry_hash": tip.entry_hash, "rows": tip.rows}
+            for tenant, tip in sorted(report.tips.items())
+        },
+    }
+
+
+def chain_heads(conn: sa.Connection, tenants: Iterable[str]) -> dict[str, ChainHead]:
+    """The newest row of each of ``tenants``' chains, as a checkpoint records it (no verification).
+
+    For an apply's output, inside its transaction after :func:`append_audit_entries`: one
+    statement, an index-only count per tenant on the ``(tenant_id, id)`` primary key.
+    """
+    rows = conn.execute(
+        sa.text(
+            f"""
+            SELECT t.tenant_id, h.id, h.entry_hash, c.n
+              FROM unnest(CAST(:tenants AS text[])) AS t(tenant_id)
+              JOIN LATERAL (SELECT id, entry_hash FROM {_TABLE} a
+                             WHERE a.tenant_id = t.tenant_id ORDER BY id DESC LIMIT 1) h ON true
+              JOIN LATERAL (SELECT count(*) AS n FROM {_TABLE} a
+                             WHERE a.tenant_id = t.tenant_id) c ON true
+            """
+        ),
+        {"tenants": sorted(set(tenants))},
+    )
+    return {r.tenant_id: ChainHead(r.id, r.entry_hash, r.n) for r in rows}
+
+
+def parse_checkpoint(text: str, *, source: str) -> Checkpoint:
+    """Read a checkpoint written by :func:`checkpoint_document` (strict; nothing is executed).
+
+    Raises:
+        ConfigError: not JSON, another format or version, or a malformed head; the message
+            names ``source`` and the place.
+    """
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{source}: not a JSON audit checkpoint ({exc})") from None
+    fmt = data.get("format") if isinstance(data, dict) else None
+    if fmt != CHECKPOINT_FORMAT:
+        raise ConfigError(
+            f"{source}: format {fmt!r} is not an audit checkpoint this reconciler reads "
+            f"(expected {CHECKPOINT_FORMAT!r})"
         )
-    if row.prev_hash != expected_prev:
-        previous = "the chain start" if expected_prev is None else "the previous row"
-        return ChainBreak(
-            row.tenant_id,
-            row.id,
-            "link",
-            f"audit row {row.id} of tenant {row.tenant_id} does not follow {previous}: "
-            "a row before it was deleted or inserted, or rows were reordered",
-        )
-    return None
+    raw = data.get("heads")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: heads: expected an object of tenant heads")
+    heads: dict[str, ChainHead] = {}
+    for tenant, head in raw.items():
+        place = f"{source}: heads.{tenant}"
+        if not isinstance(head, dict) or set(head) != {"id", "entry_hash", "rows"}:
+            raise ConfigError(f"{place}: expected exactly id, entry_hash and rows")
+        audit_id, digest, rows = head["id"], head["entry_hash"], head["rows"]
+        if type(audit_id) is not int or type(rows) is not int or rows < 1:
+            raise ConfigError(f"{place}: id and rows must be integers, rows at least 1")
+        if not isinstance(digest, str) or chain_format(digest) is None:
+            raise ConfigError(f"{place}: entry_hash is not an audit chain hash")
+        heads[tenant] = ChainHead(audit_id, digest, rows)
+    created = data.get("created_at")
+    return Checkpoint(heads=heads, created_at=created if isinstance(created, str) else "")
 
 
 # --- reading and reviewing ----------------------------------------------------------------
@@ -487,7 +796,12 @@ def _check_row(row: sa.Row[Any], expected_prev: str | None) -> ChainBreak | None
 
 @dataclass(frozen=True, slots=True)
 class AuditRecord:
-    """An audit row as ``audit list``/``pending`` show it (JSON-able via :meth:`to_dict`)."""
+    """An audit row as ``audit list``/``pending`` show it (JSON-able via :meth:`to_dict`).
+
+    The review fields are derived, not stored on the row: from the ``REVIEW`` row that
+    decides on it (``review_id``), else, for a v1 row only, from the legacy review columns
+    (``review_source`` ``legacy``: written before reviews were chained, so not covered by it).
+    """
 
     id: int
     tenant_id: str
@@ -504,6 +818,8 @@ class AuditRecord:
     reviewed_by: str | None
     review_decision: str | None
     review_note: str | None
+    review_id: int | None
+    review_source: str | None
     performed_by: str
     git_commit: str | None
     apply_run_id: str | None
@@ -525,14 +841,30 @@ class AuditRecord:
         return data
 
 
+# The review of row a: its REVIEW row (one at most: unique index
+# idx_configuration_audit_logs_review_of, which also serves this lookup), else for a v1 row
+# the legacy columns. A keyed row's legacy columns are ignored: they are outside its hash.
 _RECORD_SELECT = f"""
-    SELECT id, tenant_id, created_at, entity_type::text AS entity_type, entity_id,
-           entity_address, action::text AS action, risk_level::text AS risk_level,
-           risk_reasons, changes, requires_review, reviewed_at, reviewed_by,
-           review_decision::text AS review_decision, review_note, performed_by, git_commit,
-           apply_run_id::text AS apply_run_id, source_path
-      FROM {_TABLE}
-"""
+    SELECT a.id, a.tenant_id, a.created_at, a.entity_type::text AS entity_type, a.entity_id,
+           a.entity_address, a.action::text AS action, a.risk_level::text AS risk_level,
+           a.risk_reasons, a.changes, a.requires_review,
+           CASE WHEN r.id IS NOT NULL THEN r.created_at
+                WHEN {{legacy}} THEN a.reviewed_at END AS reviewed_at,
+           CASE WHEN r.id IS NOT NULL THEN r.performed_by
+                WHEN {{legacy}} THEN a.reviewed_by END AS reviewed_by,
+           CASE WHEN r.id IS NOT NULL THEN r.changes ->> 'decision'
+                WHEN {{legacy}} THEN a.review_decision::text END AS review_decision,
+           CASE WHEN r.id IS NOT NULL THEN r.changes ->> 'note'
+                WHEN {{legacy}} THEN a.review_note END AS review_note,
+           r.id AS review_id,
+           CASE WHEN r.id IS NOT NULL THEN 'chain'
+                WHEN {{legacy}} THEN 'legacy' END AS review_source,
+           a.performed_by, a.git_commit, a.apply_run_id::text AS apply_run_id, a.source_path
+      FROM {_TABLE} a
+      LEFT JOIN {_TABLE} r
+        ON r.tenant_id = a.tenant_id AND r.action = 'REVIEW'
+       AND r.changes ->> 'reviews' = a.id::text
+""".replace("{legacy}", "a.review_decision IS NOT NULL AND left(a.entry_hash, 1) <> 'k'")
 
 
 def _records(result: sa.CursorResult[Any]) -> list[AuditRecord]:
@@ -547,27 +879,31 @@ def list_entries(
     since: datetime | None = None,
     limit: int = 50,
 ) -> list[AuditRecord]:
-    """Newest audit rows first, filtered by tenant, minimum risk and age."""
+    """Newest audit rows first (review rows included), filtered by tenant, risk and age."""
     clauses = ["true"]
     params: dict[str, Any] = {"limit": limit, "tenant": tenant, "since": since}
     if tenant is not None:
-        clauses.append("tenant_id = :tenant")
+        clauses.append("a.tenant_id = :tenant")
     if min_risk is not None:
-        clauses.append("risk_level::text = ANY(:levels)")
+        clauses.append("a.risk_level::text = ANY(:levels)")
         params["levels"] = [r.value for r in RiskLevel if r >= min_risk]
     if since is not None:
-        clauses.append("created_at >= :since")
-    query = f"{_RECORD_SELECT} WHERE {' AND '.join(clauses)} ORDER BY created_at DESC, id DESC"
+        clauses.append("a.created_at >= :since")
+    query = f"{_RECORD_SELECT} WHERE {' AND '.join(clauses)} ORDER BY a.created_at DESC, a.id DESC"
     return _records(conn.execute(sa.text(query + " LIMIT :limit"), params))
 
 
 def pending_reviews(conn: sa.Connection, tenant: str | None = None) -> list[AuditRecord]:
-    """Rows awaiting review: the seed's pending-reviews query (``idx_pending_reviews``)."""
+    """HIGH and CRITICAL rows that require review and have no review yet, oldest first."""
     query = (
-        f"{_RECORD_SELECT} WHERE requires_review = true AND reviewed_at IS NULL"
-        " AND risk_level >= 'HIGH'" + (" AND tenant_id = :tenant" if tenant is not None else "")
+        f"{_RECORD_SELECT} WHERE a.requires_review AND a.risk_level >= 'HIGH'"
+        " AND r.id IS NULL"
+        " AND NOT (a.review_decision IS NOT NULL AND left(a.entry_hash, 1) <> 'k')"
+        + (" AND a.tenant_id = :tenant" if tenant is not None else "")
     )
-    return _records(conn.execute(sa.text(query + " ORDER BY created_at, id"), {"tenant": tenant}))
+    return _records(
+        conn.execute(sa.text(query + " ORDER BY a.created_at, a.id"), {"tenant": tenant})
+    )
 
 
 def review_entry(
@@ -576,59 +912,76 @@ def review_entry(
     tenant: str | None,
     audit_id: int,
     decision: ReviewDecision,
-    reviewed_by: str,
+    context: AuditContext,
     note: str | None,
     now: datetime,
 ) -> AuditRecord:
-    """Record a review decision on one row that requires review and has none yet.
+    """Append the review decision on one row that requires review and has none yet.
 
-    Audit ids are unique across tenants; ``tenant``, when given, must match the row.
+    The decision is a ``REVIEW`` row in the reviewed row's tenant chain, signed like every
+    row, with the reviewer (``context.performed_by``) as its performer. Audit ids are unique
+    across tenants; ``tenant``, when given, must match the row.
 
     Raises:
-        ConfigError: no such row, the row does not require review, or it was already reviewed
-            (the message says by whom and when).
+        ConfigError: no such row; the row does not require review; it was already reviewed
+            (the message says by whom and when); or the reviewer is who performed the change.
+        KeyUnavailable: ``context`` has no audit key.
     """
-    updated = conn.execute(
-        sa.text(
-            f"UPDATE {_TABLE} SET reviewed_at = :now, reviewed_by = :by,"
-            f" review_decision = CAST(:decision AS {tables.review_decision_enum.name}),"
-            " review_note = :note"
-            " WHERE (CAST(:tenant AS text) IS NULL OR tenant_id = :tenant) AND id = :id"
-            " AND requires_review AND reviewed_at IS NULL"
-            " RETURNING id"
-        ),
-        {
-            "now": now,
-            "by": reviewed_by,
-            "decision": decision.value,
-            "note": note,
-            "tenant": tenant,
-            "id": audit_id,
-        },
-    ).one_or_none()
-    current = _records(
+    # Under the chain lock, so the checks below still hold when the review row is appended.
+    acquire_xact_lock(conn, AUDIT_CHAIN_LOCK_KEY, timeout_seconds=60.0, what="the audit lock")
+    found = _records(
         conn.execute(
             sa.text(
-                f"{_RECORD_SELECT} WHERE (CAST(:tenant AS text) IS NULL OR tenant_id = :tenant)"
-                " AND id = :id"
+                f"{_RECORD_SELECT} WHERE (CAST(:tenant AS text) IS NULL OR a.tenant_id = :tenant)"
+                " AND a.id = :id"
             ),
             {"tenant": tenant, "id": audit_id},
         )
     )
-    if not current:
+    if not found:
         raise ConfigError(f"no audit row {audit_id}" + (f" for tenant {tenant}" if tenant else ""))
-    record = current[0]
-    if updated is None and not record.requires_review:
-        raise ConfigError(
-            f"audit row {audit_id} of tenant {record.tenant_id} does not require review"
-        )
-    if updated is None:
+    record = found[0]
+    where = f"audit row {audit_id} of tenant {record.tenant_id}"
+    if not record.requires_review:
+        raise ConfigError(f"{where} does not require review")
+    if record.review_decision:
         when = record.reviewed_at.isoformat(timespec="seconds") if record.reviewed_at else "?"
         raise ConfigError(
-            f"audit row {audit_id} of tenant {record.tenant_id} was already reviewed: "
+            f"{where} was already reviewed: "
             f"{record.review_decision} by {record.reviewed_by} at {when}"
         )
-    return record
+    if _same_person(context.performed_by, record.performed_by):
+        raise ConfigError(
+            f"{where} was performed by {record.performed_by}: "
+            "a change must be reviewed by someone else"
+        )
+    append_audit_entries(
+        conn,
+        [
+            AuditEntry(
+                tenant_id=record.tenant_id,
+                entity_type=EntityType(record.entity_type),
+                entity_id=record.entity_id,
+                entity_address=record.entity_address or "",
+                action=AuditAction.REVIEW,
+                changes={"reviews": audit_id, "decision": decision.value, "note": note},
+                risk_level=RiskLevel(record.risk_level),
+            )
+        ],
+        context,
+        now=now,
+    )
+    return _records(
+        conn.execute(
+            sa.text(f"{_RECORD_SELECT} WHERE a.tenant_id = :tenant AND a.id = :id"),
+            {"tenant": record.tenant_id, "id": audit_id},
+        )
+    )[0]
+
+
+def _same_person(a: str, b: str) -> bool:
+    # Names are compared as people read them: "Root " and "root" are one person.
+    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
 
 
 @dataclass(frozen=True, slots=True)

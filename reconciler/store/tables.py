@@ -15,7 +15,7 @@ Citus, and so row-level security has one column to filter on):
 
 Things the database enforces beyond what is declared here (created by the migrations, not
 visible to autogenerate): the RLS policies and grants, and the append-only trigger on
-``configuration_audit_logs`` (no DELETE or TRUNCATE; UPDATE only of the review columns).
+``configuration_audit_logs`` (no UPDATE, DELETE or TRUNCATE).
 
 PostgreSQL enum types carry the values of the ``StrEnum`` classes in
 :mod:`reconciler.model.enums` as labels, in declaration order. ``risk_level`` is declared
@@ -61,7 +61,8 @@ TENANT_TABLES = (
 """Tables holding tenant data: ``(tenant_id, id)`` keys, row-level security, tenant-led uniques."""
 
 AUDIT_REVIEW_COLUMNS = ("reviewed_at", "reviewed_by", "review_decision", "review_note")
-"""The only columns of ``configuration_audit_logs`` an UPDATE may change (enforced by trigger)."""
+"""Legacy review columns of ``configuration_audit_logs``: decisions recorded before reviews
+became chained ``REVIEW`` rows. No longer written; the trigger refuses every UPDATE."""
 
 APP_ROLE = "reconciler_app"
 """NOLOGIN role that application logins are granted; subject to row-level security."""
@@ -288,7 +289,8 @@ configuration_audit_logs = sa.Table(
     sa.Column("risk_level", risk_level_enum, nullable=False),
     sa.Column("risk_reasons", pg.JSONB, nullable=False, server_default=_EMPTY_ARRAY),
     sa.Column("requires_review", sa.Boolean, nullable=False, server_default=sa.false()),
-    # The review columns: the only ones an UPDATE may change.
+    # Legacy review columns: kept with what they hold, never written again (a review is a
+    # REVIEW row now); honoured only on unkeyed (v1) rows, see reconciler.store.audit.
     sa.Column("reviewed_at", _TS),
     sa.Column("reviewed_by", sa.String(255)),
     sa.Column("review_decision", review_decision_enum),
@@ -301,8 +303,9 @@ configuration_audit_logs = sa.Table(
     sa.Column("git_commit", sa.String(64)),
     sa.Column("source_path", sa.Text),
     sa.Column("created_at", _TS, nullable=False, server_default=_NOW),
-    # Per-tenant hash chain: entry_hash covers this row and prev_hash (the tenant's previous
-    # entry_hash, NULL for its first row). Review columns are outside the hash.
+    # Per-tenant chain: entry_hash covers this row and prev_hash (the tenant's previous
+    # entry_hash, NULL for its first row); keyed by the audit key, which the database never
+    # holds. Format and legacy review columns: reconciler.store.audit.
     sa.Column("prev_hash", sa.CHAR(64)),
     sa.Column("entry_hash", sa.CHAR(64), nullable=False),
     sa.PrimaryKeyConstraint("tenant_id", "id"),
@@ -317,8 +320,17 @@ configuration_audit_logs = sa.Table(
         "risk_level",
         postgresql_where=sa.text("requires_review = true AND reviewed_at IS NULL"),
     ),
+    # One review per row, and the lookup that derives a row's review status.
+    sa.Index(
+        "idx_configuration_audit_logs_review_of",
+        "tenant_id",
+        sa.text("(changes ->> 'reviews')"),
+        unique=True,
+        postgresql_where=sa.text("action = 'REVIEW'"),
+    ),
 )
-"""Append-only audit trail: one row per applied change (and per revocation or rotation)."""
+"""Append-only audit trail: one row per applied change (and per revocation, rotation or
+review decision)."""
 
 apply_runs = sa.Table(
     "apply_runs",

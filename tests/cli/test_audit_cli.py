@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
 from reconciler.cli.main import cli
+from reconciler.crypto.audit_key import AuditKey
 from reconciler.model.enums import AuditAction, EntityType, RiskLevel
+from reconciler.store import audit
 from reconciler.store.audit import AuditContext, AuditEntry, append_audit_entries
 
-CONTEXT = AuditContext("alice", "192.0.2.7", "reconciler/test", "s1")
+KEY_B64 = base64.b64encode(os.urandom(32)).decode()
+CONTEXT = AuditContext(
+    "alice", "192.0.2.7", "reconciler/test", "s1", key=AuditKey.from_base64(KEY_B64, source="test")
+)
 
 
 def _entry(tenant: str, risk: RiskLevel, name: str) -> AuditEntry:
@@ -46,7 +54,7 @@ def seeded(database_url: str, engine: sa.Engine) -> dict[str, str]:
             now=now - timedelta(days=2),
         )
         append_audit_entries(conn, [_entry("acme", RiskLevel.LOW, "e")], CONTEXT, now=now)
-    return {"RECONCILER_DATABASE_URL": database_url}
+    return {"RECONCILER_DATABASE_URL": database_url, "RECONCILER_AUDIT_KEY": KEY_B64}
 
 
 def _run(env: dict[str, str], *args: str) -> tuple[int, str]:
@@ -153,7 +161,7 @@ def test_summary(seeded: dict[str, str]) -> None:
 
 def test_verify_intact_then_broken(seeded: dict[str, str], engine: sa.Engine) -> None:
     code, out = _run(seeded, "verify")
-    assert code == 0 and "Audit chain intact: 5 row(s), 2 tenant(s) checked." in out
+    assert code == 0 and "Audit chain intact: 5 row(s), 2 tenant(s) checked;" in out
     with engine.begin() as conn:
         conn.execute(sa.text("ALTER TABLE configuration_audit_logs DISABLE TRIGGER USER"))
         conn.execute(
@@ -169,3 +177,103 @@ def test_verify_intact_then_broken(seeded: dict[str, str], engine: sa.Engine) ->
     code, out = _run(seeded, "verify", "--tenant", "acme", "--format", "json")
     data = json.loads(out)
     assert code == 0 and data["intact"] and list(data["heads"]) == ["acme"]
+
+
+def _owner_recomputes_unkeyed(engine: sa.Engine, tenant: str) -> None:
+    """The finding: HIGH turned into LOW, then the chain recomputed with the unkeyed hash."""
+    with engine.begin() as conn:
+        rows = [
+            dict(r._mapping)
+            for r in conn.execute(
+                sa.text(audit._VERIFY_SELECT + " WHERE tenant_id = :t ORDER BY id"), {"t": tenant}
+            )
+        ]
+        conn.execute(sa.text("ALTER TABLE configuration_audit_logs DISABLE TRIGGER USER"))
+        prev = None
+        for row in rows:
+            if row["risk_level"] in ("HIGH", "CRITICAL"):
+                row["risk_level"], row["requires_review"] = "LOW", False
+            row["prev_hash"] = prev
+            record = dict(row, created_at=row["created_at"].strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+            row["entry_hash"] = prev = audit.entry_hash(record)
+            conn.execute(
+                sa.text(
+                    "UPDATE configuration_audit_logs SET risk_level = CAST(:risk_level AS"
+                    " risk_level), requires_review = :requires_review, prev_hash = :prev_hash,"
+                    " entry_hash = :entry_hash WHERE tenant_id = :tenant_id AND id = :id"
+                ),
+                row,
+            )
+        conn.execute(sa.text("ALTER TABLE configuration_audit_logs ENABLE TRIGGER USER"))
+
+
+def test_verify_fails_after_the_owner_recomputes_an_unkeyed_chain(
+    seeded: dict[str, str], engine: sa.Engine
+) -> None:
+    _owner_recomputes_unkeyed(engine, "globex")
+    code, out = _run(seeded, "pending")
+    assert "globex" not in out  # the HIGH change no longer awaits review ...
+    code, out = _run(seeded, "verify")
+    assert code == 1  # ... and verify says so
+    assert "NOT VERIFIED: 2 unkeyed row(s) covered by no keyed row or checkpoint" in out
+    assert "Audit chain NOT VERIFIED: 5 row(s)" in out
+
+
+def test_self_review_is_refused(seeded: dict[str, str]) -> None:
+    _, out = _run(seeded, "pending", "--format", "json")
+    target = json.loads(out)[0]
+    code, out = _run(seeded, "review", str(target["id"]), "--decision", "approve", "--by", "alice")
+    assert code == 1
+    assert out == (
+        f"Error: audit row {target['id']} of tenant acme was performed by alice: "
+        "a change must be reviewed by someone else\n"
+    )
+    _, out = _run(seeded, "pending", "--format", "json")
+    assert json.loads(out)[0]["id"] == target["id"]
+
+
+def test_verify_without_the_key_fails_closed(seeded: dict[str, str]) -> None:
+    env = {**seeded, "RECONCILER_AUDIT_KEY": ""}
+    code, out = _run(env, "verify")
+    assert code == 1
+    assert "NOT VERIFIED: 5 keyed row(s) not verified: no audit key" in out
+    code, out = _run(env, "verify", "--without-key")
+    assert code == 0 and "Audit chain intact: 5 row(s)" in out
+    assert "WARNING: keyed verification was skipped" in out
+    code, out = _run(env, "review", "1", "--decision", "approve", "--by", "zed")
+    assert code == 1 and "set $RECONCILER_AUDIT_KEY to write audit rows" in out
+
+
+def test_checkpoint_then_truncation_is_caught(
+    seeded: dict[str, str], engine: sa.Engine, tmp_path: Path
+) -> None:
+    path = tmp_path / "audit-checkpoint.json"
+    code, out = _run(seeded, "checkpoint", "--out", str(path))
+    assert code == 0 and "Checkpoint of 2 tenant chain(s)" in out
+    document = json.loads(path.read_text())
+    assert document["format"] == "reconciler-audit-checkpoint/v1"
+    assert {t: h["rows"] for t, h in document["heads"].items()} == {"acme": 3, "globex": 2}
+    code, out = _run(seeded, "verify", "--checkpoint", str(path))
+    assert code == 0 and f"intact against checkpoint {path}" in out
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE configuration_audit_logs DISABLE TRIGGER USER"))
+        conn.execute(
+            sa.text(
+                "DELETE FROM configuration_audit_logs WHERE id = "
+                "(SELECT max(id) FROM configuration_audit_logs WHERE tenant_id = 'acme')"
+            )
+        )
+        conn.execute(sa.text("ALTER TABLE configuration_audit_logs ENABLE TRIGGER USER"))
+    code, out = _run(seeded, "verify")
+    assert code == 0  # a shorter chain is a valid chain ...
+    code, out = _run(seeded, "verify", "--checkpoint", str(path))
+    assert code == 1  # ... but not the one recorded
+    assert "BROKEN tenant acme" in out and "(truncated)" in out
+
+
+def test_checkpoint_of_another_format_is_refused(seeded: dict[str, str], tmp_path: Path) -> None:
+    path = tmp_path / "old.json"
+    path.write_text('{"format": "reconciler-audit-checkpoint/v0", "heads": {}}')
+    code, out = _run(seeded, "verify", "--checkpoint", str(path))
+    assert code == 1 and out.count("\n") == 1
+    assert "is not an audit checkpoint this reconciler reads" in out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 
 import pytest
 import sqlalchemy as sa
@@ -24,6 +25,7 @@ def _env(database_url: str, keyring: str) -> dict[str, str]:
         "RECONCILER_DATABASE_URL": database_url,
         KEYRING_ENV: keyring,
         FINGERPRINT_KEY_ENV: base64.b64encode(FINGERPRINT_KEY).decode(),
+        "RECONCILER_AUDIT_KEY": base64.b64encode(os.urandom(32)).decode(),
         "RECONCILER_ACTOR": "key-admin",
     }
 

@@ -117,6 +117,7 @@ class Workspace:
                 "RECONCILER_DATABASE_URL": database_url,
                 "RECONCILER_KEYRING": "1:" + base64.b64encode(os.urandom(32)).decode(),
                 "RECONCILER_FINGERPRINT_KEY": base64.b64encode(os.urandom(32)).decode(),
+                "RECONCILER_AUDIT_KEY": base64.b64encode(os.urandom(32)).decode(),
                 "RECONCILER_ACTOR": "e2e-test",
                 "NO_COLOR": "1",
             }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
@@ -10,6 +11,7 @@ from uuid import uuid4
 import pytest
 import sqlalchemy as sa
 
+from reconciler.crypto.audit_key import AuditKey
 from reconciler.errors import ConfigError, LockTimeout
 from reconciler.model.enums import AuditAction, EntityType, ReviewDecision, RiskLevel
 from reconciler.model.sensitive import Sensitive
@@ -28,6 +30,7 @@ from reconciler.store.audit import (
 from reconciler.store.locks import APPLY_LOCK_KEY, acquire_xact_lock
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
+KEY = AuditKey(os.urandom(32))
 CONTEXT = AuditContext(
     performed_by="alice",
     ip_address="10.1.2.3",
@@ -35,6 +38,7 @@ CONTEXT = AuditContext(
     session_id=str(uuid4()),
     git_commit="a" * 40,
     apply_run_id=uuid4(),
+    key=KEY,
 )
 
 
@@ -94,7 +98,7 @@ def chained(engine: sa.Engine) -> sa.Engine:
         append_audit_entries(
             conn,
             [_entry("acme", 4, RiskLevel.HIGH), _entry("globex", 2), _entry("acme", 5)],
-            AuditContext("bob", None, "reconciler/test", "s2"),
+            AuditContext("bob", None, "reconciler/test", "s2", key=KEY),
             now=NOW + timedelta(seconds=1),
         )
     return engine
@@ -111,7 +115,7 @@ def test_chain_links_across_calls_and_tenants(chained: sa.Engine) -> None:
         for before, after in itertools.pairwise(tenant_rows):
             assert after.prev_hash == before.entry_hash
     with chained.connect() as conn:
-        report = inspect_chains(conn)
+        report = inspect_chains(conn, key=KEY)
     assert report.breaks == [] and report.rows == 7
     assert report.heads == {t: rs[-1].entry_hash for t, rs in by_tenant.items()}
 
@@ -150,7 +154,7 @@ def test_verify_detects_an_edited_row(chained: sa.Engine) -> None:
         id=victim.id,
     )
     with chained.connect() as conn:
-        breaks = verify_chain(conn)
+        breaks = verify_chain(conn, key=KEY)
     assert [(b.tenant_id, b.audit_id, b.kind) for b in breaks] == [("acme", victim.id, "edited")]
 
 
@@ -158,8 +162,8 @@ def test_verify_detects_a_deleted_row(chained: sa.Engine) -> None:
     rows = [r for r in _rows(chained) if r.tenant_id == "acme"]
     _tamper(chained, "DELETE FROM configuration_audit_logs WHERE id = :id", id=rows[1].id)
     with chained.connect() as conn:
-        breaks = verify_chain(conn)
-        assert verify_chain(conn, tenants=["globex"]) == []
+        breaks = verify_chain(conn, key=KEY)
+        assert verify_chain(conn, tenants=["globex"], key=KEY) == []
     assert [(b.tenant_id, b.audit_id, b.kind) for b in breaks] == [("acme", rows[2].id, "link")]
     assert "deleted" in breaks[0].detail
 
@@ -178,14 +182,18 @@ def test_verify_detects_deleted_first_row_and_reordering(chained: sa.Engine) -> 
         b=globex[1].id,
     )
     with chained.connect() as conn:
-        breaks = verify_chain(conn)
+        breaks = verify_chain(conn, key=KEY)
     assert [(b.tenant_id, b.audit_id) for b in breaks] == [
         ("acme", rows[1].id),
         ("globex", globex[0].id),
     ]
 
 
-def test_review_columns_are_outside_the_hash_and_workflow(chained: sa.Engine) -> None:
+def _reviewer(name: str) -> AuditContext:
+    return AuditContext(name, None, "reconciler/test", f"review-{name}", key=KEY)
+
+
+def test_review_is_a_chained_row_and_workflow(chained: sa.Engine) -> None:
     with chained.begin() as conn:
         pending = pending_reviews(conn)
         assert [(p.tenant_id, p.risk_level, p.review_status) for p in pending] == [
@@ -197,21 +205,31 @@ def test_review_columns_are_outside_the_hash_and_workflow(chained: sa.Engine) ->
             tenant="acme",
             audit_id=pending[0].id,
             decision=ReviewDecision.APPROVED,
-            reviewed_by="carol",
+            context=_reviewer("carol"),
             note="ok",
             now=NOW,
         )
         assert record.review_decision == "APPROVED" and record.reviewed_by == "carol"
+        assert record.review_source == "chain" and record.review_id is not None
     with chained.begin() as conn:
         assert pending_reviews(conn) == []
-        assert verify_chain(conn) == []
+        report = inspect_chains(conn, key=KEY)
+        assert report.breaks == [] and report.rows == 8
+        [review_row] = [r for r in list_entries(conn) if r.id == record.review_id]
+        assert review_row.action == "REVIEW" and review_row.tenant_id == "acme"
+        assert review_row.performed_by == "carol"
+        assert review_row.changes == {
+            "reviews": pending[0].id,
+            "decision": "APPROVED",
+            "note": "ok",
+        }
         with pytest.raises(ConfigError, match="already reviewed: APPROVED by carol"):
             review_entry(
                 conn,
                 tenant="acme",
                 audit_id=pending[0].id,
                 decision=ReviewDecision.REJECTED,
-                reviewed_by="dan",
+                context=_reviewer("dan"),
                 note=None,
                 now=NOW,
             )
@@ -222,7 +240,7 @@ def test_review_columns_are_outside_the_hash_and_workflow(chained: sa.Engine) ->
                 tenant="globex",
                 audit_id=low.id,
                 decision=ReviewDecision.APPROVED,
-                reviewed_by="dan",
+                context=_reviewer("dan"),
                 note=None,
                 now=NOW,
             )
@@ -232,7 +250,7 @@ def test_review_columns_are_outside_the_hash_and_workflow(chained: sa.Engine) ->
                 tenant="globex",
                 audit_id=pending[0].id,
                 decision=ReviewDecision.APPROVED,
-                reviewed_by="dan",
+                context=_reviewer("dan"),
                 note=None,
                 now=NOW,
             )
@@ -293,7 +311,7 @@ def test_appends_wait_for_each_other(engine: sa.Engine) -> None:
         thread.join()
     assert errors == []
     with engine.connect() as conn:
-        report = inspect_chains(conn)
+        report = inspect_chains(conn, key=KEY)
     assert report.breaks == [] and report.rows == 10
 
 

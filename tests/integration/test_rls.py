@@ -104,12 +104,13 @@ def test_without_a_tenant_the_app_role_sees_nothing(seeded: sa.Engine) -> None:
         assert conn.execute(sa.text("SELECT count(*) FROM integration_configs")).scalar() == 0
 
 
-def test_app_role_may_review_but_not_delete_audit_rows(as_app_a: sa.Connection) -> None:
-    reviewed = as_app_a.execute(
-        sa.text("UPDATE configuration_audit_logs SET reviewed_by = 'lead', reviewed_at = now()")
-    )
-    assert reviewed.rowcount == 1
+def test_app_role_may_neither_update_nor_delete_audit_rows(as_app_a: sa.Connection) -> None:
     as_app_a.execute(sa.text("SAVEPOINT s"))
+    with pytest.raises(DBAPIError, match="permission denied"):
+        as_app_a.execute(
+            sa.text("UPDATE configuration_audit_logs SET reviewed_by = 'lead', reviewed_at = now()")
+        )
+    as_app_a.execute(sa.text("ROLLBACK TO SAVEPOINT s"))
     with pytest.raises(DBAPIError, match="permission denied"):
         as_app_a.execute(sa.text("UPDATE configuration_audit_logs SET performed_by = 'x'"))
     as_app_a.execute(sa.text("ROLLBACK TO SAVEPOINT s"))

@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from reconciler.crypto.aead import RCN1, RCN2, CipherContext, FieldCipher
+from reconciler.crypto.audit_key import AuditKey
 from reconciler.crypto.fingerprint import Fingerprinter
 from reconciler.crypto.keyring import Keyring
 from reconciler.errors import DecryptFailed, KeyUnavailable
@@ -18,7 +19,8 @@ from reconciler.store import tables
 from reconciler.store.audit import AuditContext, verify_chain
 from reconciler.store.rotate import REENCRYPTED, KeyUsage, key_usage, rotate_keys
 
-CONTEXT = AuditContext("rotator", "127.0.0.1", "reconciler/test", "session-1")
+AUDIT_KEY = AuditKey(os.urandom(32))
+CONTEXT = AuditContext("rotator", "127.0.0.1", "reconciler/test", "session-1", key=AUDIT_KEY)
 FINGERPRINT_KEY = os.urandom(32)
 FP = Fingerprinter(FINGERPRINT_KEY)
 """The fingerprint key every seeded row is written with."""
@@ -260,7 +262,7 @@ def test_rotate_reencrypts_every_table_and_audits_each_row(
         for a in audit:
             assert RCN1 not in a.raw and RCN2 not in a.raw
             assert not any(p in a.raw for p in seeded.plaintext.values())
-        assert verify_chain(conn) == []
+        assert verify_chain(conn, key=AUDIT_KEY) == []
 
     again = rotate_keys(engine, new, CONTEXT, batch_size=2)
     assert again.total == 0 and again.batches == 0
@@ -301,7 +303,7 @@ def test_rotate_skips_locked_rows_and_picks_them_up_later(
             {"id": locked},
         ).scalar()
         assert version == 2
-        assert verify_chain(conn) == []
+        assert verify_chain(conn, key=AUDIT_KEY) == []
 
 
 def test_rotate_refuses_versions_it_cannot_handle(

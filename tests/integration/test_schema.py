@@ -165,9 +165,14 @@ def test_audit_rows_are_append_only(engine: sa.Engine, statement: str) -> None:
     assert row.risk_level is enums.RiskLevel.HIGH and row.performed_by == "ci"
 
 
-def test_audit_review_columns_can_be_updated(engine: sa.Engine) -> None:
+def test_audit_review_columns_can_no_longer_be_updated(engine: sa.Engine) -> None:
+    # A review is a new, chained audit row; the legacy columns are frozen like the rest.
     with engine.begin() as conn:
         audit_id = insert_audit_row(conn)
+    with (
+        pytest.raises(DBAPIError, match="configuration_audit_logs is append-only"),
+        engine.begin() as conn,
+    ):
         conn.execute(
             sa.update(t.configuration_audit_logs)
             .where(t.configuration_audit_logs.c.id == audit_id)
@@ -180,8 +185,7 @@ def test_audit_review_columns_can_be_updated(engine: sa.Engine) -> None:
         )
     with engine.connect() as conn:
         row = conn.execute(sa.select(t.configuration_audit_logs)).one()
-    assert row.review_decision is enums.ReviewDecision.APPROVED
-    assert row.reviewed_by == "security-lead" and row.reviewed_at is not None
+    assert row.review_decision is None and row.reviewed_by is None
 
 
 def test_apply_runs_get_a_uuid_and_counts(engine: sa.Engine) -> None:
