@@ -140,22 +140,30 @@ def _unprintable(text: str) -> list[str]:
     return [ch for ch in text if unicodedata.category(ch)[0] == "C" or ch in "\u2028\u2029"]
 
 
-def checked_name(value: str, what: str) -> str:
+MAX_NOTE_LENGTH = 2000
+"""The longest review note accepted."""
+
+
+def checked_name(
+    value: str, what: str, *, kind: str = "a name", limit: int = MAX_NAME_LENGTH
+) -> str:
     """``value`` stripped, if it is one line of printable text of sane length; else ConfigError.
 
     Args:
-        value: a person's or a bot's name, as given.
+        value: a person's or a bot's name (or other free text bound for the audit log).
         what: where it came from, for the message (e.g. ``--actor``, ``$GITHUB_ACTOR``).
+        kind: what it is, for the message.
+        limit: the most characters accepted.
     """
     name = value.strip()
     bad = _unprintable(name)
     if bad:
         raise ConfigError(
-            f"{what}: a name must be one line of printable text; it contains "
+            f"{what}: {kind} must be one line of printable text; it contains "
             f"{len(bad)} control character(s) (first: U+{ord(bad[0]):04X})"
         )
-    if len(name) > MAX_NAME_LENGTH:
-        raise ConfigError(f"{what}: a name may have at most {MAX_NAME_LENGTH} characters")
+    if len(name) > limit:
+        raise ConfigError(f"{what}: {kind} may have at most {limit} characters")
     return name
 
 

@@ -18,10 +18,11 @@ import sqlalchemy as sa
 
 from reconciler.cli.exit_codes import ExitCode
 from reconciler.cli.options import database_url_option, handle_errors
-from reconciler.context import user_agent
+from reconciler.context import MAX_NOTE_LENGTH, checked_name, user_agent
 from reconciler.crypto.audit_key import AUDIT_KEY_ENV, AuditKey, load_audit_key
 from reconciler.errors import ConfigError
 from reconciler.model.enums import ReviewDecision, RiskLevel
+from reconciler.render.escape import printable
 from reconciler.store import audit
 from reconciler.store.database import (
     DatabaseTarget,
@@ -63,7 +64,9 @@ def connect(
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """A plain left-aligned table; ``None`` shows as ``-``."""
-    cells = [[("-" if v is None else str(v)) for v in row] for row in rows]
+    # Cells come from the database, where any writer of the table could put a newline or an
+    # escape sequence: escaped, they cannot forge a line of the table or a CI log.
+    cells = [[("-" if v is None else printable(str(v))) for v in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
     lines = [list(headers), *cells]
     return "\n".join(
@@ -182,7 +185,7 @@ def review_cmd(
     verdict = ReviewDecision.APPROVED if decision.lower() == "approve" else ReviewDecision.REJECTED
     target = resolve_database_url(database_url)
     context = audit.AuditContext(
-        performed_by=reviewed_by.strip(),
+        performed_by=checked_name(reviewed_by, "--by"),
         ip_address=None,
         user_agent=user_agent(os.environ),
         session_id=str(uuid.uuid4()),
@@ -190,6 +193,7 @@ def review_cmd(
     )
     if not context.performed_by:
         raise ConfigError("--by: the reviewer's name is empty")
+    note_text = checked_name(note, "--note", kind="a note", limit=MAX_NOTE_LENGTH) if note else ""
     with connect(database_url, "audit review", target) as conn:
         record = audit.review_entry(
             conn,
@@ -197,15 +201,17 @@ def review_cmd(
             audit_id=audit_id,
             decision=verdict,
             context=context,
-            note=note,
+            note=note_text or None,
             now=datetime.now(UTC),
         )
     if fmt == "json":
         _emit_json(record.to_dict())
     else:
         click.echo(
-            f"Audit row {record.id} of tenant {record.tenant_id} ({record.entity_address}): "
-            f"{record.review_decision} by {record.reviewed_by} (review row {record.review_id})."
+            printable(
+                f"Audit row {record.id} of tenant {record.tenant_id} ({record.entity_address}): "
+                f"{record.review_decision} by {record.reviewed_by} (review row {record.review_id})."
+            )
         )
 
 

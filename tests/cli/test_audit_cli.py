@@ -277,3 +277,28 @@ def test_checkpoint_of_another_format_is_refused(seeded: dict[str, str], tmp_pat
     code, out = _run(seeded, "verify", "--checkpoint", str(path))
     assert code == 1 and out.count("\n") == 1
     assert "is not an audit checkpoint this reconciler reads" in out
+
+
+def test_review_names_and_notes_are_one_line_and_stored_text_prints_escaped(
+    seeded: dict[str, str], engine: sa.Engine
+) -> None:
+    _, out = _run(seeded, "pending", "--format", "json")
+    target = str(json.loads(out)[0]["id"])
+    for flag, value in (("--by", "mallory\n::error::forged"), ("--note", "ok\x1b[2J")):
+        args = ["review", target, "--decision", "approve", "--by", "carol", flag, value]
+        code, out = _run(seeded, *args)
+        assert code == 1, out
+        assert f"{flag}: " in out and "one line of printable text" in out
+        assert "::error::forged" not in out
+    # A name stored by another writer of the table prints escaped, never as its own line.
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE configuration_audit_logs DISABLE TRIGGER USER"))
+        conn.execute(
+            sa.text("UPDATE configuration_audit_logs SET performed_by = :name"),
+            {"name": "x\n::error::forged"},
+        )
+        conn.execute(sa.text("ALTER TABLE configuration_audit_logs ENABLE TRIGGER USER"))
+    code, out = _run(seeded, "list")
+    assert code == 0
+    assert not any(line.startswith("::") for line in out.splitlines())
+    assert "x\\n::error::forged" in out
