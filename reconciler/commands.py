@@ -212,6 +212,7 @@ def load_desired(
             f"manifests directory {manifests_dir} does not exist; pass --manifests DIR"
         )
     with progress.stage("Loading manifests") as stage:
+        cache = open_load_cache(fingerprint, os.environ) if use_cache else None
         result = load_desired_state(
             manifests_dir,
             selectors=selectors,
@@ -219,9 +220,11 @@ def load_desired(
             identities=load_identities(),
             fingerprint=fingerprint,
             decrypt=True,
-            cache=open_load_cache(fingerprint, os.environ) if use_cache else None,
+            cache=cache,
         )
         stage["detail"] = f"{result.files} files"
+    for line in cache.report() if cache is not None else ():
+        _notes(progress).write(f"{line}\n")  # cache off, old format, entries ignored
     if result.state is None or result.diagnostics.has_errors():
         raise ManifestInvalid(result.diagnostics)
     if result.skipped_decryption:
