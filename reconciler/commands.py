@@ -60,7 +60,13 @@ from reconciler.errors import (
     StateError,
 )
 from reconciler.gcpause import gc_paused
-from reconciler.load.cache import CACHE_DIR_ENV, LoadCache
+from reconciler.load.cache import (
+    CACHE_DIR_ENV,
+    CACHE_KEY_ENV,
+    KEY_FILE_NAME,
+    LoadCache,
+    cache_key_from_env,
+)
 from reconciler.load.cache import enabled as cache_enabled
 from reconciler.model.actual import ActualState
 from reconciler.model.desired import DesiredIntegration, DesiredState, DesiredWebhook
@@ -178,15 +184,23 @@ def _notes(progress: Progress | None) -> TextIO:
 def open_load_cache(fingerprint: Fingerprinter, environ: Mapping[str, str]) -> LoadCache | None:
     """The manifest cache: ``$RECONCILER_CACHE_DIR``, else ``<data dir>/cache``.
 
-    None when ``RECONCILER_CACHE=0``.
+    Its MAC key is ``$RECONCILER_CACHE_KEY``, else ``<data dir>/cache.key`` (made on first
+    use). None when ``RECONCILER_CACHE=0``.
+
+    Raises:
+        ConfigError: ``$RECONCILER_CACHE_KEY`` is set but not a usable key.
     """
     if not cache_enabled(environ):
         return None
-    directory = environ.get(CACHE_DIR_ENV) or Path(
-        environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR, "cache"
-    )
+    data_dir = Path(environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR)
+    directory = environ.get(CACHE_DIR_ENV) or data_dir / "cache"
+    # The key lives in the data directory, not in the cache directory: restoring a cache
+    # directory (a CI cache) brings back entries, never the key that would vouch for forged
+    # ones. $RECONCILER_CACHE_KEY (a CI secret) lets trusted jobs share one key instead.
+    given = environ.get(CACHE_KEY_ENV)
+    key = cache_key_from_env(given) if given else data_dir / KEY_FILE_NAME
     namespace = fingerprint.fingerprint("reconciler/load-cache/v1")
-    return LoadCache.open(Path(directory), namespace)
+    return LoadCache.open(Path(directory), namespace, key)
 
 
 def load_desired(

@@ -35,6 +35,8 @@ default, mode 0700); ``RECONCILER_CACHE=0`` turns it off.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import itertools
@@ -51,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 import reconciler
+from reconciler.errors import ConfigError
 from reconciler.model.desired import (
     DesiredIntegration,
     DesiredOAuthAccount,
@@ -72,6 +75,7 @@ from reconciler.model.enums import (
 FORMAT = b"reconciler-load-cache/3\n"
 CACHE_ENV = "RECONCILER_CACHE"
 CACHE_DIR_ENV = "RECONCILER_CACHE_DIR"
+CACHE_KEY_ENV = "RECONCILER_CACHE_KEY"
 KEY_FILE_NAME = "cache.key"
 KEY_BYTES = 32
 _TAG_HEX = 64
@@ -395,11 +399,26 @@ class _UnusableKey(Exception):
     """The key file exists but must not be used (the message says why)."""
 
 
-def _cache_key(directory: Path) -> tuple[bytes | None, str | None]:
-    """The directory's MAC key, created on first use; else ``None`` and why the cache is off."""
-    path = directory / KEY_FILE_NAME
+def cache_key_from_env(value: str) -> bytes:
+    """The cache key given as ``$RECONCILER_CACHE_KEY`` (base64 of 32 or more random bytes).
+
+    Raises:
+        ConfigError: not base64, or shorter than 32 bytes (the value is never echoed).
+    """
+    try:
+        key = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigError(f"${CACHE_KEY_ENV} is not valid base64") from None
+    if len(key) < KEY_BYTES:
+        raise ConfigError(f"${CACHE_KEY_ENV} must decode to at least {KEY_BYTES} bytes")
+    return key
+
+
+def _cache_key(directory: Path, path: Path) -> tuple[bytes | None, str | None]:
+    """The MAC key in ``path``, created on first use; else ``None`` and why the cache is off."""
     try:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
             return _read_key(path), None
         except FileNotFoundError:
@@ -503,14 +522,23 @@ class LoadCache:
         self._prefix = FORMAT + self.namespace.encode() + b"\n"
 
     @classmethod
-    def open(cls, directory: Path, namespace: str) -> LoadCache:
+    def open(cls, directory: Path, namespace: str, key: bytes | Path | None = None) -> LoadCache:
         """Load ``directory/manifests-<namespace>.cache``; an unusable file counts as empty.
 
-        ``namespace`` is a keyed value derived from the fingerprint key (hex). Creates the
-        directory (0700) and its key file (0600) on first use.
+        Args:
+            directory: the cache directory; created (0700) on first use.
+            namespace: a keyed value derived from the fingerprint key (hex).
+            key: the MAC key itself, or the file that holds it (created 0600 on first use);
+                default ``directory/cache.key``. Keep the file outside a directory that is
+                shared or restored between machines, or the key travels with the entries.
         """
         directory = Path(directory)
-        mac_key, problem = _cache_key(directory)
+        mac_key: bytes | None
+        problem: str | None
+        if isinstance(key, bytes):
+            mac_key, problem = key, None
+        else:
+            mac_key, problem = _cache_key(directory, key or directory / KEY_FILE_NAME)
         self = cls(directory / f"manifests-{namespace[:16]}.cache", mac_key, namespace)
         if problem is not None:
             self.notices.append(problem)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import ast
+import base64
 import dataclasses
 import hashlib
 import hmac
 import inspect
 import json
 import multiprocessing
+import os
 import pickle
 import shutil
 import stat
@@ -20,6 +22,7 @@ import pytest
 
 from reconciler import commands
 from reconciler.crypto.fingerprint import Fingerprinter
+from reconciler.errors import ConfigError
 from reconciler.load import cache as cache_module
 from reconciler.load.cache import CachedFile, LoadCache
 from reconciler.load.validate import load_desired_state
@@ -328,6 +331,7 @@ def test_ignored_entries_are_reported_on_stderr(
 ) -> None:
     fp = Fingerprinter(b"k" * 32)
     monkeypatch.setenv("RECONCILER_CACHE_DIR", str(tmp_path / "c"))
+    monkeypatch.setenv("RECONCILER_DATA_DIR", str(tmp_path / "data"))
     commands.load_desired(tree, commands.ALL, fp, commands.Progress())
     (path,) = (tmp_path / "c").glob("manifests-*.cache")
     lines = path.read_bytes().split(b"\n")
@@ -399,3 +403,42 @@ def test_a_symlinked_key_file_is_not_followed(tmp_path: Path) -> None:
     (directory / cache_module.KEY_FILE_NAME).symlink_to(target)
     off = LoadCache.open(directory, "ab" * 32)
     assert off.mac_key is None and off.report()[0].startswith("manifest cache off for this run")
+
+
+def test_a_restored_cache_directory_does_not_bring_its_key(
+    tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Restoring ``.reconciler/cache`` (a CI cache) brings entries, never the key to trust them."""
+    fp = Fingerprinter(b"k" * 32)
+    restored = tmp_path / "writer" / "cache"
+    monkeypatch.setenv("RECONCILER_DATA_DIR", str(tmp_path / "writer"))
+    monkeypatch.setenv("RECONCILER_CACHE_DIR", str(restored))
+    commands.load_desired(tree, commands.ALL, fp, commands.Progress())
+    assert (tmp_path / "writer" / cache_module.KEY_FILE_NAME).exists()
+    assert not (restored / cache_module.KEY_FILE_NAME).exists()
+
+    monkeypatch.setenv("RECONCILER_DATA_DIR", str(tmp_path / "reader"))
+    cache = commands.open_load_cache(fp, dict(os.environ))
+    assert cache is not None
+    assert cache.entries == {} and cache.unauthentic == 9
+
+
+def test_jobs_sharing_the_cache_key_share_entries(
+    tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fp = Fingerprinter(b"k" * 32)
+    shared = base64.b64encode(b"s" * 32).decode()
+    env = {"RECONCILER_CACHE_KEY": shared, "RECONCILER_CACHE_DIR": str(tmp_path / "c")}
+    first = commands.open_load_cache(fp, {**env, "RECONCILER_DATA_DIR": str(tmp_path / "a")})
+    assert first is not None
+    load_desired_state(tree, identities=load_identities(), fingerprint=fp, cache=first)
+    first.save()
+    second = commands.open_load_cache(fp, {**env, "RECONCILER_DATA_DIR": str(tmp_path / "b")})
+    assert second is not None and len(second.entries) == 9 and second.ignored == 0
+    assert not (tmp_path / "a" / cache_module.KEY_FILE_NAME).exists()
+
+
+@pytest.mark.parametrize("value", ["not base64!", "c2hvcnQ="])
+def test_an_unusable_cache_key_variable_is_a_one_line_error(value: str) -> None:
+    with pytest.raises(ConfigError, match=r"^\$RECONCILER_CACHE_KEY (is not valid base64|must)"):
+        commands.open_load_cache(Fingerprinter(b"k" * 32), {"RECONCILER_CACHE_KEY": value})
