@@ -47,9 +47,9 @@ T = TypeVar("T")
 class Settings:
     """Resolved settings (file values over built-in defaults; CLI flags override these).
 
-    Timeouts are always within [:data:`MIN_TIMEOUT_SECONDS`, :data:`MAX_TIMEOUT_SECONDS`]
-    when read from ``reconciler.yaml``; code that builds a ``Settings`` itself must keep them
-    there too (see :func:`check_timeout`).
+    Timeouts are always within [:data:`MIN_TIMEOUT_SECONDS`, :data:`MAX_TIMEOUT_SECONDS`]:
+    building a ``Settings`` with any other value raises :class:`ConfigError`, so code using
+    the Python API cannot pass "no limit" or NaN to the database either.
     """
 
     manifests_dir: Path = Path("manifests")
@@ -58,6 +58,13 @@ class Settings:
     statement_timeout_seconds: float = 300.0
     policy: RiskPolicy = field(default_factory=RiskPolicy)
     source: Path | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("lock_timeout_seconds", "statement_timeout_seconds"):
+            try:
+                check_timeout(getattr(self, name))
+            except ValueError as exc:
+                raise ConfigError(f"Settings.{name} {exc}") from None
 
 
 _TOP = {"manifests", "apply", "risk"}

@@ -115,3 +115,11 @@ def test_lock_timeout_option() -> None:
     assert lock_timeout_option(2.5) == 2.5
     with pytest.raises(ConfigError, match=r"^--lock-timeout must be from 0\.001 to 86400"):
         lock_timeout_option(0.0)
+
+
+@pytest.mark.parametrize("value", [0.0, float("nan"), float("inf"), -1.0, 1e308])
+def test_settings_built_in_code_are_checked_too(value: float) -> None:
+    with pytest.raises(ConfigError, match=r"^Settings\.statement_timeout_seconds must be from"):
+        Settings(statement_timeout_seconds=value)
+    with pytest.raises(ConfigError, match=r"^Settings\.lock_timeout_seconds must be from"):
+        Settings(lock_timeout_seconds=value)
