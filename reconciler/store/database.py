@@ -120,7 +120,8 @@ def mask_credentials(text: str, url: URL | str | None = None) -> str:
     """``text`` with every database credential in it replaced by ``***``.
 
     Masks, in this order: the credentials of ``url`` and of every database URL resolved in this
-    process (plain, percent-encoded and form-encoded spellings); the password of any URL
+    process (plain, percent-encoded and form-encoded spellings, wherever they stand as a whole
+    token, i.e. not run together with other letters or digits); the password of any URL
     userinfo (``scheme://user:PASSWORD@``); and the value of any ``password=`` or
     ``sslpassword=`` parameter, in a URL query or a libpq keyword string. Apply it to anything
     that can quote a database URL or a driver message before it is shown.
@@ -130,7 +131,11 @@ def mask_credentials(text: str, url: URL | str | None = None) -> str:
         with contextlib.suppress(sa.exc.ArgumentError, ValueError):
             secrets.update(_secret_spellings(_credentials(make_url(url))))
     for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, MASK)
+        # Whole tokens only: a password "postgres" must not turn "postgresql://" into
+        # "***ql://". A credential echoed by a driver or server stands between delimiters.
+        before = r"(?<![A-Za-z0-9])" if secret[0].isalnum() else ""
+        after = r"(?![A-Za-z0-9])" if secret[-1].isalnum() else ""
+        text = re.sub(f"{before}{re.escape(secret)}{after}", MASK, text)
     text = _USERINFO_PASSWORD.sub(lambda m: f"{m.group(1)}{MASK}@", text)
     return _SECRET_PARAMETER.sub(lambda m: f"{m.group(1)}{MASK}", text)
 

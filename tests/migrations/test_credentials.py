@@ -79,6 +79,14 @@ def test_mask_credentials_masks_the_given_urls_secrets_in_every_spelling() -> No
         assert mask_credentials(f"driver said: {text}!", url) == "driver said: ***!"
 
 
+def test_a_common_word_as_password_does_not_garble_messages() -> None:
+    url = "postgresql://app:postgres@db/x"
+    text = 'database unavailable (postgresql://app:***@db/x): password "postgres" refused'
+    assert mask_credentials(text, url) == (
+        'database unavailable (postgresql://app:***@db/x): password "***" refused'
+    )
+
+
 def test_resolved_urls_secrets_are_masked_without_the_url() -> None:
     normalize_url("postgresql://app:Remembered-9z@db/x", DatabaseSource.OPTION)
     assert mask_credentials("echo Remembered-9z echo") == "echo *** echo"
