@@ -16,6 +16,9 @@ keys, stale plans, policy, and bugs.
     ├── StateError                       the database
     │   ├── DatabaseUnavailable          cannot connect, connection lost, server gone
     │   ├── LockTimeout                  another apply holds the lock
+    │   ├── StatementCancelled           the server cancelled a statement (statement timeout)
+    │   ├── TransactionConflict          serialization failure or deadlock; run again
+    │   ├── PermissionDenied             the database role lacks a privilege
     │   └── PlanStale                    saved plan no longer matches database or manifests (exit 3)
     ├── PolicyViolation                  risk above what is allowed, or mass deletion (exit 4)
     ├── ApplyCancelled                   the user did not confirm the plan
@@ -88,3 +91,15 @@ class ApplyCancelled(ReconcilerError):
 
 class ApplyFailed(ReconcilerError):
     """A write failed inside the apply transaction; everything was rolled back."""
+
+
+class StatementCancelled(StateError):
+    """The server cancelled a statement: ``statement_timeout`` or an operator's cancel request."""
+
+
+class TransactionConflict(StateError):
+    """A serialization failure or deadlock rolled the transaction back; running again may pass."""
+
+
+class PermissionDenied(StateError):
+    """The database role lacks a privilege the command needs (SQLSTATE 42501, CREATEROLE)."""

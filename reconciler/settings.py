@@ -5,33 +5,52 @@ Looked up in the current directory (the repository root in CI). Every key is opt
     manifests: manifests            # manifest directory
     apply:
       allow_risk: high              # highest level apply accepts without --allow-risk
-      lock_timeout_seconds: 60
-      statement_timeout_seconds: 300
+      lock_timeout_seconds: 60      # 0.001 to 86400 (one day)
+      statement_timeout_seconds: 300  # 0.001 to 86400 (one day)
     risk:
       overrides:                    # raise a rule's level; lowering below the default is refused
         SYNC_INTERVAL: MEDIUM
       mass_deletion:
-        max_share: 0.5              # share of a tenant's objects one apply may delete
-        min_objects: 3              # ... once at least this many objects would go
+        max_share: 0.5              # share of a tenant's objects one apply may delete, in (0, 1]
+        min_objects: 3              # ... once at least this many objects would go (>= 1)
+
+A bad value is a one-line :class:`~reconciler.errors.ConfigError` naming the file, the line
+and column, and the field (``reconciler.yaml:4:25: apply.lock_timeout_seconds: ...``).
+Timeouts have no "unlimited" value: ``0`` (PostgreSQL's "no limit"), negative, infinite and NaN
+values are refused, as is anything above :data:`MAX_TIMEOUT_SECONDS`.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from reconciler.core.risk import RiskPolicy
 from reconciler.errors import ConfigError
-from reconciler.load.yaml_source import YamlError, parse_document
+from reconciler.load.yaml_source import PathElement, YamlError, format_path, locate, parse_document
 from reconciler.model.enums import RiskLevel
 
 SETTINGS_FILE = "reconciler.yaml"
 
+MIN_TIMEOUT_SECONDS = 0.001
+"""Shortest timeout: PostgreSQL counts in milliseconds, and 0 ms would mean "no limit"."""
+MAX_TIMEOUT_SECONDS = 86_400.0
+"""Longest timeout: one day. Beyond that a run is stuck, not slow."""
+
+T = TypeVar("T")
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Resolved settings (file values over built-in defaults; CLI flags override these)."""
+    """Resolved settings (file values over built-in defaults; CLI flags override these).
+
+    Timeouts are always within [:data:`MIN_TIMEOUT_SECONDS`, :data:`MAX_TIMEOUT_SECONDS`]:
+    building a ``Settings`` with any other value raises :class:`ConfigError`, so code using
+    the Python API cannot pass "no limit" or NaN to the database either.
+    """
 
     manifests_dir: Path = Path("manifests")
     allow_risk: RiskLevel = RiskLevel.HIGH
@@ -40,57 +59,166 @@ class Settings:
     policy: RiskPolicy = field(default_factory=RiskPolicy)
     source: Path | None = None
 
+    def __post_init__(self) -> None:
+        for name in ("lock_timeout_seconds", "statement_timeout_seconds"):
+            try:
+                check_timeout(getattr(self, name))
+            except ValueError as exc:
+                raise ConfigError(f"Settings.{name} {exc}") from None
+
 
 _TOP = {"manifests", "apply", "risk"}
 _APPLY = {"allow_risk", "lock_timeout_seconds", "statement_timeout_seconds"}
 _RISK = {"overrides", "mass_deletion"}
 
 
+class _FieldError(ValueError):
+    """A bad value at ``path`` in the settings document (``key``: point at the key itself)."""
+
+    def __init__(self, path: tuple[PathElement, ...], message: str, *, key: bool = False) -> None:
+        super().__init__(message)
+        self.path = path
+        self.key = key
+
+
 def load_settings(directory: Path | None = None) -> Settings:
-    """Read ``reconciler.yaml`` from ``directory`` (default: cwd); defaults when absent."""
+    """Read ``reconciler.yaml`` from ``directory`` (default: cwd); defaults when absent.
+
+    Raises:
+        ConfigError: the file is not valid YAML, has an unknown key, or a value out of range;
+            the message names the file, line, column and field.
+    """
     path = (directory or Path.cwd()) / SETTINGS_FILE
     if not path.is_file():
         return Settings()
+    raw = path.read_bytes()
     try:
-        doc = parse_document(path.read_bytes()) or {}
+        doc = parse_document(raw) or {}
     except YamlError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     try:
         return _parse(doc, path)
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    except _FieldError as exc:
+        position = locate(raw, exc.path, key=exc.key)
+        where = f"{path}:{position[0]}:{position[1]}" if position else str(path)
+        field_name = format_path(exc.path) if exc.path else SETTINGS_FILE
+        raise ConfigError(f"{where}: {field_name}: {exc}") from None
 
 
-def _section(doc: Any, name: str, allowed: set[str]) -> dict[str, Any]:
+def check_timeout(value: object) -> float:
+    """``value`` as seconds if it is a usable timeout; ValueError naming the limits otherwise.
+
+    A usable timeout is a finite number (not a boolean) from :data:`MIN_TIMEOUT_SECONDS` to
+    :data:`MAX_TIMEOUT_SECONDS`.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"must be a number of seconds, got {_shown(value)}")
+    seconds = float(value)
+    if not (math.isfinite(seconds) and MIN_TIMEOUT_SECONDS <= seconds <= MAX_TIMEOUT_SECONDS):
+        raise ValueError(
+            f"must be from {MIN_TIMEOUT_SECONDS:g} to {MAX_TIMEOUT_SECONDS:g} seconds "
+            f"(one day), got {_shown(value)}"
+        )
+    return seconds
+
+
+def lock_timeout_option(value: float | None) -> float | None:
+    """Check ``--lock-timeout`` like ``apply.lock_timeout_seconds``; ConfigError if unusable."""
+    if value is None:
+        return None
+    try:
+        return check_timeout(value)
+    except ValueError as exc:
+        raise ConfigError(f"--lock-timeout {exc}") from None
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _section(doc: Any, path: tuple[str, ...], allowed: set[str]) -> dict[str, Any]:
     if doc is None:
         return {}
     if not isinstance(doc, dict):
-        raise ValueError(f"{name} must be a mapping")
-    unknown = set(doc) - allowed
+        raise _FieldError(path, "must be a mapping")
+    unknown = sorted(set(doc) - allowed)
     if unknown:
-        raise ValueError(f"unknown key(s) in {name}: {', '.join(sorted(unknown))}")
+        raise _FieldError(
+            (*path, unknown[0]), f"unknown key (allowed: {', '.join(sorted(allowed))})", key=True
+        )
     return doc
 
 
+def _field(path: tuple[PathElement, ...], convert: Callable[[], T]) -> T:
+    """``convert()``, with a ValueError or TypeError reported at ``path``."""
+    try:
+        return convert()
+    except _FieldError:
+        raise
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise _FieldError(path, str(exc)) from None
+
+
+def _timeout(section: dict[str, Any], key: str, default: float) -> float:
+    if key not in section:
+        return default
+    return _field(("apply", key), lambda: check_timeout(section[key]))
+
+
+def _override(code: str, value: Any) -> RiskLevel:
+    where = ("risk", "overrides", code)
+    level = _field(where, lambda: parse_level(str(value)))
+    # One rule at a time, so that an unknown rule or a lowered level is reported at its line.
+    _field(where, lambda: RiskPolicy.create({code: level}))
+    return level
+
+
+def _max_share(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"must be a number in (0, 1], got {_shown(value)}")
+    share = float(value)
+    if not 0 < share <= 1:  # also refuses NaN
+        raise ValueError(f"must be in (0, 1], got {_shown(value)}")
+    return share
+
+
+def _min_objects(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"must be a whole number of at least 1, got {_shown(value)}")
+    return value
+
+
 def _parse(doc: Any, path: Path) -> Settings:
-    top = _section(doc, "reconciler.yaml", _TOP)
-    apply = _section(top.get("apply"), "apply", _APPLY)
-    risk = _section(top.get("risk"), "risk", _RISK)
-    mass = _section(risk.get("mass_deletion"), "risk.mass_deletion", {"max_share", "min_objects"})
-    overrides_raw = _section(
-        risk.get("overrides"), "risk.overrides", set(risk.get("overrides") or {})
+    top = _section(doc, (), _TOP)
+    apply = _section(top.get("apply"), ("apply",), _APPLY)
+    risk = _section(top.get("risk"), ("risk",), _RISK)
+    mass = _section(
+        risk.get("mass_deletion"), ("risk", "mass_deletion"), {"max_share", "min_objects"}
     )
-    overrides = {str(k): parse_level(str(v)) for k, v in overrides_raw.items()}
-    policy = RiskPolicy.create(
-        overrides,
-        mass_deletion_max_share=float(mass.get("max_share", 0.5)),
-        mass_deletion_min_objects=int(mass.get("min_objects", 3)),
+    overrides_raw = _section(
+        risk.get("overrides"), ("risk", "overrides"), set(risk.get("overrides") or {})
+    )
+    overrides = {str(k): _override(str(k), v) for k, v in overrides_raw.items()}
+    max_share = _field(
+        ("risk", "mass_deletion", "max_share"), lambda: _max_share(mass.get("max_share", 0.5))
+    )
+    min_objects = _field(
+        ("risk", "mass_deletion", "min_objects"), lambda: _min_objects(mass.get("min_objects", 3))
+    )
+    policy = _field(
+        ("risk", "overrides"),
+        lambda: RiskPolicy.create(
+            overrides, mass_deletion_max_share=max_share, mass_deletion_min_objects=min_objects
+        ),
     )
     return Settings(
         manifests_dir=Path(str(top.get("manifests", "manifests"))),
-        allow_risk=parse_level(str(apply.get("allow_risk", "high"))),
-        lock_timeout_seconds=float(apply.get("lock_timeout_seconds", 60)),
-        statement_timeout_seconds=float(apply.get("statement_timeout_seconds", 300)),
+        allow_risk=_field(
+            ("apply", "allow_risk"), lambda: parse_level(str(apply.get("allow_risk", "high")))
+        ),
+        lock_timeout_seconds=_timeout(apply, "lock_timeout_seconds", 60.0),
+        statement_timeout_seconds=_timeout(apply, "statement_timeout_seconds", 300.0),
         policy=policy,
         source=path,
     )

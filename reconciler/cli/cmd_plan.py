@@ -25,7 +25,7 @@ from reconciler.gitchanges import changed_tenants
 from reconciler.model.enums import RiskLevel
 from reconciler.model.plan import Plan, SavedPlan
 from reconciler.render.escape import printable
-from reconciler.settings import Settings, load_settings, parse_level
+from reconciler.settings import Settings, load_settings, lock_timeout_option, parse_level
 
 _FORMATS = ("text", "json", "markdown", "github")
 
@@ -240,7 +240,7 @@ def plan_cmd(
     type=float,
     metavar="S",
     default=None,
-    help="Seconds to wait for another apply to finish (default 60).",
+    help="Seconds to wait for another apply to finish, 0.001 to 86400 (default 60).",
 )
 @click.option(
     "--format",
@@ -295,6 +295,7 @@ def apply_cmd(
       reconciler apply --dry-run                         # everything but the COMMIT
     """
     settings = load_settings()
+    lock_timeout = lock_timeout_option(lock_timeout)
     progress = commands.Progress(enabled=not quiet)
     color = _color(no_color)
     saved = _read_plan_file(plan_file) if plan_file else None

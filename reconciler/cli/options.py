@@ -20,6 +20,7 @@ from reconciler.errors import (
 )
 from reconciler.model.enums import Platform
 from reconciler.model.plan import Selectors
+from reconciler.store.database import mask_credentials
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -85,7 +86,8 @@ def handle_errors(func: F) -> F:
     """Run a command; print a ReconcilerError as one line (no traceback) and exit with its code.
 
     ``--debug`` on the root group (or ``RECONCILER_DEBUG=1``) also prints the traceback; the
-    exit code stays the documented one.
+    exit code stays the documented one. Both go through
+    :func:`~reconciler.store.database.mask_credentials`.
     """
 
     @functools.wraps(func)
@@ -98,9 +100,11 @@ def handle_errors(func: F) -> F:
             click.echo(f"Error: {exc}", err=True)
             sys.exit(ExitCode.ERROR)
         except ReconcilerError as exc:
+            # Masked as a last line of defence: a chained driver error in the traceback, or a
+            # message built from one, may quote a database URL or connection string.
             if _debug():
-                traceback.print_exc()
-            click.echo(f"Error: {exc}", err=True)
+                click.echo(mask_credentials(traceback.format_exc()), err=True, nl=False)
+            click.echo(f"Error: {mask_credentials(str(exc))}", err=True)
             sys.exit(exit_code_for(exc))
         except KeyboardInterrupt:
             click.echo("Interrupted: nothing was committed.", err=True)

@@ -7,7 +7,8 @@ Format, in ``$RECONCILER_KEYRING`` or in the file named by ``$RECONCILER_KEYRING
 
 The highest version encrypts; every listed version decrypts, so a new key is introduced by
 adding a higher version and running ``reconciler keys rotate``, and an old one is removed only
-after ``reconciler keys status`` shows no row still uses it.
+after ``reconciler keys status`` shows no row still uses it. Versions run from 1 to
+:data:`MAX_VERSION` (the ``encryption_key_version`` columns are 32-bit integers).
 
 Error messages name the offending entry by position and version, never its key bytes.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -26,6 +28,10 @@ KEYRING_ENV = "RECONCILER_KEYRING"
 KEYRING_FILE_ENV = "RECONCILER_KEYRING_FILE"
 KEY_BYTES = 32
 """AES-256: every key is exactly 32 bytes."""
+MAX_VERSION = 2**31 - 1
+"""Highest key version: ``encryption_key_version`` is a PostgreSQL ``integer``."""
+
+_VERSION_TEXT = re.compile(r"[+-]?[0-9]+")
 
 
 class Keyring:
@@ -40,13 +46,13 @@ class Keyring:
         """Build a keyring from already decoded keys.
 
         Raises:
-            ConfigError: no keys, a version below 1, or a key that is not 32 bytes.
+            ConfigError: no keys, a version outside 1 to :data:`MAX_VERSION`, or a key that is
+                not 32 bytes.
         """
         if not keys:
             raise ConfigError("the keyring has no keys")
         for version, key in keys.items():
-            if version < 1:
-                raise ConfigError(f"keyring version {version} is invalid: versions start at 1")
+            _check_version(version, "the keyring")
             if len(key) != KEY_BYTES:
                 raise ConfigError(
                     f"keyring version {version}: key is {len(key)} bytes, expected {KEY_BYTES}"
@@ -136,9 +142,12 @@ class Keyring:
 
     @staticmethod
     def generate_entry(version: int) -> str:
-        """A new random keyring entry ``VERSION:BASE64`` (for ``reconciler keys generate``)."""
-        if version < 1:
-            raise ConfigError(f"key version {version} is invalid: versions start at 1")
+        """A new random keyring entry ``VERSION:BASE64`` (for ``reconciler keys generate``).
+
+        Raises:
+            ConfigError: ``version`` is outside 1 to :data:`MAX_VERSION`.
+        """
+        _check_version(version, "the new key")
         return f"{version}:{base64.b64encode(os.urandom(KEY_BYTES)).decode('ascii')}"
 
     def to_text(self) -> str:
@@ -163,14 +172,18 @@ def _parse_entry(entry: str, position: int, source: str) -> tuple[int, bytes]:
     version_text, sep, encoded = entry.partition(":")
     if not sep:
         raise ConfigError(f"{source}: entry {position} is not VERSION:BASE64 (no ':')")
-    try:
-        version = int(version_text.strip())
-    except ValueError:
+    version_text = version_text.strip()
+    # ASCII digits only: int() would also take "1_0" and other scripts' digits.
+    if not _VERSION_TEXT.fullmatch(version_text):
+        raise ConfigError(f"{source}: entry {position} has a version that is not an integer")
+    if len(version_text.lstrip("+-0")) > len(str(MAX_VERSION)):
+        # Not echoed: it is a long run of digits, and not worth converting to find out.
         raise ConfigError(
-            f"{source}: entry {position} has a version that is not an integer"
-        ) from None
-    if version < 1:
-        raise ConfigError(f"{source}: entry {position} has version {version}; versions start at 1")
+            f"{source}: entry {position} has a version above {MAX_VERSION}, the highest the "
+            "database can store"
+        )
+    version = int(version_text)
+    _check_version(version, f"{source}: entry {position}")
     try:
         key = base64.b64decode(encoded.strip(), validate=True)
     except (binascii.Error, ValueError):
@@ -183,3 +196,14 @@ def _parse_entry(entry: str, position: int, source: str) -> tuple[int, bytes]:
             f"expected {KEY_BYTES} (AES-256)"
         )
     return version, key
+
+
+def _check_version(version: int, what: str) -> None:
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ConfigError(f"{what}: key version must be an integer")
+    if version < 1:
+        raise ConfigError(f"{what} has version {version}; versions start at 1")
+    if version > MAX_VERSION:
+        raise ConfigError(
+            f"{what} has version {version}, above {MAX_VERSION}, the highest the database can store"
+        )

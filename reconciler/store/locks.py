@@ -71,15 +71,21 @@ def acquire_xact_lock(conn: sa.Connection, key: int, *, timeout_seconds: float, 
 
 
 def lock_holder(conn: sa.Connection, key: int) -> str | None:
-    """Describe the session holding advisory lock ``key`` in this database, or None."""
+    """Describe who holds advisory lock ``key`` in this database; None if nobody does.
+
+    Names the holder by ``application_name``, pid, user, client address, transaction start and
+    state, each only when known: PostgreSQL shows another role's session details only to
+    superusers and members of ``pg_read_all_stats``, and a prepared transaction has no session
+    at all. Without a name the holder reads as "an unknown holder".
+    """
     unsigned = key & 0xFFFF_FFFF_FFFF_FFFF
     # A bigint advisory lock shows in pg_locks as classid = high 32 bits, objid = low 32 bits,
-    # objsubid = 1.
+    # objsubid = 1. LEFT JOIN: a prepared transaction holds locks with no backend (pid NULL).
     row = conn.execute(
         sa.text(
-            "SELECT a.pid, a.application_name, a.usename, a.client_addr::text AS client,"
+            "SELECT l.pid, a.application_name, a.usename, a.client_addr::text AS client,"
             "       a.xact_start, a.state"
-            "  FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+            "  FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid"
             " WHERE l.locktype = 'advisory' AND l.granted"
             "   AND l.classid::bigint = :hi AND l.objid::bigint = :lo AND l.objsubid = 1"
             "   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
@@ -89,13 +95,37 @@ def lock_holder(conn: sa.Connection, key: int) -> str | None:
     ).one_or_none()
     if row is None:
         return None
-    app = row.application_name or "(no application_name)"
-    who = f"user {row.usename}" + (f" from {row.client}" if row.client else "")
-    return f"{app!s} (pid {row.pid}, {who}, {_since(row.xact_start)}, {row.state})"
+    return describe_holder(
+        pid=row.pid,
+        application_name=row.application_name,
+        user=row.usename,
+        client=row.client,
+        xact_start=row.xact_start,
+        state=row.state,
+    )
 
 
-def _since(started: datetime | None) -> str:
-    return f"transaction open since {started.isoformat(timespec='seconds')}" if started else "?"
+def describe_holder(
+    *,
+    pid: int | None,
+    application_name: str | None,
+    user: str | None,
+    client: str | None,
+    xact_start: datetime | None,
+    state: str | None,
+) -> str:
+    """One phrase naming a lock holder from what is known of it (``None``: not known)."""
+    if pid is None:
+        return "a prepared transaction (see pg_prepared_xacts)"
+    details = [f"pid {pid}"]
+    if user:
+        details.append(f"user {user}" + (f" from {client}" if client else ""))
+    if xact_start is not None:
+        details.append(f"transaction open since {xact_start.isoformat(timespec='seconds')}")
+    if state:
+        details.append(state)
+    name = application_name or "an unknown holder"
+    return f"{name} ({', '.join(details)})"
 
 
 def _timeout_message(conn: sa.Connection, key: int, what: str, waited: str) -> str:

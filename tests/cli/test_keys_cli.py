@@ -111,3 +111,18 @@ def test_generate() -> None:
     assert fixed.stdout.startswith("7:")
     fp = runner.invoke(cli, ["keys", "generate", "--fingerprint-key"])
     assert len(base64.b64decode(fp.stdout.strip())) == 32
+
+
+def test_generate_refuses_versions_the_database_cannot_store() -> None:
+    runner = CliRunner()
+    too_high = runner.invoke(cli, ["keys", "generate", "--version", "2147483648"])
+    assert too_high.exit_code == 1
+    assert too_high.output.strip().splitlines()[-1] == (
+        "Error: the new key has version 2147483648, above 2147483647, the highest the database "
+        "can store"
+    )
+    newest = "2147483647:" + base64.b64encode(os.urandom(32)).decode()
+    after_newest = runner.invoke(cli, ["keys", "generate"], env={KEYRING_ENV: newest})
+    assert after_newest.exit_code == 1
+    assert "above 2147483647" in after_newest.output
+    assert newest.split(":")[1] not in after_newest.output

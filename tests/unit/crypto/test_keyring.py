@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.crypto.keyring import KEYRING_ENV, KEYRING_FILE_ENV, Keyring
+from reconciler.crypto.keyring import KEYRING_ENV, KEYRING_FILE_ENV, MAX_VERSION, Keyring
 from reconciler.errors import ConfigError, KeyUnavailable
 
 
@@ -42,19 +42,40 @@ def test_unset_is_none() -> None:
         ("1:{k},1:{k}", "entry 2 repeats key version 1"),
         ("1:{bad}", "entry 1 (version 1) is not valid base64"),
         ("  ,  ", "no entries"),
+        ("-1:{k}", "entry 1 has version -1; versions start at 1"),
+        ("1_0:{k}", "entry 1 has a version that is not an integer"),
+        ("\u0661:{k}", "entry 1 has a version that is not an integer"),  # Arabic-Indic 1
+        ("2147483648:{k}", "entry 1 has version 2147483648, above 2147483647, the highest"),
+        ("99999999999999999999999999:{k}", "entry 1 has a version above 2147483647"),
+        ("1:{long}", "entry 1 (version 1) decodes to 48 bytes, expected 32"),
+        ("1:", "entry 1 (version 1) decodes to 0 bytes"),
+        ("1:{k}\n2:{k}\n2:{k}", "entry 3 repeats key version 2"),
     ],
 )
 def test_bad_keyrings_name_the_entry_but_no_key_material(text: str, fragment: str) -> None:
-    key, short = _b64(), _b64(16)
+    key, short, long = _b64(), _b64(16), _b64(48)
     bad = key[:-4] + "!!!!"
-    rendered = text.format(k=key, short=short, bad=bad)
+    rendered = text.format(k=key, short=short, bad=bad, long=long)
     with pytest.raises(ConfigError) as info:
         Keyring.parse(rendered, source=f"${KEYRING_ENV}")
     message = str(info.value)
     assert fragment in message
-    assert KEYRING_ENV in message
-    for secret in (key, short, bad, key[:12], short[:12]):
+    assert KEYRING_ENV in message and "\n" not in message
+    for secret in (key, short, long, bad, key[:12], short[:12], long[:12]):
         assert secret not in message
+
+
+def test_highest_storable_version_is_accepted() -> None:
+    ring = Keyring.parse(f"2147483647:{_b64()}", source="$X")
+    assert ring.active_version == MAX_VERSION == 2**31 - 1
+
+
+@pytest.mark.parametrize("version", [0, -1, 2**31, 2**63])
+def test_versions_outside_the_column_are_refused_everywhere(version: int) -> None:
+    with pytest.raises(ConfigError, match=r"versions start at 1|above 2147483647"):
+        Keyring({version: os.urandom(32)})
+    with pytest.raises(ConfigError, match=r"versions start at 1|above 2147483647"):
+        Keyring.generate_entry(version)
 
 
 def test_both_sources_set_is_an_error(tmp_path: Path) -> None:

@@ -1,0 +1,125 @@
+"""``reconciler.yaml``: unusable values are one-line errors naming file, line, column and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reconciler.errors import ConfigError
+from reconciler.settings import (
+    MAX_TIMEOUT_SECONDS,
+    Settings,
+    check_timeout,
+    load_settings,
+    lock_timeout_option,
+)
+
+
+def settings_error(tmp_path: Path, text: str) -> str:
+    (tmp_path / "reconciler.yaml").write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(tmp_path)
+    message = str(info.value)
+    assert "\n" not in message
+    return message.removeprefix(f"{tmp_path / 'reconciler.yaml'}:")
+
+
+def test_absent_file_gives_defaults(tmp_path: Path) -> None:
+    assert load_settings(tmp_path) == Settings()
+
+
+def test_good_values_are_read(tmp_path: Path) -> None:
+    (tmp_path / "reconciler.yaml").write_text(
+        "apply:\n  lock_timeout_seconds: 0.5\n  statement_timeout_seconds: 86400\n"
+        "risk:\n  mass_deletion:\n    max_share: 1\n    min_objects: 1\n"
+    )
+    settings = load_settings(tmp_path)
+    assert (settings.lock_timeout_seconds, settings.statement_timeout_seconds) == (0.5, 86400.0)
+    assert settings.policy.mass_deletion_max_share == 1.0
+    assert settings.policy.mass_deletion_min_objects == 1
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("0", "0"),  # PostgreSQL's "no limit"
+        ("0.0", "0.0"),
+        ("0.0001", "0.0001"),  # rounds to 0 ms
+        ("-1", "-1"),
+        (".nan", "nan"),
+        (".inf", "inf"),
+        ("-.inf", "-inf"),
+        ("1e308", "1e+308"),
+        ("86400.5", "86400.5"),
+        ("9223372036854775807", "9223372036854775807"),
+    ],
+)
+@pytest.mark.parametrize("key", ["lock_timeout_seconds", "statement_timeout_seconds"])
+def test_out_of_range_timeouts_are_refused(
+    tmp_path: Path, key: str, value: str, shown: str
+) -> None:
+    message = settings_error(tmp_path, f"apply:\n  {key}: {value}\n")
+    assert message == (
+        f"2:{len(key) + 5}: apply.{key}: must be from 0.001 to 86400 seconds (one day), got {shown}"
+    )
+
+
+@pytest.mark.parametrize("value", ["'60'", "true", "[1]", "{a: 1}", "null"])
+def test_non_numeric_timeouts_are_refused(tmp_path: Path, value: str) -> None:
+    message = settings_error(tmp_path, f"apply:\n  lock_timeout_seconds: {value}\n")
+    assert message.startswith("2:25: apply.lock_timeout_seconds: must be a number of seconds, got ")
+
+
+@pytest.mark.parametrize(
+    ("mass", "expected"),
+    [
+        ("max_share: 0", "3:16: risk.mass_deletion.max_share: must be in (0, 1], got 0"),
+        ("max_share: 1.5", "3:16: risk.mass_deletion.max_share: must be in (0, 1], got 1.5"),
+        ("max_share: .nan", "3:16: risk.mass_deletion.max_share: must be in (0, 1], got nan"),
+        ("max_share: '0.5'", "3:16: risk.mass_deletion.max_share: must be a number in (0, 1], "),
+        ("min_objects: 0", "3:18: risk.mass_deletion.min_objects: must be a whole number of at "),
+        ("min_objects: -3", "3:18: risk.mass_deletion.min_objects: must be a whole number"),
+        ("min_objects: 2.5", "3:18: risk.mass_deletion.min_objects: must be a whole number"),
+        ("min_objects: .inf", "3:18: risk.mass_deletion.min_objects: must be a whole number"),
+    ],
+)
+def test_mass_deletion_limits_are_checked(tmp_path: Path, mass: str, expected: str) -> None:
+    message = settings_error(tmp_path, f"risk:\n  mass_deletion:\n    {mass}\n")
+    assert message.startswith(expected)
+
+
+def test_unknown_key_points_at_the_key(tmp_path: Path) -> None:
+    message = settings_error(tmp_path, "apply:\n  allow_risk: low\n  lock_timeout: 5\n")
+    assert message == (
+        "3:3: apply.lock_timeout: unknown key "
+        "(allowed: allow_risk, lock_timeout_seconds, statement_timeout_seconds)"
+    )
+
+
+def test_bad_risk_level_names_the_field(tmp_path: Path) -> None:
+    message = settings_error(tmp_path, "apply:\n  allow_risk: extreme\n")
+    assert message.startswith("2:15: apply.allow_risk: unknown risk level 'extreme'")
+
+
+def test_check_timeout_limits() -> None:
+    assert check_timeout(0.001) == 0.001
+    assert check_timeout(MAX_TIMEOUT_SECONDS) == MAX_TIMEOUT_SECONDS
+    for bad in (0, 0.0009, MAX_TIMEOUT_SECONDS + 1, float("nan"), float("-inf"), True, "5"):
+        with pytest.raises(ValueError, match="must be"):
+            check_timeout(bad)
+
+
+def test_lock_timeout_option() -> None:
+    assert lock_timeout_option(None) is None
+    assert lock_timeout_option(2.5) == 2.5
+    with pytest.raises(ConfigError, match=r"^--lock-timeout must be from 0\.001 to 86400"):
+        lock_timeout_option(0.0)
+
+
+@pytest.mark.parametrize("value", [0.0, float("nan"), float("inf"), -1.0, 1e308])
+def test_settings_built_in_code_are_checked_too(value: float) -> None:
+    with pytest.raises(ConfigError, match=r"^Settings\.statement_timeout_seconds must be from"):
+        Settings(statement_timeout_seconds=value)
+    with pytest.raises(ConfigError, match=r"^Settings\.lock_timeout_seconds must be from"):
+        Settings(lock_timeout_seconds=value)
