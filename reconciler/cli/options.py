@@ -18,8 +18,11 @@ from reconciler.errors import (
     PolicyViolation,
     ReconcilerError,
 )
+from reconciler.load.manifests import check_selectors
 from reconciler.model.enums import Platform
 from reconciler.model.plan import Selectors
+from reconciler.redaction import redact
+from reconciler.render.diagnostics import safe_diagnostic
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -65,11 +68,19 @@ def selector_options(func: F) -> F:
 def make_selectors(
     tenants: tuple[str, ...], platforms: tuple[str, ...], exclude_tenants: tuple[str, ...]
 ) -> Selectors:
-    return Selectors(
+    """The selectors of ``--tenant``/``--platform``/``--exclude-tenant``.
+
+    Raises:
+        ConfigError: a tenant selector is not a tenant id (it would become a path); call this
+            before opening a database or reading a file, so a bad flag costs nothing.
+    """
+    selectors = Selectors(
         tenants=tuple(sorted(set(tenants))),
         platforms=tuple(sorted({Platform(p.upper()) for p in platforms})),
         exclude_tenants=tuple(sorted(set(exclude_tenants))),
     )
+    check_selectors(selectors)
+    return selectors
 
 
 def exit_code_for(exc: ReconcilerError) -> ExitCode:
@@ -94,13 +105,13 @@ def handle_errors(func: F) -> F:
             return func(*args, **kwargs)
         except ManifestInvalid as exc:
             for diagnostic in exc.diagnostics.sorted():
-                click.echo(diagnostic.format(), err=True)
-            click.echo(f"Error: {exc}", err=True)
+                click.echo(safe_diagnostic(diagnostic).format(), err=True)
+            click.echo(f"Error: {redact(str(exc))}", err=True)
             sys.exit(ExitCode.ERROR)
         except ReconcilerError as exc:
             if _debug():
                 traceback.print_exc()
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(f"Error: {redact(str(exc))}", err=True)
             sys.exit(exit_code_for(exc))
         except KeyboardInterrupt:
             click.echo("Interrupted: nothing was committed.", err=True)
