@@ -7,13 +7,13 @@ entirely) before it is shown. Both use the one pattern :data:`SECRET_SHAPES`, so
 shape here covers every message, every output format (text, JSON, GitHub annotations) and
 every command.
 
-The shapes (see ``docs/domain.md`` §1-§3 and §5.1):
+The shapes (domain.md §1-§3 and §5.1):
 
 * age identities: ``AGE-SECRET-KEY-1...`` and plugin identities ``AGE-PLUGIN-...-1...``;
 * PEM private key blocks (``-----BEGIN ... PRIVATE KEY-----`` up to the matching end line,
   or the end of the text when it was cut) and age-encrypted blocks;
-* SOPS-encrypted values ``ENC[...]`` (ciphertext is not a secret, but it is noise and may be
-  a truncated secret's neighbour);
+* SOPS-encrypted values ``ENC[...]`` (ciphertext is not a secret, but it is noise, and the
+  rules have always left it out of messages);
 * Stripe secret, restricted and publishable keys (``sk_``/``rk_``/``pk_`` + ``live``/``test``),
   webhook signing secrets (``whsec_``) and Connect refresh tokens (``rt_``);
 * HubSpot private-app tokens (``pat-<region>-...``) and UUID-shaped client secrets;
@@ -23,8 +23,10 @@ The shapes (see ``docs/domain.md`` §1-§3 and §5.1):
   (QuickBooks client secrets and verifier tokens have no prefix; hashes are caught too,
   which costs nothing in a message).
 
-Redaction errs towards hiding: a message that loses a harmless long token is a small price
-for never printing a credential into a CI log.
+A bare prefix (``sk_live_``, ``whsec_``) or the placeholder ``ENC[...]`` names a kind of
+value and is left alone, so that messages can say which kind is expected. Otherwise redaction
+errs towards hiding: a message that loses a harmless long token is a small price for never
+printing a credential into a CI log.
 """
 
 from __future__ import annotations
@@ -43,11 +45,12 @@ SECRET_SHAPES = re.compile(
             # PEM private keys and age-armored files, to their end line (or the text's end).
             r"-----BEGIN [A-Z0-9 ]*(?:PRIVATE KEY(?: BLOCK)?|AGE ENCRYPTED FILE)-----"
             r".*?(?:-----END [A-Z0-9 ]*-----|\Z)",
-            r"(?i:AGE-SECRET-KEY-|AGE-PLUGIN-[A-Z0-9-]*-1)\S*",
-            r"ENC\[[^\]]*\]?",
-            _NOT_AFTER + r"(?:sk|rk|pk|ek)_(?:live|test)_\w*",
-            _NOT_AFTER + r"(?:whsec|rt)_\w*",
-            _NOT_AFTER + r"pat-[a-z]{2,3}\d?-[\w-]*",
+            r"(?i:AGE-SECRET-KEY-1|AGE-PLUGIN-[A-Z0-9-]*-1)[0-9A-Za-z]+",
+            r"ENC\[(?!\.\.\.\])[^\]]*\]?",
+            _NOT_AFTER + r"(?:sk|rk|pk|ek)_(?:live|test)_\w+",
+            _NOT_AFTER + r"whsec_\w+",
+            _NOT_AFTER + r"rt_[0-9A-Za-z]{16,}",
+            _NOT_AFTER + r"pat-[a-z]{2,3}\d?-[\w-]+",
             _NOT_AFTER + r"[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}",
             _NOT_AFTER + r"AB[0-9A-Za-z]{38,}",
             _NOT_AFTER + r"eyJ[\w-]{8,}(?:\.[\w-]*){0,4}",

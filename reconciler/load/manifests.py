@@ -144,15 +144,18 @@ def read_file(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
             raise UnsafeFile(f"{path}: {_kind(info.st_mode)}; {_NOT_REGULAR_HINT} [{NOT_REGULAR}]")
         chunks: list[bytes] = []
         total = 0
-        want = min(info.st_size, limit) + 1  # one read for a regular file; +1 sees the end
+        # The whole file plus one byte: a file is read in one call, and its end confirmed by
+        # a second one asking for a single byte (no large buffer per file).
+        want = min(info.st_size, limit) + 1
         while total <= limit:
-            chunk = os.read(fd, max(want - total, 1))
+            if total == want:  # it grew since fstat: read on, up to the limit
+                want = limit + 1
+            chunk = os.read(fd, want - total)
             if not chunk:
                 break
             chunks.append(chunk)
             total += len(chunk)
-            want = limit + 1  # it grew since fstat: read on, up to the limit
-        return b"".join(chunks)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
     except OSError as exc:
         raise UnsafeFile(f"{path}: cannot read: {exc.strerror} [{NOT_REGULAR}]") from None
     finally:

@@ -10,6 +10,7 @@ import pytest
 
 from reconciler.load import manifests
 from reconciler.load.validate import load_desired_state
+from reconciler.load.yaml_source import MAX_FILE_BYTES
 from reconciler.model.enums import Platform
 from reconciler.model.plan import Selectors
 
@@ -102,7 +103,7 @@ def test_selected_run_reads_only_selected_tenant(
     read: list[str] = []
     original = manifests.read_file
 
-    def spy(path: Path, limit: int = manifests.MAX_FILE_BYTES) -> bytes:
+    def spy(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
         read.append(path.as_posix())
         return original(path, limit)
 
