@@ -51,13 +51,14 @@ class DiagnosticsReport:
 
 
 def safe_diagnostic(diagnostic: Diagnostic) -> Diagnostic:
-    """``diagnostic`` with secret-shaped text cut out of every part that quotes user input
-    (message, field path, file name): see :mod:`reconciler.redaction`."""
+    """``diagnostic`` with secret-shaped text cut out of the parts that quote user input: the
+    message and the field path (made of the file's keys); see :mod:`reconciler.redaction`.
+
+    The file name is left whole: it is where the problem is (annotations need it), discovery
+    found it on disk rather than in a file's text, and tenant ids may well look like UUIDs.
+    """
     return dataclasses.replace(
-        diagnostic,
-        message=redact(diagnostic.message),
-        path=redact(diagnostic.path),
-        file=redact(diagnostic.file) if diagnostic.file else diagnostic.file,
+        diagnostic, message=redact(diagnostic.message), path=redact(diagnostic.path)
     )
 
 

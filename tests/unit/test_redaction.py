@@ -102,13 +102,15 @@ def test_excerpts_are_short() -> None:
     assert len(caught.value.message) < 80
 
 
-def test_every_format_redacts_message_path_and_file() -> None:
+def test_every_format_redacts_message_and_path() -> None:
     secret = SECRETS["stripe-secret-live"]
+    tenant = "1d681633-88b2-4bc5-a23f-8205986b4736"  # a tenant id may look like a UUID
     diagnostic = Diagnostic(
-        "RCN-SEC-2", f"saw {secret}", f"tenants/{secret}/stripe.yaml", 1, 1, f"a.{secret}.b"
+        "RCN-SEC-2", f"saw {secret}", f"tenants/{tenant}/stripe.yaml", 1, 1, f"a.{secret}.b"
     )
     report = DiagnosticsReport((diagnostic,), 1, (), False)
     for render in RENDERERS.values():
         out = render(report)
         assert secret not in out and "(redacted)" in out
+        assert f"tenants/{tenant}/stripe.yaml" in out
     assert secret not in github_annotation(diagnostic)
