@@ -289,37 +289,40 @@ def _discover_path(
 
 
 def _walk(
-    root: Path, directory: Path, selectors: Selectors | None, found: Discovery, seen: set[Path]
+    root: Path, start: Path, selectors: Selectors | None, found: Discovery, seen: set[Path]
 ) -> None:
-    """Classify the ``*.yaml``/``*.yml`` files under ``directory`` without following links.
+    """Classify the ``*.yaml``/``*.yml`` files under ``start`` without following links.
 
     File types come from the directory entries (``d_type``): no extra system call per file.
+    Depth-first in name order, with a stack rather than recursion (any depth is fine).
     """
-    try:
-        with os.scandir(directory) as listing:
-            entries = sorted(listing, key=lambda e: e.name)
-    except OSError as exc:
-        _not_regular(root, directory, f"cannot be listed: {exc.strerror}", found)
-        return
-    subdirectories: list[Path] = []
-    for entry in entries:
-        if entry.is_dir(follow_symlinks=False):
-            if not entry.name.startswith("."):
-                subdirectories.append(Path(entry.path))
-        elif entry.is_file(follow_symlinks=False):
-            if entry.name.endswith(_YAML_SUFFIXES):
-                _classify(root, Path(entry.path), selectors, found, seen, explicit=False)
-        elif entry.name.endswith(_YAML_SUFFIXES) or (
-            # A linked directory would hide (or bring in) a tenant's manifests.
-            entry.is_symlink() and not entry.name.startswith(".") and _links_to_dir(entry)
-        ):
-            path = Path(entry.path)
-            if root in path.parents:
-                _not_regular(root, path, _entry_kind(entry), found)
-            elif entry.name.endswith(_YAML_SUFFIXES):
-                _classify(root, path, selectors, found, seen, explicit=False)  # RCN-F004
-    for subdirectory in subdirectories:
-        _walk(root, subdirectory, selectors, found, seen)
+    pending = [start]
+    while pending:
+        directory = pending.pop()
+        try:
+            with os.scandir(directory) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
+        except OSError as exc:
+            _not_regular(root, directory, f"cannot be listed: {exc.strerror}", found)
+            continue
+        subdirectories: list[Path] = []
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                if not entry.name.startswith("."):
+                    subdirectories.append(Path(entry.path))
+            elif entry.is_file(follow_symlinks=False):
+                if entry.name.endswith(_YAML_SUFFIXES):
+                    _classify(root, Path(entry.path), selectors, found, seen, explicit=False)
+            elif entry.name.endswith(_YAML_SUFFIXES) or (
+                # A linked directory would hide (or bring in) a tenant's manifests.
+                entry.is_symlink() and not entry.name.startswith(".") and _links_to_dir(entry)
+            ):
+                path = Path(entry.path)
+                if root in path.parents:
+                    _not_regular(root, path, _entry_kind(entry), found)
+                elif entry.name.endswith(_YAML_SUFFIXES):
+                    _classify(root, path, selectors, found, seen, explicit=False)  # RCN-F004
+        pending.extend(reversed(subdirectories))
 
 
 def _entry_kind(entry: os.DirEntry[str]) -> str:
@@ -365,12 +368,17 @@ def _check_templates(root: Path, found: Discovery) -> None:
     if not stat.S_ISDIR(mode):
         _not_regular(root, directory, _kind(mode), found)
         return
-    with os.scandir(directory) as listing:
-        for entry in listing:
-            if entry.name.endswith(".yaml") and not (
-                entry.is_file(follow_symlinks=False) or entry.is_dir(follow_symlinks=False)
-            ):
-                _not_regular(root, Path(entry.path), _entry_kind(entry), found)
+    try:
+        with os.scandir(directory) as listing:
+            entries = list(listing)
+    except OSError as exc:
+        _not_regular(root, directory, f"cannot be listed: {exc.strerror}", found)
+        return
+    for entry in entries:
+        if entry.name.endswith(".yaml") and not (
+            entry.is_file(follow_symlinks=False) or entry.is_dir(follow_symlinks=False)
+        ):
+            _not_regular(root, Path(entry.path), _entry_kind(entry), found)
 
 
 def _classify(
@@ -444,7 +452,7 @@ def list_templates(root: Path) -> list[str]:
                 for entry in listing
                 if entry.name.endswith(".yaml") and entry.is_file(follow_symlinks=False)
             )
-    except FileNotFoundError:
+    except OSError:  # missing, or unreadable (which discovery reports)
         return []
 
 
