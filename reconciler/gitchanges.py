@@ -2,7 +2,9 @@
 
 ``reconciler plan --changed-from origin/main`` narrows the run to the tenants whose manifest
 files differ between that ref and the working tree (committed, staged, unstaged or new).
-A change under ``templates/`` can reach any tenant, so it narrows nothing. This is the
+A change under ``templates/`` can reach any tenant, so it narrows nothing, and so does a
+change under a directory whose name is not a tenant id: the full run reports it (a name from
+git never becomes a path to walk). This is the
 Atlantis-style "plan the projects a pull request modifies", and what keeps a pull-request
 plan fast at fleet scale; the deploy job's full ``apply`` still reconciles everything.
 """
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.errors import ConfigError
+from reconciler.load.manifests import TENANTS_DIR, is_tenant_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,7 +25,8 @@ class ChangedTenants:
 
     Attributes:
         tenants: tenants with an added, changed or deleted manifest file.
-        everything: a template (or a file outside ``tenants/``) changed: no narrowing.
+        everything: a template, a file outside ``tenants/`` or under a directory that is
+            not a tenant id changed: no narrowing.
         files: the changed paths under the manifests directory, for the user.
     """
 
@@ -53,15 +57,20 @@ def changed_tenants(manifests_dir: Path, ref: str) -> ChangedTenants:
     root = manifests_dir.resolve()
     top = Path(_git(["rev-parse", "--show-toplevel"], root).strip())
     _git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], top)
-    scope = root.relative_to(top).as_posix()
-    diffed = _git(["diff", "--name-only", "--no-renames", ref, "--", scope], top).splitlines()
-    untracked = _git(["ls-files", "--others", "--exclude-standard", "--", scope], top).splitlines()
-    files = tuple(sorted({*diffed, *untracked}))
+    try:
+        scope = root.relative_to(top.resolve()).as_posix()
+    except ValueError:
+        raise ConfigError(f"--changed-from: {root} is not inside the git work tree") from None
+    # -z: names verbatim, NUL-separated (no quoting of unusual characters to undo).
+    diffed = _git(["diff", "-z", "--name-only", "--no-renames", ref, "--", scope], top)
+    untracked = _git(["ls-files", "-z", "--others", "--exclude-standard", "--", scope], top)
+    files = tuple(sorted({*diffed.split("\0"), *untracked.split("\0")} - {""}))
     tenants: set[str] = set()
     everything = False
+    prefix = "" if scope == "." else scope + "/"
     for path in files:
-        parts = Path(path).relative_to(scope).parts if scope != "." else Path(path).parts
-        if len(parts) >= 3 and parts[0] == "tenants":
+        parts = path.removeprefix(prefix).split("/") if path.startswith(prefix) else []
+        if len(parts) >= 3 and parts[0] == TENANTS_DIR and is_tenant_id(parts[1]):
             tenants.add(parts[1])
         else:
             everything = True

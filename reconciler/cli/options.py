@@ -18,8 +18,11 @@ from reconciler.errors import (
     PolicyViolation,
     ReconcilerError,
 )
+from reconciler.load.manifests import check_selectors
 from reconciler.model.enums import Platform
 from reconciler.model.plan import Selectors
+from reconciler.redaction import redact
+from reconciler.render.diagnostics import safe_diagnostic
 from reconciler.store.database import mask_credentials
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -66,11 +69,19 @@ def selector_options(func: F) -> F:
 def make_selectors(
     tenants: tuple[str, ...], platforms: tuple[str, ...], exclude_tenants: tuple[str, ...]
 ) -> Selectors:
-    return Selectors(
+    """The selectors of ``--tenant``/``--platform``/``--exclude-tenant``.
+
+    Raises:
+        ConfigError: a tenant selector is not a tenant id (it would become a path); call this
+            before opening a database or reading a file, so a bad flag costs nothing.
+    """
+    selectors = Selectors(
         tenants=tuple(sorted(set(tenants))),
         platforms=tuple(sorted({Platform(p.upper()) for p in platforms})),
         exclude_tenants=tuple(sorted(set(exclude_tenants))),
     )
+    check_selectors(selectors)
+    return selectors
 
 
 def exit_code_for(exc: ReconcilerError) -> ExitCode:
@@ -96,15 +107,15 @@ def handle_errors(func: F) -> F:
             return func(*args, **kwargs)
         except ManifestInvalid as exc:
             for diagnostic in exc.diagnostics.sorted():
-                click.echo(diagnostic.format(), err=True)
-            click.echo(f"Error: {exc}", err=True)
+                click.echo(safe_diagnostic(diagnostic).format(), err=True)
+            click.echo(f"Error: {redact(str(exc))}", err=True)
             sys.exit(ExitCode.ERROR)
         except ReconcilerError as exc:
             # Masked as a last line of defence: a chained driver error in the traceback, or a
             # message built from one, may quote a database URL or connection string.
             if _debug():
                 click.echo(mask_credentials(traceback.format_exc()), err=True, nl=False)
-            click.echo(f"Error: {mask_credentials(str(exc))}", err=True)
+            click.echo(f"Error: {redact(mask_credentials(str(exc)))}", err=True)
             sys.exit(exit_code_for(exc))
         except KeyboardInterrupt:
             click.echo("Interrupted: nothing was committed.", err=True)

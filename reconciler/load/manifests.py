@@ -7,7 +7,18 @@ Layout (DESIGN.md §2)::
 
 Selection happens on paths, before any file is read: a run for ``--tenant acme`` opens only
 ``tenants/acme/*.yaml`` and the templates they name. Cross-file rules therefore see only the
-selected files; an unselected run (what CI runs) sees them all.
+selected files; an unselected run (what CI runs) sees them all. Tenant selectors are tenant
+ids (:func:`check_selectors`), never paths.
+
+Only regular files inside the root are read. Symbolic links are refused wherever they sit
+under the root (a manifest, a template, a tenant directory, ``tenants/`` itself), and so are
+FIFOs, sockets and devices: each is one ``RCN-F005`` diagnostic and is never opened by the
+walk. :func:`read_file` enforces the same on the file it opens (``O_NOFOLLOW``, ``fstat``)
+and stops reading at the size limit, so a file swapped for a link, a FIFO or a huge file
+after discovery is still refused without hanging or filling memory. Paths given on the
+command line are resolved first (they may pass through links, the manifests root itself may
+be one) and must end inside the root at a regular file that is not itself a link.
+Out of scope: someone who can rename directories under the root *while* a run reads it.
 
 Templates merge under a manifest's ``environments``: mappings merge recursively, lists and
 scalars replace, the manifest wins; a template may name its own template (a chain).
@@ -15,21 +26,36 @@ scalars replace, the manifest wins; a template may name its own template (a chai
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
+import stat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reconciler.errors import ConfigError
+from reconciler.load.yaml_source import MAX_FILE_BYTES
 from reconciler.model.enums import Platform
 from reconciler.model.plan import Selectors
+from reconciler.redaction import redact
 
 TENANTS_DIR = "tenants"
 TEMPLATES_DIR = "templates"
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _PLATFORM_BY_STEM = {p.file_stem: p for p in Platform}
+_YAML_SUFFIXES = (".yaml", ".yml")
+
+NOT_REGULAR = "RCN-F005"
+"""Rule id: a symbolic link, FIFO, socket or device where a manifest or directory belongs."""
+
+_NOT_REGULAR_HINT = "only regular files and directories inside the manifests root are read"
+
+# O_NONBLOCK: opening a FIFO must not wait for a writer (fstat then refuses it).
+# O_NOFOLLOW: the file opened is the one discovery saw, never a link's target.
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +94,97 @@ class Discovery:
     problems: list[LayoutProblem] = field(default_factory=list)
 
 
+def is_tenant_id(text: str) -> bool:
+    """True when ``text`` is a tenant id (``^[a-z0-9][a-z0-9-]{0,62}$``), hence a safe path part."""
+    return _NAME_RE.match(text) is not None
+
+
+def check_selectors(selectors: Selectors) -> None:
+    """Refuse tenant selectors that are not tenant ids (``../x`` must never become a path).
+
+    Raises:
+        ConfigError: one line naming the first bad selector.
+    """
+    for option, values in (
+        ("--tenant", selectors.tenants),
+        ("--exclude-tenant", selectors.exclude_tenants),
+    ):
+        for value in values:
+            if not is_tenant_id(value):
+                shown = redact(value if len(value) <= 60 else value[:57] + "...")
+                raise ConfigError(
+                    f"{option} {shown!r} is not a tenant id: tenant ids are 1-63 lower-case "
+                    "letters, digits and dashes, starting with a letter or digit"
+                )
+
+
+class UnsafeFile(ConfigError):
+    """A file to read is not a regular file, or is a link (``RCN-F005``); one line."""
+
+
+def read_file(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of the regular file ``path``: at most ``limit + 1`` of them.
+
+    The file is opened without following a final symbolic link and without blocking (a
+    FIFO), and checked with ``fstat`` before anything is read. A file larger than ``limit``
+    yields its first ``limit + 1`` bytes, which the YAML reader refuses as too large
+    (``RCN-Y004``) without the rest ever being read.
+
+    Raises:
+        UnsafeFile: a link, FIFO, socket, device or directory, or a file that cannot be
+            opened; the message names the file and the rule.
+    """
+    try:
+        fd = os.open(path, _READ_FLAGS)
+    except OSError as exc:
+        raise UnsafeFile(f"{path}: {_open_problem(exc)} [{NOT_REGULAR}]") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise UnsafeFile(f"{path}: {_kind(info.st_mode)}; {_NOT_REGULAR_HINT} [{NOT_REGULAR}]")
+        chunks: list[bytes] = []
+        total = 0
+        # The whole file plus one byte: a file is read in one call, and its end confirmed by
+        # a second one asking for a single byte (no large buffer per file).
+        want = min(info.st_size, limit) + 1
+        while total <= limit:
+            if total == want:  # it grew since fstat: read on, up to the limit
+                want = limit + 1
+            chunk = os.read(fd, want - total)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    except OSError as exc:
+        raise UnsafeFile(f"{path}: cannot read: {exc.strerror} [{NOT_REGULAR}]") from None
+    finally:
+        os.close(fd)
+
+
+def _open_problem(exc: OSError) -> str:
+    if exc.errno in (errno.ELOOP, errno.EMLINK):  # O_NOFOLLOW on a link (Linux, BSD)
+        return f"is a symbolic link; {_NOT_REGULAR_HINT}"
+    if exc.errno == errno.ENXIO:
+        return f"is a socket or device; {_NOT_REGULAR_HINT}"
+    return f"cannot open: {exc.strerror}"
+
+
+def _kind(mode: int) -> str:
+    """What a non-regular file is, for a message."""
+    if stat.S_ISLNK(mode):
+        return "is a symbolic link"
+    if stat.S_ISDIR(mode):
+        return "is a directory"
+    if stat.S_ISFIFO(mode):
+        return "is a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "is a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "is a device"
+    return "is not a regular file"
+
+
 def find_root(path: Path) -> Path | None:
     """The manifests root a path belongs to (the directory holding ``tenants/``), if any."""
     for candidate in (path, *path.parents):
@@ -83,35 +200,185 @@ def discover(
 ) -> Discovery:
     """Find the manifests under ``root`` (or under ``paths``) that ``selectors`` select.
 
-    Nothing is read: tenant and platform come from the path.
+    Nothing is read: tenant and platform come from the path, file types from the directory
+    listing (links and special files become ``RCN-F005`` problems and are left out).
+
+    Raises:
+        ConfigError: a tenant selector is not a tenant id.
     """
     found = Discovery()
     root = root.resolve()
     seen: set[Path] = set()
-    starts: Sequence[Path] = paths or [root]
-    if not paths and selectors is not None and selectors.tenants:
-        # Selected tenants: walk only their directories (fast at fleet scale; files out of
-        # place elsewhere are reported by an unselected run).
-        starts = [root / TENANTS_DIR / tenant for tenant in selectors.tenants]
-    for start in starts:
-        start = start.resolve()
-        if not paths and not start.exists():
-            continue
-        if start.is_dir():
-            for file in _walk(start):
-                _classify(root, file, selectors, found, seen, explicit=False)
-        else:
-            _classify(root, start, selectors, found, seen, explicit=True)
+    if selectors is not None:
+        check_selectors(selectors)
+    if paths:
+        for path in paths:
+            _discover_path(root, path, selectors, found, seen)
+    else:
+        starts = [root]
+        if selectors is not None and selectors.tenants:
+            # Selected tenants: walk only their directories (fast at fleet scale; files out
+            # of place elsewhere are reported by an unselected run).
+            starts = [root / TENANTS_DIR / tenant for tenant in selectors.tenants]
+        for start in starts:
+            _discover_start(root, start, selectors, found, seen)
+    _check_templates(root, found)
+    found.problems = list(dict.fromkeys(found.problems))
     found.manifests.sort(key=lambda m: m.rel)
     return found
 
 
-def _walk(start: Path) -> Iterable[Path]:
-    for dirpath, dirnames, filenames in os.walk(start):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if name.endswith((".yaml", ".yml")):
-                yield Path(dirpath, name)
+def _discover_start(
+    root: Path, start: Path, selectors: Selectors | None, found: Discovery, seen: set[Path]
+) -> None:
+    """Walk ``start`` (the root or ``tenants/<id>``) when it and every directory between it
+    and the root are real directories (a linked ``tenants/`` must not lead outside)."""
+    parts = start.relative_to(root).parts
+    for depth in range(1, len(parts) + 1):
+        current = root.joinpath(*parts[:depth])
+        try:
+            mode = os.lstat(current).st_mode
+        except FileNotFoundError:
+            return  # e.g. a selected tenant without a directory: no manifests
+        except OSError as exc:
+            _not_regular(root, current, f"cannot be read: {exc.strerror}", found)
+            return
+        if stat.S_ISDIR(mode):
+            continue
+        if not stat.S_ISREG(mode):
+            _not_regular(root, current, _kind(mode), found)
+        elif depth == len(parts):
+            _classify(root, current, selectors, found, seen, explicit=True)
+        return
+    _walk(root, start, selectors, found, seen)
+
+
+def _discover_path(
+    root: Path, path: Path, selectors: Selectors | None, found: Discovery, seen: set[Path]
+) -> None:
+    """A file or directory given on the command line."""
+    given = Path(os.path.abspath(path))  # as given, links not followed (for messages)
+    try:
+        linked = stat.S_ISLNK(os.lstat(given).st_mode)
+    except OSError as exc:
+        found.problems.append(
+            LayoutProblem(str(given), "RCN-F004", f"cannot be read: {exc.strerror}")
+        )
+        return
+    try:
+        resolved = given.resolve(strict=True)
+        mode = os.stat(resolved).st_mode
+    except (OSError, RuntimeError):  # a dangling or looping link
+        found.problems.append(
+            LayoutProblem(
+                str(given), NOT_REGULAR, f"is a dangling or looping link; {_NOT_REGULAR_HINT}"
+            )
+        )
+        return
+    if linked and not stat.S_ISDIR(mode):
+        _not_regular(root, given, "is a symbolic link", found, explicit=True)
+    elif stat.S_ISDIR(mode):
+        # A directory outside the root is listed, never read: each file in it is RCN-F004.
+        _walk(root, resolved, selectors, found, seen)
+    elif resolved != root and root not in resolved.parents:
+        _classify(root, resolved, selectors, found, seen, explicit=True)  # RCN-F004
+    elif not stat.S_ISREG(mode):
+        _not_regular(root, resolved, _kind(mode), found, explicit=True)
+    else:
+        _classify(root, resolved, selectors, found, seen, explicit=True)
+
+
+def _walk(
+    root: Path, start: Path, selectors: Selectors | None, found: Discovery, seen: set[Path]
+) -> None:
+    """Classify the ``*.yaml``/``*.yml`` files under ``start`` without following links.
+
+    File types come from the directory entries (``d_type``): no extra system call per file.
+    Depth-first in name order, with a stack rather than recursion (any depth is fine).
+    """
+    pending = [start]
+    while pending:
+        directory = pending.pop()
+        try:
+            with os.scandir(directory) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
+        except OSError as exc:
+            _not_regular(root, directory, f"cannot be listed: {exc.strerror}", found)
+            continue
+        subdirectories: list[Path] = []
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                if not entry.name.startswith("."):
+                    subdirectories.append(Path(entry.path))
+            elif entry.is_file(follow_symlinks=False):
+                if entry.name.endswith(_YAML_SUFFIXES):
+                    _classify(root, Path(entry.path), selectors, found, seen, explicit=False)
+            elif entry.name.endswith(_YAML_SUFFIXES) or (
+                # A linked directory would hide (or bring in) a tenant's manifests.
+                entry.is_symlink() and not entry.name.startswith(".") and _links_to_dir(entry)
+            ):
+                path = Path(entry.path)
+                if root in path.parents:
+                    _not_regular(root, path, _entry_kind(entry), found)
+                elif entry.name.endswith(_YAML_SUFFIXES):
+                    _classify(root, path, selectors, found, seen, explicit=False)  # RCN-F004
+        pending.extend(reversed(subdirectories))
+
+
+def _entry_kind(entry: os.DirEntry[str]) -> str:
+    if entry.is_symlink():
+        return "is a symbolic link"
+    try:
+        return _kind(entry.stat(follow_symlinks=False).st_mode)
+    except OSError:
+        return "is not a regular file"
+
+
+def _links_to_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir(follow_symlinks=True)
+    except OSError:
+        return False
+
+
+def _not_regular(
+    root: Path, path: Path, what: str, found: Discovery, *, explicit: bool = False
+) -> None:
+    """Record an ``RCN-F005`` problem for ``path`` (absolute; relative to ``root`` if under
+    it). Outside ``tenants/`` and ``templates/`` nothing is read, so nothing is reported."""
+    try:
+        rel = path.relative_to(root).as_posix()
+    except ValueError:
+        rel = str(path)
+    if not explicit and rel.partition("/")[0] not in (TENANTS_DIR, TEMPLATES_DIR):
+        return
+    found.problems.append(LayoutProblem(rel, NOT_REGULAR, f"{what}; {_NOT_REGULAR_HINT}"))
+
+
+def _check_templates(root: Path, found: Discovery) -> None:
+    """``RCN-F005`` for links and special files in ``templates/`` (every run reads it)."""
+    directory = root / TEMPLATES_DIR
+    try:
+        mode = os.lstat(directory).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        _not_regular(root, directory, f"cannot be read: {exc.strerror}", found)
+        return
+    if not stat.S_ISDIR(mode):
+        _not_regular(root, directory, _kind(mode), found)
+        return
+    try:
+        with os.scandir(directory) as listing:
+            entries = list(listing)
+    except OSError as exc:
+        _not_regular(root, directory, f"cannot be listed: {exc.strerror}", found)
+        return
+    for entry in entries:
+        if entry.name.endswith(".yaml") and not (
+            entry.is_file(follow_symlinks=False) or entry.is_dir(follow_symlinks=False)
+        ):
+            _not_regular(root, Path(entry.path), _entry_kind(entry), found)
 
 
 def _classify(
@@ -173,11 +440,20 @@ def template_path(root: Path, name: str) -> Path:
 
 
 def list_templates(root: Path) -> list[str]:
-    """Names of every template file under ``root/templates``."""
+    """Names of every template file under ``root/templates`` (regular files only: links and
+    special files are :func:`discover`'s ``RCN-F005`` problems and are never read)."""
     directory = root / TEMPLATES_DIR
-    if not directory.is_dir():
+    try:
+        if not stat.S_ISDIR(os.lstat(directory).st_mode):
+            return []
+        with os.scandir(directory) as listing:
+            return sorted(
+                entry.name[: -len(".yaml")]
+                for entry in listing
+                if entry.name.endswith(".yaml") and entry.is_file(follow_symlinks=False)
+            )
+    except OSError:  # missing, or unreadable (which discovery reports)
         return []
-    return sorted(p.stem for p in directory.glob("*.yaml") if p.is_file())
 
 
 def resolve_chain(

@@ -23,6 +23,7 @@ from reconciler.diagnostics import Severity
 from reconciler.load import catalogs
 from reconciler.load.schema import ENC_PATTERN, SECRET_FIELDS
 from reconciler.model.enums import Platform
+from reconciler.redaction import REDACTED, is_secret_shaped
 
 PathElement = str | int
 Path = tuple[PathElement, ...]
@@ -36,6 +37,7 @@ RULES: dict[str, str] = {
     "RCN-F002": "tenant field does not match the directory name",
     "RCN-F003": "platform field does not match the file name",
     "RCN-F004": "path given on the command line is not a manifest",
+    "RCN-F005": "not a regular file: symbolic link, FIFO, socket or device (never read)",
     "RCN-S001": "wrong type",
     "RCN-S002": "unknown field",
     "RCN-S003": "required field missing",
@@ -87,7 +89,6 @@ LIVE_CREDENTIAL = re.compile(
 
 _CREDENTIAL_MARKERS = ("_live_", "whsec_", "pat-")
 _ENC_RE = re.compile(ENC_PATTERN)
-_SECRET_LOOKING = re.compile(r"^(?:sk|rk|pk)_(?:live|test)_|^whsec_|^pat-")
 _PROPERTY_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 _PRIVATE_SUFFIXES = (".localhost", ".local", ".internal", ".home.arpa", ".lan", ".intranet")
 
@@ -125,10 +126,15 @@ class Finding:
 
 
 def show(value: Any) -> str:
-    """A short, safe rendering of a user value for a message (credentials are redacted)."""
+    """A short, safe rendering of a user value for a message.
+
+    A string that holds anything secret-shaped (:func:`reconciler.redaction.is_secret_shaped`)
+    is left out entirely, so no part of it (not even a prefix cut at 57 characters) reaches a
+    message.
+    """
     if isinstance(value, str):
-        if _SECRET_LOOKING.search(value) or LIVE_CREDENTIAL.search(value) or "ENC[" in value:
-            return "(redacted)"
+        if is_secret_shaped(value):
+            return REDACTED
         return repr(value if len(value) <= 60 else value[:57] + "...")
     if isinstance(value, dict):
         return "a mapping"

@@ -827,7 +827,7 @@ def _cache_hits(
     hashes: list[tuple[str, bytes]] = []
     misses: list[mf.ManifestFile] = []
     for manifest in manifests:
-        data = manifest.path.read_bytes()
+        data = mf.read_file(manifest.path)
         hit = cache.get(manifest.rel, entry_key(prefix + manifest.rel, data, digest_of_templates))
         if hit is None:
             misses.append(manifest)
@@ -846,7 +846,7 @@ def _load_chunk(index: int) -> _Chunk:
     datas: dict[str, bytes] = {}
     used: set[str] = set()
     for manifest in ctx.chunks[index]:
-        data = manifest.path.read_bytes()
+        data = mf.read_file(manifest.path)
         datas[manifest.rel] = data
         job = FileJob(
             manifest.rel, ctx.prefix + manifest.rel, data, manifest.tenant, manifest.platform
@@ -955,7 +955,8 @@ def _display_base(root: Path) -> Path:
 
 def _display(path: Path, base: Path) -> str:
     try:
-        return path.resolve().relative_to(base).as_posix()
+        # The path itself is not resolved: it may be a link (or a looping one) being reported.
+        return (path.parent.resolve() / path.name).relative_to(base).as_posix()
     except ValueError:
         return str(path)
 
@@ -965,7 +966,7 @@ def _load_templates(root: Path, base: Path) -> TemplateSet:
     for name in mf.list_templates(root):
         path = mf.template_path(root, name)
         rel = path.relative_to(root).as_posix()
-        loaded[name] = load_template(name, rel, _display(path, base), path.read_bytes())
+        loaded[name] = load_template(name, rel, _display(path, base), mf.read_file(path))
     return TemplateSet(loaded)
 
 
@@ -1105,7 +1106,7 @@ def _check_app_endpoints(
                 f"{witness}; every tenant of the app must declare the same endpoint_url",
                 endpoint.path,
             )
-            data = (root / rel).read_bytes()
+            data = mf.read_file(root / rel)
             tenant = rel.removeprefix("tenants/").partition("/")[0]
             job = FileJob(rel, display, data, tenant, platform)
             result = analyze_file(job, templates)

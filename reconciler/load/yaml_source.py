@@ -16,6 +16,8 @@ What this module guarantees:
 * Anchors and aliases are bounded: a document whose alias-expanded size exceeds
   :data:`MAX_EXPANDED_NODES` fails fast (billion laughs), and recursive aliases are refused.
 * A size limit per file (:data:`MAX_FILE_BYTES`).
+* Messages quote the file's own text only in short excerpts, with anything secret-shaped
+  cut out (:func:`reconciler.redaction.redact`): a syntax error never prints a credential.
 * Speed: parsing uses libyaml (``CParser``) and keeps no positions. Positions are found
   lazily with :func:`locate`, which re-composes only a file that has a problem to report.
 """
@@ -31,6 +33,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import yaml
+
+from reconciler.redaction import redact
 
 try:  # libyaml is in every PyYAML wheel; the pure-Python parser is a slow fallback.
     from yaml import CSafeLoader as _BaseLoader
@@ -49,11 +53,19 @@ PathElement = str | int
 
 @dataclass(frozen=True, slots=True)
 class YamlError(Exception):
-    """A YAML document could not be read. ``line``/``column`` are 1-based where known."""
+    """A YAML document could not be read. ``line``/``column`` are 1-based where known.
+
+    ``message`` is safe to print: secret-shaped text in it is redacted when the error is made.
+    """
 
     message: str
     line: int | None = None
     column: int | None = None
+
+    def __post_init__(self) -> None:
+        # Every message passes here, whoever builds it (our checks or libyaml's problems).
+        object.__setattr__(self, "message", redact(self.message))
+        object.__setattr__(self, "args", (self.message, self.line, self.column))  # for pickle
 
     def __str__(self) -> str:
         if self.line is None:
@@ -179,6 +191,13 @@ class _Composer(_BaseLoader):
         return _MAP_TAG if kind is yaml.MappingNode else _SEQ_TAG
 
 
+def _excerpt(value: Any) -> str:
+    """A short quotation of the file's own text for a message (secrets redacted)."""
+    text = redact(value if isinstance(value, str) else repr(value))
+    short = text if len(text) <= 40 else text[:37] + "..."
+    return repr(short) if isinstance(value, str) else short
+
+
 def _error(message: str, node: yaml.Node) -> YamlError:
     mark = node.start_mark
     return YamlError(message, mark.line + 1, mark.column + 1)
@@ -206,11 +225,11 @@ def _scalar(node: yaml.ScalarNode) -> Any:
         "tag:yaml.org,2002:timestamp": datetime,
     }.get(tag)
     if expected is None:
-        raise _error(f"unsupported tag {tag}", node)
+        raise _error(f"unsupported tag {_excerpt(tag)}", node)
     if expected is float and isinstance(typed, int) and not isinstance(typed, bool):
         typed = float(typed)
     if not isinstance(typed, expected) or (expected is int and isinstance(typed, bool)):
-        raise _error(f"{value!r} is not a valid {tag.rsplit(':', 1)[-1]}", node)
+        raise _error(f"{_excerpt(value)} is not a valid {tag.rsplit(':', 1)[-1]}", node)
     return typed
 
 
@@ -249,9 +268,9 @@ def _convert(node: yaml.Node, memo: dict[int, Any]) -> Any:
             continue
         name = _convert(key_node, memo)
         if not isinstance(name, str):
-            raise _error(f"mapping keys must be strings, found {name!r}", key_node)
+            raise _error(f"mapping keys must be strings, found {_excerpt(name)}", key_node)
         if name in seen:
-            raise _error(f"duplicate key {name!r}", key_node)
+            raise _error(f"duplicate key {_excerpt(name)}", key_node)
         seen.add(name)
         mapping[name] = _convert(value_node, memo)
     for k, v in merged.items():
@@ -302,7 +321,8 @@ def parse_documents(text: str | bytes) -> list[Any]:
     """Parse every document of a YAML stream with Go typing; raise :class:`YamlError`."""
     raw = text.encode("utf-8") if isinstance(text, str) else text
     if len(raw) > MAX_FILE_BYTES:
-        raise YamlError(f"file is {len(raw)} bytes; the limit is {MAX_FILE_BYTES}")
+        # Readers stop at MAX_FILE_BYTES + 1 bytes, so the true size is not known here.
+        raise YamlError(f"file is larger than 1 MiB; the limit is {MAX_FILE_BYTES} bytes")
     try:
         decoded = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

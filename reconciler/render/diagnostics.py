@@ -1,16 +1,20 @@
 """Diagnostics of ``reconciler validate`` as text, JSON or GitHub workflow commands.
 
 All three formats render the same :class:`DiagnosticsReport`, so none can say more than
-another. Messages never contain secrets (the rules that produce them make sure of it).
+another. Messages never contain secrets: the rules that produce them make sure of it, and
+every renderer (and the CLI's error output) passes each diagnostic through
+:func:`safe_diagnostic` as a last line of defence.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from reconciler.diagnostics import Diagnostic, Severity
+from reconciler.redaction import redact
 
 FORMAT_VERSION = 1
 KEY_HINT = "set SOPS_AGE_KEY_FILE or SOPS_AGE_KEY (or ~/.config/sops/age/keys.txt)"
@@ -44,6 +48,18 @@ class DiagnosticsReport:
     def warnings(self) -> int:
         """Number of warning diagnostics."""
         return sum(1 for d in self.diagnostics if d.severity is Severity.WARNING)
+
+
+def safe_diagnostic(diagnostic: Diagnostic) -> Diagnostic:
+    """``diagnostic`` with secret-shaped text cut out of the parts that quote user input: the
+    message and the field path (made of the file's keys); see :mod:`reconciler.redaction`.
+
+    The file name is left whole: it is where the problem is (annotations need it), discovery
+    found it on disk rather than in a file's text, and tenant ids may well look like UUIDs.
+    """
+    return dataclasses.replace(
+        diagnostic, message=redact(diagnostic.message), path=redact(diagnostic.path)
+    )
 
 
 def _plural(n: int, word: str) -> str:
@@ -80,7 +96,7 @@ def skipped_note(report: DiagnosticsReport) -> str | None:
 
 def render_text(report: DiagnosticsReport) -> str:
     """One ``Diagnostic.format()`` line per diagnostic, the key note, then the summary."""
-    lines = [d.format() for d in report.diagnostics]
+    lines = [safe_diagnostic(d).format() for d in report.diagnostics]
     note = skipped_note(report)
     if note:
         lines.append(note)
@@ -97,7 +113,7 @@ def render_json(report: DiagnosticsReport) -> str:
         "errors": report.errors,
         "warnings": report.warnings,
         "skipped_decryption": list(report.skipped_decryption),
-        "diagnostics": [d.to_dict() for d in report.diagnostics],
+        "diagnostics": [safe_diagnostic(d).to_dict() for d in report.diagnostics],
     }
     return json.dumps(record, indent=2, ensure_ascii=False) + "\n"
 
@@ -110,6 +126,7 @@ def _escape(text: str, table: Sequence[tuple[str, str]]) -> str:
 
 def github_annotation(diagnostic: Diagnostic) -> str:
     """``::error file=...,line=...,col=...,title=RULE::message`` for one diagnostic."""
+    diagnostic = safe_diagnostic(diagnostic)
     level = {Severity.ERROR: "error", Severity.WARNING: "warning"}.get(
         diagnostic.severity, "notice"
     )

@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
+from reconciler.load import manifests
 from reconciler.load.validate import load_desired_state
+from reconciler.load.yaml_source import MAX_FILE_BYTES
 from reconciler.model.enums import Platform
 from reconciler.model.plan import Selectors
 
@@ -99,13 +101,13 @@ def test_selected_run_reads_only_selected_tenant(
     monkeypatch: pytest.MonkeyPatch, no_keys: Any
 ) -> None:
     read: list[str] = []
-    original = Path.read_bytes
+    original = manifests.read_file
 
-    def spy(self: Path) -> bytes:
-        read.append(self.as_posix())
-        return original(self)
+    def spy(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
+        read.append(path.as_posix())
+        return original(path, limit)
 
-    monkeypatch.setattr(Path, "read_bytes", spy)
+    monkeypatch.setattr(manifests, "read_file", spy)
     result = load_desired_state(
         MANIFESTS,
         selectors=Selectors(tenants=("globex-logistics",), platforms=(Platform.HUBSPOT,)),
