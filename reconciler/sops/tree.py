@@ -202,8 +202,8 @@ def encrypt_tree(
             # this file's MAC, and decrypting would hand out that ciphertext as plaintext.
             raise fail(
                 loc,
-                "the value is already an ENC[...] string (copied from an encrypted file?); "
-                "put the plaintext here",
+                "the value is already an ENC[...] string, not a plaintext (copied from an "
+                "encrypted file, or stored that way); refusing to encrypt it again",
             )
         add(_clear_bytes(node, loc, fail), encrypted=encrypted)
         return cipher.encrypt(node, _aad(loc)) if encrypted else node
