@@ -7,8 +7,9 @@
    can be spread over a process pool): strict YAML parse without positions, template
    merge, one pydantic validation, the domain rules, the credential scan; positions are
    looked up (``yaml_source.locate``) only for files that have something to report;
-3. per chunk of files: SOPS decryption (when a key is available), the rules that need
-   plaintext, and the chunk's part of the :class:`DesiredState`;
+3. per chunk of files: SOPS decryption (when a key is available) of every file and template
+   with ``ENC[`` values, MAC verified; the check that each secret decrypted to text; the
+   rules that need plaintext, and the chunk's part of the :class:`DesiredState`;
 4. in the calling process: the cross-file rule for app-level webhooks, the digest, and the
    merged state.
 

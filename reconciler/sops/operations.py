@@ -168,8 +168,9 @@ def decrypt_documents(documents: list[Any], identities: Identities, *, source: s
 
     Raises:
         KeyUnavailable: no identity matches any recipient (names the file and recipients).
-        DecryptFailed: MAC mismatch, tampered or malformed value, plaintext in an encrypted
-            position, unsupported rule (names the file and the key path).
+        DecryptFailed: no MAC, MAC mismatch, malformed metadata or unsupported rule; its
+            subclass :class:`~reconciler.sops.tree.ValueRejected` for a tampered or malformed
+            value or plaintext in an encrypted position (names the file and the key path).
     """
     plain, _, _ = _open(documents, identities, source=source, stash=False)
     return plain
