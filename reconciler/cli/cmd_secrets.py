@@ -10,9 +10,6 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +30,7 @@ from reconciler.sops import (
 )
 from reconciler.sops.codec import to_bytes
 from reconciler.sops.rules import RULE_KINDS
+from reconciler.sops.scratch import PlaintextFile
 
 _TYPES = click.Choice(["yaml", "json"])
 _EXTRACT_STEP = re.compile(r'\[(?:"((?:[^"\\]|\\.)*)"|\'((?:[^\'\\]|\\.)*)\'|(-?[0-9]+))\]')
@@ -152,19 +150,16 @@ def decrypt(
 def edit(file: Path) -> None:
     """Edit FILE decrypted in $SOPS_EDITOR, $EDITOR or vi, then encrypt it again.
 
-    The plaintext lives in a private temporary file (0600) that is removed afterwards.
-    Unchanged values keep their ciphertext; nothing is written when nothing changed.
+    The plaintext lives in a private directory (0700; the file 0600) in $XDG_RUNTIME_DIR or
+    /dev/shm when available (memory, not disk), removed afterwards and on SIGTERM, SIGHUP
+    and Ctrl-C; leftovers of a killed edit are removed by the next one. Unchanged values
+    keep their ciphertext; nothing is written when nothing changed.
     """
     session = EditSession.open(file)
-    workdir = tempfile.mkdtemp(prefix="reconciler-edit-")
-    try:
-        plain_path = Path(workdir) / f"plaintext{file.suffix or '.yaml'}"
-        fd = os.open(plain_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(session.plaintext)
+    with PlaintextFile.open(file.name, session.plaintext) as plain:
         while True:
-            _run_editor(plain_path)
-            edited = plain_path.read_text(encoding="utf-8")
+            _run_editor(plain)
+            edited = plain.path.read_text(encoding="utf-8")
             if edited == session.plaintext:
                 click.echo(f"{file}: not changed; nothing written.", err=True)
                 return
@@ -177,8 +172,6 @@ def edit(file: Path) -> None:
                     raise ConfigError(f"{file}: edit aborted; nothing written") from None
         atomic_write(file, text)
         click.echo(f"{file}: saved.", err=True)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @secrets.command("updatekeys")
@@ -240,15 +233,15 @@ def _extract(document: Any, path: str, *, source: str) -> Any:
     return node
 
 
-def _run_editor(path: Path) -> None:
+def _run_editor(plain: PlaintextFile) -> None:
     command = os.environ.get("SOPS_EDITOR") or os.environ.get("EDITOR") or "vi"
-    argv = [*shlex.split(command), str(path)]
+    argv = shlex.split(command)
     try:
-        result = subprocess.run(argv, check=False)
+        status = plain.run(argv)
     except OSError as exc:
         raise ConfigError(f"cannot run the editor {argv[0]!r}: {exc.strerror}") from None
-    if result.returncode != 0:
-        raise ConfigError(f"the editor exited with status {result.returncode}; nothing written")
+    if status != 0:
+        raise ConfigError(f"the editor exited with status {status}; nothing written")
 
 
 def register(group: click.Group) -> None:

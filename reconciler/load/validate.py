@@ -7,8 +7,9 @@
    can be spread over a process pool): strict YAML parse without positions, template
    merge, one pydantic validation, the domain rules, the credential scan; positions are
    looked up (``yaml_source.locate``) only for files that have something to report;
-3. per chunk of files: SOPS decryption (when a key is available), the rules that need
-   plaintext, and the chunk's part of the :class:`DesiredState`;
+3. per chunk of files: SOPS decryption (when a key is available) of every file and template
+   with ``ENC[`` values, MAC verified; the check that each secret decrypted to text; the
+   rules that need plaintext, and the chunk's part of the :class:`DesiredState`;
 4. in the calling process: the cross-file rule for app-level webhooks, the digest, and the
    merged state.
 
@@ -41,6 +42,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from reconciler import sops
 from reconciler.diagnostics import Diagnostic, Diagnostics, Severity
 from reconciler.errors import ConfigError, DecryptFailed, KeyUnavailable
 from reconciler.gcpause import gc_paused
@@ -78,6 +80,7 @@ from reconciler.model.enums import ConfigType, Environment, Platform
 from reconciler.model.plan import Selectors
 from reconciler.model.sensitive import Sensitive
 from reconciler.render.diagnostics import DiagnosticsReport
+from reconciler.sops.codec import ENC_MARK
 
 Fingerprint = Callable[[str], str]
 KEY_ENV_VARS = ("SOPS_AGE_KEY_FILE", "SOPS_AGE_KEY")
@@ -518,7 +521,6 @@ def analyze_file(job: FileJob, templates: TemplateSet) -> FileResult:
         findings += schema
         findings += rules.check_document(merged, platform)
     secrets: list[tuple[tuple[str | int, ...], str | None]] = []
-    unsealed: set[str | None] = set()
     for path in rules.secret_paths(merged):
         provider = (
             None
@@ -526,24 +528,13 @@ def analyze_file(job: FileJob, templates: TemplateSet) -> FileResult:
             else next((t.name for t in chain if mf.has_path(t.doc, path)), None)
         )
         secrets.append((path, provider))
-        holder = doc if provider is None else templates.templates[provider].doc
-        value = mf.get_path(merged, path)
-        if (
-            rules.is_encrypted_value(value)
-            and "sops" not in (holder or {})
-            and provider not in unsealed
-        ):
-            unsealed.add(provider)
-            findings.append(
-                Finding(
-                    "RCN-SOPS-1",
-                    "ENC[...] value in a file without sops metadata: the file was not written "
-                    "by sops (or its sops block was removed); re-encrypt it with sops",
-                    path,
-                )
-            )
     findings += rules.scan_credentials(doc, job.data.decode("utf-8", "replace"))
-    diagnostics = tuple(_position(f, own, chain) for f in findings)
+    placed: list[tuple[Finding, str | None]] = [(f, None) for f in findings]
+    for holder, name in [*((t.doc, t.name) for t in chain), (doc, None)]:
+        unsigned = unauthenticated(holder)
+        if unsigned is not None:
+            placed.append((unsigned, name))
+    diagnostics = tuple(_position(f, own, chain, provider) for f, provider in placed)
     return FileResult(
         job.rel,
         job.display,
@@ -553,6 +544,54 @@ def analyze_file(job: FileJob, templates: TemplateSet) -> FileResult:
         tuple(t.name for t in chain),
         tuple(secrets),
         tuple(_app_endpoints(merged, platform)),
+    )
+
+
+def first_encrypted(doc: Any) -> tuple[str | int, ...] | None:
+    """The path of the first ``ENC[`` string of a document (its ``sops`` block left out)."""
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(doc, ())]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, str):
+            if node.startswith(ENC_MARK):
+                return path
+        elif isinstance(node, dict):
+            items = [(v, (*path, k)) for k, v in node.items() if path or k != "sops"]
+            stack.extend(reversed(items))
+        elif isinstance(node, list):
+            stack.extend(reversed([(v, (*path, i)) for i, v in enumerate(node)]))
+    return None
+
+
+def unauthenticated(doc: Any) -> Finding | None:
+    """RCN-SOPS-1 when a document holds ``ENC[`` values that no sops MAC can authenticate.
+
+    Without a ``sops`` block, or with one whose ``mac`` (or ``version``) is empty, there is
+    nothing to decrypt the values with or to verify them against; sops refuses such a file
+    ("sops metadata not found", "MAC mismatch. File has no MAC"), and so does this loader,
+    before any key is needed.
+    """
+    first = first_encrypted(doc)
+    if first is None or sops.is_encrypted(doc):
+        return None
+    block = doc.get("sops") if isinstance(doc, dict) else None
+    if block is None:
+        return Finding(
+            "RCN-SOPS-1",
+            "ENC[...] value in a file without sops metadata: the file was not written "
+            "by sops (or its sops block was removed); re-encrypt it with sops",
+            first,
+        )
+    where: tuple[str | int, ...] = (
+        ("sops", "mac") if isinstance(block, dict) and "mac" in block else ("sops",)
+    )
+    return Finding(
+        "RCN-SOPS-1",
+        "ENC[...] values but the sops metadata has no MAC (sops.mac or sops.version is empty "
+        "or missing), so nothing authenticates them; sops refuses the file too: encrypt it "
+        "again with sops",
+        where,
+        at_key=where == ("sops",),
     )
 
 
@@ -602,13 +641,17 @@ def _app_endpoints(merged: dict[str, Any], platform: Platform) -> Iterable[AppEn
     """Inbound endpoints that belong to an app rather than a tenant (domain.md §0.2)."""
     if platform is Platform.STRIPE:
         return
+    # Runs on documents that may have failed the schema: every section is shape-checked
+    # (a list or scalar where a mapping belongs is the schema's diagnostic, not a crash).
     for env_name, env in rules.environments(merged):
         apps: set[str] = set()
-        if platform is Platform.HUBSPOT:
-            for acct in env.get("oauth_accounts") or []:
+        accounts = env.get("oauth_accounts")
+        if platform is Platform.HUBSPOT and isinstance(accounts, list):
+            for acct in accounts:
                 if isinstance(acct, dict) and type(acct.get("app_id")) is int:
                     apps.add(str(acct["app_id"]))
-        for name, hook in (env.get("webhooks") or {}).items():
+        hooks = env.get("webhooks")
+        for name, hook in hooks.items() if isinstance(hooks, dict) else ():
             if not isinstance(hook, dict) or hook.get("type") != "INBOUND":
                 continue
             url = hook.get("endpoint_url")
@@ -645,7 +688,7 @@ class _ChunkContext:
     root: Path
     prefix: str
     templates: TemplateSet
-    identities: object | None
+    identities: sops.Identities | None
     fingerprint: Fingerprint | None
     decrypt: bool
     chunks: tuple[tuple[mf.ManifestFile, ...], ...]
@@ -677,7 +720,7 @@ def load_desired_state(
     *,
     selectors: Selectors | None = None,
     paths: Sequence[Path] | None = None,
-    identities: object | None = None,
+    identities: sops.Identities | None = None,
     fingerprint: Fingerprint | None = None,
     decrypt: bool = True,
     workers: int | None = None,
@@ -719,8 +762,7 @@ def load_desired_state(
     for file in found.template_files:
         used.add(file.stem)
 
-    sops = _sops() if decrypt else None
-    if sops is not None and identities is None:
+    if decrypt and identities is None:
         identities = sops.load_identities()  # once, before any fork
     manifests = tuple(found.manifests)
     if (
@@ -975,30 +1017,51 @@ def _load_templates(root: Path, base: Path) -> TemplateSet:
 SecretKey = tuple[str, tuple[str | int, ...]]
 
 
-def _sops() -> Any:
-    try:
-        import reconciler.sops as sops
-    except ImportError:  # pragma: no cover - the package is part of the distribution
-        return None
-    required = ("is_encrypted", "load_identities", "decrypt_documents")
-    return sops if all(hasattr(sops, n) for n in required) else None
+_VALUE_TYPES = {bytes: "bytes", bool: "bool", int: "int", float: "float", datetime: "time"}
+"""SOPS ``type:`` of a decrypted value, by Python type (for messages)."""
+
+
+def secret_problem(value: object) -> str | None:
+    """Why a decrypted secret field cannot be used, or ``None`` when it is a plaintext string.
+
+    The last check before a value becomes a :class:`Sensitive` secret, whatever the path it
+    came by: a SOPS ``type:`` other than ``str`` (``bytes`` would be stored as ``"b'...'"``,
+    ``int`` loses leading zeros) or a string that is still an ``ENC[...]`` value (left in
+    clear by the file's rule, or never decrypted) is refused. Never includes the value.
+    """
+    if not isinstance(value, str):
+        kind = next((n for t, n in _VALUE_TYPES.items() if type(value) is t), "unknown")
+        return (
+            f"decrypts to SOPS type:{kind}, not text (type:str); a secret must be an encrypted "
+            "string: write it quoted and encrypt it again (the value is not shown)"
+        )
+    if value.startswith(ENC_MARK):
+        return (
+            "is still an ENC[...] value after decryption: the file's sops rule leaves this "
+            "field in clear, or the value was copied from another file; put the plaintext "
+            "here and encrypt the file again"
+        )
+    return None
 
 
 def _decrypt(
     results: Sequence[FileResult],
     templates: TemplateSet,
     used: set[str],
-    identities: object | None,
+    identities: sops.Identities | None,
     decrypt: bool,
     diagnostics: Diagnostics,
     datas: Mapping[str, bytes],
 ) -> tuple[dict[SecretKey, str], tuple[str, ...]]:
-    """Decrypt files with secrets; run key-dependent rules. Returns plaintexts by
-    ``(file rel, path)`` and the files skipped for want of a key."""
-    sops = _sops() if decrypt else None
-    if sops is not None and identities is None:
+    """Decrypt and verify the files that hold encrypted values; run key-dependent rules.
+
+    Every file (and template) with ``ENC[`` values is decrypted and its MAC verified, whether
+    or not a secret is read from it. Returns plaintexts by ``(file rel, path)`` and the files
+    skipped for want of a key (or because ``decrypt`` is off).
+    """
+    if decrypt and identities is None:
         identities = sops.load_identities()
-    keyless = sops is None or not len(identities)  # type: ignore[arg-type]
+    keyless = identities is None or not decrypt or not len(identities)
     plain_docs: dict[str | None, Any] = {}
     skipped: list[str] = []
     failed: set[str] = set()
@@ -1010,46 +1073,52 @@ def _decrypt(
             return plain_docs[owner]
         if owner in failed:
             return None
-        encrypted = isinstance(doc, dict) and (
-            bool(sops.is_encrypted(doc)) if sops is not None else "sops" in doc
-        )
-        if not encrypted:
+        if first_encrypted(doc) is None:  # nothing encrypted: used as it is
             plain_docs[owner] = doc
             return doc
-        if keyless or sops is None:
+        if keyless or identities is None:
             skipped.append(display)
             failed.add(owner)
             return None
+        path: tuple[str | int, ...] = ("sops",)
         try:
             plain_docs[owner] = sops.decrypt_documents([doc], identities, source=display)[0]
             return plain_docs[owner]
         except KeyUnavailable as exc:
             code, message = "RCN-SOPS-2", f"cannot decrypt: {exc}"
+        except sops.ValueRejected as exc:
+            code, message, path = "RCN-SOPS-3", f"decryption failed: {exc.problem}", exc.location
         except DecryptFailed as exc:
             code, message = "RCN-SOPS-3", f"decryption failed: {exc}"
         failed.add(owner)
-        diagnostics.add(
-            _position(Finding(code, message, ("sops",), at_key=True), (display, data, doc), chain)
-        )
+        finding = Finding(code, message, path, at_key=path == ("sops",))
+        diagnostics.add(_position(finding, (display, data, doc), chain))
         return None
 
     secrets: dict[SecretKey, str] = {}
     for result in results:
-        if result.config is None or not result.secrets:
+        if result.config is None:
             continue
         chain = [templates.templates[n] for n in result.chain]
+        own = decrypted(result.rel, result.display, result.document, datas[result.rel], chain)
+        for t in chain:
+            if first_encrypted(t.doc) is not None:  # verified even when no secret is read
+                decrypted("template:" + t.name, t.display, t.doc, t.data, [])
         env_check: list[tuple[Finding, str | None]] = []
         for path, provider in result.secrets:
             if provider is None:
-                plain = decrypted(
-                    result.rel, result.display, result.document, datas[result.rel], chain
-                )
+                plain = own
             else:
                 t = templates.templates[provider]
                 plain = decrypted("template:" + provider, t.display, t.doc, t.data, [])
             if plain is None or not mf.has_path(plain, path):
                 continue
-            value = str(mf.get_path(plain, path))
+            value = mf.get_path(plain, path)
+            problem = secret_problem(value)
+            if problem is not None:
+                env_check.append((Finding("RCN-SOPS-3", f"{path[-1]} {problem}", path), provider))
+                continue
+            assert isinstance(value, str)
             secrets[(result.rel, path)] = value
             finding = rules.check_secret(
                 Platform(result.config.platform), str(path[1]), str(path[-1]), value
@@ -1058,9 +1127,9 @@ def _decrypt(
                 env_check.append(
                     (Finding(finding.code, f"{path[-1]} {finding.message}", path), provider)
                 )
-        own = (result.display, datas[result.rel], result.document)
+        own_source = (result.display, datas[result.rel], result.document)
         for finding, provider in env_check:
-            diagnostics.add(_position(finding, own, chain, provider))
+            diagnostics.add(_position(finding, own_source, chain, provider))
     return secrets, tuple(sorted(set(skipped)))
 
 
@@ -1252,7 +1321,7 @@ def validate_manifests(
     manifests_dir: Path | None = None,
     selectors: Selectors | None = None,
     strict: bool = False,
-    identities: object | None = None,
+    identities: sops.Identities | None = None,
 ) -> DiagnosticsReport:
     """``reconciler validate``: check manifests without a database.
 

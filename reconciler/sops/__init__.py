@@ -34,7 +34,7 @@ from reconciler.sops.operations import (
     update_keys,
 )
 from reconciler.sops.rules import EncryptionRules
-from reconciler.sops.tree import encrypted_paths
+from reconciler.sops.tree import ValueRejected, encrypted_paths
 
 __all__ = [
     "CreationRule",
@@ -46,6 +46,7 @@ __all__ = [
     "Identities",
     "KeyUpdate",
     "Resealed",
+    "ValueRejected",
     "atomic_write",
     "decrypt_documents",
     "decrypt_file",

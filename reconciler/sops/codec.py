@@ -27,10 +27,16 @@ IV_SIZE: Final = 32
 
 TAG_SIZE: Final = 16
 
-# The exact expression sops matches with: anchored at the start only, greedy groups.
-_ENC_RE: Final = re.compile(r"^ENC\[AES256_GCM,data:(.+),iv:(.+),tag:(.+),type:(.+)\]")
+IV_SIZES: Final = range(8, 129)
+"""The IV lengths AES-GCM is decrypted with here. sops (Go) accepts any non-empty IV and
+always writes 32 bytes; ``cryptography`` takes 8 to 128, so a value outside is refused."""
+
 _ENC_PREFIX: Final = "ENC[AES256_GCM,data:"
+ENC_MARK: Final = "ENC["
+"""How every encrypted value starts. A string starting with it is never plaintext: it is
+decrypted, or refused, but never stored, used or encrypted as if it were a value."""
 _INT_RE: Final = re.compile(r"^[+-]?[0-9]+$")
+_WORD_RE: Final = re.compile(r"^[a-z0-9]{1,16}$")
 _GO_TRUE: Final = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 _GO_FALSE: Final = frozenset({"0", "f", "F", "FALSE", "false", "False"})
 _RFC3339_RE: Final = re.compile(
@@ -61,10 +67,40 @@ def is_enc_value(value: object) -> bool:
     return isinstance(value, str) and value.startswith(_ENC_PREFIX)
 
 
+def split_enc(value: str) -> tuple[str, str, str, str] | None:
+    """The ``(data, iv, tag, type)`` fields of an ENC string, or ``None`` if it has none.
+
+    The same groups as sops' expression ``^ENC\\[AES256_GCM,data:(.+),iv:(.+),tag:(.+),
+    type:(.+)\\]`` (anchored at the start only, greedy groups, ``.`` stops at a newline),
+    found in linear time: a backtracking regex takes hours on a few kilobytes of repeated
+    separators, and values come from files anyone may have written.
+    """
+    if not value.startswith(_ENC_PREFIX):
+        return None
+    start = len(_ENC_PREFIX)
+    end = value.find("\n")
+    line = value if end < 0 else value[:end]
+    # Greedy groups, last to first: ``type`` runs to the last ``]``; each earlier separator
+    # is its last occurrence that still leaves every later group at least one character.
+    # (Every bound is checked first: a negative end would count from the end of the line.)
+    close = line.rfind("]")
+    type_at = line.rfind(",type:", start, close - 1) if close > start else -1
+    tag_at = line.rfind(",tag:", start, type_at - 1) if type_at > start else -1
+    iv_at = line.rfind(",iv:", start + 1, tag_at - 1) if tag_at > start else -1
+    if iv_at < 0:
+        return None
+    return (
+        line[start:iv_at],
+        line[iv_at + len(",iv:") : tag_at],
+        line[tag_at + len(",tag:") : type_at],
+        line[type_at + len(",type:") : close],
+    )
+
+
 def enc_type(value: str) -> str | None:
     """The ``type:`` of an ENC string without decrypting it; ``None`` if not well-formed."""
-    match = _ENC_RE.match(value)
-    return match.group(4) if match else None
+    fields = split_enc(value)
+    return fields[3] if fields else None
 
 
 def go_format_float(value: float) -> str:
@@ -176,6 +212,12 @@ def _unb64(text: str, field: str) -> bytes:
         raise CodecError(f"invalid base64 in the {field} field") from None
 
 
+def _type_name(kind: str) -> str:
+    """An unknown ``type:`` for a message: shown only when it is a short word (the field of
+    a malformed value can hold anything, a pasted secret included)."""
+    return repr(kind) if _WORD_RE.match(kind) else "(not shown)"
+
+
 def _from_plaintext(plain: bytes, kind: str) -> tuple[Any, bytes]:
     """Type a decrypted plaintext; return the value and the bytes the MAC hashes for it."""
     if kind == "bytes":
@@ -191,7 +233,10 @@ def _from_plaintext(plain: bytes, kind: str) -> tuple[Any, bytes]:
     if kind == "int":
         if not _INT_RE.match(text):
             raise CodecError("decrypted int value is not an integer")
-        number = int(text)
+        try:
+            number = int(text)
+        except ValueError:  # more digits than Python converts (and than a Go int holds)
+            raise CodecError("decrypted int value is out of range") from None
         return number, str(number).encode("ascii")
     if kind == "float":
         if "_" in text or text != text.strip():
@@ -235,26 +280,39 @@ class ValueCipher:
     def decrypt(self, value: str, aad: str) -> tuple[Any, bytes]:
         """Decrypt an ENC string; return the typed value and its MAC bytes.
 
+        Any string is accepted as input: whatever is wrong with it is a :class:`CodecError`,
+        never another exception.
+
         Raises:
-            CodecError: not an ENC string, bad base64, unknown type, or authentication failed.
+            CodecError: not an ENC string, bad base64, unknown type, an IV or tag of the wrong
+                size, a plaintext that does not read as its type, or authentication failed.
         """
         if value == "":
             return "", b""
-        match = _ENC_RE.match(value)
-        if match is None:
+        fields = split_enc(value)
+        if fields is None:
             raise CodecError("value does not match sops' data format")
-        data, iv, tag = (_unb64(match.group(i), f) for i, f in ((1, "data"), (2, "iv"), (3, "tag")))
-        kind = match.group(4)
+        kind = fields[3]
         if kind not in VALUE_TYPES:
-            raise CodecError(f"unknown value type {kind!r}")
-        if not iv or len(tag) != TAG_SIZE:
-            raise CodecError("malformed iv or tag")
+            raise CodecError(f"unknown value type {_type_name(kind)}")
+        data, iv, tag = (
+            _unb64(text, name) for text, name in zip(fields[:3], ("data", "iv", "tag"), strict=True)
+        )
+        if len(iv) not in IV_SIZES:
+            raise CodecError(
+                f"the iv is {len(iv)} bytes; sops writes {IV_SIZE} (8 to 128 can be read)"
+            )
+        if len(tag) != TAG_SIZE:
+            raise CodecError(f"the tag is {len(tag)} bytes; it must be {TAG_SIZE}")
         try:
-            plain = self._aead.decrypt(iv, data + tag, aad.encode("utf-8"))
+            # surrogatepass: a JSON key may hold a lone surrogate; it fails to authenticate.
+            plain = self._aead.decrypt(iv, data + tag, aad.encode("utf-8", "surrogatepass"))
         except InvalidTag:
             raise CodecError(
                 "authentication failed (wrong key, tampered value, or value moved)"
             ) from None
+        except (ValueError, OverflowError) as exc:  # sizes the AEAD refuses
+            raise CodecError(f"cannot decrypt the value: {exc}") from None
         typed, mac_bytes = _from_plaintext(plain, kind)
         if self._stash is not None:
             self._stash[(aad, kind, plain)] = value

@@ -59,8 +59,15 @@ def split_metadata(documents: Sequence[Any], *, source: str) -> tuple[list[Any],
         DecryptFailed: the file is not a SOPS file, a document is not a mapping, or the
             metadata is malformed or uses an unsupported rule.
     """
-    if not documents or not is_encrypted(documents[0]):
+    if not documents or not isinstance(documents[0], Mapping) or "sops" not in documents[0]:
         raise DecryptFailed(f"{source}: not a SOPS-encrypted file (no sops metadata)")
+    if not is_encrypted(documents[0]):
+        # sops refuses this too ("MAC mismatch. File has no MAC"): without a MAC nothing
+        # says the ENC values belong together, or to this file.
+        raise DecryptFailed(
+            f"{source}: the sops metadata has no MAC (sops.mac or sops.version is empty or "
+            "missing): nothing authenticates the values; encrypt the file again with sops"
+        )
     metadata = Metadata.parse(documents[0]["sops"], source=source)
     plain: list[Any] = []
     for number, document in enumerate(documents, start=1):
@@ -161,8 +168,9 @@ def decrypt_documents(documents: list[Any], identities: Identities, *, source: s
 
     Raises:
         KeyUnavailable: no identity matches any recipient (names the file and recipients).
-        DecryptFailed: MAC mismatch, tampered or malformed value, plaintext in an encrypted
-            position, unsupported rule (names the file and the key path).
+        DecryptFailed: no MAC, MAC mismatch, malformed metadata or unsupported rule; its
+            subclass :class:`~reconciler.sops.tree.ValueRejected` for a tampered or malformed
+            value or plaintext in an encrypted position (names the file and the key path).
     """
     plain, _, _ = _open(documents, identities, source=source, stash=False)
     return plain

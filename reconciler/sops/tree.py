@@ -16,13 +16,37 @@ from typing import Any
 
 from reconciler.errors import ConfigError, DecryptFailed
 from reconciler.load.yaml_source import PathElement, format_path
-from reconciler.sops.codec import CodecError, Comment, ValueCipher, is_enc_value, to_bytes
+from reconciler.sops.codec import (
+    ENC_MARK,
+    CodecError,
+    Comment,
+    ValueCipher,
+    is_enc_value,
+    to_bytes,
+)
 from reconciler.sops.mac import MacHasher
 from reconciler.sops.rules import EncryptionRules
 
 Location = tuple[PathElement, ...]
 
 _DROP = object()
+
+
+class ValueRejected(DecryptFailed):
+    """One value of a file did not decrypt: malformed, not authentic, or plaintext where the
+    file's rule wants an ``ENC[...]`` value.
+
+    Attributes:
+        document: index of the document that holds the value (0 for a single-document file).
+        location: the value's key path (mapping keys and list indices) in that document.
+        problem: what is wrong, without the file name or the path (never the value).
+    """
+
+    def __init__(self, message: str, *, document: int, location: Location, problem: str) -> None:
+        super().__init__(message)
+        self.document = document
+        self.location = location
+        self.problem = problem
 
 
 def _where(source: str, document: int, total: int, loc: Location) -> str:
@@ -58,8 +82,8 @@ def decrypt_tree(
             positions.
 
     Raises:
-        DecryptFailed: a value does not authenticate, is malformed, or is plaintext where the
-            rule says it must be encrypted.
+        ValueRejected: a value does not authenticate, is malformed, or is plaintext where the
+            rule says it must be encrypted (names the value's location, never the value).
     """
     when_matched = rules.encrypt_when_matched
     matches = rules.matches
@@ -69,8 +93,14 @@ def decrypt_tree(
     # The current key path, mutated during the walk; copied only for AAD, errors and results.
     path: list[PathElement] = []
 
-    def fail(problem: str) -> DecryptFailed:
-        return DecryptFailed(f"{_where(source, doc_index, total, tuple(path))}: {problem}")
+    def fail(problem: str) -> ValueRejected:
+        loc = tuple(path)
+        return ValueRejected(
+            f"{_where(source, doc_index, total, loc)}: {problem}",
+            document=doc_index,
+            location=loc,
+            problem=problem,
+        )
 
     def clear(node: Any) -> bytes:
         try:
@@ -145,7 +175,8 @@ def encrypt_tree(
     :class:`Comment` list items (kept by a reseal) are encrypted but not hashed.
 
     Raises:
-        ConfigError: a value of a type sops cannot encrypt.
+        ConfigError: a value of a type sops cannot encrypt, or an ``ENC[...]`` string where
+            a value is to be encrypted.
     """
     when_matched = rules.encrypt_when_matched
     matches = rules.matches
@@ -166,6 +197,14 @@ def encrypt_tree(
         if isinstance(node, Comment):  # only ever found where it was encrypted before
             return cipher.encrypt(node, _aad(loc))
         encrypted = matched == when_matched
+        if encrypted and isinstance(node, str) and node.startswith(ENC_MARK):
+            # Encrypting it again would hide the ciphertext of another file (or key) behind
+            # this file's MAC, and decrypting would hand out that ciphertext as plaintext.
+            raise fail(
+                loc,
+                "the value is already an ENC[...] string, not a plaintext (copied from an "
+                "encrypted file, or stored that way); refusing to encrypt it again",
+            )
         add(_clear_bytes(node, loc, fail), encrypted=encrypted)
         return cipher.encrypt(node, _aad(loc)) if encrypted else node
 

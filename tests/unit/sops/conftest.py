@@ -12,12 +12,16 @@ from reconciler.sops import Identities
 
 @pytest.fixture(autouse=True)
 def isolated_keys(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """No key source from the machine running the tests leaks in; HOME is empty."""
+    """No key source from the machine running the tests leaks in; HOME is empty; the
+    runtime directory is the test's own."""
     for name in ("SOPS_AGE_KEY", "SOPS_AGE_KEY_FILE", "XDG_CONFIG_HOME", "SOPS_EDITOR", "EDITOR"):
         monkeypatch.delenv(name, raising=False)
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
+    runtime = home / "run"  # where `secrets edit` keeps its plaintext: not the machine's
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
     return home
 
 

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import math
 import os
 import re
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reconciler.sops.codec import (
+    VALUE_TYPES,
     CodecError,
     Comment,
     ValueCipher,
@@ -23,6 +28,7 @@ from reconciler.sops.codec import (
     format_rfc3339,
     format_time,
     go_format_float,
+    split_enc,
     to_bytes,
 )
 from reconciler.sops.mac import MAC_ONLY_ENCRYPTED_SEED, MacHasher
@@ -156,7 +162,14 @@ def test_decrypt_types_like_go(plain: bytes, kind: str, expected: Any, mac: byte
         ("ENC[AES256_GCM,data:AA==,iv:AA==,tag:AA==]", "does not match"),
         ("ENC[AES256_GCM,data:!!,iv:AAAA,tag:AAAA,type:str]", "invalid base64 in the data field"),
         ("ENC[AES256_GCM,data:AA==,iv:AA==,tag:AA==,type:nope]", "unknown value type"),
-        ("ENC[AES256_GCM,data:AA==,iv:AA==,tag:AA==,type:str]", "malformed iv or tag"),
+        ("ENC[AES256_GCM,data:AA==,iv:AA==,tag:AA==,type:str]", "the iv is 1 bytes"),
+        # cryptography refuses nonces outside 8..128 bytes with a ValueError: found by fuzzing.
+        (f"ENC[AES256_GCM,data:AA==,iv:AAAA,tag:{'A' * 22}==,type:str]", "the iv is 3 bytes"),
+        (f"ENC[AES256_GCM,data:AA==,iv:{'A' * 176},tag:{'A' * 22}==,type:str]", "iv is 132"),
+        (f"ENC[AES256_GCM,data:AA==,iv:{'A' * 44},tag:AAAA,type:str]", "the tag is 3 bytes"),
+        (f"ENC[AES256_GCM,data:AA==,iv:{'A' * 44},tag:{'A' * 22}==,type:sk_live_x]", "(not shown)"),
+        ("ENC[AES256_GCM,data:AA==,iv:AA==,tag:AA==,type:str", "does not match"),
+        ("ENC[AES256_GCM,data:AA==,iv:\u00e9,tag:AA==,type:str]", "invalid base64 in the iv"),
     ],
 )
 def test_malformed_values_are_refused(enc: str, problem: str) -> None:
@@ -210,3 +223,76 @@ def test_mac_seed_and_clear_values_under_mac_only_encrypted() -> None:
     full.add(b"clear", encrypted=False)
     full.add(b"secret", encrypted=True)
     assert full.hexdigest() == hashlib.sha512(b"clearsecret").hexdigest().upper()
+
+
+# --- malformed input: a CodecError, never another exception ------------------------------
+
+_SOPS_ENC_RE = re.compile(r"^ENC\[AES256_GCM,data:(.+),iv:(.+),tag:(.+),type:(.+)\]")
+_PIECES = st.lists(
+    st.sampled_from([",iv:", ",tag:", ",type:", "]", "A", "=", "\n", ",", ":", "x", "é"]),
+    max_size=14,
+).map("".join)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_PIECES)
+def test_split_enc_finds_the_groups_of_sops_expression(tail: str) -> None:
+    value = "ENC[AES256_GCM,data:" + tail
+    match = _SOPS_ENC_RE.match(value)
+    assert split_enc(value) == (match.groups() if match else None)
+
+
+def test_split_enc_takes_linear_time_on_repeated_separators() -> None:
+    # A backtracking regex needs O(n^4) steps here: hours for these 300 kB.
+    value = "ENC[AES256_GCM,data:" + ",iv:" * 20000 + ",tag:" * 20000 + ",type:" * 20000
+    started = time.perf_counter()
+    assert split_enc(value) is None
+    assert split_enc(value + "]") is not None
+    with pytest.raises(CodecError):
+        ValueCipher(KEY).decrypt(value + "]", "k:")
+    assert time.perf_counter() - started < 2
+
+
+_B64_FIELD = st.one_of(
+    st.binary(max_size=140).map(lambda b: base64.b64encode(b).decode()),
+    st.text(max_size=10),
+    st.sampled_from(["", "AAAA", "!!", "A" * 10000]),
+)
+_KINDS = st.one_of(st.sampled_from(sorted(VALUE_TYPES)), st.text(max_size=8))
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.one_of(
+        st.builds(
+            "ENC[AES256_GCM,data:{},iv:{},tag:{},type:{}]{}".format,
+            _B64_FIELD,
+            _B64_FIELD,
+            _B64_FIELD,
+            _KINDS,
+            st.sampled_from(["", "]", "\n]", "x"]),
+        ),
+        st.text(max_size=80).map(lambda t: "ENC[AES256_GCM,data:" + t),
+        st.text(max_size=80),
+    )
+)
+def test_any_string_decrypts_or_raises_codec_error(value: str) -> None:
+    try:
+        ValueCipher(KEY).decrypt(value, "k:")
+    except CodecError as exc:
+        assert "\n" not in str(exc)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=64) | st.text(max_size=40).map(str.encode), _KINDS)
+def test_authentic_values_of_any_plaintext_and_type_decrypt_or_raise_codec_error(
+    plain: bytes, kind: str
+) -> None:
+    """What a key holder can put in a value (any bytes, any type label) never crashes."""
+    with contextlib.suppress(CodecError):
+        ValueCipher(KEY).decrypt(_craft(plain, kind, "k:"), "k:")
+
+
+def test_huge_int_plaintext_is_a_codec_error() -> None:
+    with pytest.raises(CodecError, match="out of range"):
+        ValueCipher(KEY).decrypt(_craft(b"9" * 5000, "int", "k:"), "k:")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from reconciler.sops import (
     EditSession,
     EncryptionRules,
     Identities,
+    ValueRejected,
     decrypt_documents,
     encrypt_documents,
     encrypt_file,
@@ -290,3 +292,41 @@ def test_update_keys_turns_shamir_groups_into_one_group(tmp_path: Path) -> None:
     assert "key_groups" not in documents[0]["sops"]
     plain = decrypt_documents(documents, Identities.of([newcomer]), source="s")
     assert plain == decrypt_documents(read_file(source)[0], both, source="v")
+
+
+def test_a_value_that_fails_names_its_location(recipient: str, identities: Identities) -> None:
+    encrypted = encrypt_documents([{"a": {"b": ["x", "secret-1"]}}], [recipient], source="f")[0]
+    broken = re.sub(r",iv:[^,]*,", ",iv:AAAA,", encrypted["a"]["b"][1])
+    tampered = {**encrypted, "a": {"b": [encrypted["a"]["b"][0], broken]}}
+    with pytest.raises(ValueRejected) as info:
+        decrypt_documents([tampered], identities, source="f.yaml")
+    assert (info.value.document, info.value.location) == (0, ("a", "b", 1))
+    assert str(info.value) == f"f.yaml: a.b[1]: {info.value.problem}"
+    assert info.value.problem.endswith("the iv is 3 bytes; sops writes 32 (8 to 128 can be read)")
+
+
+@pytest.mark.parametrize("mac", ["", None])
+def test_a_file_without_a_mac_is_refused(
+    recipient: str, identities: Identities, mac: str | None
+) -> None:
+    encrypted = encrypt_documents([{"a": "secret-1"}], [recipient], source="f")[0]
+    block = {k: v for k, v in encrypted["sops"].items() if k != "mac" or mac is not None}
+    if mac is not None:
+        block["mac"] = mac
+    with pytest.raises(DecryptFailed, match="has no MAC"):
+        decrypt_documents([{**encrypted, "sops": block}], identities, source="f")
+
+
+def test_an_enc_string_is_never_encrypted_as_a_plaintext(
+    recipient: str, identities: Identities
+) -> None:
+    other = encrypt_documents([{"a": "secret-1"}], [recipient], source="f")[0]["a"]
+    with pytest.raises(ConfigError, match=r"f: b: the value is already an ENC\[...\] string"):
+        encrypt_documents([{"b": other}], [recipient], source="f")
+    # Left in clear by the rule, it is a clear value like any other (sops does the same).
+    rule = EncryptionRules.build("encrypted_regex", "^a$", source="test")
+    kept = encrypt_documents([{"b": other}], [recipient], rule, source="f")[0]
+    assert kept["b"] == other
+    encrypted = encrypt_documents([{"a": "x"}], [recipient], source="f")[0]
+    with pytest.raises(ConfigError, match="already an ENC"):
+        reseal_documents([{**encrypted, "new": "ENC[garbage"}], identities, source="f")
