@@ -655,7 +655,8 @@ def _app_endpoints(merged: dict[str, Any], platform: Platform) -> Iterable[AppEn
             if not isinstance(hook, dict) or hook.get("type") != "INBOUND":
                 continue
             url = hook.get("endpoint_url")
-            hook_apps = apps if platform is Platform.HUBSPOT else {hook.get("app_id")}
+            # A list, not a set: app_id may be any YAML value here, hashable or not.
+            hook_apps = apps if platform is Platform.HUBSPOT else [hook.get("app_id")]
             for app in hook_apps:
                 if isinstance(app, str) and isinstance(url, str):
                     path = ("environments", env_name, "webhooks", name, "endpoint_url")
