@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 
 from reconciler.core.risk import RiskPolicy
 from reconciler.errors import ConfigError
+from reconciler.load.manifests import read_file
 from reconciler.load.yaml_source import PathElement, YamlError, format_path, locate, parse_document
 from reconciler.model.enums import RiskLevel
 
@@ -89,9 +90,10 @@ def load_settings(directory: Path | None = None) -> Settings:
             the message names the file, line, column and field.
     """
     path = (directory or Path.cwd()) / SETTINGS_FILE
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         return Settings()
-    raw = path.read_bytes()
+    # Repository content: a link, FIFO or oversized file is refused (UnsafeFile), not read.
+    raw = read_file(path)
     try:
         doc = parse_document(raw) or {}
     except YamlError as exc:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from reconciler.errors import ConfigError
+from reconciler.load.manifests import read_file
 from reconciler.load.yaml_source import YamlError, parse_document
 from reconciler.sops.age import split_recipients
 from reconciler.sops.rules import EncryptionRules
@@ -80,7 +81,8 @@ def load_creation_rule(file_path: str | os.PathLike[str], config: Path) -> Creat
     """
     source = str(config)
     try:
-        document = parse_document(config.read_bytes())
+        # .sops.yaml is repository content: a link, FIFO or huge file is refused, not read.
+        document = parse_document(read_file(config))
     except (OSError, YamlError) as exc:
         raise ConfigError(f"{source}: cannot read: {exc}") from None
     rules = document.get("creation_rules") if isinstance(document, Mapping) else None

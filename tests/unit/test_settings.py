@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,19 @@ def test_settings_built_in_code_are_checked_too(value: float) -> None:
         Settings(statement_timeout_seconds=value)
     with pytest.raises(ConfigError, match=r"^Settings\.lock_timeout_seconds must be from"):
         Settings(lock_timeout_seconds=value)
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo", "dangling"])
+def test_a_settings_file_that_is_not_a_regular_file_is_refused(tmp_path: Path, kind: str) -> None:
+    target = tmp_path / "reconciler.yaml"
+    secret = tmp_path / "outside.txt"
+    secret.write_text("AGE-SECRET-KEY-1" + "Q" * 58 + "\n")
+    if kind == "symlink":
+        target.symlink_to(secret)
+    elif kind == "fifo":
+        os.mkfifo(target)
+    else:
+        target.symlink_to(tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match=r"RCN-F005") as info:
+        load_settings(tmp_path)
+    assert "AGE-SECRET" not in str(info.value) and "\n" not in str(info.value)

@@ -128,3 +128,14 @@ def test_invalid_or_unmatched_rules_are_refused(tmp_path: Path, rules: str, mess
     config = _config(tmp_path, "creation_rules:\n" + rules.format(r=RECIPIENT_1))
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_creation_rule(tmp_path / "f.yaml", config)
+
+
+def test_a_sops_config_that_is_a_link_is_refused_not_read(tmp_path: Path) -> None:
+    outside = tmp_path / "keys.txt"
+    outside.write_text("AGE-SECRET-KEY-1" + "Q" * 58 + "\n")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / ".sops.yaml").symlink_to(outside)
+    with pytest.raises(ConfigError, match=r"RCN-F005") as info:
+        load_creation_rule(repo / "a.yaml", repo / ".sops.yaml")
+    assert "AGE-SECRET" not in str(info.value)
