@@ -192,7 +192,8 @@ def check_document(doc: Any, platform: Platform) -> list[Finding]:
         if env_name != "production":
             continue
         for i, acct in enumerate(_list(env.get("oauth_accounts"))):
-            if _map(acct).get("portal_id") in sandbox:
+            portal = _map(acct).get("portal_id")
+            if type(portal) is int and portal in sandbox:  # any YAML value may stand here
                 found.append(
                     Finding(
                         "RCN-ENV-6",

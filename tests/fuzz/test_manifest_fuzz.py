@@ -320,6 +320,17 @@ KNOWN_BAD = {
         HUBSPOT_APP,
         lambda: _edit_yaml(HUBSPOT_APP, lambda d: d.__setitem__("environments", "production")),
     ),
+    "portal-id-list": (
+        "tenants/initech-health/hubspot.yaml",
+        lambda: _edit_yaml(
+            "tenants/initech-health/hubspot.yaml",
+            lambda d: [
+                acct.__setitem__("portal_id", [1])
+                for env in d["environments"].values()
+                for acct in env.get("oauth_accounts") or []
+            ],
+        ),
+    ),
     "app-id-list": (
         QUICKBOOKS,
         lambda: _edit_yaml(
