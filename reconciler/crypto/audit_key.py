@@ -14,7 +14,6 @@ a command writes audit rows. An external database never falls back to it.
 from __future__ import annotations
 
 import base64
-import binascii
 import fcntl
 import hashlib
 import hmac
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from reconciler.crypto.fingerprint import FINGERPRINT_KEY_ENV
+from reconciler.crypto.key_text import decode_key
 from reconciler.crypto.keyring import KEYRING_ENV, KEYRING_FILE_ENV
 from reconciler.crypto.local_keys import KEYS_FILE_NAME, load_keys
 from reconciler.errors import ConfigError, KeyUnavailable
@@ -69,15 +69,7 @@ class AuditKey:
         Raises:
             ConfigError: not base64, or shorter than 32 bytes.
         """
-        try:
-            key = base64.b64decode(text.strip(), validate=True)
-        except (binascii.Error, ValueError):
-            raise ConfigError(f"{source} is not valid base64") from None
-        if len(key) < MIN_KEY_BYTES:
-            raise ConfigError(
-                f"{source} decodes to {len(key)} bytes; at least {MIN_KEY_BYTES} are required"
-            )
-        return cls(key)
+        return cls(decode_key(text, source=source, min_bytes=MIN_KEY_BYTES))
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> AuditKey | None:

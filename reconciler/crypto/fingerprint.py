@@ -14,12 +14,11 @@ that a stored ciphertext is the one written together with its fingerprint column
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 from collections.abc import Mapping
 
+from reconciler.crypto.key_text import decode_key
 from reconciler.errors import ConfigError
 from reconciler.model.sensitive import Sensitive
 
@@ -87,15 +86,7 @@ class Fingerprinter:
         Raises:
             ConfigError: not base64, or shorter than 32 bytes.
         """
-        try:
-            key = base64.b64decode(text.strip(), validate=True)
-        except (binascii.Error, ValueError):
-            raise ConfigError(f"{source} is not valid base64") from None
-        if len(key) < MIN_KEY_BYTES:
-            raise ConfigError(
-                f"{source} decodes to {len(key)} bytes; at least {MIN_KEY_BYTES} are required"
-            )
-        return cls(key)
+        return cls(decode_key(text, source=source, min_bytes=MIN_KEY_BYTES))
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Fingerprinter | None:

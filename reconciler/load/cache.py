@@ -35,8 +35,6 @@ default, mode 0700); ``RECONCILER_CACHE=0`` turns it off.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import itertools
@@ -53,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 import reconciler
-from reconciler.errors import ConfigError
+from reconciler.crypto.key_text import decode_key
 from reconciler.model.desired import (
     DesiredIntegration,
     DesiredOAuthAccount,
@@ -405,13 +403,7 @@ def cache_key_from_env(value: str) -> bytes:
     Raises:
         ConfigError: not base64, or shorter than 32 bytes (the value is never echoed).
     """
-    try:
-        key = base64.b64decode(value.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        raise ConfigError(f"${CACHE_KEY_ENV} is not valid base64") from None
-    if len(key) < KEY_BYTES:
-        raise ConfigError(f"${CACHE_KEY_ENV} must decode to at least {KEY_BYTES} bytes")
-    return key
+    return decode_key(value, source=f"${CACHE_KEY_ENV}", min_bytes=KEY_BYTES)
 
 
 def _cache_key(directory: Path, path: Path) -> tuple[bytes | None, str | None]:
