@@ -20,8 +20,8 @@ The shapes (domain.md §1-§3 and §5.1):
 * Intuit (QuickBooks) client ids and refresh tokens (``AB`` + 38 or more letters/digits)
   and JWT-shaped access tokens (``eyJ...``);
 * any other opaque token: 32 or more letters and digits in a row, with at least one of each
-  (QuickBooks client secrets and verifier tokens have no prefix; hashes are caught too,
-  which costs nothing in a message).
+  (QuickBooks client secrets and verifier tokens have no prefix), except lowercase hex of
+  exactly 40 or 64 characters: git commit ids and SHA-256 digests, which messages name.
 
 A bare prefix (``sk_live_``, ``whsec_``) or the placeholder ``ENC[...]`` names a kind of
 value and is left alone, so that messages can say which kind is expected. Otherwise redaction
@@ -54,7 +54,11 @@ SECRET_SHAPES = re.compile(
             _NOT_AFTER + r"[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}",
             _NOT_AFTER + r"AB[0-9A-Za-z]{38,}",
             _NOT_AFTER + r"eyJ[\w-]{8,}(?:\.[\w-]*){0,4}",
-            _NOT_AFTER + r"(?=[A-Za-z]*[0-9])(?=[0-9]*[A-Za-z])[0-9A-Za-z]{32,}",
+            # Git object ids and SHA-256 digests (lowercase hex, 40 or 64 long) name things
+            # in messages (commits, plan and audit hashes) and are never credentials here.
+            _NOT_AFTER
+            + r"(?![0-9a-f]{40}(?![0-9A-Za-z]))(?![0-9a-f]{64}(?![0-9A-Za-z]))"
+            + r"(?=[A-Za-z]*[0-9])(?=[0-9]*[A-Za-z])[0-9A-Za-z]{32,}",
         )
     ),
     re.DOTALL,

@@ -67,6 +67,8 @@ def test_cut_pem_block_is_redacted_to_the_end() -> None:
         "holds a live-mode key (rk_live_...) in sandbox (use sk_test_ or rk_test_)",
         "secrets must be ENC[...] values; a Stripe signing secret (whsec_...)",
         "HubSpot private-app tokens (pat-...) and age keys (AGE-SECRET-KEY-1...)",
+        "no commit 3f17159a1b2c3d4e5f60718293a4b5c6d7e8f901 in this repository",
+        "plan digest 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
     ],
 )
 def test_ordinary_text_is_left_alone(text: str) -> None:
