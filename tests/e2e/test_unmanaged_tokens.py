@@ -85,7 +85,7 @@ def test_prune_never_revokes_unmanaged_tokens(tmp_path: Path, empty_database_url
     assert "1 revoked" in removed.stdout
     assert DECLARED not in {a for _, _, a in _active(ws)}
     assert ws.sql(
-        "SELECT risk_reasons @> '[{\"code\": \"UNDECLARED_ACCOUNT\"}]' FROM configuration_audit_logs"
+        'SELECT risk_reasons @> \'[{"code": "UNDECLARED_ACCOUNT"}]\' FROM configuration_audit_logs'
         " WHERE action = 'REVOKE'"
     ) == [(True,)]
 
