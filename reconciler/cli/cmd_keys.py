@@ -174,7 +174,23 @@ def rotate_cmd(batch_size: int, actor: str | None, database_url: str | None) -> 
         sys.exit(ExitCode.ERROR)
 
 
-@keys_group.command("adopt-tokens")
+_ADOPT_HELP = """Store OAuth tokens written before adoption in the managed (rcn1) form.
+
+Every oauth_tokens value that is not in the reconciler's form is read with the layout
+--from names and encrypted under the active key version, bound to its row; one LOW ROTATE
+audit row per token row. A value that cannot be read (another layout, another key,
+damaged) is reported and left as it is; the rest go ahead (exit 0). One transaction per
+batch, skipping rows other transactions hold (then it exits 1: run it again).
+
+Run it once the application itself reads tokens in the rcn1 form: it cannot read an
+adopted token in its old layout any more.
+
+\b
+Layouts:
+""" + "\n".join(f"  {name}: {layout.summary}" for name, layout in sorted(LAYOUTS.items()))
+
+
+@keys_group.command("adopt-tokens", help=_ADOPT_HELP)
 @click.option(
     "--from",
     "layout_name",
@@ -209,18 +225,7 @@ def adopt_tokens_cmd(
     actor: str | None,
     database_url: str | None,
 ) -> None:
-    """Store OAuth tokens written before adoption in the managed (rcn1) form.
-
-    \b
-    Every oauth_tokens value that is not in the reconciler's form is read with the
-    layout --from names and encrypted under the active key version, bound to its row;
-    one LOW ROTATE audit row per token row. A value that cannot be read (another layout,
-    another key, damaged) is reported and left as it is; the rest go ahead (exit 0).
-    One transaction per batch, skipping rows other transactions hold (run it again).
-
-    \b
-    Layouts:
-    """
+    """Store OAuth tokens written before adoption in the managed (rcn1) form (see --help)."""
     chosen = LAYOUTS[layout_name]
     key = load_legacy_key(os.environ, legacy_key_env) if chosen.needs_key else None
     decode = decoder(layout_name, key)
@@ -265,11 +270,6 @@ def adopt_tokens_cmd(
             err=True,
         )
         sys.exit(ExitCode.ERROR)
-
-
-adopt_tokens_cmd.help = (adopt_tokens_cmd.help or "") + "".join(
-    f"\n  {name}: {layout.summary}" for name, layout in sorted(LAYOUTS.items())
-)
 
 
 class _Progress:

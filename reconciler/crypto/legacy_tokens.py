@@ -175,9 +175,8 @@ class NodeAesGcm(LegacyLayout):
     name = "node-aes-256-gcm"
     needs_key = True
     summary = (
-        "AES-256-GCM with the application's key: iv:authTag:ciphertext or "
-        "iv:ciphertext:authTag (hex or base64 parts), or base64 of iv||authTag||ciphertext "
-        "or iv||ciphertext||authTag; 12- or 16-byte IV"
+        "AES-256-GCM, the application's key; iv:tag:ct or iv:ct:tag (hex or base64 "
+        "parts), or base64 of iv|tag|ct or iv|ct|tag; 12- or 16-byte IV"
     )
 
     def candidates(self, stored: str) -> Iterator[tuple[bytes, bytes]]:
