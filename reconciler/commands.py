@@ -76,6 +76,7 @@ from reconciler.model.plan import (
     Action,
     Change,
     Judgement,
+    MassDeletion,
     Plan,
     ResourceKind,
     SavedPlan,
@@ -336,8 +337,13 @@ def plan(
     prune: bool = False,
     database_url: str | None = None,
     progress: Progress = QUIET,
+    revoke_unmanaged: bool = False,
 ) -> PlanResult:
-    """Make a plan: what apply would change, with risk, for the selected tenants/platforms."""
+    """Make a plan: what apply would change, with risk, for the selected tenants/platforms.
+
+    ``revoke_unmanaged`` (with ``prune``) also revokes tokens of accounts no manifest has
+    ever declared.
+    """
     db = open_database(database_url, progress)
     fingerprint = fingerprinter_for(db.target, progress=progress)
     desired = load_desired(manifests_dir, selectors, fingerprint, progress)
@@ -349,6 +355,7 @@ def plan(
         created_at=rfc3339(now_utc()),
         prune=prune,
         selectors=selectors,
+        revoke_unmanaged=revoke_unmanaged,
     )
     return PlanResult(made, desired, db)
 
@@ -362,7 +369,13 @@ def plan_digest(p: Plan) -> str:
 # -- policy -------------------------------------------------------------------------------------
 
 
-def check_policy(p: Plan, *, allow_risk: RiskLevel, allow_mass_deletion: bool) -> None:
+def check_policy(
+    p: Plan,
+    *,
+    allow_risk: RiskLevel,
+    allow_mass_deletion: bool,
+    allow_mass_revocation: bool = False,
+) -> None:
     """Raise PolicyViolation (exit 4) listing what needs a permission that was not given."""
     problems: list[str] = []
     above = [c for c in p.changes if c.risk.level > allow_risk]
@@ -376,13 +389,20 @@ def check_policy(p: Plan, *, allow_risk: RiskLevel, allow_mass_deletion: bool) -
             f"{len(above)} change(s) above the allowed risk "
             f"{allow_risk.value} (allow with --allow-risk {needed}):",
         )
-    if p.mass_deletions and not allow_mass_deletion:
+    deletions = [m for m in p.mass_deletions if m.kind != MassDeletion.TOKENS]
+    if deletions and not allow_mass_deletion:
         problems.append("mass deletion (allow with --allow-mass-deletion):")
-        for m in p.mass_deletions:
+        for m in deletions:
             what = (
                 "whole tenant removed" if m.whole_tenant else f"{m.deleting} of {m.total} objects"
             )
             problems.append(f"  tenant {m.tenant}: {what}")
+    revocations = [m for m in p.mass_deletions if m.kind == MassDeletion.TOKENS]
+    if revocations and not allow_mass_revocation:
+        problems.append("mass revocation of OAuth tokens (allow with --allow-mass-revocation):")
+        for m in revocations:
+            scope = " (whole tenant removed)" if m.whole_tenant else ""
+            problems.append(f"  tenant {m.tenant}: {m.deleting} of {m.total} active tokens{scope}")
     if problems:
         raise PolicyViolation("blocked by policy; nothing written\n" + "\n".join(problems))
 
@@ -439,6 +459,8 @@ def apply(
     prune: bool = False,
     allow_risk: RiskLevel | None = None,
     allow_mass_deletion: bool = False,
+    allow_mass_revocation: bool = False,
+    revoke_unmanaged: bool = False,
     actor: str | None = None,
     lock_timeout_seconds: float | None = None,
     database_url: str | None = None,
@@ -461,6 +483,12 @@ def apply(
     allowed = allow_risk or settings.allow_risk
     if saved_plan is not None:
         selectors, prune = saved_plan.plan.selectors, saved_plan.plan.prune
+        # A plan file records no flag for it: a saved plan that revokes unmanaged tokens was
+        # made with --revoke-unmanaged. The replan below must then list exactly the same
+        # changes, so the file can neither add nor leave out any revocation.
+        revoke_unmanaged = any(
+            r.code == "UNMANAGED_ACCOUNT" for c in saved_plan.plan.changes for r in c.risk.reasons
+        )
     db = open_database(database_url, progress)
     keyring, fingerprint = load_keys_for_target(db.target, env, stderr=_notes(progress))
     audit_key = load_audit_key(db.target, env, create=True, stderr=_notes(progress))
@@ -477,6 +505,7 @@ def apply(
             created_at=rfc3339(now_utc()),
             prune=prune,
             selectors=selectors,
+            revoke_unmanaged=revoke_unmanaged,
         )
 
     current = replan(actual)
@@ -488,7 +517,12 @@ def apply(
         return ApplyResult(current, ApplyOutcome.NO_CHANGES, None)
     # Decrypt before BEGIN what the cache left as fingerprints and the writes need.
     desired = with_plaintext(desired, current, manifests_dir, fingerprint, progress)
-    check_policy(current, allow_risk=allowed, allow_mass_deletion=allow_mass_deletion)
+    check_policy(
+        current,
+        allow_risk=allowed,
+        allow_mass_deletion=allow_mass_deletion,
+        allow_mass_revocation=allow_mass_revocation,
+    )
     if confirm is not None and not confirm(current):
         raise ApplyCancelled("apply cancelled; nothing written")
 
@@ -498,7 +532,12 @@ def apply(
         lock_timeout_seconds = settings.lock_timeout_seconds
 
     def gate(p: Plan) -> None:
-        check_policy(p, allow_risk=allowed, allow_mass_deletion=allow_mass_deletion)
+        check_policy(
+            p,
+            allow_risk=allowed,
+            allow_mass_deletion=allow_mass_deletion,
+            allow_mass_revocation=allow_mass_revocation,
+        )
 
     try:
         with translate_db_errors(), db.engine.connect() as conn, conn.begin():

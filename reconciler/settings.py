@@ -13,6 +13,9 @@ Looked up in the current directory (the repository root in CI). Every key is opt
       mass_deletion:
         max_share: 0.5              # share of a tenant's objects one apply may delete, in (0, 1]
         min_objects: 3              # ... once at least this many objects would go (>= 1)
+      mass_revocation:
+        max_share: 0.5              # share of a tenant's active OAuth tokens one apply may
+        min_tokens: 3               # revoke as undeclared/unmanaged, once this many would go
 
 A bad value is a one-line :class:`~reconciler.errors.ConfigError` naming the file, the line
 and column, and the field (``reconciler.yaml:4:25: apply.lock_timeout_seconds: ...``).
@@ -70,7 +73,7 @@ class Settings:
 
 _TOP = {"manifests", "apply", "risk"}
 _APPLY = {"allow_risk", "lock_timeout_seconds", "statement_timeout_seconds"}
-_RISK = {"overrides", "mass_deletion"}
+_RISK = {"overrides", "mass_deletion", "mass_revocation"}
 
 
 class _FieldError(ValueError):
@@ -198,6 +201,9 @@ def _parse(doc: Any, path: Path) -> Settings:
     mass = _section(
         risk.get("mass_deletion"), ("risk", "mass_deletion"), {"max_share", "min_objects"}
     )
+    revocation = _section(
+        risk.get("mass_revocation"), ("risk", "mass_revocation"), {"max_share", "min_tokens"}
+    )
     overrides_raw = _section(
         risk.get("overrides"), ("risk", "overrides"), set(risk.get("overrides") or {})
     )
@@ -208,10 +214,22 @@ def _parse(doc: Any, path: Path) -> Settings:
     min_objects = _field(
         ("risk", "mass_deletion", "min_objects"), lambda: _min_objects(mass.get("min_objects", 3))
     )
+    revocation_share = _field(
+        ("risk", "mass_revocation", "max_share"),
+        lambda: _max_share(revocation.get("max_share", 0.5)),
+    )
+    min_tokens = _field(
+        ("risk", "mass_revocation", "min_tokens"),
+        lambda: _min_objects(revocation.get("min_tokens", 3)),
+    )
     policy = _field(
         ("risk", "overrides"),
         lambda: RiskPolicy.create(
-            overrides, mass_deletion_max_share=max_share, mass_deletion_min_objects=min_objects
+            overrides,
+            mass_deletion_max_share=max_share,
+            mass_deletion_min_objects=min_objects,
+            mass_revocation_max_share=revocation_share,
+            mass_revocation_min_tokens=min_tokens,
         ),
     )
     return Settings(

@@ -3,7 +3,8 @@
 Each ``tests/cases/plan/<case>/`` folder holds:
 
 ``case.yaml``
-    ``description`` (required), and optionally ``prune`` (bool), ``selectors``
+    ``description`` (required), and optionally ``prune`` (bool), ``revoke_unmanaged``
+    (bool, with ``prune``), ``selectors``
     (``tenants`` / ``platforms`` / ``exclude_tenants`` lists), ``manifests: before`` (plan
     the ``before/`` manifests again instead of a ``manifests/`` folder), ``recipients``
     (how many age recipients the planned manifests are encrypted to; default 1) and
@@ -74,7 +75,16 @@ SECRET_REGEX = "^(" + "|".join(SECRET_FIELDS) + ")$"
 RULES = EncryptionRules.build(
     "encrypted_regex", SECRET_REGEX, mac_only_encrypted=True, source="tests/test_plan_cases.py"
 )
-CASE_KEYS = {"description", "prune", "selectors", "manifests", "recipients", "converges", "xfail"}
+CASE_KEYS = {
+    "description",
+    "prune",
+    "revoke_unmanaged",
+    "selectors",
+    "manifests",
+    "recipients",
+    "converges",
+    "xfail",
+}
 ENC_VALUE = re.compile(r"ENC\[AES256_GCM,data:[^\]]+\]")
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -103,6 +113,7 @@ class Case:
     folder: Path
     description: str
     prune: bool
+    revoke_unmanaged: bool
     selectors: Selectors
     manifests: Path | None
     recipients: int
@@ -127,6 +138,7 @@ class Case:
             folder=folder,
             description=str(raw["description"]),
             prune=bool(raw.get("prune", False)),
+            revoke_unmanaged=bool(raw.get("revoke_unmanaged", False)),
             selectors=selectors,
             manifests=manifests if manifests.is_dir() else None,
             recipients=int(raw.get("recipients", 1)),
@@ -252,6 +264,7 @@ def _make_plan(case: Case, manifests: Path, settings: Settings, database_url: st
         selectors=case.selectors,
         prune=case.prune,
         database_url=database_url,
+        revoke_unmanaged=case.revoke_unmanaged,
     )
     result.database.engine.dispose()
     return result.plan
@@ -360,8 +373,10 @@ def test_plan_case(folder: Path, tmp_path: Path, database_url: str, age_env: Age
         settings=settings,
         selectors=case.selectors,
         prune=case.prune,
+        revoke_unmanaged=case.revoke_unmanaged,
         allow_risk=RiskLevel.CRITICAL,
         allow_mass_deletion=True,
+        allow_mass_revocation=True,
         database_url=database_url,
     )
     expected_outcome = ApplyOutcome.APPLIED if plan.changes else ApplyOutcome.NO_CHANGES
@@ -378,6 +393,9 @@ _TEXT_CASES = frozenset(
         "secret-value-changed",
         "oauth-notices",
         "mass-deletion-whole-tenant",
+        "adopt-connected-account",
+        "revoke-unmanaged",
+        "mass-revocation",
     }
 )
 """Cases whose text rendering is kept too (``expected.plan.txt``), written on update."""

@@ -1,5 +1,15 @@
 BEGIN;
 
+-- Running downgrade managed_tokens -> keyed_audit_chain
+
+UPDATE oauth_tokens
+           SET metadata = metadata || jsonb_build_object('reconciler_managed_since', managed_since)
+         WHERE managed_since IS NOT NULL;
+
+ALTER TABLE oauth_tokens DROP COLUMN managed_since;
+
+UPDATE alembic_version SET version_num='keyed_audit_chain' WHERE alembic_version.version_num = 'managed_tokens';
+
 -- Running downgrade keyed_audit_chain -> add_configuration_management
 
 CREATE OR REPLACE FUNCTION configuration_audit_logs_append_only() RETURNS trigger

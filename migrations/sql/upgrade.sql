@@ -346,5 +346,16 @@ REVOKE UPDATE (reviewed_at, reviewed_by, review_decision, review_note) ON config
 
 UPDATE alembic_version SET version_num='keyed_audit_chain' WHERE alembic_version.version_num = 'add_configuration_management';
 
+-- Running upgrade keyed_audit_chain -> managed_tokens
+
+ALTER TABLE oauth_tokens ADD COLUMN managed_since TIMESTAMP WITH TIME ZONE;
+
+UPDATE oauth_tokens
+           SET managed_since = (metadata ->> 'reconciler_managed_since')::timestamptz,
+               metadata = metadata - 'reconciler_managed_since'
+         WHERE metadata ->> 'reconciler_managed_since' IS NOT NULL;
+
+UPDATE alembic_version SET version_num='managed_tokens' WHERE alembic_version.version_num = 'keyed_audit_chain';
+
 COMMIT;
 

@@ -1,4 +1,4 @@
-"""CLI commands: ``reconciler keys status | rotate | generate`` (the database keyring)."""
+"""CLI commands: ``reconciler keys status | rotate | adopt-tokens | generate`` (the keyring)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from reconciler.crypto.aead import FieldCipher
 from reconciler.crypto.audit_key import load_audit_key
 from reconciler.crypto.fingerprint import MIN_KEY_BYTES
 from reconciler.crypto.keyring import KEYRING_ENV, KEYRING_FILE_ENV, Keyring
+from reconciler.crypto.legacy_tokens import LAYOUTS, LEGACY_KEY_ENV, decoder, load_legacy_key
 from reconciler.crypto.local_keys import load_keys_for_target
 from reconciler.errors import KeyUnavailable
 from reconciler.store.audit import AuditContext
@@ -29,7 +30,14 @@ from reconciler.store.database import (
     resolve_database_url,
     translate_db_errors,
 )
-from reconciler.store.rotate import SECRET_TABLES, check_rotatable, key_usage, rotate_keys
+from reconciler.store.rotate import (
+    SECRET_TABLES,
+    adopt_tokens,
+    check_rotatable,
+    key_usage,
+    legacy_usage,
+    rotate_keys,
+)
 
 
 @click.group("keys")
@@ -49,6 +57,7 @@ def status_cmd(database_url: str | None) -> None:
         ensure_schema_current(engine, target)
         with translate_db_errors(engine.url), engine.connect() as conn:
             usage = key_usage(conn)
+            legacy = legacy_usage(conn)
     finally:
         engine.dispose()
     problem = ""
@@ -70,14 +79,27 @@ def status_cmd(database_url: str | None) -> None:
             rows.append((table.name, "-", 0, ""))
         for item in found:
             rows.append((table.name, item.version, item.rows, _note(item.version, keyring)))
+        for old in legacy:
+            if old.table == table.name and old.rows:
+                rows.append(
+                    (f"{old.table}.{old.column}", "legacy", old.rows, "not in the managed format")
+                )
     click.echo(format_table(("TABLE", "KEY VERSION", "ROWS", ""), rows))
+    legacy_values = sum(u.rows for u in legacy)
     if keyring is not None:
         stale = sum(u.rows for u in usage if u.version != keyring.active_version)
         click.echo()
         if stale:
             click.echo(f"{stale} row(s) not under the active key: run `reconciler keys rotate`.")
-        else:
+        elif not legacy_values:
             click.echo("Every stored secret is under the active key.")
+        else:
+            click.echo("Every managed secret is under the active key.")
+    if legacy_values:
+        click.echo(
+            f"{legacy_values} legacy OAuth token value(s) written before adoption (not rcn1): "
+            "`reconciler keys adopt-tokens --from LAYOUT` brings them in."
+        )
 
 
 def _note(version: int | None, keyring: Keyring | None) -> str:
@@ -106,6 +128,8 @@ def rotate_cmd(batch_size: int, actor: str | None, database_url: str | None) -> 
     Safe while the system is live: each batch is one transaction that skips rows other
     transactions hold; run it again to pick those up. Resumable: after an interruption,
     run it again and it continues where it stopped. One ROTATE audit row per row.
+    OAuth tokens still in the application's own (legacy) form are reported and left as
+    they are (see `reconciler keys adopt-tokens`).
     """
     target = resolve_database_url(database_url)
     cipher = FieldCipher(*load_keys_for_target(target))
@@ -134,10 +158,115 @@ def rotate_cmd(batch_size: int, actor: str | None, database_url: str | None) -> 
         f"Re-encrypted {result.total} row(s) under key version {result.active_version} "
         f"in {result.batches} batch(es): {per_table}."
     )
+    if result.legacy:
+        click.echo(
+            f"{result.legacy} OAuth token row(s) hold legacy values written before adoption "
+            "and were left as they are: `reconciler keys adopt-tokens --from LAYOUT` brings "
+            "them in.",
+            err=True,
+        )
     if result.remaining:
         click.echo(
             f"{result.remaining} row(s) were held by other transactions and skipped: "
             "run `reconciler keys rotate` again.",
+            err=True,
+        )
+        sys.exit(ExitCode.ERROR)
+
+
+_ADOPT_HELP = """Store OAuth tokens written before adoption in the managed (rcn1) form.
+
+Every oauth_tokens value that is not in the reconciler's form is read with the layout
+--from names and encrypted under the active key version, bound to its row; one LOW ROTATE
+audit row per token row. A value that cannot be read (another layout, another key,
+damaged) is reported and left as it is; the rest go ahead (exit 0). One transaction per
+batch, skipping rows other transactions hold (then it exits 1: run it again).
+
+Run it once the application itself reads tokens in the rcn1 form: it cannot read an
+adopted token in its old layout any more.
+
+\b
+Layouts:
+""" + "\n".join(f"  {name}: {layout.summary}" for name, layout in sorted(LAYOUTS.items()))
+
+
+@keys_group.command("adopt-tokens", help=_ADOPT_HELP)
+@click.option(
+    "--from",
+    "layout_name",
+    type=click.Choice(sorted(LAYOUTS)),
+    required=True,
+    help="How the application stored its tokens (see the layouts below).",
+)
+@click.option(
+    "--legacy-key-env",
+    metavar="VAR",
+    default=LEGACY_KEY_ENV,
+    show_default=True,
+    help="Environment variable holding the application's token key (64 hex digits or "
+    "base64 of 32 bytes), for the encrypted layouts. The key itself is never an option.",
+)
+@click.option("--dry-run", is_flag=True, help="Read and re-encrypt everything, then roll back.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 10_000),
+    default=500,
+    show_default=True,
+    help="Rows per transaction.",
+)
+@click.option("--actor", default=None, help="Who adopts (audit). Default: $RECONCILER_ACTOR...")
+@database_url_option
+@handle_errors
+def adopt_tokens_cmd(
+    layout_name: str,
+    legacy_key_env: str,
+    dry_run: bool,
+    batch_size: int,
+    actor: str | None,
+    database_url: str | None,
+) -> None:
+    """Store OAuth tokens written before adoption in the managed (rcn1) form (see --help)."""
+    chosen = LAYOUTS[layout_name]
+    key = load_legacy_key(os.environ, legacy_key_env) if chosen.needs_key else None
+    decode = decoder(layout_name, key)
+    target = resolve_database_url(database_url)
+    cipher = FieldCipher(*load_keys_for_target(target))
+    context = AuditContext(
+        performed_by=resolve_actor(actor, os.environ),
+        ip_address=None,
+        user_agent=user_agent(os.environ),
+        session_id=str(uuid.uuid4()),
+        key=load_audit_key(target, create=True),
+    )
+    engine = create_engine(target, application_name="reconciler keys adopt-tokens")
+    try:
+        check_connection(engine)
+        ensure_schema_current(engine, target)
+        with translate_db_errors(engine.url), _Progress() as progress:
+            result = adopt_tokens(
+                engine,
+                cipher,
+                context,
+                layout=layout_name,
+                decode=decode,
+                batch_size=batch_size,
+                dry_run=dry_run,
+                progress=progress,
+            )
+    finally:
+        engine.dispose()
+    for refused in result.refused:
+        click.echo(f"refused: {refused.describe()}", err=True)
+    verb = "Would adopt" if dry_run else "Adopted"
+    click.echo(
+        f"{verb} {result.adopted} OAuth token row(s) from {layout_name} into the managed form "
+        f"under key version {result.active_version}; {len(result.refused)} refused"
+        + (" (dry run: nothing written)." if dry_run else ".")
+    )
+    if result.remaining:
+        click.echo(
+            f"{result.remaining} legacy row(s) were held by other transactions or written "
+            "meanwhile: run `reconciler keys adopt-tokens` again.",
             err=True,
         )
         sys.exit(ExitCode.ERROR)

@@ -148,7 +148,13 @@ def _apply_common(func: Any) -> Any:
     "--prune",
     is_flag=True,
     help="Plan deletion of objects the manifests no longer declare (soft delete) and "
-    "revocation of undeclared OAuth accounts.",
+    "revocation of OAuth accounts they no longer declare.",
+)
+@click.option(
+    "--revoke-unmanaged",
+    is_flag=True,
+    help="With --prune, also revoke tokens of OAuth accounts no manifest has ever declared "
+    "(unmanaged: e.g. connected before adoption). Without it they are listed, never revoked.",
 )
 @changed_from_option
 @selector_options
@@ -159,6 +165,7 @@ def plan_cmd(
     fmt: str,
     detailed_exitcode: bool,
     prune: bool,
+    revoke_unmanaged: bool,
     changed_from: str | None,
     tenants: tuple[str, ...],
     platforms: tuple[str, ...],
@@ -181,6 +188,7 @@ def plan_cmd(
       reconciler plan --out plan.json --detailed-exitcode
       reconciler plan --changed-from origin/main        # only what a pull request touches
     """
+    _check_revoke_unmanaged(prune, revoke_unmanaged)
     settings = load_settings()
     progress = commands.Progress(enabled=not quiet)
     manifests = _manifests(settings, manifests_dir)
@@ -201,6 +209,7 @@ def plan_cmd(
         prune=prune,
         database_url=database_url,
         progress=progress,
+        revoke_unmanaged=revoke_unmanaged,
     )
     if out is not None:
         _write_plan_file(result.plan, out)
@@ -208,6 +217,11 @@ def plan_cmd(
     click.echo(_render(result.plan, fmt, color=_color(no_color)), nl=False)
     if detailed_exitcode and result.plan.has_changes:
         sys.exit(ExitCode.CHANGES_PRESENT)
+
+
+def _check_revoke_unmanaged(prune: bool, revoke_unmanaged: bool) -> None:
+    if revoke_unmanaged and not prune:
+        raise ConfigError("--revoke-unmanaged revokes only together with --prune; pass both")
 
 
 @click.command("apply")
@@ -221,6 +235,12 @@ def plan_cmd(
     "--prune", is_flag=True, help="Delete undeclared objects and revoke undeclared accounts."
 )
 @click.option(
+    "--revoke-unmanaged",
+    is_flag=True,
+    help="With --prune, also revoke tokens of OAuth accounts no manifest has ever declared "
+    "(unmanaged: e.g. connected before adoption). Without it they are listed, never revoked.",
+)
+@click.option(
     "--allow-risk",
     type=click.Choice([r.value.lower() for r in RiskLevel]),
     default=None,
@@ -229,6 +249,11 @@ def plan_cmd(
 )
 @click.option(
     "--allow-mass-deletion", is_flag=True, help="Apply even when the mass-deletion breaker trips."
+)
+@click.option(
+    "--allow-mass-revocation",
+    is_flag=True,
+    help="Apply even when the mass-revocation breaker trips (OAuth tokens of a tenant).",
 )
 @click.option(
     "--actor",
@@ -264,8 +289,10 @@ def apply_cmd(
     plan_file: Path | None,
     auto_approve: bool,
     prune: bool,
+    revoke_unmanaged: bool,
     allow_risk: str | None,
     allow_mass_deletion: bool,
+    allow_mass_revocation: bool,
     actor: str | None,
     lock_timeout: float | None,
     fmt: str,
@@ -286,22 +313,27 @@ def apply_cmd(
 
     \b
     Exit codes: 0 applied or nothing to do, 1 error (nothing written), 3 stale plan,
-    4 blocked by policy (risk above --allow-risk, or a mass deletion).
+    4 blocked by policy (risk above --allow-risk, a mass deletion or mass revocation).
     \b
     Examples:
       reconciler apply                                   # shows the plan, asks
       reconciler apply --auto-approve --actor deploy-bot
       reconciler plan --out plan.json && reconciler apply plan.json --auto-approve
       reconciler apply --dry-run                         # everything but the COMMIT
+      reconciler apply --prune --revoke-unmanaged        # also revoke never-declared accounts
     """
+    _check_revoke_unmanaged(prune, revoke_unmanaged)
     settings = load_settings()
     lock_timeout = lock_timeout_option(lock_timeout)
     progress = commands.Progress(enabled=not quiet)
     color = _color(no_color)
     saved = _read_plan_file(plan_file) if plan_file else None
-    if saved is not None and (tenants or platforms or exclude_tenants or prune or changed_from):
+    if saved is not None and (
+        tenants or platforms or exclude_tenants or prune or revoke_unmanaged or changed_from
+    ):
         raise ConfigError(
-            "a saved plan carries its own selectors and --prune; do not pass them again"
+            "a saved plan carries its own selectors, --prune and --revoke-unmanaged; do not "
+            "pass them again"
         )
     manifests = _manifests(settings, manifests_dir)
     narrowed = _narrow(tenants, changed_from, manifests, progress)
@@ -330,6 +362,8 @@ def apply_cmd(
         prune=prune,
         allow_risk=parse_level(allow_risk) if allow_risk else None,
         allow_mass_deletion=allow_mass_deletion,
+        allow_mass_revocation=allow_mass_revocation,
+        revoke_unmanaged=revoke_unmanaged,
         actor=actor,
         lock_timeout_seconds=lock_timeout,
         database_url=database_url,

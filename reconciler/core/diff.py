@@ -13,6 +13,15 @@ rewrites it from the manifest.
 Objects in the database that no manifest declares are deleted only with ``prune``; without
 it they are reported as notices ("kept"). Soft-deleted rows are treated as absent: declaring
 one again plans a create that restores the row.
+
+OAuth tokens: a token whose account a manifest declared at some point (``managed_since`` set
+on it, or on another token of the same account) is *managed*; once its account is no
+longer declared it is an undeclared account, revoked with ``prune``. A token whose account
+no manifest has ever declared is *unmanaged* (typically written by the application before
+adoption): one notice per tenant and platform lists them, and only ``revoke_unmanaged``
+(with ``prune``) revokes them. A declared, connected account whose tokens are not marked yet
+gets a LOW update (``managed: false -> true``) that apply records in ``managed_since``.
+Token revocations of undeclared accounts have their own breaker, like mass deletions.
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ from __future__ import annotations
 import enum
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from reconciler.core.risk import RiskPolicy, score
@@ -50,6 +59,8 @@ from reconciler.model.plan import (
     Notice,
     NoticeKind,
     ResourceKind,
+    Risk,
+    RiskReason,
     Selectors,
 )
 
@@ -70,19 +81,28 @@ def diff(
     policy: RiskPolicy,
     prune: bool = False,
     selectors: Selectors | None = None,
+    revoke_unmanaged: bool = False,
 ) -> DiffResult:
-    """Compare desired with actual state (both already restricted to ``selectors``)."""
+    """Compare desired with actual state (both already restricted to ``selectors``).
+
+    ``revoke_unmanaged`` (effective only with ``prune``) also revokes tokens of accounts no
+    manifest has ever declared.
+    """
     sel = selectors or Selectors()
     changes: list[Change] = []
     notices: list[Notice] = []
+    accounts = _diff_accounts(
+        desired.oauth_accounts, actual.tokens, policy, prune, sel, prune and revoke_unmanaged
+    )
     for result in (
         _diff_objects(_INTEGRATIONS, desired.integrations, actual.integrations, policy, prune, sel),
         _diff_objects(_WEBHOOKS, desired.webhooks, actual.webhooks, policy, prune, sel),
-        _diff_accounts(desired.oauth_accounts, actual.tokens, policy, prune, sel),
+        accounts,
     ):
         changes.extend(result[0])
         notices.extend(result[1])
     breakers = _mass_deletions(changes, actual, desired.tenants, policy)
+    breakers += _mass_revocations(changes, actual, desired.tenants, policy)
     return DiffResult(tuple(changes), tuple(notices), breakers)
 
 
@@ -369,22 +389,34 @@ def _undeclared(
 # -- OAuth accounts ------------------------------------------------------------------------------
 
 
+_ACCOUNT_KEY = tuple[str, Platform, str | None]
+
+UNMANAGED_LISTED = 5
+"""How many unmanaged accounts a summary notice names before "and N more"."""
+
+
 def _diff_accounts(
     desired: Iterable[DesiredOAuthAccount],
     tokens: Iterable[ActualToken],
     policy: RiskPolicy,
     prune: bool,
     sel: Selectors,
+    revoke_unmanaged: bool,
 ) -> tuple[list[Change], list[Notice]]:
-    active: dict[tuple[str, Platform, str | None], list[ActualToken]] = defaultdict(list)
+    active: dict[_ACCOUNT_KEY, list[ActualToken]] = defaultdict(list)
+    ever_managed: set[_ACCOUNT_KEY] = set()
     for t in tokens:
+        key0: _ACCOUNT_KEY = (t.tenant_id, t.platform, t.account_id)
+        if t.managed_since is not None and t.account_id is not None:
+            # Any token of the account (revoked ones too) proves it was declared once.
+            ever_managed.add(key0)
         if t.is_active and t.revoked_at is None:
-            active[(t.tenant_id, t.platform, t.account_id)].append(t)
+            active[key0].append(t)
     changes: list[Change] = []
     notices: list[Notice] = []
-    declared: set[tuple[str, Platform, str | None]] = set()
+    declared: set[_ACCOUNT_KEY] = set()
     for d in desired:
-        key: tuple[str, Platform, str | None] = (d.tenant_id, d.platform, d.account_id)
+        key: _ACCOUNT_KEY = (d.tenant_id, d.platform, d.account_id)
         declared.add(key)
         addr = Address(
             d.tenant_id, d.platform, d.environment, ResourceKind.OAUTH_ACCOUNT, d.account_id
@@ -405,6 +437,9 @@ def _diff_accounts(
                 )
             )
             continue
+        for t in found:
+            if t.managed_since is None:
+                changes.append(_adopt(addr, t, d.source.path, policy))
         if d.platform is Platform.STRIPE and d.stripe_livemode is not None:
             for t in found:
                 if t.stripe_livemode is not None and t.stripe_livemode != d.stripe_livemode:
@@ -417,6 +452,7 @@ def _diff_accounts(
                             policy.reason("STRIPE_MODE_MISMATCH").level,
                         )
                     )
+    unmanaged: dict[tuple[str, Platform], list[str]] = defaultdict(list)
     for key, found in active.items():
         tenant, platform, account = key
         if key in declared or not sel.matches(tenant, platform):
@@ -424,25 +460,27 @@ def _diff_accounts(
         for t in sorted(found, key=lambda t: t.id):
             name = account or f"token-{t.id}"
             addr = Address(tenant, platform, None, ResourceKind.OAUTH_ACCOUNT, name)
-            if prune:
-                change = _revoke(addr, t, "undeclared connected account (--prune)", None, policy)
-                undeclared = policy.reason("UNDECLARED_ACCOUNT")
-                risk = change.risk
-                if undeclared.code not in {r.code for r in risk.reasons}:
-                    reasons = tuple(
-                        sorted((*risk.reasons, undeclared), key=lambda r: (-r.level.rank, r.code))
-                    )
-                    risk = type(risk)(max(risk.level, undeclared.level), reasons)
+            managed = t.managed_since is not None or key in ever_managed
+            if not managed and not revoke_unmanaged:
+                unmanaged[(tenant, platform)].append(name)
+            elif not managed:
                 changes.append(
-                    Change(
-                        addr,
-                        change.action,
-                        change.fields,
-                        risk,
-                        change.reason,
-                        None,
-                        t.id,
-                        t.row_version,
+                    _with_reason(
+                        _revoke(
+                            addr,
+                            t,
+                            "unmanaged connected account (--revoke-unmanaged)",
+                            None,
+                            policy,
+                        ),
+                        policy.reason("UNMANAGED_ACCOUNT"),
+                    )
+                )
+            elif prune:
+                changes.append(
+                    _with_reason(
+                        _revoke(addr, t, "undeclared connected account (--prune)", None, policy),
+                        policy.reason("UNDECLARED_ACCOUNT"),
                     )
                 )
             else:
@@ -454,7 +492,48 @@ def _diff_accounts(
                         policy.reason("UNDECLARED_ACCOUNT").level,
                     )
                 )
+    for (tenant, platform), names in unmanaged.items():
+        notices.append(_unmanaged_notice(tenant, platform, names))
     return changes, notices
+
+
+def _unmanaged_notice(tenant: str, platform: Platform, names: list[str]) -> Notice:
+    """One notice for every unmanaged token of a tenant and platform."""
+    listed = ", ".join(names[:UNMANAGED_LISTED])
+    if len(names) > UNMANAGED_LISTED:
+        listed += f" and {len(names) - UNMANAGED_LISTED} more"
+    return Notice(
+        NoticeKind.UNMANAGED_ACCOUNTS,
+        Address(tenant, platform, None, ResourceKind.OAUTH_ACCOUNT, "*"),
+        f"{len(names)} token(s) of accounts no manifest has ever declared, kept ({listed}); "
+        "`reconciler import` declares them, `--prune --revoke-unmanaged` revokes them",
+    )
+
+
+def _with_reason(change: Change, extra: RiskReason) -> Change:
+    """``change`` with one more risk reason (the level rises to it if higher)."""
+    risk = change.risk
+    if extra.code in {r.code for r in risk.reasons}:
+        return change
+    reasons = tuple(sorted((*risk.reasons, extra), key=lambda r: (-r.level.rank, r.code)))
+    return replace(change, risk=Risk(max(risk.level, extra.level), reasons))
+
+
+def _adopt(addr: Address, token: ActualToken, source: str, policy: RiskPolicy) -> Change:
+    """Mark a declared, connected account's token as managed (``managed_since``)."""
+    return _make_change(
+        addr,
+        Action.UPDATE,
+        [FieldChange("managed", False, True)],
+        policy,
+        reason=(
+            "declared and connected: its token becomes managed (removing the account from "
+            "the manifests later revokes it with --prune)"
+        ),
+        source=source,
+        row_id=token.id,
+        row_version=token.row_version,
+    )
 
 
 def _revoke(
@@ -501,6 +580,40 @@ def _mass_deletions(
         )
         if whole or share_tripped:
             out.append(MassDeletion(tenant, count, total, whole))
+    return tuple(out)
+
+
+def _mass_revocations(
+    changes: list[Change],
+    actual: ActualState,
+    tenants_with_files: frozenset[str],
+    policy: RiskPolicy,
+) -> tuple[MassDeletion, ...]:
+    """Breakers on token revocations of undeclared accounts, per tenant.
+
+    A revocation a manifest asks for (``revoke:``) is a decision about that account and does
+    not count; revocations of accounts no manifest declares (``--prune``) do. Trips when a
+    tenant's manifests are all gone, or when more than ``max_share`` of the tenant's active
+    tokens (at least ``min_tokens`` of them) would be revoked.
+    """
+    totals: dict[str, int] = defaultdict(int)
+    for t in actual.tokens:
+        if t.is_active and t.revoked_at is None:
+            totals[t.tenant_id] += 1
+    revoking: dict[str, int] = defaultdict(int)
+    for c in changes:
+        if c.action is Action.REVOKE and c.source is None:
+            revoking[c.address.tenant] += 1
+    out: list[MassDeletion] = []
+    for tenant, count in sorted(revoking.items()):
+        total = totals.get(tenant, count)
+        whole = tenant not in tenants_with_files
+        share_tripped = (
+            count >= policy.mass_revocation_min_tokens
+            and count / total > policy.mass_revocation_max_share
+        )
+        if whole or share_tripped:
+            out.append(MassDeletion(tenant, count, total, whole, kind=MassDeletion.TOKENS))
     return tuple(out)
 
 

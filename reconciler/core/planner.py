@@ -40,10 +40,18 @@ def build_plan(
     created_at: str,
     prune: bool = False,
     selectors: Selectors | None = None,
+    revoke_unmanaged: bool = False,
 ) -> Plan:
     """Diff, score and order; pure (``created_at`` comes from the caller's clock)."""
     sel = selectors or Selectors()
-    result = diff(desired, actual, policy=policy, prune=prune, selectors=sel)
+    result = diff(
+        desired,
+        actual,
+        policy=policy,
+        prune=prune,
+        selectors=sel,
+        revoke_unmanaged=revoke_unmanaged,
+    )
     refs = read_set(actual)
     notices = tuple(sorted(result.notices, key=lambda n: (str(n.address), n.kind.value)))
     return Plan(

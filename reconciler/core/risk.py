@@ -16,6 +16,7 @@ FEATURE_TOGGLE              LOW       features changed
 RETRY_POLICY                LOW       webhook retry settings changed
 CIRCUIT_BREAKER             LOW       webhook circuit-breaker settings changed
 ACTIVATE                    LOW       an object (re)activated
+ADOPT_ACCOUNT               LOW       a declared, connected account's token becomes managed
 PRIMARY_SWITCH              MEDIUM    which integration is primary changed
 SYNC_DIRECTION              MEDIUM    sync direction changed
 RULES_CHANGED               MEDIUM    mapping, filter or transform rules changed
@@ -27,7 +28,9 @@ SECRET_CHANGED              HIGH      a secret changed, was added or was removed
 AUTH_TYPE_CHANGED           HIGH      webhook auth type changed
 DEACTIVATE_PRODUCTION       HIGH      an object deactivated in production
 TOKEN_REVOKE                HIGH      an OAuth token revoked (declared revoke)
-UNDECLARED_ACCOUNT          HIGH      a connected account no manifest declares
+UNDECLARED_ACCOUNT          HIGH      a connected account no manifest declares any more
+UNMANAGED_ACCOUNT           HIGH      a connected account no manifest has ever declared
+                                      (revoked only with --revoke-unmanaged)
 STRIPE_MODE_MISMATCH        CRITICAL  a Stripe account connected in the other live/test mode
 AUTH_DOWNGRADE_NONE         CRITICAL  webhook auth type changed to NONE
 DELETE                      CRITICAL  an object deleted (soft delete, with --prune)
@@ -52,6 +55,7 @@ RULES: Mapping[str, tuple[RiskLevel, str]] = {
     "RETRY_POLICY": (L, "webhook retry policy changed"),
     "CIRCUIT_BREAKER": (L, "circuit-breaker settings changed"),
     "ACTIVATE": (L, "object activated"),
+    "ADOPT_ACCOUNT": (L, "connected account declared: its token becomes managed"),
     "PRIMARY_SWITCH": (M, "primary integration changed"),
     "SYNC_DIRECTION": (M, "sync direction changed"),
     "RULES_CHANGED": (M, "mapping, filter or transform rules changed"),
@@ -64,6 +68,7 @@ RULES: Mapping[str, tuple[RiskLevel, str]] = {
     "DEACTIVATE_PRODUCTION": (H, "object deactivated in production"),
     "TOKEN_REVOKE": (H, "OAuth token revoked"),
     "UNDECLARED_ACCOUNT": (H, "connected account not declared in any manifest"),
+    "UNMANAGED_ACCOUNT": (H, "connected account no manifest has ever declared"),
     "STRIPE_MODE_MISMATCH": (C, "Stripe account connected in the other live/test mode"),
     "AUTH_DOWNGRADE_NONE": (C, "webhook authentication removed (auth_type NONE)"),
     "DELETE": (C, "object deleted"),
@@ -86,6 +91,7 @@ _FIELD_RULES: Mapping[str, str] = {
     "retry_max_delay_seconds": "RETRY_POLICY",
     "circuit_breaker_threshold": "CIRCUIT_BREAKER",
     "circuit_breaker_reset_seconds": "CIRCUIT_BREAKER",
+    "managed": "ADOPT_ACCOUNT",
 }
 
 
@@ -99,11 +105,18 @@ class RiskPolicy:
             mass-deletion breaker trips.
         mass_deletion_min_objects: the share rule applies only when at least this many
             objects would be deleted (deleting 1 of 2 objects is not a mass deletion).
+        mass_revocation_max_share: share of a tenant's active OAuth tokens one plan may
+            revoke (as undeclared or unmanaged accounts) before the mass-revocation breaker
+            trips.
+        mass_revocation_min_tokens: the share rule applies only when at least this many
+            tokens would be revoked.
     """
 
     overrides: Mapping[str, RiskLevel] = field(default_factory=dict)
     mass_deletion_max_share: float = 0.5
     mass_deletion_min_objects: int = 3
+    mass_revocation_max_share: float = 0.5
+    mass_revocation_min_tokens: int = 3
 
     @classmethod
     def create(
@@ -112,6 +125,8 @@ class RiskPolicy:
         *,
         mass_deletion_max_share: float = 0.5,
         mass_deletion_min_objects: int = 3,
+        mass_revocation_max_share: float = 0.5,
+        mass_revocation_min_tokens: int = 3,
     ) -> RiskPolicy:
         """Build a policy; raise ``ValueError`` for unknown codes or levels below the default."""
         checked: dict[str, RiskLevel] = {}
@@ -126,7 +141,15 @@ class RiskPolicy:
             checked[code] = level
         if not 0 < mass_deletion_max_share <= 1:
             raise ValueError("mass_deletion.max_share must be in (0, 1]")
-        return cls(checked, mass_deletion_max_share, max(1, mass_deletion_min_objects))
+        if not 0 < mass_revocation_max_share <= 1:
+            raise ValueError("mass_revocation.max_share must be in (0, 1]")
+        return cls(
+            checked,
+            mass_deletion_max_share,
+            max(1, mass_deletion_min_objects),
+            mass_revocation_max_share,
+            max(1, mass_revocation_min_tokens),
+        )
 
     def reason(self, code: str, detail: str = "") -> RiskReason:
         level, message = RULES[code]

@@ -259,8 +259,9 @@ class _Builder:
             if row.account_id is None:
                 self.note(
                     ("oauth_accounts",),
-                    f"OAuth token {row.id} has no account id; it cannot be declared and plan "
-                    "will report it as an undeclared connected account",
+                    f"OAuth token {row.id} has no account id; it cannot be declared: plan "
+                    "lists it as unmanaged and only `apply --prune --revoke-unmanaged` "
+                    "revokes it",
                 )
                 continue
             if row.account_id in seen:

@@ -104,6 +104,9 @@ class ActualToken:
     is_active: bool
     revoked_at: datetime | None
     row_version: int
+    managed_since: datetime | None = None
+    """When apply first found the account declared; None: no manifest has declared it
+    since the token was written (an *unmanaged* token, which ``--prune`` alone never revokes)."""
 
 
 @dataclass(frozen=True, slots=True)

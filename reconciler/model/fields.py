@@ -72,7 +72,11 @@ TOKEN_RUNTIME_OWNED: Final = (
     "refresh_token_expires_at",
 )
 
+TOKEN_RECONCILER_OWNED: Final = ("managed_since",)
+"""Token columns only ``apply`` writes: when a manifest first declared the token's account
+(unmanaged tokens have none). Neither manifests nor the OAuth flow set them."""
+
 RUNTIME_OWNED: Final = frozenset(
-    INTEGRATION_RUNTIME_OWNED + WEBHOOK_RUNTIME_OWNED + TOKEN_RUNTIME_OWNED
+    INTEGRATION_RUNTIME_OWNED + WEBHOOK_RUNTIME_OWNED + TOKEN_RUNTIME_OWNED + TOKEN_RECONCILER_OWNED
 )
 """Every runtime-owned field name; the manifest loader rejects these keys."""

@@ -239,7 +239,11 @@ class NoticeKind(enum.StrEnum):
     WAITING_FOR_CONNECTION = "waiting_for_connection"
     """A declared OAuth account with no token yet."""
     UNDECLARED_ACCOUNT = "undeclared_account"
-    """A token for an account no manifest declares (without --prune: reported, not revoked)."""
+    """A token for an account no manifest declares any more (without --prune: reported, not
+    revoked)."""
+    UNMANAGED_ACCOUNTS = "unmanaged_accounts"
+    """Tokens of accounts no manifest has ever declared, one notice per tenant and platform
+    (address name ``*``); kept even with --prune, revoked only with --revoke-unmanaged."""
     ACCOUNT_MODE_MISMATCH = "account_mode_mismatch"
     """A declared Stripe account connected in the other live/test mode (reconnect it)."""
 
@@ -273,12 +277,21 @@ class Notice:
 
 @dataclass(frozen=True, slots=True)
 class MassDeletion:
-    """A tripped mass-deletion breaker for one tenant; apply refuses it unless allowed."""
+    """A tripped breaker for one tenant; apply refuses it unless allowed.
+
+    ``kind`` is :attr:`OBJECTS` (integrations and webhooks deleted; ``--allow-mass-deletion``)
+    or :attr:`TOKENS` (OAuth tokens of undeclared or unmanaged accounts revoked;
+    ``--allow-mass-revocation``); ``deleting`` and ``total`` count those.
+    """
+
+    OBJECTS = "objects"
+    TOKENS = "tokens"
 
     tenant: str
     deleting: int
     total: int
     whole_tenant: bool
+    kind: str = OBJECTS
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -286,11 +299,15 @@ class MassDeletion:
             "deleting": self.deleting,
             "total": self.total,
             "whole_tenant": self.whole_tenant,
+            "kind": self.kind,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> MassDeletion:
-        return cls(d["tenant"], int(d["deleting"]), int(d["total"]), bool(d["whole_tenant"]))
+        kind = str(d.get("kind", cls.OBJECTS))
+        if kind not in (cls.OBJECTS, cls.TOKENS):
+            raise ValueError(f"unknown mass_deletions kind {kind!r}")
+        return cls(d["tenant"], int(d["deleting"]), int(d["total"]), bool(d["whole_tenant"]), kind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,13 +320,13 @@ class Judgement:
 
     Attributes:
         changes: per change ``(address, level, requires_review, ((code, level), ...))``.
-        mass_deletions: per breaker ``(tenant, deleting, total, whole_tenant)``, sorted.
+        mass_deletions: per breaker ``(tenant, deleting, total, whole_tenant, kind)``, sorted.
         by_risk: number of changes per risk level, as in the plan summary.
         requires_review: number of changes marked for review, as in the plan summary.
     """
 
     changes: tuple[tuple[str, str, bool, tuple[tuple[str, str], ...]], ...]
-    mass_deletions: tuple[tuple[str, int, int, bool], ...]
+    mass_deletions: tuple[tuple[str, int, int, bool, str], ...]
     by_risk: tuple[tuple[str, int], ...]
     requires_review: int
 
@@ -334,7 +351,13 @@ class Judgement:
             ),
             mass_deletions=tuple(
                 sorted(
-                    (str(m["tenant"]), int(m["deleting"]), int(m["total"]), bool(m["whole_tenant"]))
+                    (
+                        str(m["tenant"]),
+                        int(m["deleting"]),
+                        int(m["total"]),
+                        bool(m["whole_tenant"]),
+                        str(m.get("kind", MassDeletion.OBJECTS)),
+                    )
                     for m in d.get("mass_deletions", ())
                 )
             ),

@@ -48,7 +48,11 @@ def render_github(plan: Plan) -> str:
         workflow_command(
             "error",
             escape_data(mass_deletion_text(m)),
-            title=f"Mass deletion in tenant {m['tenant']}",
+            title=(
+                f"Mass revocation in tenant {m['tenant']}"
+                if m.get("kind") == "tokens"
+                else f"Mass deletion in tenant {m['tenant']}"
+            ),
         )
         for m in record["mass_deletions"]
     ]

@@ -226,17 +226,29 @@ def _defs() -> dict[str, Any]:
                 },
             },
         ),
-        "mass_deletion": _object(
-            "A tripped mass-deletion breaker for one tenant.",
-            {
-                "tenant": _str("Tenant id.", minLength=1),
-                "deleting": _count("Objects of the tenant the plan deletes or revokes."),
-                "total": _count("Objects of the tenant in the database."),
-                "whole_tenant": {
-                    "type": "boolean",
-                    "description": "True when every object of the tenant would be deleted.",
+        "mass_deletion": _optional(
+            _object(
+                "A tripped mass-deletion or mass-revocation breaker for one tenant.",
+                {
+                    "tenant": _str("Tenant id.", minLength=1),
+                    "deleting": _count("Objects of the tenant the plan deletes or revokes."),
+                    "total": _count("Objects of the tenant in the database."),
+                    "whole_tenant": {
+                        "type": "boolean",
+                        "description": "True when every object of the tenant would be deleted.",
+                    },
+                    "kind": {
+                        "enum": ["objects", "tokens"],
+                        "description": (
+                            "objects: integrations and webhooks deleted (allowed with "
+                            "--allow-mass-deletion); tokens: active OAuth tokens revoked as "
+                            "undeclared or unmanaged accounts (allowed with "
+                            "--allow-mass-revocation). Absent means objects."
+                        ),
+                    },
                 },
-            },
+            ),
+            "kind",
         ),
         "row_ref": _object(
             "A row the plan read.",
@@ -297,6 +309,11 @@ def _address_pattern() -> str:
     envs = "|".join(e.manifest_key for e in Environment)
     kinds = "|".join(k.value for k in ResourceKind)
     return f"^[^/]+/({platforms})/({envs}|-)/({kinds})/.+$"
+
+
+def _optional(schema: dict[str, Any], *names: str) -> dict[str, Any]:
+    """``schema`` with ``names`` no longer required (fields added with a default)."""
+    return {**schema, "required": [n for n in schema["required"] if n not in names]}
 
 
 def _object(description: str, properties: dict[str, Any]) -> dict[str, Any]:

@@ -229,6 +229,8 @@ def notice_heading(kind: NoticeKind) -> str:
             return "OAuth accounts waiting for connection"
         case NoticeKind.UNDECLARED_ACCOUNT:
             return "Undeclared connected accounts (use --prune to revoke)"
+        case NoticeKind.UNMANAGED_ACCOUNTS:
+            return "Unmanaged connected accounts, never declared (kept; --revoke-unmanaged revokes)"
         case NoticeKind.ACCOUNT_MODE_MISMATCH:
             return "Connected in the wrong live/test mode (reconnect the account)"
         case _:
@@ -249,8 +251,14 @@ def notice_item_text(notice: Record, *, color: bool = False) -> str:
 
 
 def mass_deletion_text(mass: Record) -> str:
-    """One tripped mass-deletion breaker, in words."""
+    """One tripped mass-deletion (or mass-revocation) breaker, in words."""
     scope = " (the whole tenant)" if mass["whole_tenant"] else ""
+    if mass.get("kind") == "tokens":
+        return (
+            f"mass revocation in tenant {safe_text(mass['tenant'])}: {mass['deleting']} of "
+            f"{mass['total']} active OAuth tokens would be revoked{scope}. "
+            "Apply refuses this unless mass revocation is explicitly allowed."
+        )
     return (
         f"mass deletion in tenant {safe_text(mass['tenant'])}: {mass['deleting']} of "
         f"{mass['total']} objects would be deleted{scope}. "

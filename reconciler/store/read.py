@@ -65,7 +65,7 @@ ACCOUNT_ID_SQL = """CASE platform WHEN 'STRIPE' THEN stripe_account_id
 
 _TOKENS = f"""
 SELECT id, tenant_id, platform::text, {ACCOUNT_ID_SQL} AS account_id, stripe_livemode,
-       hubspot_app_id, is_active, revoked_at, row_version
+       hubspot_app_id, is_active, revoked_at, row_version, managed_since
 FROM oauth_tokens WHERE {_WHERE}
 """
 
@@ -190,6 +190,7 @@ def read_actual_state(
             is_active=bool(r[6]),
             revoked_at=r[7],
             row_version=r[8],
+            managed_since=r[9],
         )
         for r in conn.execute(sa.text(_TOKENS), params)
     )

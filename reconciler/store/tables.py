@@ -160,6 +160,8 @@ oauth_tokens = sa.Table(
     sa.Column("metadata", pg.JSONB, nullable=False, server_default=_EMPTY_OBJECT),
     sa.Column("created_by", sa.String(255)),
     _row_version(),
+    # Added by managed_tokens: when apply first found the account declared (NULL: never).
+    sa.Column("managed_since", _TS),
     sa.PrimaryKeyConstraint("tenant_id", "id"),
     sa.Index("idx_oauth_tokens_tenant_active", "tenant_id", "is_active"),
     sa.Index("idx_oauth_tokens_stripe_account", "stripe_account_id"),

@@ -76,6 +76,8 @@ def write_changes(
                 written += _soft_delete(conn, group, ctx, "webhook_configurations")
             case (ResourceKind.OAUTH_ACCOUNT, Action.REVOKE):
                 written += _revoke(conn, group, ctx)
+            case (ResourceKind.OAUTH_ACCOUNT, Action.UPDATE):
+                written += _mark_managed(conn, group, ctx)
             case _:
                 raise ApplyFailed(f"cannot apply {action.value} to {kind.value}")
     return written
@@ -402,6 +404,32 @@ def _revoke(conn: sa.Connection, changes: list[Change], ctx: WriteContext) -> li
     """
     names = ["tenant_id", "id", "row_version", "reason"]
     params = {**_rows_param(rows, names), "now": ctx.now, "actor": ctx.actor}
+    result = _execute(conn, sql, params, changes, rows, names)
+    return _check_ids(changes, {r[0] for r in result})
+
+
+def _mark_managed(
+    conn: sa.Connection, changes: list[Change], ctx: WriteContext
+) -> list[WrittenChange]:
+    """Record that a manifest declares these tokens' accounts (``managed_since``).
+
+    From then on the token is managed: when its account leaves the manifests, ``--prune``
+    revokes it. Token material and the OAuth flow's columns are not touched.
+    """
+    rows = [
+        {"tenant_id": c.address.tenant, "id": c.row_id, "row_version": c.row_version}
+        for c in changes
+    ]
+    sql = """
+        UPDATE oauth_tokens AS t SET managed_since = :now, row_version = t.row_version + 1
+        FROM json_to_recordset(CAST(:rows AS json))
+             AS v(tenant_id text, id bigint, row_version integer)
+        WHERE t.tenant_id = v.tenant_id AND t.id = v.id AND t.row_version = v.row_version
+          AND t.managed_since IS NULL
+        RETURNING t.id
+    """
+    names = ["tenant_id", "id", "row_version"]
+    params = {**_rows_param(rows, names), "now": ctx.now}
     result = _execute(conn, sql, params, changes, rows, names)
     return _check_ids(changes, {r[0] for r in result})
 

@@ -197,10 +197,23 @@ def test_import_then_plan_shows_no_changes(ws: Workspace) -> None:
     )
     validated = ws.run("validate")
     assert validated.returncode == 0, validated.stdout + validated.stderr
+    # The imported accounts were unmanaged (no manifest had declared them): the first plan
+    # only marks their tokens managed (LOW), and nothing is left after applying it.
+    for extra in ((), ("--prune",)):
+        plan = ws.plan_json("--tenant", "acme", *extra)
+        adopted = [
+            (c["action"], c["resource"]["kind"], [r["code"] for r in c["risk"]["reasons"]])
+            for c in plan["changes"]
+        ]
+        assert adopted == [("update", "oauth_account", ["ADOPT_ACCOUNT"])] * len(adopted)
+        assert len(adopted) == 4, json.dumps(plan["changes"], indent=1)
+        assert plan["notices"] == [], plan["notices"]  # every connected account declared
+    applied = ws.run("apply", "--auto-approve", "--tenant", "acme")
+    assert applied.returncode == 0, applied.stderr
     for extra in ((), ("--prune",)):
         plan = ws.plan_json("--tenant", "acme", *extra)
         assert plan["changes"] == [], json.dumps(plan["changes"], indent=1)
-        assert plan["notices"] == [], plan["notices"]  # every connected account declared
+        assert plan["notices"] == [], plan["notices"]
 
 
 def test_import_refuses_to_overwrite_without_force(ws: Workspace) -> None:

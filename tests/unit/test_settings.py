@@ -140,3 +140,21 @@ def test_a_settings_file_that_is_not_a_regular_file_is_refused(tmp_path: Path, k
     with pytest.raises(ConfigError, match=r"RCN-F005") as info:
         load_settings(tmp_path)
     assert "AGE-SECRET" not in str(info.value) and "\n" not in str(info.value)
+
+
+def test_mass_revocation_settings(tmp_path: Path) -> None:
+    (tmp_path / "reconciler.yaml").write_text(
+        "risk:\n  mass_revocation:\n    max_share: 0.25\n    min_tokens: 10\n"
+    )
+    policy = load_settings(tmp_path).policy
+    assert (policy.mass_revocation_max_share, policy.mass_revocation_min_tokens) == (0.25, 10)
+    assert (policy.mass_deletion_max_share, policy.mass_deletion_min_objects) == (0.5, 3)
+    (tmp_path / "reconciler.yaml").write_text(
+        "risk:\n  mass_revocation:\n    max_share: 2\n    min_tokens: 1\n"
+    )
+    with pytest.raises(ConfigError) as exc:
+        load_settings(tmp_path)
+    assert str(exc.value).endswith("3:16: risk.mass_revocation.max_share: must be in (0, 1], got 2")
+    (tmp_path / "reconciler.yaml").write_text("risk:\n  mass_revocation:\n    min_tokens: 0\n")
+    with pytest.raises(ConfigError, match=r"risk.mass_revocation.min_tokens: must be a whole"):
+        load_settings(tmp_path)

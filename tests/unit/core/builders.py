@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from reconciler.crypto.fingerprint import Fingerprinter
@@ -157,6 +158,8 @@ def token(
         is_active=True,
         revoked_at=None,
         row_version=1,
+        # As apply leaves it once a manifest declared the account (a managed token).
+        managed_since=datetime(2026, 1, 1, tzinfo=UTC),
     )
     return replace(base, **kw)
 

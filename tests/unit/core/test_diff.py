@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from reconciler.core.planner import build_plan
 from reconciler.core.risk import RiskPolicy
-from reconciler.model.actual import ActualState, SecretDoubt
+from reconciler.model.actual import ActualState, ActualToken, SecretDoubt
 from reconciler.model.desired import DesiredState
 from reconciler.model.enums import AuthType, Environment, RiskLevel
 from reconciler.model.plan import Action, NoticeKind, Plan, Selectors
@@ -267,3 +268,97 @@ def test_risk_levels_order_by_severity_not_name() -> None:
     assert RiskLevel.LOW < RiskLevel.MEDIUM < RiskLevel.HIGH < RiskLevel.CRITICAL
     assert max(RiskLevel.HIGH, RiskLevel.LOW) is RiskLevel.HIGH
     assert sorted(RiskLevel) == list(RiskLevel)
+
+
+# -- unmanaged tokens -----------------------------------------------------------------------------
+
+
+def _unmanaged(id: int, account_id: str | None) -> ActualToken:
+    return token(id=id, account_id=account_id, managed_since=None)
+
+
+def test_unmanaged_tokens_are_one_notice_and_never_pruned() -> None:
+    tokens = (
+        _unmanaged(1, "acct_1Legacy0001"),
+        _unmanaged(2, "acct_1Legacy0002"),
+        _unmanaged(3, None),
+        _unmanaged(4, "acct_1Legacy0004"),
+        token(id=5, tenant="globex", account_id=None, managed_since=None),
+    )
+    for prune in (False, True):
+        p = plan(state(), ActualState(tokens=tokens), prune=prune)
+        assert p.changes == ()
+        assert [(n.kind, str(n.address)) for n in p.notices] == [
+            (NoticeKind.UNMANAGED_ACCOUNTS, "acme/stripe/-/oauth_account/*"),
+            (NoticeKind.UNMANAGED_ACCOUNTS, "globex/stripe/-/oauth_account/*"),
+        ]
+        assert p.notices[0].message.startswith(
+            "4 token(s) of accounts no manifest has ever declared, kept (acct_1Legacy0001, "
+            "acct_1Legacy0002, token-3"
+        )
+        assert p.mass_deletions == ()
+
+
+def test_revoke_unmanaged_needs_prune_and_names_the_rule() -> None:
+    tokens = (_unmanaged(1, "acct_1Legacy0001"), token(id=2, account_id="acct_1Kept0000002"))
+    desired = state(account(account_id="acct_1Kept0000002"))
+    assert plan(desired, ActualState(tokens=tokens), revoke_unmanaged=True).changes == ()
+    p = plan(desired, ActualState(tokens=tokens), prune=True, revoke_unmanaged=True)
+    [change] = p.changes
+    assert (change.action, change.address.name) == (Action.REVOKE, "acct_1Legacy0001")
+    assert {r.code for r in change.risk.reasons} == {"TOKEN_REVOKE", "UNMANAGED_ACCOUNT"}
+    assert change.reason == "unmanaged connected account (--revoke-unmanaged)"
+    assert p.notices == ()
+
+
+def test_declared_once_is_managed_even_through_another_token() -> None:
+    """The account was declared (one token marked): a later token of it is not unmanaged."""
+    tokens = (
+        token(id=1, account_id="acct_1Removed0001", is_active=False, revoked_at=datetime.now(UTC)),
+        _unmanaged(2, "acct_1Removed0001"),
+    )
+    p = plan(state(), ActualState(tokens=tokens), prune=True)
+    [change] = p.changes
+    assert change.row_id == 2
+    assert {r.code for r in change.risk.reasons} == {"TOKEN_REVOKE", "UNDECLARED_ACCOUNT"}
+
+
+def test_declared_connected_account_is_adopted_once() -> None:
+    desired = state(account())
+    p = plan(desired, ActualState(tokens=(_unmanaged(1, "acct_1Example00"),)))
+    [change] = p.changes
+    assert change.action is Action.UPDATE and change.row_id == 1
+    assert [(f.field, f.before, f.after) for f in change.fields] == [("managed", False, True)]
+    assert change.risk.level is RiskLevel.LOW
+    assert [r.code for r in change.risk.reasons] == ["ADOPT_ACCOUNT"]
+    assert change.source == desired.oauth_accounts[0].source.path
+    assert plan(desired, ActualState(tokens=(token(id=1),))).changes == ()
+
+
+def test_mass_revocation_breaker() -> None:
+    tokens = (
+        *tuple(token(id=i, account_id=f"acct_1Gone{i:08d}") for i in range(1, 5)),
+        token(id=9, account_id="acct_1Kept0000009"),
+    )
+    keep = account(account_id="acct_1Kept0000009")
+    p = plan(state(keep), ActualState(tokens=tokens), prune=True)
+    assert [(m.tenant, m.deleting, m.total, m.whole_tenant, m.kind) for m in p.mass_deletions] == [
+        ("acme", 4, 5, False, "tokens")
+    ]
+    # Under the share: two of five, and a declared revoke does not count.
+    few = plan(state(keep), ActualState(tokens=(*tokens[:2], tokens[-1])), prune=True)
+    assert few.mass_deletions == ()
+    # A tenant whose files are all gone trips it whatever the count.
+    gone = plan(state(), ActualState(tokens=tokens[:1]), prune=True)
+    assert [(m.deleting, m.whole_tenant, m.kind) for m in gone.mass_deletions] == [
+        (1, True, "tokens")
+    ]
+    strict = RiskPolicy.create(mass_revocation_max_share=0.9, mass_revocation_min_tokens=5)
+    relaxed = build_plan(
+        state(keep),
+        ActualState(tokens=tokens),
+        policy=strict,
+        created_at="2026-01-01T00:00:00Z",
+        prune=True,
+    )
+    assert relaxed.mass_deletions == ()
