@@ -3,24 +3,32 @@
 from __future__ import annotations
 
 import base64
-import os
+import random
 
 import pytest
 import sqlalchemy as sa
 
 from reconciler.crypto.legacy_tokens import MANAGED_TOKEN_SQL, is_managed_token
 
+# Fixed bytes, not os.urandom: test ids must be the same in every pytest-xdist worker.
+_RANDOM = random.Random(20261201)
+
+
+def _bytes(n: int) -> bytes:
+    return _RANDOM.randbytes(n)
+
+
 SAMPLES = [
-    "rcn1:" + base64.b64encode(os.urandom(28)).decode(),
-    "rcn1:" + base64.b64encode(os.urandom(29)).decode(),
-    "rcn1:" + base64.b64encode(os.urandom(27)).decode(),
-    "rcn1:" + base64.b64encode(os.urandom(60)).decode().rstrip("="),
-    "rcn1:" + base64.b64encode(os.urandom(60)).decode()[:-2] + "!!",
-    "rcn2:" + base64.b64encode(os.urandom(60)).decode(),
-    "RCN1:" + base64.b64encode(os.urandom(60)).decode(),
+    "rcn1:" + base64.b64encode(_bytes(28)).decode(),
+    "rcn1:" + base64.b64encode(_bytes(29)).decode(),
+    "rcn1:" + base64.b64encode(_bytes(27)).decode(),
+    "rcn1:" + base64.b64encode(_bytes(60)).decode().rstrip("="),
+    "rcn1:" + base64.b64encode(_bytes(60)).decode()[:-2] + "!!",
+    "rcn2:" + base64.b64encode(_bytes(60)).decode(),
+    "RCN1:" + base64.b64encode(_bytes(60)).decode(),
     "sk_live_" + "x" * 40,
     "0123456789abcdef0123456789abcdef:00112233445566778899aabbccddeeff:abcd",
-    base64.b64encode(os.urandom(60)).decode(),
+    base64.b64encode(_bytes(60)).decode(),
     "rcn1:",
     "",
 ]
