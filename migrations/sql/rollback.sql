@@ -64,6 +64,26 @@ CREATE OR REPLACE FUNCTION reconciler_archive.refuse_changes() RETURNS trigger
         END
         $$;
 
+DO $$
+        DECLARE
+            unknown text;
+        BEGIN
+            SELECT string_agg(a.attrelid::regclass || '.' || a.attname, ', '
+                              ORDER BY a.attrelid::regclass::text, a.attname)
+              INTO unknown
+              FROM pg_attribute a
+             WHERE a.attrelid IN ('configuration_audit_logs'::regclass, 'apply_runs'::regclass) AND a.attnum > 0 AND NOT a.attisdropped
+               AND NOT ((a.attrelid = 'configuration_audit_logs'::regclass AND a.attname IN ('id', 'tenant_id', 'entity_type', 'entity_id', 'entity_address', 'action', 'changes', 'risk_level', 'risk_reasons', 'requires_review', 'reviewed_at', 'reviewed_by', 'review_decision', 'review_note', 'performed_by', 'ip_address', 'user_agent', 'session_id', 'apply_run_id', 'git_commit', 'source_path', 'created_at', 'prev_hash', 'entry_hash')) OR (a.attrelid = 'apply_runs'::regclass AND a.attname IN ('id', 'started_at', 'finished_at', 'actor', 'git_commit', 'manifests_digest', 'plan_digest', 'outcome', 'created_count', 'updated_count', 'deleted_count', 'revoked_count', 'reconciler_version', 'user_agent')));
+            IF unknown IS NOT NULL THEN
+                RAISE EXCEPTION USING
+                    MESSAGE = 'cannot archive the audit log and apply history: column(s) '
+                        || unknown || ' are not this revision''s and would be lost; the '
+                        || 'revision that added them must archive them in its downgrade',
+                    ERRCODE = 'invalid_table_definition';
+            END IF;
+        END
+        $$;
+
 DROP TRIGGER configuration_audit_logs_append_only ON configuration_audit_logs;
 
 DROP TRIGGER configuration_audit_logs_no_truncate ON configuration_audit_logs;

@@ -216,3 +216,18 @@ def test_an_archive_left_in_place_is_never_overwritten(
     assert migrate.current(target) == HEAD
     assert hashed_rows(engine) == before
     assert archived_tables(target) == {"apply_runs"}
+
+
+def test_a_column_a_later_revision_left_behind_stops_the_rollback(
+    target: DatabaseTarget, engine: sa.Engine
+) -> None:
+    # The upgrade restores only the columns it knows: rather than lose this one, refuse.
+    history(engine)
+    sql(target, "ALTER TABLE apply_runs ADD COLUMN approver text DEFAULT 'someone'")
+
+    with pytest.raises(StateError, match=r"apply_runs\.approver .* would be lost"):
+        migrate.downgrade(target, "baseline")
+
+    assert migrate.current(target) == HEAD
+    assert sql(target, "SELECT approver FROM apply_runs") == [("someone",)]
+    assert archived_tables(target) == set()

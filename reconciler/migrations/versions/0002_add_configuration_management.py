@@ -609,6 +609,7 @@ def archive_audit_history() -> None:
     ``SET SCHEMA`` keeps the rows, ids, indexes, constraints and identity sequence; an archive
     table of the same name left from before makes it fail, so nothing is ever overwritten.
     """
+    refuse_unknown_columns()
     op.execute("DROP TRIGGER configuration_audit_logs_append_only ON configuration_audit_logs")
     op.execute("DROP TRIGGER configuration_audit_logs_no_truncate ON configuration_audit_logs")
     op.execute("DROP POLICY tenant_isolation ON configuration_audit_logs")
@@ -639,6 +640,47 @@ def archive_audit_history() -> None:
     for table in HISTORY_TABLES:
         op.execute(f"ALTER TABLE {table} SET SCHEMA {ARCHIVE}")
         make_read_only(f"{ARCHIVE}.{table}")
+
+
+def refuse_unknown_columns() -> None:
+    """Stop (nothing changed) if a later revision's downgrade left a column in these tables.
+
+    The upgrade restores exactly this revision's columns, so such a column's values would be
+    lost by the round trip; the rule (``migrations/README.md``) is that the revision that
+    added it archives it in its own downgrade and restores it in its own upgrade.
+    """
+    known = " OR ".join(
+        f"(a.attrelid = '{table}'::regclass AND a.attname IN "
+        f"({', '.join(repr(c) for c in columns)}))"
+        for table, columns in (
+            ("configuration_audit_logs", AUDIT_COLUMNS),
+            ("apply_runs", APPLY_RUN_COLUMNS),
+        )
+    )
+    tables = ", ".join(f"'{table}'::regclass" for table in HISTORY_TABLES)
+    op.execute(
+        f"""
+        DO $$
+        DECLARE
+            unknown text;
+        BEGIN
+            SELECT string_agg(a.attrelid::regclass || '.' || a.attname, ', '
+                              ORDER BY a.attrelid::regclass::text, a.attname)
+              INTO unknown
+              FROM pg_attribute a
+             WHERE a.attrelid IN ({tables}) AND a.attnum > 0 AND NOT a.attisdropped
+               AND NOT ({known});
+            IF unknown IS NOT NULL THEN
+                RAISE EXCEPTION USING
+                    MESSAGE = 'cannot archive the audit log and apply history: column(s) '
+                        || unknown || ' are not this revision''s and would be lost; the '
+                        || 'revision that added them must archive them in its downgrade',
+                    ERRCODE = 'invalid_table_definition';
+            END IF;
+        END
+        $$
+        """
+    )
 
 
 def announce_discarded_history() -> None:
