@@ -92,6 +92,12 @@ DROP POLICY tenant_isolation ON configuration_audit_logs;
 
 ALTER TABLE configuration_audit_logs DISABLE ROW LEVEL SECURITY;
 
+ALTER TABLE configuration_audit_logs NO FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE apply_runs DISABLE ROW LEVEL SECURITY;
+
+ALTER TABLE apply_runs NO FORCE ROW LEVEL SECURITY;
+
 REVOKE ALL ON configuration_audit_logs, apply_runs FROM reconciler_app;
 
 DO $$
@@ -128,6 +134,12 @@ DROP TABLE integration_configs;
 
 DROP FUNCTION configuration_audit_logs_append_only();
 
+DROP POLICY tenant_isolation ON oauth_tokens;
+
+ALTER TABLE oauth_tokens DISABLE ROW LEVEL SECURITY;
+
+ALTER TABLE oauth_tokens NO FORCE ROW LEVEL SECURITY;
+
 CREATE TABLE reconciler_archive.oauth_tokens_columns AS SELECT tenant_id, id, hubspot_portal_id, hubspot_user_id, hubspot_app_id, stripe_account_id, stripe_user_id, stripe_livemode, quickbooks_realm_id, metadata, created_by, row_version, refresh_token_expires_at, is_active, revoked_at, revoked_by, revoked_reason, encryption_key_version, encode(sha256(convert_to(jsonb_build_array(oauth_tokens.access_token, oauth_tokens.refresh_token)::text, 'UTF8')), 'hex') AS token_digest FROM oauth_tokens;
 
 ALTER TABLE reconciler_archive.oauth_tokens_columns ADD CONSTRAINT oauth_tokens_columns_pkey PRIMARY KEY (tenant_id, id);
@@ -135,10 +147,6 @@ ALTER TABLE reconciler_archive.oauth_tokens_columns ADD CONSTRAINT oauth_tokens_
 CREATE TRIGGER oauth_tokens_columns_read_only BEFORE INSERT OR UPDATE OR DELETE ON reconciler_archive.oauth_tokens_columns FOR EACH ROW EXECUTE FUNCTION reconciler_archive.refuse_changes();
 
 CREATE TRIGGER oauth_tokens_columns_no_truncate BEFORE TRUNCATE ON reconciler_archive.oauth_tokens_columns FOR EACH STATEMENT EXECUTE FUNCTION reconciler_archive.refuse_changes();
-
-DROP POLICY tenant_isolation ON oauth_tokens;
-
-ALTER TABLE oauth_tokens DISABLE ROW LEVEL SECURITY;
 
 REVOKE ALL ON oauth_tokens FROM reconciler_app;
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +19,7 @@ from reconciler.errors import StateError
 from reconciler.model.enums import AuditAction, EntityType, ReviewDecision, RiskLevel
 from reconciler.store import audit, migrate
 from reconciler.store.database import DatabaseTarget, create_engine, resolve_database_url
+from reconciler.store.tables import APP_ROLE
 from tests.e2e.workspace import libpq_url
 from tests.migrations.test_rollback_keeps_data import psql
 
@@ -109,6 +111,7 @@ def test_reviews_and_the_keyed_chain_survive_a_full_rollback(
     history(engine)
     before = hashed_rows(engine)
     assert [row[5] for row in before] == ["UPDATE", "REVIEW"]
+    runs = sql(target, "SELECT to_jsonb(r) FROM apply_runs r")
 
     migrate.downgrade(target, "baseline")
     assert archived_tables(target) >= {"configuration_audit_logs", "apply_runs"}
@@ -116,6 +119,7 @@ def test_reviews_and_the_keyed_chain_survive_a_full_rollback(
     migrate.upgrade(target)
     migrate.check(target)
     assert hashed_rows(engine) == before
+    assert sql(target, "SELECT to_jsonb(r) FROM apply_runs r") == runs
     with engine.connect() as conn:
         report = audit.inspect_chains(conn, key=KEY)
         assert report.breaks == [] and report.rows == 2
@@ -231,3 +235,73 @@ def test_a_column_a_later_revision_left_behind_stops_the_rollback(
     assert migrate.current(target) == HEAD
     assert sql(target, "SELECT approver FROM apply_runs") == [("someone",)]
     assert archived_tables(target) == set()
+
+
+@pytest.fixture
+def owner_target(pg_server_url: str) -> Iterator[DatabaseTarget]:
+    """A database owned by a LOGIN role that is not a superuser (so row-level security applies
+    to it when forced), migrated to head by that role."""
+    role = f"owner_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_server_url, autocommit=True) as admin:
+        admin.execute(
+            f"DO $$ BEGIN CREATE ROLE {APP_ROLE} NOLOGIN; "  # type: ignore[arg-type]
+            "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+        )
+        admin.execute(f"CREATE ROLE {role} LOGIN NOSUPERUSER PASSWORD 'pw-{role}'")  # type: ignore[arg-type]
+        admin.execute(f"CREATE DATABASE t_{role} OWNER {role}")  # type: ignore[arg-type]
+    url = (
+        sa.make_url(pg_server_url)
+        .set(drivername="postgresql+psycopg", username=role, password=f"pw-{role}")
+        .set(database=f"t_{role}")
+        .render_as_string(hide_password=False)
+    )
+    try:
+        target = resolve_database_url(url)
+        migrate.upgrade(target)
+        yield target
+    finally:
+        with psycopg.connect(pg_server_url, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS t_{role} WITH (FORCE)")  # type: ignore[arg-type]
+            admin.execute(f"DROP ROLE IF EXISTS {role}")  # type: ignore[arg-type]
+
+
+def test_forced_row_level_security_hides_nothing_from_the_restore(
+    owner_target: DatabaseTarget,
+) -> None:
+    engine = create_engine(owner_target)
+    try:
+        history(engine)
+        before = hashed_rows(engine)
+        runs = sql(owner_target, "SELECT to_jsonb(r) FROM apply_runs r")
+        # As a later revision may leave it: forced, with no policy letting the owner in.
+        sql(
+            owner_target,
+            "ALTER TABLE apply_runs ENABLE ROW LEVEL SECURITY;"
+            " ALTER TABLE apply_runs FORCE ROW LEVEL SECURITY",
+        )
+
+        migrate.downgrade(owner_target, "baseline")
+        migrate.upgrade(owner_target)
+
+        assert hashed_rows(engine) == before
+        assert sql(owner_target, "SELECT to_jsonb(r) FROM apply_runs r") == runs
+        assert archived_tables(owner_target) == set()
+        assert sql(owner_target, f"SELECT to_regnamespace('{ARCHIVE}')") == [(None,)]
+    finally:
+        engine.dispose()
+
+
+def test_forced_row_level_security_hides_no_token_from_the_archive(
+    owner_target: DatabaseTarget,
+) -> None:
+    sql(
+        owner_target,
+        "INSERT INTO oauth_tokens (tenant_id, platform, access_token, stripe_account_id,"
+        " encryption_key_version) VALUES ('acme', 'STRIPE', 'rcn1:x', 'acct_9', 2);"
+        " ALTER TABLE oauth_tokens FORCE ROW LEVEL SECURITY",
+    )
+    migrate.downgrade(owner_target, "baseline")
+    migrate.upgrade(owner_target)
+    assert sql(
+        owner_target, "SELECT stripe_account_id, encryption_key_version FROM oauth_tokens"
+    ) == [("acct_9", 2)]

@@ -461,9 +461,11 @@ def downgrade() -> None:
     op.execute("DROP TABLE integration_configs")
     op.execute("DROP FUNCTION configuration_audit_logs_append_only()")
 
-    archive_token_columns()
+    # The baseline table had no row-level security; off before archiving, so no row is hidden.
     op.execute("DROP POLICY tenant_isolation ON oauth_tokens")
     op.execute("ALTER TABLE oauth_tokens DISABLE ROW LEVEL SECURITY")
+    op.execute("ALTER TABLE oauth_tokens NO FORCE ROW LEVEL SECURITY")
+    archive_token_columns()
     op.execute(f"REVOKE ALL ON oauth_tokens FROM {APP_ROLE}")
     for index in OAUTH_INDEXES_ADDED:
         op.drop_index(index, table_name="oauth_tokens")
@@ -613,7 +615,11 @@ def archive_audit_history() -> None:
     op.execute("DROP TRIGGER configuration_audit_logs_append_only ON configuration_audit_logs")
     op.execute("DROP TRIGGER configuration_audit_logs_no_truncate ON configuration_audit_logs")
     op.execute("DROP POLICY tenant_isolation ON configuration_audit_logs")
-    op.execute("ALTER TABLE configuration_audit_logs DISABLE ROW LEVEL SECURITY")
+    # Nothing may hide archived rows from the upgrade that copies them back (a later
+    # revision may have forced row-level security on either table).
+    for table in HISTORY_TABLES:
+        op.execute(f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY")
+        op.execute(f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY")
     op.execute(f"REVOKE ALL ON configuration_audit_logs, apply_runs FROM {APP_ROLE}")
     # Every enum column becomes text, including any a later revision added and left in place,
     # so that the enum types can go without taking a column with them.
