@@ -98,7 +98,26 @@ ALTER TABLE apply_runs DISABLE ROW LEVEL SECURITY;
 
 ALTER TABLE apply_runs NO FORCE ROW LEVEL SECURITY;
 
-REVOKE ALL ON configuration_audit_logs, apply_runs FROM reconciler_app;
+DO $$
+        DECLARE
+            g record;
+        BEGIN
+            FOR g IN
+                SELECT DISTINCT x.tbl, CASE WHEN x.grantee = 0 THEN 'PUBLIC'
+                                            ELSE x.grantee::regrole::text END AS grantee
+                  FROM (SELECT c.oid::regclass AS tbl, c.relowner AS owner,
+                               (aclexplode(c.relacl)).grantee
+                          FROM pg_class c WHERE c.oid IN ('configuration_audit_logs'::regclass, 'apply_runs'::regclass)
+                        UNION ALL
+                        SELECT c.oid::regclass, c.relowner, (aclexplode(a.attacl)).grantee
+                          FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+                         WHERE c.oid IN ('configuration_audit_logs'::regclass, 'apply_runs'::regclass)) x
+                 WHERE x.grantee <> x.owner
+            LOOP
+                EXECUTE 'REVOKE ALL ON ' || g.tbl || ' FROM ' || g.grantee;
+            END LOOP;
+        END
+        $$;
 
 DO $$
         DECLARE

@@ -112,9 +112,25 @@ def test_reviews_and_the_keyed_chain_survive_a_full_rollback(
     before = hashed_rows(engine)
     assert [row[5] for row in before] == ["UPDATE", "REVIEW"]
     runs = sql(target, "SELECT to_jsonb(r) FROM apply_runs r")
+    # Grants a later revision might have made, to roles this one does not know.
+    sql(
+        target,
+        "GRANT SELECT ON apply_runs TO PUBLIC;"
+        " GRANT SELECT (performed_by) ON configuration_audit_logs TO PUBLIC",
+    )
 
     migrate.downgrade(target, "baseline")
     assert archived_tables(target) >= {"configuration_audit_logs", "apply_runs"}
+    # Archived: reachable by the owner only.
+    grants = sql(
+        target,
+        "SELECT count(*) FROM pg_class c"
+        " LEFT JOIN pg_attribute a ON a.attrelid = c.oid,"
+        " LATERAL (SELECT grantee FROM aclexplode(c.relacl)"
+        "          UNION ALL SELECT grantee FROM aclexplode(a.attacl)) g"
+        f" WHERE c.relnamespace = '{ARCHIVE}'::regnamespace AND g.grantee <> c.relowner",
+    )
+    assert grants == [(0,)]
 
     migrate.upgrade(target)
     migrate.check(target)

@@ -620,7 +620,33 @@ def archive_audit_history() -> None:
     for table in HISTORY_TABLES:
         op.execute(f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY")
         op.execute(f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY")
-    op.execute(f"REVOKE ALL ON configuration_audit_logs, apply_runs FROM {APP_ROLE}")
+    # Only the owner keeps access: revoke every grant, also those later revisions made to
+    # roles this one does not know (table and column privileges, PUBLIC included).
+    tables = ", ".join(f"'{table}'::regclass" for table in HISTORY_TABLES)
+    op.execute(
+        f"""
+        DO $$
+        DECLARE
+            g record;
+        BEGIN
+            FOR g IN
+                SELECT DISTINCT x.tbl, CASE WHEN x.grantee = 0 THEN 'PUBLIC'
+                                            ELSE x.grantee::regrole::text END AS grantee
+                  FROM (SELECT c.oid::regclass AS tbl, c.relowner AS owner,
+                               (aclexplode(c.relacl)).grantee
+                          FROM pg_class c WHERE c.oid IN ({tables})
+                        UNION ALL
+                        SELECT c.oid::regclass, c.relowner, (aclexplode(a.attacl)).grantee
+                          FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+                         WHERE c.oid IN ({tables})) x
+                 WHERE x.grantee <> x.owner
+            LOOP
+                EXECUTE 'REVOKE ALL ON ' || g.tbl || ' FROM ' || g.grantee;
+            END LOOP;
+        END
+        $$
+        """
+    )
     # Every enum column becomes text, including any a later revision added and left in place,
     # so that the enum types can go without taking a column with them.
     tables = ", ".join(f"'{table}'::regclass" for table in HISTORY_TABLES)
