@@ -321,3 +321,20 @@ def test_forced_row_level_security_hides_no_token_from_the_archive(
     assert sql(
         owner_target, "SELECT stripe_account_id, encryption_key_version FROM oauth_tokens"
     ) == [("acct_9", 2)]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--discard-audit-history"], "needs --rollback"),
+        (["--rollback", "--from", "baseline"], "--from is for the upgrade SQL"),
+        (["--from", "nosuchrev"], "unknown revision 'nosuchrev'"),
+    ],
+    ids=["discard-without-rollback", "from-with-rollback", "unknown-from"],
+)
+def test_sql_option_mistakes_are_one_line(args: list[str], expected: str) -> None:
+    result = run("sql", *args)
+    assert result.exit_code == 1 and result.stdout == ""
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and expected in errors[0]
+    assert "Traceback" not in result.stderr
