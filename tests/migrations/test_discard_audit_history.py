@@ -260,11 +260,11 @@ def owner_target(pg_server_url: str) -> Iterator[DatabaseTarget]:
     role = f"owner_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(pg_server_url, autocommit=True) as admin:
         admin.execute(
-            f"DO $$ BEGIN CREATE ROLE {APP_ROLE} NOLOGIN; "  # type: ignore[arg-type]
+            f"DO $$ BEGIN CREATE ROLE {APP_ROLE} NOLOGIN; "
             "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
         )
-        admin.execute(f"CREATE ROLE {role} LOGIN NOSUPERUSER PASSWORD 'pw-{role}'")  # type: ignore[arg-type]
-        admin.execute(f"CREATE DATABASE t_{role} OWNER {role}")  # type: ignore[arg-type]
+        admin.execute(f"CREATE ROLE {role} LOGIN NOSUPERUSER PASSWORD 'pw-{role}'")
+        admin.execute(f"CREATE DATABASE t_{role} OWNER {role}")
     url = (
         sa.make_url(pg_server_url)
         .set(drivername="postgresql+psycopg", username=role, password=f"pw-{role}")
@@ -277,8 +277,8 @@ def owner_target(pg_server_url: str) -> Iterator[DatabaseTarget]:
         yield target
     finally:
         with psycopg.connect(pg_server_url, autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS t_{role} WITH (FORCE)")  # type: ignore[arg-type]
-            admin.execute(f"DROP ROLE IF EXISTS {role}")  # type: ignore[arg-type]
+            admin.execute(f"DROP DATABASE IF EXISTS t_{role} WITH (FORCE)")
+            admin.execute(f"DROP ROLE IF EXISTS {role}")
 
 
 def test_forced_row_level_security_hides_nothing_from_the_restore(
