@@ -202,10 +202,13 @@ def sql(rollback: bool, discard_audit_history: bool, start: str | None, out: Pat
 
     The upgrade SQL creates the whole schema from nothing (or, on a database that already has
     the oauth_tokens table, adopts it); with `--from baseline` it upgrades a database the
-    rollback left at baseline and brings back what the rollback archived. The rollback SQL ends at `baseline`: oauth_tokens and its rows stay, and the audit log and
-    apply history are moved into the schema reconciler_archive (with
-    --discard-audit-history: dropped, with a WARNING giving the row counts as it runs). Both
-    run in one transaction and record the revision, so `reconciler db current` agrees
+    rollback left at baseline and brings back what the rollback archived.
+
+    The rollback SQL ends at `baseline`: oauth_tokens and its rows stay, and the audit log
+    and apply history are moved into the schema reconciler_archive (with
+    --discard-audit-history: dropped, with a WARNING giving the row counts as it runs).
+
+    Both run in one transaction and record the revision, so `reconciler db current` agrees
     afterwards.
 
     \b
