@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from reconciler.cli.options import database_url_option, handle_errors
+from reconciler.errors import ConfigError
 from reconciler.store import migrate
 from reconciler.store.database import (
     DatabaseTarget,
@@ -61,47 +62,88 @@ def upgrade(revision: str, database_url: str | None) -> None:
     """
     target = _target(database_url)
     before = migrate.current(target)
+    archived = migrate.archived_history(target)
     migrate.upgrade(target, revision)
     after = migrate.current(target)
     if before == after:
         click.echo(f"schema already at {_revision(after)}; nothing to do", err=True)
-    else:
-        click.echo(f"upgraded schema: {_revision(before)} -> {_revision(after)}", err=True)
+        return
+    click.echo(f"upgraded schema: {_revision(before)} -> {_revision(after)}", err=True)
+    if archived is not None and migrate.archived_history(target) is None:
+        click.echo(f"restored {archived.describe()} from {migrate.ARCHIVE_SCHEMA}", err=True)
 
 
 @db.command("downgrade")
 @click.argument("revision", metavar="REV")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--discard-audit-history",
+    is_flag=True,
+    help="DESTROY the audit log and apply history instead of archiving them (asks first, "
+    "naming the row counts).",
+)
 @database_url_option
 @handle_errors
-def downgrade(revision: str, yes: bool, database_url: str | None) -> None:
+def downgrade(
+    revision: str, yes: bool, discard_audit_history: bool, database_url: str | None
+) -> None:
     """Downgrade the schema to REV (asks first).
 
-    Drops what later revisions added. `baseline` is the rollback of the
-    configuration-management schema: integration, webhook, audit and apply-run tables are
-    dropped with their data; every oauth_tokens row is kept with its baseline columns.
-    `base` drops everything, tokens included.
+    Drops what later revisions added, except records. `baseline` is the rollback of the
+    configuration-management schema: every oauth_tokens row is kept with its baseline
+    columns (what the other columns held is archived); the audit log and the apply history
+    are moved, rows and all, into the schema reconciler_archive, and the next `db upgrade`
+    brings them back; integration and webhook tables are dropped (apply re-creates them from
+    the manifests). `base` also forgets the baseline revision; oauth_tokens stays.
+
+    --discard-audit-history drops the audit log and apply history instead of archiving them.
 
     \b
     Examples:
       reconciler db downgrade baseline
-      reconciler db downgrade base --yes --database-url postgresql://admin@db:5432/config
+      reconciler db downgrade baseline --yes --database-url postgresql://admin@db:5432/config
+      reconciler db downgrade baseline --discard-audit-history
     """
     target = _target(database_url)
     before = migrate.current(target)
-    if not yes:
-        click.confirm(
-            f"Downgrade from {_revision(before)} to {revision}? Data in the tables "
-            "it drops is lost",
-            abort=True,
-            err=True,
+    history = migrate.history_at_stake(target, revision)
+    if discard_audit_history and history is None:
+        raise ConfigError(
+            f"--discard-audit-history: a downgrade from {_revision(before)} to {revision} "
+            "keeps the audit log and apply history; there is nothing to discard"
         )
-    migrate.downgrade(target, revision)
+    if discard_audit_history:
+        assert history is not None
+        question = (
+            f"Downgrade from {_revision(before)} to {revision} and DESTROY "
+            f"{history.describe()}? They are not archived and cannot be restored"
+        )
+    else:
+        kept = (
+            f"; {history.describe()} are archived in {migrate.ARCHIVE_SCHEMA}"
+            if history is not None
+            else ""
+        )
+        question = (
+            f"Downgrade from {_revision(before)} to {revision}? Tables it drops lose their "
+            f"data; oauth_tokens rows are kept{kept}"
+        )
+    if not yes:
+        click.confirm(question, abort=True, err=True)
+    migrate.downgrade(target, revision, discard_audit_history=discard_audit_history)
     after = migrate.current(target)
     if before == after:
         click.echo(f"schema already at {_revision(after)}; nothing to do", err=True)
-    else:
-        click.echo(f"downgraded schema: {_revision(before)} -> {_revision(after)}", err=True)
+        return
+    click.echo(f"downgraded schema: {_revision(before)} -> {_revision(after)}", err=True)
+    if history is not None and discard_audit_history:
+        click.echo(f"discarded {history.describe()}", err=True)
+    elif history is not None:
+        click.echo(
+            f"archived {history.describe()} in schema {migrate.ARCHIVE_SCHEMA}; "
+            "`reconciler db upgrade` restores them",
+            err=True,
+        )
 
 
 @db.command("current")
@@ -127,7 +169,22 @@ def current(database_url: str | None) -> None:
 
 @db.command("sql")
 @click.option(
-    "--rollback", is_flag=True, help="The downgrade SQL (head -> nothing) instead of the upgrade."
+    "--rollback",
+    is_flag=True,
+    help="The rollback SQL (head -> baseline) instead of the upgrade.",
+)
+@click.option(
+    "--discard-audit-history",
+    is_flag=True,
+    help="With --rollback: SQL that DESTROYS the audit log and apply history instead of "
+    "archiving them.",
+)
+@click.option(
+    "--from",
+    "start",
+    default=None,
+    metavar="REV",
+    help="The upgrade SQL from REV (e.g. baseline, after a rollback) instead of from nothing.",
 )
 @click.option(
     "--out",
@@ -138,21 +195,41 @@ def current(database_url: str | None) -> None:
     help="Write to FILE instead of stdout.",
 )
 @handle_errors
-def sql(rollback: bool, out: Path | None) -> None:
+def sql(rollback: bool, discard_audit_history: bool, start: str | None, out: Path | None) -> None:
     """Print the migration SQL for a DBA (no database needed).
 
     The SQL is for review and for `psql -f`.
 
     The upgrade SQL creates the whole schema from nothing (or, on a database that already has
-    the oauth_tokens table, adopts it); the rollback SQL undoes it. Both run in one
-    transaction and record the revision, so `reconciler db current` agrees afterwards.
+    the oauth_tokens table, adopts it); with `--from baseline` it upgrades a database the
+    rollback left at baseline and brings back what the rollback archived.
+
+    The rollback SQL ends at `baseline`: oauth_tokens and its rows stay, and the audit log
+    and apply history are moved into the schema reconciler_archive (with
+    --discard-audit-history: dropped, with a WARNING giving the row counts as it runs).
+
+    Both run in one transaction and record the revision, so `reconciler db current` agrees
+    afterwards.
 
     \b
     Examples:
       reconciler db sql > upgrade.sql && psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -f upgrade.sql
       reconciler db sql --rollback --out migrations/sql/rollback.sql
+      reconciler db sql --from baseline > reupgrade.sql
     """
-    text = migrate.offline_sql(rollback=rollback)
+    if discard_audit_history and not rollback:
+        raise ConfigError("--discard-audit-history needs --rollback")
+    if start is not None and rollback:
+        raise ConfigError("--from is for the upgrade SQL; the rollback SQL starts at head")
+    text = migrate.offline_sql(
+        rollback=rollback, discard_audit_history=discard_audit_history, start=start
+    )
+    if discard_audit_history:
+        click.echo(
+            "warning: this rollback SQL DESTROYS the audit log and the apply history "
+            "(no archive is kept)",
+            err=True,
+        )
     if out is None:
         click.echo(text, nl=False)
         return

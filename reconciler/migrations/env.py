@@ -6,6 +6,12 @@ migrations of one command run in one transaction (PostgreSQL has transactional D
 advisory lock, so two commands upgrading the same database at once run one after the other.
 
 Offline (``reconciler db sql``): SQL for the postgresql dialect is written to the output buffer.
+
+Options reach the migrations as configuration attributes (``config.attributes``, read by a
+migration through ``op.get_context().config``). The only one is ``discard_audit_history``:
+when ``True``, a downgrade may drop the audit log and apply history instead of archiving them
+(``reconciler db downgrade --discard-audit-history``). Running Alembic directly, ``-x
+discard_audit_history=true`` sets it.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from reconciler.store.tables import metadata
+
+DISCARD_AUDIT_HISTORY = "discard_audit_history"
 
 # Any constant works; this one is "reconcil" in ASCII, unlikely to collide with others.
 MIGRATION_LOCK_KEY = 0x7265636F6E63696C
@@ -45,6 +53,9 @@ def run_online(connection: Connection) -> None:
 
 
 def main() -> None:
+    x_arguments = context.get_x_argument(as_dictionary=True)
+    if x_arguments.get(DISCARD_AUDIT_HISTORY, "").lower() == "true":
+        context.config.attributes[DISCARD_AUDIT_HISTORY] = True
     if context.is_offline_mode():
         run_offline()
         return

@@ -8,6 +8,11 @@ runs every step of one command in a single transaction under an advisory lock.
 Revisions have readable ids: ``baseline`` (the pre-existing ``oauth_tokens`` table) and
 ``add_configuration_management``; ``head`` and ``base`` work as in Alembic.
 
+A downgrade never drops tokens, audit rows or apply history: rolling back past
+``add_configuration_management`` moves the audit log and the apply history into the schema
+``reconciler_archive`` (and what the dropped ``oauth_tokens`` columns held beside them), and
+the next upgrade moves them back. Only ``discard_audit_history=True`` drops them instead.
+
 ``add_configuration_management`` creates the cluster-wide NOLOGIN role ``reconciler_app`` unless
 it exists. An owner without CREATEROLE can run it only once a superuser has created that role;
 :func:`upgrade` checks this before changing anything and says so in one line.
@@ -19,6 +24,7 @@ import contextlib
 import io
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -44,6 +50,33 @@ SCRIPT_LOCATION = Path(__file__).resolve().parent.parent / "migrations"
 
 APP_ROLE_REVISION = "add_configuration_management"
 """The revision that creates the role :data:`~reconciler.store.tables.APP_ROLE`."""
+
+HISTORY_REVISION = APP_ROLE_REVISION
+"""The revision that creates the audit log and apply history (and archives them on downgrade)."""
+
+ARCHIVE_SCHEMA = "reconciler_archive"
+"""Where a downgrade keeps the audit log and apply history until the next upgrade."""
+
+DISCARD_AUDIT_HISTORY = "discard_audit_history"
+"""Configuration attribute that lets a downgrade drop the audit log and apply history."""
+
+ROLLBACK_REVISION = "baseline"
+"""Where the rollback SQL ends: the application's ``oauth_tokens``, never dropped."""
+
+
+@dataclass(frozen=True)
+class AuditHistory:
+    """How many audit rows and apply runs a table pair holds (live or archived)."""
+
+    audit_rows: int
+    apply_runs: int
+
+    def describe(self) -> str:
+        """E.g. ``12 audit log rows and 3 apply runs``."""
+        return (
+            f"{self.audit_rows} audit log row{'s' if self.audit_rows != 1 else ''} and "
+            f"{self.apply_runs} apply run{'s' if self.apply_runs != 1 else ''}"
+        )
 
 
 def alembic_config(output: io.StringIO | None = None) -> Config:
@@ -139,11 +172,16 @@ def check_can_create_app_role(connection: sa.Connection, revision: str = "head")
     )
 
 
-def downgrade(target: DatabaseTarget, revision: str) -> None:
-    """Downgrade ``target`` to ``revision`` (``base`` removes the whole schema), in one transaction.
+def downgrade(
+    target: DatabaseTarget, revision: str, *, discard_audit_history: bool = False
+) -> None:
+    """Downgrade ``target`` to ``revision``, in one transaction.
 
     Downgrading to ``baseline`` is the rollback of ``add_configuration_management``: every
-    ``oauth_tokens`` row is kept with its baseline columns; everything else is dropped.
+    ``oauth_tokens`` row is kept with its baseline columns (what the other columns held is
+    archived); the audit log and apply history are moved into :data:`ARCHIVE_SCHEMA`, or
+    dropped when ``discard_audit_history`` is true; integration and webhook tables are
+    dropped. ``base`` also forgets ``baseline`` but keeps ``oauth_tokens``.
 
     Raises:
         ConfigError: ``revision`` is unknown or not behind the current one.
@@ -151,7 +189,61 @@ def downgrade(target: DatabaseTarget, revision: str) -> None:
         DatabaseUnavailable: the database cannot be reached.
     """
     with _connection(target) as connection, _translate_alembic_errors():
-        command.downgrade(_online_config(connection), revision)
+        config = _online_config(connection)
+        config.attributes[DISCARD_AUDIT_HISTORY] = discard_audit_history
+        command.downgrade(config, revision)
+
+
+def history_at_stake(target: DatabaseTarget, revision: str) -> AuditHistory | None:
+    """The audit rows and apply runs a downgrade of ``target`` to ``revision`` archives (or,
+    with ``discard_audit_history``, destroys); ``None`` when that downgrade keeps the tables.
+
+    Raises:
+        DatabaseUnavailable: the database cannot be reached.
+    """
+    with _connection(target) as connection:
+        current = current_revision(connection)
+        if current is None:
+            return None
+        try:
+            removed = {s.revision for s in _scripts().iterate_revisions(current, revision)}
+        except (CommandError, RevisionError):
+            return None  # an unknown or relative target: the downgrade reports it
+        if HISTORY_REVISION not in removed:
+            return None
+        return _history_counts(connection, "public")
+
+
+def archived_history(target: DatabaseTarget) -> AuditHistory | None:
+    """What :data:`ARCHIVE_SCHEMA` holds for the next upgrade to restore (``None``: nothing).
+
+    Raises:
+        DatabaseUnavailable: the database cannot be reached.
+    """
+    with _connection(target) as connection:
+        return _history_counts(connection, ARCHIVE_SCHEMA)
+
+
+def _history_counts(connection: sa.Connection, schema: str) -> AuditHistory | None:
+    tables = ("configuration_audit_logs", "apply_runs")
+    present = connection.execute(
+        sa.text(
+            "SELECT c.relname FROM pg_catalog.pg_class c "
+            "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = :schema AND c.relname = ANY(:tables) AND c.relkind = 'r'"
+        ),
+        {"schema": schema, "tables": list(tables)},
+    ).scalars()
+    if not set(present) >= set(tables):
+        return None
+    # Identifiers from the constants above, never from input.
+    audit_rows, apply_runs = connection.execute(
+        sa.text(
+            f"SELECT (SELECT count(*) FROM {schema}.configuration_audit_logs), "
+            f"(SELECT count(*) FROM {schema}.apply_runs)"
+        )
+    ).one()
+    return AuditHistory(int(audit_rows), int(apply_runs))
 
 
 def check(target: DatabaseTarget) -> None:
@@ -257,19 +349,37 @@ def _normalized_ddl(ddl: str) -> str:
     return re.sub(r"[()\s]", "", text)
 
 
-def offline_sql(rollback: bool = False) -> str:
-    """The SQL a DBA runs with ``psql -f``: upgrade from nothing to the newest revision, or
-    (``rollback=True``) the downgrade from the newest revision back to nothing.
+def offline_sql(
+    rollback: bool = False,
+    *,
+    discard_audit_history: bool = False,
+    start: str | None = None,
+) -> str:
+    """The SQL a DBA runs with ``psql -f``: upgrade to the newest revision, from nothing or
+    from ``start`` (a database a rollback left at ``baseline``), or (``rollback=True``) the
+    downgrade from the newest revision to ``baseline``.
 
-    No database is contacted; the SQL is for PostgreSQL and includes the ``alembic_version``
-    bookkeeping, so ``reconciler db current`` is right afterwards.
+    The rollback never goes past ``baseline``, so ``oauth_tokens`` and its rows stay; it
+    archives the audit log and apply history like :func:`downgrade`, or drops them when
+    ``discard_audit_history`` is true. No database is contacted; the SQL is for PostgreSQL and
+    includes the ``alembic_version`` bookkeeping, so ``reconciler db current`` is right
+    afterwards.
+
+    Raises:
+        ConfigError: ``start`` is not a known revision.
     """
     buffer = io.StringIO()
     config = alembic_config(buffer)
-    if rollback:
-        command.downgrade(config, f"{head_revision()}:base", sql=True)
-    else:
-        command.upgrade(config, "head", sql=True)
+    with _translate_alembic_errors():
+        if rollback:
+            config.attributes[DISCARD_AUDIT_HISTORY] = discard_audit_history
+            command.downgrade(config, f"{head_revision()}:{ROLLBACK_REVISION}", sql=True)
+        elif start is not None:
+            if not is_known_revision(start):
+                raise ConfigError(f"unknown revision {start!r}")
+            command.upgrade(config, f"{start}:head", sql=True)
+        else:
+            command.upgrade(config, "head", sql=True)
     return buffer.getvalue()
 
 

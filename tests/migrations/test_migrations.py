@@ -14,6 +14,8 @@ from reconciler.store import migrate
 from reconciler.store.database import DatabaseTarget, resolve_database_url
 from reconciler.store.tables import metadata
 
+ARCHIVE = migrate.ARCHIVE_SCHEMA
+
 REPO = Path(__file__).resolve().parents[2]
 BASELINE_COLUMNS = (
     "id",
@@ -106,7 +108,14 @@ def test_round_trip_keeps_baseline_token_rows(
     assert conn.execute(SELECT_BASELINE).fetchall() == before_rollback
     assert oauth_columns(conn) == set(BASELINE_COLUMNS)
     assert tables(conn) == {"alembic_version", "oauth_tokens"}
+    # Audit log and apply history are archived (their enum columns as text), not dropped.
     assert enum_types(conn) == {"platform"}
+    archived = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s", (ARCHIVE,))
+    assert {row[0] for row in archived} == {
+        "configuration_audit_logs",
+        "apply_runs",
+        "oauth_tokens_columns",
+    }
     assert conn.execute(
         "SELECT relrowsecurity FROM pg_class WHERE relname = 'oauth_tokens'"
     ).fetchone() == (False,)
@@ -124,14 +133,17 @@ def test_round_trip_keeps_baseline_token_rows(
     assert set(before) <= set(before_rollback)
     migrate.check(target)
 
+    # `base` forgets the revisions but never drops the application's tokens.
     migrate.downgrade(target, "base")
     assert migrate.current(target) is None
-    assert tables(conn) == {"alembic_version"}
-    assert enum_types(conn) == set()
+    assert tables(conn) == {"alembic_version", "oauth_tokens"}
+    assert enum_types(conn) == {"platform"}
+    assert conn.execute(SELECT_BASELINE).fetchall() == before_rollback
 
     migrate.upgrade(target)
     migrate.check(target)
     assert tables(conn) == {"alembic_version", *metadata.tables}
+    assert [row[:10] for row in conn.execute(SELECT_BASELINE).fetchall()] == before_rollback
 
 
 def test_baseline_adopts_an_existing_oauth_tokens_table(
@@ -214,7 +226,12 @@ def test_offline_sql_upgrades_and_rolls_back(
     assert migrate.current(target) == migrate.head_revision()
     migrate.check(target)
 
+    # The rollback ends at baseline: the application's table stays.
     conn.execute(migrate.offline_sql(rollback=True).encode())
-    assert migrate.current(target) is None
-    assert tables(conn) <= {"alembic_version"}
-    assert enum_types(conn) == set()
+    assert migrate.current(target) == "baseline"
+    assert tables(conn) == {"alembic_version", "oauth_tokens"}
+    assert enum_types(conn) == {"platform"}
+
+    conn.execute(migrate.offline_sql(start="baseline").encode())
+    assert migrate.current(target) == migrate.head_revision()
+    migrate.check(target)

@@ -8,6 +8,11 @@ Written with ``IF NOT EXISTS`` guards so that a database which already has this 
 application's OAuth store) adopts it: ``reconciler db upgrade`` then only records the
 revision and continues with ``add_configuration_management``. An adopted table must have
 these columns; its rows are kept by every later upgrade and downgrade.
+
+Downgrade (to ``base``) only forgets the revision: ``oauth_tokens`` and the ``platform`` enum
+belong to the application, which keeps using them, so no migration ever drops them. A
+database that never had them before the reconciler keeps them too; drop them by hand if
+that is really wanted.
 """
 
 from __future__ import annotations
@@ -54,5 +59,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute("DROP TABLE oauth_tokens")
-    op.execute("DROP TYPE platform")
+    # Deliberately empty: the tokens outlive the reconciler's schema (see the module docstring).
+    pass

@@ -13,9 +13,20 @@ Upgrade (the seed schema's migration plus what the reconciler needs):
 * row-level security (policy ``tenant_isolation`` on ``app.tenant_id``) on the four tenant
   tables, and the NOLOGIN role ``reconciler_app`` with its grants.
 
-Downgrade is the seed's rollback: everything above is dropped and ``oauth_tokens`` returns to
-its baseline columns, keeping every row. The role ``reconciler_app`` is kept, because roles
-belong to the whole cluster and other databases on it may use it.
+Downgrade is the seed's rollback, except that it destroys no record: ``oauth_tokens`` returns
+to its baseline columns keeping every row, and what the dropped columns held is copied into
+``reconciler_archive.oauth_tokens_columns``; the audit log and the apply history are moved,
+with their rows, ids and indexes, into the schema ``reconciler_archive`` (enum columns become
+text there, and a trigger makes them read-only). Integration and webhook tables are dropped
+(the manifests re-create them). Only when the configuration attribute
+``discard_audit_history`` is true (``reconciler db downgrade --discard-audit-history``) are
+the audit log and the apply history dropped instead. The role ``reconciler_app`` is kept,
+because roles belong to the whole cluster and other databases on it may use it.
+
+Upgrade brings an archive back: the token columns into the rows that still exist (the
+revocation state and key version only where the token is still the one archived, compared by
+a SHA-256 digest), and every archived audit row and apply run into the new tables with its id,
+hash and review columns, so ``audit verify`` passes again; the archive is then dropped.
 
 Enum labels are spelled out here rather than imported: a migration is a fixed snapshot,
 while ``reconciler.model.enums`` moves on with later migrations.
@@ -122,10 +133,13 @@ def upgrade() -> None:
         op.execute(f"CREATE TYPE {name} AS ENUM ({quoted})")
 
     upgrade_oauth_tokens()
+    restore_token_columns()
     create_integration_configs()
     create_webhook_configurations()
     create_configuration_audit_logs()
     create_apply_runs()
+    restore_audit_history()
+    drop_empty_archive()
     enable_row_level_security()
 
 
@@ -436,13 +450,22 @@ def enable_row_level_security() -> None:
 
 def downgrade() -> None:
     # Dropping a table drops its policies, grants, triggers and indexes with it.
-    for table in ("apply_runs", "configuration_audit_logs", "webhook_configurations"):
-        op.execute(f"DROP TABLE {table}")
+    create_archive_schema()
+    if discard_audit_history():
+        announce_discarded_history()
+        op.execute("DROP TABLE apply_runs")
+        op.execute("DROP TABLE configuration_audit_logs")
+    else:
+        archive_audit_history()
+    op.execute("DROP TABLE webhook_configurations")
     op.execute("DROP TABLE integration_configs")
     op.execute("DROP FUNCTION configuration_audit_logs_append_only()")
 
+    # The baseline table had no row-level security; off before archiving, so no row is hidden.
     op.execute("DROP POLICY tenant_isolation ON oauth_tokens")
     op.execute("ALTER TABLE oauth_tokens DISABLE ROW LEVEL SECURITY")
+    op.execute("ALTER TABLE oauth_tokens NO FORCE ROW LEVEL SECURITY")
+    archive_token_columns()
     op.execute(f"REVOKE ALL ON oauth_tokens FROM {APP_ROLE}")
     for index in OAUTH_INDEXES_ADDED:
         op.drop_index(index, table_name="oauth_tokens")
@@ -451,3 +474,364 @@ def downgrade() -> None:
 
     for name in ENUMS:
         op.execute(f"DROP TYPE {name}")
+
+
+# --- The archive: what a downgrade keeps and a later upgrade brings back -------------------
+#
+# Everything below is plain SQL (DO blocks decide at run time whether an archive exists), so
+# the offline SQL of `reconciler db sql` does exactly what the online migration does.
+
+ARCHIVE = "reconciler_archive"
+DISCARD_OPTION = "discard_audit_history"
+HISTORY_TABLES = ("configuration_audit_logs", "apply_runs")
+TOKEN_ARCHIVE = f"{ARCHIVE}.oauth_tokens_columns"
+# Columns that describe the connected account: restored into the row whatever happened to it.
+TOKEN_ACCOUNT_COLUMNS = (
+    "hubspot_portal_id",
+    "hubspot_user_id",
+    "hubspot_app_id",
+    "stripe_account_id",
+    "stripe_user_id",
+    "stripe_livemode",
+    "quickbooks_realm_id",
+    "metadata",
+    "created_by",
+    "row_version",
+)
+# Columns that describe the stored token: restored only while it is still the archived one
+# (the application may have refreshed or re-authorized it while the schema was rolled back).
+TOKEN_STATE_COLUMNS = (
+    "refresh_token_expires_at",
+    "is_active",
+    "revoked_at",
+    "revoked_by",
+    "revoked_reason",
+    "encryption_key_version",
+)
+CIPHERTEXT_DIGEST = (
+    "encode(sha256(convert_to(jsonb_build_array({t}.access_token, {t}.refresh_token)::text, "
+    "'UTF8')), 'hex')"
+)
+AUDIT_COLUMNS = (
+    "id",
+    "tenant_id",
+    "entity_type",
+    "entity_id",
+    "entity_address",
+    "action",
+    "changes",
+    "risk_level",
+    "risk_reasons",
+    "requires_review",
+    "reviewed_at",
+    "reviewed_by",
+    "review_decision",
+    "review_note",
+    "performed_by",
+    "ip_address",
+    "user_agent",
+    "session_id",
+    "apply_run_id",
+    "git_commit",
+    "source_path",
+    "created_at",
+    "prev_hash",
+    "entry_hash",
+)
+APPLY_RUN_COLUMNS = (
+    "id",
+    "started_at",
+    "finished_at",
+    "actor",
+    "git_commit",
+    "manifests_digest",
+    "plan_digest",
+    "outcome",
+    "created_count",
+    "updated_count",
+    "deleted_count",
+    "revoked_count",
+    "reconciler_version",
+    "user_agent",
+)
+# Archived enum columns are text; restoring casts them back.
+ENUM_COLUMNS = {
+    "entity_type": "entity_type",
+    "action": "audit_action",
+    "risk_level": "risk_level",
+    "review_decision": "review_decision",
+    "outcome": "apply_outcome",
+}
+
+
+def discard_audit_history() -> bool:
+    """Whether this downgrade may drop the audit log and apply history instead of archiving.
+
+    Set by ``reconciler db downgrade --discard-audit-history`` (and ``db sql --rollback
+    --discard-audit-history``) as the Alembic configuration attribute ``discard_audit_history``
+    (``env.py`` also maps ``-x discard_audit_history=true`` onto it).
+    """
+    config = op.get_context().config
+    return config is not None and config.attributes.get(DISCARD_OPTION) is True
+
+
+def create_archive_schema() -> None:
+    op.execute(f"CREATE SCHEMA IF NOT EXISTS {ARCHIVE}")
+    # Archived rows are a record: read-only until an upgrade moves them back.
+    op.execute(
+        f"""
+        CREATE OR REPLACE FUNCTION {ARCHIVE}.refuse_changes() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            RAISE EXCEPTION USING
+                MESSAGE = TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME || ' is archived: '
+                    || TG_OP || ' is not allowed (reconciler db upgrade restores it)',
+                ERRCODE = 'insufficient_privilege';
+        END
+        $$
+        """
+    )
+
+
+def make_read_only(table: str) -> None:
+    name = table.split(".")[-1]
+    op.execute(
+        f"CREATE TRIGGER {name}_read_only BEFORE INSERT OR UPDATE OR DELETE ON {table} "
+        f"FOR EACH ROW EXECUTE FUNCTION {ARCHIVE}.refuse_changes()"
+    )
+    op.execute(
+        f"CREATE TRIGGER {name}_no_truncate BEFORE TRUNCATE ON {table} "
+        f"FOR EACH STATEMENT EXECUTE FUNCTION {ARCHIVE}.refuse_changes()"
+    )
+
+
+def archive_audit_history() -> None:
+    """Move the audit log and the apply history into the archive schema, rows and all.
+
+    ``SET SCHEMA`` keeps the rows, ids, indexes, constraints and identity sequence; an archive
+    table of the same name left from before makes it fail, so nothing is ever overwritten.
+    """
+    refuse_unknown_columns()
+    op.execute("DROP TRIGGER configuration_audit_logs_append_only ON configuration_audit_logs")
+    op.execute("DROP TRIGGER configuration_audit_logs_no_truncate ON configuration_audit_logs")
+    op.execute("DROP POLICY tenant_isolation ON configuration_audit_logs")
+    # Nothing may hide archived rows from the upgrade that copies them back (a later
+    # revision may have forced row-level security on either table).
+    for table in HISTORY_TABLES:
+        op.execute(f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY")
+        op.execute(f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY")
+    # Only the owner keeps access: revoke every grant, also those later revisions made to
+    # roles this one does not know (table and column privileges, PUBLIC included).
+    tables = ", ".join(f"'{table}'::regclass" for table in HISTORY_TABLES)
+    op.execute(
+        f"""
+        DO $$
+        DECLARE
+            g record;
+        BEGIN
+            FOR g IN
+                SELECT DISTINCT x.tbl, CASE WHEN x.grantee = 0 THEN 'PUBLIC'
+                                            ELSE x.grantee::regrole::text END AS grantee
+                  FROM (SELECT c.oid::regclass AS tbl, c.relowner AS owner,
+                               (aclexplode(c.relacl)).grantee
+                          FROM pg_class c WHERE c.oid IN ({tables})
+                        UNION ALL
+                        SELECT c.oid::regclass, c.relowner, (aclexplode(a.attacl)).grantee
+                          FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+                         WHERE c.oid IN ({tables})) x
+                 WHERE x.grantee <> x.owner
+            LOOP
+                EXECUTE 'REVOKE ALL ON ' || g.tbl || ' FROM ' || g.grantee;
+            END LOOP;
+        END
+        $$
+        """
+    )
+    # Every enum column becomes text, including any a later revision added and left in place,
+    # so that the enum types can go without taking a column with them.
+    tables = ", ".join(f"'{table}'::regclass" for table in HISTORY_TABLES)
+    op.execute(
+        f"""
+        DO $$
+        DECLARE
+            c record;
+        BEGIN
+            FOR c IN
+                SELECT a.attrelid::regclass AS tbl, quote_ident(a.attname) AS col
+                  FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+                 WHERE a.attrelid IN ({tables}) AND a.attnum > 0 AND NOT a.attisdropped
+                   AND t.typtype = 'e'
+            LOOP
+                EXECUTE 'ALTER TABLE ' || c.tbl || ' ALTER COLUMN ' || c.col
+                    || ' TYPE text USING ' || c.col || '::text';
+            END LOOP;
+        END
+        $$
+        """
+    )
+    for table in HISTORY_TABLES:
+        op.execute(f"ALTER TABLE {table} SET SCHEMA {ARCHIVE}")
+        make_read_only(f"{ARCHIVE}.{table}")
+
+
+def refuse_unknown_columns() -> None:
+    """Stop (nothing changed) if a later revision's downgrade left a column in these tables.
+
+    The upgrade restores exactly this revision's columns, so such a column's values would be
+    lost by the round trip; the rule (``migrations/README.md``) is that the revision that
+    added it archives it in its own downgrade and restores it in its own upgrade.
+    """
+    known = " OR ".join(
+        f"(a.attrelid = '{table}'::regclass AND a.attname IN "
+        f"({', '.join(repr(c) for c in columns)}))"
+        for table, columns in (
+            ("configuration_audit_logs", AUDIT_COLUMNS),
+            ("apply_runs", APPLY_RUN_COLUMNS),
+        )
+    )
+    tables = ", ".join(f"'{table}'::regclass" for table in HISTORY_TABLES)
+    op.execute(
+        f"""
+        DO $$
+        DECLARE
+            unknown text;
+        BEGIN
+            SELECT string_agg(a.attrelid::regclass || '.' || a.attname, ', '
+                              ORDER BY a.attrelid::regclass::text, a.attname)
+              INTO unknown
+              FROM pg_attribute a
+             WHERE a.attrelid IN ({tables}) AND a.attnum > 0 AND NOT a.attisdropped
+               AND NOT ({known});
+            IF unknown IS NOT NULL THEN
+                RAISE EXCEPTION USING
+                    MESSAGE = 'cannot archive the audit log and apply history: column(s) '
+                        || unknown || ' are not this revision''s and would be lost; the '
+                        || 'revision that added them must archive them in its downgrade',
+                    ERRCODE = 'invalid_table_definition';
+            END IF;
+        END
+        $$
+        """
+    )
+
+
+def announce_discarded_history() -> None:
+    # Said by the database itself, so a DBA running the SQL with psql sees it too.
+    op.execute(
+        """
+        DO $$
+        BEGIN
+            RAISE WARNING USING MESSAGE = 'discarding the audit log ('
+                || (SELECT count(*) FROM configuration_audit_logs) || ' rows) and the apply '
+                || 'history (' || (SELECT count(*) FROM apply_runs) || ' runs)';
+        END
+        $$
+        """
+    )
+
+
+def archive_token_columns() -> None:
+    """Copy what the dropped ``oauth_tokens`` columns hold, keyed by the row's primary key."""
+    columns = ", ".join((*TOKEN_ACCOUNT_COLUMNS, *TOKEN_STATE_COLUMNS))
+    op.execute(
+        f"CREATE TABLE {TOKEN_ARCHIVE} AS SELECT tenant_id, id, {columns}, "
+        f"{CIPHERTEXT_DIGEST.format(t='oauth_tokens')} AS token_digest FROM oauth_tokens"
+    )
+    op.execute(
+        f"ALTER TABLE {TOKEN_ARCHIVE} ADD CONSTRAINT oauth_tokens_columns_pkey "
+        "PRIMARY KEY (tenant_id, id)"
+    )
+    make_read_only(TOKEN_ARCHIVE)
+
+
+def restore_token_columns() -> None:
+    account = ", ".join(f"{c} = a.{c}" for c in TOKEN_ACCOUNT_COLUMNS)
+    unchanged = f"a.token_digest = {CIPHERTEXT_DIGEST.format(t='t')}"
+    state = ", ".join(
+        f"{c} = CASE WHEN {unchanged} THEN a.{c} ELSE t.{c} END" for c in TOKEN_STATE_COLUMNS
+    )
+    op.execute(
+        f"""
+        DO $$
+        BEGIN
+            IF to_regclass('{TOKEN_ARCHIVE}') IS NOT NULL THEN
+                UPDATE oauth_tokens t SET {account}, {state}
+                  FROM {TOKEN_ARCHIVE} a
+                 WHERE a.tenant_id = t.tenant_id AND a.id = t.id;
+                DROP TABLE {TOKEN_ARCHIVE};
+            END IF;
+        END
+        $$
+        """
+    )
+
+
+def restore_audit_history() -> None:
+    """Move archived audit rows and apply runs back, ids and hashes unchanged.
+
+    A ``REVIEW`` row (archived from ``keyed_audit_chain``) needs that label, which this
+    revision's ``audit_action`` lacks: it is added first, as that revision's downgrade keeps
+    it while such rows exist.
+    """
+    audit = f"{ARCHIVE}.configuration_audit_logs"
+    runs = f"{ARCHIVE}.apply_runs"
+    with_review = ", ".join(f"'{label}'" for label in (*ENUMS["audit_action"], "REVIEW"))
+    op.execute(
+        f"""
+        DO $$
+        BEGIN
+            IF to_regclass('{audit}') IS NOT NULL THEN
+                IF EXISTS (SELECT FROM {audit} WHERE action = 'REVIEW') THEN
+                    CREATE TYPE audit_action_new AS ENUM ({with_review});
+                    ALTER TABLE configuration_audit_logs ALTER COLUMN action
+                        TYPE audit_action_new USING action::text::audit_action_new;
+                    DROP TYPE audit_action;
+                    ALTER TYPE audit_action_new RENAME TO audit_action;
+                END IF;
+                INSERT INTO configuration_audit_logs ({", ".join(AUDIT_COLUMNS)})
+                SELECT {_restored(AUDIT_COLUMNS)} FROM {audit};
+                PERFORM setval(pg_get_serial_sequence('configuration_audit_logs', 'id'), max(id))
+                   FROM configuration_audit_logs HAVING count(*) > 0;
+                DROP TABLE {audit};
+            END IF;
+            IF to_regclass('{runs}') IS NOT NULL THEN
+                INSERT INTO apply_runs ({", ".join(APPLY_RUN_COLUMNS)})
+                SELECT {_restored(APPLY_RUN_COLUMNS)} FROM {runs};
+                DROP TABLE {runs};
+            END IF;
+        END
+        $$
+        """
+    )
+
+
+def _restored(columns: Sequence[str]) -> str:
+    return ", ".join(f"{c}::{ENUM_COLUMNS[c]}" if c in ENUM_COLUMNS else c for c in columns)
+
+
+def drop_empty_archive() -> None:
+    # Only what this revision put there, and the schema only if nothing else is in it and it
+    # is ours (a DBA may have created it beforehand, or keep other tables in it). Nested IFs:
+    # SQL does not promise to evaluate AND from left to right.
+    op.execute(
+        f"""
+        DO $$
+        DECLARE
+            archive oid := to_regnamespace('{ARCHIVE}');
+        BEGIN
+            IF archive IS NULL THEN
+                RETURN;
+            END IF;
+            IF NOT EXISTS (SELECT FROM pg_class WHERE relnamespace = archive) THEN
+                DROP FUNCTION IF EXISTS {ARCHIVE}.refuse_changes();
+                IF NOT EXISTS (SELECT FROM pg_proc WHERE pronamespace = archive)
+                   AND pg_has_role((SELECT nspowner FROM pg_namespace WHERE oid = archive),
+                                   'USAGE')
+                THEN
+                    DROP SCHEMA {ARCHIVE};
+                END IF;
+            END IF;
+        END
+        $$
+        """
+    )
