@@ -1,5 +1,77 @@
 BEGIN;
 
+-- Running downgrade least_privilege_roles -> keyed_audit_chain
+
+ALTER POLICY tenant_isolation ON oauth_tokens TO PUBLIC USING (tenant_id = current_setting('app.tenant_id', true)) WITH CHECK (tenant_id = current_setting('app.tenant_id', true));
+
+ALTER POLICY tenant_isolation ON integration_configs TO PUBLIC USING (tenant_id = current_setting('app.tenant_id', true)) WITH CHECK (tenant_id = current_setting('app.tenant_id', true));
+
+ALTER POLICY tenant_isolation ON webhook_configurations TO PUBLIC USING (tenant_id = current_setting('app.tenant_id', true)) WITH CHECK (tenant_id = current_setting('app.tenant_id', true));
+
+ALTER POLICY tenant_isolation ON configuration_audit_logs TO PUBLIC USING (tenant_id = current_setting('app.tenant_id', true)) WITH CHECK (tenant_id = current_setting('app.tenant_id', true));
+
+DROP POLICY reconciler_owner ON oauth_tokens;
+
+DROP POLICY reconciler_deploy ON oauth_tokens;
+
+DROP POLICY reconciler_ci ON oauth_tokens;
+
+ALTER TABLE oauth_tokens NO FORCE ROW LEVEL SECURITY;
+
+DROP POLICY reconciler_owner ON integration_configs;
+
+DROP POLICY reconciler_deploy ON integration_configs;
+
+DROP POLICY reconciler_ci ON integration_configs;
+
+ALTER TABLE integration_configs NO FORCE ROW LEVEL SECURITY;
+
+DROP POLICY reconciler_owner ON webhook_configurations;
+
+DROP POLICY reconciler_deploy ON webhook_configurations;
+
+DROP POLICY reconciler_ci ON webhook_configurations;
+
+ALTER TABLE webhook_configurations NO FORCE ROW LEVEL SECURITY;
+
+DROP POLICY reconciler_owner ON configuration_audit_logs;
+
+DROP POLICY reconciler_deploy ON configuration_audit_logs;
+
+DROP POLICY reconciler_ci ON configuration_audit_logs;
+
+ALTER TABLE configuration_audit_logs NO FORCE ROW LEVEL SECURITY;
+
+DROP POLICY reconciler_owner ON apply_runs;
+
+DROP POLICY reconciler_deploy ON apply_runs;
+
+DROP POLICY reconciler_ci ON apply_runs;
+
+ALTER TABLE apply_runs NO FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE apply_runs DISABLE ROW LEVEL SECURITY;
+
+GRANT SELECT ON apply_runs TO reconciler_app;
+
+REVOKE ALL ON oauth_tokens, integration_configs, webhook_configurations, configuration_audit_logs, apply_runs, alembic_version FROM reconciler_deploy, reconciler_ci;
+
+DO $$
+        BEGIN
+            EXECUTE 'REVOKE ALL ON SEQUENCE '
+                || pg_get_serial_sequence('configuration_audit_logs', 'id')
+                || ' FROM reconciler_deploy';
+        END
+        $$;
+
+DROP FUNCTION reconciler_row_counts(text[]);
+
+DROP FUNCTION reconciler_granted_tenant();
+
+DROP TABLE reconciler_tenant_grants;
+
+UPDATE alembic_version SET version_num='keyed_audit_chain' WHERE alembic_version.version_num = 'least_privilege_roles';
+
 -- Running downgrade keyed_audit_chain -> add_configuration_management
 
 CREATE OR REPLACE FUNCTION configuration_audit_logs_append_only() RETURNS trigger

@@ -346,5 +346,148 @@ REVOKE UPDATE (reviewed_at, reviewed_by, review_decision, review_note) ON config
 
 UPDATE alembic_version SET version_num='keyed_audit_chain' WHERE alembic_version.version_num = 'add_configuration_management';
 
+-- Running upgrade keyed_audit_chain -> least_privilege_roles
+
+DO $$
+            BEGIN
+                IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'reconciler_deploy') THEN
+                    CREATE ROLE reconciler_deploy NOLOGIN;
+                END IF;
+            EXCEPTION WHEN duplicate_object OR unique_violation THEN
+                NULL;
+            END
+            $$;
+
+DO $$
+            BEGIN
+                IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'reconciler_ci') THEN
+                    CREATE ROLE reconciler_ci NOLOGIN;
+                END IF;
+            EXCEPTION WHEN duplicate_object OR unique_violation THEN
+                NULL;
+            END
+            $$;
+
+CREATE TABLE reconciler_tenant_grants (role_name name NOT NULL, tenant_id text NOT NULL, CONSTRAINT reconciler_tenant_grants_pkey PRIMARY KEY (role_name, tenant_id));
+
+REVOKE ALL ON reconciler_tenant_grants FROM PUBLIC;
+
+CREATE FUNCTION reconciler_granted_tenant() RETURNS text
+        LANGUAGE sql STABLE SECURITY DEFINER AS $$
+            SELECT g.tenant_id FROM reconciler_tenant_grants g
+             WHERE g.role_name = session_user
+               AND g.tenant_id = current_setting('app.tenant_id', true)
+        $$;
+
+CREATE FUNCTION reconciler_row_counts(wanted text[])
+        RETURNS TABLE (table_name text, row_count bigint)
+        LANGUAGE sql STABLE SECURITY DEFINER AS $$
+            SELECT 'oauth_tokens'::text, (SELECT count(*) FROM oauth_tokens) WHERE 'oauth_tokens' = ANY(wanted)
+            UNION ALL
+            SELECT 'integration_configs'::text, (SELECT count(*) FROM integration_configs) WHERE 'integration_configs' = ANY(wanted)
+            UNION ALL
+            SELECT 'webhook_configurations'::text, (SELECT count(*) FROM webhook_configurations) WHERE 'webhook_configurations' = ANY(wanted)
+            UNION ALL
+            SELECT 'configuration_audit_logs'::text, (SELECT count(*) FROM configuration_audit_logs) WHERE 'configuration_audit_logs' = ANY(wanted)
+            UNION ALL
+            SELECT 'apply_runs'::text, (SELECT count(*) FROM apply_runs) WHERE 'apply_runs' = ANY(wanted)
+        $$;
+
+REVOKE ALL ON FUNCTION reconciler_row_counts(text[]) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION reconciler_granted_tenant() FROM PUBLIC;
+
+ALTER TABLE oauth_tokens ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE oauth_tokens FORCE ROW LEVEL SECURITY;
+
+CREATE POLICY reconciler_deploy ON oauth_tokens TO reconciler_deploy USING (true) WITH CHECK (true);
+
+CREATE POLICY reconciler_ci ON oauth_tokens FOR SELECT TO reconciler_ci USING (true);
+
+ALTER TABLE integration_configs ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE integration_configs FORCE ROW LEVEL SECURITY;
+
+CREATE POLICY reconciler_deploy ON integration_configs TO reconciler_deploy USING (true) WITH CHECK (true);
+
+CREATE POLICY reconciler_ci ON integration_configs FOR SELECT TO reconciler_ci USING (true);
+
+ALTER TABLE webhook_configurations ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE webhook_configurations FORCE ROW LEVEL SECURITY;
+
+CREATE POLICY reconciler_deploy ON webhook_configurations TO reconciler_deploy USING (true) WITH CHECK (true);
+
+CREATE POLICY reconciler_ci ON webhook_configurations FOR SELECT TO reconciler_ci USING (true);
+
+ALTER TABLE configuration_audit_logs ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE configuration_audit_logs FORCE ROW LEVEL SECURITY;
+
+CREATE POLICY reconciler_deploy ON configuration_audit_logs TO reconciler_deploy USING (true) WITH CHECK (true);
+
+CREATE POLICY reconciler_ci ON configuration_audit_logs FOR SELECT TO reconciler_ci USING (true);
+
+ALTER TABLE apply_runs ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE apply_runs FORCE ROW LEVEL SECURITY;
+
+CREATE POLICY reconciler_deploy ON apply_runs TO reconciler_deploy USING (true) WITH CHECK (true);
+
+CREATE POLICY reconciler_ci ON apply_runs FOR SELECT TO reconciler_ci USING (true);
+
+ALTER POLICY tenant_isolation ON oauth_tokens TO reconciler_app USING (tenant_id = (SELECT reconciler_granted_tenant())) WITH CHECK (tenant_id = (SELECT reconciler_granted_tenant()));
+
+ALTER POLICY tenant_isolation ON integration_configs TO reconciler_app USING (tenant_id = (SELECT reconciler_granted_tenant())) WITH CHECK (tenant_id = (SELECT reconciler_granted_tenant()));
+
+ALTER POLICY tenant_isolation ON webhook_configurations TO reconciler_app USING (tenant_id = (SELECT reconciler_granted_tenant())) WITH CHECK (tenant_id = (SELECT reconciler_granted_tenant()));
+
+ALTER POLICY tenant_isolation ON configuration_audit_logs TO reconciler_app USING (tenant_id = (SELECT reconciler_granted_tenant())) WITH CHECK (tenant_id = (SELECT reconciler_granted_tenant()));
+
+REVOKE ALL ON apply_runs FROM reconciler_app;
+
+GRANT SELECT ON oauth_tokens, integration_configs, webhook_configurations, configuration_audit_logs, apply_runs, alembic_version TO reconciler_deploy, reconciler_ci;
+
+GRANT INSERT, UPDATE ON integration_configs, webhook_configurations TO reconciler_deploy;
+
+GRANT UPDATE (is_active, revoked_at, revoked_by, revoked_reason, updated_at, row_version) ON oauth_tokens TO reconciler_deploy;
+
+GRANT INSERT ON configuration_audit_logs, apply_runs TO reconciler_deploy;
+
+GRANT EXECUTE ON FUNCTION reconciler_row_counts(text[]) TO reconciler_deploy, reconciler_ci;
+
+GRANT EXECUTE ON FUNCTION reconciler_granted_tenant() TO reconciler_app;
+
+DO $$
+        DECLARE
+            owner_name name;
+            schema_name name;
+            tbl text;
+        BEGIN
+            SELECT r.rolname, n.nspname INTO owner_name, schema_name
+              FROM pg_catalog.pg_class c
+              JOIN pg_catalog.pg_roles r ON r.oid = c.relowner
+              JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.oid = 'integration_configs'::regclass;
+            FOREACH tbl IN ARRAY ARRAY['oauth_tokens', 'integration_configs', 'webhook_configurations', 'configuration_audit_logs', 'apply_runs'] LOOP
+                EXECUTE 'CREATE POLICY reconciler_owner ON ' || quote_ident(tbl)
+                    || ' TO ' || quote_ident(owner_name) || ' USING (true) WITH CHECK (true)';
+            END LOOP;
+            EXECUTE 'ALTER TABLE reconciler_tenant_grants OWNER TO ' || quote_ident(owner_name);
+            FOREACH tbl IN ARRAY ARRAY['reconciler_row_counts(text[])', 'reconciler_granted_tenant()'] LOOP
+                EXECUTE 'ALTER FUNCTION ' || tbl || ' OWNER TO ' || quote_ident(owner_name);
+                EXECUTE 'ALTER FUNCTION ' || tbl || ' SET search_path = pg_catalog, '
+                    || quote_ident(schema_name) || ', pg_temp';
+            END LOOP;
+            -- apply allocates audit ids itself (nextval on the identity sequence).
+            EXECUTE 'GRANT USAGE ON SEQUENCE '
+                || pg_get_serial_sequence('configuration_audit_logs', 'id')
+                || ' TO reconciler_deploy';
+        END
+        $$;
+
+UPDATE alembic_version SET version_num='least_privilege_roles' WHERE alembic_version.version_num = 'keyed_audit_chain';
+
 COMMIT;
 

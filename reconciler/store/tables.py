@@ -65,7 +65,14 @@ AUDIT_REVIEW_COLUMNS = ("reviewed_at", "reviewed_by", "review_decision", "review
 became chained ``REVIEW`` rows. No longer written; the trigger refuses every UPDATE."""
 
 APP_ROLE = "reconciler_app"
-"""NOLOGIN role that application logins are granted; subject to row-level security."""
+"""NOLOGIN role that service logins are granted: row-level security limits each login to the
+tenants ``reconciler_tenant_grants`` grants it (see :mod:`reconciler.store.roles`)."""
+
+DEPLOY_ROLE = "reconciler_deploy"
+"""NOLOGIN role for the deploy job (``apply``): reads every tenant, writes no DDL."""
+
+CI_ROLE = "reconciler_ci"
+"""NOLOGIN role for CI (``plan``, ``drift``): reads every tenant, writes nothing."""
 
 
 def _pg_enum(python_enum: type[enum.StrEnum], name: str) -> sa.Enum:
@@ -355,3 +362,25 @@ apply_runs = sa.Table(
 )
 """One row per ``reconciler apply`` that committed (a failed apply rolls back, leaving none).
 Not tenant data: a run spans tenants; its audit rows point back through ``apply_run_id``."""
+
+
+class RoleName(sa.types.TypeDecorator[str]):
+    """PostgreSQL's ``name`` type (a role name as ``session_user`` returns it).
+
+    SQLAlchemy reflects ``name`` as a length-less string, so that is what the metadata
+    declares; the migration writes ``name``.
+    """
+
+    impl = sa.String
+    cache_ok = True
+
+
+tenant_grants = sa.Table(
+    "reconciler_tenant_grants",
+    metadata,
+    sa.Column("role_name", RoleName(), primary_key=True),
+    sa.Column("tenant_id", sa.Text, primary_key=True),
+)
+"""Which tenants each service login may act for: the ``reconciler_app`` row-level security
+policies consult it by ``session_user``. Written only by the table owner
+(``reconciler db grant --role service``); nobody else may read it."""
