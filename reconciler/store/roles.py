@@ -212,7 +212,7 @@ def _is_member(conn: sa.Connection, login: str, group: str) -> bool:
     )
 
 
-def _denied(conn: sa.Connection, statement: str, exc: sa.exc.DBAPIError) -> PermissionDenied:
+def _denied(statement: str, exc: sa.exc.DBAPIError) -> PermissionDenied:
     if getattr(exc.orig, "sqlstate", None) != "42501":
         raise exc
     return PermissionDenied(
@@ -241,7 +241,7 @@ def grant(
             with conn.begin_nested():
                 conn.execute(sa.text(statement))
         except sa.exc.DBAPIError as exc:
-            raise _denied(conn, statement, exc) from exc
+            raise _denied(statement, exc) from exc
     added: list[str] = []
     if tenants:
         added = list(
@@ -289,7 +289,8 @@ def revoke(
         )
     changed = False
     if not tenants and _is_member(conn, login, group):
-        # Each grantor's grant is its own (PostgreSQL 16): revoke them all.
+        # PostgreSQL 16 keeps one grant per grantor and REVOKE removes only the current
+        # role's: then revoke each grantor's by name (which older servers may not allow).
         grantors = conn.execute(
             sa.text(
                 "SELECT DISTINCT gr.rolname FROM pg_catalog.pg_auth_members a "
@@ -300,13 +301,16 @@ def revoke(
             ),
             {"group": group, "login": login},
         ).scalars()
-        for grantor in grantors:
-            statement = f"REVOKE {group} FROM {_ident(login)} GRANTED BY {_ident(grantor)}"
+        plain = f"REVOKE {group} FROM {_ident(login)}"
+        for statement in [plain, *(f"{plain} GRANTED BY {_ident(g)}" for g in grantors)]:
+            if not _is_member(conn, login, group):
+                break
             try:
                 with conn.begin_nested():
                     conn.execute(sa.text(statement))
             except sa.exc.DBAPIError as exc:
-                raise _denied(conn, statement, exc) from exc
+                if statement == plain:
+                    raise _denied(statement, exc) from exc
         if _is_member(conn, login, group):
             raise PermissionDenied(
                 f"{login} is still a member of {group}: run `REVOKE {group} FROM "

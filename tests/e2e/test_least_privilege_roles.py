@@ -197,7 +197,13 @@ def test_deploy_login_applies_and_can_do_nothing_else(ws: Workspace, logins: Log
     verified = ws.run("audit", "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
     # CI now sees no changes; the deploy login planned from every row.
-    assert run_as(ws, logins.urls["ci"], "plan", "--detailed-exitcode").returncode == 0
+    ci = logins.urls["ci"]
+    assert run_as(ws, ci, "plan", "--detailed-exitcode").returncode == 0
+    # CI also reads the history and verifies the audit chain (with the audit key).
+    history = run_as(ws, ci, "history", "--format", "json")
+    assert history.returncode == 0 and len(json.loads(history.stdout)) == 2
+    verified = run_as(ws, ci, "audit", "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
 
     for statement in (
         "DELETE FROM integration_configs",

@@ -142,11 +142,29 @@ def test_upgrade_without_createrole_says_how_to_fix_it(
         upgraded = run("db", "upgrade", "--database-url", url)
         assert upgraded.exit_code == 0, upgraded.stderr
         assert run("db", "current", "--database-url", url).stdout == f"{migrate.head_revision()}\n"
+
+        # Granting the group roles needs ADMIN OPTION on them, which the owner lacks here.
+        with psycopg.connect(pg_server_url, autocommit=True) as admin:
+            admin.execute(f"CREATE ROLE {role}_ci LOGIN")  # type: ignore[arg-type]
+        failed = run("db", "grant", "--role", "ci", f"{role}_ci", "--database-url", url)
+        assert (failed.exit_code, failed.stderr.splitlines()[-1]) == (
+            1,
+            f'Error: permission denied: `GRANT {CI_ROLE} TO "{role}_ci"` must be run by a '
+            "superuser, or by a role with ADMIN OPTION on the group role; nothing was changed",
+        )
+        with psycopg.connect(pg_server_url, autocommit=True) as admin:
+            admin.execute(f"GRANT {CI_ROLE} TO {role} WITH ADMIN OPTION")  # type: ignore[arg-type]
+        granted = run("db", "grant", "--role", "ci", f"{role}_ci", "--database-url", url)
+        assert granted.exit_code == 0, granted.stderr
+        revoked = run("db", "revoke", "--role", "ci", f"{role}_ci", "--database-url", url)
+        assert revoked.exit_code == 0, revoked.stderr
+        assert f"  members: {role}" in run("db", "roles", "--database-url", url).stdout
     finally:
         # Leave the cluster as app_role_hidden expects: no roles of this test's own.
         # Their grants live in the owner's database: drop that first.
         with psycopg.connect(pg_server_url, autocommit=True) as admin:
             database = sa.make_url(url).database
             admin.execute(f"DROP DATABASE {database} WITH (FORCE)")  # type: ignore[arg-type]
+            admin.execute(f"DROP ROLE IF EXISTS {role}_ci")  # type: ignore[arg-type]
             for name in ROLES:
                 admin.execute(f"DROP ROLE IF EXISTS {name}")  # type: ignore[arg-type]
