@@ -463,6 +463,7 @@ DO $$
         DECLARE
             owner_name name;
             schema_name name;
+            owners text;
             tbl text;
         BEGIN
             SELECT r.rolname, n.nspname INTO owner_name, schema_name
@@ -470,9 +471,15 @@ DO $$
               JOIN pg_catalog.pg_roles r ON r.oid = c.relowner
               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
              WHERE c.oid = 'integration_configs'::regclass;
+            -- An adopted oauth_tokens may belong to the application's own role: every owner
+            -- keeps seeing every row, as before FORCE.
+            SELECT string_agg(DISTINCT quote_ident(r.rolname), ', ') INTO owners
+              FROM pg_catalog.pg_class c
+              JOIN pg_catalog.pg_roles r ON r.oid = c.relowner
+             WHERE c.oid = ANY(CAST(ARRAY['oauth_tokens', 'integration_configs', 'webhook_configurations', 'configuration_audit_logs', 'apply_runs'] AS regclass[]));
             FOREACH tbl IN ARRAY ARRAY['oauth_tokens', 'integration_configs', 'webhook_configurations', 'configuration_audit_logs', 'apply_runs'] LOOP
                 EXECUTE 'CREATE POLICY reconciler_owner ON ' || quote_ident(tbl)
-                    || ' TO ' || quote_ident(owner_name) || ' USING (true) WITH CHECK (true)';
+                    || ' TO ' || owners || ' USING (true) WITH CHECK (true)';
             END LOOP;
             EXECUTE 'ALTER TABLE reconciler_tenant_grants OWNER TO ' || quote_ident(owner_name);
             FOREACH tbl IN ARRAY ARRAY['reconciler_row_counts(text[])', 'reconciler_granted_tenant()'] LOOP

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import psycopg
@@ -112,3 +113,47 @@ def test_upgrade_forces_rls_and_downgrade_keeps_every_row(
     migrate.upgrade(target)
     assert rows(conn) == seeded
     migrate.check(target)
+
+
+@pytest.fixture
+def application_owner(pg_server_url: str, target: DatabaseTarget) -> Iterator[tuple[str, str]]:
+    """(name, libpq URL) of a LOGIN role standing for an application that owns oauth_tokens."""
+    name = f"oauth_app_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_server_url, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {name} LOGIN PASSWORD 'App-Passw0rd'")  # type: ignore[arg-type]
+    url = (
+        make_url(target.url)
+        .set(drivername="postgresql", username=name, password="App-Passw0rd")
+        .render_as_string(hide_password=False)
+    )
+    try:
+        yield name, url
+    finally:
+        libpq = make_url(target.url).set(drivername="postgresql")
+        with psycopg.connect(libpq.render_as_string(hide_password=False), autocommit=True) as c:
+            c.execute(f"REASSIGN OWNED BY {name} TO current_user")  # type: ignore[arg-type]
+            c.execute(f"DROP OWNED BY {name}")  # type: ignore[arg-type]
+            c.execute(f"DROP ROLE {name}")  # type: ignore[arg-type]
+
+
+def test_an_application_owning_oauth_tokens_keeps_every_token(
+    target: DatabaseTarget,
+    conn: psycopg.Connection[tuple[object, ...]],
+    application_owner: tuple[str, str],
+) -> None:
+    # The table existed before the reconciler, owned by the application's login; a superuser
+    # migrates, so the reconciler's tables belong to another role.
+    name, url = application_owner
+    migrate.upgrade(target, "keyed_audit_chain")
+    conn.execute(f"ALTER TABLE oauth_tokens OWNER TO {name}")  # type: ignore[arg-type]
+    conn.execute(SEED[0])
+    conn.execute(SEED[0].replace("'a'", "'b'"))
+
+    migrate.upgrade(target, REVISION)
+    with psycopg.connect(url, autocommit=True) as app:
+        assert app.execute("SELECT count(*) FROM oauth_tokens").fetchone() == (2,)
+        app.execute(SEED[0].replace("'a'", "'c'"))
+        assert app.execute("SELECT count(*) FROM oauth_tokens").fetchone() == (3,)
+    assert conn.execute(
+        "SELECT * FROM reconciler_row_counts(ARRAY['oauth_tokens'])"
+    ).fetchall() == [("oauth_tokens", 3)]

@@ -17,7 +17,7 @@ Upgrade:
     privileges, except ``apply_runs``, which it can no longer read.
 
 * ``FORCE ROW LEVEL SECURITY`` on the four tenant tables and on ``apply_runs``, so the owner
-  too goes through a policy. Policies: ``reconciler_owner`` (the table owner, every row),
+  too goes through a policy. Policies: ``reconciler_owner`` (the tables' owners, every row),
   ``reconciler_deploy`` (every row), ``reconciler_ci`` (every row, SELECT only) and
   ``tenant_isolation``, now only for ``reconciler_app``: a row is visible and writable when
   its ``tenant_id`` is ``app.tenant_id`` *and* ``reconciler_tenant_grants`` grants that
@@ -38,9 +38,11 @@ Upgrade:
   connected role can count, to refuse a partial view. Executable by ``reconciler_deploy`` and
   ``reconciler_ci`` only (counts across tenants are not for services).
 
-The owner's policy and the functions' owner and ``search_path`` are taken from the catalog
-(the owner and schema of ``integration_configs``), so a superuser migrating someone else's
-database gets the same result as the owner.
+The owners' policy and the functions' owner and ``search_path`` are taken from the catalog,
+so a superuser migrating someone else's database gets the same result as the owner: the
+policy is for every role that owns one of the five tables (an adopted ``oauth_tokens`` may
+belong to the application's role, which keeps seeing every token, as it did before FORCE);
+the functions belong to the owner of ``integration_configs`` and resolve names in its schema.
 
 Downgrade keeps every row of every table: the policies, grants and functions above are
 removed, ``tenant_isolation`` applies to every role again as before, RLS is no longer
@@ -131,6 +133,7 @@ def upgrade() -> None:
         DECLARE
             owner_name name;
             schema_name name;
+            owners text;
             tbl text;
         BEGIN
             SELECT r.rolname, n.nspname INTO owner_name, schema_name
@@ -138,9 +141,15 @@ def upgrade() -> None:
               JOIN pg_catalog.pg_roles r ON r.oid = c.relowner
               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
              WHERE c.oid = 'integration_configs'::regclass;
+            -- An adopted oauth_tokens may belong to the application's own role: every owner
+            -- keeps seeing every row, as before FORCE.
+            SELECT string_agg(DISTINCT quote_ident(r.rolname), ', ') INTO owners
+              FROM pg_catalog.pg_class c
+              JOIN pg_catalog.pg_roles r ON r.oid = c.relowner
+             WHERE c.oid = ANY(CAST(ARRAY[{forced}] AS regclass[]));
             FOREACH tbl IN ARRAY ARRAY[{forced}] LOOP
                 EXECUTE 'CREATE POLICY reconciler_owner ON ' || quote_ident(tbl)
-                    || ' TO ' || quote_ident(owner_name) || ' USING (true) WITH CHECK (true)';
+                    || ' TO ' || owners || ' USING (true) WITH CHECK (true)';
             END LOOP;
             EXECUTE 'ALTER TABLE {GRANTS_TABLE} OWNER TO ' || quote_ident(owner_name);
             FOREACH tbl IN ARRAY ARRAY['{ROW_COUNTS}', '{GRANTED_TENANT}'] LOOP
