@@ -35,7 +35,7 @@ def _revision(revision: str | None) -> str:
 
 @click.group("db")
 def db() -> None:
-    """Manage the database schema (Alembic migrations shipped with the reconciler).
+    """Manage the database: schema migrations (shipped with the reconciler) and roles.
 
     \b
     Revisions, oldest first:
@@ -46,6 +46,12 @@ def db() -> None:
     \b
     The embedded database (no URL given) is upgraded automatically; an external database
     only by `reconciler db upgrade`, or by a DBA running the SQL from `reconciler db sql`.
+    \b
+    Roles: each job logs in as its own LOGIN role, granted by the owner:
+      reconciler db grant --role ci github_ci          plan, drift: read-only, every tenant
+      reconciler db grant --role deploy deploy_job     apply
+      reconciler db grant --role service svc --tenant acme   a service, its tenants only
+      reconciler db roles                              who has what
     """
 
 
