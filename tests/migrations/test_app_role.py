@@ -18,6 +18,7 @@ from click.testing import CliRunner, Result
 from reconciler.cli.main import cli
 from reconciler.store import migrate
 from reconciler.store.tables import APP_ROLE, CI_ROLE, DEPLOY_ROLE
+from reconciler.store.visibility import Access, check_visibility
 
 ROLES = (APP_ROLE, DEPLOY_ROLE, CI_ROLE)
 
@@ -142,6 +143,24 @@ def test_upgrade_without_createrole_says_how_to_fix_it(
         upgraded = run("db", "upgrade", "--database-url", url)
         assert upgraded.exit_code == 0, upgraded.stderr
         assert run("db", "current", "--database-url", url).stdout == f"{migrate.head_revision()}\n"
+
+        # FORCEd row-level security: the owner (no superuser, no BYPASSRLS) still sees and
+        # writes every row through its own policy, and passes the visibility check.
+        engine = sa.create_engine(sa.make_url(url).set(drivername="postgresql+psycopg"))
+        try:
+            with engine.begin() as conn:
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO integration_configs (tenant_id, platform, config_type, "
+                        "environment) VALUES ('a', 'STRIPE', 'API_KEY', 'PRODUCTION'), "
+                        "('b', 'STRIPE', 'API_KEY', 'PRODUCTION')"
+                    )
+                )
+                check_visibility(conn, Access.APPLY)
+                seen = conn.execute(sa.text("SELECT count(*) FROM integration_configs"))
+                assert seen.scalar() == 2
+        finally:
+            engine.dispose()
 
         # Granting the group roles needs ADMIN OPTION on them, which the owner lacks here.
         with psycopg.connect(pg_server_url, autocommit=True) as admin:
