@@ -40,10 +40,6 @@ class Need:
     privilege: str
     column: str | None = None
 
-    def __str__(self) -> str:
-        column = f" ({self.column})" if self.column else ""
-        return f"{self.privilege}{column} on {self.table}"
-
 
 class Access(enum.Enum):
     """What a command does with the database, and so what it must be able to see and do."""
@@ -75,7 +71,14 @@ class Access(enum.Enum):
             ),
             *(
                 Need("oauth_tokens", "UPDATE", column)
-                for column in ("is_active", "revoked_at", "revoked_by", "revoked_reason")
+                for column in (
+                    "is_active",
+                    "revoked_at",
+                    "revoked_by",
+                    "revoked_reason",
+                    "updated_at",
+                    "row_version",
+                )
             ),
             Need("configuration_audit_logs", "INSERT"),
             Need("apply_runs", "INSERT"),
@@ -103,6 +106,30 @@ _PRIVILEGES = sa.text(
                   ORDER BY i) AS missing
     """
 )
+
+
+def describe(needs: list[Need]) -> list[str]:
+    """``needs`` in few words: ``INSERT, UPDATE on t1, t2``, ``UPDATE (a, b) on t3``."""
+    per_table: dict[str, list[str]] = {}
+    columns: dict[tuple[str, str], list[str]] = {}
+    for need in needs:
+        privileges = per_table.setdefault(need.table, [])
+        if need.column is None:
+            privileges.append(need.privilege)
+            continue
+        key = (need.table, need.privilege)
+        if key not in columns:
+            columns[key] = []
+            privileges.append(need.privilege)  # replaced by the column list below
+        columns[key].append(need.column)
+    tables_by_privileges: dict[str, list[str]] = {}
+    for table, privileges in per_table.items():
+        text = ", ".join(
+            f"{p} ({', '.join(columns[(table, p)])})" if (table, p) in columns else p
+            for p in privileges
+        )
+        tables_by_privileges.setdefault(text, []).append(table)
+    return [f"{text} on {', '.join(tables)}" for text, tables in tables_by_privileges.items()]
 
 
 def _count_statement(tables: tuple[str, ...]) -> sa.TextClause:
@@ -140,11 +167,11 @@ def check_visibility(conn: sa.Connection, access: Access) -> None:
         f"grant it {access.role} (`reconciler db grant --role {access.role_kind} {role}`) "
         "or use the owner"
     )
-    missing = [str(needs[i - 1]) for i in row.missing]
+    missing = describe([needs[i - 1] for i in row.missing])
     if not row.may_count:
         missing.append(f"EXECUTE on {ROW_COUNTS_FUNCTION}")
     if missing:
-        raise PermissionDenied(f"role {role} lacks {', '.join(missing)}: {fix}")
+        raise PermissionDenied(f"role {role} lacks {'; '.join(missing)}: {fix}")
 
     tables = access.tables
     counts = conn.execute(_count_statement(tables), {"tables": list(tables)}).all()

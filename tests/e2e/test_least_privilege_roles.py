@@ -129,13 +129,11 @@ def test_ci_login_plans_like_the_owner_and_writes_nothing(ws: Workspace, logins:
     refused = run_as(ws, ci, "apply", "--auto-approve")
     assert refused.returncode == 1
     assert refused.stderr.splitlines()[-1] == (
-        f"Error: role {logins.names['ci']} lacks INSERT on integration_configs, UPDATE on "
-        "integration_configs, INSERT on webhook_configurations, UPDATE on "
-        "webhook_configurations, UPDATE (is_active) on oauth_tokens, UPDATE (revoked_at) on "
-        "oauth_tokens, UPDATE (revoked_by) on oauth_tokens, UPDATE (revoked_reason) on "
-        "oauth_tokens, INSERT on configuration_audit_logs, INSERT on apply_runs: grant it "
-        f"reconciler_deploy (`reconciler db grant --role deploy {logins.names['ci']}`) or use "
-        "the owner"
+        f"Error: role {logins.names['ci']} lacks INSERT, UPDATE on integration_configs, "
+        "webhook_configurations; UPDATE (is_active, revoked_at, revoked_by, revoked_reason, "
+        "updated_at, row_version) on oauth_tokens; INSERT on configuration_audit_logs, "
+        f"apply_runs: grant it reconciler_deploy (`reconciler db grant --role deploy "
+        f"{logins.names['ci']}`) or use the owner"
     )
     for statement in (
         "UPDATE integration_configs SET sync_interval = 1",
@@ -173,7 +171,7 @@ def test_a_login_that_cannot_see_every_row_is_refused(ws: Workspace, logins: Log
     refused = run_as(ws, logins.urls["nobody"], "plan")
     assert refused.returncode == 1
     assert refused.stderr.splitlines()[-1] == (
-        f"Error: role {nobody} lacks SELECT on webhook_configurations, SELECT on oauth_tokens, "
+        f"Error: role {nobody} lacks SELECT on webhook_configurations, oauth_tokens; "
         f"EXECUTE on reconciler_row_counts(text[]): grant it reconciler_ci "
         f"(`reconciler db grant --role ci {nobody}`) or use the owner"
     )
