@@ -96,6 +96,7 @@ from reconciler.store.database import (
 )
 from reconciler.store.locks import APPLY_LOCK_KEY, acquire_xact_lock
 from reconciler.store.read import read_actual_state, read_row_versions
+from reconciler.store.visibility import Access, check_visibility
 from reconciler.store.write import WriteContext, WrittenChange, write_changes
 
 
@@ -301,8 +302,13 @@ def with_plaintext(
 
 
 def read_actual(
-    db: Database, selectors: Selectors, fingerprint: Fingerprinter, progress: Progress = QUIET
+    db: Database,
+    selectors: Selectors,
+    fingerprint: Fingerprinter,
+    progress: Progress = QUIET,
+    access: Access = Access.READ,
 ) -> ActualState:
+    """Read the actual state, after checking the role sees every row of what it reads."""
     with (
         progress.stage("Reading database") as stage,
         translate_db_errors(),
@@ -310,6 +316,7 @@ def read_actual(
     ):
         with conn.begin():
             conn.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+            check_visibility(conn, access)  # never a plan from a partial view
             actual = read_actual_state(conn, selectors, fingerprint)
         rows = len(actual.integrations) + len(actual.webhooks) + len(actual.tokens)
         stage["detail"] = f"{rows} rows"
@@ -495,7 +502,7 @@ def apply(
     desired = load_desired(manifests_dir, selectors, fingerprint, progress)
     if saved_plan is not None and saved_plan.plan.manifests_digest != desired.manifests_digest:
         raise PlanStale("the manifests changed since the plan was made; make a new plan")
-    actual = read_actual(db, selectors, fingerprint, progress)
+    actual = read_actual(db, selectors, fingerprint, progress, Access.APPLY)
 
     def replan(state: ActualState) -> Plan:
         return build_plan(

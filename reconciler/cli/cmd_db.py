@@ -1,7 +1,9 @@
-"""CLI commands: ``reconciler db upgrade | downgrade | current | sql`` (schema migrations).
+"""CLI commands: ``reconciler db upgrade | downgrade | current | sql`` (schema migrations) and
+``reconciler db roles | grant | revoke`` (who may do what).
 
-Each command is a thin layer over :mod:`reconciler.store.migrate`. The database in use is
-announced on stderr (password masked), so stdout stays clean for scripts.
+Each command is a thin layer over :mod:`reconciler.store.migrate` or
+:mod:`reconciler.store.roles`. The database in use is announced on stderr (password masked),
+so stdout stays clean for scripts.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import click
 
 from reconciler.cli.options import database_url_option, handle_errors
 from reconciler.errors import ConfigError
-from reconciler.store import migrate
+from reconciler.store import migrate, roles
 from reconciler.store.database import (
     DatabaseTarget,
     embedded_data_dir,
@@ -33,15 +35,23 @@ def _revision(revision: str | None) -> str:
 
 @click.group("db")
 def db() -> None:
-    """Manage the database schema (Alembic migrations shipped with the reconciler).
+    """Manage the database: schema migrations (shipped with the reconciler) and roles.
 
     \b
     Revisions, oldest first:
       baseline                      the oauth_tokens table as it was before the reconciler
       add_configuration_management  integration, webhook, audit and apply-run tables, RLS
+      keyed_audit_chain             reviews as chained audit rows
+      least_privilege_roles         deploy and CI roles, FORCEd RLS, tenant grants
     \b
     The embedded database (no URL given) is upgraded automatically; an external database
     only by `reconciler db upgrade`, or by a DBA running the SQL from `reconciler db sql`.
+    \b
+    Roles: each job logs in as its own LOGIN role, granted by the owner:
+      reconciler db grant --role ci github_ci          plan, drift: read-only, every tenant
+      reconciler db grant --role deploy deploy_job     apply
+      reconciler db grant --role service svc --tenant acme   a service, its tenants only
+      reconciler db roles                              who has what
     """
 
 
@@ -250,6 +260,134 @@ def stop() -> None:
         click.echo(f"Stopped the embedded PostgreSQL at {pgdata}.")
     else:
         click.echo(f"The embedded PostgreSQL at {pgdata} is not running.")
+
+
+ROLE_CHOICE = click.Choice([kind.value for kind in roles.RoleKind])
+
+
+def _login_and_tenants(
+    role: str, login: str, tenants: tuple[str, ...]
+) -> tuple[roles.RoleKind, str, tuple[str, ...]]:
+    if not login.strip():
+        raise ConfigError("LOGIN must be a role name")
+    return roles.RoleKind(role), login, tenants
+
+
+@db.command("roles")
+@database_url_option
+@handle_errors
+def show_roles(database_url: str | None) -> None:
+    """Show the reconciler's group roles, their members and services' tenant grants.
+
+    \b
+    Examples:
+      reconciler db roles
+      reconciler db roles --database-url postgresql://owner@db:5432/config
+    """
+    target = _target(database_url)
+    with roles.transaction(target) as conn:
+        report = roles.list_roles(conn)
+    click.echo(f"owner: {report.owner} (owns the tables: every row, DDL, grants)")
+    for group in report.groups:
+        status = "" if group.exists else " (missing: run `reconciler db upgrade`)"
+        click.echo(f"{group.kind.group} [--role {group.kind.value}]{status}")
+        click.echo(f"  {group.kind.purpose}")
+        if group.kind is roles.RoleKind.SERVICE:
+            for login in group.members:
+                tenants = report.tenant_grants.get(login, ())
+                click.echo(f"  {login}: {', '.join(tenants) if tenants else '(no tenants)'}")
+            for login in sorted(set(report.tenant_grants) - set(group.members)):
+                listed = ", ".join(report.tenant_grants[login])
+                click.echo(f"  {login}: {listed} (not a member: these grants do nothing)")
+        else:
+            members = ", ".join(group.members) if group.members else "(none)"
+            click.echo(f"  members: {members}")
+    if report.bypass:
+        click.echo(
+            f"bypass row-level security (superuser or BYPASSRLS): {', '.join(report.bypass)}"
+        )
+
+
+_ROLE_HELP = "deploy (apply), ci (plan, drift) or service (its granted tenants only)."
+
+
+@db.command("grant")
+@click.option("--role", "role", type=ROLE_CHOICE, required=True, help=_ROLE_HELP)
+@click.argument("login", metavar="LOGIN")
+@click.option(
+    "--tenant",
+    "tenants",
+    multiple=True,
+    metavar="T",
+    help="For --role service: a tenant LOGIN may act for (repeat for more).",
+)
+@database_url_option
+@handle_errors
+def grant(role: str, login: str, tenants: tuple[str, ...], database_url: str | None) -> None:
+    """Grant an existing LOGIN role the deploy, ci or service group role.
+
+    Run as the table owner. Granting again changes nothing. A service login sees and writes
+    only rows of the tenant named in app.tenant_id, and only if that tenant is granted to it
+    here (by login name: SET ROLE does not change it).
+
+    \b
+    Examples:
+      reconciler db grant --role deploy deploy_job
+      reconciler db grant --role ci github_ci
+      reconciler db grant --role service billing_service --tenant acme --tenant globex
+    \b
+    The login must exist first, e.g. as a superuser or CREATEROLE role:
+      CREATE ROLE github_ci LOGIN PASSWORD '...';
+    """
+    kind, login, tenants = _login_and_tenants(role, login, tenants)
+    target = _target(database_url)
+    with roles.transaction(target) as conn:
+        result = roles.grant(conn, kind, login, tenants)
+    what = "granted" if result.membership_changed else "already a member of"
+    click.echo(f"{login}: {what} {result.group}", err=True)
+    if result.tenants_changed:
+        click.echo(f"{login}: tenants granted: {', '.join(result.tenants_changed)}", err=True)
+    if result.tenants_unchanged:
+        click.echo(
+            f"{login}: tenants already granted: {', '.join(result.tenants_unchanged)}", err=True
+        )
+
+
+@db.command("revoke")
+@click.option("--role", "role", type=ROLE_CHOICE, required=True, help=_ROLE_HELP)
+@click.argument("login", metavar="LOGIN")
+@click.option(
+    "--tenant",
+    "tenants",
+    multiple=True,
+    metavar="T",
+    help="For --role service: revoke only this tenant (repeat for more); the login stays.",
+)
+@database_url_option
+@handle_errors
+def revoke(role: str, login: str, tenants: tuple[str, ...], database_url: str | None) -> None:
+    """Revoke what `reconciler db grant` granted.
+
+    Without --tenant, LOGIN leaves the group role (and, for services, loses every tenant
+    grant). Revoking what is not granted changes nothing.
+
+    \b
+    Examples:
+      reconciler db revoke --role ci github_ci
+      reconciler db revoke --role service billing_service --tenant globex
+      reconciler db revoke --role service billing_service
+    """
+    kind, login, tenants = _login_and_tenants(role, login, tenants)
+    target = _target(database_url)
+    with roles.transaction(target) as conn:
+        result = roles.revoke(conn, kind, login, tenants)
+    if not tenants:
+        what = "revoked" if result.membership_changed else "not a member of"
+        click.echo(f"{login}: {what} {result.group}", err=True)
+    if result.tenants_changed:
+        click.echo(f"{login}: tenants revoked: {', '.join(result.tenants_changed)}", err=True)
+    if result.tenants_unchanged:
+        click.echo(f"{login}: tenants not granted: {', '.join(result.tenants_unchanged)}", err=True)
 
 
 def register(group: click.Group) -> None:

@@ -13,8 +13,9 @@ A downgrade never drops tokens, audit rows or apply history: rolling back past
 ``reconciler_archive`` (and what the dropped ``oauth_tokens`` columns held beside them), and
 the next upgrade moves them back. Only ``discard_audit_history=True`` drops them instead.
 
-``add_configuration_management`` creates the cluster-wide NOLOGIN role ``reconciler_app`` unless
-it exists. An owner without CREATEROLE can run it only once a superuser has created that role;
+``add_configuration_management`` creates the cluster-wide NOLOGIN role ``reconciler_app`` and
+``least_privilege_roles`` the roles ``reconciler_deploy`` and ``reconciler_ci``, each unless it
+exists. An owner without CREATEROLE can run them only once a superuser has created those roles;
 :func:`upgrade` checks this before changing anything and says so in one line.
 """
 
@@ -43,7 +44,7 @@ from reconciler.store.database import (
     translate_db_errors,
     translate_error,
 )
-from reconciler.store.tables import APP_ROLE
+from reconciler.store.tables import APP_ROLE, CI_ROLE, DEPLOY_ROLE
 
 SCRIPT_LOCATION = Path(__file__).resolve().parent.parent / "migrations"
 """Directory holding ``env.py`` and ``versions/``."""
@@ -77,6 +78,13 @@ class AuditHistory:
             f"{self.audit_rows} audit log row{'s' if self.audit_rows != 1 else ''} and "
             f"{self.apply_runs} apply run{'s' if self.apply_runs != 1 else ''}"
         )
+
+
+ROLES_CREATED = {
+    APP_ROLE_REVISION: (APP_ROLE,),
+    "least_privilege_roles": (DEPLOY_ROLE, CI_ROLE),
+}
+"""The cluster-wide roles each revision creates unless they exist."""
 
 
 def alembic_config(output: io.StringIO | None = None) -> Config:
@@ -139,36 +147,47 @@ def upgrade(target: DatabaseTarget, revision: str = "head") -> None:
 
 
 def check_can_create_app_role(connection: sa.Connection, revision: str = "head") -> None:
-    """Refuse an upgrade to ``revision`` that would have to create ``reconciler_app`` but may not.
+    """Refuse an upgrade to ``revision`` that would have to create roles but may not.
 
-    Roles are cluster-wide and creating one needs CREATEROLE (or superuser); the owner the
-    reconciler migrates as often has neither. Checked before anything is written, so the
-    failure is one line naming the fix instead of a rolled-back migration.
+    The roles are those of :data:`ROLES_CREATED` (``reconciler_app``, ``reconciler_deploy``,
+    ``reconciler_ci``). Roles are cluster-wide and creating one needs CREATEROLE (or
+    superuser); the owner the reconciler migrates as often has neither. Checked before
+    anything is written, so the failure is one line naming the fix instead of a rolled-back
+    migration.
 
     Raises:
-        PermissionDenied: the role is missing and the current role may not create it.
+        PermissionDenied: a role is missing and the current role may not create it.
     """
     current = current_revision(connection)
     try:
         steps = {s.revision for s in _scripts().iterate_revisions(revision, current or "base")}
     except (CommandError, RevisionError):
         return  # an unknown or relative target: Alembic reports what is wrong with it
-    if APP_ROLE_REVISION not in steps:
+    needed = [role for step, roles in ROLES_CREATED.items() if step in steps for role in roles]
+    if not needed:
         return
     row = connection.execute(
         sa.text(
             "SELECT current_user AS role, r.rolsuper OR r.rolcreaterole AS may_create,"
-            "       EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = :app) AS app_exists"
+            "       ARRAY(SELECT n FROM unnest(CAST(:needed AS text[])) WITH ORDINALITY AS u(n, i)"
+            "              WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = n)"
+            "              ORDER BY i) AS missing"
             "  FROM pg_catalog.pg_roles r WHERE r.rolname = current_user"
         ),
-        {"app": APP_ROLE},
+        {"needed": needed},
     ).one()
-    if row.app_exists or row.may_create:
+    missing: list[str] = list(row.missing)
+    if not missing or row.may_create:
         return
+    create = "; ".join(f"CREATE ROLE {role} NOLOGIN" for role in missing)
+    subject = (
+        f"the role {missing[0]} does not exist"
+        if len(missing) == 1
+        else f"the roles {', '.join(missing)} do not exist"
+    )
     raise PermissionDenied(
-        f"the role {APP_ROLE} does not exist and {row.role} may not create roles: run "
-        f"`CREATE ROLE {APP_ROLE} NOLOGIN` as a superuser, or grant CREATEROLE to {row.role}; "
-        "nothing was changed"
+        f"{subject} and {row.role} may not create roles: run `{create}` as a superuser, "
+        f"or grant CREATEROLE to {row.role}; nothing was changed"
     )
 
 

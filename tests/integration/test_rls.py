@@ -1,4 +1,8 @@
-"""Row-level security: the application role sees and writes only the tenant in app.tenant_id."""
+"""Row-level security: the application role sees and writes only the tenant in app.tenant_id,
+and only if that tenant is granted to the login (``session_user``) in reconciler_tenant_grants.
+
+These tests SET ROLE from the test superuser; tests/integration/test_tenant_grants.py
+connects as real LOGIN roles."""
 
 from __future__ import annotations
 
@@ -45,6 +49,8 @@ def seeded(engine: sa.Engine) -> sa.Engine:
     with engine.begin() as conn:
         for statement in SEED:
             conn.execute(sa.text(statement))
+        # The grant is the login's: SET ROLE reconciler_app keeps session_user.
+        conn.execute(sa.text("INSERT INTO reconciler_tenant_grants VALUES (session_user, 'a')"))
     return engine
 
 
