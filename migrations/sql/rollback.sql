@@ -1,5 +1,47 @@
 BEGIN;
 
+-- Running downgrade database_recorded_writes -> keyed_audit_chain
+
+DROP TRIGGER integration_configs_record_insert ON integration_configs;
+
+DROP TRIGGER integration_configs_record_update ON integration_configs;
+
+DROP TRIGGER integration_configs_record_delete ON integration_configs;
+
+DROP TRIGGER webhook_configurations_record_insert ON webhook_configurations;
+
+DROP TRIGGER webhook_configurations_record_update ON webhook_configurations;
+
+DROP TRIGGER webhook_configurations_record_delete ON webhook_configurations;
+
+DROP TRIGGER oauth_tokens_record_insert ON oauth_tokens;
+
+DROP TRIGGER oauth_tokens_record_update ON oauth_tokens;
+
+DROP TRIGGER oauth_tokens_record_delete ON oauth_tokens;
+
+DROP FUNCTION record_configuration_write();
+
+DROP TRIGGER configuration_audit_logs_recorded_only_by_trigger ON configuration_audit_logs;
+
+DROP FUNCTION configuration_audit_logs_recorded_only_by_trigger();
+
+DROP INDEX idx_configuration_audit_logs_successor;
+
+REVOKE UPDATE (health_status, health_message, last_health_check_at, next_sync_at, last_sync_at, updated_at) ON integration_configs FROM reconciler_app;
+
+REVOKE UPDATE (circuit_breaker_status, consecutive_failures, circuit_opened_at, total_trigger_count, total_failure_count, last_trigger_at, last_success_at, last_failure_at, updated_at) ON webhook_configurations FROM reconciler_app;
+
+REVOKE UPDATE (access_token, refresh_token, token_type, scope, expires_at, refresh_token_expires_at, updated_at) ON oauth_tokens FROM reconciler_app;
+
+REVOKE INSERT (tenant_id, platform, access_token, refresh_token, token_type, scope, expires_at, refresh_token_expires_at, hubspot_portal_id, hubspot_user_id, hubspot_app_id, stripe_account_id, stripe_user_id, stripe_livemode, quickbooks_realm_id, created_by, created_at, updated_at) ON oauth_tokens FROM reconciler_app;
+
+GRANT INSERT, UPDATE, DELETE ON integration_configs, webhook_configurations, oauth_tokens TO reconciler_app;
+
+GRANT INSERT ON configuration_audit_logs TO reconciler_app;
+
+UPDATE alembic_version SET version_num='keyed_audit_chain' WHERE alembic_version.version_num = 'database_recorded_writes';
+
 -- Running downgrade keyed_audit_chain -> add_configuration_management
 
 CREATE OR REPLACE FUNCTION configuration_audit_logs_append_only() RETURNS trigger

@@ -346,5 +346,254 @@ REVOKE UPDATE (reviewed_at, reviewed_by, review_decision, review_note) ON config
 
 UPDATE alembic_version SET version_num='keyed_audit_chain' WHERE alembic_version.version_num = 'add_configuration_management';
 
+-- Running upgrade keyed_audit_chain -> database_recorded_writes
+
+CREATE FUNCTION record_configuration_write() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+AS $fn$
+DECLARE
+    runtime constant text[] := CASE TG_TABLE_NAME WHEN 'integration_configs' THEN ARRAY['health_status', 'health_message', 'last_health_check_at', 'next_sync_at', 'last_sync_at', 'updated_at']::text[] WHEN 'webhook_configurations' THEN ARRAY['circuit_breaker_status', 'consecutive_failures', 'circuit_opened_at', 'total_trigger_count', 'total_failure_count', 'last_trigger_at', 'last_success_at', 'last_failure_at', 'updated_at']::text[] WHEN 'oauth_tokens' THEN ARRAY['access_token', 'refresh_token', 'token_type', 'scope', 'expires_at', 'refresh_token_expires_at', 'updated_at']::text[] END;
+    clear constant text[] := ARRAY['platform', 'environment', 'is_active', 'encryption_key_version', 'created_at', 'updated_at', 'deleted_at', 'created_by', 'updated_by', 'deleted_by', 'row_version', 'config_type', 'is_primary', 'sync_interval', 'sync_direction', 'next_sync_at', 'last_sync_at', 'health_status', 'health_message', 'last_health_check_at', 'features', 'mapping_rules', 'filter_rules', 'transform_rules', 'name', 'webhook_type', 'endpoint_url', 'auth_type', 'subscribed_events', 'retry_max_attempts', 'retry_initial_delay_seconds', 'retry_backoff_multiplier', 'retry_max_delay_seconds', 'circuit_breaker_threshold', 'circuit_breaker_reset_seconds', 'circuit_breaker_status', 'consecutive_failures', 'circuit_opened_at', 'total_trigger_count', 'total_failure_count', 'last_trigger_at', 'last_success_at', 'last_failure_at', 'token_type', 'scope', 'expires_at', 'refresh_token_expires_at', 'hubspot_portal_id', 'hubspot_user_id', 'hubspot_app_id', 'stripe_account_id', 'stripe_user_id', 'stripe_livemode', 'quickbooks_realm_id', 'revoked_at', 'revoked_by', 'revoked_reason']::text[];
+    entity constant text := CASE TG_TABLE_NAME
+        WHEN 'integration_configs' THEN 'INTEGRATION_CONFIG'
+        WHEN 'webhook_configurations' THEN 'WEBHOOK_CONFIGURATION'
+        ELSE 'OAUTH_TOKEN' END;
+    kind constant text := CASE TG_TABLE_NAME
+        WHEN 'integration_configs' THEN 'integration'
+        WHEN 'webhook_configurations' THEN 'webhook'
+        ELSE 'oauth_account' END;
+    marker text := current_setting('reconciler.audited_write', true);
+    caller_tenant text := current_setting('app.tenant_id', true);
+    changed_rows jsonb;
+    client text := host(inet_client_addr());
+    application text := nullif(current_setting('application_name'), '');
+    session text;
+    stamp timestamptz := now();
+    stamp_text text;
+    tenant text;
+    head text;
+    item jsonb;
+    new_id bigint;
+    fields jsonb;
+    columns text[];
+    action text;
+    risk text;
+    reasons jsonb;
+    address text;
+    doc jsonb;
+    changes jsonb;
+    canonical text;
+    digest text;
+BEGIN
+    -- The reconciler's own writes are audited by the reconciler (keyed rows). The marker is
+    -- only believed from a login that could append audit rows itself anyway.
+    IF coalesce(marker, '') <> ''
+       AND has_table_privilege(session_user, 'configuration_audit_logs', 'INSERT') THEN
+        RETURN NULL;
+    END IF;
+
+    IF TG_OP = 'INSERT' THEN
+        SELECT jsonb_agg(jsonb_build_object('t', n.tenant_id, 'i', n.id, 'b', NULL,
+                                            'a', to_jsonb(n))
+                         ORDER BY n.tenant_id, n.id)
+          INTO changed_rows FROM new_rows n;
+    ELSIF TG_OP = 'DELETE' THEN
+        SELECT jsonb_agg(jsonb_build_object('t', o.tenant_id, 'i', o.id, 'b', to_jsonb(o),
+                                            'a', NULL)
+                         ORDER BY o.tenant_id, o.id)
+          INTO changed_rows FROM old_rows o;
+    ELSE
+        -- Matched by key; an UPDATE that changes the key shows as a delete and a create.
+        SELECT jsonb_agg(jsonb_build_object(
+                   't', coalesce(n.tenant_id, o.tenant_id), 'i', coalesce(n.id, o.id),
+                   'b', CASE WHEN o.id IS NOT NULL THEN to_jsonb(o) END,
+                   'a', CASE WHEN n.id IS NOT NULL THEN to_jsonb(n) END)
+                 ORDER BY coalesce(n.tenant_id, o.tenant_id), coalesce(n.id, o.id))
+          INTO changed_rows
+          FROM old_rows o FULL JOIN new_rows n ON n.tenant_id = o.tenant_id AND n.id = o.id
+         WHERE o.id IS NULL OR n.id IS NULL OR to_jsonb(o) IS DISTINCT FROM to_jsonb(n);
+    END IF;
+    IF changed_rows IS NULL THEN
+        RETURN NULL;
+    END IF;
+
+    -- One chain lock per tenant, in key order (the order the reconciler takes them in).
+    PERFORM pg_advisory_xact_lock(k)
+       FROM (SELECT DISTINCT ('x' || left(encode(sha256(convert_to(
+                    'reconciler/audit-chain/' || (r ->> 't'), 'UTF8')), 'hex'), 16))
+                    ::bit(64)::bigint AS k
+               FROM jsonb_array_elements(changed_rows) r) keys
+      ORDER BY k;
+
+    SELECT to_hex(trunc(extract(epoch FROM backend_start))::bigint) || '.'
+           || to_hex(pg_backend_pid())
+      INTO session FROM pg_stat_activity WHERE pid = pg_backend_pid();
+    session := coalesce(session, '?.' || to_hex(pg_backend_pid()));
+    stamp_text := to_char(stamp AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+
+    FOR item IN SELECT value FROM jsonb_array_elements(changed_rows) LOOP
+        IF tenant IS DISTINCT FROM item ->> 't' THEN
+            tenant := item ->> 't';
+            -- For this function's own statements (put back below): the policies then
+            -- admit the owner even under FORCE ROW LEVEL SECURITY.
+            PERFORM set_config('app.tenant_id', tenant, true);
+            SELECT a.entry_hash::text INTO head FROM configuration_audit_logs a
+             WHERE a.tenant_id = tenant ORDER BY a.id DESC LIMIT 1;
+        END IF;
+
+        action := CASE WHEN item -> 'b' = 'null'::jsonb THEN 'CREATE'
+                       WHEN item -> 'a' = 'null'::jsonb THEN 'DELETE'
+                       ELSE 'UPDATE' END;
+        SELECT coalesce(jsonb_agg(jsonb_build_object(
+                   'field', k,
+                   'before', CASE WHEN k = ANY (clear) THEN coalesce(b, 'null'::jsonb)
+                                  WHEN coalesce(b, 'null'::jsonb) = 'null'::jsonb
+                                  THEN 'null'::jsonb
+                                  ELSE to_jsonb('(sensitive)'::text) END,
+                   'after', CASE WHEN k = ANY (clear) THEN coalesce(a, 'null'::jsonb)
+                                 WHEN coalesce(a, 'null'::jsonb) = 'null'::jsonb
+                                 THEN 'null'::jsonb
+                                 ELSE to_jsonb('(sensitive)'::text) END,
+                   'sensitive', NOT (k = ANY (clear))) ORDER BY k), '[]'::jsonb),
+               coalesce(array_agg(k ORDER BY k), ARRAY[]::text[])
+          INTO fields, columns
+          FROM (SELECT key AS k,
+                       CASE WHEN jsonb_typeof(item -> 'b') = 'object'
+                            THEN item -> 'b' -> key END AS b,
+                       CASE WHEN jsonb_typeof(item -> 'a') = 'object'
+                            THEN item -> 'a' -> key END AS a
+                  FROM jsonb_object_keys(
+                           CASE WHEN jsonb_typeof(item -> 'b') = 'object'
+                                THEN item -> 'b' ELSE '{}'::jsonb END
+                           || CASE WHEN jsonb_typeof(item -> 'a') = 'object'
+                                   THEN item -> 'a' ELSE '{}'::jsonb END) AS key
+                 WHERE key NOT IN ('id', 'tenant_id')) f
+         WHERE coalesce(b, 'null'::jsonb) IS DISTINCT FROM coalesce(a, 'null'::jsonb);
+
+        IF action = 'UPDATE' AND columns <@ runtime THEN
+            risk := 'LOW';
+            reasons := jsonb_build_array(jsonb_build_object(
+                'code', 'DATABASE_RUNTIME_WRITE', 'level', 'LOW',
+                'message', 'runtime-owned columns written outside the reconciler'));
+        ELSIF action = 'CREATE' AND TG_TABLE_NAME = 'oauth_tokens' THEN
+            risk := 'MEDIUM';
+            reasons := jsonb_build_array(jsonb_build_object(
+                'code', 'DATABASE_TOKEN_CONNECTED', 'level', 'MEDIUM',
+                'message', 'OAuth token stored outside the reconciler'));
+        ELSE
+            risk := 'HIGH';
+            reasons := jsonb_build_array(jsonb_build_object(
+                'code', 'DATABASE_OUT_OF_BAND_WRITE', 'level', 'HIGH',
+                'message', 'configuration ' || lower(action)
+                    || ' made outside the reconciler''s apply'));
+        END IF;
+
+        doc := CASE WHEN action = 'DELETE' THEN item -> 'b' ELSE item -> 'a' END;
+        address := tenant || '/' || lower(doc ->> 'platform') || '/'
+            || coalesce(lower(doc ->> 'environment'), '-') || '/' || kind || '/'
+            || CASE TG_TABLE_NAME
+                   WHEN 'integration_configs' THEN doc ->> 'config_type'
+                   WHEN 'webhook_configurations' THEN doc ->> 'name'
+                   ELSE coalesce(CASE doc ->> 'platform'
+                                     WHEN 'STRIPE' THEN doc ->> 'stripe_account_id'
+                                     WHEN 'HUBSPOT' THEN doc ->> 'hubspot_portal_id'
+                                     WHEN 'QUICKBOOKS' THEN doc ->> 'quickbooks_realm_id'
+                                 END, 'token-' || (item ->> 'i')) END;
+        changes := jsonb_build_object(
+            'recorded_by', 'database',
+            'operation', TG_OP,
+            'transaction', pg_current_xact_id()::text,
+            'fields', fields);
+        new_id := nextval(pg_get_serial_sequence('configuration_audit_logs', 'id'));
+
+        -- The canonical text reconciler.store.audit.database_entry_hash recomputes: each
+        -- field of HASHED_FIELDS in order, as "<byte length>:<text>", or "-" when NULL.
+        SELECT 'reconciler-audit/db1' || chr(10) || string_agg(
+                   CASE WHEN v IS NULL THEN '-'
+                        ELSE octet_length(convert_to(v, 'UTF8'))::text || ':' || v END,
+                   '' ORDER BY i)
+          INTO canonical
+          FROM unnest(ARRAY[
+                   tenant, new_id::text, entity, item ->> 'i', address, action,
+                   changes::text, risk, reasons::text, (risk = 'HIGH')::text,
+                   session_user::text, client, application, session,
+                   NULL, NULL, NULL, stamp_text, head]) WITH ORDINALITY AS u(v, i);
+        digest := 't' || left(encode(sha256(convert_to(canonical, 'UTF8')), 'hex'), 63);
+
+        INSERT INTO configuration_audit_logs (id, tenant_id, entity_type, entity_id, entity_address, action,
+                             changes, risk_level, risk_reasons, requires_review,
+                             performed_by, ip_address, user_agent, session_id, created_at,
+                             prev_hash, entry_hash)
+        VALUES (new_id, tenant, entity::entity_type, (item ->> 'i')::bigint, address,
+                action::audit_action, changes, risk::risk_level, reasons, risk = 'HIGH',
+                session_user, client::inet, application, session, stamp, head, digest);
+        head := digest;
+    END LOOP;
+    PERFORM set_config('app.tenant_id', coalesce(caller_tenant, ''), true);
+    RETURN NULL;
+END
+$fn$;
+
+DO $$
+        BEGIN
+            EXECUTE 'ALTER FUNCTION record_configuration_write() SET search_path = pg_catalog, '
+                || quote_ident(current_schema()) || ', pg_temp';
+        END
+        $$;
+
+REVOKE ALL ON FUNCTION record_configuration_write() FROM PUBLIC;
+
+CREATE TRIGGER integration_configs_record_insert AFTER INSERT ON integration_configs REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION record_configuration_write();
+
+CREATE TRIGGER integration_configs_record_update AFTER UPDATE ON integration_configs REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION record_configuration_write();
+
+CREATE TRIGGER integration_configs_record_delete AFTER DELETE ON integration_configs REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION record_configuration_write();
+
+CREATE TRIGGER webhook_configurations_record_insert AFTER INSERT ON webhook_configurations REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION record_configuration_write();
+
+CREATE TRIGGER webhook_configurations_record_update AFTER UPDATE ON webhook_configurations REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION record_configuration_write();
+
+CREATE TRIGGER webhook_configurations_record_delete AFTER DELETE ON webhook_configurations REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION record_configuration_write();
+
+CREATE TRIGGER oauth_tokens_record_insert AFTER INSERT ON oauth_tokens REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION record_configuration_write();
+
+CREATE TRIGGER oauth_tokens_record_update AFTER UPDATE ON oauth_tokens REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION record_configuration_write();
+
+CREATE TRIGGER oauth_tokens_record_delete AFTER DELETE ON oauth_tokens REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION record_configuration_write();
+
+CREATE FUNCTION configuration_audit_logs_recorded_only_by_trigger() RETURNS trigger
+LANGUAGE plpgsql AS $fn$
+BEGIN
+    -- A database-recorded row comes from record_configuration_write() (a trigger, so depth 2), never
+    -- straight from a client that may insert audit rows.
+    IF pg_trigger_depth() < 2 THEN
+        RAISE EXCEPTION USING
+            MESSAGE = 'configuration_audit_logs: rows recorded by the database (entry_hash t...)'
+                || ' are written only by record_configuration_write()',
+            ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN NEW;
+END
+$fn$;
+
+CREATE TRIGGER configuration_audit_logs_recorded_only_by_trigger BEFORE INSERT ON configuration_audit_logs FOR EACH ROW WHEN (substr(NEW.entry_hash, 1, 1) = 't') EXECUTE FUNCTION configuration_audit_logs_recorded_only_by_trigger();
+
+CREATE UNIQUE INDEX idx_configuration_audit_logs_successor ON configuration_audit_logs (tenant_id, (COALESCE(prev_hash, ''))) WHERE substr(entry_hash, 1, 1) = ANY (ARRAY['k', 't']);
+
+REVOKE INSERT, UPDATE, DELETE ON integration_configs, webhook_configurations, oauth_tokens FROM reconciler_app;
+
+GRANT UPDATE (health_status, health_message, last_health_check_at, next_sync_at, last_sync_at, updated_at) ON integration_configs TO reconciler_app;
+
+GRANT UPDATE (circuit_breaker_status, consecutive_failures, circuit_opened_at, total_trigger_count, total_failure_count, last_trigger_at, last_success_at, last_failure_at, updated_at) ON webhook_configurations TO reconciler_app;
+
+GRANT UPDATE (access_token, refresh_token, token_type, scope, expires_at, refresh_token_expires_at, updated_at) ON oauth_tokens TO reconciler_app;
+
+GRANT INSERT (tenant_id, platform, access_token, refresh_token, token_type, scope, expires_at, refresh_token_expires_at, hubspot_portal_id, hubspot_user_id, hubspot_app_id, stripe_account_id, stripe_user_id, stripe_livemode, quickbooks_realm_id, created_by, created_at, updated_at) ON oauth_tokens TO reconciler_app;
+
+REVOKE INSERT, UPDATE, DELETE ON configuration_audit_logs, apply_runs FROM reconciler_app;
+
+UPDATE alembic_version SET version_num='database_recorded_writes' WHERE alembic_version.version_num = 'keyed_audit_chain';
+
 COMMIT;
 
