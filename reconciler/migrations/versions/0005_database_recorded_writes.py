@@ -205,6 +205,40 @@ def _runtime_case() -> str:
     return f"CASE TG_TABLE_NAME {whens} END"
 
 
+def _field(expression: str) -> str:
+    """One field of the canonical text: ``<UTF-8 byte length>:<text>``, or ``-`` for NULL."""
+    return (
+        f"CASE WHEN ({expression}) IS NULL THEN '-' ELSE "
+        f"octet_length(convert_to({expression}, 'UTF8'))::text || ':' || ({expression}) END"
+    )
+
+
+# The order of reconciler.store.audit.HASHED_FIELDS.
+_CANONICAL = " || ".join(
+    _field(e)
+    for e in (
+        "tenant",
+        "new_id::text",
+        "entity",
+        "rec.entity_id::text",
+        "rec.address",
+        "rec.action",
+        "changes::text",
+        "rec.risk",
+        "rec.reasons::text",
+        "(rec.risk = 'HIGH')::text",
+        "login",
+        "client",
+        "application",
+        "session",
+        "NULL::text",
+        "NULL::text",
+        "NULL::text",
+        "stamp_text",
+        "head",
+    )
+)
+
 # No "%" anywhere below: offline SQL rendering would double it.
 RECORD_FUNCTION = f"""
 CREATE FUNCTION {FUNCTION}() RETURNS trigger
@@ -224,26 +258,29 @@ DECLARE
         ELSE 'oauth_account' END;
     marker text := current_setting('{MARKER}', true);
     caller_tenant text := current_setting('app.tenant_id', true);
-    changed_rows jsonb;
-    client text := host(inet_client_addr());
-    application text := nullif(current_setting('application_name'), '');
+    login constant text := session_user::text;
+    client constant text := host(inet_client_addr());
+    application constant text := nullif(current_setting('application_name'), '');
+    stamp constant timestamptz := now();
+    stamp_text constant text := to_char(stamp AT TIME ZONE 'UTC',
+                                        'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+    xact constant text := pg_current_xact_id()::text;
     session text;
-    stamp timestamptz := now();
-    stamp_text text;
+    changed_rows jsonb;
+    rec record;
     tenant text;
     head text;
-    item jsonb;
     new_id bigint;
-    fields jsonb;
-    columns text[];
-    action text;
-    risk text;
-    reasons jsonb;
-    address text;
-    doc jsonb;
     changes jsonb;
-    canonical text;
-    digest text;
+    ids bigint[] := ARRAY[]::bigint[];
+    entity_ids bigint[] := ARRAY[]::bigint[];
+    addresses text[] := ARRAY[]::text[];
+    actions text[] := ARRAY[]::text[];
+    changes_list jsonb[] := ARRAY[]::jsonb[];
+    risks text[] := ARRAY[]::text[];
+    reasons_list jsonb[] := ARRAY[]::jsonb[];
+    prevs text[] := ARRAY[]::text[];
+    digests text[] := ARRAY[]::text[];
 BEGIN
     -- The reconciler's own writes are audited by the reconciler (keyed rows). The marker is
     -- only believed from a login that could append audit rows itself anyway.
@@ -253,22 +290,19 @@ BEGIN
     END IF;
 
     IF TG_OP = 'INSERT' THEN
-        SELECT jsonb_agg(jsonb_build_object('t', n.tenant_id, 'i', n.id, 'b', NULL,
-                                            'a', to_jsonb(n))
-                         ORDER BY n.tenant_id, n.id)
+        SELECT jsonb_agg(jsonb_build_object('t', n.tenant_id, 'i', n.id, 'a', to_jsonb(n)))
           INTO changed_rows FROM new_rows n;
     ELSIF TG_OP = 'DELETE' THEN
-        SELECT jsonb_agg(jsonb_build_object('t', o.tenant_id, 'i', o.id, 'b', to_jsonb(o),
-                                            'a', NULL)
-                         ORDER BY o.tenant_id, o.id)
+        SELECT jsonb_agg(jsonb_build_object('t', o.tenant_id, 'i', o.id, 'b', to_jsonb(o)))
           INTO changed_rows FROM old_rows o;
     ELSE
         -- Matched by key; an UPDATE that changes the key shows as a delete and a create.
-        SELECT jsonb_agg(jsonb_build_object(
-                   't', coalesce(n.tenant_id, o.tenant_id), 'i', coalesce(n.id, o.id),
-                   'b', CASE WHEN o.id IS NOT NULL THEN to_jsonb(o) END,
-                   'a', CASE WHEN n.id IS NOT NULL THEN to_jsonb(n) END)
-                 ORDER BY coalesce(n.tenant_id, o.tenant_id), coalesce(n.id, o.id))
+        SELECT jsonb_agg(jsonb_build_object('t', coalesce(n.tenant_id, o.tenant_id),
+                                            'i', coalesce(n.id, o.id))
+                   || CASE WHEN o.id IS NOT NULL THEN jsonb_build_object('b', to_jsonb(o))
+                           ELSE '{{}}'::jsonb END
+                   || CASE WHEN n.id IS NOT NULL THEN jsonb_build_object('a', to_jsonb(n))
+                           ELSE '{{}}'::jsonb END)
           INTO changed_rows
           FROM old_rows o FULL JOIN new_rows n ON n.tenant_id = o.tenant_id AND n.id = o.id
          WHERE o.id IS NULL OR n.id IS NULL OR to_jsonb(o) IS DISTINCT FROM to_jsonb(n);
@@ -289,105 +323,116 @@ BEGIN
            || to_hex(pg_backend_pid())
       INTO session FROM pg_stat_activity WHERE pid = pg_backend_pid();
     session := coalesce(session, '?.' || to_hex(pg_backend_pid()));
-    stamp_text := to_char(stamp AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
 
-    FOR item IN SELECT value FROM jsonb_array_elements(changed_rows) LOOP
-        IF tenant IS DISTINCT FROM item ->> 't' THEN
-            tenant := item ->> 't';
+    -- Everything but the hash chain, set-based; the loop below only links and hashes.
+    FOR rec IN
+        WITH c AS (
+            SELECT r ->> 't' AS tenant_id, (r ->> 'i')::bigint AS entity_id,
+                   r -> 'b' AS b, r -> 'a' AS a,
+                   CASE WHEN r -> 'b' IS NULL THEN 'CREATE'
+                        WHEN r -> 'a' IS NULL THEN 'DELETE' ELSE 'UPDATE' END AS action
+              FROM jsonb_array_elements(changed_rows) r
+        ), f AS (
+            SELECT c.*, d.fields, d.columns,
+                   coalesce(c.a, c.b) AS doc
+              FROM c CROSS JOIN LATERAL (
+                  SELECT coalesce(jsonb_agg(jsonb_build_object(
+                             'field', k,
+                             'before', CASE WHEN k = ANY (clear) THEN vb
+                                            WHEN vb = 'null'::jsonb THEN vb
+                                            ELSE to_jsonb('(sensitive)'::text) END,
+                             'after', CASE WHEN k = ANY (clear) THEN va
+                                           WHEN va = 'null'::jsonb THEN va
+                                           ELSE to_jsonb('(sensitive)'::text) END,
+                             'sensitive', NOT (k = ANY (clear))) ORDER BY k), '[]'::jsonb)
+                             AS fields,
+                         coalesce(array_agg(k ORDER BY k), ARRAY[]::text[]) AS columns
+                    FROM (SELECT key AS k,
+                                 coalesce(c.b -> key, 'null'::jsonb) AS vb,
+                                 coalesce(c.a -> key, 'null'::jsonb) AS va
+                            FROM jsonb_object_keys(coalesce(c.b, '{{}}'::jsonb)
+                                                   || coalesce(c.a, '{{}}'::jsonb)) AS key
+                           WHERE key NOT IN ('id', 'tenant_id')) kv
+                   WHERE vb IS DISTINCT FROM va) d
+        )
+        SELECT f.tenant_id, f.entity_id, f.action, f.fields,
+               CASE WHEN f.action = 'UPDATE' AND f.columns <@ runtime THEN 'LOW'
+                    WHEN f.action = 'CREATE' AND TG_TABLE_NAME = 'oauth_tokens' THEN 'MEDIUM'
+                    ELSE 'HIGH' END AS risk,
+               jsonb_build_array(
+                   CASE WHEN f.action = 'UPDATE' AND f.columns <@ runtime THEN
+                            jsonb_build_object('code', 'DATABASE_RUNTIME_WRITE', 'level', 'LOW',
+                                'message', 'runtime-owned columns written outside the reconciler')
+                        WHEN f.action = 'CREATE' AND TG_TABLE_NAME = 'oauth_tokens' THEN
+                            jsonb_build_object('code', 'DATABASE_TOKEN_CONNECTED',
+                                'level', 'MEDIUM',
+                                'message', 'OAuth token stored outside the reconciler')
+                        ELSE jsonb_build_object('code', 'DATABASE_OUT_OF_BAND_WRITE',
+                                'level', 'HIGH',
+                                'message', 'configuration ' || lower(f.action)
+                                    || ' made outside the reconciler''s apply') END) AS reasons,
+               f.tenant_id || '/' || lower(f.doc ->> 'platform') || '/'
+                   || coalesce(lower(f.doc ->> 'environment'), '-') || '/' || kind || '/'
+                   || CASE TG_TABLE_NAME
+                          WHEN 'integration_configs' THEN f.doc ->> 'config_type'
+                          WHEN 'webhook_configurations' THEN f.doc ->> 'name'
+                          ELSE coalesce(CASE f.doc ->> 'platform'
+                                            WHEN 'STRIPE' THEN f.doc ->> 'stripe_account_id'
+                                            WHEN 'HUBSPOT' THEN f.doc ->> 'hubspot_portal_id'
+                                            WHEN 'QUICKBOOKS' THEN f.doc ->> 'quickbooks_realm_id'
+                                        END, 'token-' || f.entity_id::text) END AS address
+               , lead(f.tenant_id) OVER w IS DISTINCT FROM f.tenant_id AS last_of_tenant
+          FROM f
+        WINDOW w AS (ORDER BY f.tenant_id, f.entity_id, f.action DESC)
+         ORDER BY f.tenant_id, f.entity_id, f.action DESC
+    LOOP
+        IF tenant IS DISTINCT FROM rec.tenant_id THEN
+            tenant := rec.tenant_id;
             -- For this function's own statements (put back below): the policies then
             -- admit the owner even under FORCE ROW LEVEL SECURITY.
             PERFORM set_config('app.tenant_id', tenant, true);
             SELECT a.entry_hash::text INTO head FROM {AUDIT} a
              WHERE a.tenant_id = tenant ORDER BY a.id DESC LIMIT 1;
         END IF;
-
-        action := CASE WHEN item -> 'b' = 'null'::jsonb THEN 'CREATE'
-                       WHEN item -> 'a' = 'null'::jsonb THEN 'DELETE'
-                       ELSE 'UPDATE' END;
-        SELECT coalesce(jsonb_agg(jsonb_build_object(
-                   'field', k,
-                   'before', CASE WHEN k = ANY (clear) THEN coalesce(b, 'null'::jsonb)
-                                  WHEN coalesce(b, 'null'::jsonb) = 'null'::jsonb
-                                  THEN 'null'::jsonb
-                                  ELSE to_jsonb('(sensitive)'::text) END,
-                   'after', CASE WHEN k = ANY (clear) THEN coalesce(a, 'null'::jsonb)
-                                 WHEN coalesce(a, 'null'::jsonb) = 'null'::jsonb
-                                 THEN 'null'::jsonb
-                                 ELSE to_jsonb('(sensitive)'::text) END,
-                   'sensitive', NOT (k = ANY (clear))) ORDER BY k), '[]'::jsonb),
-               coalesce(array_agg(k ORDER BY k), ARRAY[]::text[])
-          INTO fields, columns
-          FROM (SELECT key AS k,
-                       CASE WHEN jsonb_typeof(item -> 'b') = 'object'
-                            THEN item -> 'b' -> key END AS b,
-                       CASE WHEN jsonb_typeof(item -> 'a') = 'object'
-                            THEN item -> 'a' -> key END AS a
-                  FROM jsonb_object_keys(
-                           CASE WHEN jsonb_typeof(item -> 'b') = 'object'
-                                THEN item -> 'b' ELSE '{{}}'::jsonb END
-                           || CASE WHEN jsonb_typeof(item -> 'a') = 'object'
-                                   THEN item -> 'a' ELSE '{{}}'::jsonb END) AS key
-                 WHERE key NOT IN ('id', 'tenant_id')) f
-         WHERE coalesce(b, 'null'::jsonb) IS DISTINCT FROM coalesce(a, 'null'::jsonb);
-
-        IF action = 'UPDATE' AND columns <@ runtime THEN
-            risk := 'LOW';
-            reasons := jsonb_build_array(jsonb_build_object(
-                'code', 'DATABASE_RUNTIME_WRITE', 'level', 'LOW',
-                'message', 'runtime-owned columns written outside the reconciler'));
-        ELSIF action = 'CREATE' AND TG_TABLE_NAME = 'oauth_tokens' THEN
-            risk := 'MEDIUM';
-            reasons := jsonb_build_array(jsonb_build_object(
-                'code', 'DATABASE_TOKEN_CONNECTED', 'level', 'MEDIUM',
-                'message', 'OAuth token stored outside the reconciler'));
-        ELSE
-            risk := 'HIGH';
-            reasons := jsonb_build_array(jsonb_build_object(
-                'code', 'DATABASE_OUT_OF_BAND_WRITE', 'level', 'HIGH',
-                'message', 'configuration ' || lower(action)
-                    || ' made outside the reconciler''s apply'));
-        END IF;
-
-        doc := CASE WHEN action = 'DELETE' THEN item -> 'b' ELSE item -> 'a' END;
-        address := tenant || '/' || lower(doc ->> 'platform') || '/'
-            || coalesce(lower(doc ->> 'environment'), '-') || '/' || kind || '/'
-            || CASE TG_TABLE_NAME
-                   WHEN 'integration_configs' THEN doc ->> 'config_type'
-                   WHEN 'webhook_configurations' THEN doc ->> 'name'
-                   ELSE coalesce(CASE doc ->> 'platform'
-                                     WHEN 'STRIPE' THEN doc ->> 'stripe_account_id'
-                                     WHEN 'HUBSPOT' THEN doc ->> 'hubspot_portal_id'
-                                     WHEN 'QUICKBOOKS' THEN doc ->> 'quickbooks_realm_id'
-                                 END, 'token-' || (item ->> 'i')) END;
-        changes := jsonb_build_object(
-            'recorded_by', 'database',
-            'operation', TG_OP,
-            'transaction', pg_current_xact_id()::text,
-            'fields', fields);
+        changes := jsonb_build_object('recorded_by', 'database', 'operation', TG_OP,
+                                      'transaction', xact, 'fields', rec.fields);
         new_id := nextval(pg_get_serial_sequence('{AUDIT}', 'id'));
-
-        -- The canonical text reconciler.store.audit.database_entry_hash recomputes: each
-        -- field of HASHED_FIELDS in order, as "<byte length>:<text>", or "-" when NULL.
-        SELECT 'reconciler-audit/db1' || chr(10) || string_agg(
-                   CASE WHEN v IS NULL THEN '-'
-                        ELSE octet_length(convert_to(v, 'UTF8'))::text || ':' || v END,
-                   '' ORDER BY i)
-          INTO canonical
-          FROM unnest(ARRAY[
-                   tenant, new_id::text, entity, item ->> 'i', address, action,
-                   changes::text, risk, reasons::text, (risk = 'HIGH')::text,
-                   session_user::text, client, application, session,
-                   NULL, NULL, NULL, stamp_text, head]) WITH ORDINALITY AS u(v, i);
-        digest := 't' || left(encode(sha256(convert_to(canonical, 'UTF8')), 'hex'), 63);
-
-        INSERT INTO {AUDIT} (id, tenant_id, entity_type, entity_id, entity_address, action,
-                             changes, risk_level, risk_reasons, requires_review,
-                             performed_by, ip_address, user_agent, session_id, created_at,
-                             prev_hash, entry_hash)
-        VALUES (new_id, tenant, entity::entity_type, (item ->> 'i')::bigint, address,
-                action::audit_action, changes, risk::risk_level, reasons, risk = 'HIGH',
-                session_user, client::inet, application, session, stamp, head, digest);
-        head := digest;
+        ids := ids || new_id;
+        entity_ids := entity_ids || rec.entity_id;
+        addresses := addresses || rec.address;
+        actions := actions || rec.action;
+        changes_list := changes_list || changes;
+        risks := risks || rec.risk;
+        reasons_list := reasons_list || rec.reasons;
+        prevs := prevs || head;
+        -- The canonical text reconciler.store.audit.database_entry_hash recomputes.
+        head := 't' || left(encode(sha256(convert_to(
+            'reconciler-audit/db1' || chr(10) || {_CANONICAL}, 'UTF8')), 'hex'), 63);
+        digests := digests || head;
+        IF rec.last_of_tenant THEN
+            -- One INSERT per tenant (app.tenant_id is that tenant's for the policies).
+            INSERT INTO {AUDIT} (id, tenant_id, entity_type, entity_id, entity_address,
+                                 action, changes, risk_level, risk_reasons, requires_review,
+                                 performed_by, ip_address, user_agent, session_id,
+                                 created_at, prev_hash, entry_hash)
+            SELECT u.id, tenant, entity::entity_type, u.entity_id, u.address,
+                   u.action::audit_action, u.changes, u.risk::risk_level, u.reasons,
+                   u.risk = 'HIGH', login, client::inet, application, session, stamp,
+                   u.prev, u.digest
+              FROM unnest(ids, entity_ids, addresses, actions, changes_list, risks,
+                          reasons_list, prevs, digests)
+                   AS u(id, entity_id, address, action, changes, risk, reasons, prev, digest)
+             ORDER BY u.id;
+            ids := ARRAY[]::bigint[];
+            entity_ids := ARRAY[]::bigint[];
+            addresses := ARRAY[]::text[];
+            actions := ARRAY[]::text[];
+            changes_list := ARRAY[]::jsonb[];
+            risks := ARRAY[]::text[];
+            reasons_list := ARRAY[]::jsonb[];
+            prevs := ARRAY[]::text[];
+            digests := ARRAY[]::text[];
+        END IF;
     END LOOP;
     PERFORM set_config('app.tenant_id', coalesce(caller_tenant, ''), true);
     RETURN NULL;
