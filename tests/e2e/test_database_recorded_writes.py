@@ -265,6 +265,22 @@ def test_a_review_row_cannot_be_appended_by_a_service(seeded: sa.Engine, service
         engine.dispose()
 
 
+def test_the_database_hash_agrees_with_the_verifier_on_any_text(
+    seeded: sa.Engine, service: Service
+) -> None:
+    # Byte lengths, not character counts, and PostgreSQL's own JSON text: non-ASCII text,
+    # quotes, backslashes and newlines hash the same in SQL and in Python.
+    message = 'Zeitüberschreitung ✓ "quoted" \\ back\nslash 🙂'
+    with service.connect("acme", application="worker 7") as conn:
+        conn.execute("UPDATE integration_configs SET health_message = %s", (message,))
+        conn.commit()
+    (row,) = _recorded(seeded)
+    assert row.changes["fields"][0]["after"] == message
+    with seeded.connect() as conn:
+        report = audit.inspect_chains(conn, key=KEY)
+    assert report.breaks == [] and report.database_rows == 1
+
+
 def test_the_marker_of_the_reconciler_is_not_believed_from_a_service(
     seeded: sa.Engine, service: Service
 ) -> None:
