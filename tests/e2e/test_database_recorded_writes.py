@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from reconciler.crypto.audit_key import AuditKey
+from reconciler.errors import LockTimeout
 from reconciler.model.enums import AuditAction, EntityType, RiskLevel
 from reconciler.store import audit
 from reconciler.store.audit import AuditContext, AuditEntry, append_audit_entries
@@ -343,6 +344,30 @@ def test_concurrent_service_writes_do_not_fork_the_chain(
     with seeded.connect() as conn:
         report = audit.inspect_chains(conn, key=KEY)
     assert report.breaks == [] and report.database_rows == 2
+
+
+def test_the_reconciler_waits_for_a_service_holding_the_tenant_chain(
+    seeded: sa.Engine, service: Service
+) -> None:
+    busy = service.connect("acme")
+    try:
+        busy.execute("UPDATE integration_configs SET health_status = 'HEALTHY'")  # not committed
+        with seeded.connect() as conn, pytest.raises(LockTimeout, match="audit chain lock"):
+            append_audit_entries(
+                conn, [_entry("acme", "x")], RECONCILER, now=_now(conn), lock_timeout_seconds=0.3
+            )
+        with seeded.begin() as conn:  # another tenant's chain is not held up
+            append_audit_entries(
+                conn, [_entry("globex", "x")], RECONCILER, now=_now(conn), lock_timeout_seconds=0.3
+            )
+        busy.commit()
+    finally:
+        busy.close()
+    with seeded.begin() as conn:
+        append_audit_entries(conn, [_entry("acme", "y")], RECONCILER, now=_now(conn))
+    with seeded.connect() as conn:
+        report = audit.inspect_chains(conn, key=KEY)
+    assert report.breaks == [] and report.database_rows == 1
 
 
 def test_a_stale_snapshot_cannot_fork_the_chain(seeded: sa.Engine, service: Service) -> None:
