@@ -83,7 +83,12 @@ from reconciler.model.plan import (
     Selectors,
 )
 from reconciler.settings import Settings
-from reconciler.store.audit import AuditContext, AuditEntry, append_audit_entries
+from reconciler.store.audit import (
+    AuditContext,
+    AuditEntry,
+    append_audit_entries,
+    mark_audited_write,
+)
 from reconciler.store.database import (
     DATA_DIR_ENV,
     DEFAULT_DATA_DIR,
@@ -550,6 +555,7 @@ def apply(
         with translate_db_errors(), db.engine.connect() as conn, conn.begin():
             timeout_ms = int(settings.statement_timeout_seconds * 1000)
             conn.execute(sa.text(f"SET LOCAL statement_timeout = {timeout_ms}"))
+            mark_audited_write(conn, f"apply {run_id}")  # audited below, keyed: not twice
             with progress.stage("Waiting for the apply lock"):
                 acquire_xact_lock(
                     conn,

@@ -1,76 +1,46 @@
 BEGIN;
 
--- Running downgrade least_privilege_roles -> keyed_audit_chain
+-- Running downgrade database_recorded_writes -> keyed_audit_chain
 
-ALTER POLICY tenant_isolation ON oauth_tokens TO PUBLIC USING (tenant_id = current_setting('app.tenant_id', true)) WITH CHECK (tenant_id = current_setting('app.tenant_id', true));
+DROP TRIGGER integration_configs_record_insert ON integration_configs;
 
-ALTER POLICY tenant_isolation ON integration_configs TO PUBLIC USING (tenant_id = current_setting('app.tenant_id', true)) WITH CHECK (tenant_id = current_setting('app.tenant_id', true));
+DROP TRIGGER integration_configs_record_update ON integration_configs;
 
-ALTER POLICY tenant_isolation ON webhook_configurations TO PUBLIC USING (tenant_id = current_setting('app.tenant_id', true)) WITH CHECK (tenant_id = current_setting('app.tenant_id', true));
+DROP TRIGGER integration_configs_record_delete ON integration_configs;
 
-ALTER POLICY tenant_isolation ON configuration_audit_logs TO PUBLIC USING (tenant_id = current_setting('app.tenant_id', true)) WITH CHECK (tenant_id = current_setting('app.tenant_id', true));
+DROP TRIGGER webhook_configurations_record_insert ON webhook_configurations;
 
-DROP POLICY reconciler_owner ON oauth_tokens;
+DROP TRIGGER webhook_configurations_record_update ON webhook_configurations;
 
-DROP POLICY reconciler_deploy ON oauth_tokens;
+DROP TRIGGER webhook_configurations_record_delete ON webhook_configurations;
 
-DROP POLICY reconciler_ci ON oauth_tokens;
+DROP TRIGGER oauth_tokens_record_insert ON oauth_tokens;
 
-ALTER TABLE oauth_tokens NO FORCE ROW LEVEL SECURITY;
+DROP TRIGGER oauth_tokens_record_update ON oauth_tokens;
 
-DROP POLICY reconciler_owner ON integration_configs;
+DROP TRIGGER oauth_tokens_record_delete ON oauth_tokens;
 
-DROP POLICY reconciler_deploy ON integration_configs;
+DROP FUNCTION record_configuration_write();
 
-DROP POLICY reconciler_ci ON integration_configs;
+DROP TRIGGER configuration_audit_logs_recorded_only_by_trigger ON configuration_audit_logs;
 
-ALTER TABLE integration_configs NO FORCE ROW LEVEL SECURITY;
+DROP FUNCTION configuration_audit_logs_recorded_only_by_trigger();
 
-DROP POLICY reconciler_owner ON webhook_configurations;
+DROP INDEX idx_configuration_audit_logs_successor;
 
-DROP POLICY reconciler_deploy ON webhook_configurations;
+REVOKE UPDATE (health_status, health_message, last_health_check_at, next_sync_at, last_sync_at, updated_at) ON integration_configs FROM reconciler_app;
 
-DROP POLICY reconciler_ci ON webhook_configurations;
+REVOKE UPDATE (circuit_breaker_status, consecutive_failures, circuit_opened_at, total_trigger_count, total_failure_count, last_trigger_at, last_success_at, last_failure_at, updated_at) ON webhook_configurations FROM reconciler_app;
 
-ALTER TABLE webhook_configurations NO FORCE ROW LEVEL SECURITY;
+REVOKE UPDATE (access_token, refresh_token, token_type, scope, expires_at, refresh_token_expires_at, updated_at) ON oauth_tokens FROM reconciler_app;
 
-DROP POLICY reconciler_owner ON configuration_audit_logs;
+REVOKE INSERT (tenant_id, platform, access_token, refresh_token, token_type, scope, expires_at, refresh_token_expires_at, hubspot_portal_id, hubspot_user_id, hubspot_app_id, stripe_account_id, stripe_user_id, stripe_livemode, quickbooks_realm_id, created_by, created_at, updated_at) ON oauth_tokens FROM reconciler_app;
 
-DROP POLICY reconciler_deploy ON configuration_audit_logs;
+GRANT INSERT, UPDATE, DELETE ON integration_configs, webhook_configurations, oauth_tokens TO reconciler_app;
 
-DROP POLICY reconciler_ci ON configuration_audit_logs;
+GRANT INSERT ON configuration_audit_logs TO reconciler_app;
 
-ALTER TABLE configuration_audit_logs NO FORCE ROW LEVEL SECURITY;
-
-DROP POLICY reconciler_owner ON apply_runs;
-
-DROP POLICY reconciler_deploy ON apply_runs;
-
-DROP POLICY reconciler_ci ON apply_runs;
-
-ALTER TABLE apply_runs NO FORCE ROW LEVEL SECURITY;
-
-ALTER TABLE apply_runs DISABLE ROW LEVEL SECURITY;
-
-GRANT SELECT ON apply_runs TO reconciler_app;
-
-REVOKE ALL ON oauth_tokens, integration_configs, webhook_configurations, configuration_audit_logs, apply_runs, alembic_version FROM reconciler_deploy, reconciler_ci;
-
-DO $$
-        BEGIN
-            EXECUTE 'REVOKE ALL ON SEQUENCE '
-                || pg_get_serial_sequence('configuration_audit_logs', 'id')
-                || ' FROM reconciler_deploy';
-        END
-        $$;
-
-DROP FUNCTION reconciler_row_counts(text[]);
-
-DROP FUNCTION reconciler_granted_tenant();
-
-DROP TABLE reconciler_tenant_grants;
-
-UPDATE alembic_version SET version_num='keyed_audit_chain' WHERE alembic_version.version_num = 'least_privilege_roles';
+UPDATE alembic_version SET version_num='keyed_audit_chain' WHERE alembic_version.version_num = 'database_recorded_writes';
 
 -- Running downgrade keyed_audit_chain -> add_configuration_management
 

@@ -82,16 +82,24 @@ def _emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
-def _emit_records(records: list[audit.AuditRecord], fmt: str, empty: str) -> None:
+def _emit_records(
+    records: list[audit.AuditRecord], fmt: str, empty: str, *, wide: bool = False
+) -> None:
     if fmt == "json":
         _emit_json([r.to_dict() for r in records])
         return
     if not records:
         click.echo(empty)
         return
-    headers = ("ID", "TIME (UTC)", "TENANT", "ACTION", "RISK", "REVIEW", "BY", "ADDRESS")
-    rows = [
-        (
+    # SOURCE tells the reconciler's own rows from those the database recorded for a write
+    # made outside it (BY is then the database login); --wide adds the security context.
+    headers = ["ID", "TIME (UTC)", "TENANT", "ACTION", "RISK", "REVIEW", "BY", "SOURCE"]
+    if wide:
+        headers += ["CLIENT", "USER AGENT", "SESSION"]
+    headers.append("ADDRESS")
+    rows = []
+    for r in records:
+        row: list[object] = [
             r.id,
             _when(r.created_at),
             r.tenant_id,
@@ -99,11 +107,20 @@ def _emit_records(records: list[audit.AuditRecord], fmt: str, empty: str) -> Non
             r.risk_level,
             r.review_status,
             r.performed_by,
-            r.entity_address,
-        )
-        for r in records
-    ]
+            r.recorded_by,
+        ]
+        if wide:
+            row += [r.ip_address, r.user_agent, r.session_id]
+        row.append(r.entity_address)
+        rows.append(row)
     click.echo(format_table(headers, rows))
+
+
+wide_option = click.option(
+    "--wide",
+    is_flag=True,
+    help="Also show the security context: client address, user agent, session.",
+)
 
 
 @click.group("audit")
@@ -120,6 +137,7 @@ def audit_group() -> None:
 )
 @click.option("--since", metavar="AGE", help="Only rows newer than 30d, 12h, 90m, 2w or a date.")
 @click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+@wide_option
 @format_option
 @database_url_option
 @handle_errors
@@ -128,10 +146,18 @@ def list_cmd(
     risk: str | None,
     since: str | None,
     limit: int,
+    wide: bool,
     fmt: str,
     database_url: str | None,
 ) -> None:
-    """Newest audit rows first."""
+    """Newest audit rows first.
+
+    \b
+    SOURCE is "reconciler" for rows the reconciler wrote (signed with the audit key) and
+    "database" for rows the database recorded for a write made outside the reconciler
+    (BY is then the database login). --wide and --format json add the client address,
+    user agent (for database rows: the client's application_name) and session.
+    """
     since_at = audit.parse_since(since, now=datetime.now(UTC)) if since else None
     with connect(database_url, "audit list") as conn:
         records = audit.list_entries(
@@ -141,19 +167,20 @@ def list_cmd(
             since=since_at,
             limit=limit,
         )
-    _emit_records(records, fmt, "No audit rows match.")
+    _emit_records(records, fmt, "No audit rows match.", wide=wide)
 
 
 @audit_group.command("pending")
 @click.option("--tenant", metavar="T", help="Only this tenant.")
+@wide_option
 @format_option
 @database_url_option
 @handle_errors
-def pending_cmd(tenant: str | None, fmt: str, database_url: str | None) -> None:
+def pending_cmd(tenant: str | None, wide: bool, fmt: str, database_url: str | None) -> None:
     """HIGH and CRITICAL changes that still await a review, oldest first."""
     with connect(database_url, "audit pending") as conn:
         records = audit.pending_reviews(conn, tenant)
-    _emit_records(records, fmt, "No changes await review.")
+    _emit_records(records, fmt, "No changes await review.", wide=wide)
 
 
 @audit_group.command("review")
@@ -284,6 +311,12 @@ def _coverage(report: audit.ChainReport) -> str:
     parts.append(f"{report.unkeyed_rows} unkeyed (v1) row(s)")
     if report.unkeyed_rows:
         parts.append(f"{report.unkeyed_only} of them only unkeyed-verified")
+    parts.append(f"{report.database_rows} row(s) recorded by the database")
+    if report.database_uncovered:
+        parts.append(
+            f"{report.database_uncovered} of them after the newest keyed row "
+            "(only a checkpoint protects those)"
+        )
     return "; ".join(parts)
 
 
@@ -331,6 +364,8 @@ def verify_cmd(
                 "keyed_unverified": report.keyed_unverified,
                 "unkeyed_rows": report.unkeyed_rows,
                 "unkeyed_only": report.unkeyed_only,
+                "database_rows": report.database_rows,
+                "database_uncovered": report.database_uncovered,
                 "checkpoint": str(checkpoint_path) if checkpoint_path else None,
                 "heads": report.heads,
                 "breaks": [

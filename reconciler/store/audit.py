@@ -20,14 +20,27 @@ re-upgrade of the schema without a column to carry it):
   (anyone can recompute it, so on its own it proves nothing against the database owner) and
   extended: the first keyed row after v1 rows covers them through its ``prev_hash``.
 * **v2** (``k`` + 63 hex digits): keyed as above, ``"format": "reconciler-audit/v2"``.
+* **database-recorded** (``t`` + 63 hex digits): written by the database itself (the
+  trigger function ``record_configuration_write()``) for a write to a configuration table
+  that the reconciler does not audit itself, e.g. a service updating health columns. The
+  database has no key, so the hash is an unkeyed ``sha256`` over a length-prefixed
+  canonical text (:func:`database_entry_hash`). Such a row may follow keyed rows, and a
+  keyed row after it covers it through ``prev_hash``. It can never stand in for a
+  reconciler row: it may not carry an ``apply_run_id`` nor be a ``REVIEW`` (``format``
+  break otherwise), ``audit list`` shows it as recorded by the database, and only the
+  trigger function may insert one. Inserted between keyed rows it breaks the next keyed
+  row's link; replacing a tenant's newest keyed rows with it is a truncation, which the
+  checkpoint catches. Rows after a tenant's newest verified keyed row (or checkpoint) are
+  counted in :attr:`ChainReport.database_uncovered`.
 * anything else is refused as an unknown format (a newer reconciler's, or damage).
 
-A v1 row after a keyed row of the same tenant is a break: the reconciler never writes one,
-so it was written or rewritten by someone without the key. The owner can still recompute a
-tenant's *whole* chain in the v1 format; so v1 rows that no verified keyed row and no
-checkpoint covers are counted (:attr:`ChainReport.unkeyed_only`), and ``audit verify``
-fails on them unless told to accept them (legitimately, right after the upgrade, for
-tenants that have had no change since).
+A v1 row after a keyed or database-recorded row of the same tenant is a break: the
+reconciler never writes one, so it was written or rewritten by someone without the key.
+The owner can still recompute a tenant's *whole* chain in the v1 format; so v1 rows that
+no verified keyed row and no checkpoint covers are counted
+(:attr:`ChainReport.unkeyed_only`), and ``audit verify`` fails on them unless told to
+accept them (legitimately, right after the upgrade, for tenants that have had no change
+since).
 
 The canonical JSON is ``json.dumps(record, sort_keys=True, separators=(",", ":"),
 ensure_ascii=False)`` of the fields named in :data:`HASHED_FIELDS` plus the format. JSONB
@@ -42,8 +55,15 @@ as ``performed_by``. A unique index allows one review per row. The old review co
 written and the trigger refuses every UPDATE; a decision they hold from before the keyed
 chain is still shown for v1 rows (as a ``legacy`` review) and ignored for keyed rows.
 
-Appends are serialized by :data:`~reconciler.store.locks.AUDIT_CHAIN_LOCK_KEY` (held to the end
-of the appending transaction), so two writers never both extend the same head.
+Appends are serialized by :data:`~reconciler.store.locks.AUDIT_CHAIN_LOCK_KEY` among
+reconciler writers, and per tenant by :func:`tenant_chain_lock_key`, which the database's
+recording function takes too (both held to the end of the appending transaction), so two
+writers never both extend the same head. The unique index
+``idx_configuration_audit_logs_successor`` (one successor per keyed or database-recorded
+row) backs this for a writer whose snapshot predates the head (REPEATABLE READ).
+
+A transaction whose configuration writes the reconciler audits itself calls
+:func:`mark_audited_write` first, so that the database does not record them a second time.
 """
 
 from __future__ import annotations
@@ -60,13 +80,16 @@ from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
 
 from reconciler.crypto.audit_key import AUDIT_KEY_ENV, AuditKey
-from reconciler.errors import ConfigError, KeyUnavailable
+from reconciler.errors import ConfigError, KeyUnavailable, LockTimeout
 from reconciler.model.enums import AuditAction, EntityType, ReviewDecision, RiskLevel
 from reconciler.model.sensitive import Sensitive
 from reconciler.store import tables
-from reconciler.store.locks import AUDIT_CHAIN_LOCK_KEY, acquire_xact_lock
+from reconciler.store.locks import AUDIT_CHAIN_LOCK_KEY, acquire_xact_lock, lock_key
+
+_LOCK_NOT_AVAILABLE = "55P03"
 
 HASH_FORMAT = "reconciler-audit/v1"
 """The unkeyed format of rows written before the keyed chain (verified, never written)."""
@@ -74,6 +97,13 @@ KEYED_HASH_FORMAT = "reconciler-audit/v2"
 """The keyed format every new row is written in."""
 KEYED_PREFIX = "k"
 """First character of a keyed ``entry_hash``; a v1 hash is 64 hex digits."""
+DATABASE_PREFIX = "t"
+"""First character of a database-recorded ``entry_hash`` (not a hex digit, unlike ``d``)."""
+DATABASE_HASH_FORMAT = "reconciler-audit/db1"
+"""First line of a database-recorded row's canonical text."""
+AUDITED_WRITE_SETTING = "reconciler.audited_write"
+"""Transaction-local setting that tells the recording trigger the reconciler audits the
+transaction's writes itself (believed only from a login that may insert audit rows)."""
 CHECKPOINT_FORMAT = "reconciler-audit-checkpoint/v1"
 
 HASHED_FIELDS = (
@@ -102,6 +132,7 @@ legacy review columns, which keyed rows never carry and whose content is ignored
 
 _V1_HASH = re.compile(r"[0-9a-f]{64}")
 _V2_HASH = re.compile(r"k[0-9a-f]{63}")
+_DB_HASH = re.compile(r"t[0-9a-f]{63}")
 _TABLE = tables.configuration_audit_logs.name
 _VERIFY_FETCH_ROWS = 2000
 
@@ -170,8 +201,9 @@ class ChainBreak:
         audit_id: the id of the first row that fails (for ``truncated``: the checkpoint's).
         kind: ``edited`` (the row's content does not match its hash), ``link`` (its
             ``prev_hash`` is not the previous row's hash: a row before it was deleted or
-            inserted, or rows were reordered), ``unkeyed`` (an unkeyed row after keyed ones),
-            ``format`` (an ``entry_hash`` of no known format), ``checkpoint`` (the row at the
+            inserted, or rows were reordered), ``unkeyed`` (an unkeyed row after keyed or
+            database-recorded ones), ``format`` (an ``entry_hash`` of no known format, or a
+            database-recorded row claiming an apply run or a review), ``checkpoint`` (the row at the
             checkpoint's position is not the one recorded) or ``truncated`` (the chain is
             shorter than the checkpoint).
         detail: one line for people.
@@ -228,6 +260,10 @@ class ChainReport:
             The database owner could have rewritten them, or written them in place of keyed
             rows (a whole tenant chain recomputed in the unkeyed format verifies as such):
             callers must not call such a chain intact without being told to accept them.
+        database_rows: rows recorded by the database (their hashes and links were checked).
+        database_uncovered: of those, the rows after their tenant's newest verified keyed
+            row or checkpoint: normal (writes since the reconciler last wrote), but only a
+            checkpoint protects them against the database owner.
     """
 
     breaks: list[ChainBreak]
@@ -238,6 +274,8 @@ class ChainReport:
     keyed_unverified: int = 0
     unkeyed_rows: int = 0
     unkeyed_only: int = 0
+    database_rows: int = 0
+    database_uncovered: int = 0
 
 
 class SensitiveValueInAudit(TypeError):
@@ -292,6 +330,7 @@ def append_audit_entries(
     acquire_xact_lock(
         conn, AUDIT_CHAIN_LOCK_KEY, timeout_seconds=lock_timeout_seconds, what="the audit lock"
     )
+    _lock_tenant_chains(conn, tenants, lock_timeout_seconds)
     prep = conn.execute(_PREPARE, _prepare_params(len(entries), changes, reasons, tenants)).one()
     heads: dict[str, str | None] = dict(zip(tenants, prep.heads, strict=True))
     client_ip = ip_address if context.ip_address is not None else prep.client
@@ -330,6 +369,58 @@ def append_audit_entries(
     return len(rows)
 
 
+def tenant_chain_lock_key(tenant: str) -> int:
+    """The advisory lock key of ``tenant``'s chain, as the database's recording function
+    computes it: the first 8 bytes of ``sha256("reconciler/audit-chain/<tenant>")``, signed."""
+    return lock_key(f"reconciler/audit-chain/{tenant}")
+
+
+def _lock_tenant_chains(conn: sa.Connection, tenants: Sequence[str], timeout: float) -> None:
+    """Take every tenant's chain lock (key order, like the recording function), one statement."""
+    keys = sorted({tenant_chain_lock_key(t) for t in tenants})
+    savepoint = conn.begin_nested()
+    try:
+        previous = conn.execute(sa.text("SELECT current_setting('lock_timeout')")).scalar_one()
+        milliseconds = f"{max(1, round(timeout * 1000))}ms"
+        conn.execute(sa.text("SELECT set_config('lock_timeout', :v, true)"), {"v": milliseconds})
+        conn.execute(
+            sa.text(
+                "SELECT count(pg_advisory_xact_lock(k))"
+                " FROM unnest(CAST(:keys AS bigint[])) WITH ORDINALITY AS u(k, i)"
+            ),
+            {"keys": keys},
+        )
+        conn.execute(sa.text("SELECT set_config('lock_timeout', :v, true)"), {"v": previous})
+    except DBAPIError as exc:
+        savepoint.rollback()
+        if getattr(exc.orig, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
+            raise
+        raise LockTimeout(
+            f"could not take the audit chain lock of {len(keys)} tenant(s) after {timeout:g}s: "
+            "another transaction is writing to their configuration or audit rows"
+        ) from None
+    savepoint.commit()
+
+
+def mark_audited_write(conn: sa.Connection, writer: str) -> None:
+    """Tell the database that this transaction's configuration writes are audited here.
+
+    Call at the start of a transaction that writes configuration rows and appends their
+    keyed audit rows itself (apply, key rotation), so that the database's recording trigger
+    does not record them a second time. Transaction-local; the database believes it only
+    from a login that may insert audit rows itself (so a service setting it is still
+    recorded).
+
+    Args:
+        conn: a connection inside the transaction.
+        writer: what writes, for people reading ``pg_settings`` (e.g. ``apply <run id>``).
+    """
+    conn.execute(
+        sa.text("SELECT set_config(:name, :writer, true)"),
+        {"name": AUDITED_WRITE_SETTING, "writer": writer or "reconciler"},
+    )
+
+
 def _canonical(record: Mapping[str, Any], fmt: str) -> bytes:
     canonical = {name: record[name] for name in HASHED_FIELDS}
     canonical["format"] = fmt
@@ -350,10 +441,34 @@ def keyed_entry_hash(record: Mapping[str, Any], key: AuditKey) -> str:
     return KEYED_PREFIX + key.mac(_canonical(record, KEYED_HASH_FORMAT))[:63]
 
 
+def database_entry_hash(record: Mapping[str, Any]) -> str:
+    """The hash of a database-recorded row: ``t`` + 63 hex digits of ``sha256`` of its
+    canonical text, as ``record_configuration_write()`` computes it in SQL.
+
+    The canonical text is :data:`DATABASE_HASH_FORMAT`, a newline, then each field of
+    :data:`HASHED_FIELDS` in order as ``<UTF-8 byte length>:<text>``, or ``-`` for NULL
+    (booleans ``true``/``false``, numbers in decimal, the rest as :func:`inspect_chains`
+    reads them). Length prefixes make it unambiguous without any escaping, so SQL and
+    Python produce the same bytes.
+    """
+    parts = [DATABASE_HASH_FORMAT, "\n"]
+    for name in HASHED_FIELDS:
+        value = record[name]
+        if value is None:
+            parts.append("-")
+            continue
+        text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        parts.append(f"{len(text.encode('utf-8'))}:{text}")
+    digest = hashlib.sha256("".join(parts).encode("utf-8")).hexdigest()
+    return DATABASE_PREFIX + digest[:63]
+
+
 def chain_format(value: str) -> int | None:
-    """1 or 2 for a v1 or keyed ``entry_hash``; None for any other text."""
+    """1 or 2 for a v1 or keyed ``entry_hash``, 3 for a database-recorded one; else None."""
     if _V2_HASH.fullmatch(value):
         return 2
+    if _DB_HASH.fullmatch(value):
+        return 3
     if _V1_HASH.fullmatch(value):
         return 1
     return None
@@ -585,6 +700,8 @@ def inspect_chains(
         keyed_unverified=state.keyed_unverified,
         unkeyed_rows=state.unkeyed_rows,
         unkeyed_only=state.unkeyed_only,
+        database_rows=state.database_rows,
+        database_uncovered=state.database_uncovered,
     )
 
 
@@ -600,10 +717,12 @@ class _ChainState:
         self.checkpoint_seen: set[str] = set()
         self.rows = self.keyed_rows = self.keyed_unverified = 0
         self.unkeyed_rows = self.unkeyed_only = 0
+        self.database_rows = self.database_uncovered = 0
         self._tenant: str | None = None
         self._prev: str | None = None
         self._keyed_seen = False
         self._trailing_unkeyed = 0
+        self._trailing_database = 0
 
     def feed(self, row: sa.Row[Any], expected: ChainHead | None) -> None:
         self.rows += 1
@@ -618,7 +737,7 @@ class _ChainState:
             self.breaks.append(problem)
             self.broken.add(row.tenant_id)
             self.tips.pop(row.tenant_id, None)
-            self._trailing_unkeyed = 0
+            self._trailing_unkeyed = self._trailing_database = 0
             return
         self._prev = row.entry_hash
         self.tips[row.tenant_id] = ChainHead(row.id, row.entry_hash, position)
@@ -628,7 +747,8 @@ class _ChainState:
 
     def _end_tenant(self) -> None:
         self.unkeyed_only += self._trailing_unkeyed
-        self._trailing_unkeyed = 0
+        self.database_uncovered += self._trailing_database
+        self._trailing_unkeyed = self._trailing_database = 0
 
     def _check(
         self, row: sa.Row[Any], expected: ChainHead | None, position: int
@@ -648,14 +768,32 @@ class _ChainState:
                 row.tenant_id,
                 row.id,
                 "unkeyed",
-                f"{where} is not keyed but follows keyed rows: it was written or rewritten "
-                "without the audit key",
+                f"{where} is not keyed but follows keyed or database-recorded rows: it was "
+                "written or rewritten without the audit key",
+            )
+        if version == 3 and (row.apply_run_id is not None or row.action == "REVIEW"):
+            # The database records writes made outside the reconciler; a row of that form
+            # claiming an apply run or a review decision is trying to pass for a keyed one.
+            return ChainBreak(
+                row.tenant_id,
+                row.id,
+                "format",
+                f"{where} is recorded by the database but claims "
+                + ("an apply run" if row.apply_run_id is not None else "a review decision")
+                + ": only keyed rows may",
             )
         record = dict(row._mapping)
         record["created_at"] = _timestamp(row.created_at)
         if version == 1:
             self.unkeyed_rows += 1
             if entry_hash(record) != row.entry_hash:
+                return _edited(row, where, "its hash")
+        elif version == 3:
+            self.database_rows += 1
+            # Like keyed rows, they mark the end of the pre-keyed era: a v1 row after one
+            # was not written by a reconciler.
+            self._keyed_seen = True
+            if database_entry_hash(record) != row.entry_hash:
                 return _edited(row, where, "its hash")
         else:
             self.keyed_rows += 1
@@ -689,12 +827,14 @@ class _ChainState:
                 )
         if version == 1:
             self._trailing_unkeyed += 1
+        if version == 3:
+            self._trailing_database += 1
         if (version == 2 and self.key is not None) or (
             expected is not None and position == expected.rows
         ):
             # Everything up to here is covered: by a verified keyed row's prev_hash, or by
             # the checkpoint kept outside the database.
-            self._trailing_unkeyed = 0
+            self._trailing_unkeyed = self._trailing_database = 0
         return None
 
 
@@ -801,6 +941,14 @@ class AuditRecord:
     The review fields are derived, not stored on the row: from the ``REVIEW`` row that
     decides on it (``review_id``), else, for a v1 row only, from the legacy review columns
     (``review_source`` ``legacy``: written before reviews were chained, so not covered by it).
+
+    The security context: ``ip_address`` (the client address the server saw, None over a
+    Unix socket), ``user_agent`` (the reconciler's ``reconciler/<version>``, or for a row
+    recorded by the database the client's ``application_name``, which the client chooses),
+    ``session_id`` (the reconciler's run, or the database backend ``<start>.<pid>`` as the
+    server log's ``%c`` shows it) and ``recorded_by``: ``reconciler`` (keyed or v1 rows,
+    written by the reconciler) or ``database`` (written by the database's recording trigger
+    for a write made outside the reconciler; ``performed_by`` is then the database login).
     """
 
     id: int
@@ -824,6 +972,10 @@ class AuditRecord:
     git_commit: str | None
     apply_run_id: str | None
     source_path: str | None
+    ip_address: str | None = None
+    user_agent: str | None = None
+    session_id: str | None = None
+    recorded_by: str = "reconciler"
 
     @property
     def review_status(self) -> str:
@@ -859,12 +1011,15 @@ _RECORD_SELECT = f"""
            r.id AS review_id,
            CASE WHEN r.id IS NOT NULL THEN 'chain'
                 WHEN {{legacy}} THEN 'legacy' END AS review_source,
-           a.performed_by, a.git_commit, a.apply_run_id::text AS apply_run_id, a.source_path
+           a.performed_by, a.git_commit, a.apply_run_id::text AS apply_run_id, a.source_path,
+           host(a.ip_address) AS ip_address, a.user_agent, a.session_id,
+           CASE WHEN left(a.entry_hash, 1) = '{DATABASE_PREFIX}' THEN 'database'
+                ELSE 'reconciler' END AS recorded_by
       FROM {_TABLE} a
       LEFT JOIN {_TABLE} r
         ON r.tenant_id = a.tenant_id AND r.action = 'REVIEW'
        AND r.changes ->> 'reviews' = a.id::text
-""".replace("{legacy}", "a.review_decision IS NOT NULL AND left(a.entry_hash, 1) <> 'k'")
+""".replace("{legacy}", "a.review_decision IS NOT NULL AND left(a.entry_hash, 1) NOT IN ('k', 't')")
 
 
 def _records(result: sa.CursorResult[Any]) -> list[AuditRecord]:
@@ -898,7 +1053,7 @@ def pending_reviews(conn: sa.Connection, tenant: str | None = None) -> list[Audi
     query = (
         f"{_RECORD_SELECT} WHERE a.requires_review AND a.risk_level >= 'HIGH'"
         " AND r.id IS NULL"
-        " AND NOT (a.review_decision IS NOT NULL AND left(a.entry_hash, 1) <> 'k')"
+        " AND NOT (a.review_decision IS NOT NULL AND left(a.entry_hash, 1) NOT IN ('k', 't'))"
         + (" AND a.tenant_id = :tenant" if tenant is not None else "")
     )
     return _records(

@@ -46,7 +46,12 @@ from reconciler.errors import DecryptFailed, KeyUnavailable
 from reconciler.model.enums import AuditAction, EntityType, Environment, Platform, RiskLevel
 from reconciler.model.plan import Address, ResourceKind
 from reconciler.model.sensitive import MASK
-from reconciler.store.audit import AuditContext, AuditEntry, append_audit_entries
+from reconciler.store.audit import (
+    AuditContext,
+    AuditEntry,
+    append_audit_entries,
+    mark_audited_write,
+)
 
 REENCRYPTED = "(sensitive, re-encrypted)"
 """What a ROTATE audit row shows as a secret column's new value."""
@@ -386,6 +391,7 @@ def _rotate_batch(
 ) -> int:
     active = cipher.active_version
     cols = ", ".join(table.columns)
+    mark_audited_write(conn, "keys rotate")  # each batch appends its own ROTATE rows
     rows = conn.execute(
         sa.text(
             f"SELECT tenant_id, id, encryption_key_version AS version, {table.identity_sql},"

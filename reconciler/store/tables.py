@@ -338,6 +338,14 @@ configuration_audit_logs = sa.Table(
         unique=True,
         postgresql_where=sa.text("action = 'REVIEW'"),
     ),
+    # One successor per keyed or database-recorded row: a tenant chain cannot fork.
+    sa.Index(
+        "idx_configuration_audit_logs_successor",
+        "tenant_id",
+        sa.text("(COALESCE(prev_hash, ''))"),
+        unique=True,
+        postgresql_where=sa.text("substr(entry_hash, 1, 1) = ANY (ARRAY['k', 't'])"),
+    ),
 )
 """Append-only audit trail: one row per applied change (and per revocation, rotation or
 review decision)."""

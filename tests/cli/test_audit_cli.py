@@ -75,6 +75,7 @@ def test_list_text_and_filters(seeded: dict[str, str]) -> None:
         "RISK",
         "REVIEW",
         "BY",
+        "SOURCE",
         "ADDRESS",
     ]
     assert len(lines) == 6 and lines[1].split()[-1] == "acme/stripe/production/webhook/e"
