@@ -1,6 +1,16 @@
 BEGIN;
 
--- Running downgrade database_recorded_writes -> keyed_audit_chain
+-- Running downgrade managed_tokens -> database_recorded_writes
+
+UPDATE oauth_tokens
+           SET metadata = metadata || jsonb_build_object('reconciler_managed_since', managed_since)
+         WHERE managed_since IS NOT NULL;
+
+ALTER TABLE oauth_tokens DROP COLUMN managed_since;
+
+UPDATE alembic_version SET version_num='database_recorded_writes' WHERE alembic_version.version_num = 'managed_tokens';
+
+-- Running downgrade database_recorded_writes -> least_privilege_roles
 
 DROP TRIGGER integration_configs_record_insert ON integration_configs;
 
@@ -40,7 +50,79 @@ GRANT INSERT, UPDATE, DELETE ON integration_configs, webhook_configurations, oau
 
 GRANT INSERT ON configuration_audit_logs TO reconciler_app;
 
-UPDATE alembic_version SET version_num='keyed_audit_chain' WHERE alembic_version.version_num = 'database_recorded_writes';
+UPDATE alembic_version SET version_num='least_privilege_roles' WHERE alembic_version.version_num = 'database_recorded_writes';
+
+-- Running downgrade least_privilege_roles -> keyed_audit_chain
+
+ALTER POLICY tenant_isolation ON oauth_tokens TO PUBLIC USING (tenant_id = current_setting('app.tenant_id', true)) WITH CHECK (tenant_id = current_setting('app.tenant_id', true));
+
+ALTER POLICY tenant_isolation ON integration_configs TO PUBLIC USING (tenant_id = current_setting('app.tenant_id', true)) WITH CHECK (tenant_id = current_setting('app.tenant_id', true));
+
+ALTER POLICY tenant_isolation ON webhook_configurations TO PUBLIC USING (tenant_id = current_setting('app.tenant_id', true)) WITH CHECK (tenant_id = current_setting('app.tenant_id', true));
+
+ALTER POLICY tenant_isolation ON configuration_audit_logs TO PUBLIC USING (tenant_id = current_setting('app.tenant_id', true)) WITH CHECK (tenant_id = current_setting('app.tenant_id', true));
+
+DROP POLICY reconciler_owner ON oauth_tokens;
+
+DROP POLICY reconciler_deploy ON oauth_tokens;
+
+DROP POLICY reconciler_ci ON oauth_tokens;
+
+ALTER TABLE oauth_tokens NO FORCE ROW LEVEL SECURITY;
+
+DROP POLICY reconciler_owner ON integration_configs;
+
+DROP POLICY reconciler_deploy ON integration_configs;
+
+DROP POLICY reconciler_ci ON integration_configs;
+
+ALTER TABLE integration_configs NO FORCE ROW LEVEL SECURITY;
+
+DROP POLICY reconciler_owner ON webhook_configurations;
+
+DROP POLICY reconciler_deploy ON webhook_configurations;
+
+DROP POLICY reconciler_ci ON webhook_configurations;
+
+ALTER TABLE webhook_configurations NO FORCE ROW LEVEL SECURITY;
+
+DROP POLICY reconciler_owner ON configuration_audit_logs;
+
+DROP POLICY reconciler_deploy ON configuration_audit_logs;
+
+DROP POLICY reconciler_ci ON configuration_audit_logs;
+
+ALTER TABLE configuration_audit_logs NO FORCE ROW LEVEL SECURITY;
+
+DROP POLICY reconciler_owner ON apply_runs;
+
+DROP POLICY reconciler_deploy ON apply_runs;
+
+DROP POLICY reconciler_ci ON apply_runs;
+
+ALTER TABLE apply_runs NO FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE apply_runs DISABLE ROW LEVEL SECURITY;
+
+GRANT SELECT ON apply_runs TO reconciler_app;
+
+REVOKE ALL ON oauth_tokens, integration_configs, webhook_configurations, configuration_audit_logs, apply_runs, alembic_version FROM reconciler_deploy, reconciler_ci;
+
+DO $$
+        BEGIN
+            EXECUTE 'REVOKE ALL ON SEQUENCE '
+                || pg_get_serial_sequence('configuration_audit_logs', 'id')
+                || ' FROM reconciler_deploy';
+        END
+        $$;
+
+DROP FUNCTION reconciler_row_counts(text[]);
+
+DROP FUNCTION reconciler_granted_tenant();
+
+DROP TABLE reconciler_tenant_grants;
+
+UPDATE alembic_version SET version_num='keyed_audit_chain' WHERE alembic_version.version_num = 'least_privilege_roles';
 
 -- Running downgrade keyed_audit_chain -> add_configuration_management
 
@@ -94,9 +176,100 @@ UPDATE alembic_version SET version_num='add_configuration_management' WHERE alem
 
 -- Running downgrade add_configuration_management -> baseline
 
-DROP TABLE apply_runs;
+CREATE SCHEMA IF NOT EXISTS reconciler_archive;
 
-DROP TABLE configuration_audit_logs;
+CREATE OR REPLACE FUNCTION reconciler_archive.refuse_changes() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            RAISE EXCEPTION USING
+                MESSAGE = TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME || ' is archived: '
+                    || TG_OP || ' is not allowed (reconciler db upgrade restores it)',
+                ERRCODE = 'insufficient_privilege';
+        END
+        $$;
+
+DO $$
+        DECLARE
+            unknown text;
+        BEGIN
+            SELECT string_agg(a.attrelid::regclass || '.' || a.attname, ', '
+                              ORDER BY a.attrelid::regclass::text, a.attname)
+              INTO unknown
+              FROM pg_attribute a
+             WHERE a.attrelid IN ('configuration_audit_logs'::regclass, 'apply_runs'::regclass) AND a.attnum > 0 AND NOT a.attisdropped
+               AND NOT ((a.attrelid = 'configuration_audit_logs'::regclass AND a.attname IN ('id', 'tenant_id', 'entity_type', 'entity_id', 'entity_address', 'action', 'changes', 'risk_level', 'risk_reasons', 'requires_review', 'reviewed_at', 'reviewed_by', 'review_decision', 'review_note', 'performed_by', 'ip_address', 'user_agent', 'session_id', 'apply_run_id', 'git_commit', 'source_path', 'created_at', 'prev_hash', 'entry_hash')) OR (a.attrelid = 'apply_runs'::regclass AND a.attname IN ('id', 'started_at', 'finished_at', 'actor', 'git_commit', 'manifests_digest', 'plan_digest', 'outcome', 'created_count', 'updated_count', 'deleted_count', 'revoked_count', 'reconciler_version', 'user_agent')));
+            IF unknown IS NOT NULL THEN
+                RAISE EXCEPTION USING
+                    MESSAGE = 'cannot archive the audit log and apply history: column(s) '
+                        || unknown || ' are not this revision''s and would be lost; the '
+                        || 'revision that added them must archive them in its downgrade',
+                    ERRCODE = 'invalid_table_definition';
+            END IF;
+        END
+        $$;
+
+DROP TRIGGER configuration_audit_logs_append_only ON configuration_audit_logs;
+
+DROP TRIGGER configuration_audit_logs_no_truncate ON configuration_audit_logs;
+
+DROP POLICY tenant_isolation ON configuration_audit_logs;
+
+ALTER TABLE configuration_audit_logs DISABLE ROW LEVEL SECURITY;
+
+ALTER TABLE configuration_audit_logs NO FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE apply_runs DISABLE ROW LEVEL SECURITY;
+
+ALTER TABLE apply_runs NO FORCE ROW LEVEL SECURITY;
+
+DO $$
+        DECLARE
+            g record;
+        BEGIN
+            FOR g IN
+                SELECT DISTINCT x.tbl, CASE WHEN x.grantee = 0 THEN 'PUBLIC'
+                                            ELSE x.grantee::regrole::text END AS grantee
+                  FROM (SELECT c.oid::regclass AS tbl, c.relowner AS owner,
+                               (aclexplode(c.relacl)).grantee
+                          FROM pg_class c WHERE c.oid IN ('configuration_audit_logs'::regclass, 'apply_runs'::regclass)
+                        UNION ALL
+                        SELECT c.oid::regclass, c.relowner, (aclexplode(a.attacl)).grantee
+                          FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+                         WHERE c.oid IN ('configuration_audit_logs'::regclass, 'apply_runs'::regclass)) x
+                 WHERE x.grantee <> x.owner
+            LOOP
+                EXECUTE 'REVOKE ALL ON ' || g.tbl || ' FROM ' || g.grantee;
+            END LOOP;
+        END
+        $$;
+
+DO $$
+        DECLARE
+            c record;
+        BEGIN
+            FOR c IN
+                SELECT a.attrelid::regclass AS tbl, quote_ident(a.attname) AS col
+                  FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+                 WHERE a.attrelid IN ('configuration_audit_logs'::regclass, 'apply_runs'::regclass) AND a.attnum > 0 AND NOT a.attisdropped
+                   AND t.typtype = 'e'
+            LOOP
+                EXECUTE 'ALTER TABLE ' || c.tbl || ' ALTER COLUMN ' || c.col
+                    || ' TYPE text USING ' || c.col || '::text';
+            END LOOP;
+        END
+        $$;
+
+ALTER TABLE configuration_audit_logs SET SCHEMA reconciler_archive;
+
+CREATE TRIGGER configuration_audit_logs_read_only BEFORE INSERT OR UPDATE OR DELETE ON reconciler_archive.configuration_audit_logs FOR EACH ROW EXECUTE FUNCTION reconciler_archive.refuse_changes();
+
+CREATE TRIGGER configuration_audit_logs_no_truncate BEFORE TRUNCATE ON reconciler_archive.configuration_audit_logs FOR EACH STATEMENT EXECUTE FUNCTION reconciler_archive.refuse_changes();
+
+ALTER TABLE apply_runs SET SCHEMA reconciler_archive;
+
+CREATE TRIGGER apply_runs_read_only BEFORE INSERT OR UPDATE OR DELETE ON reconciler_archive.apply_runs FOR EACH ROW EXECUTE FUNCTION reconciler_archive.refuse_changes();
+
+CREATE TRIGGER apply_runs_no_truncate BEFORE TRUNCATE ON reconciler_archive.apply_runs FOR EACH STATEMENT EXECUTE FUNCTION reconciler_archive.refuse_changes();
 
 DROP TABLE webhook_configurations;
 
@@ -107,6 +280,16 @@ DROP FUNCTION configuration_audit_logs_append_only();
 DROP POLICY tenant_isolation ON oauth_tokens;
 
 ALTER TABLE oauth_tokens DISABLE ROW LEVEL SECURITY;
+
+ALTER TABLE oauth_tokens NO FORCE ROW LEVEL SECURITY;
+
+CREATE TABLE reconciler_archive.oauth_tokens_columns AS SELECT tenant_id, id, hubspot_portal_id, hubspot_user_id, hubspot_app_id, stripe_account_id, stripe_user_id, stripe_livemode, quickbooks_realm_id, metadata, created_by, row_version, refresh_token_expires_at, is_active, revoked_at, revoked_by, revoked_reason, encryption_key_version, encode(sha256(convert_to(jsonb_build_array(oauth_tokens.access_token, oauth_tokens.refresh_token)::text, 'UTF8')), 'hex') AS token_digest FROM oauth_tokens;
+
+ALTER TABLE reconciler_archive.oauth_tokens_columns ADD CONSTRAINT oauth_tokens_columns_pkey PRIMARY KEY (tenant_id, id);
+
+CREATE TRIGGER oauth_tokens_columns_read_only BEFORE INSERT OR UPDATE OR DELETE ON reconciler_archive.oauth_tokens_columns FOR EACH ROW EXECUTE FUNCTION reconciler_archive.refuse_changes();
+
+CREATE TRIGGER oauth_tokens_columns_no_truncate BEFORE TRUNCATE ON reconciler_archive.oauth_tokens_columns FOR EACH STATEMENT EXECUTE FUNCTION reconciler_archive.refuse_changes();
 
 REVOKE ALL ON oauth_tokens FROM reconciler_app;
 
@@ -175,14 +358,6 @@ DROP TYPE review_decision;
 DROP TYPE apply_outcome;
 
 UPDATE alembic_version SET version_num='baseline' WHERE alembic_version.version_num = 'add_configuration_management';
-
--- Running downgrade baseline -> 
-
-DROP TABLE oauth_tokens;
-
-DROP TYPE platform;
-
-DELETE FROM alembic_version WHERE alembic_version.version_num = 'baseline';
 
 COMMIT;
 

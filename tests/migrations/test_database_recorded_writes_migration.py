@@ -107,6 +107,7 @@ def test_recording_works_for_a_plain_owner_under_forced_row_level_security(
     owned: tuple[str, str],
 ) -> None:
     owner_url, service_url = owned
+    service = sa.make_url(service_url).username
     migrate.upgrade(resolve_database_url(owner_url))
     _sql(
         owner_url,
@@ -116,7 +117,8 @@ def test_recording_works_for_a_plain_owner_under_forced_row_level_security(
         " ALTER TABLE configuration_audit_logs FORCE ROW LEVEL SECURITY;"
         " SELECT set_config('reconciler.audited_write', 'seed', false);"
         " INSERT INTO integration_configs (tenant_id, platform, config_type, environment)"
-        " VALUES ('acme', 'STRIPE', 'API_KEY', 'PRODUCTION')",
+        " VALUES ('acme', 'STRIPE', 'API_KEY', 'PRODUCTION');"
+        f" INSERT INTO reconciler_tenant_grants VALUES ('{service}', 'acme')",
         tenant="acme",
     )
     assert _audit_rows(owner_url, "acme") == []  # marked: the owner may insert audit rows

@@ -110,8 +110,9 @@ def test_upgrade_forces_rls_and_downgrade_keeps_every_row(
         "has_table_privilege('reconciler_ci', 'integration_configs', 'SELECT')"
     ).fetchone() == (None, None, True, False)
 
-    migrate.upgrade(target)
+    migrate.upgrade(target, REVISION)
     assert rows(conn) == seeded
+    migrate.upgrade(target)
     migrate.check(target)
 
 

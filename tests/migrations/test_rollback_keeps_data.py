@@ -178,9 +178,9 @@ def upgrade_and_apply(ws: Workspace) -> tuple[list[Any], list[Any]]:
     ws.write("acme", "stripe", stripe_manifest("acme", interval=30))
     ok(ws.run("apply", "--auto-approve"))
     ok(ws.run("audit", "verify"))
-    audit, runs = audit_rows(url), apply_runs(url)
-    assert len(audit) == 5 and len(runs) == 2
-    # What the reconciler and the OAuth flow record about tokens beyond the baseline columns.
+    assert len(audit_rows(url)) == 5 and len(apply_runs(url)) == 2
+    # What the reconciler and the OAuth flow record about tokens beyond the baseline columns
+    # (written by hand here, so the database records each write in the audit log too).
     query(
         url,
         "UPDATE oauth_tokens SET stripe_account_id = 'acct_1', encryption_key_version = 2,"
@@ -191,6 +191,8 @@ def upgrade_and_apply(ws: Workspace) -> tuple[list[Any], list[Any]]:
         url,
         "UPDATE oauth_tokens SET hubspot_portal_id = '42', encryption_key_version = 2 WHERE id = 2",
     )
+    audit, runs = audit_rows(url), apply_runs(url)
+    assert len(audit) == 7 and sum(row["entry_hash"][0] == "t" for row in audit) == 2
     return audit, runs
 
 
@@ -266,7 +268,7 @@ def test_cli_rollback_keeps_tokens_and_archives_history(live: Workspace) -> None
     reference = checksum(url)
 
     rolled = ok(live.run("db", "downgrade", "baseline", "--yes"))
-    assert "archived 5 audit log rows and 2 apply runs in schema reconciler_archive" in (
+    assert "archived 7 audit log rows and 2 apply runs in schema reconciler_archive" in (
         rolled.stderr
     )
     assert_rolled_back(live, reference, audit, runs)
@@ -274,7 +276,7 @@ def test_cli_rollback_keeps_tokens_and_archives_history(live: Workspace) -> None
     reference = checksum(url)
 
     upgraded = ok(live.run("db", "upgrade"))
-    assert "restored 5 audit log rows and 2 apply runs from reconciler_archive" in (upgraded.stderr)
+    assert "restored 7 audit log rows and 2 apply runs from reconciler_archive" in (upgraded.stderr)
     assert checksum(url) == reference
     assert_restored(live, audit, runs)
 

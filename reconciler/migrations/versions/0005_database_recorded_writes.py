@@ -1,7 +1,7 @@
 """database_recorded_writes: services write runtime-owned columns only; the database audits.
 
 Revision ID: database_recorded_writes
-Revises: keyed_audit_chain
+Revises: least_privilege_roles
 Create Date: 2026-12-01
 
 Upgrade:
@@ -56,7 +56,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "database_recorded_writes"
-down_revision: str | None = "keyed_audit_chain"
+down_revision: str | None = "least_privilege_roles"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """managed_tokens: ``oauth_tokens.managed_since`` records that a manifest declared the account.
 
 Revision ID: managed_tokens
-Revises: keyed_audit_chain
+Revises: database_recorded_writes
 Create Date: 2026-12-01
 
 A token whose account no manifest has ever declared is *unmanaged*: plans list such tokens
@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "managed_tokens"
-down_revision: str | None = "keyed_audit_chain"
+down_revision: str | None = "database_recorded_writes"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
