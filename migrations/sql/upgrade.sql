@@ -814,6 +814,8 @@ UPDATE alembic_version SET version_num='database_recorded_writes' WHERE alembic_
 
 ALTER TABLE oauth_tokens ADD COLUMN managed_since TIMESTAMP WITH TIME ZONE;
 
+GRANT UPDATE (managed_since) ON oauth_tokens TO reconciler_deploy;
+
 UPDATE oauth_tokens
            SET managed_since = (metadata ->> 'reconciler_managed_since')::timestamptz,
                metadata = metadata - 'reconciler_managed_since'

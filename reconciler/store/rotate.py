@@ -582,6 +582,7 @@ def adopt_tokens(
                     tx.rollback()
                     break
                 after = (rows[-1].tenant_id, rows[-1].id)
+                mark_audited_write(conn, "keys adopt-tokens")  # each batch appends its rows
                 count = _adopt_batch(
                     conn, table, rows, cipher, context, layout, decode, result, clock()
                 )

@@ -78,6 +78,7 @@ class Access(enum.Enum):
                     "revoked_reason",
                     "updated_at",
                     "row_version",
+                    "managed_since",
                 )
             ),
             Need("configuration_audit_logs", "INSERT"),

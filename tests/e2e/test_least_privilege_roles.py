@@ -186,11 +186,23 @@ def test_deploy_login_applies_and_can_do_nothing_else(ws: Workspace, logins: Log
     grant(ws, "--role", "deploy", logins.names["deploy"])
     grant(ws, "--role", "ci", logins.names["ci"])
     deploy = logins.urls["deploy"]
-    ws.write("gamma", "stripe", stripe_manifest("gamma"))
+    # gamma's account is already connected (the OAuth flow wrote its token): the deploy login
+    # also marks that token as managed.
+    account = "acct_1DeployLoginGamma"
+    ws.sql(
+        "INSERT INTO oauth_tokens (tenant_id, platform, access_token, stripe_account_id,"
+        " stripe_livemode) VALUES ('gamma', 'STRIPE', 'app-token', %s, true)",
+        account,
+    )
+    accounts = [{"stripe_account_id": account, "livemode": True}]
+    ws.write("gamma", "stripe", stripe_manifest("gamma", accounts=accounts))
 
     applied = run_as(ws, deploy, "apply", "--auto-approve")
     assert applied.returncode == 0, applied.stderr
-    assert "Applied 3 change(s): 2 created, 1 updated" in applied.stdout
+    assert "Applied 4 change(s): 2 created, 2 updated" in applied.stdout
+    assert ws.sql(
+        "SELECT managed_since IS NOT NULL FROM oauth_tokens WHERE tenant_id = 'gamma'"
+    ) == [(True,)]
     assert ws.sql("SELECT count(*) FROM apply_runs") == [(2,)]
     verified = ws.run("audit", "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr

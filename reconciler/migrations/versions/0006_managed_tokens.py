@@ -34,6 +34,8 @@ KEPT_KEY = "reconciler_managed_since"
 
 def upgrade() -> None:
     op.execute("ALTER TABLE oauth_tokens ADD COLUMN managed_since TIMESTAMP WITH TIME ZONE")
+    # apply marks tokens as managed: the deploy role writes the column, services never do.
+    op.execute("GRANT UPDATE (managed_since) ON oauth_tokens TO reconciler_deploy")
     op.execute(
         f"""
         UPDATE oauth_tokens
