@@ -56,6 +56,9 @@ def service(pg_server_url: str, database_url: str) -> Iterator[Service]:
     role = f"svc_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(pg_server_url, autocommit=True) as admin:
         admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{PASSWORD}' IN ROLE reconciler_app")  # type: ignore[arg-type]
+    # The service acts for acme only (row-level security admits granted tenants alone).
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as owner:
+        owner.execute("INSERT INTO reconciler_tenant_grants VALUES (%s, 'acme')", (role,))
     url = make_url(libpq_url(database_url)).set(username=role, password=PASSWORD)
     try:
         yield Service(role, url.render_as_string(hide_password=False))

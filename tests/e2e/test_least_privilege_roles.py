@@ -131,7 +131,8 @@ def test_ci_login_plans_like_the_owner_and_writes_nothing(ws: Workspace, logins:
     assert refused.stderr.splitlines()[-1] == (
         f"Error: role {logins.names['ci']} lacks INSERT, UPDATE on integration_configs, "
         "webhook_configurations; UPDATE (is_active, revoked_at, revoked_by, revoked_reason, "
-        "updated_at, row_version) on oauth_tokens; INSERT on configuration_audit_logs, "
+        "updated_at, row_version, managed_since) on oauth_tokens; "
+        "INSERT on configuration_audit_logs, "
         f"apply_runs: grant it reconciler_deploy (`reconciler db grant --role deploy "
         f"{logins.names['ci']}`) or use the owner"
     )
@@ -241,7 +242,8 @@ def test_service_login_acts_only_for_its_granted_tenants(ws: Workspace, logins: 
             begin("acme")
             seen = conn.execute("SELECT DISTINCT tenant_id FROM webhook_configurations")
             assert seen.fetchall() == [("acme",)]
-            updated = conn.execute("UPDATE integration_configs SET sync_interval = 5")
+            # A runtime-owned column: services write nothing else.
+            updated = conn.execute("UPDATE integration_configs SET health_status = 'DEGRADED'")
             assert updated.rowcount == 1
 
             begin("beta")
@@ -249,13 +251,13 @@ def test_service_login_acts_only_for_its_granted_tenants(ws: Workspace, logins: 
                 rows = conn.execute(f"SELECT tenant_id FROM {table}")  # type: ignore[arg-type]
                 assert rows.fetchall() == []
             updated = conn.execute(
-                "UPDATE integration_configs SET sync_interval = 5 WHERE tenant_id = 'beta'"
+                "UPDATE integration_configs SET health_status = 'DEGRADED' WHERE tenant_id = 'beta'"
             )
             assert updated.rowcount == 0
             with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
                 conn.execute(
-                    "INSERT INTO integration_configs (tenant_id, platform, config_type, "
-                    "environment) VALUES ('beta', 'HUBSPOT', 'API_KEY', 'SANDBOX')"
+                    "INSERT INTO oauth_tokens (tenant_id, platform, access_token) "
+                    "VALUES ('beta', 'HUBSPOT', 'token')"
                 )
             for statement in (
                 "SELECT count(*) FROM apply_runs",
