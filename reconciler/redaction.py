@@ -7,7 +7,7 @@ entirely) before it is shown. Both use the one pattern :data:`SECRET_SHAPES`, so
 shape here covers every message, every output format (text, JSON, GitHub annotations) and
 every command.
 
-The shapes (domain.md §1-§3 and §5.1):
+The shapes (credential formats in ``docs/domain-rules.md``, RCN-SEC-2):
 
 * age identities: ``AGE-SECRET-KEY-1...`` and plugin identities ``AGE-PLUGIN-...-1...``;
 * PEM private key blocks (``-----BEGIN ... PRIVATE KEY-----`` up to the matching end line,

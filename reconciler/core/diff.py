@@ -1,8 +1,8 @@
 """diff(desired, actual) -> changes: the pure comparison of manifests with the database.
 
-Identity (DESIGN.md §5): integration ``(tenant, platform, environment, config_type)``,
-webhook ``(tenant, platform, environment, name)``, OAuth account ``(tenant, platform,
-account id)``. Only reconciled fields (``model/fields.py``) are compared, so runtime-owned
+Identity (README, "What a plan contains"): integration ``(tenant, platform, environment,
+config_type)``, webhook ``(tenant, platform, environment, name)``, OAuth account ``(tenant,
+platform, account id)``. Only reconciled fields (``model/fields.py``) are compared, so runtime-owned
 columns can never show up as a difference. Secrets are compared by keyed fingerprint, so a
 manifest re-encrypted with the same values (``sops updatekeys``) shows no change. A stored
 secret the store could not prove to be its fingerprint's value (``ActualIntegration.doubted``:

@@ -1,7 +1,7 @@
 """``reconciler report health|circuits``: read-only views of runtime health.
 
-Built on the seed's monitoring queries (``docs/seed-schema.md``, "Health Checks" and
-"Circuit Breaker Monitoring"), with soft-deleted rows left out and context added:
+Built on the monitoring queries the schema's indexes serve (health per integration, open
+and half-open circuits per webhook), with soft-deleted rows left out and context added:
 
 * health: integrations per health status and platform, and the DEGRADED/UNHEALTHY active
   integrations with their messages and when they were last checked;

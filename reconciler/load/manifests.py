@@ -1,6 +1,6 @@
 """Finding manifest files, matching paths to tenants and platforms, templates, the digest.
 
-Layout (DESIGN.md §2)::
+Layout (see the README, "Manifests")::
 
     <root>/tenants/<tenant>/<platform>.yaml     platform: stripe | hubspot | quickbooks
     <root>/templates/<name>.yaml                kind: PlatformTemplate

@@ -101,7 +101,7 @@ KNOWN_MISTAKES = {
     "contact.updated": "contact.propertyChange:<property>",
     "deal.stageChange": "deal.propertyChange:dealstage",
 }
-"""Typos seen in the wild and what was meant (domain.md §1.3, §2.3)."""
+"""Common misspellings of Stripe and HubSpot event names and what was meant (RCN-WH-4)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -80,7 +80,7 @@ RUNTIME_OWNED_FIELDS = frozenset(
 )
 """Columns the running system owns (observed state). Manifests may not set them."""
 
-# Bounds shared by the models and the error messages (domain.md §4 and §5.4 WH-8).
+# Bounds shared by the models and the error messages (docs/domain-rules.md: RCN-WH-8/9).
 SYNC_INTERVAL = (1, 10080)
 RETRY_MAX_ATTEMPTS = (1, 25)
 RETRY_INITIAL_DELAY = (1, 300)

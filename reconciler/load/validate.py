@@ -638,7 +638,10 @@ def _envelope(doc: dict[str, Any], job: FileJob) -> tuple[list[Finding], Platfor
 
 
 def _app_endpoints(merged: dict[str, Any], platform: Platform) -> Iterable[AppEndpoint]:
-    """Inbound endpoints that belong to an app rather than a tenant (domain.md §0.2)."""
+    """Inbound endpoints that belong to an app rather than a tenant (RCN-WH-10).
+
+    See ``docs/domain-rules.md``: HubSpot and Intuit deliver to one URL per app.
+    """
     if platform is Platform.STRIPE:
         return
     # Runs on documents that may have failed the schema: every section is shape-checked

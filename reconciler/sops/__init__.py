@@ -1,7 +1,7 @@
 """SOPS files with age recipients, read and written in-process, compatible with ``sops``.
 
 The format (value encoding, AAD, MAC, metadata, key groups) is described in
-``docs/sops-format.md``; this package implements it with ``pyrage`` and ``cryptography``.
+``docs/sops.md``; this package implements it with ``pyrage`` and ``cryptography``.
 
 For the manifest loader::
 

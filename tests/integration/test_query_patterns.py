@@ -72,7 +72,8 @@ BULK_LOAD = [
     """,
 ]
 
-# Query patterns 1-4 of seed-schema.md with the parameters filled in, and the index each uses.
+# The four query patterns the schema's indexes serve, parameters filled in, and the index each
+# uses.
 QUERY_PATTERNS = {
     "1-active-config": (
         """
