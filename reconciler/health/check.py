@@ -1,6 +1,6 @@
 """``reconciler health check``: probe integrations, record the verdicts, advance circuits.
 
-Steps (seed Best Practices 4-5 and the circuit-breaker rule):
+Steps (test connections before activation, monitor health, and the circuit-breaker rule):
 
 1. one query reads the selected active, non-deleted integrations with their encrypted
    credentials; they are decrypted in memory, each only as the value its stored fingerprint

@@ -36,7 +36,7 @@ WHERE is_active = true AND deleted_at IS NULL AND {_PLATFORM}
 GROUP BY platform, health_status
 """
 
-# The seed's "Health Checks" query, plus identity columns and the last check time.
+# The "Health Checks" query, plus identity columns and the last check time.
 _UNHEALTHY = f"""
 SELECT tenant_id, platform::text, environment::text, config_type::text, health_status::text,
        health_message, last_health_check_at
@@ -46,7 +46,7 @@ WHERE health_status IN ('DEGRADED', 'UNHEALTHY')
 ORDER BY health_status DESC, tenant_id, platform, environment, config_type
 """
 
-# The seed's "Circuit Breaker Monitoring" query, plus the webhook count per platform.
+# The "Circuit Breaker Monitoring" query, plus the webhook count per platform.
 _CIRCUIT_SUMMARY = f"""
 SELECT platform::text,
        COUNT(*) AS webhooks,
@@ -157,7 +157,7 @@ def health_report(conn: sa.Connection, platforms: Sequence[Platform] = ()) -> He
 
 @dataclass(frozen=True, slots=True)
 class PlatformCircuits:
-    """The seed's circuit-breaker summary for one platform (active webhooks)."""
+    """The circuit-breaker summary for one platform (active webhooks)."""
 
     platform: Platform
     webhooks: int

@@ -1151,7 +1151,7 @@ class SummaryRow:
 
 
 def daily_summary(conn: sa.Connection, days: int = 7) -> list[SummaryRow]:
-    """The seed's daily audit summary: counts per day, entity type, action and risk."""
+    """The daily audit summary: counts per day, entity type, action and risk."""
     result = conn.execute(
         sa.text(
             "SELECT DATE(created_at)::text AS audit_date, entity_type::text AS entity_type,"

@@ -190,7 +190,7 @@ def key_usage(conn: sa.Connection) -> list[KeyUsage]:
     """Rows per key version per table: one GROUP BY query per table.
 
     Legacy OAuth token rows are not counted: their ``encryption_key_version`` (``1`` after
-    the seed's data step) names no key of ours. :func:`legacy_usage` counts them.
+    the upgrade's data step) names no key of ours. :func:`legacy_usage` counts them.
     """
     usage: list[KeyUsage] = []
     for table in SECRET_TABLES:

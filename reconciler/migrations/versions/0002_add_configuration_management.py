@@ -4,16 +4,16 @@ Revision ID: add_configuration_management
 Revises: baseline
 Create Date: 2025-01-15
 
-Upgrade (the seed schema's migration plus what the reconciler needs):
+Upgrade (the configuration schema plus what the reconciler needs):
 
 * ``oauth_tokens``: connected-account identity, revocation, key version and bookkeeping
-  columns and indexes; existing rows are migrated exactly as the seed's data step does;
+  columns and indexes; existing rows are migrated exactly as the documented data step does;
 * new tables ``integration_configs``, ``webhook_configurations``,
   ``configuration_audit_logs`` (append-only by trigger) and ``apply_runs``;
 * row-level security (policy ``tenant_isolation`` on ``app.tenant_id``) on the four tenant
   tables, and the NOLOGIN role ``reconciler_app`` with its grants.
 
-Downgrade is the seed's rollback, except that it destroys no record: ``oauth_tokens`` returns
+Downgrade is the documented rollback, except that it destroys no record: ``oauth_tokens`` returns
 to its baseline columns keeping every row, and what the dropped columns held is copied into
 ``reconciler_archive.oauth_tokens_columns``; the audit log and the apply history are moved,
 with their rows, ids and indexes, into the schema ``reconciler_archive`` (enum columns become
@@ -164,7 +164,7 @@ def upgrade_oauth_tokens() -> None:
     ):
         op.add_column("oauth_tokens", column)
 
-    # The seed's data step, verbatim: existing tokens become active, key version 1.
+    # The documented data step, verbatim: existing tokens become active, key version 1.
     op.execute(
         "UPDATE oauth_tokens SET is_active = true, encryption_key_version = 1, "
         "metadata = '{}'::jsonb WHERE is_active IS NULL"
