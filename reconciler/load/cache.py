@@ -52,6 +52,7 @@ from typing import Any
 
 import reconciler
 from reconciler.crypto.key_text import decode_key
+from reconciler.files import atomic_write
 from reconciler.model.desired import (
     DesiredIntegration,
     DesiredOAuthAccount,
@@ -244,6 +245,8 @@ def code_fingerprint() -> bytes:
     package = Path(reconciler.__file__).parent
     h = hashlib.sha256(reconciler.__version__.encode())
     for folder, pattern in (
+        (".", "yaml_source.py"),
+        (".", "files.py"),
         ("load", "*.py"),
         ("sops", "*.py"),
         ("model", "*.py"),
@@ -632,15 +635,9 @@ class LoadCache:
         self.dirty = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd, tmp = tempfile.mkstemp(prefix=".manifests.", dir=self.path.parent)
+            atomic_write(self.path, b"".join(lines), keep_mode=False)
         except OSError:
             return
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(b"".join(lines))
-            os.replace(tmp, self.path)
-        except OSError:
-            Path(tmp).unlink(missing_ok=True)
 
 
 def entry_key(display: str, data: bytes, templates_digest: bytes) -> bytes:

@@ -66,7 +66,6 @@ from reconciler.load.schema import (
     StripeConfig,
     config_model,
 )
-from reconciler.load.yaml_source import YamlError, format_path, locate, parse_document
 from reconciler.model.desired import (
     DesiredIntegration,
     DesiredOAuthAccount,
@@ -81,6 +80,7 @@ from reconciler.model.plan import Selectors
 from reconciler.model.sensitive import Sensitive
 from reconciler.render.diagnostics import DiagnosticsReport
 from reconciler.sops.codec import ENC_MARK
+from reconciler.yaml_source import YamlError, format_path, locate, parse_document
 
 Fingerprint = Callable[[str], str]
 KEY_ENV_VARS = ("SOPS_AGE_KEY_FILE", "SOPS_AGE_KEY")

@@ -18,7 +18,6 @@ from typing import Any
 import pyrage
 import pytest
 
-from reconciler.load.yaml_source import parse_documents
 from reconciler.sops import (
     EditSession,
     EncryptionRules,
@@ -30,6 +29,7 @@ from reconciler.sops import (
     update_keys,
 )
 from reconciler.sops.files import dump, dump_yaml
+from reconciler.yaml_source import parse_documents
 from tests.unit.sops.helpers import normalize
 
 pytestmark = pytest.mark.sops_binary

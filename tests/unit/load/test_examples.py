@@ -10,9 +10,9 @@ import pytest
 
 from reconciler.load import manifests
 from reconciler.load.validate import load_desired_state
-from reconciler.load.yaml_source import MAX_FILE_BYTES
 from reconciler.model.enums import Platform
 from reconciler.model.plan import Selectors
+from reconciler.yaml_source import MAX_FILE_BYTES
 
 from .conftest import sops_api
 
@@ -80,7 +80,7 @@ def test_template_values_reach_the_state(demo_identities: Any) -> None:
 
 def test_examples_match_the_json_schemas() -> None:
     jsonschema = pytest.importorskip("jsonschema")
-    from reconciler.load.yaml_source import parse_document
+    from reconciler.yaml_source import parse_document
 
     schemas = {
         name: json.loads((REPO / "schemas" / f"{name}.v1.json").read_text())
