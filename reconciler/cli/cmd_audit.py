@@ -21,8 +21,8 @@ from reconciler.cli.options import database_url_option, handle_errors
 from reconciler.context import MAX_NOTE_LENGTH, checked_name, user_agent
 from reconciler.crypto.audit_key import AUDIT_KEY_ENV, AuditKey, load_audit_key
 from reconciler.errors import ConfigError
+from reconciler.escape import printable
 from reconciler.model.enums import ReviewDecision, RiskLevel
-from reconciler.render.escape import printable
 from reconciler.store import audit
 from reconciler.store.database import (
     DatabaseTarget,

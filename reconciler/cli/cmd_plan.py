@@ -20,11 +20,11 @@ from reconciler.cli.options import (
     selector_options,
 )
 from reconciler.errors import ConfigError
+from reconciler.escape import printable
 from reconciler.files import atomic_write
 from reconciler.gitchanges import changed_tenants
 from reconciler.model.enums import RiskLevel
 from reconciler.model.plan import Plan, SavedPlan
-from reconciler.render.escape import printable
 from reconciler.settings import Settings, load_settings, lock_timeout_option, parse_level
 
 _FORMATS = ("text", "json", "markdown", "github")
