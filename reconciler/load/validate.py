@@ -82,7 +82,6 @@ from reconciler.sops.codec import ENC_MARK
 from reconciler.yaml_source import YamlError, format_path, locate, parse_document
 
 Fingerprint = Callable[[str], str]
-KEY_ENV_VARS = ("SOPS_AGE_KEY_FILE", "SOPS_AGE_KEY")
 
 
 @dataclass(frozen=True, slots=True)
