@@ -15,6 +15,7 @@ control characters dropped instead.
 from __future__ import annotations
 
 import os
+import pwd
 import re
 import subprocess
 import unicodedata
@@ -190,12 +191,10 @@ def os_user(environ: Env) -> str:
         if environ.get(var):
             return environ[var]
     try:
-        import pwd
-
         return pwd.getpwuid(os.getuid()).pw_name
-    except (ImportError, KeyError, AttributeError):
+    except KeyError:
         # Containers often run as a uid that has no passwd entry.
-        return f"uid-{os.getuid()}" if hasattr(os, "getuid") else "unknown"
+        return f"uid-{os.getuid()}"
 
 
 def user_agent(environ: Env) -> str:

@@ -8,11 +8,11 @@ never stop at the first problem; the CLI renders them as text, JSON or GitHub an
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.render.escape import printable
+from reconciler.escape import printable
 
 
 class Severity(enum.StrEnum):
@@ -120,3 +120,30 @@ class Diagnostics:
     def sorted(self) -> list[Diagnostic]:
         """Diagnostics in file, line, column order (stable for golden tests)."""
         return sorted(self.items, key=Diagnostic.sort_key)
+
+
+@dataclass(frozen=True, slots=True)
+class DiagnosticsReport:
+    """What a validation run found, ready to render.
+
+    Attributes:
+        diagnostics: every diagnostic, in file/line/column order.
+        files: number of manifest files checked.
+        skipped_decryption: files whose secrets were not decrypted (no key).
+        valid: whether the run passed (``--strict`` already applied).
+    """
+
+    diagnostics: Sequence[Diagnostic]
+    files: int
+    skipped_decryption: Sequence[str]
+    valid: bool
+
+    @property
+    def errors(self) -> int:
+        """Number of error diagnostics."""
+        return sum(1 for d in self.diagnostics if d.severity is Severity.ERROR)
+
+    @property
+    def warnings(self) -> int:
+        """Number of warning diagnostics."""
+        return sum(1 for d in self.diagnostics if d.severity is Severity.WARNING)

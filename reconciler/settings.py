@@ -33,9 +33,9 @@ from typing import Any, TypeVar
 
 from reconciler.core.risk import RiskPolicy
 from reconciler.errors import ConfigError
-from reconciler.load.manifests import read_file
-from reconciler.load.yaml_source import PathElement, YamlError, format_path, locate, parse_document
+from reconciler.files import read_file
 from reconciler.model.enums import RiskLevel
+from reconciler.yaml_source import PathElement, YamlError, format_path, locate, parse_document
 
 SETTINGS_FILE = "reconciler.yaml"
 

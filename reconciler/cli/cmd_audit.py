@@ -21,8 +21,9 @@ from reconciler.cli.options import database_url_option, handle_errors
 from reconciler.context import MAX_NOTE_LENGTH, checked_name, user_agent
 from reconciler.crypto.audit_key import AUDIT_KEY_ENV, AuditKey, load_audit_key
 from reconciler.errors import ConfigError
+from reconciler.escape import printable
+from reconciler.files import atomic_write
 from reconciler.model.enums import ReviewDecision, RiskLevel
-from reconciler.render.escape import printable
 from reconciler.store import audit
 from reconciler.store.database import (
     DatabaseTarget,
@@ -433,12 +434,9 @@ def checkpoint_cmd(
     if out is None:
         click.echo(text, nl=False)
         return
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(out)
+        atomic_write(out, text)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise ConfigError(f"cannot write {out}: {exc.strerror}") from exc
     click.echo(f"Checkpoint of {len(report.tips)} tenant chain(s) written to {out}.", err=True)
 

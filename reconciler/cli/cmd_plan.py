@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +20,11 @@ from reconciler.cli.options import (
     selector_options,
 )
 from reconciler.errors import ConfigError
+from reconciler.escape import printable
+from reconciler.files import atomic_write
 from reconciler.gitchanges import changed_tenants
 from reconciler.model.enums import RiskLevel
 from reconciler.model.plan import Plan, SavedPlan
-from reconciler.render.escape import printable
 from reconciler.settings import Settings, load_settings, lock_timeout_option, parse_level
 
 _FORMATS = ("text", "json", "markdown", "github")
@@ -89,14 +89,7 @@ def _write_plan_file(plan: Plan, path: Path) -> None:
     """Write atomically: a crash never leaves half a plan file."""
     body = json.dumps(plan.to_dict(), indent=2) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(body)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, body, keep_mode=False)
 
 
 def _read_plan_file(path: Path) -> SavedPlan:

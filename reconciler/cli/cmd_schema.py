@@ -8,7 +8,7 @@ import click
 
 from reconciler.cli.exit_codes import ExitCode
 from reconciler.cli.options import handle_errors
-from reconciler.load.schemas_export import export_schemas, stale_schemas
+from reconciler.schemas_export import export_schemas, stale_schemas
 
 
 def register(group: click.Group) -> None:

@@ -17,10 +17,10 @@ import click
 
 from reconciler.cli.options import handle_errors
 from reconciler.errors import ConfigError
+from reconciler.files import atomic_write
 from reconciler.sops import (
     EditSession,
     EncryptionRules,
-    atomic_write,
     decrypt_file,
     detect_format,
     dump,

@@ -47,7 +47,7 @@ from reconciler.model.desired import (
     DesiredWebhook,
     SecretValue,
 )
-from reconciler.model.enums import Platform, RiskLevel
+from reconciler.model.enums import Platform
 from reconciler.model.fields import INTEGRATION_SECRETS, WEBHOOK_SECRETS
 from reconciler.model.plan import (
     SENSITIVE_MASK,
@@ -615,8 +615,3 @@ def _mass_revocations(
         if whole or share_tripped:
             out.append(MassDeletion(tenant, count, total, whole, kind=MassDeletion.TOKENS))
     return tuple(out)
-
-
-def max_level(changes: Iterable[Change]) -> RiskLevel | None:
-    """Highest risk level among ``changes`` (None when empty)."""
-    return max((c.risk.level for c in changes), default=None)

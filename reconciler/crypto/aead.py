@@ -61,10 +61,9 @@ from reconciler.model.sensitive import Sensitive
 RCN1 = "rcn1:"
 """Context-bound form: OAuth tokens, and legacy integration/webhook values."""
 RCN2 = "rcn2:"
-"""Context- and fingerprint-bound form of every column that has a fingerprint column."""
-PREFIX = RCN2
-"""What :meth:`FieldCipher.encrypt` writes for a fingerprinted column. A future format gets
-a new prefix, never a new meaning."""
+"""Context- and fingerprint-bound form of every column that has a fingerprint column: what
+:meth:`FieldCipher.encrypt` writes for one. A future format gets a new prefix, never a new
+meaning."""
 NONCE_BYTES = 12
 TAG_BYTES = 16
 _AAD_V1 = "reconciler/field/v1"

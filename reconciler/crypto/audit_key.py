@@ -20,16 +20,13 @@ import hmac
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
 from reconciler.crypto.fingerprint import FINGERPRINT_KEY_ENV
 from reconciler.crypto.key_text import decode_key
 from reconciler.crypto.keyring import KEYRING_ENV, KEYRING_FILE_ENV
-from reconciler.crypto.local_keys import KEYS_FILE_NAME, load_keys
+from reconciler.crypto.local_keys import KEYS_FILE_NAME, DatabaseLocation, load_keys
 from reconciler.errors import ConfigError, KeyUnavailable
-
-if TYPE_CHECKING:
-    from reconciler.store.database import DatabaseTarget
 
 AUDIT_KEY_ENV = "RECONCILER_AUDIT_KEY"
 MIN_KEY_BYTES = 32
@@ -84,7 +81,7 @@ class AuditKey:
 
 
 def load_audit_key(
-    target: DatabaseTarget,
+    target: DatabaseLocation,
     environ: Mapping[str, str] | None = None,
     *,
     create: bool,

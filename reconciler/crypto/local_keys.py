@@ -16,16 +16,30 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import Protocol, TextIO
 
 from reconciler.crypto.fingerprint import FINGERPRINT_KEY_ENV, MIN_KEY_BYTES, Fingerprinter
 from reconciler.crypto.keyring import KEYRING_ENV, KEYRING_FILE_ENV, Keyring
 from reconciler.errors import ConfigError, KeyUnavailable
 
-if TYPE_CHECKING:
-    from reconciler.store.database import DatabaseTarget
-
 KEYS_FILE_NAME = "keys.env"
+
+
+class DatabaseLocation(Protocol):
+    """What key loading needs to know of a database (``store.database.DatabaseTarget`` has it).
+
+    Declared here so that the key code does not depend on the storage layer above it.
+    """
+
+    @property
+    def embedded(self) -> bool:
+        """Whether the database is the embedded PostgreSQL."""
+        ...
+
+    @property
+    def data_dir(self) -> Path | None:
+        """The embedded server's data directory (``None`` for other databases)."""
+        ...
 
 
 def load_keys(
@@ -66,7 +80,7 @@ def load_keys(
 
 
 def load_keys_for_target(
-    target: DatabaseTarget,
+    target: DatabaseLocation,
     environ: Mapping[str, str] | None = None,
     *,
     stderr: TextIO | None = None,

@@ -52,6 +52,7 @@ from typing import Any
 
 import reconciler
 from reconciler.crypto.key_text import decode_key
+from reconciler.files import atomic_write
 from reconciler.model.desired import (
     DesiredIntegration,
     DesiredOAuthAccount,
@@ -244,6 +245,8 @@ def code_fingerprint() -> bytes:
     package = Path(reconciler.__file__).parent
     h = hashlib.sha256(reconciler.__version__.encode())
     for folder, pattern in (
+        (".", "yaml_source.py"),
+        (".", "files.py"),
         ("load", "*.py"),
         ("sops", "*.py"),
         ("model", "*.py"),
@@ -429,13 +432,13 @@ def _read_key(path: Path) -> bytes:
     """Read the key file, refusing anything but a private regular file of the right size."""
     # O_NOFOLLOW: a symlink planted in place of the key is refused (ELOOP), not followed;
     # O_NONBLOCK: a FIFO planted there cannot hang the run.
-    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
     fd = os.open(path, flags)
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise _UnusableKey("is not a regular file")
-        if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
+        if info.st_uid != os.geteuid():
             raise _UnusableKey("belongs to another user")
         if info.st_mode & 0o077:
             mode = stat.S_IMODE(info.st_mode)
@@ -470,7 +473,7 @@ def _create_key(path: Path) -> None:
 
 
 def _create_key_in_place(path: Path) -> None:
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
     try:
         fd = os.open(path, flags, 0o600)
     except FileExistsError:
@@ -632,15 +635,9 @@ class LoadCache:
         self.dirty = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd, tmp = tempfile.mkstemp(prefix=".manifests.", dir=self.path.parent)
+            atomic_write(self.path, b"".join(lines), keep_mode=False)
         except OSError:
             return
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(b"".join(lines))
-            os.replace(tmp, self.path)
-        except OSError:
-            Path(tmp).unlink(missing_ok=True)
 
 
 def entry_key(display: str, data: bytes, templates_digest: bytes) -> bytes:

@@ -26,7 +26,6 @@ scalars replace, the manifest wins; a template may name its own template (a chai
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import re
@@ -37,7 +36,11 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.errors import ConfigError
-from reconciler.load.yaml_source import MAX_FILE_BYTES
+from reconciler.files import NOT_REGULAR, NOT_REGULAR_HINT, file_kind
+
+# Re-exported: the loader reads manifests through this module's name (tests replace it).
+from reconciler.files import UnsafeFile as UnsafeFile
+from reconciler.files import read_file as read_file
 from reconciler.model.enums import Platform
 from reconciler.model.plan import Selectors
 from reconciler.redaction import redact
@@ -47,15 +50,6 @@ TEMPLATES_DIR = "templates"
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _PLATFORM_BY_STEM = {p.file_stem: p for p in Platform}
 _YAML_SUFFIXES = (".yaml", ".yml")
-
-NOT_REGULAR = "RCN-F005"
-"""Rule id: a symbolic link, FIFO, socket or device where a manifest or directory belongs."""
-
-_NOT_REGULAR_HINT = "only regular files and directories inside the manifests root are read"
-
-# O_NONBLOCK: opening a FIFO must not wait for a writer (fstat then refuses it).
-# O_NOFOLLOW: the file opened is the one discovery saw, never a link's target.
-_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,73 +110,6 @@ def check_selectors(selectors: Selectors) -> None:
                     f"{option} {shown!r} is not a tenant id: tenant ids are 1-63 lower-case "
                     "letters, digits and dashes, starting with a letter or digit"
                 )
-
-
-class UnsafeFile(ConfigError):
-    """A file to read is not a regular file, or is a link (``RCN-F005``); one line."""
-
-
-def read_file(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
-    """The bytes of the regular file ``path``: at most ``limit + 1`` of them.
-
-    The file is opened without following a final symbolic link and without blocking (a
-    FIFO), and checked with ``fstat`` before anything is read. A file larger than ``limit``
-    yields its first ``limit + 1`` bytes, which the YAML reader refuses as too large
-    (``RCN-Y004``) without the rest ever being read.
-
-    Raises:
-        UnsafeFile: a link, FIFO, socket, device or directory, or a file that cannot be
-            opened; the message names the file and the rule.
-    """
-    try:
-        fd = os.open(path, _READ_FLAGS)
-    except OSError as exc:
-        raise UnsafeFile(f"{path}: {_open_problem(exc)} [{NOT_REGULAR}]") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise UnsafeFile(f"{path}: {_kind(info.st_mode)}; {_NOT_REGULAR_HINT} [{NOT_REGULAR}]")
-        chunks: list[bytes] = []
-        total = 0
-        # The whole file plus one byte: a file is read in one call, and its end confirmed by
-        # a second one asking for a single byte (no large buffer per file).
-        want = min(info.st_size, limit) + 1
-        while total <= limit:
-            if total == want:  # it grew since fstat: read on, up to the limit
-                want = limit + 1
-            chunk = os.read(fd, want - total)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            total += len(chunk)
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-    except OSError as exc:
-        raise UnsafeFile(f"{path}: cannot read: {exc.strerror} [{NOT_REGULAR}]") from None
-    finally:
-        os.close(fd)
-
-
-def _open_problem(exc: OSError) -> str:
-    if exc.errno in (errno.ELOOP, errno.EMLINK):  # O_NOFOLLOW on a link (Linux, BSD)
-        return f"is a symbolic link; {_NOT_REGULAR_HINT}"
-    if exc.errno == errno.ENXIO:
-        return f"is a socket or device; {_NOT_REGULAR_HINT}"
-    return f"cannot open: {exc.strerror}"
-
-
-def _kind(mode: int) -> str:
-    """What a non-regular file is, for a message."""
-    if stat.S_ISLNK(mode):
-        return "is a symbolic link"
-    if stat.S_ISDIR(mode):
-        return "is a directory"
-    if stat.S_ISFIFO(mode):
-        return "is a FIFO (named pipe)"
-    if stat.S_ISSOCK(mode):
-        return "is a socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "is a device"
-    return "is not a regular file"
 
 
 def find_root(path: Path) -> Path | None:
@@ -246,7 +173,7 @@ def _discover_start(
         if stat.S_ISDIR(mode):
             continue
         if not stat.S_ISREG(mode):
-            _not_regular(root, current, _kind(mode), found)
+            _not_regular(root, current, file_kind(mode), found)
         elif depth == len(parts):
             _classify(root, current, selectors, found, seen, explicit=True)
         return
@@ -271,7 +198,7 @@ def _discover_path(
     except (OSError, RuntimeError):  # a dangling or looping link
         found.problems.append(
             LayoutProblem(
-                str(given), NOT_REGULAR, f"is a dangling or looping link; {_NOT_REGULAR_HINT}"
+                str(given), NOT_REGULAR, f"is a dangling or looping link; {NOT_REGULAR_HINT}"
             )
         )
         return
@@ -283,7 +210,7 @@ def _discover_path(
     elif resolved != root and root not in resolved.parents:
         _classify(root, resolved, selectors, found, seen, explicit=True)  # RCN-F004
     elif not stat.S_ISREG(mode):
-        _not_regular(root, resolved, _kind(mode), found, explicit=True)
+        _not_regular(root, resolved, file_kind(mode), found, explicit=True)
     else:
         _classify(root, resolved, selectors, found, seen, explicit=True)
 
@@ -329,7 +256,7 @@ def _entry_kind(entry: os.DirEntry[str]) -> str:
     if entry.is_symlink():
         return "is a symbolic link"
     try:
-        return _kind(entry.stat(follow_symlinks=False).st_mode)
+        return file_kind(entry.stat(follow_symlinks=False).st_mode)
     except OSError:
         return "is not a regular file"
 
@@ -352,7 +279,7 @@ def _not_regular(
         rel = str(path)
     if not explicit and rel.partition("/")[0] not in (TENANTS_DIR, TEMPLATES_DIR):
         return
-    found.problems.append(LayoutProblem(rel, NOT_REGULAR, f"{what}; {_NOT_REGULAR_HINT}"))
+    found.problems.append(LayoutProblem(rel, NOT_REGULAR, f"{what}; {NOT_REGULAR_HINT}"))
 
 
 def _check_templates(root: Path, found: Discovery) -> None:
@@ -366,7 +293,7 @@ def _check_templates(root: Path, found: Discovery) -> None:
         _not_regular(root, directory, f"cannot be read: {exc.strerror}", found)
         return
     if not stat.S_ISDIR(mode):
-        _not_regular(root, directory, _kind(mode), found)
+        _not_regular(root, directory, file_kind(mode), found)
         return
     try:
         with os.scandir(directory) as listing:

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from reconciler.diagnostics import Severity
 from reconciler.load import catalogs
-from reconciler.load.schema import ENC_PATTERN, SECRET_FIELDS
+from reconciler.load.schema import SECRET_FIELDS
 from reconciler.model.enums import Platform
 from reconciler.redaction import REDACTED, is_secret_shaped
 
@@ -88,7 +88,6 @@ LIVE_CREDENTIAL = re.compile(
 """Plaintext that looks like a live credential (the patterns secret scanners use)."""
 
 _CREDENTIAL_MARKERS = ("_live_", "whsec_", "pat-")
-_ENC_RE = re.compile(ENC_PATTERN)
 _PROPERTY_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 _PRIVATE_SUFFIXES = (".localhost", ".local", ".internal", ".home.arpa", ".lan", ".intranet")
 
@@ -625,11 +624,6 @@ def _credential_finding(path: Path, *, at_key: bool = False) -> Finding:
         path,
         at_key=at_key,
     )
-
-
-def is_encrypted_value(value: Any) -> bool:
-    """True for a SOPS ``ENC[...]`` scalar."""
-    return isinstance(value, str) and _ENC_RE.match(value) is not None
 
 
 # --------------------------------------------------------------------------- decrypted secrets

@@ -43,7 +43,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from reconciler import sops
-from reconciler.diagnostics import Diagnostic, Diagnostics, Severity
+from reconciler.diagnostics import Diagnostic, Diagnostics, DiagnosticsReport, Severity
 from reconciler.errors import ConfigError, DecryptFailed, KeyUnavailable
 from reconciler.gcpause import gc_paused
 from reconciler.load import manifests as mf
@@ -66,7 +66,6 @@ from reconciler.load.schema import (
     StripeConfig,
     config_model,
 )
-from reconciler.load.yaml_source import YamlError, format_path, locate, parse_document
 from reconciler.model.desired import (
     DesiredIntegration,
     DesiredOAuthAccount,
@@ -79,11 +78,10 @@ from reconciler.model.desired import (
 from reconciler.model.enums import ConfigType, Environment, Platform
 from reconciler.model.plan import Selectors
 from reconciler.model.sensitive import Sensitive
-from reconciler.render.diagnostics import DiagnosticsReport
 from reconciler.sops.codec import ENC_MARK
+from reconciler.yaml_source import YamlError, format_path, locate, parse_document
 
 Fingerprint = Callable[[str], str]
-KEY_ENV_VARS = ("SOPS_AGE_KEY_FILE", "SOPS_AGE_KEY")
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from reconciler.diagnostics import Diagnostic, Severity
+from reconciler.diagnostics import DiagnosticsReport as DiagnosticsReport  # rendered here
 from reconciler.redaction import redact
 
 FORMAT_VERSION = 1
@@ -21,33 +21,6 @@ KEY_HINT = "set SOPS_AGE_KEY_FILE or SOPS_AGE_KEY (or ~/.config/sops/age/keys.tx
 
 _DATA_ESCAPES = (("%", "%25"), ("\r", "%0D"), ("\n", "%0A"))
 _PROPERTY_ESCAPES = (*_DATA_ESCAPES, (":", "%3A"), (",", "%2C"))
-
-
-@dataclass(frozen=True, slots=True)
-class DiagnosticsReport:
-    """What a validation run found, ready to render.
-
-    Attributes:
-        diagnostics: every diagnostic, in file/line/column order.
-        files: number of manifest files checked.
-        skipped_decryption: files whose secrets were not decrypted (no key).
-        valid: whether the run passed (``--strict`` already applied).
-    """
-
-    diagnostics: Sequence[Diagnostic]
-    files: int
-    skipped_decryption: Sequence[str]
-    valid: bool
-
-    @property
-    def errors(self) -> int:
-        """Number of error diagnostics."""
-        return sum(1 for d in self.diagnostics if d.severity is Severity.ERROR)
-
-    @property
-    def warnings(self) -> int:
-        """Number of warning diagnostics."""
-        return sum(1 for d in self.diagnostics if d.severity is Severity.WARNING)
 
 
 def safe_diagnostic(diagnostic: Diagnostic) -> Diagnostic:

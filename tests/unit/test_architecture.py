@@ -1,14 +1,109 @@
-"""The pure core and the model import no I/O libraries."""
+"""The package's layering, checked on the import statements of every module.
+
+A *unit* is a top-level module (``reconciler/files.py`` is ``files``) or a subpackage
+(``reconciler/load/`` is ``load``); ``reconciler`` itself (its ``__init__``, which holds
+``__version__``) is the unit ``reconciler``. Units are stacked in layers, lowest first::
+
+    reconciler, escape, redaction, gcpause, clock, progress    leaf helpers, no imports
+    diagnostics                                                 Diagnostic, DiagnosticsReport
+    errors                                                      the exception tree
+    context, model                                              run context; records
+    core, yaml_source                                           pure planning; the YAML reader
+    files, crypto                                               safe file I/O; keys and ciphers
+    sops, settings                                              SOPS files; configuration
+    load, store                                                 manifests -> state; PostgreSQL
+    gitchanges, render                                          changed tenants; output formats
+    commands, schemas_export, migrations                        the operations
+    health, export                                              operations built on commands
+    cli                                                         the command line
+    __main__
+
+A module may import its own unit and units of lower layers, never a unit of its own layer
+or above: every dependency points down, so there are no import cycles between units. Type-
+only imports (``if TYPE_CHECKING:``) count too. A new top-level module or subpackage must be
+given a place here.
+
+The pure stages (``core``, ``model``) also import no I/O library, and nothing in the package
+probes for an optional module: a missing or renamed module fails at import, it never turns
+a feature off silently.
+"""
 
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "reconciler"
 FORBIDDEN = ("sqlalchemy", "cryptography", "click", "subprocess", "psycopg", "pyrage", "yaml")
+
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("reconciler", "escape", "redaction", "gcpause", "clock", "progress"),
+    ("diagnostics",),
+    ("errors",),
+    ("context", "model"),
+    ("core", "yaml_source"),
+    ("files", "crypto"),
+    ("sops", "settings"),
+    ("load", "store"),
+    ("gitchanges", "render"),
+    ("commands", "schemas_export", "migrations"),
+    ("health", "export"),
+    ("cli",),
+    ("__main__",),
+)
+LAYER_OF = {unit: index for index, layer in enumerate(LAYERS) for unit in layer}
+
+
+def _modules() -> Iterator[tuple[Path, tuple[str, ...]]]:
+    """Every module of the package with its dotted name as a tuple."""
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = ("reconciler", *path.relative_to(PACKAGE).with_suffix("").parts)
+        yield path, parts
+
+
+def _unit(dotted: tuple[str, ...]) -> str:
+    """The unit a module name (or a name imported from a module) belongs to."""
+    return dotted[1] if len(dotted) > 1 and dotted[1] != "__init__" else "reconciler"
+
+
+def _imported(path: Path, parts: tuple[str, ...]) -> Iterator[tuple[int, tuple[str, ...]]]:
+    """(line, dotted name) of every ``reconciler`` name the module imports."""
+    package = parts[:-1]  # the package a relative import starts from
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, tuple(alias.name.split("."))
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - (node.level - 1)]
+                module = (*base, *(node.module.split(".") if node.module else ()))
+            else:
+                module = tuple((node.module or "").split("."))
+            for alias in node.names:
+                # ``from reconciler import sops`` imports the unit ``sops``.
+                yield node.lineno, module if len(module) > 1 else (*module, alias.name)
+
+
+def test_every_unit_has_a_layer() -> None:
+    units = {_unit(parts) for _, parts in _modules()}
+    assert sorted(units - set(LAYER_OF)) == []
+
+
+def test_imports_point_down_the_layers() -> None:
+    offenders = []
+    for path, parts in _modules():
+        unit = _unit(parts)
+        for line, name in _imported(path, parts):
+            if name[0] != "reconciler":
+                continue
+            target = _unit(name)
+            if target != unit and LAYER_OF.get(target, -1) >= LAYER_OF.get(unit, -1):
+                rel = path.relative_to(PACKAGE.parent)
+                offenders.append(f"{rel}:{line}: {unit} imports {'.'.join(name)} ({target})")
+    assert offenders == []
 
 
 @pytest.mark.parametrize("stage", ["core", "model"])
@@ -23,4 +118,20 @@ def test_pure_stages_import_no_io(stage: str) -> None:
             elif isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module]
             offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] in FORBIDDEN]
+    assert offenders == []
+
+
+def test_no_module_is_optional() -> None:
+    offenders = []
+    for path, _ in _modules():
+        for node in ast.walk(ast.parse(path.read_text())):
+            where = f"{path.relative_to(PACKAGE.parent)}:{getattr(node, 'lineno', 0)}"
+            if isinstance(node, ast.ExceptHandler) and node.type is not None:
+                caught = ast.unparse(node.type)
+                if "ImportError" in caught or "ModuleNotFoundError" in caught:
+                    offenders.append(f"{where}: except {caught}")
+            elif isinstance(node, ast.Call):
+                called = ast.unparse(node.func)
+                if called in ("importlib.import_module", "import_module", "__import__"):
+                    offenders.append(f"{where}: {called}()")
     assert offenders == []

@@ -8,9 +8,9 @@ import pytest
 
 from reconciler.diagnostics import Diagnostic
 from reconciler.load.rules import show
-from reconciler.load.yaml_source import YamlError, parse_document
 from reconciler.redaction import is_secret_shaped, redact
 from reconciler.render.diagnostics import RENDERERS, DiagnosticsReport, github_annotation
+from reconciler.yaml_source import YamlError, parse_document
 
 PEM = (
     "-----BEGIN PRIVATE KEY-----\n"

