@@ -7,19 +7,19 @@ import sys
 from datetime import UTC, datetime, timedelta
 
 import click
-import sqlalchemy as sa
 
 from reconciler.cli.cmd_audit import connect, format_table
 from reconciler.cli.exit_codes import ExitCode
 from reconciler.cli.options import database_url_option, handle_errors
-from reconciler.health.reports import (
+from reconciler.model.enums import CircuitBreakerStatus, HealthStatus, Platform
+from reconciler.store.reports import (
     CircuitReport,
     HealthReport,
     OpenCircuit,
     circuit_report,
     health_report,
+    set_read_only,
 )
-from reconciler.model.enums import CircuitBreakerStatus, HealthStatus, Platform
 
 NEEDS_ATTENTION = ExitCode.CHANGES_PRESENT
 """Exit 2 under ``--fail-on-unhealthy`` / ``--fail-on-open``: the number plan uses for
@@ -72,7 +72,7 @@ def health_cmd(
     2 something is DEGRADED or UNHEALTHY and --fail-on-unhealthy was given.
     """
     with connect(database_url, "report health") as conn:
-        conn.execute(_read_only())
+        set_read_only(conn)
         report = health_report(conn, _platforms(platforms))
     if fmt == "json":
         click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
@@ -105,7 +105,7 @@ def circuits_cmd(
     2 a circuit is OPEN or HALF_OPEN and --fail-on-open was given.
     """
     with connect(database_url, "report circuits") as conn:
-        conn.execute(_read_only())
+        set_read_only(conn)
         report = circuit_report(conn, _platforms(platforms))
     if fmt == "json":
         click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
@@ -113,11 +113,6 @@ def circuits_cmd(
         click.echo(render_circuits_text(report), nl=False)
     if fail_on_open and report.needs_attention:
         sys.exit(NEEDS_ATTENTION)
-
-
-def _read_only() -> sa.TextClause:
-    """``SET TRANSACTION READ ONLY``: a report can never write, even by mistake."""
-    return sa.text("SET TRANSACTION READ ONLY")
 
 
 def render_health_text(report: HealthReport) -> str:

@@ -43,12 +43,11 @@ from reconciler.model.enums import (
 from reconciler.model.plan import Selectors
 from reconciler.model.sensitive import Sensitive
 from reconciler.store.database import translate_db_errors
+from reconciler.store.health import DEFAULT_RESET_SECONDS
 from reconciler.store.read import selector_params
 
 from .probe import HealthProbe, HttpsProbe, ProbeResult, ProbeTarget, scrub
 
-DEFAULT_RESET_SECONDS = 300
-"""Reset time of a circuit whose row has none (the manifest default)."""
 MAX_PARALLEL_PROBES = 8
 
 _WHERE = """(cardinality(CAST(:tenants AS text[])) = 0 OR tenant_id = ANY(CAST(:tenants AS text[])))
