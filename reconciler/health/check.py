@@ -26,8 +26,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
-
 from reconciler.commands import QUIET, Database, Progress, open_database
 from reconciler.crypto.aead import CipherContext, FieldCipher, check_binding
 from reconciler.crypto.local_keys import load_keys_for_target
@@ -43,52 +41,18 @@ from reconciler.model.enums import (
 from reconciler.model.plan import Selectors
 from reconciler.model.sensitive import Sensitive
 from reconciler.store.database import translate_db_errors
-from reconciler.store.health import DEFAULT_RESET_SECONDS
-from reconciler.store.read import selector_params
+from reconciler.store.health import (
+    DueCircuit,
+    HealthVerdict,
+    StoredIntegration,
+    advance_circuits,
+    read_check_targets,
+    write_health,
+)
 
 from .probe import HealthProbe, HttpsProbe, ProbeResult, ProbeTarget, scrub
 
 MAX_PARALLEL_PROBES = 8
-
-_WHERE = """(cardinality(CAST(:tenants AS text[])) = 0 OR tenant_id = ANY(CAST(:tenants AS text[])))
-    AND (cardinality(CAST(:platforms AS text[])) = 0
-         OR CAST(platform AS text) = ANY(CAST(:platforms AS text[])))
-    AND NOT (tenant_id = ANY(CAST(:excluded AS text[])))"""
-
-_TARGETS = f"""
-SELECT id, tenant_id, platform::text, environment::text, config_type::text, api_key,
-       api_secret, encryption_key_version, health_status::text, api_key_fingerprint,
-       api_secret_fingerprint
-FROM integration_configs
-WHERE {_WHERE} AND is_active AND deleted_at IS NULL
-ORDER BY tenant_id, platform, environment, config_type
-"""
-
-_WRITE_HEALTH = """
-UPDATE integration_configs AS t
-SET health_status = CAST(v.status AS health_status), health_message = v.message,
-    last_health_check_at = :now
-FROM unnest(CAST(:tenant_ids AS text[]), CAST(:ids AS bigint[]), CAST(:statuses AS text[]),
-            CAST(:messages AS text[])) AS v(tenant_id, id, status, message)
-WHERE t.tenant_id = v.tenant_id AND t.id = v.id AND t.deleted_at IS NULL
-"""
-
-_DUE = f"""circuit_breaker_status = 'OPEN' AND circuit_opened_at IS NOT NULL
-    AND deleted_at IS NULL AND {_WHERE}
-    AND circuit_opened_at + make_interval(secs => COALESCE(circuit_breaker_reset_seconds,
-                                                           {DEFAULT_RESET_SECONDS}))
-        <= CAST(:now AS timestamptz)"""
-
-_HALF_OPEN = f"""
-UPDATE webhook_configurations SET circuit_breaker_status = 'HALF_OPEN'
-WHERE {_DUE}
-RETURNING tenant_id, platform::text, environment::text, name, circuit_opened_at
-"""
-
-_DUE_PREVIEW = f"""
-SELECT tenant_id, platform::text, environment::text, name, circuit_opened_at
-FROM webhook_configurations WHERE {_DUE}
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,9 +145,9 @@ class _Row:
     verdict: ProbeResult | None  # set when the credentials could not be decrypted
 
 
-def _webhook_address(row: Any) -> str:
-    platform, environment = Platform(row[1]), Environment(row[2])
-    return f"{row[0]}/{platform.file_stem}/{environment.manifest_key}/webhook/{row[3]}"
+def _webhook_address(due: DueCircuit) -> str:
+    platform, environment = due.platform, due.environment
+    return f"{due.tenant_id}/{platform.file_stem}/{environment.manifest_key}/webhook/{due.name}"
 
 
 def run_health_check(
@@ -215,12 +179,12 @@ def run_health_check(
     """
     checked_at = now or datetime.now(UTC)
     prober = probe or HttpsProbe(timeout=timeout)
-    params = selector_params(selectors or Selectors())
+    selected = selectors or Selectors()
     db = open_database(database_url, progress)
     try:
         with translate_db_errors(db.engine.url), db.engine.connect() as conn:
             with conn.begin():
-                raw = list(conn.execute(sa.text(_TARGETS), params))
+                raw = read_check_targets(conn, selected)
             rows = _decrypt(raw, db, environ)
             with progress.stage(f"Checking {len(rows)} integration(s)"):
                 verdicts = _probe_all(prober, rows)
@@ -238,27 +202,21 @@ def run_health_check(
                 for r, v in zip(rows, verdicts, strict=True)
             )
             with conn.begin():
-                moment = {**params, "now": checked_at}
-                if dry_run:
-                    moved = list(conn.execute(sa.text(_DUE_PREVIEW), moment))
-                else:
-                    if rows:
-                        conn.execute(
-                            sa.text(_WRITE_HEALTH),
-                            {
-                                "now": checked_at,
-                                "tenant_ids": [r.target.tenant_id for r in rows],
-                                "ids": [r.id for r in rows],
-                                "statuses": [c.status.value for c in checked],
-                                "messages": [c.message for c in checked],
-                            },
-                        )
-                    moved = list(conn.execute(sa.text(_HALF_OPEN), moment))
+                if not dry_run:
+                    write_health(
+                        conn,
+                        checked_at,
+                        [
+                            HealthVerdict(r.target.tenant_id, r.id, c.status, c.message)
+                            for r, c in zip(rows, checked, strict=True)
+                        ],
+                    )
+                moved = advance_circuits(conn, selected, checked_at, dry_run=dry_run)
     finally:
         db.engine.dispose()
     transitions = tuple(
         sorted(
-            (CircuitTransition(_webhook_address(m), m[4]) for m in moved),
+            (CircuitTransition(_webhook_address(m), m.opened_at) for m in moved),
             key=lambda t: t.address,
         )
     )
@@ -269,24 +227,29 @@ def _plain(target: ProbeTarget) -> tuple[str | None, ...]:
     return tuple(s.reveal() if s is not None else None for s in (target.api_key, target.api_secret))
 
 
-def _decrypt(raw: list[Any], db: Database, environ: Mapping[str, str] | None) -> list[_Row]:
+def _decrypt(
+    raw: list[StoredIntegration], db: Database, environ: Mapping[str, str] | None
+) -> list[_Row]:
     cipher: FieldCipher | None = None
-    if any(r[5] is not None or r[6] is not None for r in raw):
+    if any(r.api_key is not None or r.api_secret is not None for r in raw):
         cipher = FieldCipher(*load_keys_for_target(db.target, environ))
     rows: list[_Row] = []
     for r in raw:
-        tenant, platform, environment = r[1], Platform(r[2]), Environment(r[3])
-        config_type = ConfigType(r[4])
+        tenant, platform, environment = r.tenant_id, r.platform, r.environment
+        config_type = r.config_type
         secrets: dict[str, Sensitive[str] | None] = {"api_key": None, "api_secret": None}
         verdict: ProbeResult | None = None
-        for column, stored, fingerprint in (("api_key", r[5], r[9]), ("api_secret", r[6], r[10])):
+        for column, stored, fingerprint in (
+            ("api_key", r.api_key, r.api_key_fingerprint),
+            ("api_secret", r.api_secret, r.api_secret_fingerprint),
+        ):
             if stored is None or cipher is None:
                 continue
             ctx = CipherContext.integration(
                 tenant, platform.value, environment.value, config_type.value, column
             )
             try:
-                secrets[column] = _decrypt_one(cipher, stored, r[7], ctx, fingerprint)
+                secrets[column] = _decrypt_one(cipher, stored, r.key_version, ctx, fingerprint)
             except SecretError as exc:
                 verdict = ProbeResult(
                     HealthStatus.UNKNOWN, f"the stored {column} {exc}; nothing was checked"
@@ -294,7 +257,7 @@ def _decrypt(raw: list[Any], db: Database, environ: Mapping[str, str] | None) ->
         target = ProbeTarget(
             tenant, platform, environment, config_type, secrets["api_key"], secrets["api_secret"]
         )
-        rows.append(_Row(r[0], target, HealthStatus(r[8]), verdict))
+        rows.append(_Row(r.id, target, r.health_status, verdict))
     return rows
 
 

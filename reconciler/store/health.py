@@ -1,6 +1,167 @@
-"""The SQL of ``reconciler health check``: runtime-owned health and circuit columns."""
+"""The SQL of ``reconciler health check``: runtime-owned health and circuit columns.
+
+* :func:`read_check_targets` reads the selected active, non-deleted integrations with their
+  encrypted credentials (decryption is the caller's, in memory);
+* :func:`write_health` writes ``health_status``, ``health_message`` and
+  ``last_health_check_at`` with one set-based ``UPDATE ... FROM unnest(...)``;
+* :func:`advance_circuits` moves webhooks whose circuit has been OPEN longer than
+  ``circuit_breaker_reset_seconds`` to HALF_OPEN (or, in a dry run, only lists them).
+
+None of them touches ``row_version`` or ``updated_at``: those track reconciled
+configuration, and a health check must not make a saved plan stale.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from reconciler.model.enums import ConfigType, Environment, HealthStatus, Platform
+from reconciler.model.plan import Selectors
+
+from .read import selector_params
+
 DEFAULT_RESET_SECONDS = 300
 """Reset time of a circuit whose row has none (the manifest default)."""
+
+_WHERE = """(cardinality(CAST(:tenants AS text[])) = 0 OR tenant_id = ANY(CAST(:tenants AS text[])))
+    AND (cardinality(CAST(:platforms AS text[])) = 0
+         OR CAST(platform AS text) = ANY(CAST(:platforms AS text[])))
+    AND NOT (tenant_id = ANY(CAST(:excluded AS text[])))"""
+
+_TARGETS = f"""
+SELECT id, tenant_id, platform::text, environment::text, config_type::text, api_key,
+       api_secret, encryption_key_version, health_status::text, api_key_fingerprint,
+       api_secret_fingerprint
+FROM integration_configs
+WHERE {_WHERE} AND is_active AND deleted_at IS NULL
+ORDER BY tenant_id, platform, environment, config_type
+"""
+
+_WRITE_HEALTH = """
+UPDATE integration_configs AS t
+SET health_status = CAST(v.status AS health_status), health_message = v.message,
+    last_health_check_at = :now
+FROM unnest(CAST(:tenant_ids AS text[]), CAST(:ids AS bigint[]), CAST(:statuses AS text[]),
+            CAST(:messages AS text[])) AS v(tenant_id, id, status, message)
+WHERE t.tenant_id = v.tenant_id AND t.id = v.id AND t.deleted_at IS NULL
+"""
+
+_DUE = f"""circuit_breaker_status = 'OPEN' AND circuit_opened_at IS NOT NULL
+    AND deleted_at IS NULL AND {_WHERE}
+    AND circuit_opened_at + make_interval(secs => COALESCE(circuit_breaker_reset_seconds,
+                                                           {DEFAULT_RESET_SECONDS}))
+        <= CAST(:now AS timestamptz)"""
+
+_HALF_OPEN = f"""
+UPDATE webhook_configurations SET circuit_breaker_status = 'HALF_OPEN'
+WHERE {_DUE}
+RETURNING tenant_id, platform::text, environment::text, name, circuit_opened_at
+"""
+
+_DUE_PREVIEW = f"""
+SELECT tenant_id, platform::text, environment::text, name, circuit_opened_at
+FROM webhook_configurations WHERE {_DUE}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredIntegration:
+    """An active integration to check, its credentials still encrypted as stored.
+
+    Attributes:
+        id: the row id (with ``tenant_id``, the key :func:`write_health` writes by).
+        api_key: the stored ciphertext, or ``None``.
+        api_secret: the stored ciphertext, or ``None``.
+        key_version: ``encryption_key_version`` of the row.
+        health_status: the status before this check.
+        api_key_fingerprint: the stored fingerprint of ``api_key``.
+        api_secret_fingerprint: the stored fingerprint of ``api_secret``.
+    """
+
+    id: int
+    tenant_id: str
+    platform: Platform
+    environment: Environment
+    config_type: ConfigType
+    api_key: str | None
+    api_secret: str | None
+    key_version: int | None
+    health_status: HealthStatus
+    api_key_fingerprint: str | None
+    api_secret_fingerprint: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DueCircuit:
+    """A webhook whose circuit moved (or, in a dry run, is due to move) to HALF_OPEN."""
+
+    tenant_id: str
+    platform: Platform
+    environment: Environment
+    name: str
+    opened_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class HealthVerdict:
+    """The new health of one integration, addressed by its row key."""
+
+    tenant_id: str
+    id: int
+    status: HealthStatus
+    message: str
+
+
+def read_check_targets(conn: sa.Connection, selectors: Selectors) -> list[StoredIntegration]:
+    """The selected active, non-deleted integrations, in address order (one query)."""
+    return [
+        StoredIntegration(
+            r[0],
+            r[1],
+            Platform(r[2]),
+            Environment(r[3]),
+            ConfigType(r[4]),
+            r[5],
+            r[6],
+            r[7],
+            HealthStatus(r[8]),
+            r[9],
+            r[10],
+        )
+        for r in conn.execute(sa.text(_TARGETS), selector_params(selectors))
+    ]
+
+
+def write_health(conn: sa.Connection, now: datetime, verdicts: Sequence[HealthVerdict]) -> None:
+    """Write every verdict with one set-based ``UPDATE`` (nothing when there is none)."""
+    if not verdicts:
+        return
+    conn.execute(
+        sa.text(_WRITE_HEALTH),
+        {
+            "now": now,
+            "tenant_ids": [v.tenant_id for v in verdicts],
+            "ids": [v.id for v in verdicts],
+            "statuses": [v.status.value for v in verdicts],
+            "messages": [v.message for v in verdicts],
+        },
+    )
+
+
+def advance_circuits(
+    conn: sa.Connection, selectors: Selectors, now: datetime, *, dry_run: bool
+) -> list[DueCircuit]:
+    """Move the selected circuits OPEN longer than their reset time to HALF_OPEN.
+
+    With ``dry_run`` nothing is written and the circuits that would move are returned.
+    """
+    query = _DUE_PREVIEW if dry_run else _HALF_OPEN
+    params = {**selector_params(selectors), "now": now}
+    return [
+        DueCircuit(m[0], Platform(m[1]), Environment(m[2]), m[3], m[4])
+        for m in conn.execute(sa.text(query), params)
+    ]
