@@ -6,15 +6,13 @@ import json
 import os
 import sys
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
-import sqlalchemy as sa
 
 from reconciler.cli.exit_codes import ExitCode
 from reconciler.cli.options import database_url_option, handle_errors
@@ -25,14 +23,8 @@ from reconciler.escape import printable
 from reconciler.files import atomic_write
 from reconciler.model.enums import ReviewDecision, RiskLevel
 from reconciler.store import audit
-from reconciler.store.database import (
-    DatabaseTarget,
-    check_connection,
-    create_engine,
-    ensure_schema_current,
-    resolve_database_url,
-    translate_db_errors,
-)
+from reconciler.store.database import resolve_database_url
+from reconciler.store.session import connect
 
 format_option = click.option(
     "--format",
@@ -42,25 +34,6 @@ format_option = click.option(
     show_default=True,
     help="text for people, json for machines.",
 )
-
-
-@contextmanager
-def connect(
-    database_url: str | None, purpose: str, target: DatabaseTarget | None = None
-) -> Iterator[sa.Connection]:
-    """A connection to the chosen database at the current schema; one transaction, committed.
-
-    ``purpose`` becomes the ``application_name`` (what a lock-timeout message shows).
-    """
-    target = target or resolve_database_url(database_url)
-    engine = create_engine(target, application_name=f"reconciler {purpose}")
-    try:
-        check_connection(engine)
-        ensure_schema_current(engine, target)
-        with translate_db_errors(engine.url), engine.begin() as conn:
-            yield conn
-    finally:
-        engine.dispose()
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import click
 
-from reconciler.cli.cmd_audit import connect, format_table
+from reconciler.cli.cmd_audit import format_table
 from reconciler.cli.exit_codes import ExitCode
 from reconciler.cli.options import database_url_option, handle_errors
 from reconciler.model.enums import CircuitBreakerStatus, HealthStatus, Platform
@@ -20,6 +20,7 @@ from reconciler.store.reports import (
     health_report,
     set_read_only,
 )
+from reconciler.store.session import connect
 
 NEEDS_ATTENTION = ExitCode.CHANGES_PRESENT
 """Exit 2 under ``--fail-on-unhealthy`` / ``--fail-on-open``: the number plan uses for
