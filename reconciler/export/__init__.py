@@ -2,8 +2,9 @@
 
 The reverse of the pipeline, so an existing deployment can adopt GitOps::
 
-    PostgreSQL ──rows.read_rows (one query per table)──▶ StoredRows (secrets still ciphertext)
-       ──decrypt (keyring, in memory)──▶ ──documents.build_manifests (pure)──▶ ManifestDraft
+    PostgreSQL ──store.export_rows.read_rows (one query per table)──▶
+       StoredRows (secrets still ciphertext) ──decrypt (keyring, in memory)──▶
+       ──documents.build_manifests (pure)──▶ ManifestDraft
        ──encrypt (SOPS/age, .sops.yaml creation rule)──▶ tenants/<tenant>/<platform>.yaml
 
 The manifests are written so that ``reconciler plan`` right after the import shows no

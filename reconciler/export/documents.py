@@ -1,8 +1,8 @@
 """Rows to manifest documents: the pure half of ``reconciler import``.
 
-:func:`build_manifests` turns the rows of :mod:`reconciler.export.rows` and their decrypted
-secrets into one :class:`ManifestDraft` per tenant and platform, in the exact format the
-loader accepts (``reconciler/load/schema.py``). Fields equal to the loader's defaults are
+:func:`build_manifests` turns the rows of :mod:`reconciler.store.export_rows` and their
+decrypted secrets into one :class:`ManifestDraft` per tenant and platform, in the exact
+format the loader accepts (``reconciler/load/schema.py``). Fields equal to the loader's defaults are
 left out, so the files stay short and a later change of a default shows up in plans.
 
 Nothing here invents a value. Where the format needs something the database does not hold,
@@ -27,8 +27,12 @@ from reconciler.model.enums import (
     WebhookType,
 )
 from reconciler.model.sensitive import Sensitive
-
-from .rows import StoredAccount, StoredIntegration, StoredRows, StoredWebhook
+from reconciler.store.export_rows import (
+    StoredAccount,
+    StoredIntegration,
+    StoredRows,
+    StoredWebhook,
+)
 
 SecretLookup = Callable[[str, str, int, str], Sensitive[str] | None]
 """``(table, tenant_id, row id, column) -> plaintext``; ``None`` when the column is empty."""

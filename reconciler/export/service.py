@@ -23,8 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
 from reconciler.commands import QUIET, Progress, open_database
 from reconciler.crypto.aead import CipherContext, FieldCipher
 from reconciler.crypto.local_keys import load_keys_for_target
@@ -35,9 +33,15 @@ from reconciler.model.enums import Platform
 from reconciler.model.sensitive import Sensitive
 from reconciler.sops import dump, encrypt_documents, find_config, load_creation_rule
 from reconciler.store.database import translate_db_errors
+from reconciler.store.export_rows import (
+    StoredIntegration,
+    StoredRows,
+    StoredWebhook,
+    begin_snapshot,
+    read_rows,
+)
 
 from .documents import ImportNote, ManifestDraft, build_manifests, manifest_path
-from .rows import StoredIntegration, StoredRows, StoredWebhook, read_rows
 
 SCHEMA_FILE = Path("schemas") / "manifest.v1.json"
 DEFAULT_SCHEMA_REF = "../../../schemas/manifest.v1.json"
@@ -123,7 +127,7 @@ def import_manifests(
             db.engine.connect() as conn,
             conn.begin(),
         ):
-            conn.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+            begin_snapshot(conn)
             rows = read_rows(conn, wanted, tuple(platforms))
             count = len(rows.integrations) + len(rows.webhooks) + len(rows.accounts)
             stage["detail"] = f"{count} rows"

@@ -5,13 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from reconciler.export.documents import build_manifests
-from reconciler.export.rows import (
-    StoredAccount,
-    StoredIntegration,
-    StoredRows,
-    StoredSecret,
-    StoredWebhook,
-)
 from reconciler.model.enums import (
     AuthType,
     ConfigType,
@@ -20,6 +13,13 @@ from reconciler.model.enums import (
     WebhookType,
 )
 from reconciler.model.sensitive import Sensitive
+from reconciler.store.export_rows import (
+    StoredAccount,
+    StoredIntegration,
+    StoredRows,
+    StoredSecret,
+    StoredWebhook,
+)
 
 
 def _integration(**kw: Any) -> StoredIntegration:

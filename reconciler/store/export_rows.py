@@ -2,7 +2,8 @@
 
 Unlike :mod:`reconciler.store.read` (which plans from fingerprints only), the import needs
 the secrets themselves, so the ciphertext columns are read too; they are decrypted in memory
-by :mod:`reconciler.export.service` and never written anywhere in plaintext. Soft-deleted
+by :mod:`reconciler.export.service` and never written anywhere in plaintext.
+:func:`begin_snapshot` makes the reads one read-only snapshot. Soft-deleted
 rows, revoked or inactive OAuth tokens and token material are not read.
 """
 
@@ -23,7 +24,8 @@ from reconciler.model.enums import (
     SyncDirection,
     WebhookType,
 )
-from reconciler.store.read import ACCOUNT_ID_SQL
+
+from .read import ACCOUNT_ID_SQL
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +160,11 @@ FROM oauth_tokens
 WHERE {_WHERE} AND is_active AND revoked_at IS NULL
 ORDER BY tenant_id, platform, id
 """
+
+
+def begin_snapshot(conn: sa.Connection) -> None:
+    """Make the current transaction one read-only snapshot (its first statement)."""
+    conn.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
 
 
 def _secrets(pairs: Sequence[tuple[str, str | None, str | None]]) -> tuple[StoredSecret, ...]:
