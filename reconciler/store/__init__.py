@@ -1,10 +1,23 @@
-"""Edge: PostgreSQL through SQLAlchemy 2.x (Core) and psycopg 3.
+"""Edge: PostgreSQL through SQLAlchemy 2.x (Core) and psycopg 3; all of the package's SQL.
 
 * :mod:`~reconciler.store.tables` — the schema (Alembic's ``target_metadata``);
 * :mod:`~reconciler.store.database` — which database to use (``--database-url``,
   ``$RECONCILER_DATABASE_URL``, ``$DATABASE_URL``, else an embedded PostgreSQL), engines,
   and translation of driver errors into :class:`~reconciler.errors.DatabaseUnavailable`;
-* :mod:`~reconciler.store.migrate` — upgrade, downgrade, current revision and offline SQL.
+* :mod:`~reconciler.store.session` — one command's connection: resolve, check the schema,
+  one transaction, dispose of the engine;
+* :mod:`~reconciler.store.migrate` — upgrade, downgrade, current revision and offline SQL;
+* :mod:`~reconciler.store.visibility` — refuse a partial view under row-level security;
+* :mod:`~reconciler.store.read` — the actual state for a plan (fingerprints, no plaintext);
+* :mod:`~reconciler.store.write` — a plan's changes, set-based, in the caller's transaction;
+* :mod:`~reconciler.store.locks` — the advisory locks that serialize writers;
+* :mod:`~reconciler.store.audit` — the keyed hash chain of the audit log and its queries;
+* :mod:`~reconciler.store.rotate` — re-encryption of stored secrets under a new key version;
+* :mod:`~reconciler.store.roles` — the reconciler's group roles and their members;
+* :mod:`~reconciler.store.health` — ``health check``: targets, health writes, circuit moves;
+* :mod:`~reconciler.store.reports` — ``report health|circuits``: read-only report queries;
+* :mod:`~reconciler.store.export_rows` — ``import``: the rows to export, secrets encrypted.
 
-Nothing outside this package imports SQLAlchemy or psycopg.
+Nothing outside this package and the migration scripts (``reconciler/migrations``) imports
+SQLAlchemy or psycopg or writes SQL; ``tests/unit/test_architecture.py`` checks the imports.
 """
