@@ -28,11 +28,9 @@ import io
 import json
 import os
 import sys
-import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -82,6 +80,7 @@ from reconciler.model.plan import (
     SavedPlan,
     Selectors,
 )
+from reconciler.progress import QUIET, Progress
 from reconciler.settings import Settings
 from reconciler.store.audit import (
     AuditContext,
@@ -104,37 +103,6 @@ from reconciler.store.read import read_actual_state, read_row_versions
 from reconciler.store.visibility import Access, check_visibility
 from reconciler.store.write import WriteContext, WrittenChange, write_changes
 
-
-class Progress:
-    """One line per stage on stderr: ``Loading manifests... 30000 files (2.1s)``."""
-
-    def __init__(self, stream: TextIO | None = None, *, enabled: bool = True) -> None:
-        self.stream = stream or sys.stderr
-        self.enabled = enabled
-
-    def note(self, message: str) -> None:
-        if self.enabled:
-            print(message, file=self.stream, flush=True)
-
-    @contextmanager
-    def stage(self, title: str) -> Iterator[dict[str, str]]:
-        """Time a stage; the body may set ``result["detail"]`` for the closing line."""
-        result: dict[str, str] = {}
-        if self.enabled:
-            print(f"{title}...", end="", file=self.stream, flush=True)
-        started = time.perf_counter()
-        try:
-            yield result
-        except BaseException:
-            if self.enabled:
-                print(" failed", file=self.stream, flush=True)
-            raise
-        if self.enabled:
-            detail = result.get("detail", "done")
-            print(f" {detail} ({time.perf_counter() - started:.1f}s)", file=self.stream, flush=True)
-
-
-QUIET = Progress(enabled=False)
 ALL = Selectors()
 """No selection: every tenant and platform."""
 

@@ -24,6 +24,7 @@ from reconciler.errors import ConfigError
 from reconciler.gitchanges import changed_tenants
 from reconciler.model.enums import RiskLevel
 from reconciler.model.plan import Plan, SavedPlan
+from reconciler.progress import Progress
 from reconciler.render.escape import printable
 from reconciler.settings import Settings, load_settings, lock_timeout_option, parse_level
 
@@ -190,7 +191,7 @@ def plan_cmd(
     """
     _check_revoke_unmanaged(prune, revoke_unmanaged)
     settings = load_settings()
-    progress = commands.Progress(enabled=not quiet)
+    progress = Progress(enabled=not quiet)
     manifests = _manifests(settings, manifests_dir)
     narrowed = _narrow(tenants, changed_from, manifests, progress)
     if narrowed is None:
@@ -325,7 +326,7 @@ def apply_cmd(
     _check_revoke_unmanaged(prune, revoke_unmanaged)
     settings = load_settings()
     lock_timeout = lock_timeout_option(lock_timeout)
-    progress = commands.Progress(enabled=not quiet)
+    progress = Progress(enabled=not quiet)
     color = _color(no_color)
     saved = _read_plan_file(plan_file) if plan_file else None
     if saved is not None and (
@@ -425,7 +426,7 @@ def drift_cmd(
         settings=settings,
         selectors=make_selectors(tenants, platforms, exclude_tenants),
         database_url=database_url,
-        progress=commands.Progress(enabled=not quiet),
+        progress=Progress(enabled=not quiet),
     )
     click.echo(_render(result, fmt, color=_color(no_color)), nl=False)
     if detailed_exitcode and result.has_changes:
@@ -441,7 +442,7 @@ def drift_cmd(
 @handle_errors
 def history_cmd(limit: int, fmt: str, database_url: str | None) -> None:
     """List recent apply runs (who, when, which commit, what changed), newest first."""
-    runs = commands.history(database_url=database_url, limit=limit, progress=commands.Progress())
+    runs = commands.history(database_url=database_url, limit=limit, progress=Progress())
     if fmt == "json":
         click.echo(json.dumps([r.to_dict() for r in runs], indent=2))
         return

@@ -25,13 +25,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from reconciler.commands import QUIET, Progress, open_database
+from reconciler.commands import open_database
 from reconciler.crypto.aead import CipherContext, FieldCipher
 from reconciler.crypto.local_keys import load_keys_for_target
 from reconciler.errors import ConfigError, DecryptFailed
 from reconciler.load.schema import NAME_PATTERN
 from reconciler.model.enums import Platform
 from reconciler.model.sensitive import Sensitive
+from reconciler.progress import QUIET, Progress
 from reconciler.sops import dump, encrypt_documents, find_config, load_creation_rule
 from reconciler.sops.files import atomic_write
 from reconciler.store.database import translate_db_errors

@@ -28,7 +28,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from reconciler.commands import QUIET, Database, Progress, open_database
+from reconciler.commands import Database, open_database
 from reconciler.crypto.aead import CipherContext, FieldCipher, check_binding
 from reconciler.crypto.local_keys import load_keys_for_target
 from reconciler.errors import SecretError
@@ -42,6 +42,7 @@ from reconciler.model.enums import (
 )
 from reconciler.model.plan import Selectors
 from reconciler.model.sensitive import Sensitive
+from reconciler.progress import QUIET, Progress
 from reconciler.store.database import translate_db_errors
 from reconciler.store.read import selector_params
 
