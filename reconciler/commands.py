@@ -32,13 +32,14 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 import sqlalchemy as sa
 
 from reconciler import __version__
+from reconciler.clock import SYSTEM, Clock, now_utc, rfc3339
 from reconciler.context import git_commit, resolve_actor, user_agent
 from reconciler.core.planner import build_plan, judgement_difference
 from reconciler.core.risk import RiskPolicy
@@ -105,14 +106,6 @@ from reconciler.store.write import WriteContext, WrittenChange, write_changes
 
 ALL = Selectors()
 """No selection: every tenant and platform."""
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
-
-
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 # -- shared steps -------------------------------------------------------------------------------
@@ -318,11 +311,12 @@ def plan(
     database_url: str | None = None,
     progress: Progress = QUIET,
     revoke_unmanaged: bool = False,
+    clock: Clock = SYSTEM,
 ) -> PlanResult:
     """Make a plan: what apply would change, with risk, for the selected tenants/platforms.
 
     ``revoke_unmanaged`` (with ``prune``) also revokes tokens of accounts no manifest has
-    ever declared.
+    ever declared. ``clock`` dates the plan.
     """
     db = open_database(database_url, progress)
     fingerprint = fingerprinter_for(db.target, progress=progress)
@@ -332,7 +326,7 @@ def plan(
         desired,
         actual,
         policy=settings.policy,
-        created_at=rfc3339(now_utc()),
+        created_at=rfc3339(now_utc(clock)),
         prune=prune,
         selectors=selectors,
         revoke_unmanaged=revoke_unmanaged,
@@ -448,6 +442,7 @@ def apply(
     progress: Progress = QUIET,
     environ: Mapping[str, str] | None = None,
     dry_run: bool = False,
+    clock: Clock = SYSTEM,
 ) -> ApplyResult:
     """Plan (or take a saved plan) and apply it in one transaction.
 
@@ -457,6 +452,7 @@ def apply(
             waiting for the lock is refused as stale rather than silently re-made.
         dry_run: run everything, writes and audit rows included, in the transaction, then
             roll it back: the same code path as a real apply, so it cannot drift from one.
+        clock: dates the plan, the apply run and the written rows.
     """
     env = os.environ if environ is None else environ
     performer = resolve_actor(actor, env)
@@ -482,7 +478,7 @@ def apply(
             desired,
             state,
             policy=settings.policy,
-            created_at=rfc3339(now_utc()),
+            created_at=rfc3339(now_utc(clock)),
             prune=prune,
             selectors=selectors,
             revoke_unmanaged=revoke_unmanaged,
@@ -507,7 +503,7 @@ def apply(
         raise ApplyCancelled("apply cancelled; nothing written")
 
     run_id = uuid.uuid4()
-    started = now_utc()
+    started = now_utc(clock)
     if lock_timeout_seconds is None:
         lock_timeout_seconds = settings.lock_timeout_seconds
 
@@ -551,7 +547,9 @@ def apply(
                     key=audit_key,
                 )
                 cipher = FieldCipher(keyring, fingerprint)
-                counts = _write_and_audit(conn, current, desired, cipher, audit_context, started)
+                counts = _write_and_audit(
+                    conn, current, desired, cipher, audit_context, started, clock
+                )
                 if dry_run:
                     raise _DryRunDone(counts)
     except _DryRunDone as done:
@@ -599,9 +597,10 @@ def _write_and_audit(
     cipher: FieldCipher,
     context: AuditContext,
     started: datetime,
+    clock: Clock = SYSTEM,
 ) -> Counter[str]:
     """Write the changes, the apply_runs row and one audit row per change; return counts."""
-    now = now_utc()
+    now = now_utc(clock)
     written = write_changes(
         conn, p.changes, desired, WriteContext(now, context.performed_by, cipher)
     )
@@ -707,6 +706,7 @@ def drift(
     selectors: Selectors = ALL,
     database_url: str | None = None,
     progress: Progress = QUIET,
+    clock: Clock = SYSTEM,
 ) -> Plan:
     """Read-only: everything in the database that differs from git, as a plan with prune on.
 
@@ -720,6 +720,7 @@ def drift(
         prune=True,
         database_url=database_url,
         progress=progress,
+        clock=clock,
     ).plan
 
 

@@ -20,6 +20,7 @@ from reconciler.cli.options import (
     manifests_option,
     selector_options,
 )
+from reconciler.clock import now_utc, rfc3339
 from reconciler.errors import ConfigError
 from reconciler.gitchanges import changed_tenants
 from reconciler.model.enums import RiskLevel
@@ -196,7 +197,7 @@ def plan_cmd(
     narrowed = _narrow(tenants, changed_from, manifests, progress)
     if narrowed is None:
         empty = Plan(
-            created_at=commands.rfc3339(commands.now_utc()),
+            created_at=rfc3339(now_utc()),
             manifests_digest="",
             actual_fingerprint="",
             prune=prune,
