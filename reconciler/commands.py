@@ -38,7 +38,6 @@ from typing import Any, TextIO
 
 import sqlalchemy as sa
 
-from reconciler import __version__
 from reconciler.clock import SYSTEM, Clock, now_utc, rfc3339
 from reconciler.context import git_commit, resolve_actor, user_agent
 from reconciler.core.planner import build_plan, judgement_difference
@@ -100,6 +99,8 @@ from reconciler.store.database import (
 )
 from reconciler.store.locks import APPLY_LOCK_KEY, acquire_xact_lock
 from reconciler.store.read import read_actual_state, read_row_versions
+from reconciler.store.runs import ApplyRun, insert_apply_run, recent_apply_runs
+from reconciler.store.transaction import begin_read_snapshot, set_statement_timeout
 from reconciler.store.visibility import Access, check_visibility
 from reconciler.store.write import WriteContext, WrittenChange, write_changes
 
@@ -280,7 +281,7 @@ def read_actual(
         db.engine.connect() as conn,
     ):
         with conn.begin():
-            conn.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+            begin_read_snapshot(conn)
             check_visibility(conn, access)  # never a plan from a partial view
             actual = read_actual_state(conn, selectors, fingerprint)
         rows = len(actual.integrations) + len(actual.webhooks) + len(actual.tokens)
@@ -475,8 +476,7 @@ def apply(
 
     try:
         with translate_db_errors(), db.engine.connect() as conn, conn.begin():
-            timeout_ms = int(settings.statement_timeout_seconds * 1000)
-            conn.execute(sa.text(f"SET LOCAL statement_timeout = {timeout_ms}"))
+            set_statement_timeout(conn, settings.statement_timeout_seconds)
             mark_audited_write(conn, f"apply {run_id}")  # audited below, keyed: not twice
             with progress.stage("Waiting for the apply lock"):
                 acquire_xact_lock(
@@ -564,7 +564,17 @@ def _write_and_audit(
     )
     counts = Counter(w.change.action.value for w in written)
     assert context.apply_run_id is not None
-    _insert_run(conn, context, started, desired, p, counts)
+    insert_apply_run(
+        conn,
+        run_id=context.apply_run_id,
+        started=started,
+        actor=context.performed_by,
+        git_commit=context.git_commit,
+        manifests_digest=desired.manifests_digest,
+        plan_digest=plan_digest(p),
+        counts=counts,
+        user_agent=context.user_agent,
+    )
     append_audit_entries(conn, [_audit_entry(w) for w in written], context, now=now)
     return counts
 
@@ -621,39 +631,6 @@ def _audit_action(action: Action) -> Any:
     return AuditAction(action.value.upper())
 
 
-def _insert_run(
-    conn: sa.Connection,
-    context: AuditContext,
-    started: datetime,
-    desired: DesiredState,
-    p: Plan,
-    counts: Counter[str],
-) -> None:
-    conn.execute(
-        sa.text(
-            """INSERT INTO apply_runs (id, started_at, finished_at, actor, git_commit,
-                   manifests_digest, plan_digest, outcome, created_count, updated_count,
-                   deleted_count, revoked_count, reconciler_version, user_agent)
-               VALUES (:id, :started, clock_timestamp(), :actor, :commit, :mdigest, :pdigest,
-                   'APPLIED', :c, :u, :d, :r, :version, :ua)"""
-        ),
-        {
-            "id": context.apply_run_id,
-            "started": started,
-            "actor": context.performed_by,
-            "commit": context.git_commit,
-            "mdigest": desired.manifests_digest,
-            "pdigest": plan_digest(p),
-            "c": counts.get("create", 0),
-            "u": counts.get("update", 0),
-            "d": counts.get("delete", 0),
-            "r": counts.get("revoke", 0),
-            "version": __version__,
-            "ua": context.user_agent,
-        },
-    )
-
-
 # -- drift and history ----------------------------------------------------------------------------
 
 
@@ -682,49 +659,13 @@ def drift(
     ).plan
 
 
-@dataclass(frozen=True, slots=True)
-class ApplyRun:
-    id: str
-    started_at: datetime
-    finished_at: datetime | None
-    actor: str
-    git_commit: str | None
-    outcome: str
-    created: int
-    updated: int
-    deleted: int
-    revoked: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "started_at": rfc3339(self.started_at),
-            "finished_at": rfc3339(self.finished_at) if self.finished_at else None,
-            "actor": self.actor,
-            "git_commit": self.git_commit,
-            "outcome": self.outcome,
-            "created": self.created,
-            "updated": self.updated,
-            "deleted": self.deleted,
-            "revoked": self.revoked,
-        }
-
-
 def history(
     *, database_url: str | None = None, limit: int = 20, progress: Progress = QUIET
 ) -> list[ApplyRun]:
     """The most recent apply runs, newest first."""
     db = open_database(database_url, progress)
     with translate_db_errors(), db.engine.connect() as conn:
-        rows = conn.execute(
-            sa.text(
-                """SELECT id::text, started_at, finished_at, actor, git_commit, outcome::text,
-                          created_count, updated_count, deleted_count, revoked_count
-                   FROM apply_runs ORDER BY started_at DESC LIMIT :limit"""
-            ),
-            {"limit": limit},
-        )
-        return [ApplyRun(*r) for r in rows]
+        return recent_apply_runs(conn, limit)
 
 
 __all__ = [
