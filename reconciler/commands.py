@@ -355,25 +355,6 @@ class ApplyResult:
     dry_run: bool = False
     """The writes ran in the transaction and were rolled back."""
 
-    @property
-    def summary(self) -> str:
-        if self.outcome is ApplyOutcome.NO_CHANGES:
-            return "No changes. The database matches the manifests; nothing written."
-        c = self.counts
-        total = sum(c.values())
-        if self.dry_run:
-            return (
-                f"Dry run: {total} change(s) ({c.get('create', 0)} created, "
-                f"{c.get('update', 0)} updated, {c.get('delete', 0)} deleted, "
-                f"{c.get('revoke', 0)} revoked) written with their audit rows and rolled "
-                "back; nothing applied."
-            )
-        return (
-            f"Applied {total} change(s): {c.get('create', 0)} created, "
-            f"{c.get('update', 0)} updated, {c.get('delete', 0)} deleted, "
-            f"{c.get('revoke', 0)} revoked (run {self.run_id})."
-        )
-
 
 _ENTITY = {
     ResourceKind.INTEGRATION: EntityType.INTEGRATION_CONFIG,

@@ -26,6 +26,7 @@ from reconciler.gitchanges import changed_tenants
 from reconciler.model.enums import RiskLevel
 from reconciler.model.plan import Plan, SavedPlan
 from reconciler.progress import Progress
+from reconciler.render.apply_summary import render_apply_summary
 from reconciler.render.escape import printable
 from reconciler.settings import Settings, load_settings, lock_timeout_option, parse_level
 
@@ -390,7 +391,9 @@ def apply_cmd(
         return
     if (auto_approve or dry_run) and result.plan.has_changes:
         click.echo(_render(result.plan, "text", color=color), nl=False)
-    click.echo(result.summary)
+    click.echo(
+        render_apply_summary(result.outcome, result.counts, result.run_id, dry_run=result.dry_run)
+    )
 
 
 @click.command("drift")
