@@ -496,11 +496,13 @@ def apply(
             current, ApplyOutcome.APPLIED, None, dict(done.counts), moved, dry_run=True
         )
     except (StateError, ApplyFailed, SecretError) as exc:
-        if "nothing" in str(exc):
+        if exc.says_nothing_written:
             raise
         # Every failure inside the transaction rolls it back; say so, keeping the error type
         # (and so the exit code).
-        raise type(exc)(f"{exc}; rolled back, nothing applied") from exc
+        rolled_back = type(exc)(f"{exc}; rolled back, nothing applied")
+        rolled_back.says_nothing_written = True
+        raise rolled_back from exc
     return ApplyResult(current, ApplyOutcome.APPLIED, run_id, dict(counts), moved)
 
 
