@@ -91,15 +91,12 @@ from reconciler.store.database import (
     DATA_DIR_ENV,
     DEFAULT_DATA_DIR,
     DatabaseTarget,
-    check_connection,
-    create_engine,
-    ensure_schema_current,
-    resolve_database_url,
     translate_db_errors,
 )
 from reconciler.store.locks import APPLY_LOCK_KEY, acquire_xact_lock
 from reconciler.store.read import read_actual_state, read_row_versions
 from reconciler.store.runs import ApplyRun, insert_apply_run, recent_apply_runs
+from reconciler.store.session import Database, open_database
 from reconciler.store.transaction import begin_read_snapshot, set_statement_timeout
 from reconciler.store.visibility import Access, check_visibility
 from reconciler.store.write import WriteContext, WrittenChange, write_changes
@@ -109,24 +106,6 @@ ALL = Selectors()
 
 
 # -- shared steps -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Database:
-    """An open database: where it is and an engine for it."""
-
-    target: DatabaseTarget
-    engine: sa.Engine
-
-
-def open_database(database_url: str | None, progress: Progress = QUIET) -> Database:
-    """Resolve, connect and check the schema revision (embedded databases auto-upgrade)."""
-    target = resolve_database_url(database_url)
-    progress.note(target.describe())
-    engine = create_engine(target)
-    check_connection(engine)
-    ensure_schema_current(engine, target)
-    return Database(target, engine)
 
 
 def fingerprinter_for(
@@ -294,7 +273,11 @@ def read_actual(
 
 @dataclass(frozen=True, slots=True)
 class PlanResult:
-    """A plan and the desired state it was made from (holds decrypted secrets in memory)."""
+    """A plan and the desired state it was made from (holds decrypted secrets in memory).
+
+    ``database`` is where the plan was read from; its engine is already disposed (connecting
+    again opens a new pool, which the caller must then dispose).
+    """
 
     plan: Plan
     desired: DesiredState
@@ -318,10 +301,10 @@ def plan(
     ``revoke_unmanaged`` (with ``prune``) also revokes tokens of accounts no manifest has
     ever declared. ``clock`` dates the plan.
     """
-    db = open_database(database_url, progress)
-    fingerprint = fingerprinter_for(db.target, progress=progress)
-    desired = load_desired(manifests_dir, selectors, fingerprint, progress)
-    actual = read_actual(db, selectors, fingerprint, progress)
+    with open_database(database_url, progress) as db:
+        fingerprint = fingerprinter_for(db.target, progress=progress)
+        desired = load_desired(manifests_dir, selectors, fingerprint, progress)
+        actual = read_actual(db, selectors, fingerprint, progress)
     made = build_plan(
         desired,
         actual,
@@ -405,105 +388,105 @@ def apply(
         revoke_unmanaged = any(
             r.code == "UNMANAGED_ACCOUNT" for c in saved_plan.plan.changes for r in c.risk.reasons
         )
-    db = open_database(database_url, progress)
-    keyring, fingerprint = load_keys_for_target(db.target, env, stderr=_notes(progress))
-    audit_key = load_audit_key(db.target, env, create=True, stderr=_notes(progress))
-    desired = load_desired(manifests_dir, selectors, fingerprint, progress)
-    if saved_plan is not None and saved_plan.plan.manifests_digest != desired.manifests_digest:
-        raise PlanStale("the manifests changed since the plan was made; make a new plan")
-    actual = read_actual(db, selectors, fingerprint, progress, Access.APPLY)
+    with open_database(database_url, progress) as db:
+        keyring, fingerprint = load_keys_for_target(db.target, env, stderr=_notes(progress))
+        audit_key = load_audit_key(db.target, env, create=True, stderr=_notes(progress))
+        desired = load_desired(manifests_dir, selectors, fingerprint, progress)
+        if saved_plan is not None and saved_plan.plan.manifests_digest != desired.manifests_digest:
+            raise PlanStale("the manifests changed since the plan was made; make a new plan")
+        actual = read_actual(db, selectors, fingerprint, progress, Access.APPLY)
 
-    def replan(state: ActualState) -> Plan:
-        return build_plan(
-            desired,
-            state,
-            policy=settings.policy,
-            created_at=rfc3339(now_utc(clock)),
-            prune=prune,
-            selectors=selectors,
-            revoke_unmanaged=revoke_unmanaged,
-        )
+        def replan(state: ActualState) -> Plan:
+            return build_plan(
+                desired,
+                state,
+                policy=settings.policy,
+                created_at=rfc3339(now_utc(clock)),
+                prune=prune,
+                selectors=selectors,
+                revoke_unmanaged=revoke_unmanaged,
+            )
 
-    current = replan(actual)
-    if saved_plan is not None:
-        # The saved plan is a claim: apply goes ahead only if it is exactly what the
-        # manifests and database give now, and then with the judgement derived here.
-        _check_saved_plan_matches(saved_plan, current)
-    if not current.changes:
-        return ApplyResult(current, ApplyOutcome.NO_CHANGES, None)
-    # Decrypt before BEGIN what the cache left as fingerprints and the writes need.
-    desired = with_plaintext(desired, current, manifests_dir, fingerprint, progress)
-    check_policy(
-        current,
-        allow_risk=allowed,
-        allow_mass_deletion=allow_mass_deletion,
-        allow_mass_revocation=allow_mass_revocation,
-    )
-    if confirm is not None and not confirm(current):
-        raise ApplyCancelled("apply cancelled; nothing written")
-
-    run_id = uuid.uuid4()
-    started = now_utc(clock)
-    if lock_timeout_seconds is None:
-        lock_timeout_seconds = settings.lock_timeout_seconds
-
-    def gate(p: Plan) -> None:
+        current = replan(actual)
+        if saved_plan is not None:
+            # The saved plan is a claim: apply goes ahead only if it is exactly what the
+            # manifests and database give now, and then with the judgement derived here.
+            _check_saved_plan_matches(saved_plan, current)
+        if not current.changes:
+            return ApplyResult(current, ApplyOutcome.NO_CHANGES, None)
+        # Decrypt before BEGIN what the cache left as fingerprints and the writes need.
+        desired = with_plaintext(desired, current, manifests_dir, fingerprint, progress)
         check_policy(
-            p,
+            current,
             allow_risk=allowed,
             allow_mass_deletion=allow_mass_deletion,
             allow_mass_revocation=allow_mass_revocation,
         )
+        if confirm is not None and not confirm(current):
+            raise ApplyCancelled("apply cancelled; nothing written")
 
-    try:
-        with translate_db_errors(), db.engine.connect() as conn, conn.begin():
-            set_statement_timeout(conn, settings.statement_timeout_seconds)
-            mark_audited_write(conn, f"apply {run_id}")  # audited below, keyed: not twice
-            with progress.stage("Waiting for the apply lock"):
-                acquire_xact_lock(
-                    conn,
-                    APPLY_LOCK_KEY,
-                    timeout_seconds=lock_timeout_seconds,
-                    what="the apply lock",
-                )
-            moved = read_row_versions(conn, selectors) != current.read_set
-            if moved:
-                current = _replan_under_lock(
-                    conn, saved_plan, confirm, replan, selectors, fingerprint, gate
-                )
-                progress.note("The database changed while waiting for the lock; re-planned.")
-                if not current.changes:
-                    return ApplyResult(current, ApplyOutcome.NO_CHANGES, None, replanned=True)
-                desired = with_plaintext(desired, current, manifests_dir, fingerprint, progress)
-            with progress.stage(f"Applying {len(current.changes)} change(s)"):
-                audit_context = AuditContext(
-                    performed_by=performer,
-                    ip_address=None,
-                    user_agent=user_agent(env),
-                    session_id=str(run_id),
-                    git_commit=git_commit(env, manifests_dir),
-                    apply_run_id=run_id,
-                    key=audit_key,
-                )
-                cipher = FieldCipher(keyring, fingerprint)
-                counts = _write_and_audit(
-                    conn, current, desired, cipher, audit_context, started, clock
-                )
-                if dry_run:
-                    raise _DryRunDone(counts)
-    except _DryRunDone as done:
-        return ApplyResult(
-            current, ApplyOutcome.APPLIED, None, dict(done.counts), moved, dry_run=True
-        )
-    except (StateError, ApplyFailed, SecretError) as exc:
-        if exc.says_nothing_written:
-            raise
-        # Every failure inside the transaction rolls it back; say so, keeping the error type
-        # (and so the exit code).
-        rolled_back = type(exc)(f"{exc}; rolled back, nothing applied")
-        rolled_back.says_nothing_written = True
-        raise rolled_back from exc
-    return ApplyResult(current, ApplyOutcome.APPLIED, run_id, dict(counts), moved)
+        run_id = uuid.uuid4()
+        started = now_utc(clock)
+        if lock_timeout_seconds is None:
+            lock_timeout_seconds = settings.lock_timeout_seconds
+
+        def gate(p: Plan) -> None:
+            check_policy(
+                p,
+                allow_risk=allowed,
+                allow_mass_deletion=allow_mass_deletion,
+                allow_mass_revocation=allow_mass_revocation,
+            )
+
+        try:
+            with translate_db_errors(), db.engine.connect() as conn, conn.begin():
+                set_statement_timeout(conn, settings.statement_timeout_seconds)
+                mark_audited_write(conn, f"apply {run_id}")  # audited below, keyed: not twice
+                with progress.stage("Waiting for the apply lock"):
+                    acquire_xact_lock(
+                        conn,
+                        APPLY_LOCK_KEY,
+                        timeout_seconds=lock_timeout_seconds,
+                        what="the apply lock",
+                    )
+                moved = read_row_versions(conn, selectors) != current.read_set
+                if moved:
+                    current = _replan_under_lock(
+                        conn, saved_plan, confirm, replan, selectors, fingerprint, gate
+                    )
+                    progress.note("The database changed while waiting for the lock; re-planned.")
+                    if not current.changes:
+                        return ApplyResult(current, ApplyOutcome.NO_CHANGES, None, replanned=True)
+                    desired = with_plaintext(desired, current, manifests_dir, fingerprint, progress)
+                with progress.stage(f"Applying {len(current.changes)} change(s)"):
+                    audit_context = AuditContext(
+                        performed_by=performer,
+                        ip_address=None,
+                        user_agent=user_agent(env),
+                        session_id=str(run_id),
+                        git_commit=git_commit(env, manifests_dir),
+                        apply_run_id=run_id,
+                        key=audit_key,
+                    )
+                    cipher = FieldCipher(keyring, fingerprint)
+                    counts = _write_and_audit(
+                        conn, current, desired, cipher, audit_context, started, clock
+                    )
+                    if dry_run:
+                        raise _DryRunDone(counts)
+        except _DryRunDone as done:
+            return ApplyResult(
+                current, ApplyOutcome.APPLIED, None, dict(done.counts), moved, dry_run=True
+            )
+        except (StateError, ApplyFailed, SecretError) as exc:
+            if exc.says_nothing_written:
+                raise
+            # Every failure inside the transaction rolls it back; say so, keeping the error type
+            # (and so the exit code).
+            rolled_back = type(exc)(f"{exc}; rolled back, nothing applied")
+            rolled_back.says_nothing_written = True
+            raise rolled_back from exc
+        return ApplyResult(current, ApplyOutcome.APPLIED, run_id, dict(counts), moved)
 
 
 def _replan_under_lock(
@@ -646,8 +629,11 @@ def history(
     *, database_url: str | None = None, limit: int = 20, progress: Progress = QUIET
 ) -> list[ApplyRun]:
     """The most recent apply runs, newest first."""
-    db = open_database(database_url, progress)
-    with translate_db_errors(), db.engine.connect() as conn:
+    with (
+        open_database(database_url, progress) as db,
+        translate_db_errors(),
+        db.engine.connect() as conn,
+    ):
         return recent_apply_runs(conn, limit)
 
 
