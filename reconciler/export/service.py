@@ -25,7 +25,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from reconciler.commands import open_database
 from reconciler.crypto.aead import CipherContext, FieldCipher
 from reconciler.crypto.local_keys import load_keys_for_target
 from reconciler.errors import ConfigError, DecryptFailed
@@ -36,6 +35,7 @@ from reconciler.progress import QUIET, Progress
 from reconciler.sops import dump, encrypt_documents, find_config, load_creation_rule
 from reconciler.sops.files import atomic_write
 from reconciler.store.database import translate_db_errors
+from reconciler.store.session import open_database
 
 from .documents import ImportNote, ManifestDraft, build_manifests, manifest_path
 from .rows import StoredIntegration, StoredRows, StoredWebhook, read_rows
@@ -116,20 +116,17 @@ def import_manifests(
     if bad:
         raise ConfigError(f"invalid tenant name {bad[0]!r}: expected {NAME_PATTERN}")
 
-    db = open_database(database_url, progress)
-    try:
-        with (
-            progress.stage("Reading database") as stage,
-            translate_db_errors(db.engine.url),
-            db.engine.connect() as conn,
-            conn.begin(),
-        ):
-            conn.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
-            rows = read_rows(conn, wanted, tuple(platforms))
-            count = len(rows.integrations) + len(rows.webhooks) + len(rows.accounts)
-            stage["detail"] = f"{count} rows"
-    finally:
-        db.engine.dispose()
+    with (
+        open_database(database_url, progress) as db,
+        progress.stage("Reading database") as stage,
+        translate_db_errors(db.engine.url),
+        db.engine.connect() as conn,
+        conn.begin(),
+    ):
+        conn.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+        rows = read_rows(conn, wanted, tuple(platforms))
+        count = len(rows.integrations) + len(rows.webhooks) + len(rows.accounts)
+        stage["detail"] = f"{count} rows"
     missing = [t for t in wanted if t not in rows.tenants()]
     if missing:
         only = f" for {', '.join(p.file_stem for p in platforms)}" if platforms else ""

@@ -28,7 +28,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from reconciler.commands import Database, open_database
 from reconciler.crypto.aead import CipherContext, FieldCipher, check_binding
 from reconciler.crypto.local_keys import load_keys_for_target
 from reconciler.errors import SecretError
@@ -45,6 +44,7 @@ from reconciler.model.sensitive import Sensitive
 from reconciler.progress import QUIET, Progress
 from reconciler.store.database import translate_db_errors
 from reconciler.store.read import selector_params
+from reconciler.store.session import Database, open_database
 
 from .probe import HealthProbe, HttpsProbe, ProbeResult, ProbeTarget, scrub
 
@@ -218,46 +218,46 @@ def run_health_check(
     checked_at = now or datetime.now(UTC)
     prober = probe or HttpsProbe(timeout=timeout)
     params = selector_params(selectors or Selectors())
-    db = open_database(database_url, progress)
-    try:
-        with translate_db_errors(db.engine.url), db.engine.connect() as conn:
-            with conn.begin():
-                raw = list(conn.execute(sa.text(_TARGETS), params))
-            rows = _decrypt(raw, db, environ)
-            with progress.stage(f"Checking {len(rows)} integration(s)"):
-                verdicts = _probe_all(prober, rows)
-            checked = tuple(
-                CheckedIntegration(
-                    r.target.address,
-                    r.target.tenant_id,
-                    r.target.platform,
-                    r.target.environment,
-                    r.target.config_type,
-                    r.previous,
-                    v.status,
-                    scrub(v.message, *_plain(r.target)),
-                )
-                for r, v in zip(rows, verdicts, strict=True)
+    with (
+        open_database(database_url, progress) as db,
+        translate_db_errors(db.engine.url),
+        db.engine.connect() as conn,
+    ):
+        with conn.begin():
+            raw = list(conn.execute(sa.text(_TARGETS), params))
+        rows = _decrypt(raw, db, environ)
+        with progress.stage(f"Checking {len(rows)} integration(s)"):
+            verdicts = _probe_all(prober, rows)
+        checked = tuple(
+            CheckedIntegration(
+                r.target.address,
+                r.target.tenant_id,
+                r.target.platform,
+                r.target.environment,
+                r.target.config_type,
+                r.previous,
+                v.status,
+                scrub(v.message, *_plain(r.target)),
             )
-            with conn.begin():
-                moment = {**params, "now": checked_at}
-                if dry_run:
-                    moved = list(conn.execute(sa.text(_DUE_PREVIEW), moment))
-                else:
-                    if rows:
-                        conn.execute(
-                            sa.text(_WRITE_HEALTH),
-                            {
-                                "now": checked_at,
-                                "tenant_ids": [r.target.tenant_id for r in rows],
-                                "ids": [r.id for r in rows],
-                                "statuses": [c.status.value for c in checked],
-                                "messages": [c.message for c in checked],
-                            },
-                        )
-                    moved = list(conn.execute(sa.text(_HALF_OPEN), moment))
-    finally:
-        db.engine.dispose()
+            for r, v in zip(rows, verdicts, strict=True)
+        )
+        with conn.begin():
+            moment = {**params, "now": checked_at}
+            if dry_run:
+                moved = list(conn.execute(sa.text(_DUE_PREVIEW), moment))
+            else:
+                if rows:
+                    conn.execute(
+                        sa.text(_WRITE_HEALTH),
+                        {
+                            "now": checked_at,
+                            "tenant_ids": [r.target.tenant_id for r in rows],
+                            "ids": [r.id for r in rows],
+                            "statuses": [c.status.value for c in checked],
+                            "messages": [c.message for c in checked],
+                        },
+                    )
+                moved = list(conn.execute(sa.text(_HALF_OPEN), moment))
     transitions = tuple(
         sorted(
             (CircuitTransition(_webhook_address(m), m[4]) for m in moved),

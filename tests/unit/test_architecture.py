@@ -24,3 +24,20 @@ def test_pure_stages_import_no_io(stage: str) -> None:
                 names = [node.module]
             offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] in FORBIDDEN]
     assert offenders == []
+
+
+@pytest.mark.parametrize("package", ["health", "export", "store", "core", "render"])
+def test_lower_layers_do_not_import_the_python_api(package: str) -> None:
+    """``reconciler.commands`` sits on top: the packages it uses never import it back."""
+    offenders = []
+    for path in (PACKAGE / package).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            if "reconciler.commands" in names:
+                offenders.append(path.name)
+    assert offenders == []
