@@ -28,21 +28,18 @@ import io
 import json
 import os
 import sys
-import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-import sqlalchemy as sa
-
-from reconciler import __version__
+from reconciler.clock import SYSTEM, Clock, now_utc, rfc3339
 from reconciler.context import git_commit, resolve_actor, user_agent
 from reconciler.core.planner import build_plan, judgement_difference
+from reconciler.core.policy import check_policy
 from reconciler.core.risk import RiskPolicy
 from reconciler.crypto.aead import FieldCipher
 from reconciler.crypto.audit_key import load_audit_key
@@ -55,7 +52,6 @@ from reconciler.errors import (
     KeyUnavailable,
     ManifestInvalid,
     PlanStale,
-    PolicyViolation,
     SecretError,
     StateError,
 )
@@ -76,12 +72,12 @@ from reconciler.model.plan import (
     Action,
     Change,
     Judgement,
-    MassDeletion,
     Plan,
     ResourceKind,
     SavedPlan,
     Selectors,
 )
+from reconciler.progress import QUIET, Progress
 from reconciler.settings import Settings
 from reconciler.store.audit import (
     AuditContext,
@@ -93,79 +89,21 @@ from reconciler.store.database import (
     DATA_DIR_ENV,
     DEFAULT_DATA_DIR,
     DatabaseTarget,
-    check_connection,
-    create_engine,
-    ensure_schema_current,
-    resolve_database_url,
     translate_db_errors,
 )
 from reconciler.store.locks import APPLY_LOCK_KEY, acquire_xact_lock
 from reconciler.store.read import read_actual_state, read_row_versions
+from reconciler.store.runs import ApplyRun, insert_apply_run, recent_apply_runs
+from reconciler.store.session import Connection, Database, open_database
+from reconciler.store.transaction import begin_read_snapshot, set_statement_timeout
 from reconciler.store.visibility import Access, check_visibility
 from reconciler.store.write import WriteContext, WrittenChange, write_changes
 
-
-class Progress:
-    """One line per stage on stderr: ``Loading manifests... 30000 files (2.1s)``."""
-
-    def __init__(self, stream: TextIO | None = None, *, enabled: bool = True) -> None:
-        self.stream = stream or sys.stderr
-        self.enabled = enabled
-
-    def note(self, message: str) -> None:
-        if self.enabled:
-            print(message, file=self.stream, flush=True)
-
-    @contextmanager
-    def stage(self, title: str) -> Iterator[dict[str, str]]:
-        """Time a stage; the body may set ``result["detail"]`` for the closing line."""
-        result: dict[str, str] = {}
-        if self.enabled:
-            print(f"{title}...", end="", file=self.stream, flush=True)
-        started = time.perf_counter()
-        try:
-            yield result
-        except BaseException:
-            if self.enabled:
-                print(" failed", file=self.stream, flush=True)
-            raise
-        if self.enabled:
-            detail = result.get("detail", "done")
-            print(f" {detail} ({time.perf_counter() - started:.1f}s)", file=self.stream, flush=True)
-
-
-QUIET = Progress(enabled=False)
 ALL = Selectors()
 """No selection: every tenant and platform."""
 
 
-def now_utc() -> datetime:
-    return datetime.now(UTC)
-
-
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 # -- shared steps -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Database:
-    """An open database: where it is and an engine for it."""
-
-    target: DatabaseTarget
-    engine: sa.Engine
-
-
-def open_database(database_url: str | None, progress: Progress = QUIET) -> Database:
-    """Resolve, connect and check the schema revision (embedded databases auto-upgrade)."""
-    target = resolve_database_url(database_url)
-    progress.note(target.describe())
-    engine = create_engine(target)
-    check_connection(engine)
-    ensure_schema_current(engine, target)
-    return Database(target, engine)
 
 
 def fingerprinter_for(
@@ -320,7 +258,7 @@ def read_actual(
         db.engine.connect() as conn,
     ):
         with conn.begin():
-            conn.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+            begin_read_snapshot(conn)
             check_visibility(conn, access)  # never a plan from a partial view
             actual = read_actual_state(conn, selectors, fingerprint)
         rows = len(actual.integrations) + len(actual.webhooks) + len(actual.tokens)
@@ -333,7 +271,11 @@ def read_actual(
 
 @dataclass(frozen=True, slots=True)
 class PlanResult:
-    """A plan and the desired state it was made from (holds decrypted secrets in memory)."""
+    """A plan and the desired state it was made from (holds decrypted secrets in memory).
+
+    ``database`` is where the plan was read from; its engine is already disposed (connecting
+    again opens a new pool, which the caller must then dispose).
+    """
 
     plan: Plan
     desired: DesiredState
@@ -350,21 +292,22 @@ def plan(
     database_url: str | None = None,
     progress: Progress = QUIET,
     revoke_unmanaged: bool = False,
+    clock: Clock = SYSTEM,
 ) -> PlanResult:
     """Make a plan: what apply would change, with risk, for the selected tenants/platforms.
 
     ``revoke_unmanaged`` (with ``prune``) also revokes tokens of accounts no manifest has
-    ever declared.
+    ever declared. ``clock`` dates the plan.
     """
-    db = open_database(database_url, progress)
-    fingerprint = fingerprinter_for(db.target, progress=progress)
-    desired = load_desired(manifests_dir, selectors, fingerprint, progress)
-    actual = read_actual(db, selectors, fingerprint, progress)
+    with open_database(database_url, progress) as db:
+        fingerprint = fingerprinter_for(db.target, progress=progress)
+        desired = load_desired(manifests_dir, selectors, fingerprint, progress)
+        actual = read_actual(db, selectors, fingerprint, progress)
     made = build_plan(
         desired,
         actual,
         policy=settings.policy,
-        created_at=rfc3339(now_utc()),
+        created_at=rfc3339(now_utc(clock)),
         prune=prune,
         selectors=selectors,
         revoke_unmanaged=revoke_unmanaged,
@@ -376,47 +319,6 @@ def plan_digest(p: Plan) -> str:
     """SHA-256 of the plan's changes (what apply_runs records)."""
     body = json.dumps([c.to_dict() for c in p.changes], sort_keys=True).encode()
     return hashlib.sha256(body).hexdigest()
-
-
-# -- policy -------------------------------------------------------------------------------------
-
-
-def check_policy(
-    p: Plan,
-    *,
-    allow_risk: RiskLevel,
-    allow_mass_deletion: bool,
-    allow_mass_revocation: bool = False,
-) -> None:
-    """Raise PolicyViolation (exit 4) listing what needs a permission that was not given."""
-    problems: list[str] = []
-    above = [c for c in p.changes if c.risk.level > allow_risk]
-    for c in above:
-        codes = ", ".join(r.code for r in c.risk.reasons if r.level > allow_risk)
-        problems.append(f"  {c.action.symbol} {c.address} [{c.risk.level.value}: {codes}]")
-    if above:
-        needed = max(c.risk.level for c in above).value.lower()
-        problems.insert(
-            0,
-            f"{len(above)} change(s) above the allowed risk "
-            f"{allow_risk.value} (allow with --allow-risk {needed}):",
-        )
-    deletions = [m for m in p.mass_deletions if m.kind != MassDeletion.TOKENS]
-    if deletions and not allow_mass_deletion:
-        problems.append("mass deletion (allow with --allow-mass-deletion):")
-        for m in deletions:
-            what = (
-                "whole tenant removed" if m.whole_tenant else f"{m.deleting} of {m.total} objects"
-            )
-            problems.append(f"  tenant {m.tenant}: {what}")
-    revocations = [m for m in p.mass_deletions if m.kind == MassDeletion.TOKENS]
-    if revocations and not allow_mass_revocation:
-        problems.append("mass revocation of OAuth tokens (allow with --allow-mass-revocation):")
-        for m in revocations:
-            scope = " (whole tenant removed)" if m.whole_tenant else ""
-            problems.append(f"  tenant {m.tenant}: {m.deleting} of {m.total} active tokens{scope}")
-    if problems:
-        raise PolicyViolation("blocked by policy; nothing written\n" + "\n".join(problems))
 
 
 # -- apply --------------------------------------------------------------------------------------
@@ -433,25 +335,6 @@ class ApplyResult:
     replanned: bool = False
     dry_run: bool = False
     """The writes ran in the transaction and were rolled back."""
-
-    @property
-    def summary(self) -> str:
-        if self.outcome is ApplyOutcome.NO_CHANGES:
-            return "No changes. The database matches the manifests; nothing written."
-        c = self.counts
-        total = sum(c.values())
-        if self.dry_run:
-            return (
-                f"Dry run: {total} change(s) ({c.get('create', 0)} created, "
-                f"{c.get('update', 0)} updated, {c.get('delete', 0)} deleted, "
-                f"{c.get('revoke', 0)} revoked) written with their audit rows and rolled "
-                "back; nothing applied."
-            )
-        return (
-            f"Applied {total} change(s): {c.get('create', 0)} created, "
-            f"{c.get('update', 0)} updated, {c.get('delete', 0)} deleted, "
-            f"{c.get('revoke', 0)} revoked (run {self.run_id})."
-        )
 
 
 _ENTITY = {
@@ -480,6 +363,7 @@ def apply(
     progress: Progress = QUIET,
     environ: Mapping[str, str] | None = None,
     dry_run: bool = False,
+    clock: Clock = SYSTEM,
 ) -> ApplyResult:
     """Plan (or take a saved plan) and apply it in one transaction.
 
@@ -489,6 +373,7 @@ def apply(
             waiting for the lock is refused as stale rather than silently re-made.
         dry_run: run everything, writes and audit rows included, in the transaction, then
             roll it back: the same code path as a real apply, so it cannot drift from one.
+        clock: dates the plan, the apply run and the written rows.
     """
     env = os.environ if environ is None else environ
     performer = resolve_actor(actor, env)
@@ -501,106 +386,109 @@ def apply(
         revoke_unmanaged = any(
             r.code == "UNMANAGED_ACCOUNT" for c in saved_plan.plan.changes for r in c.risk.reasons
         )
-    db = open_database(database_url, progress)
-    keyring, fingerprint = load_keys_for_target(db.target, env, stderr=_notes(progress))
-    audit_key = load_audit_key(db.target, env, create=True, stderr=_notes(progress))
-    desired = load_desired(manifests_dir, selectors, fingerprint, progress)
-    if saved_plan is not None and saved_plan.plan.manifests_digest != desired.manifests_digest:
-        raise PlanStale("the manifests changed since the plan was made; make a new plan")
-    actual = read_actual(db, selectors, fingerprint, progress, Access.APPLY)
+    with open_database(database_url, progress) as db:
+        keyring, fingerprint = load_keys_for_target(db.target, env, stderr=_notes(progress))
+        audit_key = load_audit_key(db.target, env, create=True, stderr=_notes(progress))
+        desired = load_desired(manifests_dir, selectors, fingerprint, progress)
+        if saved_plan is not None and saved_plan.plan.manifests_digest != desired.manifests_digest:
+            raise PlanStale("the manifests changed since the plan was made; make a new plan")
+        actual = read_actual(db, selectors, fingerprint, progress, Access.APPLY)
 
-    def replan(state: ActualState) -> Plan:
-        return build_plan(
-            desired,
-            state,
-            policy=settings.policy,
-            created_at=rfc3339(now_utc()),
-            prune=prune,
-            selectors=selectors,
-            revoke_unmanaged=revoke_unmanaged,
-        )
+        def replan(state: ActualState) -> Plan:
+            return build_plan(
+                desired,
+                state,
+                policy=settings.policy,
+                created_at=rfc3339(now_utc(clock)),
+                prune=prune,
+                selectors=selectors,
+                revoke_unmanaged=revoke_unmanaged,
+            )
 
-    current = replan(actual)
-    if saved_plan is not None:
-        # The saved plan is a claim: apply goes ahead only if it is exactly what the
-        # manifests and database give now, and then with the judgement derived here.
-        _check_saved_plan_matches(saved_plan, current)
-    if not current.changes:
-        return ApplyResult(current, ApplyOutcome.NO_CHANGES, None)
-    # Decrypt before BEGIN what the cache left as fingerprints and the writes need.
-    desired = with_plaintext(desired, current, manifests_dir, fingerprint, progress)
-    check_policy(
-        current,
-        allow_risk=allowed,
-        allow_mass_deletion=allow_mass_deletion,
-        allow_mass_revocation=allow_mass_revocation,
-    )
-    if confirm is not None and not confirm(current):
-        raise ApplyCancelled("apply cancelled; nothing written")
-
-    run_id = uuid.uuid4()
-    started = now_utc()
-    if lock_timeout_seconds is None:
-        lock_timeout_seconds = settings.lock_timeout_seconds
-
-    def gate(p: Plan) -> None:
+        current = replan(actual)
+        if saved_plan is not None:
+            # The saved plan is a claim: apply goes ahead only if it is exactly what the
+            # manifests and database give now, and then with the judgement derived here.
+            _check_saved_plan_matches(saved_plan, current)
+        if not current.changes:
+            return ApplyResult(current, ApplyOutcome.NO_CHANGES, None)
+        # Decrypt before BEGIN what the cache left as fingerprints and the writes need.
+        desired = with_plaintext(desired, current, manifests_dir, fingerprint, progress)
         check_policy(
-            p,
+            current,
             allow_risk=allowed,
             allow_mass_deletion=allow_mass_deletion,
             allow_mass_revocation=allow_mass_revocation,
         )
+        if confirm is not None and not confirm(current):
+            raise ApplyCancelled("apply cancelled; nothing written")
 
-    try:
-        with translate_db_errors(), db.engine.connect() as conn, conn.begin():
-            timeout_ms = int(settings.statement_timeout_seconds * 1000)
-            conn.execute(sa.text(f"SET LOCAL statement_timeout = {timeout_ms}"))
-            mark_audited_write(conn, f"apply {run_id}")  # audited below, keyed: not twice
-            with progress.stage("Waiting for the apply lock"):
-                acquire_xact_lock(
-                    conn,
-                    APPLY_LOCK_KEY,
-                    timeout_seconds=lock_timeout_seconds,
-                    what="the apply lock",
-                )
-            moved = read_row_versions(conn, selectors) != current.read_set
-            if moved:
-                current = _replan_under_lock(
-                    conn, saved_plan, confirm, replan, selectors, fingerprint, gate
-                )
-                progress.note("The database changed while waiting for the lock; re-planned.")
-                if not current.changes:
-                    return ApplyResult(current, ApplyOutcome.NO_CHANGES, None, replanned=True)
-                desired = with_plaintext(desired, current, manifests_dir, fingerprint, progress)
-            with progress.stage(f"Applying {len(current.changes)} change(s)"):
-                audit_context = AuditContext(
-                    performed_by=performer,
-                    ip_address=None,
-                    user_agent=user_agent(env),
-                    session_id=str(run_id),
-                    git_commit=git_commit(env, manifests_dir),
-                    apply_run_id=run_id,
-                    key=audit_key,
-                )
-                cipher = FieldCipher(keyring, fingerprint)
-                counts = _write_and_audit(conn, current, desired, cipher, audit_context, started)
-                if dry_run:
-                    raise _DryRunDone(counts)
-    except _DryRunDone as done:
-        return ApplyResult(
-            current, ApplyOutcome.APPLIED, None, dict(done.counts), moved, dry_run=True
-        )
-    except (StateError, ApplyFailed, SecretError) as exc:
-        if "nothing" in str(exc):
-            raise
-        # Every failure inside the transaction rolls it back; say so, keeping the error type
-        # (and so the exit code).
-        raise type(exc)(f"{exc}; rolled back, nothing applied") from exc
-    return ApplyResult(current, ApplyOutcome.APPLIED, run_id, dict(counts), moved)
+        run_id = uuid.uuid4()
+        started = now_utc(clock)
+        if lock_timeout_seconds is None:
+            lock_timeout_seconds = settings.lock_timeout_seconds
+
+        def gate(p: Plan) -> None:
+            check_policy(
+                p,
+                allow_risk=allowed,
+                allow_mass_deletion=allow_mass_deletion,
+                allow_mass_revocation=allow_mass_revocation,
+            )
+
+        try:
+            with translate_db_errors(), db.engine.connect() as conn, conn.begin():
+                set_statement_timeout(conn, settings.statement_timeout_seconds)
+                mark_audited_write(conn, f"apply {run_id}")  # audited below, keyed: not twice
+                with progress.stage("Waiting for the apply lock"):
+                    acquire_xact_lock(
+                        conn,
+                        APPLY_LOCK_KEY,
+                        timeout_seconds=lock_timeout_seconds,
+                        what="the apply lock",
+                    )
+                moved = read_row_versions(conn, selectors) != current.read_set
+                if moved:
+                    current = _replan_under_lock(
+                        conn, saved_plan, confirm, replan, selectors, fingerprint, gate
+                    )
+                    progress.note("The database changed while waiting for the lock; re-planned.")
+                    if not current.changes:
+                        return ApplyResult(current, ApplyOutcome.NO_CHANGES, None, replanned=True)
+                    desired = with_plaintext(desired, current, manifests_dir, fingerprint, progress)
+                with progress.stage(f"Applying {len(current.changes)} change(s)"):
+                    audit_context = AuditContext(
+                        performed_by=performer,
+                        ip_address=None,
+                        user_agent=user_agent(env),
+                        session_id=str(run_id),
+                        git_commit=git_commit(env, manifests_dir),
+                        apply_run_id=run_id,
+                        key=audit_key,
+                    )
+                    cipher = FieldCipher(keyring, fingerprint)
+                    counts = _write_and_audit(
+                        conn, current, desired, cipher, audit_context, started, clock
+                    )
+                    if dry_run:
+                        raise _DryRunDone(counts)
+        except _DryRunDone as done:
+            return ApplyResult(
+                current, ApplyOutcome.APPLIED, None, dict(done.counts), moved, dry_run=True
+            )
+        except (StateError, ApplyFailed, SecretError) as exc:
+            if exc.says_nothing_written:
+                raise
+            # Every failure inside the transaction rolls it back; say so, keeping the error type
+            # (and so the exit code).
+            rolled_back = type(exc)(f"{exc}; rolled back, nothing applied")
+            rolled_back.says_nothing_written = True
+            raise rolled_back from exc
+        return ApplyResult(current, ApplyOutcome.APPLIED, run_id, dict(counts), moved)
 
 
 def _replan_under_lock(
-    conn: sa.Connection,
+    conn: Connection,
     saved_plan: SavedPlan | None,
     confirm: Callable[[Plan], bool] | None,
     replan: Callable[[ActualState], Plan],
@@ -625,21 +513,32 @@ def _replan_under_lock(
 
 
 def _write_and_audit(
-    conn: sa.Connection,
+    conn: Connection,
     p: Plan,
     desired: DesiredState,
     cipher: FieldCipher,
     context: AuditContext,
     started: datetime,
+    clock: Clock = SYSTEM,
 ) -> Counter[str]:
     """Write the changes, the apply_runs row and one audit row per change; return counts."""
-    now = now_utc()
+    now = now_utc(clock)
     written = write_changes(
         conn, p.changes, desired, WriteContext(now, context.performed_by, cipher)
     )
     counts = Counter(w.change.action.value for w in written)
     assert context.apply_run_id is not None
-    _insert_run(conn, context, started, desired, p, counts)
+    insert_apply_run(
+        conn,
+        run_id=context.apply_run_id,
+        started=started,
+        actor=context.performed_by,
+        git_commit=context.git_commit,
+        manifests_digest=desired.manifests_digest,
+        plan_digest=plan_digest(p),
+        counts=counts,
+        user_agent=context.user_agent,
+    )
     append_audit_entries(conn, [_audit_entry(w) for w in written], context, now=now)
     return counts
 
@@ -696,39 +595,6 @@ def _audit_action(action: Action) -> Any:
     return AuditAction(action.value.upper())
 
 
-def _insert_run(
-    conn: sa.Connection,
-    context: AuditContext,
-    started: datetime,
-    desired: DesiredState,
-    p: Plan,
-    counts: Counter[str],
-) -> None:
-    conn.execute(
-        sa.text(
-            """INSERT INTO apply_runs (id, started_at, finished_at, actor, git_commit,
-                   manifests_digest, plan_digest, outcome, created_count, updated_count,
-                   deleted_count, revoked_count, reconciler_version, user_agent)
-               VALUES (:id, :started, clock_timestamp(), :actor, :commit, :mdigest, :pdigest,
-                   'APPLIED', :c, :u, :d, :r, :version, :ua)"""
-        ),
-        {
-            "id": context.apply_run_id,
-            "started": started,
-            "actor": context.performed_by,
-            "commit": context.git_commit,
-            "mdigest": desired.manifests_digest,
-            "pdigest": plan_digest(p),
-            "c": counts.get("create", 0),
-            "u": counts.get("update", 0),
-            "d": counts.get("delete", 0),
-            "r": counts.get("revoke", 0),
-            "version": __version__,
-            "ua": context.user_agent,
-        },
-    )
-
-
 # -- drift and history ----------------------------------------------------------------------------
 
 
@@ -739,6 +605,7 @@ def drift(
     selectors: Selectors = ALL,
     database_url: str | None = None,
     progress: Progress = QUIET,
+    clock: Clock = SYSTEM,
 ) -> Plan:
     """Read-only: everything in the database that differs from git, as a plan with prune on.
 
@@ -752,52 +619,20 @@ def drift(
         prune=True,
         database_url=database_url,
         progress=progress,
+        clock=clock,
     ).plan
-
-
-@dataclass(frozen=True, slots=True)
-class ApplyRun:
-    id: str
-    started_at: datetime
-    finished_at: datetime | None
-    actor: str
-    git_commit: str | None
-    outcome: str
-    created: int
-    updated: int
-    deleted: int
-    revoked: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "started_at": rfc3339(self.started_at),
-            "finished_at": rfc3339(self.finished_at) if self.finished_at else None,
-            "actor": self.actor,
-            "git_commit": self.git_commit,
-            "outcome": self.outcome,
-            "created": self.created,
-            "updated": self.updated,
-            "deleted": self.deleted,
-            "revoked": self.revoked,
-        }
 
 
 def history(
     *, database_url: str | None = None, limit: int = 20, progress: Progress = QUIET
 ) -> list[ApplyRun]:
     """The most recent apply runs, newest first."""
-    db = open_database(database_url, progress)
-    with translate_db_errors(), db.engine.connect() as conn:
-        rows = conn.execute(
-            sa.text(
-                """SELECT id::text, started_at, finished_at, actor, git_commit, outcome::text,
-                          created_count, updated_count, deleted_count, revoked_count
-                   FROM apply_runs ORDER BY started_at DESC LIMIT :limit"""
-            ),
-            {"limit": limit},
-        )
-        return [ApplyRun(*r) for r in rows]
+    with (
+        open_database(database_url, progress) as db,
+        translate_db_errors(),
+        db.engine.connect() as conn,
+    ):
+        return recent_apply_runs(conn, limit)
 
 
 __all__ = [

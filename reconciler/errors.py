@@ -38,7 +38,20 @@ if TYPE_CHECKING:
 
 
 class ReconcilerError(Exception):
-    """Base class: an expected failure with a message fit for a user."""
+    """Base class: an expected failure with a message fit for a user.
+
+    ``says_nothing_written`` is True when the message itself already tells the user that
+    nothing was written (``...; rolled back, nothing applied``), so a caller that would add
+    such a notice leaves the message as it is. Set it per error with the keyword argument,
+    or per class for errors whose messages always say so.
+    """
+
+    says_nothing_written: bool = False
+
+    def __init__(self, *args: object, says_nothing_written: bool | None = None) -> None:
+        super().__init__(*args)
+        if says_nothing_written is not None:
+            self.says_nothing_written = says_nothing_written
 
 
 class ConfigError(ReconcilerError):
@@ -84,9 +97,13 @@ class PlanStale(StateError):
 class PolicyViolation(ReconcilerError):
     """The plan needs a permission that was not given (risk level or mass deletion)."""
 
+    says_nothing_written = True
+
 
 class ApplyCancelled(ReconcilerError):
     """The user answered anything but ``yes`` when asked to confirm a plan; nothing written."""
+
+    says_nothing_written = True
 
 
 class ApplyFailed(ReconcilerError):

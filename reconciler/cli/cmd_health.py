@@ -13,8 +13,8 @@ from reconciler.cli.options import (
     make_selectors,
     selector_options,
 )
-from reconciler.commands import Progress
 from reconciler.health.check import HealthCheckResult, run_health_check
+from reconciler.progress import Progress
 
 
 @click.group("health")

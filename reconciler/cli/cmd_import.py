@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from reconciler.cli.options import database_url_option, handle_errors
-from reconciler.commands import Progress
 from reconciler.model.enums import Platform
+from reconciler.progress import Progress
 
 
 @click.command("import")

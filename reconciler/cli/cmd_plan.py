@@ -19,12 +19,15 @@ from reconciler.cli.options import (
     manifests_option,
     selector_options,
 )
+from reconciler.clock import now_utc, rfc3339
 from reconciler.errors import ConfigError
 from reconciler.escape import printable
 from reconciler.files import atomic_write
 from reconciler.gitchanges import changed_tenants
 from reconciler.model.enums import RiskLevel
 from reconciler.model.plan import Plan, SavedPlan
+from reconciler.progress import Progress
+from reconciler.render.apply_summary import render_apply_summary
 from reconciler.settings import Settings, load_settings, lock_timeout_option, parse_level
 
 _FORMATS = ("text", "json", "markdown", "github")
@@ -183,12 +186,12 @@ def plan_cmd(
     """
     _check_revoke_unmanaged(prune, revoke_unmanaged)
     settings = load_settings()
-    progress = commands.Progress(enabled=not quiet)
+    progress = Progress(enabled=not quiet)
     manifests = _manifests(settings, manifests_dir)
     narrowed = _narrow(tenants, changed_from, manifests, progress)
     if narrowed is None:
         empty = Plan(
-            created_at=commands.rfc3339(commands.now_utc()),
+            created_at=rfc3339(now_utc()),
             manifests_digest="",
             actual_fingerprint="",
             prune=prune,
@@ -318,7 +321,7 @@ def apply_cmd(
     _check_revoke_unmanaged(prune, revoke_unmanaged)
     settings = load_settings()
     lock_timeout = lock_timeout_option(lock_timeout)
-    progress = commands.Progress(enabled=not quiet)
+    progress = Progress(enabled=not quiet)
     color = _color(no_color)
     saved = _read_plan_file(plan_file) if plan_file else None
     if saved is not None and (
@@ -381,7 +384,9 @@ def apply_cmd(
         return
     if (auto_approve or dry_run) and result.plan.has_changes:
         click.echo(_render(result.plan, "text", color=color), nl=False)
-    click.echo(result.summary)
+    click.echo(
+        render_apply_summary(result.outcome, result.counts, result.run_id, dry_run=result.dry_run)
+    )
 
 
 @click.command("drift")
@@ -418,7 +423,7 @@ def drift_cmd(
         settings=settings,
         selectors=make_selectors(tenants, platforms, exclude_tenants),
         database_url=database_url,
-        progress=commands.Progress(enabled=not quiet),
+        progress=Progress(enabled=not quiet),
     )
     click.echo(_render(result, fmt, color=_color(no_color)), nl=False)
     if detailed_exitcode and result.has_changes:
@@ -434,7 +439,7 @@ def drift_cmd(
 @handle_errors
 def history_cmd(limit: int, fmt: str, database_url: str | None) -> None:
     """List recent apply runs (who, when, which commit, what changed), newest first."""
-    runs = commands.history(database_url=database_url, limit=limit, progress=commands.Progress())
+    runs = commands.history(database_url=database_url, limit=limit, progress=Progress())
     if fmt == "json":
         click.echo(json.dumps([r.to_dict() for r in runs], indent=2))
         return

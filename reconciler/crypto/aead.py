@@ -267,7 +267,8 @@ class FieldCipher:
         if not self._fingerprinter.matches(value, fingerprint):
             raise SecretError(
                 f"{ctx.describe()}: the fingerprint to store is not the value's (made with "
-                "another fingerprint key?); nothing stored"
+                "another fingerprint key?); nothing stored",
+                says_nothing_written=True,
             )
         assert fingerprint is not None  # checked by matches()
         sealed = nonce + aead.encrypt(nonce, value.encode("utf-8"), ctx.aad(fingerprint))

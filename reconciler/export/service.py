@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reconciler.commands import QUIET, Progress, open_database
 from reconciler.crypto.aead import CipherContext, FieldCipher
 from reconciler.crypto.local_keys import load_keys_for_target
 from reconciler.errors import ConfigError, DecryptFailed
@@ -31,6 +30,7 @@ from reconciler.files import atomic_write
 from reconciler.load.schema import NAME_PATTERN
 from reconciler.model.enums import Platform
 from reconciler.model.sensitive import Sensitive
+from reconciler.progress import QUIET, Progress
 from reconciler.sops import dump, encrypt_documents, find_config, load_creation_rule
 from reconciler.store.database import translate_db_errors
 from reconciler.store.export_rows import (
@@ -40,6 +40,7 @@ from reconciler.store.export_rows import (
     begin_snapshot,
     read_rows,
 )
+from reconciler.store.session import open_database
 
 from .documents import ImportNote, ManifestDraft, build_manifests, manifest_path
 
@@ -119,20 +120,17 @@ def import_manifests(
     if bad:
         raise ConfigError(f"invalid tenant name {bad[0]!r}: expected {NAME_PATTERN}")
 
-    db = open_database(database_url, progress)
-    try:
-        with (
-            progress.stage("Reading database") as stage,
-            translate_db_errors(db.engine.url),
-            db.engine.connect() as conn,
-            conn.begin(),
-        ):
-            begin_snapshot(conn)
-            rows = read_rows(conn, wanted, tuple(platforms))
-            count = len(rows.integrations) + len(rows.webhooks) + len(rows.accounts)
-            stage["detail"] = f"{count} rows"
-    finally:
-        db.engine.dispose()
+    with (
+        open_database(database_url, progress) as db,
+        progress.stage("Reading database") as stage,
+        translate_db_errors(db.engine.url),
+        db.engine.connect() as conn,
+        conn.begin(),
+    ):
+        begin_snapshot(conn)
+        rows = read_rows(conn, wanted, tuple(platforms))
+        count = len(rows.integrations) + len(rows.webhooks) + len(rows.accounts)
+        stage["detail"] = f"{count} rows"
     missing = [t for t in wanted if t not in rows.tenants()]
     if missing:
         only = f" for {', '.join(p.file_stem for p in platforms)}" if platforms else ""

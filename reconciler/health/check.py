@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from reconciler.commands import QUIET, Database, Progress, open_database
 from reconciler.crypto.aead import CipherContext, FieldCipher, check_binding
 from reconciler.crypto.local_keys import load_keys_for_target
 from reconciler.errors import SecretError
@@ -40,6 +39,7 @@ from reconciler.model.enums import (
 )
 from reconciler.model.plan import Selectors
 from reconciler.model.sensitive import Sensitive
+from reconciler.progress import QUIET, Progress
 from reconciler.store.database import translate_db_errors
 from reconciler.store.health import (
     DueCircuit,
@@ -49,6 +49,7 @@ from reconciler.store.health import (
     read_check_targets,
     write_health,
 )
+from reconciler.store.session import Database, open_database
 
 from .probe import HealthProbe, HttpsProbe, ProbeResult, ProbeTarget, scrub
 
@@ -180,40 +181,40 @@ def run_health_check(
     checked_at = now or datetime.now(UTC)
     prober = probe or HttpsProbe(timeout=timeout)
     selected = selectors or Selectors()
-    db = open_database(database_url, progress)
-    try:
-        with translate_db_errors(db.engine.url), db.engine.connect() as conn:
-            with conn.begin():
-                raw = read_check_targets(conn, selected)
-            rows = _decrypt(raw, db, environ)
-            with progress.stage(f"Checking {len(rows)} integration(s)"):
-                verdicts = _probe_all(prober, rows)
-            checked = tuple(
-                CheckedIntegration(
-                    r.target.address,
-                    r.target.tenant_id,
-                    r.target.platform,
-                    r.target.environment,
-                    r.target.config_type,
-                    r.previous,
-                    v.status,
-                    scrub(v.message, *_plain(r.target)),
-                )
-                for r, v in zip(rows, verdicts, strict=True)
+    with (
+        open_database(database_url, progress) as db,
+        translate_db_errors(db.engine.url),
+        db.engine.connect() as conn,
+    ):
+        with conn.begin():
+            raw = read_check_targets(conn, selected)
+        rows = _decrypt(raw, db, environ)
+        with progress.stage(f"Checking {len(rows)} integration(s)"):
+            verdicts = _probe_all(prober, rows)
+        checked = tuple(
+            CheckedIntegration(
+                r.target.address,
+                r.target.tenant_id,
+                r.target.platform,
+                r.target.environment,
+                r.target.config_type,
+                r.previous,
+                v.status,
+                scrub(v.message, *_plain(r.target)),
             )
-            with conn.begin():
-                if not dry_run:
-                    write_health(
-                        conn,
-                        checked_at,
-                        [
-                            HealthVerdict(r.target.tenant_id, r.id, c.status, c.message)
-                            for r, c in zip(rows, checked, strict=True)
-                        ],
-                    )
-                moved = advance_circuits(conn, selected, checked_at, dry_run=dry_run)
-    finally:
-        db.engine.dispose()
+            for r, v in zip(rows, verdicts, strict=True)
+        )
+        with conn.begin():
+            if not dry_run:
+                write_health(
+                    conn,
+                    checked_at,
+                    [
+                        HealthVerdict(r.target.tenant_id, r.id, c.status, c.message)
+                        for r, c in zip(rows, checked, strict=True)
+                    ],
+                )
+            moved = advance_circuits(conn, selected, checked_at, dry_run=dry_run)
     transitions = tuple(
         sorted(
             (CircuitTransition(_webhook_address(m), m.opened_at) for m in moved),

@@ -4,8 +4,10 @@
 * :mod:`~reconciler.store.database` — which database to use (``--database-url``,
   ``$RECONCILER_DATABASE_URL``, ``$DATABASE_URL``, else an embedded PostgreSQL), engines,
   and translation of driver errors into :class:`~reconciler.errors.DatabaseUnavailable`;
-* :mod:`~reconciler.store.session` — one command's connection: resolve, check the schema,
-  one transaction, dispose of the engine;
+* :mod:`~reconciler.store.session` — one command's database: resolve, check the schema,
+  always dispose of the engine (:func:`open_database`, or :func:`connect` for one transaction);
+* :mod:`~reconciler.store.transaction` — transaction settings: read snapshot, statement timeout;
+* :mod:`~reconciler.store.runs` — the ``apply_runs`` history: one row per apply, ``history``;
 * :mod:`~reconciler.store.migrate` — upgrade, downgrade, current revision and offline SQL;
 * :mod:`~reconciler.store.visibility` — refuse a partial view under row-level security;
 * :mod:`~reconciler.store.read` — the actual state for a plan (fingerprints, no plaintext);

@@ -1,20 +1,29 @@
-"""Open a connection for one command: the engine's whole life in one ``with`` block.
+"""Open a database for one command, with an engine that is always disposed.
 
-:func:`connect` resolves the database (or takes an already resolved target), checks that it
-answers and that its schema is current, yields one connection inside one transaction
-(committed when the block ends without an error) and always disposes of the engine.
-Driver errors raised inside the block become
-:class:`~reconciler.errors.DatabaseUnavailable` with the credentials masked.
+Two shapes, for two kinds of command:
+
+* :func:`open_database` resolves the URL, connects and checks (or, embedded, upgrades) the
+  schema revision. The :class:`Database` it returns is a context manager: leaving the
+  ``with`` block disposes the engine and so closes every pooled connection, whether the block
+  returned or raised. A failed open disposes the engine itself. ``plan``, ``apply``,
+  ``drift``, ``history``, ``health check`` and ``import`` use it.
+* :func:`connect` does the same and yields one connection inside one transaction (committed
+  when the block ends without an error); driver errors raised inside the block become
+  :class:`~reconciler.errors.DatabaseUnavailable` with the credentials masked. The ``audit``
+  and ``report`` commands use it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from types import TracebackType
 
 import sqlalchemy as sa
 
-from .database import (
+from reconciler.progress import QUIET, Progress
+from reconciler.store.database import (
     DatabaseTarget,
     check_connection,
     create_engine,
@@ -22,6 +31,56 @@ from .database import (
     resolve_database_url,
     translate_db_errors,
 )
+
+Connection = sa.Connection
+"""The connection type the layers above hand back to ``store`` (they import no SQLAlchemy)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Database:
+    """An open database: where it is and an engine for it.
+
+    Use it in a ``with`` block (or call :meth:`close`): the engine holds pooled connections
+    until it is disposed.
+    """
+
+    target: DatabaseTarget
+    engine: sa.Engine
+
+    def close(self) -> None:
+        """Close every pooled connection. Safe to call more than once."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def open_database(database_url: str | None, progress: Progress = QUIET) -> Database:
+    """Resolve, connect and check the schema revision (embedded databases auto-upgrade).
+
+    Raises:
+        ConfigError: the URL is malformed, or an external database's schema is not at this
+            reconciler's revision.
+        DatabaseUnavailable: the database cannot be reached.
+    """
+    target = resolve_database_url(database_url)
+    progress.note(target.describe())
+    engine = create_engine(target)
+    try:
+        check_connection(engine)
+        ensure_schema_current(engine, target)
+    except BaseException:
+        engine.dispose()
+        raise
+    return Database(target, engine)
 
 
 @contextmanager

@@ -461,7 +461,7 @@ def _execute(
         if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
             raise
         culprit = _locate(conn, stmt, params, changes, rows, names)
-        raise ApplyFailed(_describe(exc, culprit)) from exc
+        raise ApplyFailed(_describe(exc, culprit), says_nothing_written=True) from exc
 
 
 def _locate(

@@ -45,11 +45,17 @@ def last_error(result: Result) -> str:
 
 
 def grants(database_url: str) -> list[tuple[str, str]]:
-    with sa.create_engine(database_url).connect() as conn:
-        rows = conn.execute(
-            sa.text("SELECT role_name::text, tenant_id FROM reconciler_tenant_grants ORDER BY 1, 2")
-        )
-        return [(r[0], r[1]) for r in rows]
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    "SELECT role_name::text, tenant_id FROM reconciler_tenant_grants ORDER BY 1, 2"
+                )
+            )
+            return [(r[0], r[1]) for r in rows]
+    finally:
+        engine.dispose()
 
 
 def test_grant_and_revoke_are_idempotent_and_listed(database_url: str, login: str) -> None:
