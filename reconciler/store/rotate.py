@@ -442,8 +442,25 @@ def _rotate_batch(
 
 
 def _audit_entry(table: SecretTable, row: Any, active: int) -> AuditEntry:
+    message = (
+        f"secrets re-encrypted from key version {row.version} to {active}"
+        if row.version != active
+        else f"secrets re-encrypted under key version {active} in the rcn2 form"
+    )
+    return _reencryption_entry(table, row, active, "KEY_ROTATION", message, lambda _: MASK)
+
+
+def _reencryption_entry(
+    table: SecretTable,
+    row: Any,
+    active: int,
+    code: str,
+    message: str,
+    before: Callable[[str], str],
+) -> AuditEntry:
+    """The LOW ``ROTATE`` audit row of one re-encrypted row (values masked, never shown)."""
     changes: dict[str, Any] = {
-        column: {"before": MASK, "after": REENCRYPTED}
+        column: {"before": before(column), "after": REENCRYPTED}
         for column in table.columns
         if getattr(row, column) is not None
     }
@@ -456,17 +473,7 @@ def _audit_entry(table: SecretTable, row: Any, active: int) -> AuditEntry:
         action=AuditAction.ROTATE,
         changes=changes,
         risk_level=RiskLevel.LOW,
-        risk_reasons=[
-            {
-                "code": "KEY_ROTATION",
-                "level": RiskLevel.LOW.value,
-                "message": (
-                    f"secrets re-encrypted from key version {row.version} to {active}"
-                    if row.version != active
-                    else f"secrets re-encrypted under key version {active} in the rcn2 form"
-                ),
-            }
-        ],
+        risk_reasons=[{"code": code, "level": RiskLevel.LOW.value, "message": message}],
         requires_review=False,
     )
 
@@ -695,31 +702,12 @@ def _store(
 def _adoption_entry(
     table: SecretTable, row: Any, active: int, layout: str, legacy: Sequence[str]
 ) -> AuditEntry:
-    changes: dict[str, Any] = {
-        column: {
-            "before": f"(sensitive, legacy {layout})" if column in legacy else MASK,
-            "after": REENCRYPTED,
-        }
-        for column in table.columns
-        if getattr(row, column) is not None
-    }
-    changes["encryption_key_version"] = {"before": row.version, "after": active}
-    return AuditEntry(
-        tenant_id=row.tenant_id,
-        entity_type=table.entity_type,
-        entity_id=row.id,
-        entity_address=table.address(row),
-        action=AuditAction.ROTATE,
-        changes=changes,
-        risk_level=RiskLevel.LOW,
-        risk_reasons=[
-            {
-                "code": "TOKEN_ADOPTED",
-                "level": RiskLevel.LOW.value,
-                "message": (
-                    f"legacy token ({layout}) stored in the rcn1 form under key version {active}"
-                ),
-            }
-        ],
-        requires_review=False,
+    message = f"legacy token ({layout}) stored in the rcn1 form under key version {active}"
+    return _reencryption_entry(
+        table,
+        row,
+        active,
+        "TOKEN_ADOPTED",
+        message,
+        lambda column: f"(sensitive, legacy {layout})" if column in legacy else MASK,
     )
