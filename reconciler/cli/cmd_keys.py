@@ -6,6 +6,8 @@ import base64
 import os
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
@@ -38,6 +40,7 @@ from reconciler.store.rotate import (
     legacy_usage,
     rotate_keys,
 )
+from reconciler.store.session import Engine
 
 
 @click.group("keys")
@@ -131,28 +134,11 @@ def rotate_cmd(batch_size: int, actor: str | None, database_url: str | None) -> 
     OAuth tokens still in the application's own (legacy) form are reported and left as
     they are (see `reconciler keys adopt-tokens`).
     """
-    target = resolve_database_url(database_url)
-    cipher = FieldCipher(*load_keys_for_target(target))
-    context = AuditContext(
-        performed_by=resolve_actor(actor, os.environ),
-        ip_address=None,
-        user_agent=user_agent(os.environ),
-        session_id=str(uuid.uuid4()),
-        key=load_audit_key(target, create=True),
-    )
-    engine = create_engine(target, application_name="reconciler keys rotate")
-    try:
-        check_connection(engine)
-        ensure_schema_current(engine, target)
-        with translate_db_errors(engine.url):
-            with engine.connect() as conn:
-                check_rotatable(key_usage(conn), cipher)
-            with _Progress() as progress:
-                result = rotate_keys(
-                    engine, cipher, context, batch_size=batch_size, progress=progress
-                )
-    finally:
-        engine.dispose()
+    with _reencrypting(database_url, actor, "keys rotate") as (engine, cipher, context):
+        with engine.connect() as conn:
+            check_rotatable(key_usage(conn), cipher)
+        with _Progress() as progress:
+            result = rotate_keys(engine, cipher, context, batch_size=batch_size, progress=progress)
     per_table = ", ".join(f"{name} {count}" for name, count in result.rotated.items())
     click.echo(
         f"Re-encrypted {result.total} row(s) under key version {result.active_version} "
@@ -229,32 +215,20 @@ def adopt_tokens_cmd(
     chosen = LAYOUTS[layout_name]
     key = load_legacy_key(os.environ, legacy_key_env) if chosen.needs_key else None
     decode = decoder(layout_name, key)
-    target = resolve_database_url(database_url)
-    cipher = FieldCipher(*load_keys_for_target(target))
-    context = AuditContext(
-        performed_by=resolve_actor(actor, os.environ),
-        ip_address=None,
-        user_agent=user_agent(os.environ),
-        session_id=str(uuid.uuid4()),
-        key=load_audit_key(target, create=True),
-    )
-    engine = create_engine(target, application_name="reconciler keys adopt-tokens")
-    try:
-        check_connection(engine)
-        ensure_schema_current(engine, target)
-        with translate_db_errors(engine.url), _Progress() as progress:
-            result = adopt_tokens(
-                engine,
-                cipher,
-                context,
-                layout=layout_name,
-                decode=decode,
-                batch_size=batch_size,
-                dry_run=dry_run,
-                progress=progress,
-            )
-    finally:
-        engine.dispose()
+    with (
+        _reencrypting(database_url, actor, "keys adopt-tokens") as (engine, cipher, context),
+        _Progress() as progress,
+    ):
+        result = adopt_tokens(
+            engine,
+            cipher,
+            context,
+            layout=layout_name,
+            decode=decode,
+            batch_size=batch_size,
+            dry_run=dry_run,
+            progress=progress,
+        )
     for refused in result.refused:
         click.echo(f"refused: {refused.describe()}", err=True)
     verb = "Would adopt" if dry_run else "Adopted"
@@ -270,6 +244,34 @@ def adopt_tokens_cmd(
             err=True,
         )
         sys.exit(ExitCode.ERROR)
+
+
+@contextmanager
+def _reencrypting(
+    database_url: str | None, actor: str | None, purpose: str
+) -> Iterator[tuple[Engine, FieldCipher, AuditContext]]:
+    """Keys, audit context and an engine for a command that re-encrypts stored secrets.
+
+    The engine is checked (connection, schema revision) first and always disposed; driver
+    errors inside the block become one-line errors.
+    """
+    target = resolve_database_url(database_url)
+    cipher = FieldCipher(*load_keys_for_target(target))
+    context = AuditContext(
+        performed_by=resolve_actor(actor, os.environ),
+        ip_address=None,
+        user_agent=user_agent(os.environ),
+        session_id=str(uuid.uuid4()),
+        key=load_audit_key(target, create=True),
+    )
+    engine = create_engine(target, application_name=f"reconciler {purpose}")
+    try:
+        check_connection(engine)
+        ensure_schema_current(engine, target)
+        with translate_db_errors(engine.url):
+            yield engine, cipher, context
+    finally:
+        engine.dispose()
 
 
 class _Progress:

@@ -35,6 +35,9 @@ from reconciler.store.database import (
 Connection = sa.Connection
 """The connection type the layers above hand back to ``store`` (they import no SQLAlchemy)."""
 
+Engine = sa.Engine
+"""The engine type, for the same reason."""
+
 
 @dataclass(frozen=True, slots=True)
 class Database:
