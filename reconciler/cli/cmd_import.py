@@ -64,7 +64,7 @@ def import_cmd(
       reconciler import --tenant acme-robotics
       reconciler import --tenant acme-robotics --platform stripe --out manifests --force
     """
-    from reconciler.export import import_manifests
+    from reconciler.importer import import_manifests
     from reconciler.settings import load_settings
 
     target = out_dir if out_dir is not None else load_settings().manifests_dir

@@ -18,7 +18,7 @@
 * :mod:`~reconciler.store.roles` — the reconciler's group roles and their members;
 * :mod:`~reconciler.store.health` — ``health check``: targets, health writes, circuit moves;
 * :mod:`~reconciler.store.reports` — ``report health|circuits``: read-only report queries;
-* :mod:`~reconciler.store.export_rows` — ``import``: the rows to export, secrets encrypted.
+* :mod:`~reconciler.store.import_rows` — ``import``: the rows to export, secrets encrypted.
 
 Nothing outside this package and the migration scripts (``reconciler/migrations``) imports
 SQLAlchemy or psycopg or writes SQL; ``tests/unit/test_architecture.py`` checks the imports.

@@ -15,7 +15,7 @@ from reconciler.crypto.aead import CipherContext, FieldCipher
 from reconciler.crypto.fingerprint import Fingerprinter
 from reconciler.crypto.keyring import Keyring
 from reconciler.errors import ConfigError
-from reconciler.export import import_manifests
+from reconciler.importer import import_manifests
 
 STORED = (
     "ENC[AES256_GCM,data:c2VjcmV0,iv:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=,"

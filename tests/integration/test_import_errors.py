@@ -15,7 +15,7 @@ from reconciler.crypto.aead import CipherContext, FieldCipher
 from reconciler.crypto.fingerprint import Fingerprinter
 from reconciler.crypto.keyring import Keyring
 from reconciler.errors import ConfigError, DecryptFailed
-from reconciler.export import import_manifests
+from reconciler.importer import import_manifests
 
 SECRET = "whsec_" + "ImportErrorCanary0123456789"
 ENVIRON = {

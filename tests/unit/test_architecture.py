@@ -14,7 +14,7 @@ A *unit* is a top-level module (``reconciler/files.py`` is ``files``) or a subpa
     load, store                                                 manifests -> state; PostgreSQL
     gitchanges, render                                          changed tenants; output formats
     commands, schemas_export, migrations                        the operations
-    health, export                                              operations built on commands
+    health, importer                                            operations built on commands
     cli                                                         the command line
     __main__
 
@@ -51,7 +51,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("load", "store"),
     ("gitchanges", "render"),
     ("commands", "schemas_export", "migrations"),
-    ("health", "export"),
+    ("health", "importer"),
     ("cli",),
     ("__main__",),
 )
@@ -166,7 +166,7 @@ def test_no_module_is_optional() -> None:
     assert offenders == []
 
 
-@pytest.mark.parametrize("package", ["health", "export", "store", "core", "render"])
+@pytest.mark.parametrize("package", ["health", "importer", "store", "core", "render"])
 def test_lower_layers_do_not_import_the_python_api(package: str) -> None:
     """``reconciler.commands`` sits on top: the packages it uses never import it back."""
     offenders = []

@@ -1,8 +1,8 @@
-"""Export stage: the database back to SOPS-encrypted manifests (``reconciler import``).
+"""Import: the database back to SOPS-encrypted manifests (``reconciler import``).
 
 The reverse of the pipeline, so an existing deployment can adopt GitOps::
 
-    PostgreSQL ──store.export_rows.read_rows (one query per table)──▶
+    PostgreSQL ──store.import_rows.read_rows (one query per table)──▶
        StoredRows (secrets still ciphertext) ──decrypt (keyring, in memory)──▶
        ──documents.build_manifests (pure)──▶ ManifestDraft
        ──encrypt (SOPS/age, .sops.yaml creation rule)──▶ tenants/<tenant>/<platform>.yaml
@@ -16,8 +16,8 @@ file and field the user must fill in.
 
 from __future__ import annotations
 
-from reconciler.export.documents import ImportNote, ManifestDraft, build_manifests
-from reconciler.export.service import ImportResult, WrittenManifest, import_manifests
+from reconciler.importer.documents import ImportNote, ManifestDraft, build_manifests
+from reconciler.importer.service import ImportResult, WrittenManifest, import_manifests
 
 __all__ = [
     "ImportNote",

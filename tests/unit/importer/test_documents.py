@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reconciler.export.documents import build_manifests
+from reconciler.importer.documents import build_manifests
 from reconciler.model.enums import (
     AuthType,
     ConfigType,
@@ -13,7 +13,7 @@ from reconciler.model.enums import (
     WebhookType,
 )
 from reconciler.model.sensitive import Sensitive
-from reconciler.store.export_rows import (
+from reconciler.store.import_rows import (
     StoredAccount,
     StoredIntegration,
     StoredRows,

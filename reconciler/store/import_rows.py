@@ -2,7 +2,7 @@
 
 Unlike :mod:`reconciler.store.read` (which plans from fingerprints only), the import needs
 the secrets themselves, so the ciphertext columns are read too; they are decrypted in memory
-by :mod:`reconciler.export.service` and never written anywhere in plaintext.
+by :mod:`reconciler.importer.service` and never written anywhere in plaintext.
 :func:`begin_snapshot` makes the reads one read-only snapshot. Soft-deleted
 rows, revoked or inactive OAuth tokens and token material are not read.
 """

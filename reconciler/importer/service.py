@@ -33,7 +33,7 @@ from reconciler.model.sensitive import Sensitive
 from reconciler.progress import QUIET, Progress
 from reconciler.sops import dump, encrypt_documents, find_config, load_creation_rule
 from reconciler.store.database import translate_db_errors
-from reconciler.store.export_rows import (
+from reconciler.store.import_rows import (
     StoredIntegration,
     StoredRows,
     StoredWebhook,

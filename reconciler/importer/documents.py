@@ -1,6 +1,6 @@
 """Rows to manifest documents: the pure half of ``reconciler import``.
 
-:func:`build_manifests` turns the rows of :mod:`reconciler.store.export_rows` and their
+:func:`build_manifests` turns the rows of :mod:`reconciler.store.import_rows` and their
 decrypted secrets into one :class:`ManifestDraft` per tenant and platform, in the exact
 format the loader accepts (``reconciler/load/schema.py``). Fields equal to the loader's defaults are
 left out, so the files stay short and a later change of a default shows up in plans.
@@ -27,7 +27,7 @@ from reconciler.model.enums import (
     WebhookType,
 )
 from reconciler.model.sensitive import Sensitive
-from reconciler.store.export_rows import (
+from reconciler.store.import_rows import (
     StoredAccount,
     StoredIntegration,
     StoredRows,
