@@ -26,7 +26,7 @@ from reconciler.model.enums import Platform
 from reconciler.redaction import REDACTED, is_secret_shaped
 
 PathElement = str | int
-Path = tuple[PathElement, ...]
+FieldPath = tuple[PathElement, ...]
 
 RULES: dict[str, str] = {
     "RCN-Y001": "YAML syntax error, not UTF-8, or more than one document",
@@ -118,7 +118,7 @@ class Finding:
 
     code: str
     message: str
-    path: Path = ()
+    path: FieldPath = ()
     severity: Severity = Severity.ERROR
     at_key: bool = False
     line: int | None = None
@@ -153,7 +153,7 @@ def environments(doc: Any) -> Iterator[tuple[str, Mapping[str, Any]]]:
             yield name, env
 
 
-def secret_paths(doc: Any) -> Iterator[Path]:
+def secret_paths(doc: Any) -> Iterator[FieldPath]:
     """Paths of every secret field that is set in a document."""
     for env_name, env in environments(doc):
         groups = (
@@ -176,7 +176,7 @@ def check_document(doc: Any, platform: Platform) -> list[Finding]:
     portals: dict[str, set[int]] = {}
     seen_accounts: dict[Any, str] = {}
     for env_name, env in environments(doc):
-        base: Path = ("environments", env_name)
+        base: FieldPath = ("environments", env_name)
         found += _check_integrations((*base, "integrations"), _map(env.get("integrations")))
         for name, hook in _map(env.get("webhooks")).items():
             if isinstance(hook, dict):
@@ -209,7 +209,7 @@ def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _check_integrations(base: Path, integrations: Mapping[str, Any]) -> list[Finding]:
+def _check_integrations(base: FieldPath, integrations: Mapping[str, Any]) -> list[Finding]:
     found: list[Finding] = []
     primaries: list[str] = []
     for config_type, integ in integrations.items():
@@ -250,7 +250,7 @@ def _check_integrations(base: Path, integrations: Mapping[str, Any]) -> list[Fin
 
 
 def _check_webhook(
-    path: Path, hook: Mapping[str, Any], platform: Platform, env_name: str
+    path: FieldPath, hook: Mapping[str, Any], platform: Platform, env_name: str
 ) -> list[Finding]:
     found: list[Finding] = []
     inbound = hook.get("type") == "INBOUND"
@@ -381,7 +381,7 @@ def _host_problem(host: str) -> str | None:
 
 
 def check_events(
-    path: Path, events: list[Any], platform: Platform, payload_format: str
+    path: FieldPath, events: list[Any], platform: Platform, payload_format: str
 ) -> list[Finding]:
     """Catalog, duplicate and grammar rules for a webhook's ``events`` list."""
     found: list[Finding] = []
@@ -486,7 +486,7 @@ def _check_hubspot_event(event: str) -> tuple[str, str, Severity] | None:
 
 
 def _check_accounts(
-    base: Path,
+    base: FieldPath,
     accounts: list[Any],
     platform: Platform,
     env_name: str,
@@ -552,7 +552,7 @@ def _check_free_form(doc: Any) -> list[Finding]:
     return found
 
 
-def _non_json(path: Path, value: Any) -> list[Finding]:
+def _non_json(path: FieldPath, value: Any) -> list[Finding]:
     if isinstance(value, dict):
         return [f for k, v in value.items() for f in _non_json((*path, k), v)]
     if isinstance(value, list):
@@ -580,7 +580,7 @@ def scan_credentials(doc: Any, text: str) -> list[Finding]:
         return []
     found: list[Finding] = []
 
-    def walk(value: Any, path: Path) -> None:
+    def walk(value: Any, path: FieldPath) -> None:
         if isinstance(value, dict):
             for key, child in value.items():
                 if path == () and key == "sops":
@@ -616,7 +616,7 @@ def _in_value(line: str) -> bool:
     return before.count('"') % 2 == 1 or before.count("'") % 2 == 1
 
 
-def _credential_finding(path: Path, *, at_key: bool = False) -> Finding:
+def _credential_finding(path: FieldPath, *, at_key: bool = False) -> Finding:
     return Finding(
         "RCN-SEC-2",
         "looks like a live credential in plaintext; never commit it (rotate it if it was "
