@@ -9,37 +9,19 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import quote, quote_plus
 
 import pytest
 import sqlalchemy as sa
 
 from reconciler.store.migrate import head_revision
-
-USER_PASSWORD = "Us3r p@ss%w0rd"
-QUERY_PASSWORD = "Qu3ryPassw0rd"
-SSL_PASSWORD = "SslKeyPassw0rd"
-KEYWORD_PASSWORD = "K3yword s3cret"
-SECRETS = (USER_PASSWORD, QUERY_PASSWORD, SSL_PASSWORD, KEYWORD_PASSWORD)
-
-
-def spellings(secret: str) -> set[str]:
-    return {secret, quote(secret, safe=""), quote(secret), quote_plus(secret)}
-
-
-def assert_no_secret(text: str) -> None:
-    for secret in SECRETS:
-        for spelling in spellings(secret):
-            assert spelling not in text, f"{spelling!r} leaked"
-    # Fragments too: a password split at a parsing boundary must not show half of itself.
-    for fragment in ("Us3r", "p@ss", "Qu3ry", "SslKey", "K3yword", "s3cret"):
-        assert fragment not in text, f"{fragment!r} leaked"
-
-
-@pytest.fixture(autouse=True)
-def no_env_database(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("RECONCILER_DATABASE_URL", "DATABASE_URL", "RECONCILER_DEBUG"):
-        monkeypatch.delenv(name, raising=False)
+from tests.migrations.test_credentials import (  # the same secrets and leak check
+    KEYWORD_PASSWORD,
+    QUERY_PASSWORD,
+    SSL_PASSWORD,
+    USER_PASSWORD,
+    assert_no_secret,
+    no_env_database,  # noqa: F401 - an autouse fixture: importing it applies it here too
+)
 
 
 def with_credentials(url: str, *, host: str | None = None, port: int | None = None) -> str:
