@@ -1,8 +1,4 @@
-"""The Python API: one typed function per verb (``plan``, ``apply``, ``drift``, ``history``).
-
-The CLI (``reconciler/cli``) only parses options, calls one of these and renders the result,
-so every verb is usable from scripts and tests. The functions do the I/O the pure core must
-not: read manifests and keys, talk to PostgreSQL, read the clock.
+"""``apply``: plan (or take a saved plan) and write it in one transaction.
 
 Apply's safety, in order:
 
@@ -22,25 +18,21 @@ Apply's safety, in order:
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import io
-import json
 import os
-import sys
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from reconciler.clock import SYSTEM, Clock, now_utc, rfc3339
+from reconciler.commands.inputs import ALL, load_desired, notes_stream, read_actual, with_plaintext
+from reconciler.commands.planning import plan_digest
 from reconciler.context import git_commit, resolve_actor, user_agent
 from reconciler.core.planner import build_plan, judgement_difference
 from reconciler.core.policy import check_policy
-from reconciler.core.risk import RiskPolicy
 from reconciler.crypto.aead import FieldCipher
 from reconciler.crypto.audit_key import load_audit_key
 from reconciler.crypto.fingerprint import Fingerprinter
@@ -48,26 +40,14 @@ from reconciler.crypto.local_keys import load_keys_for_target
 from reconciler.errors import (
     ApplyCancelled,
     ApplyFailed,
-    ConfigError,
-    KeyUnavailable,
-    ManifestInvalid,
     PlanStale,
     SecretError,
     StateError,
 )
 from reconciler.gcpause import gc_paused
-from reconciler.load.cache import (
-    CACHE_DIR_ENV,
-    CACHE_KEY_ENV,
-    KEY_FILE_NAME,
-    LoadCache,
-    cache_key_from_env,
-)
-from reconciler.load.cache import enabled as cache_enabled
 from reconciler.model.actual import ActualState
-from reconciler.model.desired import DesiredIntegration, DesiredState, DesiredWebhook
+from reconciler.model.desired import DesiredState
 from reconciler.model.enums import ApplyOutcome, EntityType, RiskLevel
-from reconciler.model.fields import INTEGRATION_SECRETS, WEBHOOK_SECRETS
 from reconciler.model.plan import (
     Action,
     Change,
@@ -86,240 +66,15 @@ from reconciler.store.audit import (
     mark_audited_write,
 )
 from reconciler.store.database import (
-    DATA_DIR_ENV,
-    DEFAULT_DATA_DIR,
-    DatabaseTarget,
     translate_db_errors,
 )
 from reconciler.store.locks import APPLY_LOCK_KEY, acquire_xact_lock
 from reconciler.store.read import read_actual_state, read_row_versions
-from reconciler.store.runs import ApplyRun, insert_apply_run, recent_apply_runs
-from reconciler.store.session import Connection, Database, open_database
-from reconciler.store.transaction import begin_read_snapshot, set_statement_timeout
-from reconciler.store.visibility import Access, check_visibility
+from reconciler.store.runs import insert_apply_run
+from reconciler.store.session import Connection, open_database
+from reconciler.store.transaction import set_statement_timeout
+from reconciler.store.visibility import Access
 from reconciler.store.write import WriteContext, WrittenChange, write_changes
-
-ALL = Selectors()
-"""No selection: every tenant and platform."""
-
-
-# -- shared steps -------------------------------------------------------------------------------
-
-
-def fingerprinter_for(
-    target: DatabaseTarget,
-    environ: Mapping[str, str] | None = None,
-    progress: Progress | None = None,
-) -> Fingerprinter:
-    """The fingerprint key: ``RECONCILER_FINGERPRINT_KEY``, else the development keys."""
-    env = os.environ if environ is None else environ
-    fp = Fingerprinter.from_environ(env)
-    if fp is not None:
-        return fp
-    return load_keys_for_target(target, env, stderr=_notes(progress))[1]
-
-
-def _notes(progress: Progress | None) -> TextIO:
-    """Where one-line notices go: stderr, or nowhere under ``--quiet``."""
-    if progress is None or progress.enabled:
-        return sys.stderr
-    return io.StringIO()
-
-
-def open_load_cache(fingerprint: Fingerprinter, environ: Mapping[str, str]) -> LoadCache | None:
-    """The manifest cache: ``$RECONCILER_CACHE_DIR``, else ``<data dir>/cache``.
-
-    Its MAC key is ``$RECONCILER_CACHE_KEY``, else ``<data dir>/cache.key`` (made on first
-    use). None when ``RECONCILER_CACHE=0``.
-
-    Raises:
-        ConfigError: ``$RECONCILER_CACHE_KEY`` is set but not a usable key.
-    """
-    if not cache_enabled(environ):
-        return None
-    data_dir = Path(environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR)
-    directory = environ.get(CACHE_DIR_ENV) or data_dir / "cache"
-    # The key lives in the data directory, not in the cache directory: restoring a cache
-    # directory (a CI cache) brings back entries, never the key that would vouch for forged
-    # ones. $RECONCILER_CACHE_KEY (a CI secret) lets trusted jobs share one key instead.
-    given = environ.get(CACHE_KEY_ENV)
-    key = cache_key_from_env(given) if given else data_dir / KEY_FILE_NAME
-    namespace = fingerprint.fingerprint("reconciler/load-cache/v1")
-    return LoadCache.open(Path(directory), namespace, key)
-
-
-def load_desired(
-    manifests_dir: Path,
-    selectors: Selectors,
-    fingerprint: Fingerprinter,
-    progress: Progress = QUIET,
-    *,
-    paths: Sequence[Path] | None = None,
-    use_cache: bool = True,
-) -> DesiredState:
-    """Load, decrypt and validate the selected manifests, or raise ``ManifestInvalid``.
-
-    With the cache, unchanged files come back with fingerprints but no plaintext
-    (:func:`with_plaintext` decrypts what an apply must write).
-    """
-    from reconciler.load.validate import load_desired_state
-    from reconciler.sops import load_identities
-
-    if not manifests_dir.is_dir():
-        # An empty desired state would plan the deletion of everything: refuse instead.
-        raise ConfigError(
-            f"manifests directory {manifests_dir} does not exist; pass --manifests DIR"
-        )
-    with progress.stage("Loading manifests") as stage:
-        cache = open_load_cache(fingerprint, os.environ) if use_cache else None
-        result = load_desired_state(
-            manifests_dir,
-            selectors=selectors,
-            paths=paths,
-            identities=load_identities(),
-            fingerprint=fingerprint,
-            decrypt=True,
-            cache=cache,
-        )
-        stage["detail"] = f"{result.files} files"
-    for line in cache.report() if cache is not None else ():
-        _notes(progress).write(f"{line}\n")  # cache off, old format, entries ignored
-    if result.state is None or result.diagnostics.has_errors():
-        raise ManifestInvalid(result.diagnostics)
-    if result.skipped_decryption:
-        raise KeyUnavailable(
-            f"no age key to decrypt {len(result.skipped_decryption)} manifest(s) "
-            f"(first: {result.skipped_decryption[0]}): set SOPS_AGE_KEY_FILE or SOPS_AGE_KEY"
-        )
-    return result.state
-
-
-def with_plaintext(
-    desired: DesiredState,
-    plan: Plan,
-    manifests_dir: Path,
-    fingerprint: Fingerprinter,
-    progress: Progress = QUIET,
-) -> DesiredState:
-    """Decrypt again the files whose secrets ``plan`` writes, if they came from the cache."""
-
-    def missing(obj: DesiredIntegration | DesiredWebhook) -> bool:
-        secrets = [
-            getattr(obj, name)
-            for name in (*INTEGRATION_SECRETS, *WEBHOOK_SECRETS)
-            if hasattr(obj, name)
-        ]
-        return any(s is not None and s.value is None for s in secrets)
-
-    objects: list[DesiredIntegration | DesiredWebhook] = [*desired.integrations, *desired.webhooks]
-    by_address = {str(o.address): o for o in objects}
-    needed = {
-        by_address[str(c.address)].source.path
-        for c in plan.changes
-        if str(c.address) in by_address
-        and (c.action is Action.CREATE or any(f.sensitive for f in c.fields))
-        and missing(by_address[str(c.address)])
-    }
-    if not needed:
-        return desired
-    root = manifests_dir.resolve()
-    base = Path.cwd().resolve()
-    if not (root == base or base in root.parents):
-        base = root.parent  # how the loader displays paths outside the working directory
-    files = [p if p.is_absolute() else (base / p) for p in map(Path, sorted(needed))]
-    fresh = load_desired(
-        manifests_dir,
-        ALL,
-        fingerprint,
-        progress,
-        paths=[f for f in files if root in f.resolve().parents],
-        use_cache=False,
-    )
-    integrations = {str(i.address): i for i in fresh.integrations}
-    webhooks = {str(w.address): w for w in fresh.webhooks}
-    return dataclasses.replace(
-        desired,
-        integrations=tuple(integrations.get(str(i.address), i) for i in desired.integrations),
-        webhooks=tuple(webhooks.get(str(w.address), w) for w in desired.webhooks),
-    )
-
-
-def read_actual(
-    db: Database,
-    selectors: Selectors,
-    fingerprint: Fingerprinter,
-    progress: Progress = QUIET,
-    access: Access = Access.READ,
-) -> ActualState:
-    """Read the actual state, after checking the role sees every row of what it reads."""
-    with (
-        progress.stage("Reading database") as stage,
-        translate_db_errors(),
-        db.engine.connect() as conn,
-    ):
-        with conn.begin():
-            begin_read_snapshot(conn)
-            check_visibility(conn, access)  # never a plan from a partial view
-            actual = read_actual_state(conn, selectors, fingerprint)
-        rows = len(actual.integrations) + len(actual.webhooks) + len(actual.tokens)
-        stage["detail"] = f"{rows} rows"
-    return actual
-
-
-# -- plan ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class PlanResult:
-    """A plan and the desired state it was made from (holds decrypted secrets in memory).
-
-    ``database`` is where the plan was read from; its engine is already disposed (connecting
-    again opens a new pool, which the caller must then dispose).
-    """
-
-    plan: Plan
-    desired: DesiredState
-    database: Database
-
-
-@gc_paused
-def plan(
-    *,
-    manifests_dir: Path,
-    settings: Settings,
-    selectors: Selectors = ALL,
-    prune: bool = False,
-    database_url: str | None = None,
-    progress: Progress = QUIET,
-    revoke_unmanaged: bool = False,
-    clock: Clock = SYSTEM,
-) -> PlanResult:
-    """Make a plan: what apply would change, with risk, for the selected tenants/platforms.
-
-    ``revoke_unmanaged`` (with ``prune``) also revokes tokens of accounts no manifest has
-    ever declared. ``clock`` dates the plan.
-    """
-    with open_database(database_url, progress) as db:
-        fingerprint = fingerprinter_for(db.target, progress=progress)
-        desired = load_desired(manifests_dir, selectors, fingerprint, progress)
-        actual = read_actual(db, selectors, fingerprint, progress)
-    made = build_plan(
-        desired,
-        actual,
-        policy=settings.policy,
-        created_at=rfc3339(now_utc(clock)),
-        prune=prune,
-        selectors=selectors,
-        revoke_unmanaged=revoke_unmanaged,
-    )
-    return PlanResult(made, desired, db)
-
-
-def plan_digest(p: Plan) -> str:
-    """SHA-256 of the plan's changes (what apply_runs records)."""
-    body = json.dumps([c.to_dict() for c in p.changes], sort_keys=True).encode()
-    return hashlib.sha256(body).hexdigest()
-
 
 # -- apply --------------------------------------------------------------------------------------
 
@@ -387,8 +142,8 @@ def apply(
             r.code == "UNMANAGED_ACCOUNT" for c in saved_plan.plan.changes for r in c.risk.reasons
         )
     with open_database(database_url, progress) as db:
-        keyring, fingerprint = load_keys_for_target(db.target, env, stderr=_notes(progress))
-        audit_key = load_audit_key(db.target, env, create=True, stderr=_notes(progress))
+        keyring, fingerprint = load_keys_for_target(db.target, env, stderr=notes_stream(progress))
+        audit_key = load_audit_key(db.target, env, create=True, stderr=notes_stream(progress))
         desired = load_desired(manifests_dir, selectors, fingerprint, progress)
         if saved_plan is not None and saved_plan.plan.manifests_digest != desired.manifests_digest:
             raise PlanStale("the manifests changed since the plan was made; make a new plan")
@@ -593,59 +348,3 @@ def _audit_action(action: Action) -> Any:
     from reconciler.model.enums import AuditAction
 
     return AuditAction(action.value.upper())
-
-
-# -- drift and history ----------------------------------------------------------------------------
-
-
-def drift(
-    *,
-    manifests_dir: Path,
-    settings: Settings,
-    selectors: Selectors = ALL,
-    database_url: str | None = None,
-    progress: Progress = QUIET,
-    clock: Clock = SYSTEM,
-) -> Plan:
-    """Read-only: everything in the database that differs from git, as a plan with prune on.
-
-    Includes edits made outside the reconciler (a row changed by hand shows as an update
-    back to the manifest's value) and objects git does not declare.
-    """
-    return plan(
-        manifests_dir=manifests_dir,
-        settings=settings,
-        selectors=selectors,
-        prune=True,
-        database_url=database_url,
-        progress=progress,
-        clock=clock,
-    ).plan
-
-
-def history(
-    *, database_url: str | None = None, limit: int = 20, progress: Progress = QUIET
-) -> list[ApplyRun]:
-    """The most recent apply runs, newest first."""
-    with (
-        open_database(database_url, progress) as db,
-        translate_db_errors(),
-        db.engine.connect() as conn,
-    ):
-        return recent_apply_runs(conn, limit)
-
-
-__all__ = [
-    "ApplyResult",
-    "ApplyRun",
-    "Database",
-    "PlanResult",
-    "Progress",
-    "RiskPolicy",
-    "apply",
-    "check_policy",
-    "drift",
-    "history",
-    "open_database",
-    "plan",
-]

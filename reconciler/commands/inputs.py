@@ -1,0 +1,215 @@
+"""The inputs every verb reads: keys, the selected manifests and the database state."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from reconciler.crypto.fingerprint import Fingerprinter
+from reconciler.crypto.local_keys import load_keys_for_target
+from reconciler.errors import (
+    ConfigError,
+    KeyUnavailable,
+    ManifestInvalid,
+)
+from reconciler.load.cache import (
+    CACHE_DIR_ENV,
+    CACHE_KEY_ENV,
+    KEY_FILE_NAME,
+    LoadCache,
+    cache_key_from_env,
+)
+from reconciler.load.cache import enabled as cache_enabled
+from reconciler.model.actual import ActualState
+from reconciler.model.desired import DesiredIntegration, DesiredState, DesiredWebhook
+from reconciler.model.fields import INTEGRATION_SECRETS, WEBHOOK_SECRETS
+from reconciler.model.plan import (
+    Action,
+    Plan,
+    Selectors,
+)
+from reconciler.progress import QUIET, Progress
+from reconciler.store.database import (
+    DATA_DIR_ENV,
+    DEFAULT_DATA_DIR,
+    DatabaseTarget,
+    translate_db_errors,
+)
+from reconciler.store.read import read_actual_state
+from reconciler.store.session import Database
+from reconciler.store.transaction import begin_read_snapshot
+from reconciler.store.visibility import Access, check_visibility
+
+ALL = Selectors()
+"""No selection: every tenant and platform."""
+
+
+# -- shared steps -------------------------------------------------------------------------------
+
+
+def fingerprinter_for(
+    target: DatabaseTarget,
+    environ: Mapping[str, str] | None = None,
+    progress: Progress | None = None,
+) -> Fingerprinter:
+    """The fingerprint key: ``RECONCILER_FINGERPRINT_KEY``, else the development keys."""
+    env = os.environ if environ is None else environ
+    fp = Fingerprinter.from_environ(env)
+    if fp is not None:
+        return fp
+    return load_keys_for_target(target, env, stderr=notes_stream(progress))[1]
+
+
+def notes_stream(progress: Progress | None) -> TextIO:
+    """Where one-line notices go: stderr, or nowhere under ``--quiet``."""
+    if progress is None or progress.enabled:
+        return sys.stderr
+    return io.StringIO()
+
+
+def open_load_cache(fingerprint: Fingerprinter, environ: Mapping[str, str]) -> LoadCache | None:
+    """The manifest cache: ``$RECONCILER_CACHE_DIR``, else ``<data dir>/cache``.
+
+    Its MAC key is ``$RECONCILER_CACHE_KEY``, else ``<data dir>/cache.key`` (made on first
+    use). None when ``RECONCILER_CACHE=0``.
+
+    Raises:
+        ConfigError: ``$RECONCILER_CACHE_KEY`` is set but not a usable key.
+    """
+    if not cache_enabled(environ):
+        return None
+    data_dir = Path(environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR)
+    directory = environ.get(CACHE_DIR_ENV) or data_dir / "cache"
+    # The key lives in the data directory, not in the cache directory: restoring a cache
+    # directory (a CI cache) brings back entries, never the key that would vouch for forged
+    # ones. $RECONCILER_CACHE_KEY (a CI secret) lets trusted jobs share one key instead.
+    given = environ.get(CACHE_KEY_ENV)
+    key = cache_key_from_env(given) if given else data_dir / KEY_FILE_NAME
+    namespace = fingerprint.fingerprint("reconciler/load-cache/v1")
+    return LoadCache.open(Path(directory), namespace, key)
+
+
+def load_desired(
+    manifests_dir: Path,
+    selectors: Selectors,
+    fingerprint: Fingerprinter,
+    progress: Progress = QUIET,
+    *,
+    paths: Sequence[Path] | None = None,
+    use_cache: bool = True,
+) -> DesiredState:
+    """Load, decrypt and validate the selected manifests, or raise ``ManifestInvalid``.
+
+    With the cache, unchanged files come back with fingerprints but no plaintext
+    (:func:`with_plaintext` decrypts what an apply must write).
+    """
+    from reconciler.load.validate import load_desired_state
+    from reconciler.sops import load_identities
+
+    if not manifests_dir.is_dir():
+        # An empty desired state would plan the deletion of everything: refuse instead.
+        raise ConfigError(
+            f"manifests directory {manifests_dir} does not exist; pass --manifests DIR"
+        )
+    with progress.stage("Loading manifests") as stage:
+        cache = open_load_cache(fingerprint, os.environ) if use_cache else None
+        result = load_desired_state(
+            manifests_dir,
+            selectors=selectors,
+            paths=paths,
+            identities=load_identities(),
+            fingerprint=fingerprint,
+            decrypt=True,
+            cache=cache,
+        )
+        stage["detail"] = f"{result.files} files"
+    for line in cache.report() if cache is not None else ():
+        notes_stream(progress).write(f"{line}\n")  # cache off, old format, entries ignored
+    if result.state is None or result.diagnostics.has_errors():
+        raise ManifestInvalid(result.diagnostics)
+    if result.skipped_decryption:
+        raise KeyUnavailable(
+            f"no age key to decrypt {len(result.skipped_decryption)} manifest(s) "
+            f"(first: {result.skipped_decryption[0]}): set SOPS_AGE_KEY_FILE or SOPS_AGE_KEY"
+        )
+    return result.state
+
+
+def with_plaintext(
+    desired: DesiredState,
+    plan: Plan,
+    manifests_dir: Path,
+    fingerprint: Fingerprinter,
+    progress: Progress = QUIET,
+) -> DesiredState:
+    """Decrypt again the files whose secrets ``plan`` writes, if they came from the cache."""
+
+    def missing(obj: DesiredIntegration | DesiredWebhook) -> bool:
+        secrets = [
+            getattr(obj, name)
+            for name in (*INTEGRATION_SECRETS, *WEBHOOK_SECRETS)
+            if hasattr(obj, name)
+        ]
+        return any(s is not None and s.value is None for s in secrets)
+
+    objects: list[DesiredIntegration | DesiredWebhook] = [*desired.integrations, *desired.webhooks]
+    by_address = {str(o.address): o for o in objects}
+    needed = {
+        by_address[str(c.address)].source.path
+        for c in plan.changes
+        if str(c.address) in by_address
+        and (c.action is Action.CREATE or any(f.sensitive for f in c.fields))
+        and missing(by_address[str(c.address)])
+    }
+    if not needed:
+        return desired
+    root = manifests_dir.resolve()
+    base = Path.cwd().resolve()
+    if not (root == base or base in root.parents):
+        base = root.parent  # how the loader displays paths outside the working directory
+    files = [p if p.is_absolute() else (base / p) for p in map(Path, sorted(needed))]
+    fresh = load_desired(
+        manifests_dir,
+        ALL,
+        fingerprint,
+        progress,
+        paths=[f for f in files if root in f.resolve().parents],
+        use_cache=False,
+    )
+    integrations = {str(i.address): i for i in fresh.integrations}
+    webhooks = {str(w.address): w for w in fresh.webhooks}
+    return dataclasses.replace(
+        desired,
+        integrations=tuple(integrations.get(str(i.address), i) for i in desired.integrations),
+        webhooks=tuple(webhooks.get(str(w.address), w) for w in desired.webhooks),
+    )
+
+
+def read_actual(
+    db: Database,
+    selectors: Selectors,
+    fingerprint: Fingerprinter,
+    progress: Progress = QUIET,
+    access: Access = Access.READ,
+) -> ActualState:
+    """Read the actual state, after checking the role sees every row of what it reads."""
+    with (
+        progress.stage("Reading database") as stage,
+        translate_db_errors(),
+        db.engine.connect() as conn,
+    ):
+        with conn.begin():
+            begin_read_snapshot(conn)
+            check_visibility(conn, access)  # never a plan from a partial view
+            actual = read_actual_state(conn, selectors, fingerprint)
+        rows = len(actual.integrations) + len(actual.webhooks) + len(actual.tokens)
+        stage["detail"] = f"{rows} rows"
+    return actual
+
+
+# -- plan ---------------------------------------------------------------------------------------
