@@ -30,6 +30,7 @@ import enum
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
+from operator import attrgetter
 from typing import Any
 
 from reconciler.core.risk import RiskPolicy, score
@@ -48,7 +49,16 @@ from reconciler.model.desired import (
     SecretValue,
 )
 from reconciler.model.enums import Platform
-from reconciler.model.fields import INTEGRATION_SECRETS, WEBHOOK_SECRETS
+from reconciler.model.fields import (
+    INTEGRATION_FIELDS,
+    MANAGED,
+    WEBHOOK_FIELDS,
+    FieldSpec,
+    Kind,
+    identity_of,
+    plain_of,
+    secrets_of,
+)
 from reconciler.model.plan import (
     SENSITIVE_MASK,
     Action,
@@ -182,47 +192,24 @@ def _field_changes(
     return out
 
 
-def _integration_values(d: DesiredIntegration | ActualIntegration) -> dict[str, Any]:
-    return {
-        "is_primary": d.is_primary,
-        "is_active": d.is_active,
-        "sync_interval": d.sync_interval,
-        "sync_direction": d.sync_direction,
-        "features": dict(d.features),
-        "mapping_rules": dict(d.mapping_rules),
-        "filter_rules": dict(d.filter_rules),
-        "transform_rules": dict(d.transform_rules),
-    }
+def _getter(spec: FieldSpec, path: str) -> Callable[[Any], Any]:
+    """Read one field's comparable value: mappings as dicts, lists as lists, floats as floats."""
+    get = attrgetter(path)
+    if spec.kind is Kind.JSON:
+        return lambda o: dict(get(o))
+    if spec.kind is Kind.LIST:
+        return lambda o: list(get(o))
+    if spec.kind is Kind.FLOAT:
+        return lambda o: float(get(o))
+    return get
 
 
-def _webhook_values(w: DesiredWebhook | ActualWebhook) -> dict[str, Any]:
-    if isinstance(w, DesiredWebhook):
-        retry = (
-            w.retry.max_attempts,
-            w.retry.initial_delay_seconds,
-            w.retry.multiplier,
-            w.retry.max_delay_seconds,
-        )
-    else:
-        retry = (
-            w.retry_max_attempts,
-            w.retry_initial_delay_seconds,
-            w.retry_backoff_multiplier,
-            w.retry_max_delay_seconds,
-        )
-    return {
-        "webhook_type": w.webhook_type,
-        "endpoint_url": w.endpoint_url,
-        "auth_type": w.auth_type,
-        "subscribed_events": list(w.subscribed_events),
-        "retry_max_attempts": retry[0],
-        "retry_initial_delay_seconds": retry[1],
-        "retry_backoff_multiplier": float(retry[2]),
-        "retry_max_delay_seconds": retry[3],
-        "circuit_breaker_threshold": w.circuit_breaker_threshold,
-        "circuit_breaker_reset_seconds": w.circuit_breaker_reset_seconds,
-        "is_active": w.is_active,
-    }
+def _values_of(fields: tuple[FieldSpec, ...], desired: bool) -> Callable[[Any], dict[str, Any]]:
+    """The reconciled non-secret values of a desired (or actual) object, by field name."""
+    getters = tuple(
+        (f.name, _getter(f, f.desired_path if desired else f.name)) for f in plain_of(fields)
+    )
+    return lambda o: {name: get(o) for name, get in getters}
 
 
 def _created_fields(
@@ -262,31 +249,38 @@ def _make_change(
 
 @dataclass(frozen=True, slots=True)
 class _Kind:
-    """How one kind of configuration object is identified and compared."""
+    """How one kind of configuration object is identified and compared (from the field table)."""
 
     kind: ResourceKind
     name: Callable[[Any], str]
     """The last part of the address (config type or webhook name)."""
-    values: Callable[[Any], dict[str, Any]]
-    """Reconciled non-secret fields, for desired and actual objects alike."""
-    secrets: tuple[str, ...]
+    desired_values: Callable[[Any], dict[str, Any]]
+    actual_values: Callable[[Any], dict[str, Any]]
+    """Reconciled non-secret fields of desired and actual objects."""
+    secrets: tuple[tuple[str, Callable[[Any], Any], Callable[[Any], Any]], ...]
+    """(field, desired getter, actual fingerprint getter) of each secret."""
     set_like: frozenset[str] = frozenset()
     """Fields compared as sets (order carries no meaning)."""
 
+    @classmethod
+    def of(cls, kind: ResourceKind, fields: tuple[FieldSpec, ...]) -> _Kind:
+        last = identity_of(fields)[-1]
+        label = attrgetter(f"{last.name}.value" if last.kind is Kind.ENUM else last.name)
+        return cls(
+            kind,
+            label,
+            _values_of(fields, desired=True),
+            _values_of(fields, desired=False),
+            tuple(
+                (f.name, f.read_desired, attrgetter(f.fingerprint_column))
+                for f in secrets_of(fields)
+            ),
+            frozenset(f.name for f in fields if f.set_like),
+        )
 
-_INTEGRATIONS = _Kind(
-    ResourceKind.INTEGRATION,
-    lambda o: o.config_type.value,
-    _integration_values,
-    INTEGRATION_SECRETS,
-)
-_WEBHOOKS = _Kind(
-    ResourceKind.WEBHOOK,
-    lambda o: o.name,
-    _webhook_values,
-    WEBHOOK_SECRETS,
-    frozenset({"subscribed_events"}),
-)
+
+_INTEGRATIONS = _Kind.of(ResourceKind.INTEGRATION, INTEGRATION_FIELDS)
+_WEBHOOKS = _Kind.of(ResourceKind.WEBHOOK, WEBHOOK_FIELDS)
 
 
 def _address(spec: _Kind, obj: Any) -> Address:
@@ -309,8 +303,8 @@ def _diff_objects(
         addr = _address(spec, d)
         seen.add(addr)
         where = f"{addr} ({d.source.path})"
-        secrets = {n: _secret_fp(getattr(d, n), f"{where} {n}") for n in spec.secrets}
-        values = spec.values(d)
+        secrets = {n: _secret_fp(get(d), f"{where} {n}") for n, get, _ in spec.secrets}
+        values = spec.desired_values(d)
         a = rows.get(addr)
         if a is None or a.deleted_at is not None:
             reason = (
@@ -329,9 +323,9 @@ def _diff_objects(
                 )
             )
             continue
-        fields = _field_changes(spec.values(a), values, spec.set_like)
-        for name, fp in secrets.items():
-            fc = _secret_change(name, getattr(a, f"{name}_fingerprint"), fp, a.doubted.get(name))
+        fields = _field_changes(spec.actual_values(a), values, spec.set_like)
+        for name, _, stored in spec.secrets:
+            fc = _secret_change(name, stored(a), secrets[name], a.doubted.get(name))
             if fc:
                 fields.append(fc)
         if fields:
@@ -351,8 +345,8 @@ def _diff_objects(
     for addr, a in rows.items():
         if addr in seen or a.deleted_at is not None or not sel.matches(a.tenant_id, a.platform):
             continue
-        secrets = {n: getattr(a, f"{n}_fingerprint") for n in spec.secrets}
-        fields = _deleted_fields(spec.values(a), secrets)
+        secrets = {n: stored(a) for n, _, stored in spec.secrets}
+        fields = _deleted_fields(spec.actual_values(a), secrets)
         _undeclared(addr, a.id, a.row_version, fields, policy, prune, changes, notices)
     return changes, notices
 
@@ -524,7 +518,7 @@ def _adopt(addr: Address, token: ActualToken, source: str, policy: RiskPolicy) -
     return _make_change(
         addr,
         Action.UPDATE,
-        [FieldChange("managed", False, True)],
+        [FieldChange(MANAGED, False, True)],
         policy,
         reason=(
             "declared and connected: its token becomes managed (removing the account from "

@@ -3,6 +3,7 @@
 Each rule has a stable code, a default level and a message. A change's level is the highest
 level among the rules it matches. ``reconciler.yaml`` may raise a rule's level
 (``risk.overrides``) but never lower it below the default: :class:`RiskPolicy` enforces that.
+Which rule a field's change matches is declared with the field (``model/fields.py``).
 
 The table (code: default level — when it matches):
 
@@ -43,6 +44,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from reconciler.model.enums import Environment, RiskLevel
+from reconciler.model.fields import FIELD_RULES
 from reconciler.model.plan import Action, FieldChange, ResourceKind, Risk, RiskReason
 
 L, M, H, C = RiskLevel.LOW, RiskLevel.MEDIUM, RiskLevel.HIGH, RiskLevel.CRITICAL
@@ -72,26 +74,6 @@ RULES: Mapping[str, tuple[RiskLevel, str]] = {
     "STRIPE_MODE_MISMATCH": (C, "Stripe account connected in the other live/test mode"),
     "AUTH_DOWNGRADE_NONE": (C, "webhook authentication removed (auth_type NONE)"),
     "DELETE": (C, "object deleted"),
-}
-
-_FIELD_RULES: Mapping[str, str] = {
-    "sync_interval": "SYNC_INTERVAL",
-    "features": "FEATURE_TOGGLE",
-    "is_primary": "PRIMARY_SWITCH",
-    "sync_direction": "SYNC_DIRECTION",
-    "mapping_rules": "RULES_CHANGED",
-    "filter_rules": "RULES_CHANGED",
-    "transform_rules": "RULES_CHANGED",
-    "endpoint_url": "ENDPOINT_URL",
-    "subscribed_events": "EVENTS_CHANGED",
-    "webhook_type": "WEBHOOK_TYPE",
-    "retry_max_attempts": "RETRY_POLICY",
-    "retry_initial_delay_seconds": "RETRY_POLICY",
-    "retry_backoff_multiplier": "RETRY_POLICY",
-    "retry_max_delay_seconds": "RETRY_POLICY",
-    "circuit_breaker_threshold": "CIRCUIT_BREAKER",
-    "circuit_breaker_reset_seconds": "CIRCUIT_BREAKER",
-    "managed": "ADOPT_ACCOUNT",
 }
 
 
@@ -196,14 +178,15 @@ def score(
 def _field_reasons(fc: FieldChange, production: bool, policy: RiskPolicy) -> list[RiskReason]:
     if fc.sensitive:
         return [policy.reason("SECRET_CHANGED", fc.field)]
-    if fc.field == "is_active":
+    # The field table names the rule; two rules look at the new value too.
+    code = FIELD_RULES.get(fc.field)
+    if code == "ACTIVATE":
         if fc.after is False:
             return [policy.reason("DEACTIVATE_PRODUCTION" if production else "DEACTIVATE")]
         return [policy.reason("ACTIVATE")]
-    if fc.field == "auth_type":
+    if code == "AUTH_TYPE_CHANGED":
         out = [policy.reason("AUTH_TYPE_CHANGED", f"{fc.before} → {fc.after}")]
         if fc.after == "NONE":
             out.append(policy.reason("AUTH_DOWNGRADE_NONE"))
         return out
-    code = _FIELD_RULES.get(fc.field)
     return [policy.reason(code, fc.field)] if code else []
