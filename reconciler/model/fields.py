@@ -84,6 +84,8 @@ class FieldSpec:
             (a dotted path, e.g. ``retry.max_attempts``).
         manifest: the key path in the manifest object (dotted), for writing manifests back.
         set_like: compared as a set (order carries no meaning).
+        schedules: its value is the sync interval in minutes: writing a new value moves the
+            runtime-owned ``next_sync_at``.
     """
 
     name: str
@@ -97,6 +99,7 @@ class FieldSpec:
     desired: str = ""
     manifest: str = ""
     set_like: bool = False
+    schedules: bool = False
 
     @property
     def secret(self) -> bool:
@@ -168,7 +171,13 @@ INTEGRATION_FIELDS: Final[tuple[FieldSpec, ...]] = (
     _active(),
     _f("api_key", Kind.SECRET, risk="SECRET_CHANGED", manifest="api_key"),
     _f("api_secret", Kind.SECRET, risk="SECRET_CHANGED", manifest="api_secret"),
-    _f("sync_interval", Kind.INT, risk="SYNC_INTERVAL", manifest="sync.interval_minutes"),
+    _f(
+        "sync_interval",
+        Kind.INT,
+        risk="SYNC_INTERVAL",
+        manifest="sync.interval_minutes",
+        schedules=True,
+    ),
     _f(
         "sync_direction",
         Kind.ENUM,

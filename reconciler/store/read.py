@@ -10,7 +10,8 @@ form) is reported in ``doubted`` and planned as a change. Soft-deleted rows are 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -25,15 +26,18 @@ from reconciler.model.actual import (
     ActualWebhook,
     SecretDoubt,
 )
-from reconciler.model.enums import (
-    AuthType,
-    ConfigType,
-    Environment,
-    Platform,
-    SyncDirection,
-    WebhookType,
+from reconciler.model.fields import (
+    INTEGRATION_FIELDS,
+    ROW_FIELDS,
+    TOKEN_FIELDS,
+    WEBHOOK_FIELDS,
+    FieldSpec,
+    Kind,
+    identity_of,
 )
 from reconciler.model.plan import RowRef, Selectors
+
+_ROW_ID, *_ROW_STATE = ROW_FIELDS
 
 _WHERE = """
     (cardinality(CAST(:tenants AS text[])) = 0 OR tenant_id = ANY(CAST(:tenants AS text[])))
@@ -42,35 +46,110 @@ _WHERE = """
     AND NOT (tenant_id = ANY(CAST(:excluded AS text[])))
 """
 
-_INTEGRATIONS = f"""
-SELECT id, tenant_id, platform::text, environment::text, config_type::text, is_primary, is_active,
-       api_key_fingerprint, api_secret_fingerprint, sync_interval, sync_direction::text,
-       features, mapping_rules, filter_rules, transform_rules, deleted_at, row_version,
-       api_key, api_secret, encryption_key_version
-FROM integration_configs WHERE {_WHERE}
-"""
-
-_WEBHOOKS = f"""
-SELECT id, tenant_id, platform::text, environment::text, name, webhook_type::text, endpoint_url,
-       auth_type::text, signing_secret_fingerprint, auth_token_fingerprint,
-       auth_password_fingerprint, subscribed_events, retry_max_attempts,
-       retry_initial_delay_seconds, retry_backoff_multiplier, retry_max_delay_seconds,
-       circuit_breaker_threshold, circuit_breaker_reset_seconds, is_active, deleted_at, row_version,
-       signing_secret, auth_token, auth_password, encryption_key_version
-FROM webhook_configurations WHERE {_WHERE}
-"""
-
 ACCOUNT_ID_SQL = """CASE platform WHEN 'STRIPE' THEN stripe_account_id
     WHEN 'HUBSPOT' THEN hubspot_portal_id WHEN 'QUICKBOOKS' THEN quickbooks_realm_id END"""
 
-_TOKENS = f"""
-SELECT id, tenant_id, platform::text, {ACCOUNT_ID_SQL} AS account_id, stripe_livemode,
-       hubspot_app_id, is_active, revoked_at, row_version, managed_since
-FROM oauth_tokens WHERE {_WHERE}
-"""
+_KEY_VERSION = "encryption_key_version"
+_STORED = "__stored"
+"""Suffix of the label a secret's ciphertext is selected under."""
+
+
+def select_item(spec: FieldSpec) -> str:
+    """The SELECT item of one field, labelled with the field's name (enums as their text)."""
+    if spec.name == "account_id" and spec.column is None:
+        return f"{ACCOUNT_ID_SQL} AS account_id"
+    column = spec.column or spec.name
+    if spec.kind is Kind.ENUM:
+        return f"{column}::text AS {spec.name}"
+    return column if column == spec.name else f"{column} AS {spec.name}"
+
+
+def _opt(enum_type: Any, value: str | None) -> Any:
+    return enum_type(value) if value is not None else None
+
+
+def converter(spec: FieldSpec) -> Callable[[Any], Any] | None:
+    """How a selected value becomes the model's (None: it is used as read)."""
+    if spec.kind is Kind.ENUM and spec.enum is not None:
+        return partial(_opt, spec.enum)
+    if spec.kind is Kind.JSON:
+        return _mapping
+    if spec.kind is Kind.LIST:
+        return _strings
+    return None
+
+
+def _mapping(value: Any) -> Any:
+    return value or {}
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    return tuple(value or ())
+
+
+@dataclass(frozen=True, slots=True)
+class _Reader:
+    """One table's query and how its rows become model objects, built from the field table.
+
+    Rows are mapped by the labels of the SELECT list, never by literal positions.
+    """
+
+    sql: str
+    labels: tuple[str, ...]
+    converters: tuple[tuple[str, Callable[[Any], Any]], ...]
+    identity: tuple[str, ...]
+    """Fields binding a ciphertext to its row (their labels are the context's parts)."""
+    secrets: tuple[tuple[str, str, str], ...]
+    """(secret field, ciphertext label, fingerprint label)."""
+
+    @classmethod
+    def build(cls, table: str, fields: tuple[FieldSpec, ...], secrets_too: bool) -> _Reader:
+        items: list[str] = []
+        labels: list[str] = []
+        secrets: list[tuple[str, str, str]] = []
+        for spec in fields:
+            if spec.secret:
+                items.append(spec.fingerprint_column)
+                labels.append(spec.fingerprint_column)
+                stored = f"{spec.name}{_STORED}"
+                items.append(f"{spec.column} AS {stored}")
+                labels.append(stored)
+                secrets.append((spec.name, stored, spec.fingerprint_column))
+            else:
+                items.append(select_item(spec))
+                labels.append(spec.name)
+        if secrets_too:
+            items.append(_KEY_VERSION)
+            labels.append(_KEY_VERSION)
+        converters = []
+        for spec in fields:
+            convert = None if spec.secret else converter(spec)
+            if convert is not None:
+                converters.append((spec.name, convert))
+        sql = f"SELECT {', '.join(items)}\nFROM {table} WHERE {_WHERE}"
+        identity = tuple(f.name for f in identity_of(fields) if f.column is not None)
+        return cls(sql, tuple(labels), tuple(converters), identity, tuple(secrets))
+
+    def rows(self, conn: sa.Connection, params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+        labels, converters = self.labels, self.converters
+        for row in conn.execute(sa.text(self.sql), params):
+            values = dict(zip(labels, row, strict=True))
+            for name, convert in converters:
+                values[name] = convert(values[name])
+            yield values
+
+
+_INTEGRATIONS = _Reader.build(
+    "integration_configs", (_ROW_ID, *INTEGRATION_FIELDS, *_ROW_STATE), secrets_too=True
+)
+_WEBHOOKS = _Reader.build(
+    "webhook_configurations", (_ROW_ID, *WEBHOOK_FIELDS, *_ROW_STATE), secrets_too=True
+)
+_TOKENS = _Reader.build("oauth_tokens", TOKEN_FIELDS, secrets_too=False)
+
 
 _VERSIONS = f"""
-SELECT 'integration_configs', id, row_version FROM integration_configs WHERE {_WHERE}
+SELECT 'integration_configs' AS entity, id, row_version FROM integration_configs WHERE {_WHERE}
 UNION ALL
 SELECT 'webhook_configurations', id, row_version FROM webhook_configurations WHERE {_WHERE}
 UNION ALL
@@ -87,23 +166,41 @@ def selector_params(selectors: Selectors) -> dict[str, Any]:
     }
 
 
-def _opt(enum_type: Any, value: str | None) -> Any:
-    return enum_type(value) if value is not None else None
-
-
 def _doubts(
     fingerprinter: Fingerprinter,
     context: Callable[[str], CipherContext],
-    secrets: Sequence[tuple[str, str | None, str | None]],
-    version: int | None,
+    reader: _Reader,
+    values: dict[str, Any],
 ) -> dict[str, SecretDoubt]:
-    """The doubted secrets of one row: ``(column, ciphertext, fingerprint)`` each checked."""
+    """The doubted secrets of one row: each ciphertext checked against its fingerprint.
+
+    Takes the ciphertexts and the key version out of ``values``.
+    """
+    version = values.pop(_KEY_VERSION)
     out: dict[str, SecretDoubt] = {}
-    for column, stored, fingerprint in secrets:
-        doubt = check_binding(fingerprinter, stored, fingerprint, version, context(column))
+    for column, stored_label, fingerprint_label in reader.secrets:
+        stored = values.pop(stored_label)
+        doubt = check_binding(
+            fingerprinter, stored, values[fingerprint_label], version, context(column)
+        )
         if doubt is not None:
             out[column] = doubt
     return out
+
+
+def _objects(
+    conn: sa.Connection,
+    params: Mapping[str, Any],
+    reader: _Reader,
+    make: Callable[..., Any],
+    fingerprinter: Fingerprinter,
+    context: Callable[..., CipherContext],
+) -> Iterator[Any]:
+    for values in reader.rows(conn, params):
+        # The binding context is the row's identity as stored (enum labels: StrEnum's str).
+        where = partial(context, *(str(values[n]) for n in reader.identity))
+        doubted = _doubts(fingerprinter, where, reader, values)
+        yield make(**values, doubted=doubted)
 
 
 def read_actual_state(
@@ -116,88 +213,23 @@ def read_actual_state(
     """
     params = selector_params(selectors)
     integrations = tuple(
-        ActualIntegration(
-            id=r[0],
-            tenant_id=r[1],
-            platform=Platform(r[2]),
-            environment=Environment(r[3]),
-            config_type=ConfigType(r[4]),
-            is_primary=r[5],
-            is_active=r[6],
-            api_key_fingerprint=r[7],
-            api_secret_fingerprint=r[8],
-            sync_interval=r[9],
-            sync_direction=_opt(SyncDirection, r[10]),
-            features=r[11] or {},
-            mapping_rules=r[12] or {},
-            filter_rules=r[13] or {},
-            transform_rules=r[14] or {},
-            deleted_at=r[15],
-            row_version=r[16],
-            doubted=_doubts(
-                fingerprinter,
-                partial(CipherContext.integration, r[1], r[2], r[3], r[4]),
-                (("api_key", r[17], r[7]), ("api_secret", r[18], r[8])),
-                r[19],
-            ),
+        _objects(
+            conn,
+            params,
+            _INTEGRATIONS,
+            ActualIntegration,
+            fingerprinter,
+            CipherContext.integration,
         )
-        for r in conn.execute(sa.text(_INTEGRATIONS), params)
     )
     webhooks = tuple(
-        ActualWebhook(
-            id=r[0],
-            tenant_id=r[1],
-            platform=Platform(r[2]),
-            environment=Environment(r[3]),
-            name=r[4],
-            webhook_type=WebhookType(r[5]),
-            endpoint_url=r[6],
-            auth_type=AuthType(r[7]),
-            signing_secret_fingerprint=r[8],
-            auth_token_fingerprint=r[9],
-            auth_password_fingerprint=r[10],
-            subscribed_events=tuple(r[11] or ()),
-            retry_max_attempts=r[12],
-            retry_initial_delay_seconds=r[13],
-            retry_backoff_multiplier=r[14],
-            retry_max_delay_seconds=r[15],
-            circuit_breaker_threshold=r[16],
-            circuit_breaker_reset_seconds=r[17],
-            is_active=r[18],
-            deleted_at=r[19],
-            row_version=r[20],
-            doubted=_doubts(
-                fingerprinter,
-                partial(CipherContext.webhook, r[1], r[2], r[3], r[4]),
-                (
-                    ("signing_secret", r[21], r[8]),
-                    ("auth_token", r[22], r[9]),
-                    ("auth_password", r[23], r[10]),
-                ),
-                r[24],
-            ),
-        )
-        for r in conn.execute(sa.text(_WEBHOOKS), params)
+        _objects(conn, params, _WEBHOOKS, ActualWebhook, fingerprinter, CipherContext.webhook)
     )
-    tokens = tuple(
-        ActualToken(
-            id=r[0],
-            tenant_id=r[1],
-            platform=Platform(r[2]),
-            account_id=r[3],
-            stripe_livemode=r[4],
-            hubspot_app_id=r[5],
-            is_active=bool(r[6]),
-            revoked_at=r[7],
-            row_version=r[8],
-            managed_since=r[9],
-        )
-        for r in conn.execute(sa.text(_TOKENS), params)
-    )
+    tokens = tuple(ActualToken(**values) for values in _TOKENS.rows(conn, params))
     return ActualState(integrations, webhooks, tokens)
 
 
 def read_row_versions(conn: sa.Connection, selectors: Selectors) -> tuple[RowRef, ...]:
     """The (table, id, row_version) of every selected row: the cheap under-lock stale check."""
     rows = conn.execute(sa.text(_VERSIONS), selector_params(selectors))
-    return tuple(sorted(RowRef(r[0], r[1], r[2]) for r in rows))
+    return tuple(sorted(RowRef(r.entity, r.id, r.row_version) for r in rows))

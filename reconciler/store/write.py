@@ -27,8 +27,15 @@ from sqlalchemy import exc as sa_exc
 
 from reconciler.crypto.aead import Cipher, CipherContext
 from reconciler.errors import ApplyFailed, PlanStale
-from reconciler.model.desired import DesiredIntegration, DesiredState, DesiredWebhook, SecretValue
-from reconciler.model.fields import INTEGRATION_SECRETS, WEBHOOK_SECRETS
+from reconciler.model.desired import DesiredState, SecretValue
+from reconciler.model.fields import (
+    INTEGRATION_FIELDS,
+    WEBHOOK_FIELDS,
+    FieldSpec,
+    Kind,
+    identity_of,
+    secrets_of,
+)
 from reconciler.model.plan import Action, Change, ResourceKind
 
 _LOCATE_LIMIT = 2000
@@ -88,14 +95,16 @@ def write_changes(
 
 @dataclass(frozen=True, slots=True)
 class _Table:
-    """How one table's reconciled columns are bound, cast and keyed."""
+    """How one table's reconciled columns are bound, cast and keyed (from the field table)."""
 
     name: str
     identity: tuple[str, ...]
     columns: tuple[tuple[str, str], ...]
-    """(column, SQL type) of reconciled non-secret columns."""
-    secrets: tuple[str, ...]
-    values: Callable[[Any], dict[str, Any]]
+    """(column, SQL type) of the identity and the reconciled non-secret columns."""
+    getters: tuple[tuple[str, Callable[[Any], Any]], ...]
+    """(column, value of a desired object as bound) of the same columns."""
+    secrets: tuple[tuple[str, str, Callable[[Any], Any]], ...]
+    """(ciphertext column, fingerprint column, secret of a desired object)."""
     context: Callable[[Any, str], CipherContext]
     interval_column: str | None
     runtime_on_create: tuple[tuple[str, str], ...]
@@ -103,102 +112,77 @@ class _Table:
     runtime_on_restore: str
     """SET clause resetting runtime-owned columns when a soft-deleted row is declared again."""
 
+    @classmethod
+    def build(
+        cls,
+        name: str,
+        fields: tuple[FieldSpec, ...],
+        context: Callable[..., CipherContext],
+        runtime_on_create: tuple[tuple[str, str], ...],
+        runtime_on_restore: str,
+    ) -> _Table:
+        written = [f for f in fields if (f.identity or f.reconciled) and not f.secret]
+        identity = tuple(_column(f) for f in identity_of(fields))
+        identity_getters = tuple(_bound(f) for f in identity_of(fields))
 
-def _integration_values(d: DesiredIntegration) -> dict[str, Any]:
-    return {
-        "tenant_id": d.tenant_id,
-        "platform": d.platform.value,
-        "environment": d.environment.value,
-        "config_type": d.config_type.value,
-        "is_primary": d.is_primary,
-        "is_active": d.is_active,
-        "sync_interval": d.sync_interval,
-        "sync_direction": d.sync_direction.value if d.sync_direction else None,
-        "features": d.features,
-        "mapping_rules": d.mapping_rules,
-        "filter_rules": d.filter_rules,
-        "transform_rules": d.transform_rules,
-    }
+        def bound_context(d: Any, column: str) -> CipherContext:
+            return context(*(get(d) for get in identity_getters), column)
 
+        return cls(
+            name=name,
+            identity=identity,
+            columns=tuple((_column(f), f.sql_type) for f in written),
+            getters=tuple((_column(f), _bound(f)) for f in written),
+            secrets=tuple(
+                (_column(f), f.fingerprint_column, f.read_desired) for f in secrets_of(fields)
+            ),
+            context=bound_context,
+            interval_column=next((_column(f) for f in fields if f.schedules), None),
+            runtime_on_create=runtime_on_create,
+            runtime_on_restore=runtime_on_restore,
+        )
 
-def _webhook_values(d: DesiredWebhook) -> dict[str, Any]:
-    return {
-        "tenant_id": d.tenant_id,
-        "platform": d.platform.value,
-        "environment": d.environment.value,
-        "name": d.name,
-        "webhook_type": d.webhook_type.value,
-        "endpoint_url": d.endpoint_url,
-        "auth_type": d.auth_type.value,
-        "subscribed_events": list(d.subscribed_events),
-        "retry_max_attempts": d.retry.max_attempts,
-        "retry_initial_delay_seconds": d.retry.initial_delay_seconds,
-        "retry_backoff_multiplier": float(d.retry.multiplier),
-        "retry_max_delay_seconds": d.retry.max_delay_seconds,
-        "circuit_breaker_threshold": d.circuit_breaker_threshold,
-        "circuit_breaker_reset_seconds": d.circuit_breaker_reset_seconds,
-        "is_active": d.is_active,
-    }
+    def values(self, d: Any) -> dict[str, Any]:
+        """The bound values of a desired object's identity and reconciled columns."""
+        return {column: get(d) for column, get in self.getters}
 
 
-_INTEGRATION = _Table(
-    name="integration_configs",
-    identity=("tenant_id", "platform", "config_type", "environment"),
-    columns=(
-        ("tenant_id", "text"),
-        ("platform", "platform"),
-        ("environment", "environment"),
-        ("config_type", "config_type"),
-        ("is_primary", "boolean"),
-        ("is_active", "boolean"),
-        ("sync_interval", "integer"),
-        ("sync_direction", "sync_direction"),
-        ("features", "jsonb"),
-        ("mapping_rules", "jsonb"),
-        ("filter_rules", "jsonb"),
-        ("transform_rules", "jsonb"),
-    ),
-    secrets=INTEGRATION_SECRETS,
-    values=_integration_values,
-    context=lambda d, col: CipherContext.integration(
-        d.tenant_id, d.platform.value, d.environment.value, d.config_type.value, col
-    ),
-    interval_column="sync_interval",
-    runtime_on_create=(
-        ("health_status", "'UNKNOWN'"),
-        ("next_sync_at", "CAST(:now AS timestamptz) + make_interval(mins => v.sync_interval)"),
-    ),
+def _column(spec: FieldSpec) -> str:
+    return spec.column or spec.name
+
+
+def _bound(spec: FieldSpec) -> Callable[[Any], Any]:
+    """A desired value as the statement binds it (enum labels, lists, floats)."""
+    get = spec.read_desired
+    if spec.kind is Kind.ENUM:
+        return lambda d: None if (v := get(d)) is None else v.value
+    if spec.kind is Kind.LIST:
+        return lambda d: list(get(d))
+    if spec.kind is Kind.FLOAT:
+        return lambda d: float(get(d))
+    return get  # type: ignore[no-any-return]
+
+
+def _next_sync(column: str) -> str:
+    return f"CAST(:now AS timestamptz) + make_interval(mins => v.{column})"
+
+
+_INTERVAL = next(f.name for f in INTEGRATION_FIELDS if f.schedules)
+
+_INTEGRATION = _Table.build(
+    "integration_configs",
+    INTEGRATION_FIELDS,
+    CipherContext.integration,
+    runtime_on_create=(("health_status", "'UNKNOWN'"), ("next_sync_at", _next_sync(_INTERVAL))),
     runtime_on_restore=(
         "health_status = 'UNKNOWN', health_message = NULL, next_sync_at = EXCLUDED.next_sync_at"
     ),
 )
 
-_WEBHOOK = _Table(
-    name="webhook_configurations",
-    identity=("tenant_id", "platform", "environment", "name"),
-    columns=(
-        ("tenant_id", "text"),
-        ("platform", "platform"),
-        ("environment", "environment"),
-        ("name", "text"),
-        ("webhook_type", "webhook_type"),
-        ("endpoint_url", "text"),
-        ("auth_type", "auth_type"),
-        ("subscribed_events", "jsonb"),
-        ("retry_max_attempts", "integer"),
-        ("retry_initial_delay_seconds", "integer"),
-        ("retry_backoff_multiplier", "double precision"),
-        ("retry_max_delay_seconds", "integer"),
-        ("circuit_breaker_threshold", "integer"),
-        ("circuit_breaker_reset_seconds", "integer"),
-        ("is_active", "boolean"),
-    ),
-    secrets=WEBHOOK_SECRETS,
-    values=_webhook_values,
-    context=lambda d, col: CipherContext.webhook(
-        d.tenant_id, d.platform.value, d.environment.value, d.name, col
-    ),
-    interval_column=None,
+_WEBHOOK = _Table.build(
+    "webhook_configurations",
+    WEBHOOK_FIELDS,
+    CipherContext.webhook,
     runtime_on_create=(("circuit_breaker_status", "'CLOSED'"),),
     runtime_on_restore=(
         "circuit_breaker_status = 'CLOSED', consecutive_failures = 0, circuit_opened_at = NULL"
@@ -213,17 +197,17 @@ def _secret_columns(table: _Table, d: Any, ctx: WriteContext) -> dict[str, Any]:
     """Encrypt every secret of a row with the active key version (None when absent)."""
     out: dict[str, Any] = {}
     any_secret = False
-    for col in table.secrets:
-        secret: SecretValue | None = getattr(d, col)
+    for col, fingerprint_col, get in table.secrets:
+        secret: SecretValue | None = get(d)
         if secret is None:
-            out[col], out[f"{col}_fingerprint"] = None, None
+            out[col], out[fingerprint_col] = None, None
             continue
         if secret.value is None or secret.fingerprint is None:
             raise ApplyFailed(f"{d.address}: {col} was not decrypted; cannot apply")
         # Bound to the fingerprint stored beside it: a ciphertext copied back later next
         # to another fingerprint neither decrypts nor passes the plan's binding check.
         out[col] = ctx.cipher.encrypt(secret.value, table.context(d, col), secret.fingerprint)
-        out[f"{col}_fingerprint"] = secret.fingerprint
+        out[fingerprint_col] = secret.fingerprint
         any_secret = True
     out["encryption_key_version"] = ctx.cipher.active_version if any_secret else None
     return out
@@ -256,8 +240,8 @@ def _recordset(names_types: Sequence[tuple[str, str]]) -> str:
 
 def _secret_types(table: _Table) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
-    for col in table.secrets:
-        out += [(col, "text"), (f"{col}_fingerprint", "text")]
+    for col, fingerprint_col, _ in table.secrets:
+        out += [(col, "text"), (fingerprint_col, "text")]
     return [*out, ("encryption_key_version", "integer")]
 
 
@@ -345,10 +329,10 @@ def _update(
         for n, _ in _secret_types(table)
     ]
     if table.interval_column:
+        interval = table.interval_column
         sets.append(
-            "next_sync_at = CASE WHEN v.sync_interval IS DISTINCT FROM t.sync_interval "
-            "THEN CAST(:now AS timestamptz) + make_interval(mins => v.sync_interval) "
-            "ELSE t.next_sync_at END"
+            f"next_sync_at = CASE WHEN v.{interval} IS DISTINCT FROM t.{interval} "
+            f"THEN {_next_sync(interval)} ELSE t.next_sync_at END"
         )
     sql = f"""
         UPDATE {table.name} AS t SET {", ".join(sets)},
