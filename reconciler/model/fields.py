@@ -271,11 +271,14 @@ WEBHOOK_FIELDS: Final[tuple[FieldSpec, ...]] = (
 """``webhook_configurations``, in the order of :class:`~reconciler.model.desired.DesiredWebhook`
 (whose ``retry`` groups the four ``retry_*`` fields)."""
 
+ACCOUNT_ID: Final = _f("account_id", Kind.TEXT, identity=True, column=False)
+"""An account's id: the store computes it from the platform's own column."""
+
 OAUTH_ACCOUNT_FIELDS: Final[tuple[FieldSpec, ...]] = (
     _TENANT,
     _PLATFORM,
     _f("environment", Kind.ENUM, identity=True, enum=Environment, column=False),
-    _f("account_id", Kind.TEXT, identity=True, column=False),
+    ACCOUNT_ID,
     _f("stripe_livemode", Kind.BOOL, manifest="livemode"),
     _f("hubspot_app_id", Kind.TEXT, manifest="app_id"),
     _f("hubspot_user_id", Kind.TEXT, manifest="user_id"),

@@ -9,7 +9,7 @@ rows, revoked or inactive OAuth tokens and token material are not read.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,8 +24,19 @@ from reconciler.model.enums import (
     SyncDirection,
     WebhookType,
 )
+from reconciler.model.fields import (
+    ACCOUNT_ID,
+    INTEGRATION_FIELDS,
+    OAUTH_ACCOUNT_FIELDS,
+    ROW_FIELDS,
+    WEBHOOK_FIELDS,
+    FieldSpec,
+    identity_of,
+)
 
-from .read import ACCOUNT_ID_SQL
+from .read import converter, select_item
+
+_ROW_ID = ROW_FIELDS[0].name
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,35 +142,84 @@ _WHERE = """tenant_id = ANY(CAST(:tenants AS text[]))
     AND (cardinality(CAST(:platforms AS text[])) = 0
          OR CAST(platform AS text) = ANY(CAST(:platforms AS text[])))"""
 
-_INTEGRATIONS = f"""
-SELECT id, tenant_id, platform::text, environment::text, config_type::text, is_primary,
-       is_active, api_key, api_key_fingerprint, api_secret, api_secret_fingerprint,
-       encryption_key_version, sync_interval, sync_direction::text, features, mapping_rules,
-       filter_rules, transform_rules
-FROM integration_configs
-WHERE {_WHERE} AND deleted_at IS NULL
-ORDER BY tenant_id, platform, environment, config_type
-"""
+_KEY_VERSION = "encryption_key_version"
 
-_WEBHOOKS = f"""
-SELECT id, tenant_id, platform::text, environment::text, name, webhook_type::text,
-       endpoint_url, auth_type::text, signing_secret, signing_secret_fingerprint, auth_token,
-       auth_token_fingerprint, auth_password, auth_password_fingerprint, encryption_key_version,
-       subscribed_events, retry_max_attempts, retry_initial_delay_seconds,
-       retry_backoff_multiplier, retry_max_delay_seconds, circuit_breaker_threshold,
-       circuit_breaker_reset_seconds, is_active
-FROM webhook_configurations
-WHERE {_WHERE} AND deleted_at IS NULL
-ORDER BY tenant_id, platform, environment, name
-"""
 
-_ACCOUNTS = f"""
-SELECT id, tenant_id, platform::text, {ACCOUNT_ID_SQL} AS account_id, stripe_livemode,
-       hubspot_app_id, hubspot_user_id, metadata->>'environment'
-FROM oauth_tokens
-WHERE {_WHERE} AND is_active AND revoked_at IS NULL
-ORDER BY tenant_id, platform, id
-"""
+@dataclass(frozen=True, slots=True)
+class _Query:
+    """One table's import query and how its rows map to ``Stored*`` fields, by column name."""
+
+    sql: str
+    labels: tuple[str, ...]
+    converters: tuple[tuple[str, Callable[[Any], Any]], ...]
+    secrets: tuple[tuple[str, str, str], ...]
+    """(secret column, ciphertext label, fingerprint label)."""
+
+    @classmethod
+    def build(
+        cls,
+        table: str,
+        fields: tuple[FieldSpec, ...],
+        where: str,
+        order: tuple[str, ...],
+        extra: tuple[tuple[str, str], ...] = (),
+    ) -> _Query:
+        """``extra``: (SQL expression, label) of values that are not fields."""
+        items, labels = [_ROW_ID], [_ROW_ID]
+        secrets: list[tuple[str, str, str]] = []
+        converters: list[tuple[str, Callable[[Any], Any]]] = []
+        for spec in fields:
+            if spec.secret:
+                column = spec.column or spec.name
+                items += [column, spec.fingerprint_column]
+                labels += [column, spec.fingerprint_column]
+                secrets.append((column, column, spec.fingerprint_column))
+                continue
+            items.append(select_item(spec))
+            labels.append(spec.name)
+            convert = converter(spec)
+            if convert is not None:
+                converters.append((spec.name, convert))
+        if secrets:
+            items.append(_KEY_VERSION)
+            labels.append(_KEY_VERSION)
+        for expression, label in extra:
+            items.append(f"{expression} AS {label}")
+            labels.append(label)
+        sql = (
+            f"SELECT {', '.join(items)}\nFROM {table}\nWHERE {_WHERE} AND {where}\n"
+            f"ORDER BY {', '.join(order)}"
+        )
+        return cls(sql, tuple(labels), tuple(converters), tuple(secrets))
+
+    def rows(self, conn: sa.Connection, params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+        for row in conn.execute(sa.text(self.sql), params):
+            values = dict(zip(self.labels, row, strict=True))
+            for name, convert in self.converters:
+                values[name] = convert(values[name])
+            if self.secrets:
+                values["secrets"] = _secrets(
+                    [(c, values.pop(text), values.pop(fp)) for c, text, fp in self.secrets]
+                )
+            yield values
+
+
+def _config(table: str, fields: tuple[FieldSpec, ...]) -> _Query:
+    """Live rows of a configuration table, in identity order."""
+    identity = tuple(f.column or f.name for f in identity_of(fields))
+    return _Query.build(table, fields, "deleted_at IS NULL", identity)
+
+
+_INTEGRATIONS = _config("integration_configs", INTEGRATION_FIELDS)
+_WEBHOOKS = _config("webhook_configurations", WEBHOOK_FIELDS)
+_ACCOUNTS = _Query.build(
+    "oauth_tokens",
+    tuple(f for f in OAUTH_ACCOUNT_FIELDS if f.column is not None or f is ACCOUNT_ID),
+    "is_active AND revoked_at IS NULL",
+    ("tenant_id", "platform", _ROW_ID),
+    # The OAuth flow may record the environment; tokens have no column for it.
+    extra=(("metadata->>'environment'", "environment_hint"),),
+)
 
 
 def begin_snapshot(conn: sa.Connection) -> None:
@@ -176,66 +236,7 @@ def read_rows(
 ) -> StoredRows:
     """Read the live rows of ``tenants`` (optionally only ``platforms``): three queries."""
     params = {"tenants": list(tenants), "platforms": [p.value for p in platforms]}
-    integrations = tuple(
-        StoredIntegration(
-            id=r[0],
-            tenant_id=r[1],
-            platform=Platform(r[2]),
-            environment=Environment(r[3]),
-            config_type=ConfigType(r[4]),
-            is_primary=r[5],
-            is_active=r[6],
-            secrets=_secrets((("api_key", r[7], r[8]), ("api_secret", r[9], r[10]))),
-            encryption_key_version=r[11],
-            sync_interval=r[12],
-            sync_direction=SyncDirection(r[13]) if r[13] is not None else None,
-            features=r[14] or {},
-            mapping_rules=r[15] or {},
-            filter_rules=r[16] or {},
-            transform_rules=r[17] or {},
-        )
-        for r in conn.execute(sa.text(_INTEGRATIONS), params)
-    )
-    webhooks = tuple(
-        StoredWebhook(
-            id=r[0],
-            tenant_id=r[1],
-            platform=Platform(r[2]),
-            environment=Environment(r[3]),
-            name=r[4],
-            webhook_type=WebhookType(r[5]),
-            endpoint_url=r[6],
-            auth_type=AuthType(r[7]),
-            secrets=_secrets(
-                (
-                    ("signing_secret", r[8], r[9]),
-                    ("auth_token", r[10], r[11]),
-                    ("auth_password", r[12], r[13]),
-                )
-            ),
-            encryption_key_version=r[14],
-            subscribed_events=tuple(r[15] or ()),
-            retry_max_attempts=r[16],
-            retry_initial_delay_seconds=r[17],
-            retry_backoff_multiplier=r[18],
-            retry_max_delay_seconds=r[19],
-            circuit_breaker_threshold=r[20],
-            circuit_breaker_reset_seconds=r[21],
-            is_active=r[22],
-        )
-        for r in conn.execute(sa.text(_WEBHOOKS), params)
-    )
-    accounts = tuple(
-        StoredAccount(
-            id=r[0],
-            tenant_id=r[1],
-            platform=Platform(r[2]),
-            account_id=r[3],
-            stripe_livemode=r[4],
-            hubspot_app_id=r[5],
-            hubspot_user_id=r[6],
-            environment_hint=r[7],
-        )
-        for r in conn.execute(sa.text(_ACCOUNTS), params)
-    )
+    integrations = tuple(StoredIntegration(**v) for v in _INTEGRATIONS.rows(conn, params))
+    webhooks = tuple(StoredWebhook(**v) for v in _WEBHOOKS.rows(conn, params))
+    accounts = tuple(StoredAccount(**v) for v in _ACCOUNTS.rows(conn, params))
     return StoredRows(integrations, webhooks, accounts)

@@ -27,6 +27,7 @@ from reconciler.model.actual import (
     SecretDoubt,
 )
 from reconciler.model.fields import (
+    ACCOUNT_ID,
     INTEGRATION_FIELDS,
     ROW_FIELDS,
     TOKEN_FIELDS,
@@ -56,8 +57,8 @@ _STORED = "__stored"
 
 def select_item(spec: FieldSpec) -> str:
     """The SELECT item of one field, labelled with the field's name (enums as their text)."""
-    if spec.name == "account_id" and spec.column is None:
-        return f"{ACCOUNT_ID_SQL} AS account_id"
+    if spec is ACCOUNT_ID:
+        return f"{ACCOUNT_ID_SQL} AS {spec.name}"
     column = spec.column or spec.name
     if spec.kind is Kind.ENUM:
         return f"{column}::text AS {spec.name}"
