@@ -18,13 +18,31 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.load.schema import API_VERSION, CONFIG_KIND, CircuitBreaker, Retry
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+
+from reconciler.load.schema import (
+    API_VERSION,
+    CONFIG_KIND,
+    HubSpotWebhook,
+    Integration,
+    QuickBooksWebhook,
+    StripeWebhook,
+)
 from reconciler.model.enums import (
     AuthType,
     ConfigType,
     Environment,
     Platform,
     WebhookType,
+)
+from reconciler.model.fields import (
+    INTEGRATION_FIELDS,
+    INTEGRATION_SECRETS,
+    WEBHOOK_FIELDS,
+    WEBHOOK_SECRETS,
+    FieldSpec,
+    Kind,
 )
 from reconciler.model.sensitive import Sensitive
 from reconciler.store.import_rows import (
@@ -43,9 +61,12 @@ _ENV_ORDER = (
     Environment.STAGING,
     Environment.DEVELOPMENT,
 )
-_RETRY_DEFAULTS = Retry()
-_BREAKER_DEFAULTS = CircuitBreaker()
-_FREE_FORM = ("features", "mapping_rules", "filter_rules", "transform_rules")
+_WEBHOOK_MODELS: Mapping[Platform, type[BaseModel]] = {
+    Platform.STRIPE: StripeWebhook,
+    Platform.HUBSPOT: HubSpotWebhook,
+    Platform.QUICKBOOKS: QuickBooksWebhook,
+}
+_API_KEY, _SIGNING_SECRET = INTEGRATION_SECRETS[0], WEBHOOK_SECRETS[0]
 _CLOUDEVENTS_PREFIX = "qbo."
 
 
@@ -133,38 +154,118 @@ class _Builder:
                 target[column] = value
                 self.secret_paths.append((*base, column))
 
+    # -- fields ----------------------------------------------------------------------
+
+    def put_fields(
+        self,
+        row: Any,
+        fields: tuple[FieldSpec, ...],
+        model: type[BaseModel],
+        table: str,
+        base: tuple[str, ...],
+        body: dict[str, Any],
+        after: Mapping[str, Callable[[], None]],
+    ) -> None:
+        """Write a row's manifest-owned fields into ``body``, in the order of the field table.
+
+        A value equal to the manifest default is left out; a group (``sync``, ``retry``) is
+        written as one mapping. ``after`` runs a platform step after a field (by its manifest
+        key; ``secrets`` after the secrets).
+        """
+        secrets_done = False
+        groups_done: set[str] = set()
+        for spec in fields:
+            if not spec.reconciled or not spec.manifest:
+                continue
+            if spec.secret:
+                if not secrets_done:
+                    secrets_done = True
+                    columns = (s.column for s in row.secrets)
+                    self.put_secrets(body, base, table, row.id, columns)
+                    if "secrets" in after:
+                        after["secrets"]()
+                continue
+            key, _, member = spec.manifest.partition(".")
+            if member:
+                if key not in groups_done:
+                    groups_done.add(key)
+                    members = [f for f in fields if f.manifest.startswith(f"{key}.")]
+                    self._group(row, members, model.model_fields[key], base, key, body)
+                continue
+            value = getattr(row, spec.name)
+            info = model.model_fields[key]
+            if info.is_required() or value != info.get_default(call_default_factory=True):
+                body[key] = _manifest_value(spec, value)
+            if spec.kind is Kind.LIST and not value:
+                self.note((*base, key), f"no {key} stored; a webhook needs at least one")
+            if key in after:
+                after[key]()
+
+    def _group(
+        self,
+        row: Any,
+        members: list[FieldSpec],
+        info: FieldInfo,
+        base: tuple[str, ...],
+        group: str,
+        body: dict[str, Any],
+    ) -> None:
+        values = [(f, f.manifest.partition(".")[2], getattr(row, f.name)) for f in members]
+        defaults = info.get_default(call_default_factory=True)
+        if defaults is None:
+            # An optional group: the manifest sets all of it or none of it.
+            present = [(f, k, v) for f, k, v in values if v is not None]
+            if len(present) == len(values):
+                body[group] = {k: _manifest_value(f, v) for f, k, v in values}
+            elif present:
+                stored = present[0][0].name.removeprefix(f"{group}_")
+                self.note(
+                    (*base, group),
+                    f"the database stores only the {group} {stored}; a manifest sets both or "
+                    f"neither, so it was left out and plan will show the {group} fields as "
+                    "changed",
+                )
+            return
+        out: dict[str, Any] = {}
+        for spec, key, value in values:
+            default = getattr(defaults, key)
+            if value is None:
+                self.note(
+                    (*base, group, key),
+                    f"not set in the database; the manifest default ({default}) applies, so "
+                    "plan will show it as a change",
+                )
+            elif spec.kind is Kind.FLOAT:
+                if float(value) != float(default):
+                    out[key] = float(value)
+            elif value != default:
+                out[key] = value
+        if out:
+            body[group] = out
+
     # -- integrations ------------------------------------------------------------------
 
     def integration(self, row: StoredIntegration) -> None:
         key = row.environment.manifest_key
         base = ("environments", key, "integrations", row.config_type.value)
         body: dict[str, Any] = {}
-        if row.is_primary:
-            body["primary"] = True
-        if not row.is_active:
-            body["active"] = False
-        self.put_secrets(body, base, "integration_configs", row.id, (s.column for s in row.secrets))
-        if row.config_type is ConfigType.API_KEY and "api_key" not in body:
-            self.note(
-                (*base, "api_key"),
-                "no API key stored; an API_KEY integration needs one: add it (SOPS-encrypted)",
-            )
-        if row.sync_interval is not None and row.sync_direction is not None:
-            body["sync"] = {
-                "interval_minutes": row.sync_interval,
-                "direction": row.sync_direction.value,
-            }
-        elif row.sync_interval is not None or row.sync_direction is not None:
-            stored = "interval" if row.sync_interval is not None else "direction"
-            self.note(
-                (*base, "sync"),
-                f"the database stores only the sync {stored}; a manifest sets both or neither, "
-                "so it was left out and plan will show the sync fields as changed",
-            )
-        for name in _FREE_FORM:
-            value = getattr(row, name)
-            if value:
-                body[name] = _sorted_keys(value)
+
+        def api_key_needed() -> None:
+            if row.config_type is ConfigType.API_KEY and _API_KEY not in body:
+                self.note(
+                    (*base, _API_KEY),
+                    "no API key stored; an API_KEY integration needs one: add it (SOPS-encrypted)",
+                )
+
+        self.put_fields(
+            row,
+            INTEGRATION_FIELDS,
+            Integration,
+            "integration_configs",
+            base,
+            body,
+            {"secrets": api_key_needed},
+        )
         self.env(row.environment).setdefault("integrations", {})[row.config_type.value] = body
 
     # -- webhooks ----------------------------------------------------------------------
@@ -172,8 +273,11 @@ class _Builder:
     def webhook(self, row: StoredWebhook) -> None:
         key = row.environment.manifest_key
         base = ("environments", key, "webhooks", row.name)
-        body: dict[str, Any] = {"type": row.webhook_type.value}
-        if self.platform is Platform.QUICKBOOKS:
+        body: dict[str, Any] = {}
+
+        def quickbooks() -> None:
+            if self.platform is not Platform.QUICKBOOKS:
+                return
             if any(e.startswith(_CLOUDEVENTS_PREFIX) for e in row.subscribed_events):
                 body["payload_format"] = "cloudevents"
             if row.webhook_type is WebhookType.INBOUND:
@@ -182,78 +286,21 @@ class _Builder:
                     "not stored in the database: add the Intuit app (client id or app name) "
                     "this inbound webhook belongs to; validate fails until it is set",
                 )
-        body["endpoint_url"] = row.endpoint_url
-        body["auth_type"] = row.auth_type.value
-        self.put_secrets(
-            body, base, "webhook_configurations", row.id, (s.column for s in row.secrets)
-        )
-        if row.auth_type is AuthType.SIGNATURE and "signing_secret" not in body:
-            self.note((*base, "signing_secret"), "no signing secret stored: add it")
-        body["events"] = list(row.subscribed_events)
-        if not row.subscribed_events:
-            self.note((*base, "events"), "no events stored; a webhook needs at least one")
-        retry = self._non_default(
-            base,
-            "retry",
-            (
-                ("max_attempts", row.retry_max_attempts, _RETRY_DEFAULTS.max_attempts),
-                (
-                    "initial_delay_seconds",
-                    row.retry_initial_delay_seconds,
-                    _RETRY_DEFAULTS.initial_delay_seconds,
-                ),
-                ("multiplier", row.retry_backoff_multiplier, _RETRY_DEFAULTS.multiplier),
-                (
-                    "max_delay_seconds",
-                    row.retry_max_delay_seconds,
-                    _RETRY_DEFAULTS.max_delay_seconds,
-                ),
-            ),
-        )
-        if retry:
-            body["retry"] = retry
-        breaker = self._non_default(
-            base,
-            "circuit_breaker",
-            (
-                (
-                    "failure_threshold",
-                    row.circuit_breaker_threshold,
-                    _BREAKER_DEFAULTS.failure_threshold,
-                ),
-                (
-                    "reset_after_seconds",
-                    row.circuit_breaker_reset_seconds,
-                    _BREAKER_DEFAULTS.reset_after_seconds,
-                ),
-            ),
-        )
-        if breaker:
-            body["circuit_breaker"] = breaker
-        if not row.is_active:
-            body["active"] = False
-        self.env(row.environment).setdefault("webhooks", {})[row.name] = body
 
-    def _non_default(
-        self,
-        base: tuple[str, ...],
-        group: str,
-        values: Iterable[tuple[str, int | float | None, int | float]],
-    ) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for name, value, default in values:
-            if value is None:
-                self.note(
-                    (*base, group, name),
-                    f"not set in the database; the manifest default ({default}) applies, so "
-                    "plan will show it as a change",
-                )
-            elif name == "multiplier":
-                if float(value) != float(default):
-                    out[name] = float(value)
-            elif value != default:
-                out[name] = value
-        return out
+        def signing_secret_needed() -> None:
+            if row.auth_type is AuthType.SIGNATURE and _SIGNING_SECRET not in body:
+                self.note((*base, _SIGNING_SECRET), "no signing secret stored: add it")
+
+        self.put_fields(
+            row,
+            WEBHOOK_FIELDS,
+            _WEBHOOK_MODELS[self.platform],
+            "webhook_configurations",
+            base,
+            body,
+            {"type": quickbooks, "secrets": signing_secret_needed},
+        )
+        self.env(row.environment).setdefault("webhooks", {})[row.name] = body
 
     # -- OAuth accounts ----------------------------------------------------------------
 
@@ -346,6 +393,17 @@ class _Builder:
         return ManifestDraft(
             self.tenant, self.platform, document, tuple(self.secret_paths), tuple(self.notes)
         )
+
+
+def _manifest_value(spec: FieldSpec, value: Any) -> Any:
+    """A row value as the manifest writes it (enum labels, lists, sorted mappings)."""
+    if spec.kind is Kind.ENUM:
+        return value.value
+    if spec.kind is Kind.LIST:
+        return list(value)
+    if spec.kind is Kind.JSON:
+        return _sorted_keys(value)
+    return value
 
 
 def _sorted_keys(value: Any) -> Any:
