@@ -35,6 +35,7 @@ default, mode 0700); ``RECONCILER_CACHE=0`` turns it off.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import itertools
@@ -46,7 +47,7 @@ import stat
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,12 @@ from reconciler.model.enums import (
     Platform,
     SyncDirection,
     WebhookType,
+)
+from reconciler.model.fields import (
+    INTEGRATION_FIELDS,
+    OAUTH_ACCOUNT_FIELDS,
+    WEBHOOK_FIELDS,
+    Kind,
 )
 
 FORMAT = b"reconciler-load-cache/3\n"
@@ -115,126 +122,115 @@ def _secret(fingerprint: str | None) -> SecretValue | None:
     return None if fingerprint is None else SecretValue(None, fingerprint)
 
 
+@dataclass(frozen=True, slots=True)
+class _Coder:
+    """How one entity of the field table is flattened into cache positions and back."""
+
+    encoders: tuple[tuple[Callable[[Any], Any], Callable[[Any], Any] | None], ...]
+    """(getter from the desired object, encoder or None) per position."""
+    decoders: tuple[tuple[int, Callable[[Any], Any]], ...]
+    """(position, decoder) of the positions that need one."""
+    nested: tuple[tuple[int, int], ...]
+    """(start, stop) of each run of positions that make one nested value (a retry policy)."""
+
+
+@cache
+def _coders() -> tuple[_Coder, ...]:
+    """Per entity of the field table, in cache order; checked against the desired objects."""
+    out = []
+    entities = (
+        (INTEGRATION_FIELDS, DesiredIntegration),
+        (WEBHOOK_FIELDS, DesiredWebhook),
+        (OAUTH_ACCOUNT_FIELDS, DesiredOAuthAccount),
+    )
+    for fields, make in entities:
+        encoders: list[tuple[Callable[[Any], Any], Callable[[Any], Any] | None]] = []
+        decoders: list[tuple[int, Callable[[Any], Any]]] = []
+        nested: list[tuple[int, int]] = []
+        attributes: list[str] = []
+        for i, spec in enumerate(fields):
+            encode: Callable[[Any], Any] | None = None
+            decode: Callable[[Any], Any] | None = None
+            if spec.kind is Kind.SECRET:
+                encode, decode = _fp, _secret
+            elif spec.kind is Kind.ENUM and spec.enum is not None:
+                labels = {m.value: m for m in spec.enum}
+                encode = _label
+                decode = labels.__getitem__ if spec.identity else partial(_member, labels)
+            elif spec.kind is Kind.JSON:
+                encode = dict
+            encoders.append((spec.read_desired, encode))
+            if decode is not None:
+                decoders.append((i, decode))
+            attribute, dot, _ = spec.desired_path.partition(".")
+            if dot and attributes and attributes[-1] == attribute:
+                nested[-1] = (nested[-1][0], i + 1)
+            else:
+                attributes.append(attribute)
+                if dot:
+                    nested.append((i, i + 1))
+        if [*attributes, "source"] != [f.name for f in dataclasses.fields(make)]:
+            raise AssertionError(f"the field table and {make.__name__} disagree")
+        out.append(_Coder(tuple(encoders), tuple(decoders), tuple(nested)))
+    return tuple(out)
+
+
+def _label(value: Any) -> Any:
+    return value.value if value else None
+
+
+def _member(labels: Mapping[Any, Any], value: Any) -> Any:
+    return labels[value] if value else None
+
+
 def encode_state(state: DesiredState) -> tuple[tuple[Any, ...], ...]:
-    """``(integrations, webhooks, accounts)`` as flat tuples; secrets as fingerprints."""
-    integrations = tuple(
-        (
-            i.tenant_id,
-            i.platform.value,
-            i.environment.value,
-            i.config_type.value,
-            i.is_primary,
-            i.is_active,
-            _fp(i.api_key),
-            _fp(i.api_secret),
-            i.sync_interval,
-            i.sync_direction.value if i.sync_direction else None,
-            dict(i.features),
-            dict(i.mapping_rules),
-            dict(i.filter_rules),
-            dict(i.transform_rules),
-            i.source.path,
-        )
-        for i in state.integrations
+    """``(integrations, webhooks, accounts)`` as flat tuples; secrets as fingerprints.
+
+    One position per field of the field table (``model/fields.py``), then the source path.
+    """
+    encoded = []
+    entities: tuple[Sequence[Any], ...] = (
+        state.integrations,
+        state.webhooks,
+        state.oauth_accounts,
     )
-    webhooks = tuple(
-        (
-            w.tenant_id,
-            w.platform.value,
-            w.environment.value,
-            w.name,
-            w.webhook_type.value,
-            w.endpoint_url,
-            w.auth_type.value,
-            _fp(w.signing_secret),
-            _fp(w.auth_token),
-            _fp(w.auth_password),
-            w.subscribed_events,
-            w.retry.max_attempts,
-            w.retry.initial_delay_seconds,
-            w.retry.multiplier,
-            w.retry.max_delay_seconds,
-            w.circuit_breaker_threshold,
-            w.circuit_breaker_reset_seconds,
-            w.is_active,
-            w.source.path,
+    for objects, coder in zip(entities, _coders(), strict=True):
+        steps = coder.encoders
+        encoded.append(
+            tuple(
+                (*(enc(get(o)) if enc else get(o) for get, enc in steps), o.source.path)
+                for o in objects
+            )
         )
-        for w in state.webhooks
-    )
-    accounts = tuple(
-        (
-            a.tenant_id,
-            a.platform.value,
-            a.environment.value,
-            a.account_id,
-            a.stripe_livemode,
-            a.hubspot_app_id,
-            a.hubspot_user_id,
-            a.revoke_reason,
-            a.source.path,
-        )
-        for a in state.oauth_accounts
-    )
+    integrations, webhooks, accounts = encoded
     return integrations, webhooks, accounts
 
 
 def decode_state(hit: CachedFile) -> DesiredState:
-    """The :class:`DesiredState` share of a cached file (secrets without plaintext)."""
-    integrations = tuple(
-        DesiredIntegration(
-            t,
-            _PLATFORMS[p],
-            _ENVIRONMENTS[e],
-            _CONFIG_TYPES[c],
-            primary,
-            active,
-            _secret(k),
-            _secret(s),
-            interval,
-            _DIRECTIONS[d] if d else None,
-            f,
-            m,
-            fr,
-            tr,
-            Source(src),
-        )
-        for t, p, e, c, primary, active, k, s, interval, d, f, m, fr, tr, src in hit.integrations
-    )
-    webhooks = tuple(
-        DesiredWebhook(
-            w[0],
-            _PLATFORMS[w[1]],
-            _ENVIRONMENTS[w[2]],
-            w[3],
-            _WEBHOOK_TYPES[w[4]],
-            w[5],
-            _AUTH_TYPES[w[6]],
-            _secret(w[7]),
-            _secret(w[8]),
-            _secret(w[9]),
-            w[10],
-            RetryPolicy(w[11], w[12], w[13], w[14]),
-            w[15],
-            w[16],
-            w[17],
-            Source(w[18]),
-        )
-        for w in hit.webhooks
-    )
-    accounts = tuple(
-        DesiredOAuthAccount(
-            a[0],
-            _PLATFORMS[a[1]],
-            _ENVIRONMENTS[a[2]],
-            a[3],
-            a[4],
-            a[5],
-            a[6],
-            a[7],
-            Source(a[8]),
-        )
-        for a in hit.accounts
-    )
+    """The :class:`DesiredState` share of a cached file (secrets without plaintext).
+
+    The positions are the field table's order, which is the order of the desired objects'
+    attributes (checked once); a webhook's four retry positions make its retry policy.
+    """
+    made: list[tuple[Any, ...]] = []
+    for rows, coder, make in zip(
+        (hit.integrations, hit.webhooks, hit.accounts),
+        _coders(),
+        (DesiredIntegration, DesiredWebhook, DesiredOAuthAccount),
+        strict=True,
+    ):
+        decoders, nested = coder.decoders, coder.nested[::-1]
+        objects = []
+        for row in rows:
+            values = list(row)
+            for i, dec in decoders:
+                values[i] = dec(values[i])
+            source = Source(values.pop())
+            for start, stop in nested:
+                values[start:stop] = [RetryPolicy(*values[start:stop])]
+            objects.append(make(*values, source))
+        made.append(tuple(objects))
+    integrations, webhooks, accounts = made
     tenants = frozenset({hit.tenant}) if hit.tenant else frozenset()
     return DesiredState(integrations, webhooks, accounts, tenants)
 
