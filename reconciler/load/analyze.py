@@ -17,10 +17,10 @@ from reconciler.load.file_types import (
     Template,
     TemplateSet,
 )
+from reconciler.load.manifest_model import config_model
 from reconciler.load.positions import locate_finding, yaml_diagnostic
-from reconciler.load.pydantic_errors import describe, schema_findings
+from reconciler.load.pydantic_errors import describe, model_findings
 from reconciler.load.rules import Finding, show
-from reconciler.load.schema import config_model
 from reconciler.model.enums import Platform
 from reconciler.sops.codec import ENC_MARK
 from reconciler.yaml_source import YamlError, parse_document
@@ -70,8 +70,8 @@ def analyze_file(job: FileJob, templates: TemplateSet) -> FileResult:
     merged = mf.merge_environments(doc, [t.doc for t in chain if usable])
     config = None
     if usable:
-        config, schema = schema_findings(config_model(platform), merged, [("platform",)])
-        findings += schema
+        config, problems = model_findings(config_model(platform), merged, [("platform",)])
+        findings += problems
         findings += rules.check_document(merged, platform)
     secrets: list[tuple[tuple[str | int, ...], str | None]] = []
     for path in rules.secret_paths(merged):

@@ -10,7 +10,7 @@ from reconciler.load.file_types import (
     FileResult,
     Fingerprint,
 )
-from reconciler.load.schema import (
+from reconciler.load.manifest_model import (
     HubSpotConfig,
     PlatformConfig,
     StripeConfig,

@@ -10,7 +10,7 @@ from typing import Any
 
 from reconciler.diagnostics import Diagnostic
 from reconciler.load import manifests as mf
-from reconciler.load.schema import PlatformConfig
+from reconciler.load.manifest_model import PlatformConfig
 from reconciler.model.enums import Platform
 
 Fingerprint = Callable[[str], str]

@@ -13,11 +13,11 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from reconciler.load.rules import Finding, show
-from reconciler.load.schema import (
+from reconciler.load.manifest_model import (
     RUNTIME_OWNED_FIELDS,
     SECRET_FIELDS,
 )
+from reconciler.load.rules import Finding, show
 
 _TYPE_WORDS = {
     "string_type": "text",
@@ -189,9 +189,11 @@ def translate_error(model: type[BaseModel], error: Mapping[str, Any]) -> Finding
     return Finding("RCN-S005", message[0].lower() + message[1:], loc)
 
 
-def schema_findings(
+def model_findings(
     model: type[BaseModel], doc: Any, skip: Iterable[tuple[Any, ...]] = ()
 ) -> tuple[Any, list[Finding]]:
+    """Validate ``doc`` against ``model``: ``(instance, [])``, or ``(None, findings)`` with
+    one finding per error (errors at the ``skip`` locations left out)."""
     skipped = set(skip)
     try:
         return model.model_validate(doc), []

@@ -9,10 +9,10 @@ from typing import Any
 from reconciler.diagnostics import Diagnostic
 from reconciler.load import rules
 from reconciler.load.file_types import Template
+from reconciler.load.manifest_model import PlatformTemplate
 from reconciler.load.positions import locate_finding, yaml_diagnostic
-from reconciler.load.pydantic_errors import schema_findings
+from reconciler.load.pydantic_errors import model_findings
 from reconciler.load.rules import Finding
-from reconciler.load.schema import PlatformTemplate
 from reconciler.yaml_source import YamlError, parse_document
 
 
@@ -30,7 +30,7 @@ def load_template(name: str, rel: str, display: str, data: bytes) -> Template:
         return Template(
             name, rel, display, data, None, None, None, place_findings(findings, display, data, doc)
         )
-    _, findings = schema_findings(PlatformTemplate, doc)
+    _, findings = model_findings(PlatformTemplate, doc)
     findings += rules.scan_credentials(doc, data.decode("utf-8", "replace"))
     platform = doc.get("platform") if isinstance(doc.get("platform"), str) else None
     parent = doc.get("template") if isinstance(doc.get("template"), str) else None
