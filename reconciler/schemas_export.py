@@ -5,7 +5,7 @@ export`` writes them all and a test fails when a committed file differs from its
 output.
 
 * ``manifest.v1.json``: a tenant manifest (``kind: PlatformConfig``), from the pydantic
-  models in :mod:`reconciler.load.schema`. Editors use it through the
+  models in :mod:`reconciler.load.manifest_model`. Editors use it through the
   ``# yaml-language-server: $schema=...`` line at the top of each manifest.
 * ``template.v1.json``: a template (``kind: PlatformTemplate``): the manifest schema with
   nothing required below the envelope, since templates are partial.
@@ -23,7 +23,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter
 
-from reconciler.load.schema import (
+from reconciler.load.manifest_model import (
     API_VERSION,
     TEMPLATE_KIND,
     HubSpotConfig,

@@ -29,7 +29,7 @@ from reconciler.sops import (
     update_keys,
 )
 from reconciler.sops.codec import to_bytes
-from reconciler.sops.rules import RULE_KINDS
+from reconciler.sops.encryption_rules import RULE_KINDS
 from reconciler.sops.scratch import PlaintextFile
 
 _TYPES = click.Choice(["yaml", "json"])

@@ -108,7 +108,7 @@ def load_desired(
     With the cache, unchanged files come back with fingerprints but no plaintext
     (:func:`with_plaintext` decrypts what an apply must write).
     """
-    from reconciler.load.validate import load_desired_state
+    from reconciler.load.stage import load_desired_state
     from reconciler.sops import load_identities
 
     if not manifests_dir.is_dir():

@@ -2,8 +2,9 @@
 
 :func:`build_manifests` turns the rows of :mod:`reconciler.store.import_rows` and their
 decrypted secrets into one :class:`ManifestDraft` per tenant and platform, in the exact
-format the loader accepts (``reconciler/load/schema.py``). Fields equal to the loader's defaults are
-left out, so the files stay short and a later change of a default shows up in plans.
+format the loader accepts (``reconciler/load/manifest_model.py``). Fields equal to the
+loader's defaults are left out, so the files stay short and a later change of a default
+shows up in plans.
 
 Nothing here invents a value. Where the format needs something the database does not hold,
 the field is left out (``reconciler validate`` then points at it) and an :class:`ImportNote`
@@ -21,7 +22,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from reconciler.load.schema import (
+from reconciler.load.manifest_model import (
     API_VERSION,
     CONFIG_KIND,
     HubSpotWebhook,

@@ -27,7 +27,7 @@ from reconciler.crypto.aead import CipherContext, FieldCipher
 from reconciler.crypto.local_keys import load_keys_for_target
 from reconciler.errors import ConfigError, DecryptFailed
 from reconciler.files import atomic_write
-from reconciler.load.schema import NAME_PATTERN
+from reconciler.load.manifest_model import NAME_PATTERN
 from reconciler.model.enums import Platform
 from reconciler.model.sensitive import Sensitive
 from reconciler.progress import QUIET, Progress

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from reconciler.diagnostics import Severity
 from reconciler.load import catalogs
-from reconciler.load.schema import SECRET_FIELDS
+from reconciler.load.manifest_model import SECRET_FIELDS
 from reconciler.model.enums import Platform
 from reconciler.redaction import REDACTED, is_secret_shaped
 

@@ -17,7 +17,8 @@ For the ``reconciler secrets`` commands: :func:`encrypt_file`, :func:`decrypt_fi
 from __future__ import annotations
 
 from reconciler.sops.age import GeneratedKey, Identities, generate_key, load_identities
-from reconciler.sops.config import CreationRule, find_config, load_creation_rule
+from reconciler.sops.creation_rules import CreationRule, find_config, load_creation_rule
+from reconciler.sops.encryption_rules import EncryptionRules
 from reconciler.sops.files import FileFormat, detect_format, dump
 from reconciler.sops.operations import (
     DecryptedFile,
@@ -33,7 +34,6 @@ from reconciler.sops.operations import (
     reseal_documents,
     update_keys,
 )
-from reconciler.sops.rules import EncryptionRules
 from reconciler.sops.tree import ValueRejected, encrypted_paths
 
 __all__ = [

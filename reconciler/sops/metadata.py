@@ -16,7 +16,7 @@ from typing import Any, Final
 
 from reconciler.errors import ConfigError, DecryptFailed
 from reconciler.sops.codec import format_rfc3339, parse_rfc3339
-from reconciler.sops.rules import EncryptionRules
+from reconciler.sops.encryption_rules import EncryptionRules
 
 FORMAT_VERSION: Final = "3.11.0"
 """Written as ``version``: the sops release whose file format this implementation writes."""

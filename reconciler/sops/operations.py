@@ -37,11 +37,11 @@ from reconciler.sops.age import (
     wrap_key,
 )
 from reconciler.sops.codec import CodecError, ValueCipher, format_rfc3339
-from reconciler.sops.config import CreationRule, find_config, load_creation_rule
+from reconciler.sops.creation_rules import CreationRule, find_config, load_creation_rule
+from reconciler.sops.encryption_rules import EncryptionRules
 from reconciler.sops.files import FileFormat, detect_format, dump, parse_text
 from reconciler.sops.mac import MacHasher
 from reconciler.sops.metadata import Metadata, is_metadata, new_block
-from reconciler.sops.rules import EncryptionRules
 from reconciler.sops.tree import Location, decrypt_tree, encrypt_tree
 
 DATA_KEY_SIZE = 32

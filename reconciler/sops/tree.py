@@ -23,8 +23,8 @@ from reconciler.sops.codec import (
     is_enc_value,
     to_bytes,
 )
+from reconciler.sops.encryption_rules import EncryptionRules
 from reconciler.sops.mac import MacHasher
-from reconciler.sops.rules import EncryptionRules
 from reconciler.yaml_source import PathElement, format_path
 
 Location = tuple[PathElement, ...]

@@ -25,7 +25,7 @@ from reconciler.crypto.fingerprint import Fingerprinter
 from reconciler.errors import ConfigError
 from reconciler.load import cache as cache_module
 from reconciler.load.cache import CachedFile, LoadCache
-from reconciler.load.validate import load_desired_state
+from reconciler.load.stage import load_desired_state
 from reconciler.model.desired import DesiredState
 from reconciler.sops import load_identities
 

@@ -6,7 +6,7 @@ import re
 import shutil
 from pathlib import Path
 
-from reconciler.load.validate import load_desired_state
+from reconciler.load.stage import load_desired_state
 
 from .conftest import AgeKey
 

@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 
 from reconciler.load import manifests
-from reconciler.load.validate import load_desired_state
+from reconciler.load.stage import load_desired_state
 from reconciler.model.enums import Platform
 from reconciler.model.plan import Selectors
 from reconciler.sops import Identities, load_identities

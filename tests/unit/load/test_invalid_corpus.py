@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from reconciler.diagnostics import Severity
-from reconciler.load.validate import load_desired_state
+from reconciler.load.stage import load_desired_state
 
 from .conftest import AgeKey
 

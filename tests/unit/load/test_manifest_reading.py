@@ -14,7 +14,7 @@ import pytest
 from reconciler.errors import ConfigError
 from reconciler.gitchanges import changed_tenants
 from reconciler.load import manifests as mf
-from reconciler.load.validate import load_desired_state
+from reconciler.load.stage import load_desired_state
 from reconciler.model.plan import Selectors
 from reconciler.yaml_source import MAX_FILE_BYTES
 

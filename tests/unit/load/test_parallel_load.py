@@ -17,19 +17,20 @@ REPO = Path(__file__).resolve().parents[3]
 SCRIPT = """
 import json, sys
 from pathlib import Path
-import reconciler.load.validate as v
+import reconciler.load.pool as p
+import reconciler.load.stage as v
 from reconciler.sops import load_identities
 
 pools = []
 
 
-class CountingPool(v.ProcessPoolExecutor):
+class CountingPool(p.ProcessPoolExecutor):
     def __init__(self, *args, **kwargs):
         pools.append(args)
         super().__init__(*args, **kwargs)
 
 
-v.ProcessPoolExecutor = CountingPool
+p.ProcessPoolExecutor = CountingPool
 root = Path(sys.argv[1])
 ids = load_identities()
 

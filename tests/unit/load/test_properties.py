@@ -11,13 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler.diagnostics import Diagnostic, Severity
-from reconciler.load.validate import (
-    FileJob,
-    TemplateSet,
-    analyze_file,
-    load_desired_state,
-    load_template,
-)
+from reconciler.load.analyze import analyze_file
+from reconciler.load.file_types import FileJob, TemplateSet
+from reconciler.load.stage import load_desired_state
+from reconciler.load.templates import load_template
 from reconciler.model.enums import Platform
 
 NO_TEMPLATES = TemplateSet({})

@@ -9,7 +9,7 @@ import pytest
 from reconciler.diagnostics import Severity
 from reconciler.load import manifests as mf
 from reconciler.load import rules
-from reconciler.load.validate import load_desired_state
+from reconciler.load.stage import load_desired_state
 from reconciler.model.enums import Platform
 from reconciler.model.plan import Selectors
 

@@ -21,7 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler.diagnostics import Diagnostic
-from reconciler.load.validate import load_desired_state, secret_problem
+from reconciler.load.decrypt import secret_problem
+from reconciler.load.stage import load_desired_state
 
 from .conftest import AgeKey, sops_binary
 

@@ -10,7 +10,7 @@ import pytest
 
 from reconciler.errors import ConfigError
 from reconciler.sops import EncryptionRules, find_config, load_creation_rule
-from reconciler.sops.config import relative_match_path
+from reconciler.sops.creation_rules import relative_match_path
 from tests.unit.sops.helpers import RECIPIENT_1, RECIPIENT_2
 
 

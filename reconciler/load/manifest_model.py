@@ -1,6 +1,6 @@
 """The manifest format (``apiVersion: reconciler/v1``) as pydantic v2 models.
 
-These models are the single source of the format: :mod:`reconciler.load.validate` checks every
+These models are the single source of the format: :mod:`reconciler.load.analyze` checks every
 manifest against them, and ``reconciler schema export`` turns them into
 ``schemas/manifest.v1.json`` and ``schemas/template.v1.json`` for editors. Every model
 forbids unknown fields. Field descriptions end up in the JSON Schema, so they are written for
@@ -10,7 +10,7 @@ The models validate the *encrypted* form of a document: secret fields hold SOPS
 ``ENC[...]`` strings. Decryption happens afterwards (the MAC covers the encrypted form).
 
 Constraints that a JSON Schema can express (ranges, patterns, enums) live here; rules that
-need context (catalogs, URLs, environments, other files) live in :mod:`reconciler.load.rules`.
+need more (catalogs, URLs, environments, other files) live in :mod:`reconciler.load.rules`.
 One model family exists per platform so each platform's OAuth account shape and event
 catalog is exact; :func:`config_model` picks it.
 """

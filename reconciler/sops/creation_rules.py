@@ -25,7 +25,7 @@ from typing import Any, Final
 from reconciler.errors import ConfigError
 from reconciler.files import read_file
 from reconciler.sops.age import split_recipients
-from reconciler.sops.rules import EncryptionRules
+from reconciler.sops.encryption_rules import EncryptionRules
 from reconciler.yaml_source import YamlError, parse_document
 
 CONFIG_NAMES: Final = (".sops.yaml", ".sops.yml")

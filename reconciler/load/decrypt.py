@@ -1,0 +1,143 @@
+"""Decryption of a chunk of analysed files: every file and template with ``ENC[`` values
+is decrypted and its MAC verified; each secret must decrypt to text; the rules that need
+plaintext run here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from reconciler import sops
+from reconciler.diagnostics import Diagnostics
+from reconciler.errors import DecryptFailed, KeyUnavailable
+from reconciler.load import manifests as mf
+from reconciler.load import rules
+from reconciler.load.analyze import first_encrypted
+from reconciler.load.file_types import (
+    FileResult,
+    Template,
+    TemplateSet,
+)
+from reconciler.load.positions import locate_finding
+from reconciler.load.rules import Finding
+from reconciler.model.enums import Platform
+from reconciler.sops.codec import ENC_MARK
+
+SecretKey = tuple[str, tuple[str | int, ...]]
+
+
+_VALUE_TYPES = {bytes: "bytes", bool: "bool", int: "int", float: "float", datetime: "time"}
+"""SOPS ``type:`` of a decrypted value, by Python type (for messages)."""
+
+
+def secret_problem(value: object) -> str | None:
+    """Why a decrypted secret field cannot be used, or ``None`` when it is a plaintext string.
+
+    The last check before a value becomes a :class:`Sensitive` secret, whatever the path it
+    came by: a SOPS ``type:`` other than ``str`` (``bytes`` would be stored as ``"b'...'"``,
+    ``int`` loses leading zeros) or a string that is still an ``ENC[...]`` value (left in
+    clear by the file's rule, or never decrypted) is refused. Never includes the value.
+    """
+    if not isinstance(value, str):
+        kind = next((n for t, n in _VALUE_TYPES.items() if type(value) is t), "unknown")
+        return (
+            f"decrypts to SOPS type:{kind}, not text (type:str); a secret must be an encrypted "
+            "string: write it quoted and encrypt it again (the value is not shown)"
+        )
+    if value.startswith(ENC_MARK):
+        return (
+            "is still an ENC[...] value after decryption: the file's sops rule leaves this "
+            "field in clear, or the value was copied from another file; put the plaintext "
+            "here and encrypt the file again"
+        )
+    return None
+
+
+def decrypt_files(
+    results: Sequence[FileResult],
+    templates: TemplateSet,
+    used: set[str],
+    identities: sops.Identities | None,
+    decrypt: bool,
+    diagnostics: Diagnostics,
+    datas: Mapping[str, bytes],
+) -> tuple[dict[SecretKey, str], tuple[str, ...]]:
+    """Decrypt and verify the files that hold encrypted values; run key-dependent rules.
+
+    Every file (and template) with ``ENC[`` values is decrypted and its MAC verified, whether
+    or not a secret is read from it. Returns plaintexts by ``(file rel, path)`` and the files
+    skipped for want of a key (or because ``decrypt`` is off).
+    """
+    if decrypt and identities is None:
+        identities = sops.load_identities()
+    keyless = identities is None or not decrypt or not len(identities)
+    plain_docs: dict[str | None, Any] = {}
+    skipped: list[str] = []
+    failed: set[str] = set()
+
+    def decrypted(
+        owner: str, display: str, doc: Any, data: bytes, chain: Sequence[Template]
+    ) -> Any:
+        if owner in plain_docs:
+            return plain_docs[owner]
+        if owner in failed:
+            return None
+        if first_encrypted(doc) is None:  # nothing encrypted: used as it is
+            plain_docs[owner] = doc
+            return doc
+        if keyless or identities is None:
+            skipped.append(display)
+            failed.add(owner)
+            return None
+        path: tuple[str | int, ...] = ("sops",)
+        try:
+            plain_docs[owner] = sops.decrypt_documents([doc], identities, source=display)[0]
+            return plain_docs[owner]
+        except KeyUnavailable as exc:
+            code, message = "RCN-SOPS-2", f"cannot decrypt: {exc}"
+        except sops.ValueRejected as exc:
+            code, message, path = "RCN-SOPS-3", f"decryption failed: {exc.problem}", exc.location
+        except DecryptFailed as exc:
+            code, message = "RCN-SOPS-3", f"decryption failed: {exc}"
+        failed.add(owner)
+        finding = Finding(code, message, path, at_key=path == ("sops",))
+        diagnostics.add(locate_finding(finding, (display, data, doc), chain))
+        return None
+
+    secrets: dict[SecretKey, str] = {}
+    for result in results:
+        if result.config is None:
+            continue
+        chain = [templates.templates[n] for n in result.chain]
+        own = decrypted(result.rel, result.display, result.document, datas[result.rel], chain)
+        for t in chain:
+            if first_encrypted(t.doc) is not None:  # verified even when no secret is read
+                decrypted("template:" + t.name, t.display, t.doc, t.data, [])
+        env_check: list[tuple[Finding, str | None]] = []
+        for path, provider in result.secrets:
+            if provider is None:
+                plain = own
+            else:
+                t = templates.templates[provider]
+                plain = decrypted("template:" + provider, t.display, t.doc, t.data, [])
+            if plain is None or not mf.has_path(plain, path):
+                continue
+            value = mf.get_path(plain, path)
+            problem = secret_problem(value)
+            if problem is not None:
+                env_check.append((Finding("RCN-SOPS-3", f"{path[-1]} {problem}", path), provider))
+                continue
+            assert isinstance(value, str)
+            secrets[(result.rel, path)] = value
+            finding = rules.check_secret(
+                Platform(result.config.platform), str(path[1]), str(path[-1]), value
+            )
+            if finding is not None:
+                env_check.append(
+                    (Finding(finding.code, f"{path[-1]} {finding.message}", path), provider)
+                )
+        own_source = (result.display, datas[result.rel], result.document)
+        for finding, provider in env_check:
+            diagnostics.add(locate_finding(finding, own_source, chain, provider))
+    return secrets, tuple(sorted(set(skipped)))

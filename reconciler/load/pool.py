@@ -1,0 +1,194 @@
+"""The worker pool of the loading stage: files are split into contiguous chunks, and each
+chunk is analysed, decrypted and turned into its share of the desired state
+(:func:`load_chunk`), in this process or in forked workers (:func:`run_chunks`).
+
+Workers are forked from the calling process and receive the :class:`ChunkContext` through
+the pool's initializer, so keys and templates are inherited rather than sent; only each
+chunk's result travels back. The calling process keeps no module-level state: it passes the
+context to every call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing.reduction import ForkingPickler
+from pathlib import Path
+from typing import Any
+
+from reconciler import sops
+from reconciler.diagnostics import Diagnostic, Diagnostics
+from reconciler.errors import ConfigError
+from reconciler.load import manifests as mf
+from reconciler.load.analyze import analyze_file
+from reconciler.load.cache import (
+    CachedFile,
+    LoadCache,
+    encode_state,
+    entry_key,
+)
+from reconciler.load.decrypt import decrypt_files
+from reconciler.load.desired_state import build_state
+from reconciler.load.file_types import AppEndpoint, FileJob, FileResult, Fingerprint, TemplateSet
+from reconciler.model.desired import DesiredState
+from reconciler.model.sensitive import Sensitive
+
+PARALLEL_MIN_FILES = 1000
+"""Below this many files a run stays in one process (a fork costs more than it saves)."""
+
+WORKERS_ENV = "RECONCILER_WORKERS"
+
+
+def _reduce_sensitive(value: Sensitive[Any]) -> tuple[Any, tuple[Any]]:
+    return Sensitive, (value.reveal(),)
+
+
+# Results of worker processes carry decrypted secrets back to the parent through the pool's
+# pipe (memory only). Plain pickle still refuses Sensitive: only this pickler, used by
+# multiprocessing between our own processes, may carry one.
+ForkingPickler.register(Sensitive, _reduce_sensitive)
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkContext:
+    """What every chunk needs; inherited by forked workers, never pickled."""
+
+    root: Path
+    prefix: str
+    templates: TemplateSet
+    identities: sops.Identities | None
+    fingerprint: Fingerprint | None
+    decrypt: bool
+    chunks: tuple[tuple[mf.ManifestFile, ...], ...]
+    cache: LoadCache | None
+    templates_digest: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """One chunk's share of a :class:`LoadResult` (picklable)."""
+
+    diagnostics: tuple[Diagnostic, ...]
+    used: frozenset[str]
+    skipped: tuple[str, ...]
+    hashes: tuple[tuple[str, bytes], ...]
+    endpoints: tuple[tuple[AppEndpoint, str, str], ...]
+    pieces: tuple[tuple[str, DesiredState], ...]
+    """Each file's share of the state, by relative path (empty when the chunk had errors)."""
+    cached: tuple[tuple[str, bytes, CachedFile], ...] = ()
+    """New cache entries (rel, key, value) made by this chunk."""
+
+
+class _Worker:
+    """The context of a worker process: set once, by the pool's initializer, in the worker
+    (forked, so inherited rather than pickled); the calling process never sets it."""
+
+    context: ChunkContext | None = None
+
+
+def _enter_worker(context: ChunkContext) -> None:
+    _Worker.context = context
+
+
+def _load_chunk_in_worker(index: int) -> Chunk:
+    assert _Worker.context is not None, "worker started without its context"
+    return load_chunk(_Worker.context, index)
+
+
+def run_chunks(context: ChunkContext, processes: int) -> list[Chunk]:
+    """Load every chunk of ``context``, in order; with more than one process and chunk, the
+    chunks after the first are loaded by forked workers."""
+    if processes > 1 and len(context.chunks) > 1:
+        # This process loads the first chunk itself while workers load the others, so
+        # only their results travel through a pipe.
+        fork = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(
+            len(context.chunks) - 1,
+            mp_context=fork,
+            initializer=_enter_worker,
+            initargs=(context,),
+        ) as pool:
+            others = pool.map(_load_chunk_in_worker, range(1, len(context.chunks)))
+            return [load_chunk(context, 0), *others]
+    return [load_chunk(context, i) for i in range(len(context.chunks))]
+
+
+def worker_count(files: int, requested: int | None) -> int:
+    """Processes to use: 1 for small runs and when threads exist (a fork is unsafe then)."""
+    if requested is None:
+        configured = os.environ.get(WORKERS_ENV, "").strip()
+        if configured and not configured.isdigit():
+            raise ConfigError(f"{WORKERS_ENV} must be a whole number, got {configured!r}")
+        requested = int(configured) if configured else (os.cpu_count() or 1)
+        if files < PARALLEL_MIN_FILES:
+            return 1
+    if threading.active_count() > 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    return max(1, min(requested, files))
+
+
+def sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def load_chunk(ctx: ChunkContext, index: int) -> Chunk:
+    """Analyze, decrypt and build the state of one chunk of files (in a worker or here)."""
+    diagnostics = Diagnostics()
+    results: list[FileResult] = []
+    datas: dict[str, bytes] = {}
+    used: set[str] = set()
+    for manifest in ctx.chunks[index]:
+        data = mf.read_file(manifest.path)
+        datas[manifest.rel] = data
+        job = FileJob(
+            manifest.rel, ctx.prefix + manifest.rel, data, manifest.tenant, manifest.platform
+        )
+        result = analyze_file(job, ctx.templates)
+        results.append(result)
+        used.update(result.chain)
+        diagnostics.extend(result.diagnostics)
+    secrets, skipped = decrypt_files(
+        results, ctx.templates, used, ctx.identities, ctx.decrypt, diagnostics, datas
+    )
+    pieces: list[tuple[str, DesiredState]] = []
+    cached: list[tuple[str, bytes, CachedFile]] = []
+    if diagnostics.error_count == 0:
+        noisy = {d.file for d in diagnostics}  # files with warnings are not cached
+        for result in results:
+            piece = build_state([result], secrets, ctx.fingerprint, "")
+            pieces.append((result.rel, piece))
+            if ctx.cache is not None and result.display not in noisy and not skipped:
+                key = entry_key(result.display, datas[result.rel], ctx.templates_digest)
+                cached.append((result.rel, key, _cacheable(piece, result)))
+    return Chunk(
+        diagnostics=tuple(diagnostics),
+        used=frozenset(used),
+        skipped=skipped,
+        hashes=tuple((rel, sha256(data)) for rel, data in datas.items()),
+        endpoints=tuple((e, r.rel, r.display) for r in results for e in r.endpoints),
+        pieces=tuple(pieces),
+        cached=tuple(cached),
+    )
+
+
+def _cacheable(piece: DesiredState, result: FileResult) -> CachedFile:
+    """The file's share of the state with every secret reduced to its fingerprint."""
+    integrations, webhooks, accounts = encode_state(piece)
+    tenant = next(iter(piece.tenants)) if piece.tenants else ""
+    endpoints = tuple(
+        (
+            e.platform.value,
+            e.app_id,
+            e.environment,
+            e.endpoint_url,
+            e.path,
+            result.rel,
+            result.display,
+        )
+        for e in result.endpoints
+    )
+    return CachedFile(tenant, integrations, webhooks, accounts, endpoints, result.chain)
