@@ -13,7 +13,7 @@ code                        level     matches
 CREATE                      LOW       a new object outside production
 CREATE_PRODUCTION           MEDIUM    a new object in production
 SYNC_INTERVAL               LOW       sync interval changed
-FEATURE_TOGGLE              LOW       features changed
+FEATURE_TOGGLE              LOW       feature toggles changed
 RETRY_POLICY                LOW       webhook retry settings changed
 CIRCUIT_BREAKER             LOW       webhook circuit-breaker settings changed
 ACTIVATE                    LOW       an object (re)activated

@@ -9,8 +9,8 @@ Layout::
     Plan for tenants: all; platforms: all. Prune: off (objects not in manifests are kept).
 
     ~ update acme/stripe/production/integration/API_KEY [MEDIUM]
-        ~ sync_interval: 15 → 30
-        ~ api_key: (sensitive, changed)
+        ~ <field>: 15 → 30
+        ~ <secret field>: (sensitive, changed)
 
     Plan: 0 to create, 1 to update, 0 to delete, 0 to revoke. Risk: ...
 
