@@ -55,6 +55,7 @@ from reconciler.model.fields import (
     WEBHOOK_FIELDS,
     FieldSpec,
     Kind,
+    compile_record,
     identity_of,
     plain_of,
     secrets_of,
@@ -192,24 +193,18 @@ def _field_changes(
     return out
 
 
-def _getter(spec: FieldSpec, path: str) -> Callable[[Any], Any]:
-    """Read one field's comparable value: mappings as dicts, lists as lists, floats as floats."""
-    get = attrgetter(path)
-    if spec.kind is Kind.JSON:
-        return lambda o: dict(get(o))
-    if spec.kind is Kind.LIST:
-        return lambda o: list(get(o))
-    if spec.kind is Kind.FLOAT:
-        return lambda o: float(get(o))
-    return get
+_COMPARED_AS: Mapping[Kind, str] = {Kind.JSON: "dict", Kind.LIST: "list", Kind.FLOAT: "float"}
+"""How a value is compared when its model type is not the plain one (mappings, tuples)."""
 
 
 def _values_of(fields: tuple[FieldSpec, ...], desired: bool) -> Callable[[Any], dict[str, Any]]:
     """The reconciled non-secret values of a desired (or actual) object, by field name."""
-    getters = tuple(
-        (f.name, _getter(f, f.desired_path if desired else f.name)) for f in plain_of(fields)
+    return compile_record(
+        [
+            (f.name, f.desired_path if desired else f.name, _COMPARED_AS.get(f.kind, ""))
+            for f in plain_of(fields)
+        ]
     )
-    return lambda o: {name: get(o) for name, get in getters}
 
 
 def _created_fields(

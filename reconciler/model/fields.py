@@ -17,7 +17,7 @@ Pure data, no I/O.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any, Final
@@ -337,3 +337,27 @@ def identity_of(fields: tuple[FieldSpec, ...]) -> tuple[FieldSpec, ...]:
 
 INTEGRATION_SECRETS: Final = tuple(f.name for f in secrets_of(INTEGRATION_FIELDS))
 WEBHOOK_SECRETS: Final = tuple(f.name for f in secrets_of(WEBHOOK_FIELDS))
+
+
+def compile_record(
+    items: Sequence[tuple[str, str, str]], helpers: Mapping[str, object] | None = None
+) -> Callable[[Any], dict[str, Any]]:
+    """A function ``obj -> {key: wrapper(obj.path)}`` compiled once from the field table.
+
+    ``items`` are ``(key, attribute path, wrapper)`` (wrapper: the name of a callable in
+    ``helpers`` or a builtin, or ``""`` for none). The diff and the store run these per
+    object at fleet scale, where one generated dict display is several times faster than
+    a loop over getters (the same technique as :mod:`dataclasses`). Only identifiers from
+    the table reach the generated source.
+    """
+    parts = []
+    for key, path, wrapper in items:
+        if not all(p.isidentifier() for p in (*path.split("."), *([wrapper] if wrapper else []))):
+            raise ValueError(f"not an attribute path: {path!r} / {wrapper!r}")
+        value = f"obj.{path}"
+        parts.append(f"{key!r}: {wrapper}({value})" if wrapper else f"{key!r}: {value}")
+    source = "def record(obj):\n    return {" + ", ".join(parts) + "}\n"
+    namespace: dict[str, Any] = dict(helpers or {})
+    exec(source, namespace)  # noqa: S102 - source built from the table's identifiers only
+    record: Callable[[Any], dict[str, Any]] = namespace["record"]
+    return record

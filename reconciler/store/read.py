@@ -10,6 +10,7 @@ form) is reported in ``doubted`` and planned as a change. Soft-deleted rows are 
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -65,14 +66,25 @@ def select_item(spec: FieldSpec) -> str:
     return column if column == spec.name else f"{column} AS {spec.name}"
 
 
-def _opt(enum_type: Any, value: str | None) -> Any:
-    return enum_type(value) if value is not None else None
+class _Labels(dict[str | None, Any]):
+    """Enum label -> member (and NULL -> None) with one dictionary lookup per value.
+
+    A label the enum does not know raises the enum's own ``ValueError``.
+    """
+
+    def __init__(self, enum_type: type[enum.StrEnum]) -> None:
+        super().__init__({m.value: m for m in enum_type})
+        self[None] = None
+        self.enum_type = enum_type
+
+    def __missing__(self, label: str) -> Any:
+        return self.enum_type(label)
 
 
 def converter(spec: FieldSpec) -> Callable[[Any], Any] | None:
     """How a selected value becomes the model's (None: it is used as read)."""
     if spec.kind is Kind.ENUM and spec.enum is not None:
-        return partial(_opt, spec.enum)
+        return _Labels(spec.enum).__getitem__
     if spec.kind is Kind.JSON:
         return _mapping
     if spec.kind is Kind.LIST:
@@ -197,9 +209,10 @@ def _objects(
     fingerprinter: Fingerprinter,
     context: Callable[..., CipherContext],
 ) -> Iterator[Any]:
+    identity = reader.identity
     for values in reader.rows(conn, params):
-        # The binding context is the row's identity as stored (enum labels: StrEnum's str).
-        where = partial(context, *(str(values[n]) for n in reader.identity))
+        # The binding context is the row's identity as stored (enum members are labels).
+        where = partial(context, *[values[n] for n in identity])
         doubted = _doubts(fingerprinter, where, reader, values)
         yield make(**values, doubted=doubted)
 

@@ -33,6 +33,7 @@ from reconciler.model.fields import (
     WEBHOOK_FIELDS,
     FieldSpec,
     Kind,
+    compile_record,
     identity_of,
     secrets_of,
 )
@@ -101,8 +102,8 @@ class _Table:
     identity: tuple[str, ...]
     columns: tuple[tuple[str, str], ...]
     """(column, SQL type) of the identity and the reconciled non-secret columns."""
-    getters: tuple[tuple[str, Callable[[Any], Any]], ...]
-    """(column, value of a desired object as bound) of the same columns."""
+    values: Callable[[Any], dict[str, Any]]
+    """The bound values of a desired object's identity and reconciled columns."""
     secrets: tuple[tuple[str, str, Callable[[Any], Any]], ...]
     """(ciphertext column, fingerprint column, secret of a desired object)."""
     context: Callable[[Any, str], CipherContext]
@@ -132,7 +133,10 @@ class _Table:
             name=name,
             identity=identity,
             columns=tuple((_column(f), f.sql_type) for f in written),
-            getters=tuple((_column(f), _bound(f)) for f in written),
+            values=compile_record(
+                [(_column(f), f.desired_path, _BOUND_AS.get(f.kind, "")) for f in written],
+                {"label": _label},
+            ),
             secrets=tuple(
                 (_column(f), f.fingerprint_column, f.read_desired) for f in secrets_of(fields)
             ),
@@ -142,24 +146,24 @@ class _Table:
             runtime_on_restore=runtime_on_restore,
         )
 
-    def values(self, d: Any) -> dict[str, Any]:
-        """The bound values of a desired object's identity and reconciled columns."""
-        return {column: get(d) for column, get in self.getters}
-
 
 def _column(spec: FieldSpec) -> str:
     return spec.column or spec.name
 
 
+def _label(value: Any) -> Any:
+    return None if value is None else value.value
+
+
+_BOUND_AS: Mapping[Kind, str] = {Kind.ENUM: "label", Kind.LIST: "list", Kind.FLOAT: "float"}
+"""How a desired value is bound when it is not a plain JSON value (enum labels, tuples)."""
+
+
 def _bound(spec: FieldSpec) -> Callable[[Any], Any]:
-    """A desired value as the statement binds it (enum labels, lists, floats)."""
+    """A desired identity value as the statement binds it (enum labels)."""
     get = spec.read_desired
     if spec.kind is Kind.ENUM:
-        return lambda d: None if (v := get(d)) is None else v.value
-    if spec.kind is Kind.LIST:
-        return lambda d: list(get(d))
-    if spec.kind is Kind.FLOAT:
-        return lambda d: float(get(d))
+        return lambda d: _label(get(d))
     return get  # type: ignore[no-any-return]
 
 
