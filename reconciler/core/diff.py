@@ -55,6 +55,8 @@ from reconciler.model.fields import (
     WEBHOOK_FIELDS,
     FieldSpec,
     Kind,
+    attribute_path,
+    call,
     compile_record,
     identity_of,
     plain_of,
@@ -201,7 +203,13 @@ def _values_of(fields: tuple[FieldSpec, ...], desired: bool) -> Callable[[Any], 
     """The reconciled non-secret values of a desired (or actual) object, by field name."""
     return compile_record(
         [
-            (f.name, f.desired_path if desired else f.name, _COMPARED_AS.get(f.kind, ""))
+            (
+                f.name,
+                call(
+                    _COMPARED_AS.get(f.kind, ""),
+                    attribute_path(f.desired_path if desired else f.name),
+                ),
+            )
             for f in plain_of(fields)
         ]
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from reconciler.load.decrypt import SecretKey
@@ -33,71 +32,50 @@ from reconciler.model.fields import (
     FieldSpec,
     Kind,
     Owner,
+    attribute_path,
+    call,
+    compile_record,
 )
 from reconciler.model.sensitive import Sensitive
 
 
-def _manifest_getter(path: str) -> Callable[[Any], Any]:
-    """Read a dotted manifest path; an absent key or group (``sync: null``) reads as None."""
-    head, _, rest = path.partition(".")
-    if not rest:
-        return lambda o: getattr(o, head, None)
-    inner = _manifest_getter(rest)
-    return lambda o: None if (g := getattr(o, head, None)) is None else inner(g)
+def _text(value: Any) -> str | None:
+    """Text as the model keeps it (HubSpot app and user ids are numbers in manifests)."""
+    return value if value is None or isinstance(value, str) else str(value)
 
 
-@dataclass(frozen=True, slots=True)
-class _Fields:
-    """How the manifest-owned, non-identity fields of one entity become desired values."""
-
-    plain: tuple[tuple[str, Callable[[Any], Any], Kind], ...]
-    """(desired attribute, manifest getter, kind) of each value."""
-    secrets: tuple[tuple[str, str], ...]
-    """(desired attribute, manifest key) of each secret."""
-    nested: tuple[tuple[str, tuple[Callable[[Any], Any], ...]], ...]
-    """(desired attribute, manifest getters of its parts) of each grouped value."""
-
-    @classmethod
-    def of(cls, fields: tuple[FieldSpec, ...]) -> _Fields:
-        plain: list[tuple[str, Callable[[Any], Any], Kind]] = []
-        secrets: list[tuple[str, str]] = []
-        nested: list[tuple[str, tuple[Callable[[Any], Any], ...]]] = []
-        for spec in fields:
-            if spec.identity or spec.owner is not Owner.MANIFEST or not spec.manifest:
-                continue
-            get = _manifest_getter(spec.manifest)
-            attribute, dot, _ = spec.desired_path.partition(".")
-            if spec.secret:
-                secrets.append((attribute, spec.manifest))
-            elif dot:
-                if nested and nested[-1][0] == attribute:
-                    nested[-1] = (attribute, (*nested[-1][1], get))
-                else:
-                    nested.append((attribute, (get,)))
-            else:
-                plain.append((attribute, get, spec.kind))
-        return cls(tuple(plain), tuple(secrets), tuple(nested))
-
-    def values(self, obj: Any, secret: Callable[[str], SecretValue | None]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for attribute, get, kind in self.plain:
-            value = get(obj)
-            if kind is Kind.LIST:
-                value = tuple(value)
-            elif kind is Kind.TEXT and value is not None and not isinstance(value, str):
-                value = str(value)  # HubSpot app and user ids are numbers in manifests
-            out[attribute] = value
-        for attribute, key in self.secrets:
-            out[attribute] = secret(key) if getattr(obj, key) is not None else None
-        for attribute, getters in self.nested:
-            # The only grouped desired value: a webhook's retry policy.
-            out[attribute] = RetryPolicy(*(get(obj) for get in getters))
-        return out
+_HELPERS: Mapping[str, object] = {"RetryPolicy": RetryPolicy, "text": _text, "tuple": tuple}
 
 
-_INTEGRATION = _Fields.of(INTEGRATION_FIELDS)
-_WEBHOOK = _Fields.of(WEBHOOK_FIELDS)
-_ACCOUNT = _Fields.of(OAUTH_ACCOUNT_FIELDS)
+def _values_of(
+    fields: tuple[FieldSpec, ...], *, shared: bool = False
+) -> Callable[..., dict[str, Any]]:
+    """``(manifest object, secret) -> desired attributes`` of the manifest-owned, non-identity
+    fields; ``secret(key)`` makes a present secret's value. An absent group (``sync:``
+    left out) reads as None in each of its fields; with ``shared`` (one entity, a model per
+    platform) so does a field the platform's model does not have."""
+    items: list[tuple[str, str]] = []
+    nested: dict[str, list[str]] = {}
+    for spec in fields:
+        if spec.identity or spec.owner is not Owner.MANIFEST or not spec.manifest:
+            continue
+        value = attribute_path(spec.manifest, none_safe=True, missing_ok=shared)
+        attribute, dot, _ = spec.desired_path.partition(".")
+        if spec.secret:
+            items.append((attribute, f"(None if {value} is None else secret({spec.manifest!r}))"))
+        elif dot:
+            nested.setdefault(attribute, []).append(value)
+        else:
+            wrap = {Kind.LIST: "tuple", Kind.TEXT: "text"}.get(spec.kind, "")
+            items.append((attribute, call(wrap, value)))
+    # The only grouped desired value: a webhook's retry policy.
+    items += [(a, call("RetryPolicy", ", ".join(parts))) for a, parts in nested.items()]
+    return compile_record(items, _HELPERS, params="obj, secret")
+
+
+_INTEGRATION = _values_of(INTEGRATION_FIELDS)
+_WEBHOOK = _values_of(WEBHOOK_FIELDS)
+_ACCOUNT = _values_of(OAUTH_ACCOUNT_FIELDS, shared=True)
 
 
 def build_state(
@@ -147,7 +125,7 @@ def build_state(
                         environment=environment,
                         config_type=config_type,
                         source=source,
-                        **_INTEGRATION.values(integ, secret_at(here)),
+                        **_INTEGRATION(integ, secret_at(here)),
                     )
                 )
             for name, hook in env.webhooks.items():
@@ -159,7 +137,7 @@ def build_state(
                         environment=environment,
                         name=name,
                         source=source,
-                        **_WEBHOOK.values(hook, secret_at(here)),
+                        **_WEBHOOK(hook, secret_at(here)),
                     )
                 )
             accounts.extend(_accounts(config, env.oauth_accounts, environment, source))
@@ -193,5 +171,5 @@ def _accounts(
             environment=environment,
             account_id=account_id,
             source=source,
-            **_ACCOUNT.values(acct, _no_secret),
+            **_ACCOUNT(acct, _no_secret),
         )

@@ -339,25 +339,60 @@ INTEGRATION_SECRETS: Final = tuple(f.name for f in secrets_of(INTEGRATION_FIELDS
 WEBHOOK_SECRETS: Final = tuple(f.name for f in secrets_of(WEBHOOK_FIELDS))
 
 
-def compile_record(
-    items: Sequence[tuple[str, str, str]], helpers: Mapping[str, object] | None = None
-) -> Callable[[Any], dict[str, Any]]:
-    """A function ``obj -> {key: wrapper(obj.path)}`` compiled once from the field table.
+def attribute_path(
+    path: str, root: str = "obj", *, none_safe: bool = False, missing_ok: bool = False
+) -> str:
+    """The expression reading ``root.path`` (dotted).
 
-    ``items`` are ``(key, attribute path, wrapper)`` (wrapper: the name of a callable in
-    ``helpers`` or a builtin, or ``""`` for none). The diff and the store run these per
-    object at fleet scale, where one generated dict display is several times faster than
-    a loop over getters (the same technique as :mod:`dataclasses`). Only identifiers from
-    the table reach the generated source.
+    ``none_safe``: a step that is None reads None; ``missing_ok``: so does a step that has
+    no such attribute (an object of another platform's shape). Raises ``ValueError`` unless
+    every step is an identifier, so only names from the field table reach
+    :func:`compile_record`.
     """
-    parts = []
-    for key, path, wrapper in items:
-        if not all(p.isidentifier() for p in (*path.split("."), *([wrapper] if wrapper else []))):
-            raise ValueError(f"not an attribute path: {path!r} / {wrapper!r}")
-        value = f"obj.{path}"
-        parts.append(f"{key!r}: {wrapper}({value})" if wrapper else f"{key!r}: {value}")
-    source = "def record(obj):\n    return {" + ", ".join(parts) + "}\n"
+    steps = path.split(".")
+    if not all(step.isidentifier() for step in (root, *steps)):
+        raise ValueError(f"not an attribute path: {path!r}")
+    if missing_ok:
+        expression = root
+        for step in steps:
+            expression = f"getattr({expression}, {step!r}, None)"
+        return expression
+    expression = f"{root}.{steps[0]}"
+    for step in steps[1:]:
+        expression = (
+            f"(None if {expression} is None else {expression}.{step})"
+            if none_safe
+            else f"{expression}.{step}"
+        )
+    return expression
+
+
+def call(helper: str, expression: str) -> str:
+    """``helper(expression)``; ``helper`` must be an identifier (``""``: no call)."""
+    if not helper:
+        return expression
+    if not helper.isidentifier():
+        raise ValueError(f"not a helper name: {helper!r}")
+    return f"{helper}({expression})"
+
+
+def compile_record(
+    items: Sequence[tuple[str, str]],
+    helpers: Mapping[str, object] | None = None,
+    params: str = "obj",
+) -> Callable[..., dict[str, Any]]:
+    """A function ``(params) -> {key: expression}`` compiled once from the field table.
+
+    The expressions are built with :func:`attribute_path` and :func:`call` (names from
+    the table and helper names only). The diff, the store and state building run these per
+    object at fleet scale, where one generated dict display is several times faster than a
+    loop over getters (the technique :mod:`dataclasses` uses for ``__init__``).
+    """
+    if not all(p.strip().isidentifier() for p in params.split(",")):
+        raise ValueError(f"not parameter names: {params!r}")
+    body = ", ".join(f"{key!r}: {expression}" for key, expression in items)
+    source = f"def record({params}):\n    return {{{body}}}\n"
     namespace: dict[str, Any] = dict(helpers or {})
-    exec(source, namespace)  # noqa: S102 - source built from the table's identifiers only
-    record: Callable[[Any], dict[str, Any]] = namespace["record"]
+    exec(source, namespace)  # noqa: S102 - only identifiers from the table reach the source
+    record: Callable[..., dict[str, Any]] = namespace["record"]
     return record

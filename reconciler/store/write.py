@@ -33,6 +33,8 @@ from reconciler.model.fields import (
     WEBHOOK_FIELDS,
     FieldSpec,
     Kind,
+    attribute_path,
+    call,
     compile_record,
     identity_of,
     secrets_of,
@@ -134,7 +136,10 @@ class _Table:
             identity=identity,
             columns=tuple((_column(f), f.sql_type) for f in written),
             values=compile_record(
-                [(_column(f), f.desired_path, _BOUND_AS.get(f.kind, "")) for f in written],
+                [
+                    (_column(f), call(_BOUND_AS.get(f.kind, ""), attribute_path(f.desired_path)))
+                    for f in written
+                ],
                 {"label": _label},
             ),
             secrets=tuple(

@@ -17,6 +17,8 @@ from reconciler.model.fields import (
     WEBHOOK_FIELDS,
     FieldSpec,
     Owner,
+    attribute_path,
+    call,
     compile_record,
 )
 from reconciler.store.tables import metadata
@@ -75,7 +77,13 @@ def test_every_reconciled_field_matches_a_known_risk_rule() -> None:
 
 
 def test_compiled_records_take_only_attribute_paths() -> None:
-    record = compile_record([("a", "x.real", "float")])
+    record = compile_record([("a", call("float", attribute_path("x.real")))])
     assert record(type("O", (), {"x": 3})()) == {"a": 3.0}
+    safe = compile_record([("a", attribute_path("x.real", none_safe=True))])
+    assert safe(type("O", (), {"x": None})()) == {"a": None}
+    lenient = compile_record([("a", attribute_path("y.z", missing_ok=True))])
+    assert lenient(type("O", (), {})()) == {"a": None}
     with pytest.raises(ValueError, match="not an attribute path"):
-        compile_record([("a", "x) or (y", "")])
+        attribute_path("x) or (y")
+    with pytest.raises(ValueError, match="not a helper name"):
+        call("f(1)", "obj.x")
