@@ -3,6 +3,8 @@
 Secrets appear only as fingerprints (the ciphertext never leaves the store adapter), plus,
 for each stored secret that is not provably the value its fingerprint describes, why not
 (:class:`SecretDoubt`). ``row_version`` is bumped by every write and is what a saved plan pins.
+The attributes are the fields of the field table (``model/fields.py``), a secret as its
+``<column>_fingerprint``.
 """
 
 from __future__ import annotations

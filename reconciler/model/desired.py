@@ -1,9 +1,10 @@
 """DesiredState: what the manifests say, validated and (where keys allow) decrypted.
 
-Produced by ``reconciler.load`` and consumed by the pure core. Field names match the
-database columns they reconcile against (``store/tables.py``), so the diff can compare
-like with like. Runtime-owned columns (health, sync timestamps, circuit-breaker state and
-counters, token material, row versions) have no field here: manifests cannot set them.
+Produced by ``reconciler.load`` and consumed by the pure core. The attributes are the
+fields of the field table (``model/fields.py``), in its order, named like the database
+columns they reconcile against, so the diff can compare like with like. Runtime-owned
+columns (health, sync timestamps, circuit-breaker state and counters, token material, row
+versions) have no field here: manifests cannot set them.
 """
 
 from __future__ import annotations
