@@ -11,10 +11,9 @@ from reconciler.load.file_types import (
     Fingerprint,
 )
 from reconciler.load.manifest_model import (
-    HubSpotConfig,
     PlatformConfig,
-    StripeConfig,
 )
+from reconciler.load.platforms import rules_for
 from reconciler.model.desired import (
     DesiredIntegration,
     DesiredOAuthAccount,
@@ -131,24 +130,19 @@ def build_state(
 def _accounts(
     config: PlatformConfig, declared: Sequence[Any], environment: Environment, source: Source
 ) -> Iterable[DesiredOAuthAccount]:
+    platform = Platform(config.platform)
+    platform_rules = rules_for(platform)
     for acct in declared:
         reason = acct.revoke.reason if acct.revoke else None
-        platform, account_id, livemode, app_id, user_id = Platform.QUICKBOOKS, "", None, None, None
-        if isinstance(config, StripeConfig):
-            platform, account_id, livemode = Platform.STRIPE, acct.stripe_account_id, acct.livemode
-        elif isinstance(config, HubSpotConfig):
-            platform, account_id, app_id = Platform.HUBSPOT, str(acct.portal_id), str(acct.app_id)
-            user_id = str(acct.user_id) if acct.user_id is not None else None
-        else:
-            account_id = acct.realm_id
+        ids = platform_rules.account_ids(acct)
         yield DesiredOAuthAccount(
             tenant_id=config.tenant,
             platform=platform,
             environment=environment,
-            account_id=account_id,
-            stripe_livemode=livemode,
-            hubspot_app_id=app_id,
-            hubspot_user_id=user_id,
+            account_id=ids.account_id,
+            stripe_livemode=ids.stripe_livemode,
+            hubspot_app_id=ids.hubspot_app_id,
+            hubspot_user_id=ids.hubspot_user_id,
             revoke_reason=reason,
             source=source,
         )

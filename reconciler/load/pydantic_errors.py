@@ -13,11 +13,11 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from reconciler.load.findings import Finding, show
 from reconciler.load.manifest_model import (
     RUNTIME_OWNED_FIELDS,
     SECRET_FIELDS,
 )
-from reconciler.load.rules import Finding, show
 
 _TYPE_WORDS = {
     "string_type": "text",
