@@ -27,10 +27,10 @@ from reconciler.load import manifests as mf
 from reconciler.load.analyze import analyze_file
 from reconciler.load.cache import (
     CachedFile,
-    LoadCache,
     encode_state,
     entry_key,
 )
+from reconciler.load.cache_file import LoadCache
 from reconciler.load.decrypt import decrypt_files
 from reconciler.load.desired_state import build_state
 from reconciler.load.file_types import AppEndpoint, FileJob, FileResult, Fingerprint, TemplateSet

@@ -37,11 +37,11 @@ from reconciler.gcpause import gc_paused
 from reconciler.load import manifests as mf
 from reconciler.load.cache import (
     CachedFile,
-    LoadCache,
     decode_state,
     entry_key,
     templates_digest,
 )
+from reconciler.load.cache_file import LoadCache
 from reconciler.load.cross_file import check_app_endpoints
 from reconciler.load.file_types import AppEndpoint, Fingerprint, Template, TemplateSet
 from reconciler.load.pool import ChunkContext, run_chunks, sha256, worker_count

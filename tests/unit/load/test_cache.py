@@ -24,7 +24,8 @@ from reconciler import commands
 from reconciler.crypto.fingerprint import Fingerprinter
 from reconciler.errors import ConfigError
 from reconciler.load import cache as cache_module
-from reconciler.load.cache import CachedFile, LoadCache
+from reconciler.load.cache import CachedFile
+from reconciler.load.cache_file import LoadCache
 from reconciler.load.stage import load_desired_state
 from reconciler.model.desired import DesiredState
 from reconciler.sops import load_identities
