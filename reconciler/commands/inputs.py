@@ -17,14 +17,10 @@ from reconciler.errors import (
     KeyUnavailable,
     ManifestInvalid,
 )
-from reconciler.load.cache import (
-    CACHE_DIR_ENV,
-    CACHE_KEY_ENV,
-    KEY_FILE_NAME,
-    LoadCache,
-    cache_key_from_env,
-)
+from reconciler.load.cache import CACHE_DIR_ENV, CACHE_KEY_ENV, KEY_FILE_NAME
 from reconciler.load.cache import enabled as cache_enabled
+from reconciler.load.cache_file import LoadCache
+from reconciler.load.cache_key import cache_key_from_env
 from reconciler.model.actual import ActualState
 from reconciler.model.desired import DesiredIntegration, DesiredState, DesiredWebhook
 from reconciler.model.fields import INTEGRATION_SECRETS, WEBHOOK_SECRETS

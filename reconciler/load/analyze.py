@@ -3,7 +3,6 @@ parse, template merge, schema, domain rules, the credential scan (:func:`analyze
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from reconciler import sops
@@ -11,16 +10,16 @@ from reconciler.diagnostics import Severity
 from reconciler.load import manifests as mf
 from reconciler.load import rules
 from reconciler.load.file_types import (
-    AppEndpoint,
     FileJob,
     FileResult,
     Template,
     TemplateSet,
 )
+from reconciler.load.findings import Finding, show
 from reconciler.load.manifest_model import config_model
+from reconciler.load.platforms import rules_for
 from reconciler.load.positions import locate_finding, yaml_diagnostic
 from reconciler.load.pydantic_errors import describe, model_findings
-from reconciler.load.rules import Finding, show
 from reconciler.model.enums import Platform
 from reconciler.sops.codec import ENC_MARK
 from reconciler.yaml_source import YamlError, parse_document
@@ -96,7 +95,7 @@ def analyze_file(job: FileJob, templates: TemplateSet) -> FileResult:
         doc,
         tuple(t.name for t in chain),
         tuple(secrets),
-        tuple(_app_endpoints(merged, platform)),
+        tuple(rules_for(platform).app_endpoints(list(rules.environments(merged)))),
     )
 
 
@@ -188,32 +187,3 @@ def _envelope(doc: dict[str, Any], job: FileJob) -> tuple[list[Finding], Platfor
             )
         )
     return findings, platform
-
-
-def _app_endpoints(merged: dict[str, Any], platform: Platform) -> Iterable[AppEndpoint]:
-    """Inbound endpoints that belong to an app rather than a tenant (RCN-WH-10).
-
-    See ``docs/domain-rules.md``: HubSpot and Intuit deliver to one URL per app.
-    """
-    if platform is Platform.STRIPE:
-        return
-    # Runs on documents that may have failed the schema: every section is shape-checked
-    # (a list or scalar where a mapping belongs is the schema's diagnostic, not a crash).
-    for env_name, env in rules.environments(merged):
-        apps: set[str] = set()
-        accounts = env.get("oauth_accounts")
-        if platform is Platform.HUBSPOT and isinstance(accounts, list):
-            for acct in accounts:
-                if isinstance(acct, dict) and type(acct.get("app_id")) is int:
-                    apps.add(str(acct["app_id"]))
-        hooks = env.get("webhooks")
-        for name, hook in hooks.items() if isinstance(hooks, dict) else ():
-            if not isinstance(hook, dict) or hook.get("type") != "INBOUND":
-                continue
-            url = hook.get("endpoint_url")
-            # A list, not a set: app_id may be any YAML value here, hashable or not.
-            hook_apps = apps if platform is Platform.HUBSPOT else [hook.get("app_id")]
-            for app in hook_apps:
-                if isinstance(app, str) and isinstance(url, str):
-                    path = ("environments", env_name, "webhooks", name, "endpoint_url")
-                    yield AppEndpoint(platform, app, env_name, url, path)

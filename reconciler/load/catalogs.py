@@ -15,12 +15,23 @@ from __future__ import annotations
 import difflib
 from functools import cache
 from importlib import resources
-from typing import Any
 
+from reconciler.diagnostics import Severity
 from reconciler.model.enums import Platform
 
 STRIPE_WILDCARD = "*"
 PROPERTY_CHANGE = "propertyChange"
+
+KNOWN_MISTAKES = {
+    "invoice.payed": "invoice.paid",
+    "customer.subscription.canceled": "customer.subscription.deleted",
+    "payment_intent.failed": "payment_intent.payment_failed",
+    "charge.refund": "charge.refunded",
+    "contact.created": "contact.creation",
+    "contact.updated": "contact.propertyChange:<property>",
+    "deal.stageChange": "deal.propertyChange:dealstage",
+}
+"""Common misspellings of Stripe and HubSpot event names and what was meant (RCN-WH-4)."""
 
 
 def _read(name: str) -> frozenset[str]:
@@ -66,25 +77,14 @@ def suggest(name: str, candidates: frozenset[str]) -> str | None:
     return matches[0] if matches else None
 
 
-def events_json_schema(platform: Platform) -> dict[str, Any]:
-    """JSON Schema of one event name of ``platform`` (editor completion and checking)."""
-    if platform is Platform.STRIPE:
-        return {"enum": [STRIPE_WILDCARD, *sorted(stripe_events())]}
-    if platform is Platform.HUBSPOT:
-        plain = sorted(
-            e
-            for e in hubspot_events()
-            if not e.endswith("." + PROPERTY_CHANGE) and not e.startswith("object.")
-        )
-        objects = "|".join(sorted(hubspot_property_objects()))
-        return {
-            "anyOf": [
-                {"enum": plain},
-                {
-                    "type": "string",
-                    "pattern": rf"^({objects})\.propertyChange:[A-Za-z0-9_]+$",
-                    "description": "A property change names its property.",
-                },
-            ]
-        }
-    return {"enum": sorted(quickbooks_events("legacy") | quickbooks_events("cloudevents"))}
+def unknown_event(
+    event: str, catalog: frozenset[str], platform: Platform, extra: str = ""
+) -> tuple[str, str, Severity]:
+    """RCN-WH-4 for a name not in ``catalog``, with the likely intended name when there is one."""
+    guess = KNOWN_MISTAKES.get(event) or suggest(event, catalog)
+    hint = f"; did you mean {guess!r}?" if guess else ""
+    return (
+        "RCN-WH-4",
+        f"{event!r} is not a {platform.value.title()} event{extra}{hint}",
+        Severity.ERROR,
+    )

@@ -15,8 +15,9 @@ from reconciler.load.file_types import (
     FileJob,
     TemplateSet,
 )
+from reconciler.load.findings import Finding, show
+from reconciler.load.platforms import rules_for
 from reconciler.load.positions import locate_finding
-from reconciler.load.rules import Finding, show
 from reconciler.model.enums import Platform
 
 
@@ -48,7 +49,7 @@ def check_app_endpoints(
             ),
         )
         witness = next(d for e, _, d in members if e.endpoint_url == canonical)
-        kind = "HubSpot app" if platform is Platform.HUBSPOT else "Intuit app"
+        kind = rules_for(platform).app_kind
         for endpoint, rel, display in members:
             if endpoint.endpoint_url == canonical:
                 continue

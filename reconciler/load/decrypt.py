@@ -19,8 +19,8 @@ from reconciler.load.file_types import (
     Template,
     TemplateSet,
 )
+from reconciler.load.findings import Finding
 from reconciler.load.positions import locate_finding
-from reconciler.load.rules import Finding
 from reconciler.model.enums import Platform
 from reconciler.sops.codec import ENC_MARK
 

@@ -11,10 +11,9 @@ from reconciler.load.file_types import (
     Fingerprint,
 )
 from reconciler.load.manifest_model import (
-    HubSpotConfig,
     PlatformConfig,
-    StripeConfig,
 )
+from reconciler.load.platforms import rules_for
 from reconciler.model.desired import (
     DesiredIntegration,
     DesiredOAuthAccount,
@@ -27,7 +26,6 @@ from reconciler.model.desired import (
 from reconciler.model.enums import ConfigType, Environment, Platform
 from reconciler.model.fields import (
     INTEGRATION_FIELDS,
-    OAUTH_ACCOUNT_FIELDS,
     WEBHOOK_FIELDS,
     FieldSpec,
     Kind,
@@ -38,35 +36,26 @@ from reconciler.model.fields import (
 )
 from reconciler.model.sensitive import Sensitive
 
-
-def _text(value: Any) -> str | None:
-    """Text as the model keeps it (HubSpot app and user ids are numbers in manifests)."""
-    return value if value is None or isinstance(value, str) else str(value)
+_HELPERS: Mapping[str, object] = {"RetryPolicy": RetryPolicy, "tuple": tuple}
 
 
-_HELPERS: Mapping[str, object] = {"RetryPolicy": RetryPolicy, "text": _text, "tuple": tuple}
-
-
-def _values_of(
-    fields: tuple[FieldSpec, ...], *, shared: bool = False
-) -> Callable[..., dict[str, Any]]:
+def _values_of(fields: tuple[FieldSpec, ...]) -> Callable[..., dict[str, Any]]:
     """``(manifest object, secret) -> desired attributes`` of the manifest-owned, non-identity
     fields; ``secret(key)`` makes a present secret's value. An absent group (``sync:``
-    left out) reads as None in each of its fields; with ``shared`` (one entity, a model per
-    platform) so does a field the platform's model does not have."""
+    left out) reads as None in each of its fields."""
     items: list[tuple[str, str]] = []
     nested: dict[str, list[str]] = {}
     for spec in fields:
         if spec.identity or spec.owner is not Owner.MANIFEST or not spec.manifest:
             continue
-        value = attribute_path(spec.manifest, none_safe=True, missing_ok=shared)
+        value = attribute_path(spec.manifest, none_safe=True)
         attribute, dot, _ = spec.desired_path.partition(".")
         if spec.secret:
             items.append((attribute, f"(None if {value} is None else secret({spec.manifest!r}))"))
         elif dot:
             nested.setdefault(attribute, []).append(value)
         else:
-            wrap = {Kind.LIST: "tuple", Kind.TEXT: "text"}.get(spec.kind, "")
+            wrap = "tuple" if spec.kind is Kind.LIST else ""
             items.append((attribute, call(wrap, value)))
     # The only grouped desired value: a webhook's retry policy.
     items += [(a, call("RetryPolicy", ", ".join(parts))) for a, parts in nested.items()]
@@ -75,7 +64,6 @@ def _values_of(
 
 _INTEGRATION = _values_of(INTEGRATION_FIELDS)
 _WEBHOOK = _values_of(WEBHOOK_FIELDS)
-_ACCOUNT = _values_of(OAUTH_ACCOUNT_FIELDS, shared=True)
 
 
 def build_state(
@@ -150,26 +138,22 @@ def build_state(
     )
 
 
-def _no_secret(key: str) -> SecretValue | None:
-    raise AssertionError(f"an OAuth account has no secret ({key})")
-
-
 def _accounts(
     config: PlatformConfig, declared: Sequence[Any], environment: Environment, source: Source
 ) -> Iterable[DesiredOAuthAccount]:
+    platform = Platform(config.platform)
+    platform_rules = rules_for(platform)
     for acct in declared:
-        # The account id is the platform's own key; the other fields come from the table.
-        if isinstance(config, StripeConfig):
-            platform, account_id = Platform.STRIPE, acct.stripe_account_id
-        elif isinstance(config, HubSpotConfig):
-            platform, account_id = Platform.HUBSPOT, str(acct.portal_id)
-        else:
-            platform, account_id = Platform.QUICKBOOKS, acct.realm_id
+        reason = acct.revoke.reason if acct.revoke else None
+        ids = platform_rules.account_ids(acct)
         yield DesiredOAuthAccount(
             tenant_id=config.tenant,
             platform=platform,
             environment=environment,
-            account_id=account_id,
+            account_id=ids.account_id,
+            stripe_livemode=ids.stripe_livemode,
+            hubspot_app_id=ids.hubspot_app_id,
+            hubspot_user_id=ids.hubspot_user_id,
+            revoke_reason=reason,
             source=source,
-            **_ACCOUNT(acct, _no_secret),
         )

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.diagnostics import Diagnostic
 from reconciler.load import manifests as mf
-from reconciler.load.manifest_model import PlatformConfig
 from reconciler.model.enums import Platform
+
+if TYPE_CHECKING:
+    from reconciler.load.manifest_model import PlatformConfig
 
 Fingerprint = Callable[[str], str]
 

@@ -202,21 +202,16 @@ class CircuitBreaker(_Model):
 
 
 def _events_field(platform: Platform) -> Any:
-    from reconciler.load.catalogs import events_json_schema
+    # Imported here: the platform modules import the file types, which name this module's
+    # PlatformConfig.
+    from reconciler.load.platforms import rules_for
 
+    platform_rules = rules_for(platform)
     return Field(
         min_length=1,
         description="Event names from the platform's catalog, without duplicates. "
-        + {
-            Platform.STRIPE: "Stripe names such as `invoice.paid`; `*` (all events) is "
-            "allowed with a warning.",
-            Platform.HUBSPOT: "HubSpot subscription types such as `contact.creation`; a "
-            "property change names its property: `contact.propertyChange:email`.",
-            Platform.QUICKBOOKS: "QuickBooks `Entity.Operation` names such as "
-            "`Customer.Create`, or CloudEvents types (`qbo.customer.created.v1`) when "
-            "`payload_format: cloudevents`.",
-        }[platform],
-        json_schema_extra={"items": events_json_schema(platform)},
+        + platform_rules.events_description,
+        json_schema_extra={"items": platform_rules.events_json_schema()},
     )
 
 

@@ -2,10 +2,10 @@
 chunk is analysed, decrypted and turned into its share of the desired state
 (:func:`load_chunk`), in this process or in forked workers (:func:`run_chunks`).
 
-Workers are forked from the calling process and receive the :class:`ChunkContext` through
+Workers are forked from the calling process and receive the :class:`ChunkInputs` through
 the pool's initializer, so keys and templates are inherited rather than sent; only each
 chunk's result travels back. The calling process keeps no module-level state: it passes the
-context to every call.
+inputs to every call.
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ from reconciler.load import manifests as mf
 from reconciler.load.analyze import analyze_file
 from reconciler.load.cache import (
     CachedFile,
-    LoadCache,
     encode_state,
     entry_key,
 )
+from reconciler.load.cache_file import LoadCache
 from reconciler.load.decrypt import decrypt_files
 from reconciler.load.desired_state import build_state
 from reconciler.load.file_types import AppEndpoint, FileJob, FileResult, Fingerprint, TemplateSet
@@ -54,7 +54,7 @@ ForkingPickler.register(Sensitive, _reduce_sensitive)
 
 
 @dataclass(frozen=True, slots=True)
-class ChunkContext:
+class ChunkInputs:
     """What every chunk needs; inherited by forked workers, never pickled."""
 
     root: Path
@@ -84,37 +84,37 @@ class Chunk:
 
 
 class _Worker:
-    """The context of a worker process: set once, by the pool's initializer, in the worker
+    """The inputs of a worker process: set once, by the pool's initializer, in the worker
     (forked, so inherited rather than pickled); the calling process never sets it."""
 
-    context: ChunkContext | None = None
+    inputs: ChunkInputs | None = None
 
 
-def _enter_worker(context: ChunkContext) -> None:
-    _Worker.context = context
+def _enter_worker(inputs: ChunkInputs) -> None:
+    _Worker.inputs = inputs
 
 
 def _load_chunk_in_worker(index: int) -> Chunk:
-    assert _Worker.context is not None, "worker started without its context"
-    return load_chunk(_Worker.context, index)
+    assert _Worker.inputs is not None, "worker started without its inputs"
+    return load_chunk(_Worker.inputs, index)
 
 
-def run_chunks(context: ChunkContext, processes: int) -> list[Chunk]:
-    """Load every chunk of ``context``, in order; with more than one process and chunk, the
+def run_chunks(inputs: ChunkInputs, processes: int) -> list[Chunk]:
+    """Load every chunk of ``inputs``, in order; with more than one process and chunk, the
     chunks after the first are loaded by forked workers."""
-    if processes > 1 and len(context.chunks) > 1:
+    if processes > 1 and len(inputs.chunks) > 1:
         # This process loads the first chunk itself while workers load the others, so
         # only their results travel through a pipe.
         fork = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(
-            len(context.chunks) - 1,
+            len(inputs.chunks) - 1,
             mp_context=fork,
             initializer=_enter_worker,
-            initargs=(context,),
+            initargs=(inputs,),
         ) as pool:
-            others = pool.map(_load_chunk_in_worker, range(1, len(context.chunks)))
-            return [load_chunk(context, 0), *others]
-    return [load_chunk(context, i) for i in range(len(context.chunks))]
+            others = pool.map(_load_chunk_in_worker, range(1, len(inputs.chunks)))
+            return [load_chunk(inputs, 0), *others]
+    return [load_chunk(inputs, i) for i in range(len(inputs.chunks))]
 
 
 def worker_count(files: int, requested: int | None) -> int:
@@ -135,34 +135,34 @@ def sha256(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
-def load_chunk(ctx: ChunkContext, index: int) -> Chunk:
+def load_chunk(inputs: ChunkInputs, index: int) -> Chunk:
     """Analyze, decrypt and build the state of one chunk of files (in a worker or here)."""
     diagnostics = Diagnostics()
     results: list[FileResult] = []
     datas: dict[str, bytes] = {}
     used: set[str] = set()
-    for manifest in ctx.chunks[index]:
+    for manifest in inputs.chunks[index]:
         data = mf.read_file(manifest.path)
         datas[manifest.rel] = data
         job = FileJob(
-            manifest.rel, ctx.prefix + manifest.rel, data, manifest.tenant, manifest.platform
+            manifest.rel, inputs.prefix + manifest.rel, data, manifest.tenant, manifest.platform
         )
-        result = analyze_file(job, ctx.templates)
+        result = analyze_file(job, inputs.templates)
         results.append(result)
         used.update(result.chain)
         diagnostics.extend(result.diagnostics)
     secrets, skipped = decrypt_files(
-        results, ctx.templates, used, ctx.identities, ctx.decrypt, diagnostics, datas
+        results, inputs.templates, used, inputs.identities, inputs.decrypt, diagnostics, datas
     )
     pieces: list[tuple[str, DesiredState]] = []
     cached: list[tuple[str, bytes, CachedFile]] = []
     if diagnostics.error_count == 0:
         noisy = {d.file for d in diagnostics}  # files with warnings are not cached
         for result in results:
-            piece = build_state([result], secrets, ctx.fingerprint, "")
+            piece = build_state([result], secrets, inputs.fingerprint, "")
             pieces.append((result.rel, piece))
-            if ctx.cache is not None and result.display not in noisy and not skipped:
-                key = entry_key(result.display, datas[result.rel], ctx.templates_digest)
+            if inputs.cache is not None and result.display not in noisy and not skipped:
+                key = entry_key(result.display, datas[result.rel], inputs.templates_digest)
                 cached.append((result.rel, key, _cacheable(piece, result)))
     return Chunk(
         diagnostics=tuple(diagnostics),

@@ -9,7 +9,7 @@ from typing import Any
 from reconciler.diagnostics import Diagnostic
 from reconciler.load import manifests as mf
 from reconciler.load.file_types import Template
-from reconciler.load.rules import Finding
+from reconciler.load.findings import Finding
 from reconciler.yaml_source import YamlError, format_path, locate
 
 

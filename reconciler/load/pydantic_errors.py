@@ -13,11 +13,11 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from reconciler.load.findings import Finding, show
 from reconciler.load.manifest_model import (
     RUNTIME_OWNED_FIELDS,
     SECRET_FIELDS,
 )
-from reconciler.load.rules import Finding, show
 
 _TYPE_WORDS = {
     "string_type": "text",
@@ -40,7 +40,7 @@ _BOUND_WORDS = {
     "less_than": ("lt", "below"),
 }
 _NAME_HINT = "use lower-case letters, digits and dashes, starting with a letter or digit (1-63)"
-_FIELD_RULES: dict[str, tuple[str, str]] = {
+_FIELD_MESSAGES: dict[str, tuple[str, str]] = {
     "interval_minutes": ("RCN-SYNC-1", "must be a whole number of minutes from 1 to 10080"),
     "max_attempts": ("RCN-WH-8", "must be a whole number from 1 to 25"),
     "initial_delay_seconds": ("RCN-WH-8", "must be a whole number of seconds from 1 to 300"),
@@ -162,8 +162,8 @@ def translate_error(model: type[BaseModel], error: Mapping[str, Any]) -> Finding
             "`sops encrypt --in-place FILE` (the value is not shown)",
             loc,
         )
-    if field in _FIELD_RULES and not (field == "app_id" and "oauth_accounts" not in loc):
-        code, text = _FIELD_RULES[field]
+    if field in _FIELD_MESSAGES and not (field == "app_id" and "oauth_accounts" not in loc):
+        code, text = _FIELD_MESSAGES[field]
         return Finding(code, f"{field} {text} (got {describe(value)})", loc)
     if field == "app_id" and "oauth_accounts" in loc:
         return Finding(

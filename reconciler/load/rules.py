@@ -14,19 +14,15 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from reconciler.diagnostics import Severity
-from reconciler.load import catalogs
+from reconciler.load.findings import FieldPath, Finding, show
 from reconciler.load.manifest_model import SECRET_FIELDS
+from reconciler.load.platforms import rules_for
 from reconciler.model.enums import Platform
-from reconciler.redaction import REDACTED, is_secret_shaped
-
-PathElement = str | int
-FieldPath = tuple[PathElement, ...]
 
 RULES: dict[str, str] = {
     "RCN-Y001": "YAML syntax error, not UTF-8, or more than one document",
@@ -88,58 +84,7 @@ LIVE_CREDENTIAL = re.compile(
 """Plaintext that looks like a live credential (the patterns secret scanners use)."""
 
 _CREDENTIAL_MARKERS = ("_live_", "whsec_", "pat-")
-_PROPERTY_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 _PRIVATE_SUFFIXES = (".localhost", ".local", ".internal", ".home.arpa", ".lan", ".intranet")
-
-KNOWN_MISTAKES = {
-    "invoice.payed": "invoice.paid",
-    "customer.subscription.canceled": "customer.subscription.deleted",
-    "payment_intent.failed": "payment_intent.payment_failed",
-    "charge.refund": "charge.refunded",
-    "contact.created": "contact.creation",
-    "contact.updated": "contact.propertyChange:<property>",
-    "deal.stageChange": "deal.propertyChange:dealstage",
-}
-"""Common misspellings of Stripe and HubSpot event names and what was meant (RCN-WH-4)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One problem found in a document, before it is given a file position.
-
-    Attributes:
-        code: rule id from :data:`RULES`.
-        message: what is wrong and how to fix it; never contains a secret.
-        path: field path in the (merged) document.
-        severity: error or warning.
-        at_key: point at the mapping key rather than the value (unknown fields, names).
-        line: a known 1-based line (comments have no path); ``None`` to locate by path.
-    """
-
-    code: str
-    message: str
-    path: FieldPath = ()
-    severity: Severity = Severity.ERROR
-    at_key: bool = False
-    line: int | None = None
-
-
-def show(value: Any) -> str:
-    """A short, safe rendering of a user value for a message.
-
-    A string that holds anything secret-shaped (:func:`reconciler.redaction.is_secret_shaped`)
-    is left out entirely, so no part of it (not even a prefix cut at 57 characters) reaches a
-    message.
-    """
-    if isinstance(value, str):
-        if is_secret_shaped(value):
-            return REDACTED
-        return repr(value if len(value) <= 60 else value[:57] + "...")
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return repr(value)
 
 
 def _map(value: Any) -> Mapping[str, Any]:
@@ -173,7 +118,6 @@ def secret_paths(doc: Any) -> Iterator[FieldPath]:
 def check_document(doc: Any, platform: Platform) -> list[Finding]:
     """Every domain rule that needs no decryption, for one merged manifest."""
     found: list[Finding] = []
-    portals: dict[str, set[int]] = {}
     seen_accounts: dict[Any, str] = {}
     for env_name, env in environments(doc):
         base: FieldPath = ("environments", env_name)
@@ -184,23 +128,9 @@ def check_document(doc: Any, platform: Platform) -> list[Finding]:
         accounts = env.get("oauth_accounts")
         if isinstance(accounts, list):
             found += _check_accounts(
-                (*base, "oauth_accounts"), accounts, platform, env_name, portals, seen_accounts
+                (*base, "oauth_accounts"), accounts, platform, env_name, seen_accounts
             )
-    sandbox = portals.get("sandbox", set())
-    for env_name, env in environments(doc):
-        if env_name != "production":
-            continue
-        for i, acct in enumerate(_list(env.get("oauth_accounts"))):
-            portal = _map(acct).get("portal_id")
-            if type(portal) is int and portal in sandbox:  # any YAML value may stand here
-                found.append(
-                    Finding(
-                        "RCN-ENV-6",
-                        f"portal {acct['portal_id']} is also declared in sandbox; production and "
-                        "sandbox are different HubSpot accounts with different portal ids",
-                        ("environments", "production", "oauth_accounts", i, "portal_id"),
-                    )
-                )
+    found += rules_for(platform).document_findings(list(environments(doc)))
     found += _check_free_form(doc)
     return found
 
@@ -274,7 +204,7 @@ def _check_webhook(
             Finding(
                 "RCN-WH-3",
                 "a signed webhook needs signing_secret (SOPS-encrypted): "
-                + _SIGNING_SECRET_HINT[platform],
+                + rules_for(platform).signature_key_hint,
                 path,
                 at_key=True,
             )
@@ -288,16 +218,7 @@ def _check_webhook(
                 "RCN-WH-12", f"auth_type {auth} needs {needed} (SOPS-encrypted)", path, at_key=True
             )
         )
-    if platform is Platform.QUICKBOOKS and inbound and hook.get("app_id") is None:
-        found.append(
-            Finding(
-                "RCN-WH-11",
-                "inbound QuickBooks webhooks belong to the Intuit app: set app_id so every "
-                "tenant of that app can be checked for the same endpoint_url",
-                path,
-                at_key=True,
-            )
-        )
+    found += rules_for(platform).webhook_findings(path, hook, inbound)
     events = hook.get("events")
     if isinstance(events, list):
         fmt = hook.get("payload_format", "legacy")
@@ -313,13 +234,6 @@ def _check_webhook(
             )
         )
     return found
-
-
-_SIGNING_SECRET_HINT = {
-    Platform.STRIPE: "the endpoint's whsec_ secret",
-    Platform.HUBSPOT: "the HubSpot app's client secret",
-    Platform.QUICKBOOKS: "the Intuit app's verifier token",
-}
 
 
 def check_endpoint(url: str, env_name: str, *, outbound: bool = False) -> str | None:
@@ -398,91 +312,11 @@ def check_events(
             )
             continue
         seen[event] = i
-        finding = _check_event(event, platform, payload_format)
+        finding = rules_for(platform).check_event(event, payload_format)
         if finding is not None:
             code, message, severity = finding
             found.append(Finding(code, message, here, severity))
     return found
-
-
-def _unknown(
-    event: str, catalog: frozenset[str], platform: Platform, extra: str = ""
-) -> tuple[str, str, Severity]:
-    guess = KNOWN_MISTAKES.get(event) or catalogs.suggest(event, catalog)
-    hint = f"; did you mean {guess!r}?" if guess else ""
-    return (
-        "RCN-WH-4",
-        f"{event!r} is not a {platform.value.title()} event{extra}{hint}",
-        Severity.ERROR,
-    )
-
-
-def _check_event(
-    event: str, platform: Platform, payload_format: str
-) -> tuple[str, str, Severity] | None:
-    if platform is Platform.STRIPE:
-        if event == catalogs.STRIPE_WILDCARD:
-            return (
-                "RCN-WH-6",
-                "'*' subscribes to every event type, including future ones; list the events "
-                "this endpoint handles",
-                Severity.WARNING,
-            )
-        if event in catalogs.stripe_events():
-            return None
-        return _unknown(event, catalogs.stripe_events(), platform)
-    if platform is Platform.HUBSPOT:
-        return _check_hubspot_event(event)
-    catalog = catalogs.quickbooks_events(payload_format)
-    if event in catalog:
-        return None
-    other = "cloudevents" if payload_format != "cloudevents" else "legacy"
-    if event in catalogs.quickbooks_events(other):
-        return (
-            "RCN-WH-4",
-            f"{event!r} is a {other} event name but payload_format is {payload_format}; "
-            f"set payload_format: {other} or use the {payload_format} name",
-            Severity.ERROR,
-        )
-    return _unknown(event, catalog, platform, f" ({payload_format} payload format)")
-
-
-def _check_hubspot_event(event: str) -> tuple[str, str, Severity] | None:
-    catalog = catalogs.hubspot_events()
-    base, sep, prop = event.partition(":")
-    objects = catalogs.hubspot_property_objects()
-    if base.startswith("object.") and base in catalog:
-        return (
-            "RCN-WH-7",
-            f"{event!r}: generic object.* subscriptions need an objectTypeId, which manifests "
-            "do not support; subscribe to the specific object (e.g. contact.creation)",
-            Severity.ERROR,
-        )
-    if base.endswith("." + catalogs.PROPERTY_CHANGE) and base in catalog:
-        if not sep:
-            return (
-                "RCN-WH-7",
-                f"{event!r} must name the property it watches, e.g. '{base}:email'",
-                Severity.ERROR,
-            )
-        if not _PROPERTY_NAME.match(prop):
-            return (
-                "RCN-WH-7",
-                f"{event!r}: property name {prop!r} must be a HubSpot internal name "
-                "(letters, digits, underscores)",
-                Severity.ERROR,
-            )
-        return None
-    if sep and base in catalog:
-        return (
-            "RCN-WH-7",
-            f"{event!r}: only <object>.propertyChange takes a ':property' suffix "
-            f"({', '.join(sorted(objects))})",
-            Severity.ERROR,
-        )
-    if not sep and event in catalog:
-        return None
-    return _unknown(event, catalog, Platform.HUBSPOT)
 
 
 def _check_accounts(
@@ -490,13 +324,11 @@ def _check_accounts(
     accounts: list[Any],
     platform: Platform,
     env_name: str,
-    portals: dict[str, set[int]],
     seen_accounts: dict[Any, str],
 ) -> list[Finding]:
     found: list[Finding] = []
-    id_field = {Platform.STRIPE: "stripe_account_id", Platform.HUBSPOT: "portal_id"}.get(
-        platform, "realm_id"
-    )
+    platform_rules = rules_for(platform)
+    id_field = platform_rules.account_id_field
     for i, acct in enumerate(accounts):
         if not isinstance(acct, dict):
             continue
@@ -504,9 +336,10 @@ def _check_accounts(
         here = (*base, i, id_field)
         if account_id is not None and not isinstance(account_id, dict | list):
             where = seen_accounts.get(account_id)
-            # A HubSpot portal in both production and sandbox is RCN-ENV-6's to explain.
-            hubspot_pair = {env_name, str(where).split(".")[0]} == {"production", "sandbox"}
-            if where is not None and not (platform is Platform.HUBSPOT and hubspot_pair):
+            elsewhere = where is not None and platform_rules.duplicate_reported_elsewhere(
+                env_name, str(where).split(".")[0]
+            )
+            if where is not None and not elsewhere:
                 found.append(
                     Finding(
                         "RCN-OA-1",
@@ -518,24 +351,7 @@ def _check_accounts(
                 )
             else:
                 seen_accounts[account_id] = f"{env_name}.oauth_accounts[{i}]"
-        if platform is Platform.HUBSPOT and type(account_id) is int:
-            portals.setdefault(env_name, set()).add(account_id)
-        livemode = acct.get("livemode")
-        stripe = platform is Platform.STRIPE and isinstance(livemode, bool)
-        if stripe and livemode != (env_name == "production"):
-            want = "true" if env_name == "production" else "false"
-            found.append(
-                Finding(
-                    "RCN-ENV-3",
-                    f"livemode must be {want} in {env_name}: "
-                    + (
-                        "production uses the live-mode account"
-                        if env_name == "production"
-                        else "only production may connect in live mode"
-                    ),
-                    (*base, i, "livemode"),
-                )
-            )
+        found += platform_rules.account_findings((*base, i), acct, env_name)
     return found
 
 
@@ -630,37 +446,8 @@ def _credential_finding(path: FieldPath, *, at_key: bool = False) -> Finding:
 
 
 def check_secret(platform: Platform, env_name: str, field: str, plaintext: str) -> Finding | None:
-    """Key-dependent rules on one decrypted secret (RCN-ENV-1/2, RCN-WH-3).
+    """Key-dependent rules on one decrypted secret (Stripe: RCN-ENV-1/2, RCN-WH-3).
 
     The message names at most the key's public prefix (``sk_test_``), never the key.
     """
-    if platform is not Platform.STRIPE:
-        return None
-    if field == "signing_secret":
-        if not plaintext.startswith("whsec_"):
-            return Finding("RCN-WH-3", "does not look like a Stripe signing secret (whsec_...)")
-        return None
-    if field not in ("api_key", "api_secret"):
-        return None
-    if plaintext.startswith("pk_"):
-        return Finding(
-            "RCN-ENV-2",
-            "is a publishable key (pk_...), which cannot call the API; use a restricted "
-            "(rk_) or secret (sk_) key",
-        )
-    prefix = plaintext[:8]
-    live = prefix in ("sk_live_", "rk_live_")
-    test = prefix in ("sk_test_", "rk_test_")
-    if env_name == "production" and test:
-        return Finding(
-            "RCN-ENV-1",
-            f"holds a test-mode key ({prefix}...) in production; use a live key "
-            "(rk_live_ preferred)",
-        )
-    if env_name != "production" and live:
-        return Finding(
-            "RCN-ENV-1",
-            f"holds a live-mode key ({prefix}...) in {env_name}; only production may use live "
-            "keys (use sk_test_ or rk_test_)",
-        )
-    return None
+    return rules_for(platform).secret_finding(env_name, field, plaintext)

@@ -37,14 +37,14 @@ from reconciler.gcpause import gc_paused
 from reconciler.load import manifests as mf
 from reconciler.load.cache import (
     CachedFile,
-    LoadCache,
     decode_state,
     entry_key,
     templates_digest,
 )
+from reconciler.load.cache_file import LoadCache
 from reconciler.load.cross_file import check_app_endpoints
 from reconciler.load.file_types import AppEndpoint, Fingerprint, Template, TemplateSet
-from reconciler.load.pool import ChunkContext, run_chunks, sha256, worker_count
+from reconciler.load.pool import ChunkInputs, run_chunks, sha256, worker_count
 from reconciler.load.templates import load_template
 from reconciler.model.desired import DesiredState
 from reconciler.model.enums import Platform
@@ -138,7 +138,7 @@ def load_desired_state(
     count = worker_count(len(misses), workers)
     size = -(-len(misses) // count) if misses else 1
     chunks = tuple(misses[i : i + size] for i in range(0, len(misses), size))
-    context = ChunkContext(
+    inputs = ChunkInputs(
         root,
         prefix,
         templates,
@@ -149,7 +149,7 @@ def load_desired_state(
         cache,
         digest_of_templates,
     )
-    parts = run_chunks(context, count)
+    parts = run_chunks(inputs, count)
 
     hashes: list[tuple[str, bytes]] = list(hit_hashes)
     endpoints = [e for hit in hits.values() for e in _hit_endpoints(hit)]

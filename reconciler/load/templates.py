@@ -9,10 +9,10 @@ from typing import Any
 from reconciler.diagnostics import Diagnostic
 from reconciler.load import rules
 from reconciler.load.file_types import Template
+from reconciler.load.findings import Finding
 from reconciler.load.manifest_model import PlatformTemplate
 from reconciler.load.positions import locate_finding, yaml_diagnostic
 from reconciler.load.pydantic_errors import model_findings
-from reconciler.load.rules import Finding
 from reconciler.yaml_source import YamlError, parse_document
 
 

@@ -339,24 +339,15 @@ INTEGRATION_SECRETS: Final = tuple(f.name for f in secrets_of(INTEGRATION_FIELDS
 WEBHOOK_SECRETS: Final = tuple(f.name for f in secrets_of(WEBHOOK_FIELDS))
 
 
-def attribute_path(
-    path: str, root: str = "obj", *, none_safe: bool = False, missing_ok: bool = False
-) -> str:
-    """The expression reading ``root.path`` (dotted).
+def attribute_path(path: str, root: str = "obj", *, none_safe: bool = False) -> str:
+    """The expression reading ``root.path`` (dotted); ``none_safe``: a None step reads None.
 
-    ``none_safe``: a step that is None reads None; ``missing_ok``: so does a step that has
-    no such attribute (an object of another platform's shape). Raises ``ValueError`` unless
-    every step is an identifier, so only names from the field table reach
-    :func:`compile_record`.
+    Raises ``ValueError`` unless every step is an identifier, so only names from the field
+    table reach :func:`compile_record`.
     """
     steps = path.split(".")
     if not all(step.isidentifier() for step in (root, *steps)):
         raise ValueError(f"not an attribute path: {path!r}")
-    if missing_ok:
-        expression = root
-        for step in steps:
-            expression = f"getattr({expression}, {step!r}, None)"
-        return expression
     expression = f"{root}.{steps[0]}"
     for step in steps[1:]:
         expression = (

@@ -7,7 +7,7 @@ import pickle
 import pytest
 
 from reconciler.diagnostics import Diagnostic
-from reconciler.load.rules import show
+from reconciler.load.findings import show
 from reconciler.redaction import is_secret_shaped, redact
 from reconciler.render.diagnostics import RENDERERS, DiagnosticsReport, github_annotation
 from reconciler.yaml_source import YamlError, parse_document

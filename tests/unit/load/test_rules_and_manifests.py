@@ -9,6 +9,7 @@ import pytest
 from reconciler.diagnostics import Severity
 from reconciler.load import manifests as mf
 from reconciler.load import rules
+from reconciler.load.findings import show
 from reconciler.load.stage import load_desired_state
 from reconciler.model.enums import Platform
 from reconciler.model.plan import Selectors
@@ -109,9 +110,9 @@ def test_key_mode_rules(env: str, field: str, value: str, code: str | None) -> N
 
 
 def test_show_redacts_credentials() -> None:
-    assert rules.show("sk_test_abc") == "(redacted)"
-    assert rules.show("pat-na1-xyz") == "(redacted)"
-    assert rules.show("hello") == "'hello'"
+    assert show("sk_test_abc") == "(redacted)"
+    assert show("pat-na1-xyz") == "(redacted)"
+    assert show("hello") == "'hello'"
 
 
 def test_deep_merge_file_wins_lists_replace() -> None:
