@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-import uuid
-from collections.abc import Sequence
-from dataclasses import asdict
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +11,27 @@ import click
 
 from reconciler.cli.exit_codes import ExitCode
 from reconciler.cli.options import database_url_option, handle_errors
-from reconciler.context import MAX_NOTE_LENGTH, checked_name, user_agent
-from reconciler.crypto.audit_key import AUDIT_KEY_ENV, AuditKey, load_audit_key
-from reconciler.errors import ConfigError
-from reconciler.escape import printable
-from reconciler.files import atomic_write
+from reconciler.commands.audit import (
+    AUDIT_KEY_ENV,
+    AuditRecord,
+    audit_checkpoint,
+    audit_summary,
+    list_audit,
+    pending_reviews,
+    review,
+    verify_audit,
+)
 from reconciler.model.enums import ReviewDecision, RiskLevel
-from reconciler.store import audit
-from reconciler.store.database import resolve_database_url
-from reconciler.store.session import connect
+from reconciler.render.audit import (
+    KEY_SKIPPED_WARNING,
+    render_records,
+    render_review,
+    render_summary,
+    render_verification,
+    summary_records,
+    verification_record,
+)
+from reconciler.render.table import format_table as format_table  # for sibling modules
 
 format_option = click.option(
     "--format",
@@ -36,58 +43,17 @@ format_option = click.option(
 )
 
 
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A plain left-aligned table; ``None`` shows as ``-``."""
-    # Cells come from the database, where any writer of the table could put a newline or an
-    # escape sequence: escaped, they cannot forge a line of the table or a CI log.
-    cells = [[("-" if v is None else printable(str(v))) for v in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
-    lines = [list(headers), *cells]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines
-    )
-
-
-def _when(moment: datetime | None) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
-
-
 def _emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
-def _emit_records(
-    records: list[audit.AuditRecord], fmt: str, empty: str, *, wide: bool = False
-) -> None:
+def _emit_records(records: list[AuditRecord], fmt: str, empty: str, *, wide: bool = False) -> None:
     if fmt == "json":
         _emit_json([r.to_dict() for r in records])
-        return
-    if not records:
+    elif not records:
         click.echo(empty)
-        return
-    # SOURCE tells the reconciler's own rows from those the database recorded for a write
-    # made outside it (BY is then the database login); --wide adds the security context.
-    headers = ["ID", "TIME (UTC)", "TENANT", "ACTION", "RISK", "REVIEW", "BY", "SOURCE"]
-    if wide:
-        headers += ["CLIENT", "USER AGENT", "SESSION"]
-    headers.append("ADDRESS")
-    rows = []
-    for r in records:
-        row: list[object] = [
-            r.id,
-            _when(r.created_at),
-            r.tenant_id,
-            r.action,
-            r.risk_level,
-            r.review_status,
-            r.performed_by,
-            r.recorded_by,
-        ]
-        if wide:
-            row += [r.ip_address, r.user_agent, r.session_id]
-        row.append(r.entity_address)
-        rows.append(row)
-    click.echo(format_table(headers, rows))
+    else:
+        click.echo(render_records(records, wide=wide))
 
 
 wide_option = click.option(
@@ -132,15 +98,13 @@ def list_cmd(
     (BY is then the database login). --wide and --format json add the client address,
     user agent (for database rows: the client's application_name) and session.
     """
-    since_at = audit.parse_since(since, now=datetime.now(UTC)) if since else None
-    with connect(database_url, "audit list") as conn:
-        records = audit.list_entries(
-            conn,
-            tenant=tenant,
-            min_risk=RiskLevel(risk.upper()) if risk else None,
-            since=since_at,
-            limit=limit,
-        )
+    records = list_audit(
+        tenant=tenant,
+        min_risk=RiskLevel(risk.upper()) if risk else None,
+        since=since,
+        limit=limit,
+        database_url=database_url,
+    )
     _emit_records(records, fmt, "No audit rows match.", wide=wide)
 
 
@@ -152,8 +116,7 @@ def list_cmd(
 @handle_errors
 def pending_cmd(tenant: str | None, wide: bool, fmt: str, database_url: str | None) -> None:
     """HIGH and CRITICAL changes that still await a review, oldest first."""
-    with connect(database_url, "audit pending") as conn:
-        records = audit.pending_reviews(conn, tenant)
+    records = pending_reviews(tenant=tenant, database_url=database_url)
     _emit_records(records, fmt, "No changes await review.", wide=wide)
 
 
@@ -184,36 +147,18 @@ def review_cmd(
     ($RECONCILER_AUDIT_KEY). Whoever performed the change cannot review it.
     """
     verdict = ReviewDecision.APPROVED if decision.lower() == "approve" else ReviewDecision.REJECTED
-    target = resolve_database_url(database_url)
-    context = audit.AuditContext(
-        performed_by=checked_name(reviewed_by, "--by"),
-        ip_address=None,
-        user_agent=user_agent(os.environ),
-        session_id=str(uuid.uuid4()),
-        key=load_audit_key(target, create=True),
+    record = review(
+        audit_id=audit_id,
+        decision=verdict,
+        reviewed_by=reviewed_by,
+        tenant=tenant,
+        note=note,
+        database_url=database_url,
     )
-    if not context.performed_by:
-        raise ConfigError("--by: the reviewer's name is empty")
-    note_text = checked_name(note, "--note", kind="a note", limit=MAX_NOTE_LENGTH) if note else ""
-    with connect(database_url, "audit review", target) as conn:
-        record = audit.review_entry(
-            conn,
-            tenant=tenant,
-            audit_id=audit_id,
-            decision=verdict,
-            context=context,
-            note=note_text or None,
-            now=datetime.now(UTC),
-        )
     if fmt == "json":
         _emit_json(record.to_dict())
     else:
-        click.echo(
-            printable(
-                f"Audit row {record.id} of tenant {record.tenant_id} ({record.entity_address}): "
-                f"{record.review_decision} by {record.reviewed_by} (review row {record.review_id})."
-            )
-        )
+        click.echo(render_review(record))
 
 
 @audit_group.command("summary")
@@ -223,17 +168,13 @@ def review_cmd(
 @handle_errors
 def summary_cmd(days: int, fmt: str, database_url: str | None) -> None:
     """Audit rows per day, entity type, action and risk level."""
-    with connect(database_url, "audit summary") as conn:
-        rows = audit.daily_summary(conn, days)
+    rows = audit_summary(days=days, database_url=database_url)
     if fmt == "json":
-        _emit_json([asdict(r) for r in rows])
-        return
-    if not rows:
+        _emit_json(summary_records(rows))
+    elif not rows:
         click.echo(f"No audit rows in the last {days} day(s).")
-        return
-    headers = ("DATE", "ENTITY", "ACTION", "RISK", "COUNT")
-    table = [(r.audit_date, r.entity_type, r.action, r.risk_level, r.count) for r in rows]
-    click.echo(format_table(headers, table))
+    else:
+        click.echo(render_summary(rows))
 
 
 without_key_option = click.option(
@@ -247,51 +188,6 @@ allow_unkeyed_option = click.option(
     help="Accept unkeyed rows (written before the keyed chain) that no keyed row or "
     "checkpoint covers yet.",
 )
-
-
-def _verify(
-    database_url: str | None,
-    tenants: tuple[str, ...],
-    checkpoint: audit.Checkpoint | None,
-    purpose: str,
-) -> audit.ChainReport:
-    target = resolve_database_url(database_url)
-    key: AuditKey | None = load_audit_key(target, create=False)
-    with connect(database_url, purpose, target) as conn:
-        return audit.inspect_chains(conn, tenants or None, key=key, checkpoint=checkpoint)
-
-
-def _unaccepted(report: audit.ChainReport, without_key: bool, allow_unkeyed: bool) -> list[str]:
-    """What the chain does not prove and the user did not accept: fail closed on each."""
-    gaps = []
-    if report.keyed_unverified and not without_key:
-        gaps.append(
-            f"{report.keyed_unverified} keyed row(s) not verified: no audit key (set "
-            f"${AUDIT_KEY_ENV}, or accept checking their links only with --without-key)"
-        )
-    if report.unkeyed_only and not allow_unkeyed:
-        gaps.append(
-            f"{report.unkeyed_only} unkeyed row(s) covered by no keyed row or checkpoint: the "
-            "database owner could have rewritten them (written before the keyed chain? accept "
-            "them once with --allow-unkeyed and keep a checkpoint)"
-        )
-    return gaps
-
-
-def _coverage(report: audit.ChainReport) -> str:
-    parts = [f"{report.keyed_rows - report.keyed_unverified} keyed row(s) verified with the key"]
-    if report.keyed_unverified:
-        parts.append(f"{report.keyed_unverified} keyed row(s) checked for links only")
-    parts.append(f"{report.unkeyed_rows} unkeyed (v1) row(s)")
-    if report.unkeyed_rows:
-        parts.append(f"{report.unkeyed_only} of them only unkeyed-verified")
-    parts.append(f"{report.database_rows} row(s) recorded by the database")
-    if report.database_uncovered:
-        parts.append(
-            f"{report.database_uncovered} of them after the newest keyed row "
-            "(only a checkpoint protects those)"
-        )
-    return "; ".join(parts)
 
 
 @audit_group.command("verify")
@@ -325,49 +221,21 @@ def verify_cmd(
     With --checkpoint FILE (from `reconciler audit checkpoint`), rows removed from the end
     of a chain, and a rewritten chain, are caught too.
     """
-    checkpoint = _read_checkpoint(checkpoint_path) if checkpoint_path else None
-    report = _verify(database_url, tenants, checkpoint, "audit verify")
-    gaps = _unaccepted(report, without_key, allow_unkeyed)
+    result = verify_audit(
+        tenants=tenants,
+        checkpoint=checkpoint_path,
+        without_key=without_key,
+        allow_unkeyed=allow_unkeyed,
+        database_url=database_url,
+    )
+    report = result.report
     if fmt == "json":
-        _emit_json(
-            {
-                "intact": not report.breaks,
-                "verified": not report.breaks and not gaps,
-                "rows": report.rows,
-                "keyed_rows": report.keyed_rows,
-                "keyed_unverified": report.keyed_unverified,
-                "unkeyed_rows": report.unkeyed_rows,
-                "unkeyed_only": report.unkeyed_only,
-                "database_rows": report.database_rows,
-                "database_uncovered": report.database_uncovered,
-                "checkpoint": str(checkpoint_path) if checkpoint_path else None,
-                "heads": report.heads,
-                "breaks": [
-                    {"tenant": b.tenant_id, "id": b.audit_id, "kind": b.kind, "detail": b.detail}
-                    for b in report.breaks
-                ],
-                "unverified": gaps,
-            }
-        )
+        _emit_json(verification_record(report, result.gaps, checkpoint_path))
     else:
-        for b in report.breaks:
-            click.echo(f"BROKEN tenant {b.tenant_id} at row {b.audit_id} ({b.kind}): {b.detail}")
-        for gap in gaps:
-            click.echo(f"NOT VERIFIED: {gap}")
-        tenant_count = len(report.heads) + len(report.breaks)
-        state = "BROKEN" if report.breaks else "NOT VERIFIED" if gaps else "intact"
-        against = f" against checkpoint {checkpoint_path}" if checkpoint_path else ""
-        click.echo(
-            f"Audit chain {state}{against}: {report.rows} row(s), "
-            f"{tenant_count} tenant(s) checked; {_coverage(report)}."
-        )
+        click.echo(render_verification(report, result.gaps, checkpoint_path), nl=False)
         if report.keyed_unverified and without_key:
-            click.echo(
-                f"WARNING: keyed verification was skipped (no ${AUDIT_KEY_ENV}): "
-                "the database owner could have rewritten keyed rows undetected.",
-                err=True,
-            )
-    if report.breaks or gaps:
+            click.echo(KEY_SKIPPED_WARNING, err=True)
+    if not result.verified:
         sys.exit(ExitCode.ERROR)
 
 
@@ -393,34 +261,13 @@ def checkpoint_cmd(
     `reconciler audit verify --checkpoint FILE` then fails if rows were removed from the end
     of a chain, or a chain was rewritten, since. Nothing is written for a broken chain.
     """
-    report = _verify(database_url, (), None, "audit checkpoint")
-    if report.breaks:
-        first = report.breaks[0]
-        raise ConfigError(
-            f"no checkpoint written: the chain of tenant {first.tenant_id} is broken at row "
-            f"{first.audit_id} ({first.kind}); run `reconciler audit verify`"
-        )
-    gaps = _unaccepted(report, without_key, allow_unkeyed)
-    if gaps:
-        raise ConfigError(f"no checkpoint written: {gaps[0]}")
-    text = json.dumps(audit.checkpoint_document(report, now=datetime.now(UTC)), indent=2) + "\n"
+    result = audit_checkpoint(
+        out=out, without_key=without_key, allow_unkeyed=allow_unkeyed, database_url=database_url
+    )
     if out is None:
-        click.echo(text, nl=False)
+        click.echo(result.text, nl=False)
         return
-    try:
-        atomic_write(out, text)
-    except OSError as exc:
-        raise ConfigError(f"cannot write {out}: {exc.strerror}") from exc
-    click.echo(f"Checkpoint of {len(report.tips)} tenant chain(s) written to {out}.", err=True)
-
-
-def _read_checkpoint(path: Path) -> audit.Checkpoint:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise ConfigError(f"cannot read checkpoint {path}: {reason}") from exc
-    return audit.parse_checkpoint(text, source=str(path))
+    click.echo(f"Checkpoint of {result.tenants} tenant chain(s) written to {out}.", err=True)
 
 
 def register(group: click.Group) -> None:

@@ -1,9 +1,8 @@
 """CLI commands: ``reconciler db upgrade | downgrade | current | sql`` (schema migrations) and
 ``reconciler db roles | grant | revoke`` (who may do what).
 
-Each command is a thin layer over :mod:`reconciler.store.migrate` or
-:mod:`reconciler.store.roles`. The database in use is announced on stderr (password masked),
-so stdout stays clean for scripts.
+Each command is a thin layer over :mod:`reconciler.commands.db`. The database in use is
+announced on stderr (password masked), so stdout stays clean for scripts.
 """
 
 from __future__ import annotations
@@ -13,24 +12,25 @@ from pathlib import Path
 import click
 
 from reconciler.cli.options import database_url_option, handle_errors
-from reconciler.errors import ConfigError
-from reconciler.store import migrate, roles
-from reconciler.store.database import (
-    DatabaseTarget,
-    embedded_data_dir,
-    resolve_database_url,
-    stop_embedded,
-)
+from reconciler.commands import db as api
+from reconciler.commands.db import ARCHIVE_SCHEMA, RoleKind, SchemaChange
+from reconciler.commands.db import revision_name as _revision
+from reconciler.progress import Progress
+from reconciler.render.db import grant_lines, render_roles_text, revoke_lines
 
 
-def _target(database_url: str | None) -> DatabaseTarget:
-    target = resolve_database_url(database_url)
-    click.echo(target.describe(), err=True)
-    return target
+def _announce() -> Progress:
+    """Where the database in use is announced: stderr, so stdout stays clean for scripts."""
+    return Progress()
 
 
-def _revision(revision: str | None) -> str:
-    return revision or "(none)"
+def _report_change(change: SchemaChange, verb: str) -> bool:
+    """Say whether the schema moved; False when there was nothing to do."""
+    if not change.changed:
+        click.echo(f"schema already at {_revision(change.after)}; nothing to do", err=True)
+        return False
+    click.echo(f"{verb} schema: {_revision(change.before)} -> {_revision(change.after)}", err=True)
+    return True
 
 
 @click.group("db")
@@ -70,17 +70,9 @@ def upgrade(revision: str, database_url: str | None) -> None:
       reconciler db upgrade --database-url postgresql://admin@db:5432/config
       RECONCILER_DATABASE_URL=postgresql://... reconciler db upgrade baseline
     """
-    target = _target(database_url)
-    before = migrate.current(target)
-    archived = migrate.archived_history(target)
-    migrate.upgrade(target, revision)
-    after = migrate.current(target)
-    if before == after:
-        click.echo(f"schema already at {_revision(after)}; nothing to do", err=True)
-        return
-    click.echo(f"upgraded schema: {_revision(before)} -> {_revision(after)}", err=True)
-    if archived is not None and migrate.archived_history(target) is None:
-        click.echo(f"restored {archived.describe()} from {migrate.ARCHIVE_SCHEMA}", err=True)
+    change = api.upgrade(revision=revision, database_url=database_url, progress=_announce())
+    if _report_change(change, "upgraded") and change.restored is not None:
+        click.echo(f"restored {change.restored.describe()} from {ARCHIVE_SCHEMA}", err=True)
 
 
 @db.command("downgrade")
@@ -114,46 +106,28 @@ def downgrade(
       reconciler db downgrade baseline --yes --database-url postgresql://admin@db:5432/config
       reconciler db downgrade baseline --discard-audit-history
     """
-    target = _target(database_url)
-    before = migrate.current(target)
-    history = migrate.history_at_stake(target, revision)
-    if discard_audit_history and history is None:
-        raise ConfigError(
-            f"--discard-audit-history: a downgrade from {_revision(before)} to {revision} "
-            "keeps the audit log and apply history; there is nothing to discard"
-        )
-    if discard_audit_history:
-        assert history is not None
-        question = (
-            f"Downgrade from {_revision(before)} to {revision} and DESTROY "
-            f"{history.describe()}? They are not archived and cannot be restored"
-        )
-    else:
-        kept = (
-            f"; {history.describe()} are archived in {migrate.ARCHIVE_SCHEMA}"
-            if history is not None
-            else ""
-        )
-        question = (
-            f"Downgrade from {_revision(before)} to {revision}? Tables it drops lose their "
-            f"data; oauth_tokens rows are kept{kept}"
-        )
-    if not yes:
-        click.confirm(question, abort=True, err=True)
-    migrate.downgrade(target, revision, discard_audit_history=discard_audit_history)
-    after = migrate.current(target)
-    if before == after:
-        click.echo(f"schema already at {_revision(after)}; nothing to do", err=True)
+    change = api.downgrade(
+        revision=revision,
+        discard_audit_history=discard_audit_history,
+        database_url=database_url,
+        confirm=None if yes else _confirm,
+        progress=_announce(),
+    )
+    if not _report_change(change, "downgraded"):
         return
-    click.echo(f"downgraded schema: {_revision(before)} -> {_revision(after)}", err=True)
-    if history is not None and discard_audit_history:
+    history = change.history
+    if history is not None and change.discarded:
         click.echo(f"discarded {history.describe()}", err=True)
     elif history is not None:
         click.echo(
-            f"archived {history.describe()} in schema {migrate.ARCHIVE_SCHEMA}; "
+            f"archived {history.describe()} in schema {ARCHIVE_SCHEMA}; "
             "`reconciler db upgrade` restores them",
             err=True,
         )
+
+
+def _confirm(question: str) -> None:
+    click.confirm(question, abort=True, err=True)
 
 
 @db.command("current")
@@ -169,12 +143,10 @@ def current(database_url: str | None) -> None:
       reconciler db current
       test "$(reconciler db current 2>/dev/null)" = add_configuration_management
     """
-    target = _target(database_url)
-    revision = migrate.current(target)
-    click.echo(_revision(revision))
-    head = migrate.head_revision()
-    if revision != head:
-        click.echo(f"behind head ({head}): run `reconciler db upgrade`", err=True)
+    found = api.current(database_url=database_url, progress=_announce())
+    click.echo(_revision(found.revision))
+    if not found.current:
+        click.echo(f"behind head ({found.head}): run `reconciler db upgrade`", err=True)
 
 
 @db.command("sql")
@@ -227,12 +199,8 @@ def sql(rollback: bool, discard_audit_history: bool, start: str | None, out: Pat
       reconciler db sql --rollback --out migrations/sql/rollback.sql
       reconciler db sql --from baseline > reupgrade.sql
     """
-    if discard_audit_history and not rollback:
-        raise ConfigError("--discard-audit-history needs --rollback")
-    if start is not None and rollback:
-        raise ConfigError("--from is for the upgrade SQL; the rollback SQL starts at head")
-    text = migrate.offline_sql(
-        rollback=rollback, discard_audit_history=discard_audit_history, start=start
+    result = api.migration_sql(
+        rollback=rollback, discard_audit_history=discard_audit_history, start=start, out=out
     )
     if discard_audit_history:
         click.echo(
@@ -241,9 +209,8 @@ def sql(rollback: bool, discard_audit_history: bool, start: str | None, out: Pat
             err=True,
         )
     if out is None:
-        click.echo(text, nl=False)
+        click.echo(result.text, nl=False)
         return
-    out.write_text(text, encoding="utf-8")
     click.echo(f"wrote {'rollback' if rollback else 'upgrade'} SQL to {out}", err=True)
 
 
@@ -255,22 +222,14 @@ def stop() -> None:
     The embedded server keeps running between commands so each one starts fast; stop it
     when you are done. The next command that needs it starts it again.
     """
-    pgdata = embedded_data_dir()
-    if stop_embedded(pgdata):
-        click.echo(f"Stopped the embedded PostgreSQL at {pgdata}.")
+    result = api.stop_database()
+    if result.stopped:
+        click.echo(f"Stopped the embedded PostgreSQL at {result.pgdata}.")
     else:
-        click.echo(f"The embedded PostgreSQL at {pgdata} is not running.")
+        click.echo(f"The embedded PostgreSQL at {result.pgdata} is not running.")
 
 
-ROLE_CHOICE = click.Choice([kind.value for kind in roles.RoleKind])
-
-
-def _login_and_tenants(
-    role: str, login: str, tenants: tuple[str, ...]
-) -> tuple[roles.RoleKind, str, tuple[str, ...]]:
-    if not login.strip():
-        raise ConfigError("LOGIN must be a role name")
-    return roles.RoleKind(role), login, tenants
+ROLE_CHOICE = click.Choice([kind.value for kind in RoleKind])
 
 
 @db.command("roles")
@@ -284,28 +243,8 @@ def show_roles(database_url: str | None) -> None:
       reconciler db roles
       reconciler db roles --database-url postgresql://owner@db:5432/config
     """
-    target = _target(database_url)
-    with roles.transaction(target) as conn:
-        report = roles.list_roles(conn)
-    click.echo(f"owner: {report.owner} (owns the tables: every row, DDL, grants)")
-    for group in report.groups:
-        status = "" if group.exists else " (missing: run `reconciler db upgrade`)"
-        click.echo(f"{group.kind.group} [--role {group.kind.value}]{status}")
-        click.echo(f"  {group.kind.purpose}")
-        if group.kind is roles.RoleKind.SERVICE:
-            for login in group.members:
-                tenants = report.tenant_grants.get(login, ())
-                click.echo(f"  {login}: {', '.join(tenants) if tenants else '(no tenants)'}")
-            for login in sorted(set(report.tenant_grants) - set(group.members)):
-                listed = ", ".join(report.tenant_grants[login])
-                click.echo(f"  {login}: {listed} (not a member: these grants do nothing)")
-        else:
-            members = ", ".join(group.members) if group.members else "(none)"
-            click.echo(f"  members: {members}")
-    if report.bypass:
-        click.echo(
-            f"bypass row-level security (superuser or BYPASSRLS): {', '.join(report.bypass)}"
-        )
+    report = api.list_roles(database_url=database_url, progress=_announce())
+    click.echo(render_roles_text(report), nl=False)
 
 
 _ROLE_HELP = "deploy (apply), ci (plan, drift) or service (its granted tenants only)."
@@ -339,18 +278,15 @@ def grant(role: str, login: str, tenants: tuple[str, ...], database_url: str | N
     The login must exist first, e.g. as a superuser or CREATEROLE role:
       CREATE ROLE github_ci LOGIN PASSWORD '...';
     """
-    kind, login, tenants = _login_and_tenants(role, login, tenants)
-    target = _target(database_url)
-    with roles.transaction(target) as conn:
-        result = roles.grant(conn, kind, login, tenants)
-    what = "granted" if result.membership_changed else "already a member of"
-    click.echo(f"{login}: {what} {result.group}", err=True)
-    if result.tenants_changed:
-        click.echo(f"{login}: tenants granted: {', '.join(result.tenants_changed)}", err=True)
-    if result.tenants_unchanged:
-        click.echo(
-            f"{login}: tenants already granted: {', '.join(result.tenants_unchanged)}", err=True
-        )
+    result = api.grant(
+        role=RoleKind(role),
+        login=login,
+        tenants=tenants,
+        database_url=database_url,
+        progress=_announce(),
+    )
+    for line in grant_lines(result):
+        click.echo(line, err=True)
 
 
 @db.command("revoke")
@@ -377,17 +313,15 @@ def revoke(role: str, login: str, tenants: tuple[str, ...], database_url: str | 
       reconciler db revoke --role service billing_service --tenant globex
       reconciler db revoke --role service billing_service
     """
-    kind, login, tenants = _login_and_tenants(role, login, tenants)
-    target = _target(database_url)
-    with roles.transaction(target) as conn:
-        result = roles.revoke(conn, kind, login, tenants)
-    if not tenants:
-        what = "revoked" if result.membership_changed else "not a member of"
-        click.echo(f"{login}: {what} {result.group}", err=True)
-    if result.tenants_changed:
-        click.echo(f"{login}: tenants revoked: {', '.join(result.tenants_changed)}", err=True)
-    if result.tenants_unchanged:
-        click.echo(f"{login}: tenants not granted: {', '.join(result.tenants_unchanged)}", err=True)
+    result = api.revoke(
+        role=RoleKind(role),
+        login=login,
+        tenants=tenants,
+        database_url=database_url,
+        progress=_announce(),
+    )
+    for line in revoke_lines(result, tenants_named=bool(tenants)):
+        click.echo(line, err=True)
 
 
 def register(group: click.Group) -> None:

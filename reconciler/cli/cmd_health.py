@@ -6,15 +6,15 @@ import json
 
 import click
 
-from reconciler.cli.cmd_audit import format_table
 from reconciler.cli.options import (
     database_url_option,
     handle_errors,
     make_selectors,
     selector_options,
 )
-from reconciler.health.check import HealthCheckResult, run_health_check
+from reconciler.commands.health import health_check
 from reconciler.progress import Progress
+from reconciler.render.health import render_check_text
 
 
 @click.group("health")
@@ -68,7 +68,7 @@ def check_cmd(
       reconciler health check
       reconciler health check --tenant acme-robotics --platform stripe --dry-run
     """
-    result = run_health_check(
+    result = health_check(
         selectors=make_selectors(tenants, platforms, exclude_tenants),
         timeout=timeout,
         dry_run=dry_run,
@@ -79,38 +79,6 @@ def check_cmd(
         click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
     else:
         click.echo(render_check_text(result), nl=False)
-
-
-def render_check_text(result: HealthCheckResult) -> str:
-    """The result of a health check for a terminal."""
-    lines: list[str] = []
-    if result.integrations:
-        lines.append(
-            format_table(
-                ("STATUS", "WAS", "INTEGRATION", "MESSAGE"),
-                [
-                    (i.status.value, i.previous.value, i.address, i.message)
-                    for i in result.integrations
-                ],
-            )
-        )
-    else:
-        lines.append("No active integrations selected.")
-    verb = "would move" if result.dry_run else "moved"
-    if result.transitions:
-        lines.append("")
-        lines.append(f"Circuits {verb} from OPEN to HALF_OPEN (reset time passed):")
-        lines.extend(f"  {t.address}" for t in result.transitions)
-    counts = ", ".join(f"{n} {s}" for s, n in result.counts().items() if n)
-    lines.append("")
-    summary = f"{len(result.integrations)} integration(s) checked" + (
-        f": {counts}" if counts else ""
-    )
-    summary += f"; {len(result.transitions)} circuit(s) {verb} to HALF_OPEN."
-    if result.dry_run:
-        summary += " Dry run: nothing written."
-    lines.append(summary)
-    return "\n".join(lines) + "\n"
 
 
 def register(cli: click.Group) -> None:

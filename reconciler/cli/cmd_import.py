@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from reconciler.cli.options import database_url_option, handle_errors
+from reconciler.commands.importing import import_manifests
 from reconciler.model.enums import Platform
 from reconciler.progress import Progress
 
@@ -64,20 +65,16 @@ def import_cmd(
       reconciler import --tenant acme-robotics
       reconciler import --tenant acme-robotics --platform stripe --out manifests --force
     """
-    from reconciler.importer import import_manifests
-    from reconciler.settings import load_settings
-
-    target = out_dir if out_dir is not None else load_settings().manifests_dir
     result = import_manifests(
         tenants=tenants,
-        out_dir=target,
-        platforms=tuple(sorted({Platform(p.upper()) for p in platforms})),
+        out_dir=out_dir,
+        platforms=tuple(Platform(p.upper()) for p in platforms),
         force=force,
         database_url=database_url,
         progress=Progress(enabled=not quiet),
     )
     for note in result.notes:
-        click.echo(note.format(str(target)), err=True)
+        click.echo(note.format(str(result.out_dir)), err=True)
     for written in result.written:
         verb = "Replaced" if written.replaced else "Wrote"
         click.echo(f"{verb} {written.path} ({written.secrets} secret(s) encrypted)")

@@ -2,45 +2,25 @@
 
 from __future__ import annotations
 
-import base64
-import os
 import sys
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
 import click
 
-from reconciler.cli.cmd_audit import format_table
 from reconciler.cli.exit_codes import ExitCode
 from reconciler.cli.options import database_url_option, handle_errors
-from reconciler.context import resolve_actor, user_agent
-from reconciler.crypto.aead import FieldCipher
-from reconciler.crypto.audit_key import load_audit_key
-from reconciler.crypto.fingerprint import MIN_KEY_BYTES
-from reconciler.crypto.keyring import KEYRING_ENV, KEYRING_FILE_ENV, Keyring
-from reconciler.crypto.legacy_tokens import LAYOUTS, LEGACY_KEY_ENV, decoder, load_legacy_key
-from reconciler.crypto.local_keys import load_keys_for_target
-from reconciler.errors import KeyUnavailable
-from reconciler.store.audit import AuditContext
-from reconciler.store.database import (
-    check_connection,
-    create_engine,
-    ensure_schema_current,
-    resolve_database_url,
-    translate_db_errors,
-)
-from reconciler.store.rotate import (
-    SECRET_TABLES,
+from reconciler.commands.keys import (
+    LAYOUTS,
+    LEGACY_KEY_ENV,
     adopt_tokens,
-    check_rotatable,
-    key_usage,
-    legacy_usage,
+    generate_key,
+    key_status,
     rotate_keys,
 )
-from reconciler.store.session import Engine
+from reconciler.crypto.fingerprint import MIN_KEY_BYTES
+from reconciler.crypto.keyring import KEYRING_ENV, KEYRING_FILE_ENV
+from reconciler.render.keys import render_key_status
 
 
 @click.group("keys")
@@ -53,64 +33,7 @@ def keys_group() -> None:
 @handle_errors
 def status_cmd(database_url: str | None) -> None:
     """Rows per key version per table, and which version is active."""
-    target = resolve_database_url(database_url)
-    engine = create_engine(target, application_name="reconciler keys status")
-    try:
-        check_connection(engine)
-        ensure_schema_current(engine, target)
-        with translate_db_errors(engine.url), engine.connect() as conn:
-            usage = key_usage(conn)
-            legacy = legacy_usage(conn)
-    finally:
-        engine.dispose()
-    problem = ""
-    try:
-        keyring: Keyring | None = load_keys_for_target(target)[0]
-    except KeyUnavailable as exc:
-        keyring, problem = None, str(exc)
-    click.echo(target.describe())
-    if keyring is None:
-        click.echo(f"keyring: not available ({problem})")
-    else:
-        listed = ", ".join(map(str, keyring.versions))
-        click.echo(f"keyring: versions {listed}; active (encrypts): {keyring.active_version}")
-    click.echo()
-    rows: list[tuple[object, ...]] = []
-    for table in SECRET_TABLES:
-        found = [u for u in usage if u.table == table.name]
-        if not found:
-            rows.append((table.name, "-", 0, ""))
-        for item in found:
-            rows.append((table.name, item.version, item.rows, _note(item.version, keyring)))
-        for old in legacy:
-            if old.table == table.name and old.rows:
-                rows.append(
-                    (f"{old.table}.{old.column}", "legacy", old.rows, "not in the managed format")
-                )
-    click.echo(format_table(("TABLE", "KEY VERSION", "ROWS", ""), rows))
-    legacy_values = sum(u.rows for u in legacy)
-    if keyring is not None:
-        stale = sum(u.rows for u in usage if u.version != keyring.active_version)
-        click.echo()
-        if stale:
-            click.echo(f"{stale} row(s) not under the active key: run `reconciler keys rotate`.")
-        elif not legacy_values:
-            click.echo("Every stored secret is under the active key.")
-        else:
-            click.echo("Every managed secret is under the active key.")
-    if legacy_values:
-        click.echo(
-            f"{legacy_values} legacy OAuth token value(s) written before adoption (not rcn1): "
-            "`reconciler keys adopt-tokens --from LAYOUT` brings them in."
-        )
-
-
-def _note(version: int | None, keyring: Keyring | None) -> str:
-    if keyring is None:
-        return ""
-    if version is None or version not in keyring:
-        return "NOT IN KEYRING"
-    return "active" if version == keyring.active_version else "needs rotation"
+    click.echo(render_key_status(key_status(database_url=database_url)), nl=False)
 
 
 @keys_group.command("rotate")
@@ -134,11 +57,10 @@ def rotate_cmd(batch_size: int, actor: str | None, database_url: str | None) -> 
     OAuth tokens still in the application's own (legacy) form are reported and left as
     they are (see `reconciler keys adopt-tokens`).
     """
-    with _reencrypting(database_url, actor, "keys rotate") as (engine, cipher, context):
-        with engine.connect() as conn:
-            check_rotatable(key_usage(conn), cipher)
-        with _Progress() as progress:
-            result = rotate_keys(engine, cipher, context, batch_size=batch_size, progress=progress)
+    with _Progress() as progress:
+        result = rotate_keys(
+            batch_size=batch_size, actor=actor, database_url=database_url, progress=progress
+        )
     per_table = ", ".join(f"{name} {count}" for name, count in result.rotated.items())
     click.echo(
         f"Re-encrypted {result.total} row(s) under key version {result.active_version} "
@@ -212,21 +134,14 @@ def adopt_tokens_cmd(
     database_url: str | None,
 ) -> None:
     """Store OAuth tokens written before adoption in the managed (rcn1) form (see --help)."""
-    chosen = LAYOUTS[layout_name]
-    key = load_legacy_key(os.environ, legacy_key_env) if chosen.needs_key else None
-    decode = decoder(layout_name, key)
-    with (
-        _reencrypting(database_url, actor, "keys adopt-tokens") as (engine, cipher, context),
-        _Progress() as progress,
-    ):
+    with _Progress() as progress:
         result = adopt_tokens(
-            engine,
-            cipher,
-            context,
             layout=layout_name,
-            decode=decode,
-            batch_size=batch_size,
+            legacy_key_env=legacy_key_env,
             dry_run=dry_run,
+            batch_size=batch_size,
+            actor=actor,
+            database_url=database_url,
             progress=progress,
         )
     for refused in result.refused:
@@ -244,34 +159,6 @@ def adopt_tokens_cmd(
             err=True,
         )
         sys.exit(ExitCode.ERROR)
-
-
-@contextmanager
-def _reencrypting(
-    database_url: str | None, actor: str | None, purpose: str
-) -> Iterator[tuple[Engine, FieldCipher, AuditContext]]:
-    """Keys, audit context and an engine for a command that re-encrypts stored secrets.
-
-    The engine is checked (connection, schema revision) first and always disposed; driver
-    errors inside the block become one-line errors.
-    """
-    target = resolve_database_url(database_url)
-    cipher = FieldCipher(*load_keys_for_target(target))
-    context = AuditContext(
-        performed_by=resolve_actor(actor, os.environ),
-        ip_address=None,
-        user_agent=user_agent(os.environ),
-        session_id=str(uuid.uuid4()),
-        key=load_audit_key(target, create=True),
-    )
-    engine = create_engine(target, application_name=f"reconciler {purpose}")
-    try:
-        check_connection(engine)
-        ensure_schema_current(engine, target)
-        with translate_db_errors(engine.url):
-            yield engine, cipher, context
-    finally:
-        engine.dispose()
 
 
 class _Progress:
@@ -335,13 +222,10 @@ def generate_cmd(version: int | None, fingerprint_key: bool) -> None:
     Rotation: append the entry to $RECONCILER_KEYRING or $RECONCILER_KEYRING_FILE
     everywhere the reconciler runs, then run `reconciler keys rotate`.
     """
+    generated = generate_key(version=version, fingerprint_key=fingerprint_key)
+    click.echo(generated.value)
     if fingerprint_key:
-        click.echo(base64.b64encode(os.urandom(MIN_KEY_BYTES)).decode("ascii"))
         return
-    if version is None:
-        current = Keyring.from_environ(os.environ)
-        version = current.active_version + 1 if current is not None else 1
-    click.echo(Keyring.generate_entry(version))
     click.echo(
         f"Add it to ${KEYRING_ENV} (comma-separated) or ${KEYRING_FILE_ENV} (one per line), "
         "then run `reconciler keys rotate`.",

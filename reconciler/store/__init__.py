@@ -13,8 +13,16 @@
 * :mod:`~reconciler.store.read` — the actual state for a plan (fingerprints, no plaintext);
 * :mod:`~reconciler.store.write` — a plan's changes, set-based, in the caller's transaction;
 * :mod:`~reconciler.store.locks` — the advisory locks that serialize writers;
-* :mod:`~reconciler.store.audit` — the keyed hash chain of the audit log and its queries;
+* :mod:`~reconciler.store.audit` — the keyed hash chain of the audit log and its queries,
+  by concern in :mod:`~reconciler.store.audit_chain` (formats, hashes, verification),
+  :mod:`~reconciler.store.audit_write` (appending signed rows),
+  :mod:`~reconciler.store.audit_checkpoint` (checkpoints) and
+  :mod:`~reconciler.store.audit_review` (listing, reviews, summaries);
+* :mod:`~reconciler.store.secret_tables` — the tables holding encrypted values, rows per key
+  version;
 * :mod:`~reconciler.store.rotate` — re-encryption of stored secrets under a new key version;
+* :mod:`~reconciler.store.token_adoption` — OAuth tokens written before adoption, into
+  ``rcn1``;
 * :mod:`~reconciler.store.roles` — the reconciler's group roles and their members;
 * :mod:`~reconciler.store.health` — ``health check``: targets, health writes, circuit moves;
 * :mod:`~reconciler.store.reports` — ``report health|circuits``: read-only report queries;

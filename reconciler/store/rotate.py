@@ -33,18 +33,15 @@ lock and audit discipline as a rotation.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import sqlalchemy as sa
 
-from reconciler.crypto.aead import RCN1, CipherContext, FieldCipher
-from reconciler.crypto.legacy_tokens import MANAGED_TOKEN_SQL, Decoder, is_managed_token
-from reconciler.errors import DecryptFailed, KeyUnavailable
-from reconciler.model.enums import AuditAction, EntityType, Environment, Platform, RiskLevel
-from reconciler.model.plan import Address, ResourceKind
+from reconciler.crypto.aead import FieldCipher
+from reconciler.errors import KeyUnavailable
 from reconciler.model.sensitive import MASK
 from reconciler.store.audit import (
     AuditContext,
@@ -52,212 +49,39 @@ from reconciler.store.audit import (
     append_audit_entries,
     mark_audited_write,
 )
-
-REENCRYPTED = "(sensitive, re-encrypted)"
-"""What a ROTATE audit row shows as a secret column's new value."""
-
-
-@dataclass(frozen=True, slots=True)
-class SecretTable:
-    """A table with encrypted columns, and how to name its rows.
-
-    Attributes:
-        name: the table.
-        columns: its encrypted columns.
-        identity_sql: SELECT expressions for the row identity the cipher context needs
-            (aliased ``platform``, ``environment``, ``name``).
-        entity_type: what audit rows call its rows.
-    """
-
-    name: str
-    columns: tuple[str, ...]
-    identity_sql: str
-    entity_type: EntityType
-
-    def context(self, row: Any, column: str) -> CipherContext:
-        """The cipher context of ``column`` in ``row`` (same as the writer used)."""
-        if self.entity_type is EntityType.INTEGRATION_CONFIG:
-            return CipherContext.integration(
-                row.tenant_id, row.platform, row.environment, row.name, column
-            )
-        if self.entity_type is EntityType.WEBHOOK_CONFIGURATION:
-            return CipherContext.webhook(
-                row.tenant_id, row.platform, row.environment, row.name, column
-            )
-        return CipherContext.oauth_token(row.tenant_id, row.id, column)
-
-    def address(self, row: Any) -> str:
-        """The row's address as plans print it."""
-        env = Environment(row.environment) if row.environment else None
-        kind = {
-            EntityType.INTEGRATION_CONFIG: ResourceKind.INTEGRATION,
-            EntityType.WEBHOOK_CONFIGURATION: ResourceKind.WEBHOOK,
-            EntityType.OAUTH_TOKEN: ResourceKind.OAUTH_ACCOUNT,
-        }[self.entity_type]
-        name = row.name or f"token-{row.id}"
-        return str(Address(row.tenant_id, Platform(row.platform), env, kind, name))
-
-    @property
-    def has_secret_sql(self) -> str:
-        """SQL condition: the row holds at least one encrypted value."""
-        return "(" + " OR ".join(f"{c} IS NOT NULL" for c in self.columns) + ")"
-
-    @property
-    def fingerprinted(self) -> bool:
-        """Whether every secret column has a ``<column>_fingerprint`` column beside it."""
-        return self.entity_type is not EntityType.OAUTH_TOKEN
-
-    @property
-    def legacy_sql(self) -> str:
-        """SQL condition: an OAuth token row holds a value not in the ``rcn1`` form.
-
-        Always false for the fingerprinted tables (their legacy form is ``rcn1`` itself,
-        which a rotation upgrades).
-        """
-        if self.fingerprinted:
-            return "false"
-        return (
-            "("
-            + " OR ".join(
-                f"({c} IS NOT NULL AND NOT {MANAGED_TOKEN_SQL.format(col=c)})" for c in self.columns
-            )
-            + ")"
-        )
-
-    def legacy_column_sql(self, column: str) -> str:
-        """SQL condition: ``column`` of the row holds a legacy (not ``rcn1``) token."""
-        return f"({column} IS NOT NULL AND NOT {MANAGED_TOKEN_SQL.format(col=column)})"
-
-    @property
-    def pending_sql(self) -> str:
-        """SQL condition: the row needs re-encrypting (older version, or legacy ``rcn1``).
-
-        Legacy OAuth tokens are left out: no key version of the keyring made them.
-        """
-        if not self.fingerprinted:
-            return f"encryption_key_version < :active AND NOT {self.legacy_sql}"
-        legacy = " OR ".join(f"{c} LIKE '{RCN1}%'" for c in self.columns)
-        return f"(encryption_key_version < :active OR {legacy})"
-
-    @property
-    def select_sql(self) -> str:
-        """The secret columns, and their fingerprints where the table has them."""
-        if not self.fingerprinted:
-            return ", ".join(self.columns)
-        return ", ".join(f"{c}, {c}_fingerprint" for c in self.columns)
-
-
-SECRET_TABLES: tuple[SecretTable, ...] = (
-    SecretTable(
-        "integration_configs",
-        ("api_key", "api_secret"),
-        "platform::text AS platform, environment::text AS environment, config_type::text AS name",
-        EntityType.INTEGRATION_CONFIG,
-    ),
-    SecretTable(
-        "webhook_configurations",
-        ("signing_secret", "auth_token", "auth_password"),
-        "platform::text AS platform, environment::text AS environment, name",
-        EntityType.WEBHOOK_CONFIGURATION,
-    ),
-    SecretTable(
-        "oauth_tokens",
-        ("access_token", "refresh_token"),
-        "platform::text AS platform, NULL::text AS environment, "
-        "COALESCE(stripe_account_id, hubspot_portal_id, quickbooks_realm_id) AS name",
-        EntityType.OAUTH_TOKEN,
-    ),
+from reconciler.store.secret_tables import (
+    REENCRYPTED,
+    SECRET_TABLES,
+    KeyUsage,
+    LegacyUsage,
+    RotationProgress,
+    SecretTable,
+    key_usage,
+    legacy_rows,
+    legacy_usage,
+    reencryption_entry,
 )
-"""Every table that stores encrypted values, in rotation order."""
+from reconciler.store.token_adoption import TOKENS, AdoptionResult, RefusedToken, adopt_tokens
 
-
-@dataclass(frozen=True, slots=True)
-class KeyUsage:
-    """How many rows of a table hold secrets encrypted under one key version.
-
-    Attributes:
-        table: the table.
-        version: ``encryption_key_version`` (None: a row with ciphertext but no version).
-        rows: rows holding at least one encrypted value under that version.
-    """
-
-    table: str
-    version: int | None
-    rows: int
-
-
-def key_usage(conn: sa.Connection) -> list[KeyUsage]:
-    """Rows per key version per table: one GROUP BY query per table.
-
-    Legacy OAuth token rows are not counted: their ``encryption_key_version`` (``1`` after
-    the upgrade's data step) names no key of ours. :func:`legacy_usage` counts them.
-    """
-    usage: list[KeyUsage] = []
-    for table in SECRET_TABLES:
-        result = conn.execute(
-            sa.text(
-                f"SELECT encryption_key_version AS version, count(*) AS rows FROM {table.name}"
-                f" WHERE {table.has_secret_sql} AND NOT {table.legacy_sql}"
-                " GROUP BY 1 ORDER BY 1"
-            )
-        )
-        usage += [KeyUsage(table.name, row.version, row.rows) for row in result]
-    return usage
-
-
-@dataclass(frozen=True, slots=True)
-class LegacyUsage:
-    """How many rows hold a legacy (not ``rcn1``) value in one token column.
-
-    Attributes:
-        table: ``oauth_tokens``.
-        column: ``access_token`` or ``refresh_token``.
-        rows: rows whose value in ``column`` is legacy.
-    """
-
-    table: str
-    column: str
-    rows: int
-
-
-def legacy_usage(conn: sa.Connection) -> list[LegacyUsage]:
-    """Legacy token values per table and column (one query per table that has tokens)."""
-    usage: list[LegacyUsage] = []
-    for table in SECRET_TABLES:
-        if table.fingerprinted:
-            continue
-        counts = ", ".join(
-            f"count(*) FILTER (WHERE {table.legacy_column_sql(c)})" for c in table.columns
-        )
-        row = conn.execute(sa.text(f"SELECT {counts} FROM {table.name}")).one()
-        usage += [
-            LegacyUsage(table.name, column, int(n))
-            for column, n in zip(table.columns, row, strict=True)
-        ]
-    return usage
-
-
-def legacy_rows(conn: sa.Connection) -> int:
-    """Rows holding at least one legacy token value."""
-    return sum(
-        int(
-            conn.execute(
-                sa.text(f"SELECT count(*) FROM {table.name} WHERE {table.legacy_sql}")
-            ).scalar_one()
-        )
-        for table in SECRET_TABLES
-        if not table.fingerprinted
-    )
-
-
-class RotationProgress(Protocol):
-    """Receives progress while :func:`rotate_keys` runs (the CLI draws a bar from it)."""
-
-    def start(self, total: int) -> None:
-        """Called once with the number of rows to re-encrypt."""
-
-    def advance(self, table: str, rows: int) -> None:
-        """Called after each committed batch of ``rows`` rows of ``table``."""
+__all__ = [
+    "REENCRYPTED",
+    "SECRET_TABLES",
+    "TOKENS",
+    "AdoptionResult",
+    "KeyUsage",
+    "LegacyUsage",
+    "RefusedToken",
+    "RotationProgress",
+    "RotationResult",
+    "SecretTable",
+    "adopt_tokens",
+    "check_rotatable",
+    "key_usage",
+    "legacy_rows",
+    "legacy_usage",
+    "pending_rows",
+    "rotate_keys",
+]
 
 
 @dataclass(slots=True)
@@ -447,267 +271,4 @@ def _audit_entry(table: SecretTable, row: Any, active: int) -> AuditEntry:
         if row.version != active
         else f"secrets re-encrypted under key version {active} in the rcn2 form"
     )
-    return _reencryption_entry(table, row, active, "KEY_ROTATION", message, lambda _: MASK)
-
-
-def _reencryption_entry(
-    table: SecretTable,
-    row: Any,
-    active: int,
-    code: str,
-    message: str,
-    before: Callable[[str], str],
-) -> AuditEntry:
-    """The LOW ``ROTATE`` audit row of one re-encrypted row (values masked, never shown)."""
-    changes: dict[str, Any] = {
-        column: {"before": before(column), "after": REENCRYPTED}
-        for column in table.columns
-        if getattr(row, column) is not None
-    }
-    changes["encryption_key_version"] = {"before": row.version, "after": active}
-    return AuditEntry(
-        tenant_id=row.tenant_id,
-        entity_type=table.entity_type,
-        entity_id=row.id,
-        entity_address=table.address(row),
-        action=AuditAction.ROTATE,
-        changes=changes,
-        risk_level=RiskLevel.LOW,
-        risk_reasons=[{"code": code, "level": RiskLevel.LOW.value, "message": message}],
-        requires_review=False,
-    )
-
-
-# -- adopting legacy tokens ------------------------------------------------------------------
-
-
-TOKENS = next(t for t in SECRET_TABLES if not t.fingerprinted)
-"""The ``oauth_tokens`` entry of :data:`SECRET_TABLES`."""
-
-
-@dataclass(frozen=True, slots=True)
-class RefusedToken:
-    """A legacy token row adoption left as it was, and why (the reason quotes no value).
-
-    Attributes:
-        tenant_id: the row's tenant.
-        id: the row's id.
-        column: the column that could not be read.
-        reason: why, in words.
-    """
-
-    tenant_id: str
-    id: int
-    column: str
-    reason: str
-
-    def describe(self) -> str:
-        """``oauth_tokens.COLUMN tenant=T row=ID: reason``."""
-        return f"{TOKENS.name}.{self.column} tenant={self.tenant_id} row={self.id}: {self.reason}"
-
-
-@dataclass(slots=True)
-class AdoptionResult:
-    """What :func:`adopt_tokens` did (or, for a dry run, would do).
-
-    Attributes:
-        layout: the legacy layout the values were read with.
-        active_version: the key version they were encrypted under.
-        adopted: rows now (or, in a dry run, that would be) in the ``rcn1`` form.
-        batches: transactions run.
-        refused: rows left as they were because a value could not be read.
-        remaining: legacy rows still left afterwards that were not refused: held by another
-            transaction, or written meanwhile (run the command again).
-        dry_run: nothing was committed.
-    """
-
-    layout: str
-    active_version: int
-    adopted: int = 0
-    batches: int = 0
-    refused: list[RefusedToken] = field(default_factory=list)
-    remaining: int = 0
-    dry_run: bool = False
-
-
-def adopt_tokens(
-    engine: sa.Engine,
-    cipher: FieldCipher,
-    context: AuditContext,
-    *,
-    layout: str,
-    decode: Decoder,
-    batch_size: int = 500,
-    dry_run: bool = False,
-    progress: RotationProgress | None = None,
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-) -> AdoptionResult:
-    """Store every legacy OAuth token as ``rcn1`` under the keyring's active version.
-
-    Rows are taken in ``(tenant_id, id)`` order, a batch per transaction, ``FOR UPDATE SKIP
-    LOCKED`` (a row the OAuth flow holds is left for the next run). Each legacy value is
-    read with ``decode`` and encrypted for its own row and column; a value of the same row
-    already in the ``rcn1`` form is re-encrypted under the active version too, so the row's
-    single ``encryption_key_version`` stays true. A row with a value that cannot be read is
-    refused (reported, left as it was) and the others go ahead. One LOW ``ROTATE`` audit row
-    per adopted row, appended in the batch's transaction through the keyed chain.
-
-    Args:
-        engine: the database.
-        cipher: the keyring (its active version encrypts).
-        context: who adopts (for the audit rows).
-        layout: the layout's name (recorded in the audit rows).
-        decode: reads one legacy value (``crypto.legacy_tokens.decoder``); holds the key.
-        batch_size: rows per transaction.
-        dry_run: run every batch, writes and audit rows included, and roll each back.
-        progress: told the total, then each batch.
-        clock: the time written to ``updated_at`` and the audit rows of a batch.
-    """
-    if batch_size < 1:
-        raise ValueError("batch_size must be at least 1")
-    table = TOKENS
-    with engine.connect() as conn:
-        total = legacy_rows(conn)
-    if progress is not None:
-        progress.start(total)
-    result = AdoptionResult(layout, cipher.active_version, dry_run=dry_run)
-    after: tuple[str, int] = ("", -(2**63))
-    while True:
-        with engine.connect() as conn:
-            tx = conn.begin()
-            try:
-                rows = conn.execute(
-                    sa.text(
-                        f"SELECT tenant_id, id, encryption_key_version AS version,"
-                        f" {table.identity_sql}, {table.select_sql} FROM {table.name}"
-                        f" WHERE {table.legacy_sql} AND (tenant_id, id) > (:tenant, :id)"
-                        " ORDER BY tenant_id, id LIMIT :n FOR UPDATE SKIP LOCKED"
-                    ),
-                    {"tenant": after[0], "id": after[1], "n": batch_size},
-                ).all()
-                if not rows:
-                    tx.rollback()
-                    break
-                after = (rows[-1].tenant_id, rows[-1].id)
-                mark_audited_write(conn, "keys adopt-tokens")  # each batch appends its rows
-                count = _adopt_batch(
-                    conn, table, rows, cipher, context, layout, decode, result, clock()
-                )
-                if dry_run:
-                    tx.rollback()
-                else:
-                    tx.commit()
-            except BaseException:
-                if tx.is_active:
-                    tx.rollback()
-                raise
-        result.adopted += count
-        result.batches += 1
-        if progress is not None:
-            progress.advance(table.name, count)
-    with engine.connect() as conn:
-        left = legacy_rows(conn)
-    result.remaining = 0 if dry_run else max(0, left - len(result.refused))
-    return result
-
-
-def _adopt_batch(
-    conn: sa.Connection,
-    table: SecretTable,
-    rows: Sequence[Any],
-    cipher: FieldCipher,
-    context: AuditContext,
-    layout: str,
-    decode: Decoder,
-    result: AdoptionResult,
-    now: datetime,
-) -> int:
-    active = cipher.active_version
-    adopted: list[tuple[Any, dict[str, str | None], list[str]]] = []
-    for r in rows:
-        values: dict[str, str | None] = {}
-        legacy_columns: list[str] = []
-        refused: RefusedToken | None = None
-        for column in table.columns:
-            stored = getattr(r, column)
-            if stored is None:
-                values[column] = None
-                continue
-            ctx = table.context(r, column)
-            try:
-                if is_managed_token(stored):
-                    if r.version is None:
-                        raise DecryptFailed("an rcn1 value without encryption_key_version")
-                    values[column] = cipher.reencrypt(stored, r.version, ctx, None)
-                else:
-                    values[column] = cipher.encrypt(decode(stored), ctx, None)
-                    legacy_columns.append(column)
-            except (DecryptFailed, KeyUnavailable) as exc:
-                refused = RefusedToken(r.tenant_id, r.id, column, _one_line(str(exc)))
-                break
-        if refused is not None:
-            result.refused.append(refused)
-        else:
-            adopted.append((r, values, legacy_columns))
-    if not adopted:
-        return 0
-    _store(conn, table, [(a[0], a[1]) for a in adopted], active, now)
-    append_audit_entries(
-        conn,
-        [_adoption_entry(table, r, active, layout, legacy) for r, _, legacy in adopted],
-        context,
-        now=now,
-    )
-    return len(adopted)
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _store(
-    conn: sa.Connection,
-    table: SecretTable,
-    rows: Sequence[tuple[Any, Mapping[str, str | None]]],
-    active: int,
-    now: datetime,
-) -> None:
-    """Write new ciphertexts and the active version for ``rows`` (one UPDATE)."""
-    params: dict[str, Any] = {
-        "tenant_id": [r.tenant_id for r, _ in rows],
-        "id": [r.id for r, _ in rows],
-        "active": active,
-        "now": now,
-    }
-    for column in table.columns:
-        params[column] = [values[column] for _, values in rows]
-    arrays = ", ".join(
-        ["CAST(:tenant_id AS text[])", "CAST(:id AS bigint[])"]
-        + [f"CAST(:{c} AS text[])" for c in table.columns]
-    )
-    conn.execute(
-        sa.text(
-            f"UPDATE {table.name} AS t SET "
-            + ", ".join(f"{c} = v.{c}" for c in table.columns)
-            + ", encryption_key_version = :active, row_version = t.row_version + 1,"
-            " updated_at = :now"
-            f" FROM unnest({arrays})"
-            f" AS v(tenant_id, id, {', '.join(table.columns)})"
-            " WHERE t.tenant_id = v.tenant_id AND t.id = v.id"
-        ),
-        params,
-    )
-
-
-def _adoption_entry(
-    table: SecretTable, row: Any, active: int, layout: str, legacy: Sequence[str]
-) -> AuditEntry:
-    message = f"legacy token ({layout}) stored in the rcn1 form under key version {active}"
-    return _reencryption_entry(
-        table,
-        row,
-        active,
-        "TOKEN_ADOPTED",
-        message,
-        lambda column: f"(sensitive, legacy {layout})" if column in legacy else MASK,
-    )
+    return reencryption_entry(table, row, active, "KEY_ROTATION", message, lambda _: MASK)

@@ -12,9 +12,9 @@ A *unit* is a top-level module (``reconciler/files.py`` is ``files``) or a subpa
     files, crypto                                               safe file I/O; keys and ciphers
     sops, settings                                              SOPS files; configuration
     load, store                                                 manifests -> state; PostgreSQL
+    health, importer                                            probes; database -> manifests
     gitchanges, render                                          changed tenants; output formats
     commands, schemas_export, migrations                        the operations
-    health, importer                                            operations built on commands
     cli                                                         the command line
     __main__
 
@@ -49,9 +49,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("files", "crypto"),
     ("sops", "settings"),
     ("load", "store"),
+    ("health", "importer"),
     ("gitchanges", "render"),
     ("commands", "schemas_export", "migrations"),
-    ("health", "importer"),
     ("cli",),
     ("__main__",),
 )
@@ -180,4 +180,43 @@ def test_lower_layers_do_not_import_the_python_api(package: str) -> None:
                 continue
             if "reconciler.commands" in names:
                 offenders.append(path.name)
+    assert offenders == []
+
+
+CLI_ALLOWED_STORE_NAMES = {"reconciler.store.database.mask_credentials"}
+"""What the CLI may take from ``store``: masking credentials in the one error handler."""
+CLI_FORBIDDEN_MODULES = ("reconciler.crypto.aead", "reconciler.crypto.local_keys")
+CLI_FORBIDDEN_NAMES = {
+    "reconciler.crypto.audit_key.load_audit_key",
+    "reconciler.crypto.keyring.Keyring",
+    "reconciler.crypto.legacy_tokens.decoder",
+    "reconciler.crypto.legacy_tokens.load_legacy_key",
+}
+
+
+def _imported_names(path: Path) -> Iterator[tuple[int, str]]:
+    """(line, dotted name) of every absolute import, down to the name imported."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            for alias in node.names:
+                yield node.lineno, f"{node.module}.{alias.name}"
+
+
+def test_cli_builds_no_engines_keyrings_or_ciphers() -> None:
+    """A CLI module parses options, calls one ``reconciler.commands`` function and renders.
+
+    Opening databases, loading keys and building ciphers happen behind the Python API, so
+    scripts and the command line share one path: the CLI imports nothing of ``store`` but
+    the credential masking of its error handler, and no key loader or cipher.
+    """
+    offenders = []
+    for path in sorted((PACKAGE / "cli").rglob("*.py")):
+        for line, name in _imported_names(path):
+            store = name.startswith("reconciler.store") and name not in CLI_ALLOWED_STORE_NAMES
+            keys = name.startswith(CLI_FORBIDDEN_MODULES) or name in CLI_FORBIDDEN_NAMES
+            if store or keys:
+                offenders.append(f"{path.relative_to(PACKAGE.parent)}:{line}: imports {name}")
     assert offenders == []

@@ -1,0 +1,59 @@
+"""``import``: write tenants' configuration from the database as SOPS-encrypted manifests."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconciler.importer import ImportNote, WrittenManifest
+from reconciler.importer import import_manifests as write_manifests
+from reconciler.model.enums import Platform
+from reconciler.progress import QUIET, Progress
+from reconciler.settings import load_settings
+
+
+@dataclass(frozen=True, slots=True)
+class ImportOutcome:
+    """What :func:`import_manifests` wrote, where, and what the user must check or fill in.
+
+    Attributes:
+        out_dir: the manifests directory written into (holds ``tenants/``).
+        written: the manifest files written.
+        notes: fields the database does not store, to fill in before committing.
+    """
+
+    out_dir: Path
+    written: tuple[WrittenManifest, ...]
+    notes: tuple[ImportNote, ...]
+
+
+def import_manifests(
+    *,
+    tenants: Sequence[str],
+    out_dir: Path | None = None,
+    platforms: Sequence[Platform] = (),
+    force: bool = False,
+    database_url: str | None = None,
+    progress: Progress = QUIET,
+    environ: Mapping[str, str] | None = None,
+) -> ImportOutcome:
+    """Write ``out_dir/tenants/<tenant>/<platform>.yaml`` for each tenant, SOPS-encrypted.
+
+    ``out_dir`` defaults to the manifests directory of ``reconciler.yaml`` (else
+    ``./manifests``). See :func:`reconciler.importer.import_manifests` for the rest.
+
+    Raises:
+        ConfigError, KeyUnavailable, DecryptFailed, DatabaseUnavailable: nothing is written.
+    """
+    target = out_dir if out_dir is not None else load_settings().manifests_dir
+    result = write_manifests(
+        tenants=tenants,
+        out_dir=target,
+        platforms=tuple(sorted(set(platforms))),
+        force=force,
+        database_url=database_url,
+        progress=progress,
+        environ=environ,
+    )
+    return ImportOutcome(target, result.written, result.notes)

@@ -1,0 +1,369 @@
+"""Appending rows to the audit chain, signed with the audit key (see
+:mod:`reconciler.store.audit`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
+
+from reconciler.crypto.audit_key import AUDIT_KEY_ENV, AuditKey
+from reconciler.errors import ConfigError, KeyUnavailable, LockTimeout
+from reconciler.model.enums import AuditAction, EntityType, RiskLevel
+from reconciler.model.sensitive import Sensitive
+from reconciler.store import tables
+from reconciler.store.audit_chain import canonical_timestamp, keyed_entry_hash
+from reconciler.store.locks import AUDIT_CHAIN_LOCK_KEY, acquire_xact_lock, lock_key
+
+_LOCK_NOT_AVAILABLE = "55P03"
+
+AUDITED_WRITE_SETTING = "reconciler.audited_write"
+"""Transaction-local setting that tells the recording trigger the reconciler audits the
+transaction's writes itself (believed only from a login that may insert audit rows)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditContext:
+    """Who and what performs the changes of one run; the same for all its audit rows.
+
+    Attributes:
+        performed_by: the actor (see :func:`reconciler.context.resolve_actor`).
+        ip_address: the client's address; None records the address the server sees
+            (``inet_client_addr()``, itself NULL over a Unix socket).
+        user_agent: ``reconciler/<version>`` plus the CI run.
+        session_id: identifies one invocation of the reconciler.
+        git_commit: the manifests' commit, when known.
+        apply_run_id: the ``apply_runs`` row of an apply; None for other writers (rotation).
+        key: the audit key that signs the rows (:func:`~reconciler.crypto.audit_key.
+            load_audit_key`). Required to append: without it nothing is written.
+    """
+
+    performed_by: str
+    ip_address: str | None
+    user_agent: str
+    session_id: str
+    git_commit: str | None = None
+    apply_run_id: UUID | None = None
+    key: AuditKey | None = field(default=None, repr=False, compare=False)
+
+
+_TABLE = tables.configuration_audit_logs.name
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One audit row to append.
+
+    Attributes:
+        tenant_id: the tenant whose chain the row extends.
+        entity_type: the kind of row changed.
+        entity_id: its ``id`` (None when the row no longer exists or has none yet).
+        entity_address: its stable identity, e.g. ``acme/stripe/production/integration/API_KEY``.
+        action: what happened.
+        changes: JSON-able ``{field: {"before": ..., "after": ...}}``, already masked by the
+            caller; a :class:`~reconciler.model.sensitive.Sensitive` anywhere in it is refused.
+        risk_level: the change's risk.
+        risk_reasons: the matched rules, each ``{"code", "level", "message"}``.
+        requires_review: whether a reviewer must approve or reject the row.
+        source_path: the manifest file the change came from, when there is one.
+    """
+
+    tenant_id: str
+    entity_type: EntityType
+    entity_id: int | None
+    entity_address: str
+    action: AuditAction
+    changes: Mapping[str, Any]
+    risk_level: RiskLevel
+    risk_reasons: Sequence[Mapping[str, Any]] = ()
+    requires_review: bool = False
+    source_path: str | None = None
+
+
+class SensitiveValueInAudit(TypeError):
+    """A caller tried to audit an unmasked secret: a bug, refused before anything is written."""
+
+
+# --- appending ----------------------------------------------------------------------------
+
+
+def append_audit_entries(
+    conn: sa.Connection,
+    entries: Sequence[AuditEntry],
+    context: AuditContext,
+    *,
+    now: datetime,
+    lock_timeout_seconds: float = 60.0,
+) -> int:
+    """Append ``entries`` to their tenants' chains, in order, inside the caller's transaction.
+
+    Three statements whatever the number of entries: one that reads every affected tenant's
+    chain head (and allocates ids), one set-based INSERT, after taking the audit chain lock.
+
+    Args:
+        conn: a connection in the transaction that makes the audited changes.
+        entries: rows to append; entries of one tenant are chained in the given order.
+        context: who performs them, and the audit key that signs them.
+        now: ``created_at`` of every row, given explicitly so the hash is reproducible;
+            must be timezone-aware.
+        lock_timeout_seconds: how long to wait for another appender to commit.
+
+    Returns:
+        The number of rows inserted.
+
+    Raises:
+        KeyUnavailable: ``context`` has no audit key (nothing is written unsigned).
+        SensitiveValueInAudit: a ``Sensitive`` value is in ``changes`` or ``risk_reasons``.
+        LockTimeout: another transaction kept the audit chain lock too long.
+    """
+    if not entries:
+        return 0
+    key = context.key
+    if key is None:
+        raise KeyUnavailable(f"no audit key: set ${AUDIT_KEY_ENV} to write audit rows")
+    if now.tzinfo is None:
+        raise ValueError("audit timestamps must be timezone-aware")
+    created_at = canonical_timestamp(now)
+    changes = [_to_json(e.changes, e, "changes") for e in entries]
+    reasons = [_to_json(list(e.risk_reasons), e, "risk_reasons") for e in entries]
+    ip_address = _normalize_ip(context.ip_address)
+    tenants = sorted({e.tenant_id for e in entries})
+
+    acquire_xact_lock(
+        conn, AUDIT_CHAIN_LOCK_KEY, timeout_seconds=lock_timeout_seconds, what="the audit lock"
+    )
+    _lock_tenant_chains(conn, tenants, lock_timeout_seconds)
+    prep = conn.execute(_PREPARE, _prepare_params(len(entries), changes, reasons, tenants)).one()
+    heads: dict[str, str | None] = dict(zip(tenants, prep.heads, strict=True))
+    client_ip = ip_address if context.ip_address is not None else prep.client
+    ids = sorted(prep.ids)
+
+    rows: list[dict[str, Any]] = []
+    for entry, row_id, change_text, reason_text in zip(
+        entries, ids, prep.changes, prep.reasons, strict=True
+    ):
+        record: dict[str, Any] = {
+            "tenant_id": entry.tenant_id,
+            "id": row_id,
+            "entity_type": entry.entity_type.value,
+            "entity_id": entry.entity_id,
+            "entity_address": entry.entity_address,
+            "action": entry.action.value,
+            "changes": change_text,
+            "risk_level": entry.risk_level.value,
+            "risk_reasons": reason_text,
+            "requires_review": entry.requires_review,
+            "performed_by": context.performed_by,
+            "ip_address": client_ip,
+            "user_agent": context.user_agent,
+            "session_id": context.session_id,
+            "apply_run_id": str(context.apply_run_id) if context.apply_run_id else None,
+            "git_commit": context.git_commit,
+            "source_path": entry.source_path,
+            "created_at": created_at,
+            "prev_hash": heads[entry.tenant_id],
+        }
+        record["entry_hash"] = keyed_entry_hash(record, key)
+        heads[entry.tenant_id] = record["entry_hash"]
+        rows.append(record)
+
+    conn.execute(_insert_statement(), _insert_params(rows, now))
+    return len(rows)
+
+
+def tenant_chain_lock_key(tenant: str) -> int:
+    """The advisory lock key of ``tenant``'s chain, as the database's recording function
+    computes it: the first 8 bytes of ``sha256("reconciler/audit-chain/<tenant>")``, signed."""
+    return lock_key(f"reconciler/audit-chain/{tenant}")
+
+
+def _lock_tenant_chains(conn: sa.Connection, tenants: Sequence[str], timeout: float) -> None:
+    """Take every tenant's chain lock (key order, like the recording function), one statement."""
+    keys = sorted({tenant_chain_lock_key(t) for t in tenants})
+    savepoint = conn.begin_nested()
+    try:
+        previous = conn.execute(sa.text("SELECT current_setting('lock_timeout')")).scalar_one()
+        milliseconds = f"{max(1, round(timeout * 1000))}ms"
+        conn.execute(sa.text("SELECT set_config('lock_timeout', :v, true)"), {"v": milliseconds})
+        conn.execute(
+            sa.text(
+                "SELECT count(pg_advisory_xact_lock(k))"
+                " FROM unnest(CAST(:keys AS bigint[])) WITH ORDINALITY AS u(k, i)"
+            ),
+            {"keys": keys},
+        )
+        conn.execute(sa.text("SELECT set_config('lock_timeout', :v, true)"), {"v": previous})
+    except DBAPIError as exc:
+        savepoint.rollback()
+        if getattr(exc.orig, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
+            raise
+        raise LockTimeout(
+            f"could not take the audit chain lock of {len(keys)} tenant(s) after {timeout:g}s: "
+            "another transaction is writing to their configuration or audit rows"
+        ) from None
+    savepoint.commit()
+
+
+def mark_audited_write(conn: sa.Connection, writer: str) -> None:
+    """Tell the database that this transaction's configuration writes are audited here.
+
+    Call at the start of a transaction that writes configuration rows and appends their
+    keyed audit rows itself (apply, key rotation), so that the database's recording trigger
+    does not record them a second time. Transaction-local; the database believes it only
+    from a login that may insert audit rows itself (so a service setting it is still
+    recorded).
+
+    Args:
+        conn: a connection inside the transaction.
+        writer: what writes, for people reading ``pg_settings`` (e.g. ``apply <run id>``).
+    """
+    conn.execute(
+        sa.text("SELECT set_config(:name, :writer, true)"),
+        {"name": AUDITED_WRITE_SETTING, "writer": writer or "reconciler"},
+    )
+
+
+# One round trip: PostgreSQL's rendering of the JSON values (what the hash covers), new ids
+# (so the hash can include them), the client address, and each tenant's chain head. The
+# LATERAL ... LIMIT 1 is one index probe per tenant on the (tenant_id, id) primary key.
+_PREPARE = sa.text(
+    f"""
+    SELECT host(inet_client_addr()) AS client,
+           ARRAY(SELECT nextval(pg_get_serial_sequence('{_TABLE}', 'id'))
+                   FROM generate_series(1, :n)) AS ids,
+           ARRAY(SELECT c::jsonb::text
+                   FROM json_array_elements(CAST(:changes AS json)) WITH ORDINALITY AS u(c, i)
+                  ORDER BY i) AS changes,
+           ARRAY(SELECT c::jsonb::text
+                   FROM json_array_elements(CAST(:reasons AS json)) WITH ORDINALITY AS u(c, i)
+                  ORDER BY i) AS reasons,
+           ARRAY(SELECT h.entry_hash
+                   FROM unnest(CAST(:tenants AS text[])) WITH ORDINALITY AS t(tenant_id, i)
+                   LEFT JOIN LATERAL (
+                        SELECT entry_hash FROM {_TABLE} a
+                         WHERE a.tenant_id = t.tenant_id
+                         ORDER BY a.id DESC LIMIT 1) h ON true
+                  ORDER BY t.i) AS heads
+    """
+)
+
+
+def _prepare_params(
+    n: int, changes: list[str], reasons: list[str], tenants: list[str]
+) -> dict[str, Any]:
+    # Each document is already JSON text: join them into one JSON array (one parameter,
+    # escaped once in C) instead of a text[] whose elements psycopg escapes one by one.
+    return {
+        "n": n,
+        "changes": "[" + ",".join(changes) + "]",
+        "reasons": "[" + ",".join(reasons) + "]",
+        "tenants": tenants,
+    }
+
+
+_ARRAY_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("tenant_id", "text"),
+    ("id", "bigint"),
+    ("entity_type", "text"),
+    ("entity_id", "bigint"),
+    ("entity_address", "text"),
+    ("action", "text"),
+    ("changes", "text"),
+    ("risk_level", "text"),
+    ("risk_reasons", "text"),
+    ("requires_review", "boolean"),
+    ("source_path", "text"),
+    ("prev_hash", "text"),
+    ("entry_hash", "text"),
+)
+
+
+def _insert_statement() -> sa.TextClause:
+    """INSERT ... SELECT FROM json_to_recordset(:rows): one statement for any number of rows."""
+    casts = {
+        "entity_type": tables.entity_type_enum.name,
+        "action": tables.audit_action_enum.name,
+        "risk_level": tables.risk_level_enum.name,
+        "changes": "jsonb",
+        "risk_reasons": "jsonb",
+    }
+    per_row = [name for name, _ in _ARRAY_COLUMNS]
+    selected = [f"u.{n}::{casts[n]}" if n in casts else f"u.{n}" for n in per_row]
+    columns = ", ".join(f"{n} {t}" for n, t in _ARRAY_COLUMNS)
+    shared = ["performed_by", "ip_address", "user_agent", "session_id", "apply_run_id"]
+    shared += ["git_commit", "created_at"]
+    selected += [
+        ":performed_by",
+        "CAST(:ip_address AS inet)",
+        ":user_agent",
+        ":session_id",
+        "CAST(:apply_run_id AS uuid)",
+        ":git_commit",
+        ":created_at",
+    ]
+    return sa.text(
+        f"INSERT INTO {_TABLE} ({', '.join(per_row + shared)}) "
+        f"SELECT {', '.join(selected)} "
+        f"FROM json_to_recordset(CAST(:rows AS json)) AS u({columns})"
+    )
+
+
+def _insert_params(rows: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
+    names = [name for name, _ in _ARRAY_COLUMNS]
+    params: dict[str, Any] = {"rows": json.dumps([{n: row[n] for n in names} for row in rows])}
+    first = rows[0]
+    for name in ("performed_by", "ip_address", "user_agent", "session_id", "apply_run_id"):
+        params[name] = first[name]
+    params["git_commit"] = first["git_commit"]
+    params["created_at"] = now.astimezone(UTC)
+    return params
+
+
+def _to_json(value: Any, entry: AuditEntry, column: str) -> str:
+    def refuse(obj: Any) -> Any:
+        # Only reached for values JSON cannot hold; walk again to name the offending path.
+        if isinstance(obj, Sensitive):
+            _refuse_sensitive(value, entry, column)
+        raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+    try:
+        return json.dumps(
+            value, sort_keys=True, ensure_ascii=False, allow_nan=False, default=refuse
+        )
+    except SensitiveValueInAudit:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"audit entry {entry.entity_address}: {column} is not JSON: {exc}"
+        ) from None
+
+
+def _refuse_sensitive(value: Any, entry: AuditEntry, path: str) -> None:
+    if isinstance(value, Sensitive):
+        raise SensitiveValueInAudit(
+            f"audit entry {entry.entity_address}: {path} holds a Sensitive value; "
+            "mask it before auditing (refusing to write it)"
+        )
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            _refuse_sensitive(item, entry, f"{path}.{key}")
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _refuse_sensitive(item, entry, f"{path}[{index}]")
+
+
+def _normalize_ip(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        raise ConfigError(f"invalid client IP address {value!r}") from None
