@@ -31,6 +31,7 @@ from reconciler.sops.operations import (
     is_encrypted,
     read_file,
     reseal_documents,
+    rotate_file,
     update_keys,
 )
 from reconciler.sops.rules import EncryptionRules
@@ -61,5 +62,6 @@ __all__ = [
     "load_identities",
     "read_file",
     "reseal_documents",
+    "rotate_file",
     "update_keys",
 ]
