@@ -167,27 +167,28 @@ def seal_positions(text: str, encrypted: Sequence[Any]) -> list[tuple[int, int, 
     edits: list[tuple[int, int, str]] = []
     seen: set[int] = set()
 
-    def walk(node: yaml.Node, value: Any) -> bool:
+    def walk(node: yaml.Node, value: Any, flow: bool = False) -> bool:
         if id(node) in seen:  # an alias: the text has one value where the result has two
             return False
         seen.add(id(node))
         if isinstance(node, yaml.MappingNode):
-            if not isinstance(value, dict):
+            if not isinstance(value, dict) or [k.value for k, _ in node.value] != list(value):
                 return False
-            if [k.value for k, _ in node.value] != list(value):
-                return False
-            return all(walk(v, value[k.value]) for k, v in node.value)
+            inner = flow or bool(node.flow_style)
+            return all(walk(v, value[k.value], inner) for k, v in node.value)
         if isinstance(node, yaml.SequenceNode):
             if not isinstance(value, list) or len(node.value) != len(value):
                 return False
-            return all(walk(n, v) for n, v in zip(node.value, value, strict=True))
+            inner = flow or bool(node.flow_style)
+            return all(walk(n, v, inner) for n, v in zip(node.value, value, strict=True))
         if isinstance(value, dict | list | Comment):
             return False
         if isinstance(value, str) and value.startswith(ENC_PREFIX) and node.value != value:
             start, end = node.start_mark.index, node.end_mark.index
             if isinstance(node, yaml.ScalarNode) and node.style in ("|", ">"):
                 end = start + len(text[start:end].rstrip("\n"))
-            edits.append((start, end, value))
+            # Inside [...] or {...} the commas and brackets of ENC[...] need quotes.
+            edits.append((start, end, f'"{value}"' if flow else value))
         return True
 
     for node, document in zip(nodes, encrypted, strict=True):
