@@ -5,14 +5,19 @@ independent, so the files are split into chunks handed to worker processes (one 
 forked so the identities loaded once are inherited, not read again per file). Small batches
 run in-process, where starting workers would cost more than it saves.
 
-Each file is written atomically on its own; a file that fails (no key, MAC mismatch, no
-creation rule) is reported and left untouched, and the others are still processed.
+Each file is replaced atomically: its new text goes to a temporary file beside it, all
+temporary files are flushed to disk with one ``sync`` (one fsync per file would cost more
+than the cryptography), then each is renamed over its target, so a crash leaves every file
+either as it was or fully rewritten. A file that fails (no key, MAC mismatch, no creation
+rule) is reported and left untouched, and the others are still processed.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import stat
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -20,7 +25,6 @@ from pathlib import Path
 from typing import Literal
 
 from reconciler.errors import ConfigError, ReconcilerError
-from reconciler.files import atomic_write
 from reconciler.progress import QUIET, Progress
 from reconciler.sops.age import Identities, load_identities
 from reconciler.sops.operations import rotate_file, update_keys
@@ -47,6 +51,7 @@ class FileResult:
         added / removed: recipients added and removed (``updatekeys``).
         error: the one-line error of a failed file.
         text: the new file text of a ``pending`` file.
+        staged: the temporary file holding the new text, renamed over ``path`` at the end.
     """
 
     path: Path
@@ -55,6 +60,7 @@ class FileResult:
     removed: tuple[str, ...] = ()
     error: str | None = None
     text: str | None = None
+    staged: str | None = None
 
 
 def expand(paths: Iterable[Path]) -> list[Path]:
@@ -105,22 +111,50 @@ def _one(path: Path, operation: Operation, write: bool) -> FileResult:
         if operation == "rotate":
             text = rotate_file(path, identities)
             if write:
-                atomic_write(path, text)
-            return FileResult(path, "rotated" if write else "pending", text=None if write else text)
+                return FileResult(path, "rotated", staged=stage_file(path, text))
+            return FileResult(path, "pending", text=text)
         update = update_keys(path, identities)
         if update.text is None:
             return FileResult(path, "unchanged")
         if write:
-            atomic_write(path, update.text)
-        return FileResult(
-            path,
-            "updated" if write else "pending",
-            update.added,
-            update.removed,
-            text=None if write else update.text,
-        )
+            staged = stage_file(path, update.text)
+            return FileResult(path, "updated", update.added, update.removed, staged=staged)
+        return FileResult(path, "pending", update.added, update.removed, text=update.text)
     except ReconcilerError as exc:
         return FileResult(path, "failed", error=str(exc))
+
+
+def stage_file(path: Path, text: str) -> str:
+    """Write ``text`` to a new temporary file beside ``path`` with its permissions (no fsync:
+    :func:`commit` syncs once for all files)."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(text.encode("utf-8"))
+        os.chmod(tmp, mode)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def commit(staged: Sequence[tuple[str, Path]]) -> None:
+    """Flush every staged file to disk (one ``sync``), then rename each over its target."""
+    if not staged:
+        return
+    os.sync()
+    for tmp, target in staged:
+        os.replace(tmp, target)
+
+
+def discard(staged: Sequence[tuple[str, Path]]) -> None:
+    """Remove staged files (after an interruption)."""
+    for tmp, _ in staged:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def _chunk(paths: Sequence[Path], operation: Operation, write: bool) -> list[FileResult]:
@@ -152,20 +186,20 @@ def run(
     title = "Rotating data keys" if operation == "rotate" else "Updating recipients"
     results: dict[Path, FileResult] = {}
     with progress.stage(f"{title} of {len(paths)} file(s)", len(paths), unit="file") as stage:
-        if count <= 1 or len(paths) < PARALLEL_FROM:
-            _IDENTITIES = ids
-            try:
+        _IDENTITIES = ids
+        try:
+            if count <= 1 or len(paths) < PARALLEL_FROM:
                 for path in paths:
                     results[path] = _one(path, operation, write)
                     stage.advance()
-            finally:
-                _IDENTITIES = None
-        else:
-            _IDENTITIES = ids
-            try:
+            else:
                 _in_pool(paths, operation, write, count, results, stage.advance)
-            finally:
-                _IDENTITIES = None
+        except BaseException:
+            discard([(r.staged, r.path) for r in results.values() if r.staged is not None])
+            raise
+        finally:
+            _IDENTITIES = None
+        commit([(r.staged, r.path) for r in results.values() if r.staged is not None])
         failed = sum(1 for r in results.values() if r.status == "failed")
         stage["detail"] = f"{len(paths) - failed} done, {failed} failed"
     return [results[path] for path in paths]

@@ -41,7 +41,13 @@ from reconciler.sops.config import CreationRule, find_config, load_creation_rule
 from reconciler.sops.files import FileFormat, detect_format, dump, parse_text
 from reconciler.sops.mac import MacHasher
 from reconciler.sops.metadata import Metadata, is_metadata, new_block
-from reconciler.sops.roundtrip import plaintext_view, rekeyed_text, sealed_text, swapped_text
+from reconciler.sops.roundtrip import (
+    block_is_last,
+    plaintext_view,
+    rekeyed_text,
+    sealed_text,
+    swapped_text,
+)
 from reconciler.sops.rules import EncryptionRules
 from reconciler.sops.tree import Location, decrypt_tree, encrypt_tree
 
@@ -548,7 +554,10 @@ def update_keys(
     # to_block writes this implementation's version; keep the file's own, as sops does.
     block["version"] = metadata.version
     rekeyed_docs = [{**doc, "sops": block} for doc in encrypted]
-    patched = rekeyed_text(original, rekeyed_docs) if fmt == "yaml" else None
+    patched = None
+    if fmt == "yaml":
+        trusted = block_is_last(original, documents)
+        patched = rekeyed_text(original, rekeyed_docs, verify=not trusted)
     text = patched if patched is not None else dump(rekeyed_docs, fmt, source=source)
     return KeyUpdate(rule, added, removed, text)
 
@@ -596,7 +605,8 @@ def rotate_file(
     if fmt == "yaml":
         encrypted, _ = split_metadata(documents, source=source)
         after = [{k: v for k, v in doc.items() if k != "sops"} for doc in sealed]
-        kept = swapped_text(original, encrypted, after, sealed[0]["sops"])
+        trusted = block_is_last(original, documents)
+        kept = swapped_text(original, encrypted, after, sealed[0]["sops"], verify=not trusted)
         if kept is not None:
             return kept
     return dump(sealed, fmt, source=source)
