@@ -38,6 +38,19 @@ def _is_terminal(stream: TextIO) -> bool:
         return False
 
 
+class _Writer:
+    """A stream as tqdm needs it: write and flush, nothing else."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+
 class Stage:
     """One running stage: counts work done and carries the detail of its closing line.
 
@@ -149,12 +162,24 @@ class Progress:
             total=total,
             desc=title,
             unit=f" {unit}" if unit else "it",
-            file=self.stream,
+            # tqdm draws nothing on a pseudo-terminal when handed sys.stderr itself (seen with
+            # 4.70 under pty); through a plain writer it draws as on any terminal.
+            file=_Writer(self.stream),
             leave=False,
             delay=LIVE_AFTER,
-            dynamic_ncols=True,
+            ncols=self._width(),
             mininterval=0.2,
         )
+
+    def _width(self) -> int:
+        """The terminal's width; 100 when it reports none (a fresh pty says 0 columns)."""
+        try:
+            columns = os.get_terminal_size(self.stream.fileno()).columns
+        except (AttributeError, OSError, ValueError):
+            columns = 0
+        if not columns:
+            columns = int(os.environ.get("COLUMNS", "0") or 0)
+        return columns if columns > 20 else 100
 
 
 QUIET = Progress(enabled=False)

@@ -78,6 +78,7 @@ from reconciler.model.desired import (
 from reconciler.model.enums import ConfigType, Environment, Platform
 from reconciler.model.plan import Selectors
 from reconciler.model.sensitive import Sensitive
+from reconciler.progress import Stage
 from reconciler.sops.codec import ENC_MARK
 from reconciler.yaml_source import YamlError, format_path, locate, parse_document
 
@@ -696,6 +697,8 @@ class _ChunkContext:
     chunks: tuple[tuple[mf.ManifestFile, ...], ...]
     cache: LoadCache | None
     templates_digest: bytes
+    progress: Stage | None = None
+    pid: int = 0  # the parent: only it reports progress (a worker's copy must not draw)
 
 
 @dataclass(frozen=True, slots=True)
@@ -727,6 +730,7 @@ def load_desired_state(
     decrypt: bool = True,
     workers: int | None = None,
     cache: LoadCache | None = None,
+    progress: Stage | None = None,
 ) -> LoadResult:
     """Load, decrypt and validate the manifests under ``root``.
 
@@ -743,6 +747,8 @@ def load_desired_state(
             count. ``1`` keeps everything in this process.
         cache: validated results of unchanged files (see :mod:`reconciler.load.cache`);
             used only with ``fingerprint``. Hits carry fingerprints, not plaintext.
+        progress: told the number of manifests, then advanced per file loaded here and
+            per chunk a worker finishes (``reconciler.progress.Stage``).
 
     Returns:
         The result; ``state`` is ``None`` when any error was found.
@@ -775,6 +781,9 @@ def load_desired_state(
         cache = None  # only fully decrypted, clean results are worth keeping
     digest_of_templates = templates_digest({t.rel: t.data for t in templates.templates.values()})
     hits, hit_hashes, misses = _cache_hits(manifests, prefix, cache, digest_of_templates)
+    if progress is not None:
+        progress.set_total(len(manifests))
+        progress.advance(len(hits))
     count = _worker_count(len(misses), workers)
     size = -(-len(misses) // count) if misses else 1
     chunks = tuple(misses[i : i + size] for i in range(0, len(misses), size))
@@ -788,6 +797,8 @@ def load_desired_state(
         chunks,
         cache,
         digest_of_templates,
+        progress,
+        os.getpid(),
     )
     try:
         if count > 1 and len(chunks) > 1:
@@ -796,7 +807,11 @@ def load_desired_state(
             fork = multiprocessing.get_context("fork")
             with ProcessPoolExecutor(len(chunks) - 1, mp_context=fork) as pool:
                 others = pool.map(_load_chunk, range(1, len(chunks)))
-                parts = [_load_chunk(0), *others]
+                parts = [_load_chunk(0)]
+                for index, part in enumerate(others, start=1):
+                    parts.append(part)
+                    if progress is not None:
+                        progress.advance(len(chunks[index]))
         else:
             parts = [_load_chunk(i) for i in range(len(chunks))]
     finally:
@@ -899,6 +914,8 @@ def _load_chunk(index: int) -> _Chunk:
         results.append(result)
         used.update(result.chain)
         diagnostics.extend(result.diagnostics)
+        if ctx.progress is not None and ctx.pid == os.getpid():
+            ctx.progress.advance(1)
     secrets, skipped = _decrypt(
         results, ctx.templates, used, ctx.identities, ctx.decrypt, diagnostics, datas
     )
@@ -1324,6 +1341,7 @@ def validate_manifests(
     selectors: Selectors | None = None,
     strict: bool = False,
     identities: sops.Identities | None = None,
+    progress: Stage | None = None,
 ) -> DiagnosticsReport:
     """``reconciler validate``: check manifests without a database.
 
@@ -1335,6 +1353,7 @@ def validate_manifests(
         selectors: tenant/platform selection.
         strict: warnings fail the run too.
         identities: age identities; ``None`` loads them from the environment.
+        progress: advanced per file (see :func:`load_desired_state`).
 
     Raises:
         ConfigError: a manifests root does not exist.
@@ -1355,7 +1374,11 @@ def validate_manifests(
                 f"manifests directory {root} does not exist; pass --manifests DIR or a PATH"
             )
         result = load_desired_state(
-            root, selectors=selectors, paths=selected or None, identities=identities
+            root,
+            selectors=selectors,
+            paths=selected or None,
+            identities=identities,
+            progress=progress,
         )
         diagnostics.extend(result.diagnostics.sorted())
         skipped.extend(result.skipped_decryption)
