@@ -100,12 +100,8 @@ class Stage:
         return self._detail if key == "detail" and self._detail is not None else default
 
     def closing_detail(self) -> str:
-        """What the closing line says: the detail set, else the count, else ``done``."""
-        if self._detail is not None:
-            return self._detail
-        if self.done or self.total:
-            return f"{self.done} {self.unit}(s)" if self.unit else str(self.done)
-        return "done"
+        """What the closing line says: the detail set, else ``done`` (as it always has)."""
+        return self._detail if self._detail is not None else "done"
 
 
 class Progress:

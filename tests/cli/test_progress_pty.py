@@ -96,7 +96,7 @@ def test_lines_when_not_a_terminal() -> None:
     with progress.stage("Reading database") as stage:
         stage.advance(2)
     assert re.fullmatch(
-        r"Loading manifests\.\.\. 3 files \(\d\.\ds\)\nReading database\.\.\. 2 \(\d\.\ds\)\n",
+        r"Loading manifests\.\.\. 3 files \(\d\.\ds\)\nReading database\.\.\. done \(\d\.\ds\)\n",
         stream.getvalue(),
     )
 
