@@ -340,7 +340,7 @@ def _double_quoted(text: str) -> str:
 
 def _literal(text: str, indent: int) -> tuple[str, list[str]] | None:
     """A ``|`` block for a multi-line string, or None when a block could not hold it."""
-    if "\r" in text or not all(c.isprintable() or c in "\n\t" for c in text):
+    if "\r" in text or not text.replace("\n", "").replace("\t", "").isprintable():
         return None
     if text.endswith("\n\n"):
         chomp, body = "+", text[:-1]

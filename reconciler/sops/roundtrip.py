@@ -37,7 +37,8 @@ from reconciler.sops.files import _double_quoted, _scalar, dump_yaml
 from reconciler.yaml_source import YamlError, parse_documents
 
 ENC_PREFIX: Final = "ENC["
-_SOPS_KEY: Final = re.compile(r"sops[ \t]*:[ \t]*(#.*)?$")
+_SOPS_LINE: Final = re.compile(r"^sops[ \t]*:[ \t]*(?:#.*)?$", re.MULTILINE)
+_TOP_LEVEL_LINE: Final = re.compile(r"^[^ \t\r\n]", re.MULTILINE)
 
 
 def block_regions(text: str) -> list[tuple[int, int]]:
@@ -47,25 +48,14 @@ def block_regions(text: str) -> list[tuple[int, int]]:
     that is indented (blank lines inside are included, trailing ones are not).
     """
     regions: list[tuple[int, int]] = []
-    start: int | None = None
-    end = 0
-    offset = 0
-    for line in text.splitlines(keepends=True):
-        content = line.rstrip("\r\n")
-        if start is not None:
-            if not content.strip():
-                pass
-            elif content[0] in " \t":
-                end = offset + len(line)
-            else:
-                regions.append((start, end))
-                start = None
-        if start is None and _SOPS_KEY.match(content):
-            start = offset
-            end = offset + len(line)
-        offset += len(line)
-    if start is not None:
-        regions.append((start, end))
+    for match in _SOPS_LINE.finditer(text):
+        start = match.start()
+        following = _TOP_LEVEL_LINE.search(text, match.end())
+        stop = following.start() if following is not None else len(text)
+        body = text[start:stop]
+        end = start + len(body.rstrip(" \t\r\n"))
+        newline = text.find("\n", end)
+        regions.append((start, stop if newline < 0 or newline >= stop else newline + 1))
     return regions
 
 
@@ -131,24 +121,32 @@ def leaf_pairs(before: Any, after: Any) -> Iterator[tuple[Any, Any]]:
 
 
 def token_pairs(before: Sequence[Any], after: Sequence[Any]) -> list[tuple[str, str]] | None:
-    """``(old ENC, new ENC)`` for every encrypted value of ``before``; None if shapes differ.
+    """``(old ENC, new ENC)`` for every encrypted value of ``before``, in document order.
 
-    Every value that is encrypted in ``before`` must be encrypted in ``after`` too, and
-    clear values must not change (a substitution can only swap ciphertexts).
+    ``after`` must be ``before`` with its ciphertexts replaced (same shape, same clear
+    values): the pairs are matched by position. None when the counts differ (an encrypted
+    list comment, which decryption drops).
     """
-    pairs: list[tuple[str, str]] = []
-    try:
-        for old_doc, new_doc in zip(before, after, strict=True):
-            for old, new in leaf_pairs(old_doc, new_doc):
-                old_enc = isinstance(old, str) and old.startswith(ENC_PREFIX)
-                new_enc = isinstance(new, str) and new.startswith(ENC_PREFIX)
-                if old_enc and new_enc:
-                    pairs.append((old, new))
-                elif old_enc or new_enc or old != new or type(old) is not type(new):
-                    return None
-    except ValueError:
+    old: list[str] = []
+    new: list[str] = []
+    for document in before:
+        _enc_values(document, old)
+    for document in after:
+        _enc_values(document, new)
+    if len(old) != len(new):
         return None
-    return pairs
+    return list(zip(old, new, strict=True))
+
+
+def _enc_values(node: Any, out: list[str]) -> None:
+    if isinstance(node, dict):
+        for value in node.values():
+            _enc_values(value, out)
+    elif isinstance(node, list):
+        for item in node:
+            _enc_values(item, out)
+    elif isinstance(node, str) and node.startswith(ENC_PREFIX):
+        out.append(node)
 
 
 def seal_positions(text: str, encrypted: Sequence[Any]) -> list[tuple[int, int, str]] | None:
