@@ -1,4 +1,4 @@
-"""CLI commands: ``reconciler secrets keygen|encrypt|decrypt|edit|updatekeys``.
+"""CLI commands: ``reconciler secrets keygen|encrypt|decrypt|edit|updatekeys|rotate``.
 
 They behave like their ``sops`` namesakes on SOPS files with age recipients, and run
 in-process (no ``sops`` binary needed). Files are written atomically with their permissions
@@ -10,24 +10,28 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
+from reconciler.cli.exit_codes import ExitCode
 from reconciler.cli.options import handle_errors
 from reconciler.errors import ConfigError
 from reconciler.files import atomic_write
+from reconciler.progress import Progress
 from reconciler.sops import (
     EditSession,
     EncryptionRules,
+    batch,
     decrypt_file,
     detect_format,
     dump,
     encrypt_file,
     generate_key,
-    update_keys,
 )
+from reconciler.sops.batch import expand
 from reconciler.sops.codec import to_bytes
 from reconciler.sops.encryption_rules import RULE_KINDS
 from reconciler.sops.scratch import PlaintextFile
@@ -175,25 +179,78 @@ def edit(file: Path) -> None:
 
 
 @secrets.command("updatekeys")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--quiet", is_flag=True, help="No progress on stderr.")
+@click.option("--jobs", type=click.IntRange(min=1), help="Worker processes (default: CPUs).")
 @handle_errors
-def updatekeys(file: Path, yes: bool) -> None:
-    """Re-wrap FILE's data key to the recipients of its .sops.yaml creation rule."""
-    update = update_keys(file)
-    if update.text is None:
-        click.echo(f"{file}: recipients already up to date; nothing written.", err=True)
-        return
-    click.echo(f"The following changes will be made to {file}:", err=True)
-    for recipient in update.added:
-        click.echo(f"+++ {recipient}", err=True)
-    for recipient in update.removed:
-        click.echo(f"--- {recipient}", err=True)
-    if not yes and not click.confirm("Is this okay?", default=False, err=True):
-        click.echo("Changes not applied.", err=True)
-        return
-    atomic_write(file, update.text)
-    click.echo(f"{file}: keys updated.", err=True)
+def updatekeys(paths: tuple[Path, ...], yes: bool, quiet: bool, jobs: int | None) -> None:
+    """Re-wrap each file's data key to the recipients of its .sops.yaml creation rule.
+
+    PATHS are files or directories (searched for SOPS files: .yaml, .yml and .json files with
+    a sops block). Values, comments and the MAC are unchanged. Without -y the changes are
+    listed and confirmed once for all files.
+    """
+    files = expand(paths)
+    progress = Progress(enabled=not quiet)
+    results = batch.run(files, "updatekeys", write=yes, workers=jobs, progress=progress)
+    pending = [r for r in results if r.status == "pending"]
+    if pending:
+        for result in pending:
+            click.echo(f"The following changes will be made to {result.path}:", err=True)
+            for recipient in result.added:
+                click.echo(f"+++ {recipient}", err=True)
+            for recipient in result.removed:
+                click.echo(f"--- {recipient}", err=True)
+        if not click.confirm("Is this okay?", default=False, err=True):
+            click.echo("Changes not applied.", err=True)
+            _finish(results)
+            return
+        for result in pending:
+            assert result.text is not None
+            atomic_write(result.path, result.text)
+            click.echo(f"{result.path}: keys updated.", err=True)
+    for result in results:
+        if result.status == "updated":
+            click.echo(f"{result.path}: keys updated.", err=True)
+        elif result.status == "unchanged":
+            click.echo(f"{result.path}: recipients already up to date; nothing written.", err=True)
+    _finish(results)
+
+
+@secrets.command("rotate")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--quiet", is_flag=True, help="No progress on stderr.")
+@click.option("--jobs", type=click.IntRange(min=1), help="Worker processes (default: CPUs).")
+@handle_errors
+def rotate(paths: tuple[Path, ...], quiet: bool, jobs: int | None) -> None:
+    """Give each file a new data key, like `sops rotate -i`.
+
+    Every encrypted value is encrypted again under a new random data key, wrapped for the
+    file's same recipients, and the MAC is recomputed. Clear values, comments and layout stay.
+    PATHS are files or directories (searched for SOPS files). Files are written in place,
+    each atomically; a file that cannot be opened is reported and left as it was.
+    """
+    files = expand(paths)
+    progress = Progress(enabled=not quiet)
+    results = batch.run(files, "rotate", workers=jobs, progress=progress)
+    if len(results) <= 20:
+        for result in results:
+            if result.status == "rotated":
+                click.echo(f"{result.path}: data key rotated.", err=True)
+    _finish(results)
+
+
+def _finish(results: list[batch.FileResult]) -> None:
+    """Print each failure; exit 1 when any file failed."""
+    failed = [r for r in results if r.status == "failed"]
+    for result in failed:
+        click.echo(f"Error: {result.error}", err=True)
+    if failed:
+        click.echo(
+            f"{len(failed)} of {len(results)} file(s) failed; they were not changed.", err=True
+        )
+        sys.exit(ExitCode.ERROR)
 
 
 def _emit(file: Path, text: str, in_place: bool) -> None:

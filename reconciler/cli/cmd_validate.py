@@ -9,6 +9,7 @@ import click
 from reconciler.cli.exit_codes import ExitCode
 from reconciler.cli.options import handle_errors, make_selectors, manifests_option, selector_options
 from reconciler.load.validate import validate_manifests
+from reconciler.progress import QUIET, Progress
 from reconciler.render.diagnostics import RENDERERS
 from reconciler.settings import load_settings
 
@@ -51,12 +52,18 @@ def validate(
     """
     configured = load_settings().manifests_dir
     default = configured if configured != Path("manifests") else None
-    report = validate_manifests(
-        paths,
-        manifests_dir=Path(manifests_dir) if manifests_dir else default,
-        selectors=make_selectors(tenants, platforms, exclude_tenants),
-        strict=strict,
-    )
+    selectors = make_selectors(tenants, platforms, exclude_tenants)
+    # A live bar on a terminal only: the output of validate in CI logs stays as it was.
+    progress = Progress()
+    with (progress if progress.live else QUIET).stage("Loading manifests", unit="file") as stage:
+        report = validate_manifests(
+            paths,
+            manifests_dir=Path(manifests_dir) if manifests_dir else default,
+            selectors=selectors,
+            strict=strict,
+            progress=stage,
+        )
+        stage["detail"] = f"{report.files} files"
     click.echo(RENDERERS[fmt](report), nl=False)
     if not report.valid:
         raise SystemExit(ExitCode.ERROR)

@@ -12,6 +12,7 @@ from reconciler import __version__
 from reconciler.cli import (
     cmd_audit,
     cmd_db,
+    cmd_fmt,
     cmd_health,
     cmd_import,
     cmd_keys,
@@ -56,6 +57,7 @@ for _module in (
     cmd_import,
     cmd_report,
     cmd_health,
+    cmd_fmt,
 ):
     _module.register(cli)
 

@@ -7,9 +7,11 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from click.shell_completion import CompletionItem
 
 from reconciler.cli.exit_codes import ExitCode
 from reconciler.errors import (
@@ -18,11 +20,12 @@ from reconciler.errors import (
     PolicyViolation,
     ReconcilerError,
 )
-from reconciler.load.manifests import check_selectors
+from reconciler.load.manifests import check_selectors, is_tenant_id
 from reconciler.model.enums import Platform
 from reconciler.model.plan import Selectors
 from reconciler.redaction import redact
 from reconciler.render.diagnostics import safe_diagnostic
+from reconciler.settings import load_settings
 from reconciler.store.database import mask_credentials
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -45,6 +48,23 @@ manifests_option = click.option(
 )
 
 
+def complete_tenants(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """Shell completion of tenant ids: the folders of ``<manifests>/tenants/``.
+
+    The manifests directory is ``--manifests`` when already typed, else the configured one.
+    Completion must never fail loudly, so any problem completes nothing.
+    """
+    try:
+        given = ctx.params.get("manifests_dir")
+        root = Path(given) if given else load_settings().manifests_dir
+        names = sorted(entry.name for entry in (root / "tenants").iterdir() if entry.is_dir())
+    except (OSError, ReconcilerError):
+        return []
+    return [CompletionItem(n) for n in names if n.startswith(incomplete) and is_tenant_id(n)]
+
+
 def selector_options(func: F) -> F:
     """``--tenant`` / ``--platform`` (repeatable) and ``--exclude-tenant``."""
     func = click.option(
@@ -52,6 +72,7 @@ def selector_options(func: F) -> F:
         "exclude_tenants",
         multiple=True,
         metavar="T",
+        shell_complete=complete_tenants,
         help="Leave this tenant out (repeatable).",
     )(func)
     func = click.option(
@@ -62,7 +83,12 @@ def selector_options(func: F) -> F:
         help="Only this platform (repeatable).",
     )(func)
     return click.option(
-        "--tenant", "tenants", multiple=True, metavar="T", help="Only this tenant (repeatable)."
+        "--tenant",
+        "tenants",
+        multiple=True,
+        metavar="T",
+        shell_complete=complete_tenants,
+        help="Only this tenant (repeatable).",
     )(func)
 
 

@@ -112,7 +112,7 @@ def load_desired(
         raise ConfigError(
             f"manifests directory {manifests_dir} does not exist; pass --manifests DIR"
         )
-    with progress.stage("Loading manifests") as stage:
+    with progress.stage("Loading manifests", unit="file") as stage:
         cache = open_load_cache(fingerprint, os.environ) if use_cache else None
         result = load_desired_state(
             manifests_dir,
@@ -122,6 +122,7 @@ def load_desired(
             fingerprint=fingerprint,
             decrypt=True,
             cache=cache,
+            progress=stage,
         )
         stage["detail"] = f"{result.files} files"
     for line in cache.report() if cache is not None else ():

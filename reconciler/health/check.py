@@ -20,7 +20,7 @@ With ``dry_run`` the same verdicts and transitions are computed and nothing is w
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -189,8 +189,10 @@ def run_health_check(
         with conn.begin():
             raw = read_check_targets(conn, selected)
         rows = _decrypt(raw, db, environ)
-        with progress.stage(f"Checking {len(rows)} integration(s)"):
-            verdicts = _probe_all(prober, rows)
+        with progress.stage(
+            f"Checking {len(rows)} integration(s)", len(rows), unit="integration"
+        ) as stage:
+            verdicts = _probe_all(prober, rows, stage.advance)
         checked = tuple(
             CheckedIntegration(
                 r.target.address,
@@ -291,8 +293,11 @@ def _decrypt_one(
         ) from None
 
 
-def _probe_all(prober: HealthProbe, rows: list[_Row]) -> list[ProbeResult]:
+def _probe_all(
+    prober: HealthProbe, rows: list[_Row], advance: Callable[[int], None] = lambda _: None
+) -> list[ProbeResult]:
     pending = [r for r in rows if r.verdict is None]
+    advance(len(rows) - len(pending))
     results: dict[int, ProbeResult] = {}
     if pending:
         workers = min(MAX_PARALLEL_PROBES, len(pending))
@@ -301,6 +306,7 @@ def _probe_all(prober: HealthProbe, rows: list[_Row]) -> list[ProbeResult]:
                 pending, pool.map(lambda r: _safe_probe(prober, r.target), pending), strict=True
             ):
                 results[row.id] = result
+                advance(1)
     return [r.verdict if r.verdict is not None else results[r.id] for r in rows]
 
 

@@ -162,8 +162,11 @@ def import_manifests(
 
     targets = [(d, out_dir / d.relative_path) for d in drafts]
 
-    with progress.stage("Encrypting manifests") as stage:
-        texts = [(d, path, _encrypt(d, path)) for d, path in targets]
+    with progress.stage("Encrypting manifests", len(targets), unit="file") as stage:
+        texts = []
+        for draft, path in targets:
+            texts.append((draft, path, _encrypt(draft, path)))
+            stage.advance()
         stage["detail"] = f"{len(texts)} files"
     written: list[WrittenManifest] = []
     for draft, path, text in texts:

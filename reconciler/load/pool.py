@@ -36,6 +36,7 @@ from reconciler.load.desired_state import build_state
 from reconciler.load.file_types import AppEndpoint, FileJob, FileResult, Fingerprint, TemplateSet
 from reconciler.model.desired import DesiredState
 from reconciler.model.sensitive import Sensitive
+from reconciler.progress import Stage
 
 PARALLEL_MIN_FILES = 1000
 """Below this many files a run stays in one process (a fork costs more than it saves)."""
@@ -66,6 +67,8 @@ class ChunkInputs:
     chunks: tuple[tuple[mf.ManifestFile, ...], ...]
     cache: LoadCache | None
     templates_digest: bytes
+    progress: Stage | None = None
+    pid: int = 0  # the parent: only it reports progress (a worker's copy must not draw)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +116,12 @@ def run_chunks(inputs: ChunkInputs, processes: int) -> list[Chunk]:
             initargs=(inputs,),
         ) as pool:
             others = pool.map(_load_chunk_in_worker, range(1, len(inputs.chunks)))
-            return [load_chunk(inputs, 0), *others]
+            parts = [load_chunk(inputs, 0)]
+            for index, part in enumerate(others, start=1):
+                parts.append(part)
+                if inputs.progress is not None:
+                    inputs.progress.advance(len(inputs.chunks[index]))
+            return parts
     return [load_chunk(inputs, i) for i in range(len(inputs.chunks))]
 
 
@@ -151,6 +159,8 @@ def load_chunk(inputs: ChunkInputs, index: int) -> Chunk:
         results.append(result)
         used.update(result.chain)
         diagnostics.extend(result.diagnostics)
+        if inputs.progress is not None and inputs.pid == os.getpid():
+            inputs.progress.advance(1)
     secrets, skipped = decrypt_files(
         results, inputs.templates, used, inputs.identities, inputs.decrypt, diagnostics, datas
     )

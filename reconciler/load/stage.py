@@ -49,6 +49,7 @@ from reconciler.load.templates import load_template
 from reconciler.model.desired import DesiredState
 from reconciler.model.enums import Platform
 from reconciler.model.plan import Selectors
+from reconciler.progress import Stage
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +89,7 @@ def load_desired_state(
     decrypt: bool = True,
     workers: int | None = None,
     cache: LoadCache | None = None,
+    progress: Stage | None = None,
 ) -> LoadResult:
     """Load, decrypt and validate the manifests under ``root``.
 
@@ -104,6 +106,8 @@ def load_desired_state(
             count. ``1`` keeps everything in this process.
         cache: validated results of unchanged files (see :mod:`reconciler.load.cache`);
             used only with ``fingerprint``. Hits carry fingerprints, not plaintext.
+        progress: told the number of manifests, then advanced per file loaded here and
+            per chunk a worker finishes (``reconciler.progress.Stage``).
 
     Returns:
         The result; ``state`` is ``None`` when any error was found.
@@ -135,6 +139,9 @@ def load_desired_state(
         cache = None  # only fully decrypted, clean results are worth keeping
     digest_of_templates = templates_digest({t.rel: t.data for t in templates.templates.values()})
     hits, hit_hashes, misses = _cache_hits(manifests, prefix, cache, digest_of_templates)
+    if progress is not None:
+        progress.set_total(len(manifests))
+        progress.advance(len(hits))
     count = worker_count(len(misses), workers)
     size = -(-len(misses) // count) if misses else 1
     chunks = tuple(misses[i : i + size] for i in range(0, len(misses), size))
@@ -148,6 +155,8 @@ def load_desired_state(
         chunks,
         cache,
         digest_of_templates,
+        progress,
+        os.getpid(),
     )
     parts = run_chunks(inputs, count)
 

@@ -12,6 +12,7 @@ from reconciler.errors import ConfigError
 from reconciler.load import manifests as mf
 from reconciler.load.stage import load_desired_state
 from reconciler.model.plan import Selectors
+from reconciler.progress import Stage
 
 
 def validate_manifests(
@@ -21,6 +22,7 @@ def validate_manifests(
     selectors: Selectors | None = None,
     strict: bool = False,
     identities: sops.Identities | None = None,
+    progress: Stage | None = None,
 ) -> DiagnosticsReport:
     """``reconciler validate``: check manifests without a database.
 
@@ -32,6 +34,7 @@ def validate_manifests(
         selectors: tenant/platform selection.
         strict: warnings fail the run too.
         identities: age identities; ``None`` loads them from the environment.
+        progress: advanced per file (see :func:`load_desired_state`).
 
     Raises:
         ConfigError: a manifests root does not exist.
@@ -52,7 +55,11 @@ def validate_manifests(
                 f"manifests directory {root} does not exist; pass --manifests DIR or a PATH"
             )
         result = load_desired_state(
-            root, selectors=selectors, paths=selected or None, identities=identities
+            root,
+            selectors=selectors,
+            paths=selected or None,
+            identities=identities,
+            progress=progress,
         )
         diagnostics.extend(result.diagnostics.sorted())
         skipped.extend(result.skipped_decryption)

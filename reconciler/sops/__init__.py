@@ -32,6 +32,7 @@ from reconciler.sops.operations import (
     is_encrypted,
     read_file,
     reseal_documents,
+    rotate_file,
     update_keys,
 )
 from reconciler.sops.tree import ValueRejected, encrypted_paths
@@ -61,5 +62,6 @@ __all__ = [
     "load_identities",
     "read_file",
     "reseal_documents",
+    "rotate_file",
     "update_keys",
 ]

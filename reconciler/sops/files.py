@@ -15,6 +15,7 @@ JSON is written with tab indentation like sops. Files are written with
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 import math
@@ -290,8 +291,23 @@ _ESCAPES: Final = {
 }  # fmt: skip
 
 
+# An ENC[...] value (base64 fields only) is always a plain scalar; checking it with the
+# emitter's analysis is the slowest part of writing a file, so it is recognized directly.
+_ENC_PLAIN: Final = re.compile(
+    r"ENC\[AES256_GCM,data:[A-Za-z0-9+/=]*,iv:[A-Za-z0-9+/=]+,tag:[A-Za-z0-9+/=]+,type:[a-z]+\]"
+)
+
+
 def _plain_ok(text: str) -> bool:
     """True when ``text`` can be written unquoted and reads back as the same string."""
+    if "\n" in text:
+        return False  # a multi-line plain scalar would be folded into one line
+    if _ENC_PLAIN.fullmatch(text):
+        return True
+    return _plain_ok_cached(text) if len(text) <= 200 else _plain_ok_uncached(text)
+
+
+def _plain_ok_uncached(text: str) -> bool:
     if not text or text == "<<" or text in _YAML11_BOOLS:
         return False
     if not isinstance(resolve_plain(text), str):  # Go typing (what sops and we read)
@@ -301,6 +317,9 @@ def _plain_ok(text: str) -> bool:
         return False
     analysis = _ANALYZER.analyze_scalar(text)
     return bool(analysis.allow_block_plain and not analysis.multiline)
+
+
+_plain_ok_cached = functools.lru_cache(maxsize=8192)(_plain_ok_uncached)
 
 
 def _double_quoted(text: str) -> str:
@@ -321,7 +340,7 @@ def _double_quoted(text: str) -> str:
 
 def _literal(text: str, indent: int) -> tuple[str, list[str]] | None:
     """A ``|`` block for a multi-line string, or None when a block could not hold it."""
-    if "\r" in text or not all(c.isprintable() or c in "\n\t" for c in text):
+    if "\r" in text or not text.replace("\n", "").replace("\t", "").isprintable():
         return None
     if text.endswith("\n\n"):
         chomp, body = "+", text[:-1]

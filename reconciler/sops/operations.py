@@ -42,6 +42,13 @@ from reconciler.sops.encryption_rules import EncryptionRules
 from reconciler.sops.files import FileFormat, detect_format, dump, parse_text
 from reconciler.sops.mac import MacHasher
 from reconciler.sops.metadata import Metadata, is_metadata, new_block
+from reconciler.sops.roundtrip import (
+    block_is_last,
+    plaintext_view,
+    rekeyed_text,
+    sealed_text,
+    swapped_text,
+)
 from reconciler.sops.tree import Location, decrypt_tree, encrypt_tree
 
 DATA_KEY_SIZE = 32
@@ -305,12 +312,28 @@ def read_file(path: str | os.PathLike[str], fmt: str | None = None) -> tuple[lis
     Raises:
         ConfigError: the file cannot be read or parsed.
     """
+    documents, file_format, _ = read_source(path, fmt)
+    return documents, file_format
+
+
+def read_source(
+    path: str | os.PathLike[str], fmt: str | None = None
+) -> tuple[list[Any], FileFormat, str]:
+    """Read and parse a file; return its documents, format and text.
+
+    Raises:
+        ConfigError: the file cannot be read, is not UTF-8, or cannot be parsed.
+    """
     file_format = detect_format(path, fmt)
     try:
         raw = Path(path).read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    return parse_text(raw, file_format, source=str(path)), file_format
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: the file is not UTF-8 text") from None
+    return parse_text(text, file_format, source=str(path)), file_format, text
 
 
 def _creation_rule(path: Path, search_from: str | os.PathLike[str] | None) -> CreationRule | None:
@@ -345,8 +368,9 @@ def encrypt_file(
     """
     file_path = Path(path)
     source = str(path)
-    documents, fmt = read_file(file_path, input_format)
+    documents, fmt, original = read_source(file_path, input_format)
     out_fmt = detect_format(file_path, output_format or fmt)
+    same_yaml = fmt == "yaml" and out_fmt == "yaml"
     if out_fmt == "dotenv":
         raise ConfigError(f"{source}: dotenv files can be decrypted but not encrypted here")
     if documents and is_encrypted(documents[0]):
@@ -359,8 +383,9 @@ def encrypt_file(
             documents, identities if identities is not None else load_identities(), source=source
         )
         if not resealed.changed and out_fmt == fmt:
-            return file_path.read_text(encoding="utf-8")
-        return dump(resealed.documents, out_fmt, source=source)
+            return original
+        kept = sealed_text(original, resealed.documents) if same_yaml else None
+        return kept if kept is not None else dump(resealed.documents, out_fmt, source=source)
     rule: CreationRule | None = None
     if recipients:
         chosen = split_recipients(recipients, source="--age")
@@ -378,7 +403,8 @@ def encrypt_file(
         chosen = rule.recipients
     effective = rules or (rule.rules if rule is not None else EncryptionRules())
     encrypted = encrypt_documents(documents, chosen, effective, source=source, now=now)
-    return dump(encrypted, out_fmt, source=source)
+    kept = sealed_text(original, encrypted) if same_yaml else None
+    return kept if kept is not None else dump(encrypted, out_fmt, source=source)
 
 
 @dataclass(frozen=True, slots=True)
@@ -426,12 +452,17 @@ class EditSession:
         input_format: str | None = None,
     ) -> EditSession:
         """Decrypt a file for editing (MAC verified)."""
-        documents, fmt = read_file(path, input_format)
+        documents, fmt, original = read_source(path, input_format)
         if fmt == "dotenv":
             raise ConfigError(f"{path}: dotenv files cannot be edited here")
         ids = identities if identities is not None else load_identities()
         plain, metadata, cipher = _open(documents, ids, source=str(path), stash=True)
-        return cls(Path(path), fmt, metadata, dump(plain, fmt, source=str(path)), cipher)
+        view = None
+        if fmt == "yaml":
+            encrypted, _ = split_metadata(documents, source=str(path))
+            view = plaintext_view(original, encrypted, plain)
+        text = view if view is not None else dump(plain, fmt, source=str(path))
+        return cls(Path(path), fmt, metadata, text, cipher)
 
     def parse(self, text: str) -> list[Any]:
         """Parse and check edited text.
@@ -447,7 +478,8 @@ class EditSession:
         """Encrypt edited text with the file's key, recipients and rule; return file text."""
         documents = self.parse(text)
         sealed = _reseal(documents, self._cipher, self.metadata, source=str(self.path), now=now)
-        return dump(sealed, self.format, source=str(self.path))
+        kept = sealed_text(text, sealed) if self.format == "yaml" else None
+        return kept if kept is not None else dump(sealed, self.format, source=str(self.path))
 
 
 @dataclass(frozen=True, slots=True)
@@ -486,7 +518,7 @@ def update_keys(
     """
     file_path = Path(path)
     source = str(path)
-    documents, fmt = read_file(file_path, input_format)
+    documents, fmt, original = read_source(file_path, input_format)
     if fmt == "dotenv":
         raise ConfigError(f"{source}: dotenv files cannot be re-keyed here")
     config_path = Path(config) if config is not None else find_config(file_path.parent)
@@ -494,9 +526,12 @@ def update_keys(
         raise ConfigError(f"{source}: no .sops.yaml found in this directory or its parents")
     rule = load_creation_rule(file_path, config_path)
     ids = identities if identities is not None else load_identities()
-    _, metadata, _ = _open(documents, ids, source=source, stash=False)
-    encrypted, _ = split_metadata(documents, source=source)
+    encrypted, metadata = split_metadata(documents, source=source)
     data_key = unwrap_data_key(metadata, ids, source=source)
+    hasher = MacHasher(only_encrypted=metadata.rules.mac_only_encrypted)
+    cipher = ValueCipher(data_key)
+    decrypt_tree(encrypted, cipher, metadata.rules, hasher, source=source)
+    _verify_mac(metadata, cipher, hasher, source)
     old = metadata.recipients
     added = tuple(r for r in rule.recipients if r not in old)
     removed = tuple(r for r in old if r not in rule.recipients)
@@ -518,5 +553,60 @@ def update_keys(
     block = rekeyed.to_block(lastmodified=metadata.lastmodified, mac=metadata.mac)
     # to_block writes this implementation's version; keep the file's own, as sops does.
     block["version"] = metadata.version
-    text = dump([{**doc, "sops": block} for doc in encrypted], fmt, source=source)
+    rekeyed_docs = [{**doc, "sops": block} for doc in encrypted]
+    patched = None
+    if fmt == "yaml":
+        trusted = block_is_last(original, documents)
+        patched = rekeyed_text(original, rekeyed_docs, verify=not trusted)
+    text = patched if patched is not None else dump(rekeyed_docs, fmt, source=source)
     return KeyUpdate(rule, added, removed, text)
+
+
+def rotate_file(
+    path: str | os.PathLike[str],
+    identities: Identities | None = None,
+    *,
+    input_format: str | None = None,
+    now: datetime | None = None,
+) -> str:
+    """Rotate a file's data key, like ``sops rotate``; return the new file text.
+
+    The file is decrypted (MAC verified), a new random data key is wrapped for the same
+    recipients, every encrypted value is encrypted again under it and the MAC recomputed.
+    Recipients, the selection rule, clear values and (in YAML) comments and layout stay.
+
+    Raises:
+        ConfigError: a dotenv file, or a file with key groups or non-age master keys
+            (their keys cannot be re-wrapped here).
+        KeyUnavailable / DecryptFailed: the file cannot be opened.
+    """
+    source = str(path)
+    documents, fmt, original = read_source(path, input_format)
+    if fmt == "dotenv":
+        raise ConfigError(f"{source}: dotenv files cannot be rotated here")
+    ids = identities if identities is not None else load_identities()
+    plain, metadata, _ = _open(documents, ids, source=source, stash=False)
+    if metadata.grouped or metadata.other_keys:
+        raise ConfigError(
+            f"{source}: key groups and non-age master keys cannot be rotated here; use sops"
+        )
+    data_key = os.urandom(DATA_KEY_SIZE)
+    entries = tuple({"recipient": r, "enc": wrap_key(data_key, r)} for r in metadata.recipients)
+    rotated = dataclasses.replace(metadata, key_groups=(entries,))
+    when = now or _now()
+    sealed = _seal(
+        plain,
+        ValueCipher(data_key),
+        metadata.rules,
+        lambda mac: rotated.to_block(lastmodified=when, mac=mac),
+        source=source,
+        now=when,
+    )
+    if fmt == "yaml":
+        encrypted, _ = split_metadata(documents, source=source)
+        after = [{k: v for k, v in doc.items() if k != "sops"} for doc in sealed]
+        trusted = block_is_last(original, documents)
+        kept = swapped_text(original, encrypted, after, sealed[0]["sops"], verify=not trusted)
+        if kept is not None:
+            return kept
+    return dump(sealed, fmt, source=source)

@@ -11,7 +11,8 @@ A *unit* is a top-level module (``reconciler/files.py`` is ``files``) or a subpa
     core, yaml_source                                           pure planning; the YAML reader
     files, crypto                                               safe file I/O; keys and ciphers
     sops, settings                                              SOPS files; configuration
-    load, store                                                 manifests -> state; PostgreSQL
+    load, store, fmt                                            manifests -> state; PostgreSQL;
+                                                                the canonical YAML layout
     health, importer                                            probes; database -> manifests
     gitchanges, render                                          changed tenants; output formats
     commands, schemas_export, migrations                        the operations
@@ -48,7 +49,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("core", "yaml_source"),
     ("files", "crypto"),
     ("sops", "settings"),
-    ("load", "store"),
+    ("load", "store", "fmt"),
     ("health", "importer"),
     ("gitchanges", "render"),
     ("commands", "schemas_export", "migrations"),
