@@ -2,6 +2,8 @@ BEGIN;
 
 -- Running downgrade runtime_functions -> managed_tokens
 
+REVOKE INSERT (encryption_key_version) ON oauth_tokens FROM reconciler_app;
+
 DROP FUNCTION reconciler_active_config(text, text);
 
 DROP FUNCTION reconciler_webhook_allow(bigint);

@@ -1237,6 +1237,8 @@ REVOKE ALL ON FUNCTION reconciler_webhook_record(bigint, boolean, text) FROM PUB
 
 GRANT EXECUTE ON FUNCTION reconciler_webhook_record(bigint, boolean, text) TO reconciler_app;
 
+GRANT INSERT (encryption_key_version) ON oauth_tokens TO reconciler_app;
+
 UPDATE alembic_version SET version_num='runtime_functions' WHERE alembic_version.version_num = 'managed_tokens';
 
 COMMIT;

@@ -39,6 +39,12 @@ tenant check has to be kept in step with the policies. On top of that each funct
 considers rows of ``app.tenant_id`` (also for the owner, whom the policies let see every
 tenant) and refuses to run without it.
 
+**Token key version.** ``reconciler_app`` may also INSERT
+``oauth_tokens.encryption_key_version``: the OAuth flow encrypts a new connection's tokens,
+so it says which key version it used (the active one), instead of the column default 1,
+which would tie every new token to the first key forever. A refresh still encrypts under
+the row's version (no UPDATE grant): ``keys rotate`` is what moves rows between versions.
+
 **Audit.** ``record_configuration_write()`` (the trigger function) is replaced by the same
 function with two additions, both honoured only for ``webhook_configurations`` UPDATEs made
 while ``reconciler.runtime_call`` is set (the webhook functions set it around their own
@@ -56,7 +62,7 @@ UPDATE):
   characters replaced by spaces) is added to the recorded row's ``changes`` as
   ``runtime_error``. It is stored as given: services must not put secrets in it.
 
-Downgrade drops the three functions and restores the trigger function of
+Downgrade drops the three functions and that grant, and restores the trigger function of
 ``database_recorded_writes``. No table or row changes either way.
 """
 
@@ -329,9 +335,11 @@ def upgrade() -> None:
     for function in FUNCTIONS:
         op.execute(f"REVOKE ALL ON FUNCTION {function} FROM PUBLIC")
         op.execute(f"GRANT EXECUTE ON FUNCTION {function} TO {APP_ROLE}")
+    op.execute(f"GRANT INSERT (encryption_key_version) ON oauth_tokens TO {APP_ROLE}")
 
 
 def downgrade() -> None:
+    op.execute(f"REVOKE INSERT (encryption_key_version) ON oauth_tokens FROM {APP_ROLE}")
     for function in FUNCTIONS:
         op.execute(f"DROP FUNCTION {function}")
     op.execute(
