@@ -10,209 +10,77 @@ DROP FUNCTION reconciler_webhook_allow(bigint);
 
 DROP FUNCTION reconciler_webhook_record(bigint, boolean, text);
 
-CREATE OR REPLACE FUNCTION record_configuration_write() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, public, pg_temp
-AS $fn$
+DO $do$
 DECLARE
-    runtime constant text[] := CASE TG_TABLE_NAME WHEN 'integration_configs' THEN ARRAY['health_status', 'health_message', 'last_health_check_at', 'next_sync_at', 'last_sync_at', 'updated_at']::text[] WHEN 'webhook_configurations' THEN ARRAY['circuit_breaker_status', 'consecutive_failures', 'circuit_opened_at', 'total_trigger_count', 'total_failure_count', 'last_trigger_at', 'last_success_at', 'last_failure_at', 'updated_at']::text[] WHEN 'oauth_tokens' THEN ARRAY['access_token', 'refresh_token', 'token_type', 'scope', 'expires_at', 'refresh_token_expires_at', 'updated_at']::text[] END;
-    clear constant text[] := ARRAY['platform', 'environment', 'is_active', 'encryption_key_version', 'created_at', 'updated_at', 'deleted_at', 'created_by', 'updated_by', 'deleted_by', 'row_version', 'config_type', 'is_primary', 'sync_interval', 'sync_direction', 'next_sync_at', 'last_sync_at', 'health_status', 'health_message', 'last_health_check_at', 'features', 'mapping_rules', 'filter_rules', 'transform_rules', 'name', 'webhook_type', 'endpoint_url', 'auth_type', 'subscribed_events', 'retry_max_attempts', 'retry_initial_delay_seconds', 'retry_backoff_multiplier', 'retry_max_delay_seconds', 'circuit_breaker_threshold', 'circuit_breaker_reset_seconds', 'circuit_breaker_status', 'consecutive_failures', 'circuit_opened_at', 'total_trigger_count', 'total_failure_count', 'last_trigger_at', 'last_success_at', 'last_failure_at', 'token_type', 'scope', 'expires_at', 'refresh_token_expires_at', 'hubspot_portal_id', 'hubspot_user_id', 'hubspot_app_id', 'stripe_account_id', 'stripe_user_id', 'stripe_livemode', 'quickbooks_realm_id', 'revoked_at', 'revoked_by', 'revoked_reason']::text[];
-    entity constant text := CASE TG_TABLE_NAME
-        WHEN 'integration_configs' THEN 'INTEGRATION_CONFIG'
-        WHEN 'webhook_configurations' THEN 'WEBHOOK_CONFIGURATION'
-        ELSE 'OAUTH_TOKEN' END;
-    kind constant text := CASE TG_TABLE_NAME
-        WHEN 'integration_configs' THEN 'integration'
-        WHEN 'webhook_configurations' THEN 'webhook'
-        ELSE 'oauth_account' END;
-    marker text := current_setting('reconciler.audited_write', true);
-    caller_tenant text := current_setting('app.tenant_id', true);
-    login constant text := session_user::text;
-    client constant text := host(inet_client_addr());
-    application constant text := nullif(current_setting('application_name'), '');
-    stamp constant timestamptz := now();
-    stamp_text constant text := to_char(stamp AT TIME ZONE 'UTC',
-                                        'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
-    xact constant text := pg_current_xact_id()::text;
-    session text;
-    changed_rows jsonb;
-    rec record;
-    tenant text;
-    head text;
-    new_id bigint;
-    changes jsonb;
-    ids bigint[] := ARRAY[]::bigint[];
-    entity_ids bigint[] := ARRAY[]::bigint[];
-    addresses text[] := ARRAY[]::text[];
-    actions text[] := ARRAY[]::text[];
-    changes_list jsonb[] := ARRAY[]::jsonb[];
-    risks text[] := ARRAY[]::text[];
-    reasons_list jsonb[] := ARRAY[]::jsonb[];
-    prevs text[] := ARRAY[]::text[];
-    digests text[] := ARRAY[]::text[];
+    def text := pg_get_functiondef(CAST('record_configuration_write()' AS regprocedure));
 BEGIN
-    -- The reconciler's own writes are audited by the reconciler (keyed rows). The marker is
-    -- only believed from a login that could append audit rows itself anyway.
-    IF coalesce(marker, '') <> ''
-       AND has_table_privilege(session_user, 'configuration_audit_logs', 'INSERT') THEN
-        RETURN NULL;
-    END IF;
-
-    IF TG_OP = 'INSERT' THEN
-        SELECT jsonb_agg(jsonb_build_object('t', n.tenant_id, 'i', n.id, 'a', to_jsonb(n)))
-          INTO changed_rows FROM new_rows n;
-    ELSIF TG_OP = 'DELETE' THEN
-        SELECT jsonb_agg(jsonb_build_object('t', o.tenant_id, 'i', o.id, 'b', to_jsonb(o)))
-          INTO changed_rows FROM old_rows o;
-    ELSE
-        -- Matched by key; an UPDATE that changes the key shows as a delete and a create.
-        SELECT jsonb_agg(jsonb_build_object('t', coalesce(n.tenant_id, o.tenant_id),
-                                            'i', coalesce(n.id, o.id))
-                   || CASE WHEN o.id IS NOT NULL THEN jsonb_build_object('b', to_jsonb(o))
-                           ELSE '{}'::jsonb END
-                   || CASE WHEN n.id IS NOT NULL THEN jsonb_build_object('a', to_jsonb(n))
-                           ELSE '{}'::jsonb END)
-          INTO changed_rows
-          FROM old_rows o FULL JOIN new_rows n ON n.tenant_id = o.tenant_id AND n.id = o.id
-         WHERE o.id IS NULL OR n.id IS NULL OR to_jsonb(o) IS DISTINCT FROM to_jsonb(n);
-    END IF;
-    IF changed_rows IS NULL THEN
-        RETURN NULL;
-    END IF;
-
-    -- One chain lock per tenant, in key order (the order the reconciler takes them in).
-    PERFORM pg_advisory_xact_lock(k)
-       FROM (SELECT DISTINCT ('x' || left(encode(sha256(convert_to(
-                    'reconciler/audit-chain/' || (r ->> 't'), 'UTF8')), 'hex'), 16))
-                    ::bit(64)::bigint AS k
-               FROM jsonb_array_elements(changed_rows) r) keys
-      ORDER BY k;
-
-    SELECT to_hex(trunc(extract(epoch FROM backend_start))::bigint) || '.'
-           || to_hex(pg_backend_pid())
-      INTO session FROM pg_stat_activity WHERE pid = pg_backend_pid();
-    session := coalesce(session, '?.' || to_hex(pg_backend_pid()));
-
-    -- Everything but the hash chain, set-based; the loop below only links and hashes.
-    FOR rec IN
-        WITH c AS (
-            SELECT r ->> 't' AS tenant_id, (r ->> 'i')::bigint AS entity_id,
-                   r -> 'b' AS b, r -> 'a' AS a,
-                   CASE WHEN r -> 'b' IS NULL THEN 'CREATE'
-                        WHEN r -> 'a' IS NULL THEN 'DELETE' ELSE 'UPDATE' END AS action
-              FROM jsonb_array_elements(changed_rows) r
-        ), f AS (
-            SELECT c.*, d.fields, d.columns,
-                   coalesce(c.a, c.b) AS doc
-              FROM c CROSS JOIN LATERAL (
-                  SELECT coalesce(jsonb_agg(jsonb_build_object(
-                             'field', k,
-                             'before', CASE WHEN k = ANY (clear) THEN vb
-                                            WHEN vb = 'null'::jsonb THEN vb
-                                            ELSE to_jsonb('(sensitive)'::text) END,
-                             'after', CASE WHEN k = ANY (clear) THEN va
-                                           WHEN va = 'null'::jsonb THEN va
-                                           ELSE to_jsonb('(sensitive)'::text) END,
-                             'sensitive', NOT (k = ANY (clear))) ORDER BY k), '[]'::jsonb)
-                             AS fields,
-                         coalesce(array_agg(k ORDER BY k), ARRAY[]::text[]) AS columns
-                    FROM (SELECT key AS k,
-                                 coalesce(c.b -> key, 'null'::jsonb) AS vb,
-                                 coalesce(c.a -> key, 'null'::jsonb) AS va
-                            FROM jsonb_object_keys(coalesce(c.b, '{}'::jsonb)
-                                                   || coalesce(c.a, '{}'::jsonb)) AS key
-                           WHERE key NOT IN ('id', 'tenant_id')) kv
-                   WHERE vb IS DISTINCT FROM va) d
-        )
-        SELECT f.tenant_id, f.entity_id, f.action, f.fields,
-               CASE WHEN f.action = 'UPDATE' AND f.columns <@ runtime THEN 'LOW'
-                    WHEN f.action = 'CREATE' AND TG_TABLE_NAME = 'oauth_tokens' THEN 'MEDIUM'
-                    ELSE 'HIGH' END AS risk,
-               jsonb_build_array(
-                   CASE WHEN f.action = 'UPDATE' AND f.columns <@ runtime THEN
-                            jsonb_build_object('code', 'DATABASE_RUNTIME_WRITE', 'level', 'LOW',
-                                'message', 'runtime-owned columns written outside the reconciler')
-                        WHEN f.action = 'CREATE' AND TG_TABLE_NAME = 'oauth_tokens' THEN
-                            jsonb_build_object('code', 'DATABASE_TOKEN_CONNECTED',
-                                'level', 'MEDIUM',
-                                'message', 'OAuth token stored outside the reconciler')
-                        ELSE jsonb_build_object('code', 'DATABASE_OUT_OF_BAND_WRITE',
-                                'level', 'HIGH',
-                                'message', 'configuration ' || lower(f.action)
-                                    || ' made outside the reconciler''s apply') END) AS reasons,
-               f.tenant_id || '/' || lower(f.doc ->> 'platform') || '/'
-                   || coalesce(lower(f.doc ->> 'environment'), '-') || '/' || kind || '/'
-                   || CASE TG_TABLE_NAME
-                          WHEN 'integration_configs' THEN f.doc ->> 'config_type'
-                          WHEN 'webhook_configurations' THEN f.doc ->> 'name'
-                          ELSE coalesce(CASE f.doc ->> 'platform'
-                                            WHEN 'STRIPE' THEN f.doc ->> 'stripe_account_id'
-                                            WHEN 'HUBSPOT' THEN f.doc ->> 'hubspot_portal_id'
-                                            WHEN 'QUICKBOOKS' THEN f.doc ->> 'quickbooks_realm_id'
-                                        END, 'token-' || f.entity_id::text) END AS address
-               , lead(f.tenant_id) OVER w IS DISTINCT FROM f.tenant_id AS last_of_tenant
-          FROM f
-        WINDOW w AS (ORDER BY f.tenant_id, f.entity_id, f.action DESC)
-         ORDER BY f.tenant_id, f.entity_id, f.action DESC
-    LOOP
-        IF tenant IS DISTINCT FROM rec.tenant_id THEN
-            tenant := rec.tenant_id;
-            -- For this function's own statements (put back below): the policies then
-            -- admit the owner even under FORCE ROW LEVEL SECURITY.
-            PERFORM set_config('app.tenant_id', tenant, true);
-            SELECT a.entry_hash::text INTO head FROM configuration_audit_logs a
-             WHERE a.tenant_id = tenant ORDER BY a.id DESC LIMIT 1;
-        END IF;
-        changes := jsonb_build_object('recorded_by', 'database', 'operation', TG_OP,
+    IF position($old0$        changes := jsonb_build_object('recorded_by', 'database', 'operation', TG_OP,
                                       'transaction', xact, 'fields', rec.fields);
-        new_id := nextval(pg_get_serial_sequence('configuration_audit_logs', 'id'));
-        ids := ids || new_id;
-        entity_ids := entity_ids || rec.entity_id;
-        addresses := addresses || rec.address;
-        actions := actions || rec.action;
-        changes_list := changes_list || changes;
-        risks := risks || rec.risk;
-        reasons_list := reasons_list || rec.reasons;
-        prevs := prevs || head;
-        -- The canonical text reconciler.store.audit.database_entry_hash recomputes.
-        head := 't' || left(encode(sha256(convert_to(
-            'reconciler-audit/db1' || chr(10) || CASE WHEN (tenant) IS NULL THEN '-' ELSE octet_length(convert_to(tenant, 'UTF8'))::text || ':' || (tenant) END || CASE WHEN (new_id::text) IS NULL THEN '-' ELSE octet_length(convert_to(new_id::text, 'UTF8'))::text || ':' || (new_id::text) END || CASE WHEN (entity) IS NULL THEN '-' ELSE octet_length(convert_to(entity, 'UTF8'))::text || ':' || (entity) END || CASE WHEN (rec.entity_id::text) IS NULL THEN '-' ELSE octet_length(convert_to(rec.entity_id::text, 'UTF8'))::text || ':' || (rec.entity_id::text) END || CASE WHEN (rec.address) IS NULL THEN '-' ELSE octet_length(convert_to(rec.address, 'UTF8'))::text || ':' || (rec.address) END || CASE WHEN (rec.action) IS NULL THEN '-' ELSE octet_length(convert_to(rec.action, 'UTF8'))::text || ':' || (rec.action) END || CASE WHEN (changes::text) IS NULL THEN '-' ELSE octet_length(convert_to(changes::text, 'UTF8'))::text || ':' || (changes::text) END || CASE WHEN (rec.risk) IS NULL THEN '-' ELSE octet_length(convert_to(rec.risk, 'UTF8'))::text || ':' || (rec.risk) END || CASE WHEN (rec.reasons::text) IS NULL THEN '-' ELSE octet_length(convert_to(rec.reasons::text, 'UTF8'))::text || ':' || (rec.reasons::text) END || CASE WHEN ((rec.risk = 'HIGH')::text) IS NULL THEN '-' ELSE octet_length(convert_to((rec.risk = 'HIGH')::text, 'UTF8'))::text || ':' || ((rec.risk = 'HIGH')::text) END || CASE WHEN (login) IS NULL THEN '-' ELSE octet_length(convert_to(login, 'UTF8'))::text || ':' || (login) END || CASE WHEN (client) IS NULL THEN '-' ELSE octet_length(convert_to(client, 'UTF8'))::text || ':' || (client) END || CASE WHEN (application) IS NULL THEN '-' ELSE octet_length(convert_to(application, 'UTF8'))::text || ':' || (application) END || CASE WHEN (session) IS NULL THEN '-' ELSE octet_length(convert_to(session, 'UTF8'))::text || ':' || (session) END || CASE WHEN (NULL::text) IS NULL THEN '-' ELSE octet_length(convert_to(NULL::text, 'UTF8'))::text || ':' || (NULL::text) END || CASE WHEN (NULL::text) IS NULL THEN '-' ELSE octet_length(convert_to(NULL::text, 'UTF8'))::text || ':' || (NULL::text) END || CASE WHEN (NULL::text) IS NULL THEN '-' ELSE octet_length(convert_to(NULL::text, 'UTF8'))::text || ':' || (NULL::text) END || CASE WHEN (stamp_text) IS NULL THEN '-' ELSE octet_length(convert_to(stamp_text, 'UTF8'))::text || ':' || (stamp_text) END || CASE WHEN (head) IS NULL THEN '-' ELSE octet_length(convert_to(head, 'UTF8'))::text || ':' || (head) END, 'UTF8')), 'hex'), 63);
-        digests := digests || head;
-        IF rec.last_of_tenant THEN
-            -- One INSERT per tenant (app.tenant_id is that tenant's for the policies).
-            INSERT INTO configuration_audit_logs (id, tenant_id, entity_type, entity_id, entity_address,
-                                 action, changes, risk_level, risk_reasons, requires_review,
-                                 performed_by, ip_address, user_agent, session_id,
-                                 created_at, prev_hash, entry_hash)
-            SELECT u.id, tenant, entity::entity_type, u.entity_id, u.address,
-                   u.action::audit_action, u.changes, u.risk::risk_level, u.reasons,
-                   u.risk = 'HIGH', login, client::inet, application, session, stamp,
-                   u.prev, u.digest
-              FROM unnest(ids, entity_ids, addresses, actions, changes_list, risks,
-                          reasons_list, prevs, digests)
-                   AS u(id, entity_id, address, action, changes, risk, reasons, prev, digest)
-             ORDER BY u.id;
-            ids := ARRAY[]::bigint[];
-            entity_ids := ARRAY[]::bigint[];
-            addresses := ARRAY[]::text[];
-            actions := ARRAY[]::text[];
-            changes_list := ARRAY[]::jsonb[];
-            risks := ARRAY[]::text[];
-            reasons_list := ARRAY[]::jsonb[];
-            prevs := ARRAY[]::text[];
-            digests := ARRAY[]::text[];
-        END IF;
-    END LOOP;
-    PERFORM set_config('app.tenant_id', coalesce(caller_tenant, ''), true);
-    RETURN NULL;
-END
-$fn$;
+        -- The error a service gave reconciler_webhook_record for this failure.
+        IF TG_TABLE_NAME = 'webhook_configurations'
+           AND coalesce(current_setting('reconciler.runtime_call', true), '') = 'on'
+           AND coalesce(current_setting('reconciler.runtime_error', true), '') <> '' THEN
+            changes := changes || jsonb_build_object('runtime_error',
+                                                     current_setting('reconciler.runtime_error', true));
+        END IF;$old0$ IN def) = 0 THEN
+        RAISE EXCEPTION 'runtime_functions: record_configuration_write() is not the expected version';
+    END IF;
+    def := replace(def, $old0$        changes := jsonb_build_object('recorded_by', 'database', 'operation', TG_OP,
+                                      'transaction', xact, 'fields', rec.fields);
+        -- The error a service gave reconciler_webhook_record for this failure.
+        IF TG_TABLE_NAME = 'webhook_configurations'
+           AND coalesce(current_setting('reconciler.runtime_call', true), '') = 'on'
+           AND coalesce(current_setting('reconciler.runtime_error', true), '') <> '' THEN
+            changes := changes || jsonb_build_object('runtime_error',
+                                                     current_setting('reconciler.runtime_error', true));
+        END IF;$old0$, $new0$        changes := jsonb_build_object('recorded_by', 'database', 'operation', TG_OP,
+                                      'transaction', xact, 'fields', rec.fields);$new0$);
+    IF position($old1$        RETURN NULL;
+    END IF;
 
-DO $$
-        BEGIN
-            EXECUTE 'ALTER FUNCTION record_configuration_write() SET search_path = pg_catalog, ' || quote_ident(current_schema()) || ', pg_temp';
-        END
-        $$;
+    -- A delivery recorded by the webhook functions that changes only the counters is not
+    -- an event worth a chained row; circuit transitions are (runtime_functions).
+    -- (Nested: the transition tables exist only for an UPDATE.)
+    IF TG_OP = 'UPDATE' AND TG_TABLE_NAME = 'webhook_configurations'
+       AND coalesce(current_setting('reconciler.runtime_call', true), '') = 'on' THEN
+        IF NOT EXISTS (
+            SELECT FROM old_rows o FULL JOIN new_rows n
+                        ON n.tenant_id = o.tenant_id AND n.id = o.id
+             WHERE o.id IS NULL OR n.id IS NULL
+                OR (to_jsonb(o) - ARRAY['consecutive_failures', 'total_trigger_count', 'total_failure_count', 'last_trigger_at', 'last_success_at', 'last_failure_at']::text[])
+                   IS DISTINCT FROM (to_jsonb(n) - ARRAY['consecutive_failures', 'total_trigger_count', 'total_failure_count', 'last_trigger_at', 'last_success_at', 'last_failure_at']::text[])) THEN
+            RETURN NULL;
+        END IF;
+    END IF;
+
+    IF TG_OP = 'INSERT' THEN$old1$ IN def) = 0 THEN
+        RAISE EXCEPTION 'runtime_functions: record_configuration_write() is not the expected version';
+    END IF;
+    def := replace(def, $old1$        RETURN NULL;
+    END IF;
+
+    -- A delivery recorded by the webhook functions that changes only the counters is not
+    -- an event worth a chained row; circuit transitions are (runtime_functions).
+    -- (Nested: the transition tables exist only for an UPDATE.)
+    IF TG_OP = 'UPDATE' AND TG_TABLE_NAME = 'webhook_configurations'
+       AND coalesce(current_setting('reconciler.runtime_call', true), '') = 'on' THEN
+        IF NOT EXISTS (
+            SELECT FROM old_rows o FULL JOIN new_rows n
+                        ON n.tenant_id = o.tenant_id AND n.id = o.id
+             WHERE o.id IS NULL OR n.id IS NULL
+                OR (to_jsonb(o) - ARRAY['consecutive_failures', 'total_trigger_count', 'total_failure_count', 'last_trigger_at', 'last_success_at', 'last_failure_at']::text[])
+                   IS DISTINCT FROM (to_jsonb(n) - ARRAY['consecutive_failures', 'total_trigger_count', 'total_failure_count', 'last_trigger_at', 'last_success_at', 'last_failure_at']::text[])) THEN
+            RETURN NULL;
+        END IF;
+    END IF;
+
+    IF TG_OP = 'INSERT' THEN$old1$, $new1$        RETURN NULL;
+    END IF;
+
+    IF TG_OP = 'INSERT' THEN$new1$);
+    EXECUTE def;
+END
+$do$;
 
 UPDATE alembic_version SET version_num='managed_tokens' WHERE alembic_version.version_num = 'runtime_functions';
 

@@ -68,7 +68,6 @@ Downgrade drops the three functions and that grant, and restores the trigger fun
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 
 from alembic import op
@@ -78,9 +77,9 @@ down_revision: str | None = "managed_tokens"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-_RECORDED = importlib.import_module("reconciler.migrations.versions.0005_database_recorded_writes")
-
 APP_ROLE = "reconciler_app"
+RECORDING = "record_configuration_write()"
+"""The trigger function of database_recorded_writes, amended here."""
 ACTIVE_CONFIG = "reconciler_active_config(text, text)"
 ALLOW = "reconciler_webhook_allow(bigint)"
 RECORD = "reconciler_webhook_record(bigint, boolean, text)"
@@ -103,6 +102,8 @@ DELIVERY_COUNTERS = (
 )
 """Columns a delivery changes without a circuit transition: not recorded in the audit log
 when written by the webhook functions."""
+
+_COUNTERS = "ARRAY[" + ", ".join(f"'{c}'" for c in DELIVERY_COUNTERS) + "]::text[]"
 
 _TENANT = """
     tenant constant text := nullif(current_setting('app.tenant_id', true), '');
@@ -279,8 +280,8 @@ _SKIP_DELIVERY_COUNTERS = f"""        RETURN NULL;
             SELECT FROM old_rows o FULL JOIN new_rows n
                         ON n.tenant_id = o.tenant_id AND n.id = o.id
              WHERE o.id IS NULL OR n.id IS NULL
-                OR (to_jsonb(o) - {_RECORDED._array(DELIVERY_COUNTERS)})
-                   IS DISTINCT FROM (to_jsonb(n) - {_RECORDED._array(DELIVERY_COUNTERS)})) THEN
+                OR (to_jsonb(o) - {_COUNTERS})
+                   IS DISTINCT FROM (to_jsonb(n) - {_COUNTERS})) THEN
             RETURN NULL;
         END IF;
     END IF;
@@ -303,17 +304,31 @@ _CHANGES_WITH_ERROR = (
 )
 
 
-def _replaced(text: str, old: str, new: str) -> str:
-    if text.count(old) != 1:
-        raise RuntimeError(f"runtime_functions: cannot patch the recording function at {old!r}")
-    return text.replace(old, new)
+def _amend_recording(pairs: Sequence[tuple[str, str]]) -> str:
+    """A DO block that rewrites the body of ``record_configuration_write()`` in place.
+
+    The definition is read from the catalog (``pg_get_functiondef``: owner, ``SET`` options
+    and body as they are) and each ``old`` text replaced by its ``new`` one; a body without an
+    ``old`` text stops the migration rather than leave a function half amended.
+    """
+    steps = "\n".join(
+        f"""    IF position($old{i}${old}$old{i}$ IN def) = 0 THEN
+        RAISE EXCEPTION 'runtime_functions: {RECORDING} is not the expected version';
+    END IF;
+    def := replace(def, $old{i}${old}$old{i}$, $new{i}${new}$new{i}$);"""
+        for i, (old, new) in enumerate(pairs)
+    )
+    return f"""DO $do$
+DECLARE
+    def text := pg_get_functiondef(CAST('{RECORDING}' AS regprocedure));
+BEGIN
+{steps}
+    EXECUTE def;
+END
+$do$"""
 
 
-def recording_function() -> str:
-    """``record_configuration_write()`` of database_recorded_writes with the two additions."""
-    text = _replaced(_RECORDED.RECORD_FUNCTION, "CREATE FUNCTION", "CREATE OR REPLACE FUNCTION")
-    text = _replaced(text, _MARKER_CHECK, _SKIP_DELIVERY_COUNTERS)
-    return _replaced(text, _CHANGES, _CHANGES_WITH_ERROR)
+AMENDMENTS = ((_MARKER_CHECK, _SKIP_DELIVERY_COUNTERS), (_CHANGES, _CHANGES_WITH_ERROR))
 
 
 def _pin_search_path(functions: Sequence[str]) -> None:
@@ -327,8 +342,7 @@ def _pin_search_path(functions: Sequence[str]) -> None:
 
 
 def upgrade() -> None:
-    op.execute(recording_function())
-    _pin_search_path([f"{_RECORDED.FUNCTION}()"])
+    op.execute(_amend_recording(AMENDMENTS))
     for definition in (ACTIVE_CONFIG_FUNCTION, ALLOW_FUNCTION, RECORD_FUNCTION):
         op.execute(definition)
     _pin_search_path(FUNCTIONS)
@@ -342,7 +356,4 @@ def downgrade() -> None:
     op.execute(f"REVOKE INSERT (encryption_key_version) ON oauth_tokens FROM {APP_ROLE}")
     for function in FUNCTIONS:
         op.execute(f"DROP FUNCTION {function}")
-    op.execute(
-        _replaced(_RECORDED.RECORD_FUNCTION, "CREATE FUNCTION", "CREATE OR REPLACE FUNCTION")
-    )
-    _pin_search_path([f"{_RECORDED.FUNCTION}()"])
+    op.execute(_amend_recording([(new, old) for old, new in reversed(AMENDMENTS)]))
