@@ -45,10 +45,10 @@ so it says which key version it used (the active one), instead of the column def
 which would tie every new token to the first key forever. A refresh still encrypts under
 the row's version (no UPDATE grant): ``keys rotate`` is what moves rows between versions.
 
-**Audit.** ``record_configuration_write()`` (the trigger function) is replaced by the same
-function with two additions, both honoured only for ``webhook_configurations`` UPDATEs made
-while ``reconciler.runtime_call`` is set (the webhook functions set it around their own
-UPDATE):
+**Audit.** ``record_configuration_write()`` (the trigger function) is amended in place (its
+definition read from the catalog, each change checked to apply exactly) with two additions,
+both honoured only for ``webhook_configurations`` UPDATEs made while
+``reconciler.runtime_call`` is set (the webhook functions set it around their own UPDATE):
 
 * an UPDATE that changes nothing but the delivery counters (``consecutive_failures``,
   ``total_trigger_count``, ``total_failure_count``, ``last_trigger_at``, ``last_success_at``,
@@ -62,8 +62,8 @@ UPDATE):
   characters replaced by spaces) is added to the recorded row's ``changes`` as
   ``runtime_error``. It is stored as given: services must not put secrets in it.
 
-Downgrade drops the three functions and that grant, and restores the trigger function of
-``database_recorded_writes``. No table or row changes either way.
+Downgrade drops the three functions and that grant, and reverses the amendment of
+``record_configuration_write()`` exactly. No table or row changes either way.
 """
 
 from __future__ import annotations
