@@ -45,7 +45,7 @@ class Service:
 def make_service(pg_server_url: str, database_url: str, tenants: tuple[str, ...]) -> Service:
     role = f"svc_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(pg_server_url, autocommit=True) as admin:
-        admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{PASSWORD}' IN ROLE reconciler_app")  # type: ignore[arg-type]
+        admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{PASSWORD}' IN ROLE reconciler_app")
     with psycopg.connect(libpq_url(database_url), autocommit=True) as owner:
         for tenant in tenants:
             owner.execute("INSERT INTO reconciler_tenant_grants VALUES (%s, %s)", (role, tenant))
@@ -59,7 +59,7 @@ def drop_service(pg_server_url: str, service: Service) -> None:
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",
             (service.role,),
         )
-        admin.execute(f"DROP ROLE {service.role}")  # type: ignore[arg-type]
+        admin.execute(f"DROP ROLE {service.role}")
 
 
 @pytest.fixture
