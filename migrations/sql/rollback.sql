@@ -1,5 +1,89 @@
 BEGIN;
 
+-- Running downgrade runtime_functions -> managed_tokens
+
+REVOKE INSERT (encryption_key_version) ON oauth_tokens FROM reconciler_app;
+
+DROP FUNCTION reconciler_active_config(text, text);
+
+DROP FUNCTION reconciler_webhook_allow(bigint);
+
+DROP FUNCTION reconciler_webhook_record(bigint, boolean, text);
+
+DO $do$
+DECLARE
+    def text := pg_get_functiondef(CAST('record_configuration_write()' AS regprocedure));
+BEGIN
+    IF position($old0$        changes := jsonb_build_object('recorded_by', 'database', 'operation', TG_OP,
+                                      'transaction', xact, 'fields', rec.fields);
+        -- The error a service gave reconciler_webhook_record for this failure.
+        IF TG_TABLE_NAME = 'webhook_configurations'
+           AND coalesce(current_setting('reconciler.runtime_call', true), '') = 'on'
+           AND coalesce(current_setting('reconciler.runtime_error', true), '') <> '' THEN
+            changes := changes || jsonb_build_object('runtime_error',
+                                                     current_setting('reconciler.runtime_error', true));
+        END IF;$old0$ IN def) = 0 THEN
+        RAISE EXCEPTION 'runtime_functions: record_configuration_write() is not the expected version';
+    END IF;
+    def := replace(def, $old0$        changes := jsonb_build_object('recorded_by', 'database', 'operation', TG_OP,
+                                      'transaction', xact, 'fields', rec.fields);
+        -- The error a service gave reconciler_webhook_record for this failure.
+        IF TG_TABLE_NAME = 'webhook_configurations'
+           AND coalesce(current_setting('reconciler.runtime_call', true), '') = 'on'
+           AND coalesce(current_setting('reconciler.runtime_error', true), '') <> '' THEN
+            changes := changes || jsonb_build_object('runtime_error',
+                                                     current_setting('reconciler.runtime_error', true));
+        END IF;$old0$, $new0$        changes := jsonb_build_object('recorded_by', 'database', 'operation', TG_OP,
+                                      'transaction', xact, 'fields', rec.fields);$new0$);
+    IF position($old1$        RETURN NULL;
+    END IF;
+
+    -- A delivery recorded by the webhook functions that changes only the counters is not
+    -- an event worth a chained row; circuit transitions are (runtime_functions).
+    -- (Nested: the transition tables exist only for an UPDATE.)
+    IF TG_OP = 'UPDATE' AND TG_TABLE_NAME = 'webhook_configurations'
+       AND coalesce(current_setting('reconciler.runtime_call', true), '') = 'on' THEN
+        IF NOT EXISTS (
+            SELECT FROM old_rows o FULL JOIN new_rows n
+                        ON n.tenant_id = o.tenant_id AND n.id = o.id
+             WHERE o.id IS NULL OR n.id IS NULL
+                OR (to_jsonb(o) - ARRAY['consecutive_failures', 'total_trigger_count', 'total_failure_count', 'last_trigger_at', 'last_success_at', 'last_failure_at']::text[])
+                   IS DISTINCT FROM (to_jsonb(n) - ARRAY['consecutive_failures', 'total_trigger_count', 'total_failure_count', 'last_trigger_at', 'last_success_at', 'last_failure_at']::text[])) THEN
+            RETURN NULL;
+        END IF;
+    END IF;
+
+    IF TG_OP = 'INSERT' THEN$old1$ IN def) = 0 THEN
+        RAISE EXCEPTION 'runtime_functions: record_configuration_write() is not the expected version';
+    END IF;
+    def := replace(def, $old1$        RETURN NULL;
+    END IF;
+
+    -- A delivery recorded by the webhook functions that changes only the counters is not
+    -- an event worth a chained row; circuit transitions are (runtime_functions).
+    -- (Nested: the transition tables exist only for an UPDATE.)
+    IF TG_OP = 'UPDATE' AND TG_TABLE_NAME = 'webhook_configurations'
+       AND coalesce(current_setting('reconciler.runtime_call', true), '') = 'on' THEN
+        IF NOT EXISTS (
+            SELECT FROM old_rows o FULL JOIN new_rows n
+                        ON n.tenant_id = o.tenant_id AND n.id = o.id
+             WHERE o.id IS NULL OR n.id IS NULL
+                OR (to_jsonb(o) - ARRAY['consecutive_failures', 'total_trigger_count', 'total_failure_count', 'last_trigger_at', 'last_success_at', 'last_failure_at']::text[])
+                   IS DISTINCT FROM (to_jsonb(n) - ARRAY['consecutive_failures', 'total_trigger_count', 'total_failure_count', 'last_trigger_at', 'last_success_at', 'last_failure_at']::text[])) THEN
+            RETURN NULL;
+        END IF;
+    END IF;
+
+    IF TG_OP = 'INSERT' THEN$old1$, $new1$        RETURN NULL;
+    END IF;
+
+    IF TG_OP = 'INSERT' THEN$new1$);
+    EXECUTE def;
+END
+$do$;
+
+UPDATE alembic_version SET version_num='managed_tokens' WHERE alembic_version.version_num = 'runtime_functions';
+
 -- Running downgrade managed_tokens -> database_recorded_writes
 
 UPDATE oauth_tokens

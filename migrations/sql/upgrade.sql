@@ -823,5 +823,247 @@ UPDATE oauth_tokens
 
 UPDATE alembic_version SET version_num='managed_tokens' WHERE alembic_version.version_num = 'database_recorded_writes';
 
+-- Running upgrade managed_tokens -> runtime_functions
+
+DO $do$
+DECLARE
+    def text := pg_get_functiondef(CAST('record_configuration_write()' AS regprocedure));
+BEGIN
+    IF position($old0$        RETURN NULL;
+    END IF;
+
+    IF TG_OP = 'INSERT' THEN$old0$ IN def) = 0 THEN
+        RAISE EXCEPTION 'runtime_functions: record_configuration_write() is not the expected version';
+    END IF;
+    def := replace(def, $old0$        RETURN NULL;
+    END IF;
+
+    IF TG_OP = 'INSERT' THEN$old0$, $new0$        RETURN NULL;
+    END IF;
+
+    -- A delivery recorded by the webhook functions that changes only the counters is not
+    -- an event worth a chained row; circuit transitions are (runtime_functions).
+    -- (Nested: the transition tables exist only for an UPDATE.)
+    IF TG_OP = 'UPDATE' AND TG_TABLE_NAME = 'webhook_configurations'
+       AND coalesce(current_setting('reconciler.runtime_call', true), '') = 'on' THEN
+        IF NOT EXISTS (
+            SELECT FROM old_rows o FULL JOIN new_rows n
+                        ON n.tenant_id = o.tenant_id AND n.id = o.id
+             WHERE o.id IS NULL OR n.id IS NULL
+                OR (to_jsonb(o) - ARRAY['consecutive_failures', 'total_trigger_count', 'total_failure_count', 'last_trigger_at', 'last_success_at', 'last_failure_at']::text[])
+                   IS DISTINCT FROM (to_jsonb(n) - ARRAY['consecutive_failures', 'total_trigger_count', 'total_failure_count', 'last_trigger_at', 'last_success_at', 'last_failure_at']::text[])) THEN
+            RETURN NULL;
+        END IF;
+    END IF;
+
+    IF TG_OP = 'INSERT' THEN$new0$);
+    IF position($old1$        changes := jsonb_build_object('recorded_by', 'database', 'operation', TG_OP,
+                                      'transaction', xact, 'fields', rec.fields);$old1$ IN def) = 0 THEN
+        RAISE EXCEPTION 'runtime_functions: record_configuration_write() is not the expected version';
+    END IF;
+    def := replace(def, $old1$        changes := jsonb_build_object('recorded_by', 'database', 'operation', TG_OP,
+                                      'transaction', xact, 'fields', rec.fields);$old1$, $new1$        changes := jsonb_build_object('recorded_by', 'database', 'operation', TG_OP,
+                                      'transaction', xact, 'fields', rec.fields);
+        -- The error a service gave reconciler_webhook_record for this failure.
+        IF TG_TABLE_NAME = 'webhook_configurations'
+           AND coalesce(current_setting('reconciler.runtime_call', true), '') = 'on'
+           AND coalesce(current_setting('reconciler.runtime_error', true), '') <> '' THEN
+            changes := changes || jsonb_build_object('runtime_error',
+                                                     current_setting('reconciler.runtime_error', true));
+        END IF;$new1$);
+    EXECUTE def;
+END
+$do$;
+
+CREATE FUNCTION reconciler_active_config(platform text, environment text)
+RETURNS SETOF integration_configs
+LANGUAGE plpgsql STABLE SECURITY INVOKER AS $fn$
+DECLARE
+    tenant constant text := nullif(current_setting('app.tenant_id', true), '');
+BEGIN
+    IF tenant IS NULL THEN
+        RAISE EXCEPTION USING
+            MESSAGE = 'reconciler_active_config: app.tenant_id is not set for this session',
+            HINT = 'SELECT set_config(''app.tenant_id'', <tenant>, false) first',
+            ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN QUERY
+        SELECT c.* FROM integration_configs c
+         WHERE c.tenant_id = tenant
+           AND c.platform = CAST(upper($1) AS platform)
+           AND c.environment = CAST(upper($2) AS environment)
+           AND c.is_active AND c.is_primary AND c.deleted_at IS NULL
+         ORDER BY c.config_type;
+END
+$fn$;
+
+CREATE FUNCTION reconciler_webhook_allow(webhook_id bigint) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER AS $fn$
+DECLARE
+    tenant constant text := nullif(current_setting('app.tenant_id', true), '');
+    cur record;
+    stamp timestamptz;
+BEGIN
+    IF tenant IS NULL THEN
+        RAISE EXCEPTION USING
+            MESSAGE = 'reconciler_webhook_allow: app.tenant_id is not set for this session',
+            HINT = 'SELECT set_config(''app.tenant_id'', <tenant>, false) first',
+            ERRCODE = 'insufficient_privilege';
+    END IF;
+    -- The common case (CLOSED, or OPEN and not yet due) decides without a row lock.
+    
+    SELECT w.circuit_breaker_status, w.circuit_opened_at, w.consecutive_failures,
+           w.circuit_breaker_threshold, w.circuit_breaker_reset_seconds,
+           w.is_active AND w.deleted_at IS NULL AS live
+      INTO cur FROM webhook_configurations w
+     WHERE w.tenant_id = tenant AND w.id = webhook_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING
+            MESSAGE = 'reconciler_webhook_allow: no webhook ' || webhook_id || ' for tenant ' || tenant,
+            ERRCODE = 'no_data_found';
+    END IF;
+    IF NOT cur.live THEN
+        RETURN false;
+    END IF;
+    IF cur.circuit_breaker_status = 'CLOSED' THEN
+        RETURN true;
+    END IF;
+    stamp := clock_timestamp();
+    IF cur.circuit_opened_at IS NOT NULL
+       AND cur.circuit_opened_at + make_interval(secs => greatest(1, coalesce(
+               cur.circuit_breaker_reset_seconds, 300))) > stamp THEN
+        RETURN false;
+    END IF;
+
+    -- Due for a trial: decide again under the row lock, so exactly one caller gets it.
+    
+    SELECT w.circuit_breaker_status, w.circuit_opened_at, w.consecutive_failures,
+           w.circuit_breaker_threshold, w.circuit_breaker_reset_seconds,
+           w.is_active AND w.deleted_at IS NULL AS live
+      INTO cur FROM webhook_configurations w
+     WHERE w.tenant_id = tenant AND w.id = webhook_id
+       FOR UPDATE;
+    stamp := clock_timestamp();
+    IF NOT FOUND OR NOT cur.live THEN
+        RETURN false;
+    END IF;
+    IF cur.circuit_breaker_status = 'CLOSED' THEN
+        RETURN true;
+    END IF;
+    IF cur.circuit_opened_at IS NOT NULL
+       AND cur.circuit_opened_at + make_interval(secs => greatest(1, coalesce(
+               cur.circuit_breaker_reset_seconds, 300))) > stamp THEN
+        RETURN false;
+    END IF;
+    PERFORM set_config('reconciler.runtime_call', 'on', true);
+    UPDATE webhook_configurations
+       SET circuit_breaker_status = 'HALF_OPEN', circuit_opened_at = stamp
+     WHERE tenant_id = tenant AND id = webhook_id;
+    PERFORM set_config('reconciler.runtime_call', '', true);
+    RETURN true;
+END
+$fn$;
+
+CREATE FUNCTION reconciler_webhook_record(webhook_id bigint, succeeded boolean,
+                                          error text DEFAULT NULL)
+RETURNS circuit_breaker_status
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER AS $fn$
+DECLARE
+    tenant constant text := nullif(current_setting('app.tenant_id', true), '');
+    cur record;
+    stamp timestamptz;
+    failures integer;
+    new_state circuit_breaker_status;
+    opened timestamptz;
+BEGIN
+    IF tenant IS NULL THEN
+        RAISE EXCEPTION USING
+            MESSAGE = 'reconciler_webhook_record: app.tenant_id is not set for this session',
+            HINT = 'SELECT set_config(''app.tenant_id'', <tenant>, false) first',
+            ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF succeeded IS NULL THEN
+        RAISE EXCEPTION USING
+            MESSAGE = 'reconciler_webhook_record: succeeded must be true or false',
+            ERRCODE = 'null_value_not_allowed';
+    END IF;
+    
+    SELECT w.circuit_breaker_status, w.circuit_opened_at, w.consecutive_failures,
+           w.circuit_breaker_threshold, w.circuit_breaker_reset_seconds,
+           w.is_active AND w.deleted_at IS NULL AS live
+      INTO cur FROM webhook_configurations w
+     WHERE w.tenant_id = tenant AND w.id = webhook_id
+       FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING
+            MESSAGE = 'reconciler_webhook_record: no webhook ' || webhook_id || ' for tenant ' || tenant,
+            ERRCODE = 'no_data_found';
+    END IF;
+    stamp := clock_timestamp();
+    IF succeeded THEN
+        failures := 0;
+        new_state := 'CLOSED';
+        opened := NULL;
+    ELSE
+        failures := cur.consecutive_failures + 1;
+        IF cur.circuit_breaker_status = 'HALF_OPEN' THEN
+            -- The trial failed: open again for another reset period.
+            new_state := 'OPEN';
+            opened := stamp;
+        ELSIF cur.circuit_breaker_status = 'OPEN' THEN
+            new_state := 'OPEN';
+            opened := coalesce(cur.circuit_opened_at, stamp);
+        ELSIF failures >= greatest(1, coalesce(cur.circuit_breaker_threshold,
+                                               5)) THEN
+            new_state := 'OPEN';
+            opened := stamp;
+        ELSE
+            new_state := 'CLOSED';
+            opened := NULL;
+        END IF;
+    END IF;
+    PERFORM set_config('reconciler.runtime_call', 'on', true);
+    PERFORM set_config('reconciler.runtime_error', CASE WHEN succeeded THEN '' ELSE coalesce(
+        left(regexp_replace(error, '[[:cntrl:]]', ' ', 'g'), 200), '') END, true);
+    UPDATE webhook_configurations
+       SET circuit_breaker_status = new_state,
+           consecutive_failures = failures,
+           circuit_opened_at = opened,
+           total_trigger_count = total_trigger_count + 1,
+           total_failure_count = total_failure_count + CASE WHEN succeeded THEN 0 ELSE 1 END,
+           last_trigger_at = stamp,
+           last_success_at = CASE WHEN succeeded THEN stamp ELSE last_success_at END,
+           last_failure_at = CASE WHEN succeeded THEN last_failure_at ELSE stamp END
+     WHERE tenant_id = tenant AND id = webhook_id;
+    PERFORM set_config('reconciler.runtime_call', '', true);
+    PERFORM set_config('reconciler.runtime_error', '', true);
+    RETURN new_state;
+END
+$fn$;
+
+DO $$
+        BEGIN
+            EXECUTE 'ALTER FUNCTION reconciler_active_config(text, text) SET search_path = pg_catalog, ' || quote_ident(current_schema()) || ', pg_temp';
+            EXECUTE 'ALTER FUNCTION reconciler_webhook_allow(bigint) SET search_path = pg_catalog, ' || quote_ident(current_schema()) || ', pg_temp';
+            EXECUTE 'ALTER FUNCTION reconciler_webhook_record(bigint, boolean, text) SET search_path = pg_catalog, ' || quote_ident(current_schema()) || ', pg_temp';
+        END
+        $$;
+
+REVOKE ALL ON FUNCTION reconciler_active_config(text, text) FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION reconciler_active_config(text, text) TO reconciler_app;
+
+REVOKE ALL ON FUNCTION reconciler_webhook_allow(bigint) FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION reconciler_webhook_allow(bigint) TO reconciler_app;
+
+REVOKE ALL ON FUNCTION reconciler_webhook_record(bigint, boolean, text) FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION reconciler_webhook_record(bigint, boolean, text) TO reconciler_app;
+
+GRANT INSERT (encryption_key_version) ON oauth_tokens TO reconciler_app;
+
+UPDATE alembic_version SET version_num='runtime_functions' WHERE alembic_version.version_num = 'managed_tokens';
+
 COMMIT;
 
