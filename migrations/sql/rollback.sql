@@ -1,5 +1,15 @@
 BEGIN;
 
+-- Running downgrade 0008_run_provenance -> managed_tokens
+
+UPDATE apply_runs
+           SET user_agent = coalesce(user_agent, '') || ' [git-dirty]'
+         WHERE git_dirty;
+
+ALTER TABLE apply_runs DROP COLUMN git_dirty;
+
+UPDATE alembic_version SET version_num='managed_tokens' WHERE alembic_version.version_num = '0008_run_provenance';
+
 -- Running downgrade managed_tokens -> database_recorded_writes
 
 UPDATE oauth_tokens

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from reconciler.cli.exit_codes import ExitCode
-from reconciler.cli.options import database_url_option, handle_errors
+from reconciler.cli.options import database_url_option, handle_errors, output_options
 from reconciler.context import MAX_NOTE_LENGTH, checked_name, user_agent
 from reconciler.crypto.audit_key import AUDIT_KEY_ENV, AuditKey, load_audit_key
 from reconciler.errors import ConfigError
@@ -103,6 +103,7 @@ def audit_group() -> None:
 
 
 @audit_group.command("list")
+@output_options()
 @click.option("--tenant", metavar="T", help="Only this tenant.")
 @click.option(
     "--risk",
@@ -145,6 +146,7 @@ def list_cmd(
 
 
 @audit_group.command("pending")
+@output_options()
 @click.option("--tenant", metavar="T", help="Only this tenant.")
 @wide_option
 @format_option
@@ -158,6 +160,7 @@ def pending_cmd(tenant: str | None, wide: bool, fmt: str, database_url: str | No
 
 
 @audit_group.command("review")
+@output_options()
 @click.argument("audit_id", metavar="ID", type=int)
 @click.option("--tenant", metavar="T", help="The row's tenant (checked when given).")
 @click.option(
@@ -217,6 +220,7 @@ def review_cmd(
 
 
 @audit_group.command("summary")
+@output_options()
 @click.option("--days", type=click.IntRange(1), default=7, show_default=True)
 @format_option
 @database_url_option
@@ -295,6 +299,7 @@ def _coverage(report: audit.ChainReport) -> str:
 
 
 @audit_group.command("verify")
+@output_options()
 @click.option("--tenant", "tenants", metavar="T", multiple=True, help="Only this tenant.")
 @click.option(
     "--checkpoint",
@@ -372,6 +377,7 @@ def verify_cmd(
 
 
 @audit_group.command("checkpoint")
+@output_options()
 @click.option(
     "--out",
     "out",

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import click
 
-from reconciler.cli.options import database_url_option, handle_errors
+from reconciler.cli.options import database_url_option, handle_errors, output_options
 from reconciler.model.enums import Platform
 from reconciler.progress import Progress
 
 
 @click.command("import")
+@output_options()
 @click.option(
     "--tenant",
     "tenants",

@@ -15,7 +15,7 @@ import click
 
 from reconciler.cli.cmd_audit import format_table
 from reconciler.cli.exit_codes import ExitCode
-from reconciler.cli.options import database_url_option, handle_errors
+from reconciler.cli.options import database_url_option, handle_errors, output_options
 from reconciler.context import resolve_actor, user_agent
 from reconciler.crypto.aead import FieldCipher
 from reconciler.crypto.audit_key import load_audit_key
@@ -49,6 +49,7 @@ def keys_group() -> None:
 
 
 @keys_group.command("status")
+@output_options()
 @database_url_option
 @handle_errors
 def status_cmd(database_url: str | None) -> None:
@@ -114,6 +115,7 @@ def _note(version: int | None, keyring: Keyring | None) -> str:
 
 
 @keys_group.command("rotate")
+@output_options()
 @click.option(
     "--batch-size",
     type=click.IntRange(1, 10_000),
@@ -177,6 +179,7 @@ Layouts:
 
 
 @keys_group.command("adopt-tokens", help=_ADOPT_HELP)
+@output_options()
 @click.option(
     "--from",
     "layout_name",
@@ -315,6 +318,7 @@ class _Progress:
 
 
 @keys_group.command("generate")
+@output_options()
 @click.option(
     "--version",
     "version",

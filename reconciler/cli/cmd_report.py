@@ -10,7 +10,7 @@ import click
 
 from reconciler.cli.cmd_audit import format_table
 from reconciler.cli.exit_codes import ExitCode
-from reconciler.cli.options import database_url_option, handle_errors
+from reconciler.cli.options import database_url_option, handle_errors, output_options
 from reconciler.model.enums import CircuitBreakerStatus, HealthStatus, Platform
 from reconciler.store.reports import (
     CircuitReport,
@@ -54,6 +54,7 @@ def report_group() -> None:
 
 
 @report_group.command("health")
+@output_options()
 @_platform_option
 @_format_option
 @click.option(
@@ -84,6 +85,7 @@ def health_cmd(
 
 
 @report_group.command("circuits")
+@output_options()
 @_platform_option
 @_format_option
 @click.option(

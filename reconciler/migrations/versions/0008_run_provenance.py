@@ -1,0 +1,51 @@
+"""run_provenance: ``apply_runs.git_dirty`` records an apply of uncommitted manifests.
+
+Revision ID: 0008_run_provenance
+Revises: managed_tokens
+Create Date: 2026-12-01
+
+``apply_runs.git_commit`` names the commit the manifests came from; when the work tree had
+uncommitted changes under the manifests directory, that commit is not what was applied.
+``git_dirty`` says so: true (uncommitted changes), false (clean), NULL (unknown: not a git
+work tree, or a run from before this revision).
+
+Downgrade keeps the data: a dirty run's ``user_agent`` gets the suffix `` [git-dirty]``
+before the column is dropped, and the next upgrade moves it back into the column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "0008_run_provenance"
+down_revision: str | None = "managed_tokens"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+KEPT_SUFFIX = " [git-dirty]"
+
+
+def upgrade() -> None:
+    op.execute("ALTER TABLE apply_runs ADD COLUMN git_dirty BOOLEAN")
+    op.execute(
+        f"""
+        UPDATE apply_runs
+           SET git_dirty = true,
+               user_agent = NULLIF(
+                   left(user_agent, length(user_agent) - {len(KEPT_SUFFIX)}), '')
+         WHERE right(user_agent, {len(KEPT_SUFFIX)}) = '{KEPT_SUFFIX}'
+        """
+    )
+
+
+def downgrade() -> None:
+    op.execute(
+        f"""
+        UPDATE apply_runs
+           SET user_agent = coalesce(user_agent, '') || '{KEPT_SUFFIX}'
+         WHERE git_dirty
+        """
+    )
+    op.execute("ALTER TABLE apply_runs DROP COLUMN git_dirty")
