@@ -3,8 +3,12 @@ BEGIN;
 -- Running downgrade 0008_run_provenance -> managed_tokens
 
 UPDATE apply_runs
-           SET user_agent = coalesce(user_agent, '') || ' [git-dirty]'
-         WHERE git_dirty;
+               SET user_agent = coalesce(user_agent, '') || ' [git-dirty]'
+             WHERE git_dirty = true;
+
+UPDATE apply_runs
+               SET user_agent = coalesce(user_agent, '') || ' [git-clean]'
+             WHERE git_dirty = false;
 
 ALTER TABLE apply_runs DROP COLUMN git_dirty;
 

@@ -828,10 +828,14 @@ UPDATE alembic_version SET version_num='managed_tokens' WHERE alembic_version.ve
 ALTER TABLE apply_runs ADD COLUMN git_dirty BOOLEAN;
 
 UPDATE apply_runs
-           SET git_dirty = true,
-               user_agent = NULLIF(
-                   left(user_agent, length(user_agent) - 12), '')
-         WHERE right(user_agent, 12) = ' [git-dirty]';
+               SET git_dirty = true,
+                   user_agent = NULLIF(left(user_agent, length(user_agent) - 12), '')
+             WHERE right(user_agent, 12) = ' [git-dirty]';
+
+UPDATE apply_runs
+               SET git_dirty = false,
+                   user_agent = NULLIF(left(user_agent, length(user_agent) - 12), '')
+             WHERE right(user_agent, 12) = ' [git-clean]';
 
 UPDATE alembic_version SET version_num='0008_run_provenance' WHERE alembic_version.version_num = 'managed_tokens';
 

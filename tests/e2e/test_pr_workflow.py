@@ -40,11 +40,12 @@ def test_pull_request_then_merge(ws: Workspace) -> None:
     assert ws.run("validate", "--format", "github").returncode == 0
     made = ws.run("plan", "--out", "plan.json", "--detailed-exitcode", "--quiet")
     assert made.returncode == 2, made.stderr
+    state = sorted(p.name for p in ws.root.rglob("*"))
     comment = _show(ws, "plan.json", "--format", "markdown")
     assert comment.returncode == 0, comment.stderr
     assert comment.stdout.startswith("<!-- reconciler-plan -->\n")
     assert "acme" in comment.stdout and "Apply will be blocked" not in comment.stdout
-    assert not (ws.root / ".reconciler").exists()
+    assert sorted(p.name for p in ws.root.rglob("*")) == state  # show wrote nothing
 
     record = json.loads((ws.root / "plan.json").read_text())
     assert record["policy"]["blocked"] is False

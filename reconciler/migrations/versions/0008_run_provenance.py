@@ -9,8 +9,9 @@ uncommitted changes under the manifests directory, that commit is not what was a
 ``git_dirty`` says so: true (uncommitted changes), false (clean), NULL (unknown: not a git
 work tree, or a run from before this revision).
 
-Downgrade keeps the data: a dirty run's ``user_agent`` gets the suffix `` [git-dirty]``
-before the column is dropped, and the next upgrade moves it back into the column.
+Downgrade keeps the data: a run's ``user_agent`` gets the suffix `` [git-dirty]`` or
+`` [git-clean]`` before the column is dropped, and the next upgrade moves it back into the
+column.
 """
 
 from __future__ import annotations
@@ -24,28 +25,29 @@ down_revision: str | None = "managed_tokens"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-KEPT_SUFFIX = " [git-dirty]"
+KEPT = {True: " [git-dirty]", False: " [git-clean]"}
 
 
 def upgrade() -> None:
     op.execute("ALTER TABLE apply_runs ADD COLUMN git_dirty BOOLEAN")
-    op.execute(
-        f"""
-        UPDATE apply_runs
-           SET git_dirty = true,
-               user_agent = NULLIF(
-                   left(user_agent, length(user_agent) - {len(KEPT_SUFFIX)}), '')
-         WHERE right(user_agent, {len(KEPT_SUFFIX)}) = '{KEPT_SUFFIX}'
-        """
-    )
+    for flag, suffix in KEPT.items():
+        op.execute(
+            f"""
+            UPDATE apply_runs
+               SET git_dirty = {str(flag).lower()},
+                   user_agent = NULLIF(left(user_agent, length(user_agent) - {len(suffix)}), '')
+             WHERE right(user_agent, {len(suffix)}) = '{suffix}'
+            """
+        )
 
 
 def downgrade() -> None:
-    op.execute(
-        f"""
-        UPDATE apply_runs
-           SET user_agent = coalesce(user_agent, '') || '{KEPT_SUFFIX}'
-         WHERE git_dirty
-        """
-    )
+    for flag, suffix in KEPT.items():
+        op.execute(
+            f"""
+            UPDATE apply_runs
+               SET user_agent = coalesce(user_agent, '') || '{suffix}'
+             WHERE git_dirty = {str(flag).lower()}
+            """
+        )
     op.execute("ALTER TABLE apply_runs DROP COLUMN git_dirty")
