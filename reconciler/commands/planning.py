@@ -172,7 +172,7 @@ def drift(
     Includes edits made outside the reconciler (a row changed by hand shows as an update
     back to the manifest's value) and objects git does not declare.
     """
-    return plan(
+    found = plan(
         manifests_dir=manifests_dir,
         settings=settings,
         selectors=selectors,
@@ -181,3 +181,5 @@ def drift(
         progress=progress,
         clock=clock,
     ).plan
+    # Drift reports; it is not a proposal to apply, so it carries no policy verdict.
+    return dataclasses.replace(found, policy=None)

@@ -12,6 +12,7 @@ characters themselves without treating them as Markdown or HTML.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -180,7 +181,11 @@ def _head(record: Record) -> str:
     if policy and policy["blocked"]:
         lines.append("> [!CAUTION]\n> **Apply will be blocked by policy:**")
         for block in policy["blocks"]:
-            lines.append(f"> - {md_text(block['summary'])} (needs `{block['needs']}`)")
+            # Escaped as running text (a leading digit is only special at a line's start).
+            what = md_text("x" + str(block["summary"]))[1:]
+            needs = str(block["needs"])
+            flag = f"`{needs}`" if re.fullmatch(r"[-a-z ]+", needs) else md_text(needs)
+            lines.append(f"> - {what} (needs {flag})")
         lines.append("")
     review = summary["requires_review"]
     if review:
