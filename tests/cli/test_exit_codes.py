@@ -130,3 +130,22 @@ def test_wrong_directory_fails_before_anything_is_started(tmp_path: Path, comman
     assert "manifests directory manifests does not exist" in result.stderr
     assert not (tmp_path / ".reconciler").exists(), "created state before checking its input"
     assert "embedded" not in result.stderr.lower()
+
+
+def test_changed_from_error_carries_gits_reason(repo: Path) -> None:
+    def git(*args: str) -> None:
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+            cwd=repo,
+            check=True,
+            capture_output=True,
+        )
+
+    git("init", "-q", "-b", "main")
+    git("add", "manifests")
+    git("commit", "-qm", "manifests")
+    result = _run(repo, "plan", "--changed-from", "mian", "--quiet")
+    assert result.returncode == ExitCode.ERROR
+    assert "git says 'fatal:" in result.stderr
+    assert "did you mean 'main'" in result.stderr
+    assert not (repo / ".reconciler").exists()
