@@ -115,9 +115,13 @@ class LazyGroup(click.Group):
         except click.ClickException as exc:
             exc.show()
             sys.exit(exc.exit_code)
-        except (click.Abort, EOFError, KeyboardInterrupt):
-            click.echo("\nInterrupted: nothing was committed.", err=True)
-            sys.exit(ExitCode.INTERRUPTED)
+        except (click.Abort, EOFError, KeyboardInterrupt) as exc:
+            # click turns Ctrl-C and end of input at a prompt into Abort; tell them apart.
+            if isinstance(exc, KeyboardInterrupt) or isinstance(exc.__cause__, KeyboardInterrupt):
+                click.echo("Interrupted: nothing was committed.", err=True)
+                sys.exit(ExitCode.INTERRUPTED)
+            click.echo("Aborted: nothing was committed.", err=True)
+            sys.exit(ExitCode.ERROR)
         sys.exit(result if isinstance(result, int) else ExitCode.OK)
 
 
