@@ -24,6 +24,7 @@ from reconciler.cli.options import (
 from reconciler.clock import now_utc, rfc3339
 from reconciler.commands.preflight import check_manifests, check_plan_matches, tenants_on_disk
 from reconciler.commands.show import read_plan_file
+from reconciler.context import git_dirty
 from reconciler.core.policy import verdict_text
 from reconciler.errors import ConfigError
 from reconciler.escape import printable
@@ -348,6 +349,13 @@ def apply_cmd(
         saved.plan.selectors if saved else make_selectors(tenants, platforms, exclude_tenants),
         prune=True if saved else prune,
     )
+    if not require_clean and git_dirty(manifests):
+        # A warning, not progress: shown under --quiet too.
+        click.echo(
+            f"warning: {manifests} has uncommitted changes; the run is recorded as the HEAD "
+            "commit marked dirty (--require-clean refuses this)",
+            err=True,
+        )
     narrowed = _narrow(tenants, changed_from, manifests, progress)
     if narrowed is None:
         click.echo(f"No tenant manifest changed since {changed_from}: nothing to apply.")

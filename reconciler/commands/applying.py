@@ -140,8 +140,8 @@ def apply(
             roll it back: the same code path as a real apply, so it cannot drift from one.
         clock: dates the plan, the apply run and the written rows.
         require_clean: refuse (before anything is started) when the manifests have
-            uncommitted changes; without it such an apply is recorded as dirty and warned
-            about.
+            uncommitted changes; without it such an apply is recorded as dirty (callers
+            warn: see :func:`reconciler.context.git_dirty`).
     """
     env = os.environ if environ is None else environ
     performer = resolve_actor(actor, env)
@@ -151,11 +151,7 @@ def apply(
             f"{manifests_dir} has uncommitted changes (--require-clean); commit them, or "
             "apply from a clean checkout"
         )
-    if dirty:
-        progress.note(
-            f"warning: {manifests_dir} has uncommitted changes; the run is recorded with "
-            "the HEAD commit marked dirty"
-        )
+
     allowed = allow_risk or settings.allow_risk
     if saved_plan is not None:
         selectors, prune = saved_plan.plan.selectors, saved_plan.plan.prune
