@@ -107,8 +107,13 @@ def with_locations(p: Plan, manifests_dir: Path) -> Plan:
     Reads only the manifests of changed objects (their YAML structure; encrypted values stay
     encrypted). A file that cannot be read or parsed leaves its changes without a line.
     """
+    root = manifests_dir.resolve()
+    # Sources are shown as the loader shows them: relative to the working directory when
+    # the manifests are under it, else to the manifests directory's parent.
+    cwd = Path.cwd().resolve()
+    base = cwd if root == cwd or cwd in root.parents else root.parent
     changes = [
-        dataclasses.replace(c, source=_declared_in(c, manifests_dir))
+        dataclasses.replace(c, source=_declared_in(c, root, base))
         if c.action is Action.DELETE and c.source is None
         else c
         for c in p.changes
@@ -119,7 +124,7 @@ def with_locations(p: Plan, manifests_dir: Path) -> Plan:
     texts: dict[str, bytes | None] = {}
     for name in files:
         try:
-            texts[name] = Path(name).read_bytes()
+            texts[name] = (base / name).read_bytes()
         except OSError:
             texts[name] = None
     located = []
@@ -130,9 +135,13 @@ def with_locations(p: Plan, manifests_dir: Path) -> Plan:
     return dataclasses.replace(p, changes=tuple(located))
 
 
-def _declared_in(c: Change, manifests_dir: Path) -> str:
+def _declared_in(c: Change, root: Path, base: Path) -> str:
     a = c.address
-    return str(manifests_dir / TENANTS_DIR / a.tenant / f"{a.platform.file_stem}.yaml")
+    path = root / TENANTS_DIR / a.tenant / f"{a.platform.file_stem}.yaml"
+    try:
+        return path.relative_to(base).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _yaml_path(c: Change) -> tuple[str, ...]:
