@@ -235,3 +235,47 @@ def git_commit(environ: Env, directory: Path | None = None) -> str | None:
         return None  # no git installed, or it hung: the commit is informative, not required
     value = result.stdout.strip().lower()
     return value if result.returncode == 0 and _COMMIT_RE.match(value) else None
+
+
+DIRTY_SUFFIX = "-dirty"
+"""Appended to a commit in audit rows when the manifests had uncommitted changes, as
+``git describe --dirty`` does."""
+
+
+def git_dirty(directory: Path) -> bool | None:
+    """Whether ``directory`` (the manifests) has uncommitted changes: modified, staged,
+    deleted or untracked files under it. None when git is missing or it is not a work tree.
+    """
+    try:
+        result = subprocess.run(
+            [
+                "git",
+                "-C",
+                str(directory),
+                "status",
+                "--porcelain",
+                "--untracked-files=all",
+                "--",
+                ".",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if result.returncode != 0:
+        return None
+    return bool(result.stdout.strip())
+
+
+def recorded_commit(commit: str | None, dirty: bool | None) -> str | None:
+    """The commit as an audit row records it: ``<commit>-dirty`` for uncommitted changes.
+
+    A 64-character (SHA-256) commit has no room for the suffix in the column; the run's
+    ``git_dirty`` flag still says it.
+    """
+    if commit is None or not dirty or len(commit) + len(DIRTY_SUFFIX) > 64:
+        return commit
+    return commit + DIRTY_SUFFIX

@@ -58,6 +58,11 @@ class ConfigError(ReconcilerError):
     """Invalid invocation, environment variable or ``reconciler.yaml`` setting."""
 
 
+class UsageProblem(ConfigError):
+    """A flag or argument that cannot mean what was asked: a selector that matches nothing, an
+    option given with one it contradicts. Exits with the usage code, never 0 or 2."""
+
+
 class ManifestInvalid(ConfigError):
     """Manifests failed to load or validate. ``diagnostics`` holds every problem found."""
 

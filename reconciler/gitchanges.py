@@ -11,6 +11,7 @@ plan fast at fleet scale; the deploy job's full ``apply`` still reconciles every
 
 from __future__ import annotations
 
+import difflib
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,26 @@ def _git(args: list[str], cwd: Path) -> str:
     return result.stdout
 
 
+def _check_ref(ref: str, top: Path) -> None:
+    """Refuse an unknown ref with git's own reason and the closest refs that exist."""
+    result = subprocess.run(
+        ["git", "rev-parse", "--verify", "--end-of-options", f"{ref}^{{commit}}"],
+        cwd=top,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if result.returncode == 0:
+        return
+    reason = (result.stderr.strip().splitlines() or ["unknown revision"])[-1]
+    refs = _git(["for-each-ref", "--format=%(refname:short)"], top).split()
+    close = difflib.get_close_matches(ref, refs, n=3, cutoff=0.6)
+    hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+    fetch = "" if refs else "; with a shallow checkout, fetch the base branch first"
+    raise ConfigError(f"--changed-from: {ref!r} is not a commit: git says {reason!r}{hint}{fetch}")
+
+
 def changed_tenants(manifests_dir: Path, ref: str) -> ChangedTenants:
     """Tenants whose manifests differ between ``ref`` and the working tree.
 
@@ -56,7 +77,7 @@ def changed_tenants(manifests_dir: Path, ref: str) -> ChangedTenants:
     """
     root = manifests_dir.resolve()
     top = Path(_git(["rev-parse", "--show-toplevel"], root).strip())
-    _git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], top)
+    _check_ref(ref, top)
     try:
         scope = root.relative_to(top.resolve()).as_posix()
     except ValueError:

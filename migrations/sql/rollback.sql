@@ -1,5 +1,19 @@
 BEGIN;
 
+-- Running downgrade run_provenance -> runtime_functions
+
+UPDATE apply_runs
+               SET user_agent = coalesce(user_agent, '') || ' [git-dirty]'
+             WHERE git_dirty = true;
+
+UPDATE apply_runs
+               SET user_agent = coalesce(user_agent, '') || ' [git-clean]'
+             WHERE git_dirty = false;
+
+ALTER TABLE apply_runs DROP COLUMN git_dirty;
+
+UPDATE alembic_version SET version_num='runtime_functions' WHERE alembic_version.version_num = 'run_provenance';
+
 -- Running downgrade runtime_functions -> managed_tokens
 
 REVOKE INSERT (encryption_key_version) ON oauth_tokens FROM reconciler_app;

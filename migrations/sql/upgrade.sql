@@ -1065,5 +1065,21 @@ GRANT INSERT (encryption_key_version) ON oauth_tokens TO reconciler_app;
 
 UPDATE alembic_version SET version_num='runtime_functions' WHERE alembic_version.version_num = 'managed_tokens';
 
+-- Running upgrade runtime_functions -> run_provenance
+
+ALTER TABLE apply_runs ADD COLUMN git_dirty BOOLEAN;
+
+UPDATE apply_runs
+               SET git_dirty = true,
+                   user_agent = NULLIF(left(user_agent, length(user_agent) - 12), '')
+             WHERE right(user_agent, 12) = ' [git-dirty]';
+
+UPDATE apply_runs
+               SET git_dirty = false,
+                   user_agent = NULLIF(left(user_agent, length(user_agent) - 12), '')
+             WHERE right(user_agent, 12) = ' [git-clean]';
+
+UPDATE alembic_version SET version_num='run_provenance' WHERE alembic_version.version_num = 'runtime_functions';
+
 COMMIT;
 

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from reconciler.cli.exit_codes import ExitCode
-from reconciler.cli.options import database_url_option, handle_errors
+from reconciler.cli.options import database_url_option, handle_errors, output_options
 from reconciler.commands.audit import (
     AUDIT_KEY_ENV,
     AuditRecord,
@@ -69,6 +69,7 @@ def audit_group() -> None:
 
 
 @audit_group.command("list")
+@output_options()
 @click.option("--tenant", metavar="T", help="Only this tenant.")
 @click.option(
     "--risk",
@@ -109,6 +110,7 @@ def list_cmd(
 
 
 @audit_group.command("pending")
+@output_options()
 @click.option("--tenant", metavar="T", help="Only this tenant.")
 @wide_option
 @format_option
@@ -121,6 +123,7 @@ def pending_cmd(tenant: str | None, wide: bool, fmt: str, database_url: str | No
 
 
 @audit_group.command("review")
+@output_options()
 @click.argument("audit_id", metavar="ID", type=int)
 @click.option("--tenant", metavar="T", help="The row's tenant (checked when given).")
 @click.option(
@@ -162,6 +165,7 @@ def review_cmd(
 
 
 @audit_group.command("summary")
+@output_options()
 @click.option("--days", type=click.IntRange(1), default=7, show_default=True)
 @format_option
 @database_url_option
@@ -191,6 +195,7 @@ allow_unkeyed_option = click.option(
 
 
 @audit_group.command("verify")
+@output_options()
 @click.option("--tenant", "tenants", metavar="T", multiple=True, help="Only this tenant.")
 @click.option(
     "--checkpoint",
@@ -240,6 +245,7 @@ def verify_cmd(
 
 
 @audit_group.command("checkpoint")
+@output_options()
 @click.option(
     "--out",
     "out",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from reconciler.cli.options import database_url_option, handle_errors
+from reconciler.cli.options import database_url_option, handle_errors, output_options
 from reconciler.commands import db as api
 from reconciler.commands.db import ARCHIVE_SCHEMA, RoleKind, SchemaChange
 from reconciler.commands.db import revision_name as _revision
@@ -56,6 +56,7 @@ def db() -> None:
 
 
 @db.command("upgrade")
+@output_options()
 @click.argument("revision", default="head", metavar="[REV]")
 @database_url_option
 @handle_errors
@@ -76,6 +77,7 @@ def upgrade(revision: str, database_url: str | None) -> None:
 
 
 @db.command("downgrade")
+@output_options()
 @click.argument("revision", metavar="REV")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option(
@@ -131,6 +133,7 @@ def _confirm(question: str) -> None:
 
 
 @db.command("current")
+@output_options()
 @database_url_option
 @handle_errors
 def current(database_url: str | None) -> None:
@@ -150,6 +153,7 @@ def current(database_url: str | None) -> None:
 
 
 @db.command("sql")
+@output_options()
 @click.option(
     "--rollback",
     is_flag=True,
@@ -215,6 +219,7 @@ def sql(rollback: bool, discard_audit_history: bool, start: str | None, out: Pat
 
 
 @db.command("stop")
+@output_options()
 @handle_errors
 def stop() -> None:
     """Stop the embedded PostgreSQL (its data in .reconciler/pgdata stays).
@@ -233,6 +238,7 @@ ROLE_CHOICE = click.Choice([kind.value for kind in RoleKind])
 
 
 @db.command("roles")
+@output_options()
 @database_url_option
 @handle_errors
 def show_roles(database_url: str | None) -> None:
@@ -251,6 +257,7 @@ _ROLE_HELP = "deploy (apply), ci (plan, drift) or service (its granted tenants o
 
 
 @db.command("grant")
+@output_options()
 @click.option("--role", "role", type=ROLE_CHOICE, required=True, help=_ROLE_HELP)
 @click.argument("login", metavar="LOGIN")
 @click.option(
@@ -290,6 +297,7 @@ def grant(role: str, login: str, tenants: tuple[str, ...], database_url: str | N
 
 
 @db.command("revoke")
+@output_options()
 @click.option("--role", "role", type=ROLE_CHOICE, required=True, help=_ROLE_HELP)
 @click.argument("login", metavar="LOGIN")
 @click.option(

@@ -8,13 +8,14 @@ from pathlib import Path
 import click
 
 from reconciler.cli.exit_codes import ExitCode
-from reconciler.cli.options import handle_errors
+from reconciler.cli.options import handle_errors, output_options
 from reconciler.commands.formatting import format_paths
 from reconciler.progress import Progress
 from reconciler.settings import load_settings
 
 
 @click.command("fmt")
+@output_options()
 @click.argument(
     "paths", nargs=-1, type=click.Path(exists=True, path_type=Path), metavar="[PATH]..."
 )

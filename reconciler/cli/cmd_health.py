@@ -10,6 +10,7 @@ from reconciler.cli.options import (
     database_url_option,
     handle_errors,
     make_selectors,
+    output_options,
     selector_options,
 )
 from reconciler.commands.health import health_check
@@ -23,6 +24,7 @@ def health_group() -> None:
 
 
 @health_group.command("check")
+@output_options()
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0.1, max=300),

@@ -6,13 +6,14 @@ from pathlib import Path
 
 import click
 
-from reconciler.cli.options import database_url_option, handle_errors
+from reconciler.cli.options import database_url_option, handle_errors, output_options
 from reconciler.commands.importing import import_manifests
 from reconciler.model.enums import Platform
 from reconciler.progress import Progress
 
 
 @click.command("import")
+@output_options()
 @click.option(
     "--tenant",
     "tenants",

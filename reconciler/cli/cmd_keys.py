@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from reconciler.cli.exit_codes import ExitCode
-from reconciler.cli.options import database_url_option, handle_errors
+from reconciler.cli.options import database_url_option, handle_errors, output_options
 from reconciler.commands.keys import (
     LAYOUTS,
     LEGACY_KEY_ENV,
@@ -29,6 +29,7 @@ def keys_group() -> None:
 
 
 @keys_group.command("status")
+@output_options()
 @database_url_option
 @handle_errors
 def status_cmd(database_url: str | None) -> None:
@@ -37,6 +38,7 @@ def status_cmd(database_url: str | None) -> None:
 
 
 @keys_group.command("rotate")
+@output_options()
 @click.option(
     "--batch-size",
     type=click.IntRange(1, 10_000),
@@ -99,6 +101,7 @@ Layouts:
 
 
 @keys_group.command("adopt-tokens", help=_ADOPT_HELP)
+@output_options()
 @click.option(
     "--from",
     "layout_name",
@@ -202,6 +205,7 @@ class _Progress:
 
 
 @keys_group.command("generate")
+@output_options()
 @click.option(
     "--version",
     "version",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,16 @@ from reconciler.cli.options import (
     handle_errors,
     make_selectors,
     manifests_option,
+    output_options,
+    quiet_requested,
     selector_options,
+    use_color,
 )
 from reconciler.clock import now_utc, rfc3339
+from reconciler.commands.preflight import check_manifests, check_plan_matches, tenants_on_disk
+from reconciler.commands.show import read_plan_file
+from reconciler.context import git_dirty
+from reconciler.core.policy import verdict_text
 from reconciler.errors import ConfigError
 from reconciler.escape import printable
 from reconciler.files import atomic_write
@@ -33,24 +39,39 @@ from reconciler.settings import Settings, load_settings, lock_timeout_option, pa
 _FORMATS = ("text", "json", "markdown", "github")
 
 
-def _render(plan: Plan, fmt: str, *, color: bool) -> str:
-    match fmt:
-        case "json":
-            from reconciler.render.plan_json import render_json
+def _render(plan: Plan, fmt: str, *, color: bool, show_notices: bool = False) -> str:
+    from reconciler.render.plan_formats import render_plan
 
-            return render_json(plan)
-        case "markdown":
-            from reconciler.render.plan_markdown import render_markdown
+    return render_plan(plan, fmt, color=color, show_notices=show_notices)
 
-            return render_markdown(plan)
-        case "github":
-            from reconciler.render.plan_github import render_github
 
-            return render_github(plan)
-        case _:
-            from reconciler.render.plan_text import render_text
-
-            return render_text(plan, color=color)
+def policy_options(func: Any) -> Any:
+    """``--allow-risk``, ``--allow-mass-deletion``, ``--allow-mass-revocation``: the same on
+    plan (which records what apply would refuse) and apply (which refuses)."""
+    for option in reversed(
+        [
+            click.option(
+                "--allow-risk",
+                type=click.Choice([r.value.lower() for r in RiskLevel]),
+                default=None,
+                help="Highest risk level to apply (default from reconciler.yaml, else high: "
+                "CRITICAL changes need --allow-risk critical).",
+            ),
+            click.option(
+                "--allow-mass-deletion",
+                is_flag=True,
+                help="Apply even when the mass-deletion breaker trips.",
+            ),
+            click.option(
+                "--allow-mass-revocation",
+                is_flag=True,
+                help="Apply even when the mass-revocation breaker trips (OAuth tokens of a "
+                "tenant).",
+            ),
+        ]
+    ):
+        func = option(func)
+    return func
 
 
 changed_from_option = click.option(
@@ -81,7 +102,7 @@ def _narrow(
 
 
 def _color(no_color: bool) -> bool:
-    return not no_color and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    return use_color(no_color)
 
 
 def _manifests(settings: Settings, given: str | None) -> Path:
@@ -96,21 +117,10 @@ def _write_plan_file(plan: Plan, path: Path) -> None:
 
 
 def _read_plan_file(path: Path) -> SavedPlan:
-    try:
-        data: Any = json.loads(path.read_text(encoding="utf-8"))
-        return SavedPlan.from_dict(data)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: plan file not found") from None
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ConfigError(f"{path}: not a reconciler plan file ({exc})") from None
+    return read_plan_file(path)
 
 
-_common = [
-    manifests_option,
-    database_url_option,
-    click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr."),
-    click.option("--no-color", is_flag=True, help="Plain text output (also: NO_COLOR=1)."),
-]
+_common = [manifests_option, database_url_option]
 
 
 def _apply_common(func: Any) -> Any:
@@ -126,14 +136,6 @@ def _apply_common(func: Any) -> Any:
     type=click.Path(dir_okay=False, path_type=Path),
     metavar="PLAN",
     help="Also save the plan (no secrets in it) for `reconciler apply PLAN`.",
-)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(_FORMATS),
-    default="text",
-    show_default=True,
-    help="text for terminals, json for machines, markdown for PR comments, github for annotations.",
 )
 @click.option(
     "--detailed-exitcode",
@@ -152,9 +154,17 @@ def _apply_common(func: Any) -> Any:
     help="With --prune, also revoke tokens of OAuth accounts no manifest has ever declared "
     "(unmanaged: e.g. connected before adoption). Without it they are listed, never revoked.",
 )
+@policy_options
+@click.option(
+    "--show-notices",
+    is_flag=True,
+    help="List every notice (accounts waiting for a connection, kept objects, ...); by "
+    "default text and markdown count them by kind.",
+)
 @changed_from_option
 @selector_options
 @_apply_common
+@output_options(formats=_FORMATS)
 @handle_errors
 def plan_cmd(
     out: Path | None,
@@ -162,6 +172,10 @@ def plan_cmd(
     detailed_exitcode: bool,
     prune: bool,
     revoke_unmanaged: bool,
+    allow_risk: str | None,
+    allow_mass_deletion: bool,
+    allow_mass_revocation: bool,
+    show_notices: bool,
     changed_from: str | None,
     tenants: tuple[str, ...],
     platforms: tuple[str, ...],
@@ -188,6 +202,10 @@ def plan_cmd(
     settings = load_settings()
     progress = Progress(enabled=not quiet)
     manifests = _manifests(settings, manifests_dir)
+    # Before git, the database or a key: a wrong directory or a selector typo costs nothing.
+    not_on_disk = check_manifests(
+        manifests, make_selectors(tenants, platforms, exclude_tenants), prune=prune
+    )
     narrowed = _narrow(tenants, changed_from, manifests, progress)
     if narrowed is None:
         empty = Plan(
@@ -206,11 +224,19 @@ def plan_cmd(
         database_url=database_url,
         progress=progress,
         revoke_unmanaged=revoke_unmanaged,
+        allow_risk=parse_level(allow_risk) if allow_risk else None,
+        allow_mass_deletion=allow_mass_deletion,
+        allow_mass_revocation=allow_mass_revocation,
     )
+    check_plan_matches(result.plan, not_on_disk, tenants_on_disk(manifests))
     if out is not None:
         _write_plan_file(result.plan, out)
         progress.note(f"Saved the plan to {out}; apply it with: reconciler apply {out}")
-    click.echo(_render(result.plan, fmt, color=_color(no_color)), nl=False)
+    if result.plan.policy is not None and result.plan.policy.blocked:
+        progress.note(verdict_text(result.plan.policy))
+    click.echo(
+        _render(result.plan, fmt, color=_color(no_color), show_notices=show_notices), nl=False
+    )
     if detailed_exitcode and result.plan.has_changes:
         sys.exit(ExitCode.CHANGES_PRESENT)
 
@@ -236,21 +262,7 @@ def _check_revoke_unmanaged(prune: bool, revoke_unmanaged: bool) -> None:
     help="With --prune, also revoke tokens of OAuth accounts no manifest has ever declared "
     "(unmanaged: e.g. connected before adoption). Without it they are listed, never revoked.",
 )
-@click.option(
-    "--allow-risk",
-    type=click.Choice([r.value.lower() for r in RiskLevel]),
-    default=None,
-    help="Highest risk level to apply (default from reconciler.yaml, else high: "
-    "CRITICAL changes need --allow-risk critical).",
-)
-@click.option(
-    "--allow-mass-deletion", is_flag=True, help="Apply even when the mass-deletion breaker trips."
-)
-@click.option(
-    "--allow-mass-revocation",
-    is_flag=True,
-    help="Apply even when the mass-revocation breaker trips (OAuth tokens of a tenant).",
-)
+@policy_options
 @click.option(
     "--actor",
     metavar="NAME",
@@ -264,22 +276,21 @@ def _check_revoke_unmanaged(prune: bool, revoke_unmanaged: bool) -> None:
     help="Seconds to wait for another apply to finish, 0.001 to 86400 (default 60).",
 )
 @click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="How to print the plan and the result.",
-)
-@click.option(
     "--dry-run",
     is_flag=True,
     help="Run the whole apply (lock, stale check, writes, audit rows) in its transaction, "
     "then roll it back: proves the database accepts it; writes nothing. Needs no approval.",
 )
+@click.option(
+    "--require-clean",
+    is_flag=True,
+    help="Refuse when the manifests have uncommitted changes (for deploy jobs); without it "
+    "such an apply warns and is recorded as dirty.",
+)
 @changed_from_option
 @selector_options
 @_apply_common
+@output_options(formats=("text", "json"))
 @handle_errors
 def apply_cmd(
     plan_file: Path | None,
@@ -293,6 +304,7 @@ def apply_cmd(
     lock_timeout: float | None,
     fmt: str,
     dry_run: bool,
+    require_clean: bool,
     changed_from: str | None,
     tenants: tuple[str, ...],
     platforms: tuple[str, ...],
@@ -332,6 +344,18 @@ def apply_cmd(
             "pass them again"
         )
     manifests = _manifests(settings, manifests_dir)
+    check_manifests(
+        manifests,
+        saved.plan.selectors if saved else make_selectors(tenants, platforms, exclude_tenants),
+        prune=True if saved else prune,
+    )
+    if not require_clean and git_dirty(manifests):
+        # A warning, not progress: shown under --quiet too.
+        click.echo(
+            f"warning: {manifests} has uncommitted changes; the run is recorded as the HEAD "
+            "commit marked dirty (--require-clean refuses this)",
+            err=True,
+        )
     narrowed = _narrow(tenants, changed_from, manifests, progress)
     if narrowed is None:
         click.echo(f"No tenant manifest changed since {changed_from}: nothing to apply.")
@@ -366,6 +390,7 @@ def apply_cmd(
         confirm=confirm,
         progress=progress,
         dry_run=dry_run,
+        require_clean=require_clean,
     )
     if fmt == "json":
         click.echo(
@@ -390,12 +415,12 @@ def apply_cmd(
 
 
 @click.command("drift")
-@click.option("--format", "fmt", type=click.Choice(_FORMATS), default="text", show_default=True)
 @click.option(
     "--detailed-exitcode", is_flag=True, help="Exit 2 when the database differs from git."
 )
 @selector_options
 @_apply_common
+@output_options(formats=_FORMATS)
 @handle_errors
 def drift_cmd(
     fmt: str,
@@ -418,28 +443,41 @@ def drift_cmd(
       reconciler drift --detailed-exitcode --format json > drift.json || alert
     """
     settings = load_settings()
+    manifests = _manifests(settings, manifests_dir)
+    not_on_disk = check_manifests(
+        manifests, make_selectors(tenants, platforms, exclude_tenants), prune=True
+    )
     result = commands.drift(
-        manifests_dir=_manifests(settings, manifests_dir),
+        manifests_dir=manifests,
         settings=settings,
         selectors=make_selectors(tenants, platforms, exclude_tenants),
         database_url=database_url,
         progress=Progress(enabled=not quiet),
     )
     click.echo(_render(result, fmt, color=_color(no_color)), nl=False)
+    check_plan_matches(result, not_on_disk, tenants_on_disk(manifests))
     if detailed_exitcode and result.has_changes:
         sys.exit(ExitCode.CHANGES_PRESENT)
 
 
 @click.command("history")
 @click.option("--limit", type=click.IntRange(1, 10000), default=20, show_default=True)
-@click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
 @database_url_option
+@output_options(formats=("text", "json"))
 @handle_errors
 def history_cmd(limit: int, fmt: str, database_url: str | None) -> None:
-    """List recent apply runs (who, when, which commit, what changed), newest first."""
-    runs = commands.history(database_url=database_url, limit=limit, progress=Progress())
+    """List recent apply runs (who, when, which commit, what changed), newest first.
+
+    A commit marked `*` had uncommitted manifest changes when it was applied.
+
+    \b
+    Examples:
+      reconciler history
+      reconciler history --limit 5 --format json
+    """
+    runs = commands.history(
+        database_url=database_url, limit=limit, progress=Progress(enabled=not quiet_requested())
+    )
     if fmt == "json":
         click.echo(json.dumps([r.to_dict() for r in runs], indent=2))
         return
@@ -447,13 +485,13 @@ def history_cmd(limit: int, fmt: str, database_url: str | None) -> None:
         click.echo("No applies yet.")
         return
     click.echo(
-        f"{'STARTED':20}  {'ACTOR':16}  {'COMMIT':8}  {'+':>5} {'~':>5} {'-':>5} {'!':>5}  RUN"
+        f"{'STARTED':20}  {'ACTOR':16}  {'COMMIT':9} {'+':>5} {'~':>5} {'-':>5} {'!':>5}  RUN"
     )
     for r in runs:
         d = r.to_dict()
         click.echo(
             f"{d['started_at']:20}  {printable(r.actor)[:16]:16}  "
-            f"{printable(r.git_commit or '-')[:8]:8}  "
+            f"{(printable(r.git_commit or '-')[:8] + ('*' if r.git_dirty else '')):9} "
             f"{r.created:>5} {r.updated:>5} {r.deleted:>5} {r.revoked:>5}  {r.id}"
         )
 

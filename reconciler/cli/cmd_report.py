@@ -8,7 +8,7 @@ import sys
 import click
 
 from reconciler.cli.exit_codes import ExitCode
-from reconciler.cli.options import database_url_option, handle_errors
+from reconciler.cli.options import database_url_option, handle_errors, output_options
 from reconciler.commands.reports import circuit_report, health_report
 from reconciler.model.enums import Platform
 from reconciler.render.reports import render_circuits_text, render_health_text
@@ -45,6 +45,7 @@ def report_group() -> None:
 
 
 @report_group.command("health")
+@output_options()
 @_platform_option
 @_format_option
 @click.option(
@@ -73,6 +74,7 @@ def health_cmd(
 
 
 @report_group.command("circuits")
+@output_options()
 @_platform_option
 @_format_option
 @click.option(

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from reconciler.cli.exit_codes import ExitCode
-from reconciler.cli.options import handle_errors
+from reconciler.cli.options import handle_errors, output_options
 from reconciler.schemas_export import export_schemas, stale_schemas
 
 
@@ -22,6 +22,7 @@ def schema() -> None:
 
 
 @schema.command("export")
+@output_options()
 @click.option(
     "--out",
     "out_dir",

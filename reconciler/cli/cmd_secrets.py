@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from reconciler.cli.exit_codes import ExitCode
-from reconciler.cli.options import handle_errors
+from reconciler.cli.options import handle_errors, output_options
 from reconciler.errors import ConfigError
 from reconciler.files import atomic_write
 from reconciler.progress import Progress
@@ -53,6 +53,7 @@ def secrets() -> None:
 
 
 @secrets.command("keygen")
+@output_options()
 @click.option(
     "-o",
     "--output",
@@ -78,6 +79,7 @@ def keygen(output: Path | None) -> None:
 
 
 @secrets.command("encrypt")
+@output_options()
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-i", "--in-place", is_flag=True, help="Write the result back to FILE.")
 @click.option("--age", "age", metavar="RECIPIENTS", help="Comma-separated age recipients.")
@@ -118,6 +120,7 @@ def encrypt(
 
 
 @secrets.command("decrypt")
+@output_options()
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-i", "--in-place", is_flag=True, help="Write the plaintext back to FILE.")
 @click.option("--extract", metavar="PATH", help='Print one value, e.g. \'["db"]["password"]\'.')
@@ -149,6 +152,7 @@ def decrypt(
 
 
 @secrets.command("edit")
+@output_options()
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @handle_errors
 def edit(file: Path) -> None:
@@ -179,6 +183,7 @@ def edit(file: Path) -> None:
 
 
 @secrets.command("updatekeys")
+@output_options()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--quiet", is_flag=True, help="No progress on stderr.")
@@ -219,6 +224,7 @@ def updatekeys(paths: tuple[Path, ...], yes: bool, quiet: bool, jobs: int | None
 
 
 @secrets.command("rotate")
+@output_options()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--quiet", is_flag=True, help="No progress on stderr.")
 @click.option("--jobs", type=click.IntRange(min=1), help="Worker processes (default: CPUs).")

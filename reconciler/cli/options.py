@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import sys
 import traceback
@@ -19,6 +20,7 @@ from reconciler.errors import (
     PlanStale,
     PolicyViolation,
     ReconcilerError,
+    UsageProblem,
 )
 from reconciler.load.manifests import check_selectors, is_tenant_id
 from reconciler.model.enums import Platform
@@ -116,6 +118,8 @@ def exit_code_for(exc: ReconcilerError) -> ExitCode:
         return ExitCode.PLAN_STALE
     if isinstance(exc, PolicyViolation):
         return ExitCode.POLICY_BLOCKED
+    if isinstance(exc, UsageProblem):
+        return ExitCode.USAGE
     return ExitCode.ERROR
 
 
@@ -145,14 +149,108 @@ def handle_errors(func: F) -> F:
             sys.exit(exit_code_for(exc))
         except KeyboardInterrupt:
             click.echo("Interrupted: nothing was committed.", err=True)
-            sys.exit(130)
+            sys.exit(ExitCode.INTERRUPTED)
 
     return wrapper  # type: ignore[return-value]
 
 
 def _debug() -> bool:
+    return bool(_root_obj().get("debug")) or os.environ.get("RECONCILER_DEBUG") == "1"
+
+
+def _root_obj() -> dict[str, Any]:
     ctx = click.get_current_context(silent=True)
     root = ctx.find_root() if ctx else None
-    if root is not None and root.obj and root.obj.get("debug"):
+    if root is None:
+        return {}
+    root.ensure_object(dict)
+    obj: dict[str, Any] = root.obj
+    return obj
+
+
+def use_color(no_color: bool, environ: Any = None, *, isatty: bool | None = None) -> bool:
+    """Whether to colour output: ``--no-color``, then no-color.org, then force-color.org.
+
+    ``NO_COLOR`` disables colour only when set to a non-empty value (an empty ``NO_COLOR=``
+    does nothing); a non-empty ``FORCE_COLOR`` colours even when stdout is not a terminal
+    (CI logs render ANSI colours). Otherwise colour only on a terminal.
+    """
+    env = os.environ if environ is None else environ
+    if no_color or env.get("NO_COLOR", ""):
+        return False
+    if env.get("FORCE_COLOR", ""):
         return True
-    return os.environ.get("RECONCILER_DEBUG") == "1"
+    return sys.stdout.isatty() if isatty is None else isatty
+
+
+def output_options(
+    *, formats: tuple[str, ...] | None = None, default: str = "text"
+) -> Callable[[F], F]:
+    """The options every command that prints accepts: ``--quiet``, ``--no-color``,
+    ``--debug`` and, with ``formats``, ``--format``.
+
+    Each may also be given before the command name (``reconciler --quiet plan``); the value
+    after the command wins, then the one before it. The wrapped function receives only the
+    parameters (``quiet``, ``no_color``, ``fmt``) it declares; ``--debug`` is recorded for
+    :func:`handle_errors`. A ``--format`` before the command that the command does not
+    support is a usage error (exit 64).
+    """
+
+    def decorate(func: F) -> F:
+        accepted = set(inspect.signature(func).parameters)
+        # Placed above a command's own options, this sees them: an option the command
+        # already declares (its own --format, say) is kept, not declared twice.
+        declared = {name for p in getattr(func, "__click_params__", ()) for name in p.opts}
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            root = _root_obj()
+            quiet = bool(kwargs.pop("quiet", False) or root.get("quiet"))
+            no_color = bool(kwargs.pop("no_color", False) or root.get("no_color"))
+            debug = bool(kwargs.pop("debug", False) or root.get("debug"))
+            root.update(quiet=quiet, no_color=no_color, debug=debug)
+            if "quiet" in accepted:
+                kwargs["quiet"] = quiet
+            if "no_color" in accepted:
+                kwargs["no_color"] = no_color
+            if formats is not None and "--format" not in declared:
+                fmt = kwargs.pop("fmt", None) or root.get("format") or default
+                if fmt not in formats:
+                    raise click.UsageError(
+                        f"--format {fmt!r} is not supported here (choose from {', '.join(formats)})"
+                    )
+                if "fmt" in accepted:
+                    kwargs["fmt"] = fmt
+            return func(*args, **kwargs)
+
+        command: Any = wrapper
+        if formats is not None and "--format" not in declared:
+            command = click.option(
+                "--format",
+                "fmt",
+                type=click.Choice(formats),
+                default=None,
+                help=f"Output format (default {default}).",
+            )(command)
+        if "--debug" not in declared:
+            command = click.option(
+                "--debug", is_flag=True, help="Show tracebacks for errors (for bug reports)."
+            )(command)
+        if "--no-color" not in declared:
+            command = click.option(
+                "--no-color",
+                is_flag=True,
+                help="Plain text output (also: a non-empty NO_COLOR; FORCE_COLOR forces colour).",
+            )(command)
+        if "--quiet" not in declared:
+            command = click.option(
+                "--quiet", "-q", is_flag=True, help="No progress lines on stderr."
+            )(command)
+        return command  # type: ignore[no-any-return]
+
+    return decorate
+
+
+def quiet_requested() -> bool:
+    """``--quiet`` given before or after the command (for commands without the parameter)."""
+    return bool(_root_obj().get("quiet"))

@@ -30,7 +30,15 @@ from typing import Any
 from reconciler.clock import SYSTEM, Clock, now_utc, rfc3339
 from reconciler.commands.inputs import ALL, load_desired, notes_stream, read_actual, with_plaintext
 from reconciler.commands.planning import plan_digest
-from reconciler.context import git_commit, resolve_actor, user_agent
+from reconciler.commands.preflight import check_manifests
+from reconciler.context import (
+    DIRTY_SUFFIX,
+    git_commit,
+    git_dirty,
+    recorded_commit,
+    resolve_actor,
+    user_agent,
+)
 from reconciler.core.planner import build_plan, judgement_difference
 from reconciler.core.policy import check_policy
 from reconciler.crypto.aead import FieldCipher
@@ -40,6 +48,7 @@ from reconciler.crypto.local_keys import load_keys_for_target
 from reconciler.errors import (
     ApplyCancelled,
     ApplyFailed,
+    ConfigError,
     PlanStale,
     SecretError,
     StateError,
@@ -119,6 +128,7 @@ def apply(
     environ: Mapping[str, str] | None = None,
     dry_run: bool = False,
     clock: Clock = SYSTEM,
+    require_clean: bool = False,
 ) -> ApplyResult:
     """Plan (or take a saved plan) and apply it in one transaction.
 
@@ -129,9 +139,19 @@ def apply(
         dry_run: run everything, writes and audit rows included, in the transaction, then
             roll it back: the same code path as a real apply, so it cannot drift from one.
         clock: dates the plan, the apply run and the written rows.
+        require_clean: refuse (before anything is started) when the manifests have
+            uncommitted changes; without it such an apply is recorded as dirty (callers
+            warn: see :func:`reconciler.context.git_dirty`).
     """
     env = os.environ if environ is None else environ
     performer = resolve_actor(actor, env)
+    dirty = git_dirty(manifests_dir) if manifests_dir.is_dir() else None
+    if dirty and require_clean:
+        raise ConfigError(
+            f"{manifests_dir} has uncommitted changes (--require-clean); commit them, or "
+            "apply from a clean checkout"
+        )
+
     allowed = allow_risk or settings.allow_risk
     if saved_plan is not None:
         selectors, prune = saved_plan.plan.selectors, saved_plan.plan.prune
@@ -141,6 +161,8 @@ def apply(
         revoke_unmanaged = any(
             r.code == "UNMANAGED_ACCOUNT" for c in saved_plan.plan.changes for r in c.risk.reasons
         )
+    # The directory first: a run in the wrong place must not start a database.
+    check_manifests(manifests_dir, selectors, prune=True)
     with open_database(database_url, progress) as db:
         keyring, fingerprint = load_keys_for_target(db.target, env, stderr=notes_stream(progress))
         audit_key = load_audit_key(db.target, env, create=True, stderr=notes_stream(progress))
@@ -217,13 +239,13 @@ def apply(
                         ip_address=None,
                         user_agent=user_agent(env),
                         session_id=str(run_id),
-                        git_commit=git_commit(env, manifests_dir),
+                        git_commit=recorded_commit(git_commit(env, manifests_dir), dirty),
                         apply_run_id=run_id,
                         key=audit_key,
                     )
                     cipher = FieldCipher(keyring, fingerprint)
                     counts = _write_and_audit(
-                        conn, current, desired, cipher, audit_context, started, clock
+                        conn, current, desired, cipher, audit_context, started, clock, dirty
                     )
                     if dry_run:
                         raise _DryRunDone(counts)
@@ -275,6 +297,7 @@ def _write_and_audit(
     context: AuditContext,
     started: datetime,
     clock: Clock = SYSTEM,
+    dirty: bool | None = None,
 ) -> Counter[str]:
     """Write the changes, the apply_runs row and one audit row per change; return counts."""
     now = now_utc(clock)
@@ -288,11 +311,12 @@ def _write_and_audit(
         run_id=context.apply_run_id,
         started=started,
         actor=context.performed_by,
-        git_commit=context.git_commit,
+        git_commit=(context.git_commit or "").removesuffix(DIRTY_SUFFIX) or None,
         manifests_digest=desired.manifests_digest,
         plan_digest=plan_digest(p),
         counts=counts,
         user_agent=context.user_agent,
+        git_dirty=dirty,
     )
     append_audit_entries(conn, [_audit_entry(w) for w in written], context, now=now)
     return counts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
@@ -14,16 +15,24 @@ from reconciler.commands.inputs import (
     load_desired,
     read_actual,
 )
+from reconciler.commands.preflight import check_manifests
 from reconciler.core.planner import build_plan
+from reconciler.core.policy import with_policy
 from reconciler.gcpause import gc_paused
+from reconciler.load.manifests import TENANTS_DIR
 from reconciler.model.desired import DesiredState
+from reconciler.model.enums import RiskLevel
 from reconciler.model.plan import (
+    Action,
+    Change,
     Plan,
+    ResourceKind,
     Selectors,
 )
 from reconciler.progress import QUIET, Progress
 from reconciler.settings import Settings
 from reconciler.store.session import Database, open_database
+from reconciler.yaml_source import locate
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,12 +59,19 @@ def plan(
     progress: Progress = QUIET,
     revoke_unmanaged: bool = False,
     clock: Clock = SYSTEM,
+    allow_risk: RiskLevel | None = None,
+    allow_mass_deletion: bool = False,
+    allow_mass_revocation: bool = False,
 ) -> PlanResult:
     """Make a plan: what apply would change, with risk, for the selected tenants/platforms.
 
     ``revoke_unmanaged`` (with ``prune``) also revokes tokens of accounts no manifest has
-    ever declared. ``clock`` dates the plan.
+    ever declared. ``clock`` dates the plan. The plan carries the policy verdict: what
+    apply would refuse under ``settings`` and the ``allow_*`` permissions given here (the
+    same as apply's).
     """
+    # The directory first: a run in the wrong place must not start a database.
+    check_manifests(manifests_dir, selectors, prune=True)
     with open_database(database_url, progress) as db:
         fingerprint = fingerprinter_for(db.target, progress=progress)
         desired = load_desired(manifests_dir, selectors, fingerprint, progress)
@@ -69,7 +85,77 @@ def plan(
         selectors=selectors,
         revoke_unmanaged=revoke_unmanaged,
     )
+    made = with_locations(made, manifests_dir)
+    made = with_policy(
+        made,
+        allow_risk=allow_risk or settings.allow_risk,
+        allow_mass_deletion=allow_mass_deletion,
+        allow_mass_revocation=allow_mass_revocation,
+    )
     return PlanResult(made, desired, db)
+
+
+MAX_LOCATED_FILES = 500
+"""Lines are looked up by parsing each changed manifest again; a plan touching more files
+than this (an initial load) names the files without lines."""
+
+
+def with_locations(p: Plan, manifests_dir: Path) -> Plan:
+    """``p`` with the line of each change in its manifest, and deletions pointed at the file
+    of the tenant and platform that declared the object.
+
+    Reads only the manifests of changed objects (their YAML structure; encrypted values stay
+    encrypted). A file that cannot be read or parsed leaves its changes without a line.
+    """
+    root = manifests_dir.resolve()
+    # Sources are shown as the loader shows them: relative to the working directory when
+    # the manifests are under it, else to the manifests directory's parent.
+    cwd = Path.cwd().resolve()
+    base = cwd if root == cwd or cwd in root.parents else root.parent
+    changes = [
+        dataclasses.replace(c, source=_declared_in(c, root, base))
+        if c.action is Action.DELETE and c.source is None
+        else c
+        for c in p.changes
+    ]
+    files = {c.source for c in changes if c.source and c.line is None}
+    if not files or len(files) > MAX_LOCATED_FILES:
+        return dataclasses.replace(p, changes=tuple(changes))
+    texts: dict[str, bytes | None] = {}
+    for name in files:
+        try:
+            texts[name] = (base / name).read_bytes()
+        except OSError:
+            texts[name] = None
+    located = []
+    for c in changes:
+        text = texts.get(c.source) if c.source and c.line is None else None
+        where = locate(text, _yaml_path(c), key=True) if text is not None else None
+        located.append(dataclasses.replace(c, line=where[0]) if where else c)
+    return dataclasses.replace(p, changes=tuple(located))
+
+
+def _declared_in(c: Change, root: Path, base: Path) -> str:
+    a = c.address
+    path = root / TENANTS_DIR / a.tenant / f"{a.platform.file_stem}.yaml"
+    try:
+        return path.relative_to(base).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _yaml_path(c: Change) -> tuple[str, ...]:
+    a = c.address
+    if a.environment is None:
+        return ()
+    base = ("environments", a.environment.manifest_key)
+    match a.kind:
+        case ResourceKind.INTEGRATION:
+            return (*base, "integrations", a.name)
+        case ResourceKind.WEBHOOK:
+            return (*base, "webhooks", a.name)
+        case _:
+            return (*base, "oauth_accounts")
 
 
 def plan_digest(p: Plan) -> str:
@@ -95,7 +181,7 @@ def drift(
     Includes edits made outside the reconciler (a row changed by hand shows as an update
     back to the manifest's value) and objects git does not declare.
     """
-    return plan(
+    found = plan(
         manifests_dir=manifests_dir,
         settings=settings,
         selectors=selectors,
@@ -104,3 +190,5 @@ def drift(
         progress=progress,
         clock=clock,
     ).plan
+    # Drift reports; it is not a proposal to apply, so it carries no policy verdict.
+    return dataclasses.replace(found, policy=None)

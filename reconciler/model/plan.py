@@ -174,7 +174,9 @@ class Change:
         fields: field-level before/after (sensitive fields masked).
         risk: level and reasons; for display, audit and gating only, never for how to apply.
         reason: why this action, in words (e.g. "not in manifests (--prune)"); display only.
-        source: manifest path that declares the object, if any.
+        source: manifest path that declares the object, if any (for a deletion: the path
+            that declared it, as recorded in the database).
+        line: 1-based line in ``source`` where the object is declared, when known.
         row_id: database id of the existing row (``None`` for a create of a new row).
         row_version: the row version the plan saw (``None`` for a new row).
     """
@@ -187,6 +189,14 @@ class Change:
     source: str | None = None
     row_id: int | None = None
     row_version: int | None = None
+    line: int | None = None
+
+    @property
+    def location(self) -> str | None:
+        """``path:line`` (or the path alone) of the manifest that declares the object."""
+        if self.source is None:
+            return None
+        return f"{self.source}:{self.line}" if self.line else self.source
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -199,6 +209,7 @@ class Change:
             "source": self.source,
             "row_id": self.row_id,
             "row_version": self.row_version,
+            "line": self.line,
         }
 
     @classmethod
@@ -212,6 +223,7 @@ class Change:
             source=d.get("source"),
             row_id=d.get("row_id"),
             row_version=d.get("row_version"),
+            line=d.get("line"),
         )
 
 
@@ -308,6 +320,89 @@ class MassDeletion:
         if kind not in (cls.OBJECTS, cls.TOKENS):
             raise ValueError(f"unknown mass_deletions kind {kind!r}")
         return cls(d["tenant"], int(d["deleting"]), int(d["total"]), bool(d["whole_tenant"]), kind)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyBlock:
+    """One reason apply would refuse a plan, and the permission that would allow it.
+
+    Attributes:
+        kind: ``risk``, ``mass_deletion`` or ``mass_revocation``.
+        summary: what is refused, e.g. ``2 change(s) above the allowed risk HIGH``.
+        needs: the flag that allows it, e.g. ``--allow-risk critical``.
+        items: one line per change or tenant concerned.
+    """
+
+    RISK = "risk"
+    MASS_DELETION = "mass_deletion"
+    MASS_REVOCATION = "mass_revocation"
+
+    kind: str
+    summary: str
+    needs: str
+    items: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "summary": self.summary,
+            "needs": self.needs,
+            "items": list(self.items),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PolicyBlock:
+        kind = str(d["kind"])
+        if kind not in (cls.RISK, cls.MASS_DELETION, cls.MASS_REVOCATION):
+            raise ValueError(f"unknown policy block kind {kind!r}")
+        return cls(kind, str(d["summary"]), str(d["needs"]), tuple(str(i) for i in d["items"]))
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyVerdict:
+    """What apply would refuse, decided when the plan is made (see ``core/policy.py``).
+
+    The permissions are the ones in force for the plan: ``reconciler.yaml`` and the policy
+    flags given to ``plan``. A saved verdict is informative only: readers derive it again
+    from the plan's changes and these permissions, and apply decides with its own flags.
+
+    Attributes:
+        allow_risk: the highest risk level allowed.
+        allow_mass_deletion: whether ``--allow-mass-deletion`` was given.
+        allow_mass_revocation: whether ``--allow-mass-revocation`` was given.
+        blocks: why apply would refuse; empty when it would go ahead.
+    """
+
+    allow_risk: RiskLevel
+    allow_mass_deletion: bool = False
+    allow_mass_revocation: bool = False
+    blocks: tuple[PolicyBlock, ...] = ()
+
+    @property
+    def blocked(self) -> bool:
+        return bool(self.blocks)
+
+    def needs(self) -> list[str]:
+        """The flags that would let apply go ahead, e.g. ``["--allow-risk critical"]``."""
+        return [b.needs for b in self.blocks]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "blocked": self.blocked,
+            "allow_risk": self.allow_risk.value,
+            "allow_mass_deletion": self.allow_mass_deletion,
+            "allow_mass_revocation": self.allow_mass_revocation,
+            "blocks": [b.to_dict() for b in self.blocks],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PolicyVerdict:
+        return cls(
+            RiskLevel(d["allow_risk"]),
+            bool(d.get("allow_mass_deletion", False)),
+            bool(d.get("allow_mass_revocation", False)),
+            tuple(PolicyBlock.from_dict(b) for b in d.get("blocks", ())),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -426,6 +521,8 @@ class Plan:
         mass_deletions: tripped breakers; apply refuses unless allowed.
         selectors: the tenant/platform selection the plan covers.
         prune: whether deletions of undeclared objects were planned.
+        policy: what apply would refuse under the permissions the plan was made with;
+            ``None`` when not evaluated.
     """
 
     created_at: str
@@ -438,6 +535,7 @@ class Plan:
     selectors: Selectors = field(default_factory=Selectors)
     prune: bool = False
     format_version: int = FORMAT_VERSION
+    policy: PolicyVerdict | None = None
 
     @property
     def has_changes(self) -> bool:
@@ -474,6 +572,7 @@ class Plan:
             "notices": [n.to_dict() for n in self.notices],
             "mass_deletions": [m.to_dict() for m in self.mass_deletions],
             "read_set": [r.to_dict() for r in self.read_set],
+            "policy": self.policy.to_dict() if self.policy else None,
         }
 
     @classmethod
@@ -493,4 +592,5 @@ class Plan:
             mass_deletions=tuple(MassDeletion.from_dict(m) for m in d.get("mass_deletions", ())),
             selectors=Selectors.from_dict(d.get("selectors", {})),
             prune=bool(d.get("prune", False)),
+            policy=PolicyVerdict.from_dict(d["policy"]) if d.get("policy") else None,
         )

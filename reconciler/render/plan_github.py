@@ -20,8 +20,11 @@ from reconciler.render.plan_text import (
     Record,
     change_lines,
     mass_deletion_text,
+    needs_listing,
     notice_heading,
     notice_item_text,
+    notices_by_kind,
+    policy_line,
 )
 
 if TYPE_CHECKING:
@@ -31,7 +34,7 @@ _DATA_ESCAPES = (("%", "%25"), ("\r", "%0D"), ("\n", "%0A"))
 _PROPERTY_ESCAPES = (*_DATA_ESCAPES, (":", "%3A"), (",", "%2C"))
 
 
-def render_github(plan: Plan) -> str:
+def render_github(plan: Plan, *, show_notices: bool = False) -> str:
     """Render a plan as GitHub workflow commands, one per line.
 
     Args:
@@ -56,7 +59,27 @@ def render_github(plan: Plan) -> str:
         )
         for m in record["mass_deletions"]
     ]
-    commands += [_notice_annotation(n) for n in record["notices"]]
+    policy = record.get("policy")
+    if policy and policy["blocked"]:
+        commands.append(
+            workflow_command("error", escape_data(policy_line(policy)), title="Blocked by policy")
+        )
+    if show_notices:
+        commands += [_notice_annotation(n) for n in record["notices"]]
+    else:
+        # GitHub shows a limited number of annotations per step: one per notice kind, plus
+        # the notices that need review, so real changes are never crowded out.
+        commands += [_notice_annotation(n) for n in record["notices"] if needs_listing(n)]
+        commands += [
+            workflow_command(
+                "notice",
+                escape_data(f"{count} notice(s); `reconciler show --show-notices` lists them"),
+                title=f"{notice_heading(kind)}: {count}",
+            )
+            for kind, count in notices_by_kind(
+                [n for n in record["notices"] if not needs_listing(n)]
+            )
+        ]
     return "".join(f"{c}\n" for c in commands)
 
 
@@ -70,6 +93,7 @@ def change_annotation(change: Record) -> str:
         _command_for(level),
         escape_data("\n".join(lines)),
         file=change["source"],
+        line=str(change["line"]) if change.get("line") else None,
         title=f"{change['action']} {change['address']}",
     )
 

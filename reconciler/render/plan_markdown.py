@@ -12,6 +12,7 @@ characters themselves without treating them as Markdown or HTML.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ from reconciler.render.plan_text import (
     Record,
     change_lines,
     mass_deletion_text,
+    needs_listing,
     notice_heading,
     notice_item_text,
     prune_text,
@@ -50,7 +52,13 @@ _MD_SPECIAL = frozenset("\\`*_[]<>&|~$@")
 _MD_SPECIAL_FIRST = _MD_SPECIAL | frozenset("#+-.!:=>0123456789")
 
 
-def render_markdown(plan: Plan, *, max_chars: int = DEFAULT_MAX_CHARS) -> str:
+MARKER = "<!-- reconciler-plan -->"
+"""First line of every Markdown plan: a bot finds its one comment by it and edits it in place."""
+
+
+def render_markdown(
+    plan: Plan, *, max_chars: int = DEFAULT_MAX_CHARS, show_notices: bool = False
+) -> str:
     """Render a plan as a pull-request comment no longer than ``max_chars``.
 
     Args:
@@ -63,11 +71,18 @@ def render_markdown(plan: Plan, *, max_chars: int = DEFAULT_MAX_CHARS) -> str:
     Raises:
         ValueError: ``max_chars`` is below ``MIN_MAX_CHARS``.
     """
-    return render_markdown_record(plan_record(plan), max_chars=max_chars)
+    return render_markdown_record(plan_record(plan), max_chars=max_chars, show_notices=show_notices)
 
 
-def render_markdown_record(record: Record, *, max_chars: int = DEFAULT_MAX_CHARS) -> str:
-    """Render a plan record (``Plan.to_dict()`` form); see :func:`render_markdown`."""
+def render_markdown_record(
+    record: Record, *, max_chars: int = DEFAULT_MAX_CHARS, show_notices: bool = True
+) -> str:
+    """Render a plan record (``Plan.to_dict()`` form); see :func:`render_markdown`.
+
+    Tenants come in order of their highest risk (CRITICAL first); a tenant with a HIGH or
+    CRITICAL change is expanded. Without ``show_notices``, notices are counted by kind and
+    only those that need review are listed.
+    """
     if max_chars < MIN_MAX_CHARS:
         raise ValueError(f"max_chars must be at least {MIN_MAX_CHARS}, got {max_chars}")
     # Parts are joined with "\n"; a part ending in "\n" is followed by a blank line.
@@ -87,7 +102,7 @@ def render_markdown_record(record: Record, *, max_chars: int = DEFAULT_MAX_CHARS
         ),
         _Section(
             "### Notices\n",
-            _notice_items(record["notices"]),
+            _notice_items(record["notices"], listed=show_notices),
             lambda n: f"\n… {n} more notices not shown; {_FULL_PLAN_HINT}.\n",
         ),
     ]
@@ -145,6 +160,7 @@ def _head(record: Record) -> str:
     actions = [a.value for a in Action if a is not Action.NOOP]
     levels = [lvl.value for lvl in RiskLevel]
     lines = [
+        MARKER,
         _TITLE,
         "",
         f"**{summary_text(summary)}**",
@@ -161,6 +177,16 @@ def _head(record: Record) -> str:
                 [*(by_risk[lvl] for lvl in levels), summary["requires_review"]],
             ),
         ]
+    policy = record.get("policy")
+    if policy and policy["blocked"]:
+        lines.append("> [!CAUTION]\n> **Apply will be blocked by policy:**")
+        for block in policy["blocks"]:
+            # Escaped as running text (a leading digit is only special at a line's start).
+            what = md_text("x" + str(block["summary"]))[1:]
+            needs = str(block["needs"])
+            flag = f"`{needs}`" if re.fullmatch(r"[-a-z ]+", needs) else md_text(needs)
+            lines.append(f"> - {what} (needs {flag})")
+        lines.append("")
     review = summary["requires_review"]
     if review:
         lines.append(
@@ -181,36 +207,56 @@ def _mass_warning(mass: Record) -> str:
 
 
 def _by_tenant(changes: Sequence[Record]) -> list[tuple[str, list[Record]]]:
-    """Changes grouped by tenant, tenants in order of first appearance, plan order kept."""
+    """Changes grouped by tenant, riskiest tenant first (then first appearance), plan order
+    kept within a tenant: a CRITICAL deletion is never below a page of LOW creates."""
     groups: dict[str, list[Record]] = {}
     for change in changes:
         if Action(change["action"]) is not Action.NOOP:
             groups.setdefault(change["resource"]["tenant"], []).append(change)
-    return list(groups.items())
+    return sorted(groups.items(), key=lambda item: -_top(item[1]).rank)
+
+
+def _top(changes: list[Record]) -> RiskLevel:
+    # By rank: RiskLevel is a str enum, so plain max() would compare the names.
+    return max((RiskLevel(c["risk"]["level"]) for c in changes), key=lambda lvl: lvl.rank)
 
 
 def _tenant_section(tenant: str, changes: list[Record]) -> str:
     lines: list[str] = []
     for change in changes:
         lines += [*change_lines(change, color=False), ""]
-    # By rank: RiskLevel is a str enum, so plain max() would compare the names.
-    top = max((RiskLevel(c["risk"]["level"]) for c in changes), key=lambda lvl: lvl.rank)
+    top = _top(changes)
     count = f"{len(changes)} change{_s(len(changes))}"
+    # HIGH and CRITICAL are what a reviewer must read: expanded, not behind a click.
+    details = "<details open>" if top.requires_review else "<details>"
     return (
-        f"<details><summary><b>{md_text(tenant)}</b> — {count} (max {top.value})</summary>\n\n"
+        f"{details}<summary><b>{md_text(tenant)}</b> — {count} (max {top.value})</summary>\n\n"
         f"{diff_fence(lines[:-1])}\n</details>\n"
     )
 
 
-def _notice_items(notices: Sequence[Record]) -> list[str]:
-    """One item per notice (so "N more" counts notices); a kind's heading rides on its first."""
+def _notice_items(notices: Sequence[Record], *, listed: bool = True) -> list[str]:
+    """One item per notice (so "N more" counts notices); a kind's heading rides on its first.
+
+    With ``listed`` false each kind is one line with its count, plus its notices that need
+    review."""
     items: list[str] = []
     for kind in NoticeKind:
-        of_kind = [f"- {_notice_item(n)}" for n in notices if n["kind"] == kind.value]
-        if of_kind:
+        of_kind_records = [n for n in notices if n["kind"] == kind.value]
+        if not of_kind_records:
+            continue
+        if listed:
+            of_kind = [f"- {_notice_item(n)}" for n in of_kind_records]
             of_kind[0] = f"**{md_text(notice_heading(kind))}**\n\n{of_kind[0]}"
-            of_kind[-1] += "\n"
-            items += of_kind
+        else:
+            of_kind = [
+                f"- **{md_text(notice_heading(kind))}**: {len(of_kind_records)}",
+                *(f"  - {_notice_item(n)}" for n in of_kind_records if needs_listing(n)),
+            ]
+        of_kind[-1] += "\n"
+        items += of_kind
+    if items and not listed:
+        items.append("`--show-notices` lists every notice.\n")
     return items
 
 

@@ -118,6 +118,13 @@ def plan_json_schema() -> dict[str, Any]:
                 ),
                 "items": {"$ref": "#/$defs/row_ref"},
             },
+            "policy": {
+                "description": (
+                    "The policy verdict when the plan was made; null when not evaluated "
+                    "(added in version 1 with a default: older files have no key)."
+                ),
+                "anyOf": [{"$ref": "#/$defs/policy"}, {"type": "null"}],
+            },
         },
         "$defs": _defs(),
     }
@@ -180,30 +187,71 @@ def _defs() -> dict[str, Any]:
                 },
             },
         ),
-        "change": _object(
-            "One planned change to one object.",
-            {
-                "address": {"$ref": "#/$defs/address"},
-                "resource": {"$ref": "#/$defs/resource"},
-                "action": _enum(
-                    "What the change does. delete is a soft delete; revoke revokes an OAuth token.",
-                    _CHANGE_ACTIONS,
-                ),
-                "fields": {
-                    "type": "array",
-                    "description": (
-                        "Field-level before/after: every set field of a create or delete, "
-                        "the changed fields of an update."
+        "change": _optional(
+            _object(
+                "One planned change to one object.",
+                {
+                    "address": {"$ref": "#/$defs/address"},
+                    "resource": {"$ref": "#/$defs/resource"},
+                    "action": _enum(
+                        "What the change does. delete is a soft delete; revoke revokes an "
+                        "OAuth token.",
+                        _CHANGE_ACTIONS,
                     ),
-                    "items": {"$ref": "#/$defs/field_change"},
+                    "fields": {
+                        "type": "array",
+                        "description": (
+                            "Field-level before/after: every set field of a create or delete, "
+                            "the changed fields of an update."
+                        ),
+                        "items": {"$ref": "#/$defs/field_change"},
+                    },
+                    "risk": {"$ref": "#/$defs/risk"},
+                    "reason": _str("Why this action, in words. Display only; may be empty."),
+                    "source": _nullable_str("Manifest path that declares the object, if any."),
+                    "row_id": _nullable_int("Database id of the existing row; null for a new row."),
+                    "row_version": _nullable_int(
+                        "Row version the plan saw; null for a new row. Apply re-checks it."
+                    ),
+                    "line": _nullable_int(
+                        "1-based line in source where the object is declared, when known."
+                    ),
                 },
-                "risk": {"$ref": "#/$defs/risk"},
-                "reason": _str("Why this action, in words. Display only; may be empty."),
-                "source": _nullable_str("Manifest path that declares the object, if any."),
-                "row_id": _nullable_int("Database id of the existing row; null for a new row."),
-                "row_version": _nullable_int(
-                    "Row version the plan saw; null for a new row. Apply re-checks it."
-                ),
+            ),
+            "line",
+        ),
+        "policy_block": _object(
+            "One reason apply would refuse the plan, and the flag that would allow it.",
+            {
+                "kind": _enum("What is refused.", ["risk", "mass_deletion", "mass_revocation"]),
+                "summary": _str("What is refused, in words."),
+                "needs": _str("The apply flag that allows it, e.g. --allow-risk critical."),
+                "items": _str_list("One line per change or tenant concerned."),
+            },
+        ),
+        "policy": _object(
+            "What apply would refuse under the permissions the plan was made with "
+            "(reconciler.yaml and the plan's --allow-* flags). Informational: readers derive "
+            "it again from the changes, and apply decides with its own flags.",
+            {
+                "blocked": {
+                    "type": "boolean",
+                    "description": "True when apply with these permissions would refuse (exit 4).",
+                },
+                "allow_risk": _enum("The highest risk level allowed.", _LEVELS),
+                "allow_mass_deletion": {
+                    "type": "boolean",
+                    "description": "Whether --allow-mass-deletion was given.",
+                },
+                "allow_mass_revocation": {
+                    "type": "boolean",
+                    "description": "Whether --allow-mass-revocation was given.",
+                },
+                "blocks": {
+                    "type": "array",
+                    "description": "Why apply would refuse; empty when it would go ahead.",
+                    "items": {"$ref": "#/$defs/policy_block"},
+                },
             },
         ),
         "notice": _object(

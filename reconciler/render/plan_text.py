@@ -78,7 +78,7 @@ _SYMBOL_COLOR = {
 }
 
 
-def render_text(plan: Plan, *, color: bool) -> str:
+def render_text(plan: Plan, *, color: bool, show_notices: bool = False) -> str:
     """Render a plan for a terminal.
 
     Args:
@@ -89,24 +89,60 @@ def render_text(plan: Plan, *, color: bool) -> str:
     Returns:
         The text, ending in a newline, whose last line is the summary.
     """
-    return render_text_record(plan_record(plan), color=color)
+    return render_text_record(plan_record(plan), color=color, show_notices=show_notices)
 
 
-def render_text_record(record: Record, *, color: bool) -> str:
-    """Render a plan record (``Plan.to_dict()`` form) as text; see :func:`render_text`."""
+def render_text_record(record: Record, *, color: bool, show_notices: bool = True) -> str:
+    """Render a plan record (``Plan.to_dict()`` form) as text; see :func:`render_text`.
+
+    Without ``show_notices`` the notices that need no review are counted by kind instead
+    of listed (a fleet's accounts waiting for a connection would bury the changes).
+    """
     lines = [header_line(record), ""]
     for change in record["changes"]:
         block = change_lines(change, color=color)
         if block:
             lines += [*block, ""]
     if record["notices"]:
-        lines += [*notice_lines(record["notices"], color=color), ""]
+        lines += [*notice_lines(record["notices"], color=color, listed=show_notices), ""]
     for mass in record["mass_deletions"]:
         lines.append(_paint("Warning:", _WARNING_COLOR, color) + " " + mass_deletion_text(mass))
     if record["mass_deletions"]:
         lines.append("")
     lines.append(summary_text(record["summary"], color=color))
+    policy = record.get("policy")
+    if policy and policy["blocked"]:
+        lines.append(_paint(policy_line(policy), _WARNING_COLOR, color))
     return "\n".join(lines) + "\n"
+
+
+def policy_line(policy: Record) -> str:
+    """``apply will be blocked: <what> (needs <flag>); ...`` from a record's verdict."""
+    parts = [f"{safe_text(b['summary'])} (needs {b['needs']})" for b in policy["blocks"]]
+    return "Apply will be blocked: " + "; ".join(parts) + "."
+
+
+def location_text(change: Record) -> str | None:
+    """``path:line`` of the manifest that declares (or declared) a change's object."""
+    source = change.get("source")
+    if not source:
+        return None
+    line = change.get("line")
+    return f"{source}:{line}" if line else str(source)
+
+
+def notices_by_kind(notices: Sequence[Record]) -> list[tuple[NoticeKind, int]]:
+    """How many notices of each kind, in the kinds' order."""
+    return [
+        (kind, count)
+        for kind in NoticeKind
+        if (count := sum(1 for n in notices if n["kind"] == kind.value))
+    ]
+
+
+def needs_listing(notice: Record) -> bool:
+    """A notice shown one by one even when notices are summarised: HIGH or above."""
+    return bool(notice["level"]) and RiskLevel(notice["level"]).requires_review
 
 
 def header_line(record: Record) -> str:
@@ -159,6 +195,9 @@ def change_lines(change: Record, *, color: bool) -> list[str]:
     if action is Action.NOOP:
         return []
     lines = [change_header(change, color=color)]
+    where = location_text(change)
+    if where:
+        lines.append(f"{INDENT}# {safe_text(where)}")
     if change["reason"]:
         lines.append(f"{INDENT}# {safe_text(change['reason'])}")
     lines += _paint_symbols(field_lines(action, change["fields"]), color=color)
@@ -208,15 +247,28 @@ def field_lines(action: Action, fields: Sequence[Record]) -> list[str]:
     return lines
 
 
-def notice_lines(notices: Sequence[Record], *, color: bool) -> list[str]:
-    """The notices section: one heading per kind present, then its addresses."""
+def notice_lines(notices: Sequence[Record], *, color: bool, listed: bool = True) -> list[str]:
+    """The notices section: one heading per kind present, then its addresses.
+
+    With ``listed`` false, a kind's heading carries its count and only the notices that
+    need review are listed under it, followed by how to see the rest (``--show-notices``).
+    """
     lines = ["Notices:"]
+    hidden = 0
     for kind in NoticeKind:
         of_kind = [n for n in notices if n["kind"] == kind.value]
         if not of_kind:
             continue
-        lines.append(f"  {notice_heading(kind)}:")
-        lines += [f"    {notice_item_text(n, color=color)}" for n in of_kind]
+        shown = of_kind if listed else [n for n in of_kind if needs_listing(n)]
+        hidden += len(of_kind) - len(shown)
+        lines.append(
+            f"  {notice_heading(kind)}: {len(of_kind)}"
+            if not listed
+            else f"  {notice_heading(kind)}:"
+        )
+        lines += [f"    {notice_item_text(n, color=color)}" for n in shown]
+    if hidden:
+        lines.append(f"  ({hidden} not listed; --show-notices lists every notice)")
     return lines
 
 

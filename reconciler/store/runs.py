@@ -16,14 +16,14 @@ from reconciler.clock import rfc3339
 _INSERT_RUN = sa.text(
     """INSERT INTO apply_runs (id, started_at, finished_at, actor, git_commit,
            manifests_digest, plan_digest, outcome, created_count, updated_count,
-           deleted_count, revoked_count, reconciler_version, user_agent)
+           deleted_count, revoked_count, reconciler_version, user_agent, git_dirty)
        VALUES (:id, :started, clock_timestamp(), :actor, :commit, :mdigest, :pdigest,
-           'APPLIED', :c, :u, :d, :r, :version, :ua)"""
+           'APPLIED', :c, :u, :d, :r, :version, :ua, :dirty)"""
 )
 
 _RECENT_RUNS = sa.text(
     """SELECT id::text, started_at, finished_at, actor, git_commit, outcome::text,
-              created_count, updated_count, deleted_count, revoked_count
+              created_count, updated_count, deleted_count, revoked_count, git_dirty
        FROM apply_runs ORDER BY started_at DESC LIMIT :limit"""
 )
 
@@ -39,8 +39,11 @@ def insert_apply_run(
     plan_digest: str,
     counts: Mapping[str, int],
     user_agent: str | None,
+    git_dirty: bool | None = None,
 ) -> None:
-    """Record an applied run (finished now, by the server's clock) with its counts by action."""
+    """Record an applied run (finished now, by the server's clock) with its counts by action.
+
+    ``git_dirty``: the manifests had uncommitted changes (None: unknown)."""
     conn.execute(
         _INSERT_RUN,
         {
@@ -56,6 +59,7 @@ def insert_apply_run(
             "r": counts.get("revoke", 0),
             "version": __version__,
             "ua": user_agent,
+            "dirty": git_dirty,
         },
     )
 
@@ -74,6 +78,7 @@ class ApplyRun:
     updated: int
     deleted: int
     revoked: int
+    git_dirty: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -87,6 +92,7 @@ class ApplyRun:
             "updated": self.updated,
             "deleted": self.deleted,
             "revoked": self.revoked,
+            "git_dirty": self.git_dirty,
         }
 
 

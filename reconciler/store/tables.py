@@ -365,6 +365,8 @@ apply_runs = sa.Table(
     sa.Column("revoked_count", sa.Integer, nullable=False, server_default=sa.text("0")),
     sa.Column("reconciler_version", sa.String(64), nullable=False),
     sa.Column("user_agent", sa.Text),
+    # True when the manifests had uncommitted changes: git_commit is then not what was applied.
+    sa.Column("git_dirty", sa.Boolean),
     sa.Index("idx_apply_runs_started_at", "started_at"),
 )
 """One row per ``reconciler apply`` that committed (a failed apply rolls back, leaving none).

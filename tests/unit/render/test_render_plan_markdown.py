@@ -52,7 +52,7 @@ def assert_well_formed(md: str) -> None:
             outside.append(line)
     assert open_fence is None, "unclosed fence"
     text = "\n".join(outside)
-    assert text.count("<details>") == text.count("</details>")
+    assert (text.count("<details>") + text.count("<details open>")) == text.count("</details>")
 
 
 def test_golden(golden: Callable[[str, str], None]) -> None:
@@ -61,14 +61,16 @@ def test_golden(golden: Callable[[str, str], None]) -> None:
 
 def test_summary_comes_first_with_count_tables() -> None:
     md = render_markdown(mixed_plan())
-    assert md.startswith("## Reconciler plan\n\n**Plan: 1 to create, 2 to update,")
+    assert md.startswith(
+        "<!-- reconciler-plan -->\n## Reconciler plan\n\n**Plan: 1 to create, 2 to update,"
+    )
     tables = md.index("| create | update | delete | revoke | total |")
     assert "| 1 | 2 | 1 | 1 | 5 |" in md
     assert "| LOW | MEDIUM | HIGH | CRITICAL | needs review |" in md
     assert "| 1 | 1 | 2 | 1 | 3 |" in md
     assert "3 HIGH or CRITICAL changes marked for review." in md
     assert "mass deletion in tenant globex: 1 of 1 objects" in md
-    assert tables < md.index("<details>")
+    assert tables < md.index("<details")
     assert_well_formed(md)
 
 
@@ -88,7 +90,7 @@ def test_one_details_per_tenant_with_diff_of_its_changes() -> None:
 
 
 def test_notices_have_their_own_section() -> None:
-    md = render_markdown(kept_only_plan())
+    md = render_markdown(kept_only_plan(), show_notices=True)
     assert "### Notices\n\n**Not in manifests, kept (use --prune to delete)**\n\n" in md
     assert "- `acme-robotics/quickbooks/production/webhook/old-sync`" in md
     assert "<details>" not in md
@@ -107,7 +109,7 @@ def test_long_plans_drop_tenants_from_the_end(max_chars: int) -> None:
     md = render_markdown(many_tenants_plan(tenants), max_chars=max_chars)
     assert len(md) <= max_chars
     assert_well_formed(md)
-    shown = md.count("<details>")
+    shown = md.count("<details")
     note = NOTE.search(md)
     assert note is not None
     assert int(note.group(1)) == tenants - shown
@@ -118,7 +120,7 @@ def test_long_plans_drop_tenants_from_the_end(max_chars: int) -> None:
 
 def test_short_plans_are_not_cut() -> None:
     md = render_markdown(many_tenants_plan(5))
-    assert md.count("<details>") == 5
+    assert md.count("<details") == 5
     assert NOTE.search(md) is None
 
 
@@ -146,7 +148,9 @@ def crowded_plan(tenants: int, notices: int, breakers: int, long_name: str = "t"
 
 @pytest.mark.parametrize("max_chars", [MIN_MAX_CHARS, 9000, 30000])
 def test_every_cut_section_says_how_much_was_cut(max_chars: int) -> None:
-    md = render_markdown(crowded_plan(50, 500, 500, "<*>" * 30), max_chars=max_chars)
+    md = render_markdown(
+        crowded_plan(50, 500, 500, "<*>" * 30), max_chars=max_chars, show_notices=True
+    )
     assert len(md) <= max_chars
     assert_well_formed(md)
     breakers = re.search(r"… (\d+) more mass-deletion warnings", md)
@@ -154,12 +158,12 @@ def test_every_cut_section_says_how_much_was_cut(max_chars: int) -> None:
     notices = re.search(r"… (\d+) more notices not shown", md)
     assert breakers and tenants and notices
     assert int(breakers.group(1)) == 500 - md.count("**Warning:**")
-    assert int(tenants.group(1)) == 50 - md.count("<details>")
+    assert int(tenants.group(1)) == 50 - md.count("<details")
     assert int(notices.group(1)) == 500 - md.count("\n- `t")
 
 
 def test_notices_are_kept_when_there_is_room() -> None:
-    md = render_markdown(crowded_plan(1, 20, 2))
+    md = render_markdown(crowded_plan(1, 20, 2), show_notices=True)
     assert md.count("\n- `t") == 20
     assert "more notices" not in md
     assert md.count("**Not in manifests, kept (use --prune to delete)**") == 1
@@ -182,7 +186,9 @@ def test_values_outside_fences_are_escaped() -> None:
         addr("acme", Platform.STRIPE, ResourceKind.WEBHOOK, "w"),
         "<script>alert(1)</script> **bold** @octocat",
     )
-    md = render_markdown(Plan(CREATED_AT, DIGEST, FINGERPRINT, notices=(notice,)))
+    md = render_markdown(
+        Plan(CREATED_AT, DIGEST, FINGERPRINT, notices=(notice,)), show_notices=True
+    )
     assert "<script>" not in md
     assert "**bold**" not in md
     assert "@octocat" not in md
@@ -197,3 +203,19 @@ def test_backticks_in_values_cannot_close_the_fence() -> None:
     md = render_markdown(Plan(CREATED_AT, DIGEST, FINGERPRINT, changes=(change,)))
     assert "`````diff\n" in md
     assert_well_formed(md)
+
+
+def test_marker_risk_order_and_expanded_critical() -> None:
+    md = render_markdown(many_tenants_plan(5))
+    assert md.splitlines()[0] == "<!-- reconciler-plan -->"
+    md = render_markdown(mixed_plan())
+    assert md.index("acme-robotics</b>") < md.index("globex</b>")  # CRITICAL before HIGH
+    assert "<details open><summary><b>acme-robotics</b>" in md
+    assert "<details open><summary><b>globex</b>" in md
+
+
+def test_notices_are_counted_by_kind_by_default() -> None:
+    md = render_markdown(crowded_plan(1, 500, 2))
+    assert "- **Not in manifests, kept (use --prune to delete)**: 500" in md
+    assert md.count("\n- `t") == 0
+    assert "`--show-notices` lists every notice." in md

@@ -48,7 +48,7 @@ def update(*fields: FieldChange, risk: Risk | None = None) -> Change:
 
 
 def body(plan: Plan) -> list[str]:
-    return render_text(plan, color=False).splitlines()
+    return render_text(plan, color=False, show_notices=True).splitlines()
 
 
 @pytest.mark.parametrize("name", sorted(SAMPLE_PLANS))
@@ -273,3 +273,27 @@ def test_notice_message_repeating_its_heading_is_not_repeated() -> None:
     )
     lines = body(Plan(CREATED_AT, DIGEST, FINGERPRINT, notices=(notice,)))
     assert "    acme/stripe/production/webhook/w" in lines
+
+
+def test_notices_are_counted_by_kind_unless_asked_for() -> None:
+    waiting = tuple(
+        Notice(
+            NoticeKind.WAITING_FOR_CONNECTION,
+            addr(f"t{i}", Platform.STRIPE, ResourceKind.OAUTH_ACCOUNT, "acct"),
+            "waiting for the OAuth connection",
+        )
+        for i in range(2000)
+    )
+    plan = Plan(CREATED_AT, DIGEST, FINGERPRINT, notices=waiting)
+    text = render_text(plan, color=False)
+    assert "  OAuth accounts waiting for connection: 2000" in text
+    assert "waiting for the OAuth connection" not in text
+    assert "(2000 not listed; --show-notices lists every notice)" in text
+    assert len(text.splitlines()) < 10
+    listed = render_text(plan, color=False, show_notices=True)
+    assert listed.count("waiting for the OAuth connection") == 2000
+
+
+def test_high_notices_are_listed_even_when_counted() -> None:
+    text = render_text(mixed_plan(), color=False)
+    assert "globex/quickbooks/-/oauth_account/9130347596263942 [HIGH]" in text

@@ -1,0 +1,112 @@
+"""One command line: output options in either position, colour rules, fast --version and
+--help, examples in every help of the plan workflow's commands."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from reconciler.cli.main import COMMANDS, cli, load_command
+from reconciler.cli.options import use_color
+
+REPO = Path(__file__).resolve().parents[2]
+HEAVY = ("sqlalchemy", "psycopg", "cryptography", "pyrage", "pydantic", "alembic")
+
+
+@pytest.fixture
+def runner(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.chdir(REPO)
+    for name in ("SOPS_AGE_KEY", "SOPS_AGE_KEY_FILE", "RECONCILER_DEBUG"):
+        monkeypatch.delenv(name, raising=False)
+    return CliRunner()
+
+
+@pytest.mark.parametrize(
+    ("environ", "no_color", "tty", "expected"),
+    [
+        ({}, False, True, True),
+        ({}, False, False, False),
+        ({"NO_COLOR": ""}, False, True, True),  # empty: no effect (no-color.org)
+        ({"NO_COLOR": "1"}, False, True, False),
+        ({"NO_COLOR": "0"}, False, True, False),  # any non-empty value
+        ({"FORCE_COLOR": "1"}, False, False, True),
+        ({"FORCE_COLOR": ""}, False, False, False),
+        ({"FORCE_COLOR": "1", "NO_COLOR": "1"}, False, False, False),
+        ({"FORCE_COLOR": "1"}, True, True, False),  # --no-color wins
+    ],
+)
+def test_colour_rules(environ: dict[str, str], no_color: bool, tty: bool, expected: bool) -> None:
+    assert use_color(no_color, environ, isatty=tty) is expected
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--quiet", "validate"],
+        ["validate", "--quiet"],
+        ["validate", "-q", "--no-color"],
+        ["--no-color", "--quiet", "validate"],
+    ],
+)
+def test_output_options_in_either_position(runner: CliRunner, args: list[str]) -> None:
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "files valid" not in result.stdout
+
+
+def test_format_before_the_command(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["--format", "json", "validate"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.lstrip().startswith("{")
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_in_either_position(runner: CliRunner, where: str) -> None:
+    args = ["plan", "--manifests", "nowhere"]
+    args = ["--debug", *args] if where == "before" else [*args, "--debug"]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 1
+    assert "Traceback" in result.stderr
+    assert "manifests directory nowhere does not exist" in result.stderr
+
+
+@pytest.mark.parametrize("args", [["--version"], ["--help"]])
+def test_version_and_help_import_no_command_module(args: list[str]) -> None:
+    code = (
+        "import sys\n"
+        "from reconciler.cli.main import cli\n"
+        "try:\n"
+        f"    cli.main({args!r}, prog_name='reconciler')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"print([m for m in {HEAVY!r} if m in sys.modules])\n"
+        "print([m for m in sys.modules if m.startswith('reconciler.cli.cmd_')])\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    ).stdout.splitlines()
+    heavy, loaded = out[-2], out[-1]
+    assert heavy == "[]"
+    if args == ["--version"]:
+        assert loaded == "[]"
+
+
+@pytest.mark.parametrize("name", ["validate", "plan", "show", "apply", "drift", "history"])
+def test_help_has_examples(runner: CliRunner, name: str) -> None:
+    result = runner.invoke(cli, [name, "--help"])
+    assert result.exit_code == 0
+    assert "Example" in result.output
+    for option in ("--quiet", "--no-color", "--debug"):
+        assert option in result.output
+
+
+@pytest.mark.parametrize("name", [n for n, (_, short) in COMMANDS.items() if short])
+def test_listed_short_help_is_the_commands_own(name: str) -> None:
+    own = " ".join((load_command(name).help or "").split("\n\n")[0].split())
+    assert own.startswith(COMMANDS[name][1])
