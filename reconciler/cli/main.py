@@ -61,7 +61,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "fmt": (
         "cmd_fmt",
-        "Put manifests and templates in the canonical layout (--check for CI).",
+        "Rewrite manifests and templates in the canonical layout.",
     ),
     "report": ("cmd_report", "Read-only reports on runtime health"),
     "health": (
