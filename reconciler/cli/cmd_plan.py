@@ -20,6 +20,8 @@ from reconciler.cli.options import (
     selector_options,
 )
 from reconciler.clock import now_utc, rfc3339
+from reconciler.commands.remediation import RemediationResult
+from reconciler.commands.remediation import remediate as remediate_drift
 from reconciler.errors import ConfigError
 from reconciler.escape import printable
 from reconciler.files import atomic_write
@@ -58,6 +60,14 @@ changed_from_option = click.option(
     metavar="REF",
     help="Only the tenants whose manifests differ from git REF (e.g. origin/main), for fast "
     "pull-request plans; a template change plans every tenant.",
+)
+
+
+revision_option = click.option(
+    "--revision",
+    metavar="REV",
+    help="Read the manifests as they were at git revision REV (from git's objects; the "
+    "working tree is not touched): `apply --revision <good commit>` rolls back.",
 )
 
 
@@ -152,6 +162,13 @@ def _apply_common(func: Any) -> Any:
     help="With --prune, also revoke tokens of OAuth accounts no manifest has ever declared "
     "(unmanaged: e.g. connected before adoption). Without it they are listed, never revoked.",
 )
+@click.option(
+    "--actor",
+    metavar="NAME",
+    help="Who makes the plan, recorded in it: approvals must come from someone else "
+    "(default: $RECONCILER_ACTOR, the CI actor, the OS user).",
+)
+@revision_option
 @changed_from_option
 @selector_options
 @_apply_common
@@ -162,6 +179,8 @@ def plan_cmd(
     detailed_exitcode: bool,
     prune: bool,
     revoke_unmanaged: bool,
+    actor: str | None,
+    revision: str | None,
     changed_from: str | None,
     tenants: tuple[str, ...],
     platforms: tuple[str, ...],
@@ -206,6 +225,8 @@ def plan_cmd(
         database_url=database_url,
         progress=progress,
         revoke_unmanaged=revoke_unmanaged,
+        actor=actor,
+        revision=revision,
     )
     if out is not None:
         _write_plan_file(result.plan, out)
@@ -277,6 +298,7 @@ def _check_revoke_unmanaged(prune: bool, revoke_unmanaged: bool) -> None:
     help="Run the whole apply (lock, stale check, writes, audit rows) in its transaction, "
     "then roll it back: proves the database accepts it; writes nothing. Needs no approval.",
 )
+@revision_option
 @changed_from_option
 @selector_options
 @_apply_common
@@ -293,6 +315,7 @@ def apply_cmd(
     lock_timeout: float | None,
     fmt: str,
     dry_run: bool,
+    revision: str | None,
     changed_from: str | None,
     tenants: tuple[str, ...],
     platforms: tuple[str, ...],
@@ -309,7 +332,9 @@ def apply_cmd(
 
     \b
     Exit codes: 0 applied or nothing to do, 1 error (nothing written), 3 stale plan,
-    4 blocked by policy (risk above --allow-risk, a mass deletion or mass revocation).
+    4 blocked by policy (risk above --allow-risk, a mass deletion or mass revocation, or
+    changes at or above approval.level without `reconciler approve` by someone else;
+    --allow-risk then breaks glass, recorded in the audit rows).
     \b
     Examples:
       reconciler apply                                   # shows the plan, asks
@@ -366,6 +391,7 @@ def apply_cmd(
         confirm=confirm,
         progress=progress,
         dry_run=dry_run,
+        revision=revision,
     )
     if fmt == "json":
         click.echo(
@@ -376,6 +402,9 @@ def apply_cmd(
                     "counts": dict(result.counts),
                     "replanned": result.replanned,
                     "dry_run": result.dry_run,
+                    "authorization": result.authorization.to_dict()
+                    if result.authorization
+                    else None,
                     "plan": result.plan.to_dict(),
                 },
                 indent=2,
@@ -387,6 +416,21 @@ def apply_cmd(
     click.echo(
         render_apply_summary(result.outcome, result.counts, result.run_id, dry_run=result.dry_run)
     )
+    _echo_authorization(result)
+
+
+def _echo_authorization(result: commands.ApplyResult) -> None:
+    auth = result.authorization
+    if auth is None or not auth.needed or result.run_id is None:
+        return
+    if auth.break_glass:
+        click.echo(
+            "BREAK-GLASS: applied without the required approval(s), by --allow-risk; "
+            "recorded in the audit rows.",
+            err=True,
+        )
+    else:
+        click.echo(printable(f"Approved by: {', '.join(auth.approvers)}"))
 
 
 @click.command("drift")
@@ -394,12 +438,31 @@ def apply_cmd(
 @click.option(
     "--detailed-exitcode", is_flag=True, help="Exit 2 when the database differs from git."
 )
+@click.option(
+    "--remediate",
+    is_flag=True,
+    help="Bring drifted objects back to the manifests through apply (one transaction, lock, "
+    "policy and approvals; audit rows marked as remediation).",
+)
+@click.option(
+    "--max-risk",
+    type=click.Choice([r.value.lower() for r in RiskLevel]),
+    default=None,
+    help="With --remediate: only tenants whose drift is at most this risk (default: "
+    "apply.allow_risk); the rest is reported and notified.",
+)
+@click.option("--auto-approve", is_flag=True, help="With --remediate: do not ask (scheduled jobs).")
+@click.option("--actor", metavar="NAME", help="With --remediate: who remediates.")
 @selector_options
 @_apply_common
 @handle_errors
 def drift_cmd(
     fmt: str,
     detailed_exitcode: bool,
+    remediate: bool,
+    max_risk: str | None,
+    auto_approve: bool,
+    actor: str | None,
     tenants: tuple[str, ...],
     platforms: tuple[str, ...],
     exclude_tenants: tuple[str, ...],
@@ -412,22 +475,90 @@ def drift_cmd(
 
     Shows rows edited outside the reconciler (as updates back to the manifest's values),
     objects git does not declare (as deletions) and undeclared connected accounts.
+    With --remediate, applies the manifests to the tenants whose drift is at most
+    --max-risk (self-healing); exit 2 with --detailed-exitcode when drift is left.
 
     \b
     Example (cron / scheduled CI):
       reconciler drift --detailed-exitcode --format json > drift.json || alert
+      reconciler drift --remediate --max-risk medium --auto-approve --actor drift-bot
     """
     settings = load_settings()
-    result = commands.drift(
-        manifests_dir=_manifests(settings, manifests_dir),
+    selectors = make_selectors(tenants, platforms, exclude_tenants)
+    manifests = _manifests(settings, manifests_dir)
+    progress = Progress(enabled=not quiet)
+    if not remediate:
+        if max_risk or auto_approve or actor:
+            raise ConfigError("--max-risk, --auto-approve and --actor go with --remediate")
+        result = commands.drift(
+            manifests_dir=manifests,
+            settings=settings,
+            selectors=selectors,
+            database_url=database_url,
+            progress=progress,
+        )
+        click.echo(_render(result, fmt, color=_color(no_color)), nl=False)
+        if detailed_exitcode and result.has_changes:
+            sys.exit(ExitCode.CHANGES_PRESENT)
+        return
+    confirm = None
+    if not auto_approve:
+        if not sys.stdin.isatty():
+            raise ConfigError("no terminal to confirm on: pass --auto-approve to remediate")
+
+        def confirm(p: Plan) -> bool:
+            click.echo(_render(p, "text", color=_color(no_color)), nl=False)
+            answer: str = click.prompt(
+                "Remediate these changes? Only 'yes' is accepted", default="", show_default=False
+            )
+            return answer.strip() == "yes"
+
+    fixed = remediate_drift(
+        manifests_dir=manifests,
         settings=settings,
-        selectors=make_selectors(tenants, platforms, exclude_tenants),
+        selectors=selectors,
+        max_risk=parse_level(max_risk) if max_risk else None,
+        actor=actor,
         database_url=database_url,
-        progress=Progress(enabled=not quiet),
+        confirm=confirm,
+        progress=progress,
     )
-    click.echo(_render(result, fmt, color=_color(no_color)), nl=False)
-    if detailed_exitcode and result.has_changes:
+    _echo_remediation(fixed, fmt, _color(no_color))
+    if detailed_exitcode and fixed.left:
         sys.exit(ExitCode.CHANGES_PRESENT)
+
+
+def _echo_remediation(fixed: RemediationResult, fmt: str, color: bool) -> None:
+    applied = fixed.applied
+    if fmt == "json":
+        click.echo(
+            json.dumps(
+                {
+                    "drift": fixed.drift.to_dict(),
+                    "remediated_tenants": list(fixed.tenants),
+                    "outcome": applied.outcome.value if applied else None,
+                    "run_id": str(applied.run_id) if applied and applied.run_id else None,
+                    "counts": dict(applied.counts) if applied else {},
+                    "left": [c.to_dict() for c in fixed.left],
+                },
+                indent=2,
+            )
+        )
+        return
+    if not fixed.drift.has_changes:
+        click.echo("No drift: the database matches git.")
+        return
+    if applied is not None:
+        if applied.plan.has_changes:
+            click.echo(_render(applied.plan, "text", color=color), nl=False)
+        click.echo(
+            render_apply_summary(applied.outcome, applied.counts, applied.run_id)
+            + f" (remediation of {', '.join(fixed.tenants)})"
+        )
+    if fixed.left:
+        click.echo(f"{len(fixed.left)} drifted change(s) above --max-risk left for review:")
+        for c in fixed.left:
+            click.echo(printable(f"  {c.action.symbol} {c.address} [{c.risk.level.value}]"))
 
 
 @click.command("history")

@@ -10,6 +10,7 @@ import click
 
 from reconciler import __version__
 from reconciler.cli import (
+    cmd_approve,
     cmd_audit,
     cmd_db,
     cmd_health,
@@ -48,6 +49,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 for _module in (
     cmd_validate,
     cmd_plan,
+    cmd_approve,
     cmd_db,
     cmd_secrets,
     cmd_keys,

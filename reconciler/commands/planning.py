@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from reconciler.clock import SYSTEM, Clock, now_utc, rfc3339
@@ -14,13 +17,16 @@ from reconciler.commands.inputs import (
     load_desired,
     read_actual,
 )
+from reconciler.context import resolve_actor
 from reconciler.core.planner import build_plan
 from reconciler.gcpause import gc_paused
+from reconciler.gitrevision import manifests_at
 from reconciler.model.desired import DesiredState
 from reconciler.model.plan import (
     Plan,
     Selectors,
 )
+from reconciler.notify import event_document, send
 from reconciler.progress import QUIET, Progress
 from reconciler.settings import Settings
 from reconciler.store.session import Database, open_database
@@ -50,12 +56,34 @@ def plan(
     progress: Progress = QUIET,
     revoke_unmanaged: bool = False,
     clock: Clock = SYSTEM,
+    actor: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    revision: str | None = None,
 ) -> PlanResult:
     """Make a plan: what apply would change, with risk, for the selected tenants/platforms.
 
     ``revoke_unmanaged`` (with ``prune``) also revokes tokens of accounts no manifest has
-    ever declared. ``clock`` dates the plan.
+    ever declared. ``clock`` dates the plan. The plan records its author (``actor``, else
+    the actor of the environment) and, with ``revision``, the git revision whose manifests
+    it was made from (read from git's objects; the working tree is not touched).
     """
+    env = os.environ if environ is None else environ
+    author = resolve_actor(actor, env)
+    if revision is not None:
+        with manifests_at(manifests_dir, revision) as tree:
+            at_revision = plan(
+                manifests_dir=tree.manifests_dir,
+                settings=settings,
+                selectors=selectors,
+                prune=prune,
+                database_url=database_url,
+                progress=progress,
+                revoke_unmanaged=revoke_unmanaged,
+                clock=clock,
+                actor=author,
+                environ=env,
+            )
+        return replace(at_revision, plan=replace(at_revision.plan, revision=tree.revision))
     with open_database(database_url, progress) as db:
         fingerprint = fingerprinter_for(db.target, progress=progress)
         desired = load_desired(manifests_dir, selectors, fingerprint, progress)
@@ -69,7 +97,7 @@ def plan(
         selectors=selectors,
         revoke_unmanaged=revoke_unmanaged,
     )
-    return PlanResult(made, desired, db)
+    return PlanResult(replace(made, author=author), desired, db)
 
 
 def plan_digest(p: Plan) -> str:
@@ -89,13 +117,15 @@ def drift(
     database_url: str | None = None,
     progress: Progress = QUIET,
     clock: Clock = SYSTEM,
+    notify: bool = True,
 ) -> Plan:
     """Read-only: everything in the database that differs from git, as a plan with prune on.
 
     Includes edits made outside the reconciler (a row changed by hand shows as an update
-    back to the manifest's value) and objects git does not declare.
+    back to the manifest's value) and objects git does not declare. Drift found is sent to
+    the ``notify:`` targets subscribed to ``drift`` (unless ``notify`` is False).
     """
-    return plan(
+    found = plan(
         manifests_dir=manifests_dir,
         settings=settings,
         selectors=selectors,
@@ -104,3 +134,17 @@ def drift(
         progress=progress,
         clock=clock,
     ).plan
+    if notify and found.changes and settings.notify:
+        doc = event_document(
+            "drift",
+            summary=f"drift: {len(found.changes)} object(s) differ from git",
+            plan=found,
+        )
+        for delivery in send(settings.notify, "drift", doc):
+            if delivery.error is not None:
+                print(
+                    f"warning: notification drift to {delivery.url} failed after "
+                    f"{delivery.attempts} attempt(s): {delivery.error}",
+                    file=sys.stderr,
+                )
+    return found

@@ -426,6 +426,10 @@ class Plan:
         mass_deletions: tripped breakers; apply refuses unless allowed.
         selectors: the tenant/platform selection the plan covers.
         prune: whether deletions of undeclared objects were planned.
+        author: who made the plan (the actor), when known; approvals of the plan must come
+            from someone else. Only in the JSON form when set.
+        revision: the git revision the manifests were read at (``--revision``), when not the
+            working tree. Only in the JSON form when set.
     """
 
     created_at: str
@@ -438,6 +442,8 @@ class Plan:
     selectors: Selectors = field(default_factory=Selectors)
     prune: bool = False
     format_version: int = FORMAT_VERSION
+    author: str | None = None
+    revision: str | None = None
 
     @property
     def has_changes(self) -> bool:
@@ -462,7 +468,13 @@ class Plan:
         }
 
     def to_dict(self) -> dict[str, Any]:
+        extra = {
+            name: value
+            for name, value in (("author", self.author), ("revision", self.revision))
+            if value is not None
+        }
         return {
+            **extra,
             "format_version": self.format_version,
             "created_at": self.created_at,
             "manifests_digest": self.manifests_digest,
@@ -493,4 +505,14 @@ class Plan:
             mass_deletions=tuple(MassDeletion.from_dict(m) for m in d.get("mass_deletions", ())),
             selectors=Selectors.from_dict(d.get("selectors", {})),
             prune=bool(d.get("prune", False)),
+            author=_optional_str(d.get("author")),
+            revision=_optional_str(d.get("revision")),
         )
+
+
+def _optional_str(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string or null, got {type(value).__name__}")
+    return value
