@@ -12,7 +12,7 @@ A *unit* is a top-level module (``reconciler/files.py`` is ``files``) or a subpa
     files, crypto                                               safe file I/O; keys and ciphers
     sops, settings                                              SOPS files; configuration
     load, store                                                 manifests -> state; PostgreSQL
-    gitchanges, gitrevision, notify, render                     git changes and revisions; notifications; output formats
+    gitchanges, gitrevision, notify, render                     git; notifications; output
     commands, schemas_export, migrations                        the operations
     health, importer                                            operations built on commands
     cli                                                         the command line
