@@ -16,6 +16,7 @@ from tests.e2e.workspace import Workspace, stripe_manifest
 
 CANARY = "whsec_" + "Canary" * 6
 
+
 def hook(endpoint: str = "https://hooks.example.com/stripe") -> dict[str, Any]:
     return {
         "type": "INBOUND",
@@ -94,9 +95,7 @@ def git(ws: Workspace, *args: str) -> str:
     ).stdout.strip()
 
 
-def test_critical_change_needs_another_persons_approval(
-    ws: Workspace, receiver: Receiver
-) -> None:
+def test_critical_change_needs_another_persons_approval(ws: Workspace, receiver: Receiver) -> None:
     settings(ws, receiver.url, dead_url())
     ws.write("acme", "stripe", stripe_manifest("acme", webhooks=TWO_HOOKS))
     assert ws.run("apply", "--auto-approve").returncode == 0
