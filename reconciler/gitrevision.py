@@ -123,3 +123,20 @@ def _extract(archive: bytes, scope: str, target: Path) -> None:
                     continue
                 destination.parent.mkdir(parents=True, exist_ok=True)
                 destination.write_bytes(source.read())
+
+
+def worktree_dirty(manifests_dir: Path) -> bool | None:
+    """Whether the manifests have uncommitted changes (None: not a git work tree, no git)."""
+    try:
+        result = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=normal", "--", "."],
+            cwd=manifests_dir,
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if result.returncode != 0:
+        return None
+    return bool(result.stdout.strip())

@@ -561,37 +561,8 @@ def _echo_remediation(fixed: RemediationResult, fmt: str, color: bool) -> None:
             click.echo(printable(f"  {c.action.symbol} {c.address} [{c.risk.level.value}]"))
 
 
-@click.command("history")
-@click.option("--limit", type=click.IntRange(1, 10000), default=20, show_default=True)
-@click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
-@database_url_option
-@handle_errors
-def history_cmd(limit: int, fmt: str, database_url: str | None) -> None:
-    """List recent apply runs (who, when, which commit, what changed), newest first."""
-    runs = commands.history(database_url=database_url, limit=limit, progress=Progress())
-    if fmt == "json":
-        click.echo(json.dumps([r.to_dict() for r in runs], indent=2))
-        return
-    if not runs:
-        click.echo("No applies yet.")
-        return
-    click.echo(
-        f"{'STARTED':20}  {'ACTOR':16}  {'COMMIT':8}  {'+':>5} {'~':>5} {'-':>5} {'!':>5}  RUN"
-    )
-    for r in runs:
-        d = r.to_dict()
-        click.echo(
-            f"{d['started_at']:20}  {printable(r.actor)[:16]:16}  "
-            f"{printable(r.git_commit or '-')[:8]:8}  "
-            f"{r.created:>5} {r.updated:>5} {r.deleted:>5} {r.revoked:>5}  {r.id}"
-        )
-
-
 def register(group: click.Group) -> None:
-    """Add plan, apply, drift and history to the root group."""
+    """Add plan, apply and drift to the root group (history: cmd_history)."""
     group.add_command(plan_cmd)
     group.add_command(apply_cmd)
     group.add_command(drift_cmd)
-    group.add_command(history_cmd)

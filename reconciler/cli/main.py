@@ -14,6 +14,7 @@ from reconciler.cli import (
     cmd_audit,
     cmd_db,
     cmd_health,
+    cmd_history,
     cmd_import,
     cmd_keys,
     cmd_plan,
@@ -49,6 +50,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 for _module in (
     cmd_validate,
     cmd_plan,
+    cmd_history,
     cmd_approve,
     cmd_db,
     cmd_secrets,

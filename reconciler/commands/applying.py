@@ -56,7 +56,7 @@ from reconciler.errors import (
     StateError,
 )
 from reconciler.gcpause import gc_paused
-from reconciler.gitrevision import RevisionTree, manifests_at
+from reconciler.gitrevision import RevisionTree, manifests_at, worktree_dirty
 from reconciler.model.actual import ActualState
 from reconciler.model.desired import DesiredState
 from reconciler.model.enums import ApplyOutcome, EntityType, RiskLevel
@@ -395,6 +395,9 @@ def _apply(
                     )
                     cipher = FieldCipher(keyring, fingerprint)
                     extra = _audit_extra(auth, tree, remediation, allow_risk)
+                    if tree is None and worktree_dirty(manifests_dir):
+                        # The commit recorded is not all that was applied: say so.
+                        extra["worktree_dirty"] = True
                     counts = _write_and_audit(
                         conn, current, desired, cipher, audit_context, started, clock, extra
                     )

@@ -141,6 +141,32 @@ def test_critical_change_needs_another_persons_approval(ws: Workspace, receiver:
     assert update[2]["authorization"]["approved_by"] == ["bob"]
     assert update[2]["authorization"]["break_glass"] is False
     assert ws.sql("SELECT approved_by, plan_author FROM plan_approvals") == [("bob", "alice")]
+
+    # The run, its approval and the object, in the history people read.
+    ((run_id,),) = ws.sql("SELECT id::text FROM apply_runs ORDER BY started_at DESC LIMIT 1")
+    shown = ws.run("history", "show", run_id[:8], "--format", "json")
+    assert shown.returncode == 0, shown.stderr
+    detail = json.loads(shown.stdout)
+    assert detail["run"]["actor"] == "deploy-bot"
+    assert [a["approved_by"] for a in detail["approvals"]] == ["bob"]
+    assert detail["authorization"]["approved_by"] == ["bob"]
+    assert [(c["action"], c["entity_address"]) for c in detail["changes"]] == [("DELETE", HOOK)]
+    assert detail["changes"][0]["risk_reasons"][0]["code"] == "DELETE"
+    text = ws.run("history", "show", run_id)
+    assert "approved by bob" in text.stdout and "DELETE " + HOOK in text.stdout
+    assert CANARY not in text.stdout + shown.stdout
+    markdown = ws.run("history", "show", run_id, "--format", "markdown")
+    assert markdown.stdout.startswith("## Apply run " + run_id)
+    timeline = ws.run("history", HOOK)
+    assert timeline.returncode == 0, timeline.stderr
+    lines = [line for line in timeline.stdout.splitlines() if "#" in line]
+    assert [
+        next(k for k in ("CREATE by", "APPROVED by bob", "DELETE by deploy-bot") if k in line)
+        for line in lines
+    ] == ["CREATE by", "APPROVED by bob", "DELETE by deploy-bot"]
+    assert CANARY not in timeline.stdout
+    listed = ws.run("audit", "list", "--run", run_id, "--format", "json")
+    assert [r["action"] for r in json.loads(listed.stdout)] == ["DELETE"]
     verify = ws.run("audit", "verify")
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
