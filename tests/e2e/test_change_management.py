@@ -199,3 +199,66 @@ def test_approval_level_is_configurable(ws: Workspace) -> None:
     assert one.returncode == 4 and "need 2 approval(s)" in one.stderr and "1 found" in one.stderr
     assert ws.run("approve", "plan.json", "--by", "carol").returncode == 0
     assert ws.run("apply", "plan.json", "--auto-approve").returncode == 0
+
+
+def test_apply_revision_restores_an_earlier_state(ws: Workspace, receiver: Receiver) -> None:
+    (ws.root / ".gitignore").write_text(".reconciler/\nplan*.json\nreconciler.yaml\nage-key.txt\n")
+    git(ws, "init", "-q", "-b", "main")
+    ws.write("acme", "stripe", stripe_manifest("acme", interval=15))
+    git(ws, "add", "-A")
+    git(ws, "commit", "-q", "-m", "good")
+    good = git(ws, "rev-parse", "HEAD")
+    assert ws.run("apply", "--auto-approve").returncode == 0
+    ws.write("acme", "stripe", stripe_manifest("acme", interval=30))
+    git(ws, "commit", "-q", "-am", "bad")
+    assert ws.run("apply", "--auto-approve").returncode == 0
+    assert ws.sql("SELECT sync_interval FROM integration_configs") == [(30,)]
+    settings(ws, receiver.url)
+    head_file = (ws.root / "manifests/tenants/acme/stripe.yaml").read_bytes()
+
+    planned = ws.plan_json("--revision", good[:10])
+    assert planned["revision"] == good[:10]
+    assert [(c["address"], c["fields"][0]["after"]) for c in planned["changes"]] == [
+        ("acme/stripe/production/integration/API_KEY", 15)
+    ]
+    rolled = ws.run("apply", "--revision", good[:10], "--auto-approve")
+    assert rolled.returncode == 0, rolled.stderr
+    assert ws.sql("SELECT sync_interval FROM integration_configs") == [(15,)]
+    (changes, commit) = ws.sql(
+        "SELECT changes, git_commit FROM configuration_audit_logs ORDER BY id DESC LIMIT 1"
+    )[0]
+    assert changes["revision"] == {"revision": good[:10], "commit": good}
+    assert commit == good
+    # Git's objects were read; the working tree and index are as they were.
+    assert (ws.root / "manifests/tenants/acme/stripe.yaml").read_bytes() == head_file
+    assert git(ws, "status", "--porcelain") == ""
+    assert receiver.events() == ["applied"]
+    assert receiver.received[0]["details"]["revision"] == good[:10]
+
+    unknown = ws.run("plan", "--revision", "no-such-branch")
+    assert unknown.returncode == 1 and "--revision" in unknown.stderr
+
+
+def test_drift_remediate_heals_a_hand_edit(ws: Workspace, receiver: Receiver) -> None:
+    ws.write("acme", "stripe", stripe_manifest("acme", webhooks=TWO_HOOKS))
+    assert ws.run("apply", "--auto-approve").returncode == 0
+    settings(ws, receiver.url, dead_url())
+    ws.sql("UPDATE integration_configs SET sync_interval = 99, row_version = row_version + 1")
+    ws.sql("UPDATE webhook_configurations SET is_active = false WHERE name = 'refunds'")
+    found = ws.run("drift", "--detailed-exitcode")
+    assert found.returncode == 2
+
+    healed = ws.run(
+        "drift", "--remediate", "--max-risk", "medium", "--auto-approve", "--actor", "drift-bot"
+    )
+    assert healed.returncode == 0, healed.stdout + healed.stderr
+    assert ws.sql("SELECT sync_interval FROM integration_configs") == [(15,)]
+    rows = ws.sql(
+        "SELECT performed_by, changes FROM configuration_audit_logs "
+        "WHERE apply_run_id IS NOT NULL ORDER BY id DESC LIMIT 1"
+    )
+    assert rows[0][0] == "drift-bot" and rows[0][1]["remediation"] is True
+    assert ws.run("drift", "--detailed-exitcode").returncode == 0
+    assert "drift" in receiver.events() and receiver.events()[-1] == "applied"
+    assert "notification" in healed.stderr  # the dead target, reported
+    assert CANARY not in json.dumps(receiver.received)
