@@ -332,16 +332,24 @@ def _apply(
 
         def authorize(conn: Connection, p: Plan) -> Authorization:
             """Approvals of ``p``'s digest, then the policy gate with what they allow."""
-            auth, permitted = _authorize(
+            auth, permitted, missing = _authorize(
                 conn, p, settings, author=author, performer=performer, allow_risk=allow_risk
             )
-            seen.approval_needed = auth.needed > 0 and not (auth.approved or auth.break_glass)
-            check_policy(
-                p,
-                allow_risk=max(allowed, permitted),
-                allow_mass_deletion=allow_mass_deletion,
-                allow_mass_revocation=allow_mass_revocation,
-            )
+            seen.approval_needed = missing is not None
+            try:
+                check_policy(
+                    p,
+                    allow_risk=max(allowed, permitted),
+                    allow_mass_deletion=allow_mass_deletion,
+                    allow_mass_revocation=allow_mass_revocation,
+                )
+            except PolicyViolation as exc:
+                if missing is None:
+                    raise
+                # Both at once: what needs approval, and what no approval lifts (breakers).
+                raise ApprovalRequired(f"{missing}\n{exc}") from None
+            if missing is not None:
+                raise ApprovalRequired(missing)
             return auth
 
         with translate_db_errors(), db.engine.connect() as conn:
@@ -428,16 +436,16 @@ def _authorize(
     author: str | None,
     performer: str,
     allow_risk: RiskLevel | None,
-) -> tuple[Authorization, RiskLevel]:
-    """How ``p`` is authorized, and the risk level that authorization allows.
+) -> tuple[Authorization, RiskLevel, str | None]:
+    """How ``p`` is authorized, the risk level that allows, and what is missing (if anything).
 
-    Raises:
-        ApprovalRequired: changes need approvals, there are not enough, and no explicit
-            ``allow_risk`` covers them (break-glass).
+    Missing: changes need approvals, there are not enough, and no explicit ``allow_risk``
+    covers them (break-glass). The risk level is then the plan's highest, so that the policy
+    gate reports only what approvals cannot lift (the breakers) beside it.
     """
     gated = needing_approval(p, settings.approval_level)
     if not gated:
-        return Authorization(0), RiskLevel.LOW
+        return Authorization(0), RiskLevel.LOW, None
     found = approvals_for(conn, [plan_digest(p)])
     auth = count_approvals(
         ((a.id, a.approved_by, a.plan_author) for a in found),
@@ -446,11 +454,12 @@ def _authorize(
         performer=performer,
     )
     highest = max(c.risk.level for c in gated)
+    top = max(c.risk.level for c in p.changes)
     if auth.approved:
-        return auth, max(c.risk.level for c in p.changes)
+        return auth, top, None
     if allow_risk is not None and allow_risk >= highest:
-        return replace(auth, break_glass=True), RiskLevel.LOW
-    raise ApprovalRequired(approval_message(gated, auth, settings.approval_level, author))
+        return replace(auth, break_glass=True), RiskLevel.LOW, None
+    return auth, top, approval_message(gated, auth, settings.approval_level, author)
 
 
 def _audit_extra(
