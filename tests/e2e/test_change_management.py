@@ -234,6 +234,15 @@ def test_apply_revision_restores_an_earlier_state(ws: Workspace, receiver: Recei
     assert git(ws, "status", "--porcelain") == ""
     assert receiver.events() == ["applied"]
     assert receiver.received[0]["details"]["revision"] == good[:10]
+    assert receiver.received[0]["plan"]["revision"] == good[:10]
+
+    # A saved plan remembers its revision; apply reads that revision again.
+    saved = ws.run("plan", "--revision", "HEAD", "--out", "plan-head.json", "--quiet")
+    assert saved.returncode == 0, saved.stderr
+    assert json.loads((ws.root / "plan-head.json").read_text())["revision"] == "HEAD"
+    forward = ws.run("apply", "plan-head.json", "--auto-approve")
+    assert forward.returncode == 0, forward.stderr
+    assert ws.sql("SELECT sync_interval FROM integration_configs") == [(30,)]
 
     unknown = ws.run("plan", "--revision", "no-such-branch")
     assert unknown.returncode == 1 and "--revision" in unknown.stderr
