@@ -171,14 +171,30 @@ def test_critical_change_needs_another_persons_approval(ws: Workspace, receiver:
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
 
-def test_break_glass_is_recorded(ws: Workspace) -> None:
+def test_blocked_failed_and_break_glass_are_notified(ws: Workspace, receiver: Receiver) -> None:
     ws.write("acme", "stripe", stripe_manifest("acme", webhooks=TWO_HOOKS))
     assert ws.run("apply", "--auto-approve").returncode == 0
+    settings(ws, receiver.url, extra="apply:\n  allow_risk: low\n")
+    moved = {**TWO_HOOKS, "billing-events": hook("https://hooks.example.com/v2")}  # MEDIUM
+    ws.write("acme", "stripe", stripe_manifest("acme", interval=30, webhooks=moved))
+    assert ws.run("plan", "--out", "plan.json", "--quiet").returncode == 0
+    blocked = ws.run("apply", "plan.json", "--auto-approve")
+    assert blocked.returncode == 4 and receiver.events() == ["blocked"]
+    ws.sql("UPDATE integration_configs SET sync_interval = 99, row_version = row_version + 1")
+    stale = ws.run("apply", "plan.json", "--auto-approve", "--allow-risk", "medium")
+    assert stale.returncode == 3 and receiver.events() == ["blocked", "failed"]
+    assert "changed since the plan was made" in receiver.received[-1]["summary"]
+
+    settings(ws, receiver.url)
     ws.write("acme", "stripe", stripe_manifest("acme", webhooks=ONE_HOOK))
     assert ws.run("apply", "--auto-approve", "--prune").returncode == 4
+    assert receiver.events()[-1] == "approval-needed"
     glass = ws.run("apply", "--auto-approve", "--prune", "--allow-risk", "critical")
     assert glass.returncode == 0, glass.stderr
     assert "BREAK-GLASS" in glass.stderr
+    assert receiver.events()[-1] == "applied" and "BREAK-GLASS" in receiver.received[-1]["summary"]
+    assert receiver.received[-1]["details"]["break_glass"] is True
+    assert CANARY not in json.dumps(receiver.received)
     (changes,) = ws.sql(
         "SELECT changes FROM configuration_audit_logs WHERE action = 'DELETE' "
         "AND entity_address = %s",
