@@ -204,6 +204,7 @@ def plan_cmd(
       reconciler plan --changed-from origin/main        # only what a pull request touches
     """
     _check_revoke_unmanaged(prune, revoke_unmanaged)
+    _check_revision(revision, changed_from)
     settings = load_settings()
     progress = Progress(enabled=not quiet)
     manifests = _manifests(settings, manifests_dir)
@@ -234,6 +235,13 @@ def plan_cmd(
     click.echo(_render(result.plan, fmt, color=_color(no_color)), nl=False)
     if detailed_exitcode and result.plan.has_changes:
         sys.exit(ExitCode.CHANGES_PRESENT)
+
+
+def _check_revision(revision: str | None, changed_from: str | None) -> None:
+    if revision and changed_from:
+        raise ConfigError(
+            "--changed-from compares the working tree; it does not combine with --revision"
+        )
 
 
 def _check_revoke_unmanaged(prune: bool, revoke_unmanaged: bool) -> None:
@@ -344,6 +352,7 @@ def apply_cmd(
       reconciler apply --prune --revoke-unmanaged        # also revoke never-declared accounts
     """
     _check_revoke_unmanaged(prune, revoke_unmanaged)
+    _check_revision(revision, changed_from)
     settings = load_settings()
     lock_timeout = lock_timeout_option(lock_timeout)
     progress = Progress(enabled=not quiet)
