@@ -190,4 +190,3 @@ def test_approval_and_notify_settings(tmp_path: Path) -> None:
 )
 def test_bad_approval_and_notify_settings(tmp_path: Path, text: str, expected: str) -> None:
     assert expected in settings_error(tmp_path, text)
-
