@@ -105,6 +105,10 @@ class PolicyViolation(ReconcilerError):
     says_nothing_written = True
 
 
+class ApprovalRequired(PolicyViolation):
+    """Changes at or above the approval level lack approvals from someone else (exit 4)."""
+
+
 class ApplyCancelled(ReconcilerError):
     """The user answered anything but ``yes`` when asked to confirm a plan; nothing written."""
 

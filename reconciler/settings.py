@@ -16,6 +16,14 @@ Looked up in the current directory (the repository root in CI). Every key is opt
       mass_revocation:
         max_share: 0.5              # share of a tenant's active OAuth tokens one apply may
         min_tokens: 3               # revoke as undeclared/unmanaged, once this many would go
+    approval:
+      level: critical               # changes at or above this level need approvals to apply
+      required: 1                   # approvals needed, from people other than the plan's author
+    notify:                         # POSTed after apply, blocked apply, drift, approval needed
+      - url: https://hooks.slack.com/services/...
+        format: slack               # slack (incoming webhook) or json (the default)
+        events: [applied, blocked, failed, drift, approval-needed]   # default: every event
+        timeout_seconds: 5          # per attempt, 0.001 to 60
 
 A bad value is a one-line :class:`~reconciler.errors.ConfigError` naming the file, the line
 and column, and the field (``reconciler.yaml:4:25: apply.lock_timeout_seconds: ...``).
@@ -46,6 +54,29 @@ MAX_TIMEOUT_SECONDS = 86_400.0
 
 T = TypeVar("T")
 
+NOTIFY_EVENTS = ("applied", "blocked", "failed", "drift", "approval-needed")
+"""Events a notification target may subscribe to (all of them when ``events`` is omitted)."""
+NOTIFY_FORMATS = ("json", "slack")
+MAX_NOTIFY_TIMEOUT_SECONDS = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyTarget:
+    """One ``notify:`` entry: where to POST which events, and in which JSON shape.
+
+    Attributes:
+        url: an ``http``/``https`` URL.
+        events: the events sent there (see :data:`NOTIFY_EVENTS`).
+        format: ``json`` (the reconciler's own document) or ``slack`` (incoming webhook).
+        timeout_seconds: per attempt; a target that does not answer in time is retried,
+            then reported as failed (a notification never fails an apply).
+    """
+
+    url: str
+    events: tuple[str, ...] = NOTIFY_EVENTS
+    format: str = "json"
+    timeout_seconds: float = 5.0
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -62,6 +93,11 @@ class Settings:
     statement_timeout_seconds: float = 300.0
     policy: RiskPolicy = field(default_factory=RiskPolicy)
     source: Path | None = None
+    approval_level: RiskLevel = RiskLevel.CRITICAL
+    """Changes at or above this level need approvals (``reconciler approve``) to apply."""
+    approvals_required: int = 1
+    """How many approvals, from people other than the plan's author and the applier."""
+    notify: tuple[NotifyTarget, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("lock_timeout_seconds", "statement_timeout_seconds"):
@@ -71,7 +107,9 @@ class Settings:
                 raise ConfigError(f"Settings.{name} {exc}") from None
 
 
-_TOP = {"manifests", "apply", "risk"}
+_TOP = {"manifests", "apply", "risk", "approval", "notify"}
+_APPROVAL = {"level", "required"}
+_NOTIFY = {"url", "events", "format", "timeout_seconds"}
 _APPLY = {"allow_risk", "lock_timeout_seconds", "statement_timeout_seconds"}
 _RISK = {"overrides", "mass_deletion", "mass_revocation"}
 
@@ -142,7 +180,7 @@ def _shown(value: object) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _section(doc: Any, path: tuple[str, ...], allowed: set[str]) -> dict[str, Any]:
+def _section(doc: Any, path: tuple[PathElement, ...], allowed: set[str]) -> dict[str, Any]:
     if doc is None:
         return {}
     if not isinstance(doc, dict):
@@ -232,7 +270,17 @@ def _parse(doc: Any, path: Path) -> Settings:
             mass_revocation_min_tokens=min_tokens,
         ),
     )
+    approval = _section(top.get("approval"), ("approval",), _APPROVAL)
+    approval_level = _field(
+        ("approval", "level"), lambda: parse_level(str(approval.get("level", "critical")))
+    )
+    approvals_required = _field(
+        ("approval", "required"), lambda: _min_objects(approval.get("required", 1))
+    )
     return Settings(
+        approval_level=approval_level,
+        approvals_required=approvals_required,
+        notify=_notify_targets(top.get("notify")),
         manifests_dir=Path(str(top.get("manifests", "manifests"))),
         allow_risk=_field(
             ("apply", "allow_risk"), lambda: parse_level(str(apply.get("allow_risk", "high")))
@@ -242,6 +290,46 @@ def _parse(doc: Any, path: Path) -> Settings:
         policy=policy,
         source=path,
     )
+
+
+def _notify_targets(raw: Any) -> tuple[NotifyTarget, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise _FieldError(("notify",), "must be a list of targets ({url, events, format})")
+    targets = []
+    for index, item in enumerate(raw):
+        where: tuple[PathElement, ...] = ("notify", index)
+        entry = _section(item, where, _NOTIFY)
+        url = entry.get("url")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise _FieldError((*where, "url"), f"must be an http(s) URL, got {_shown(url)}")
+        events_raw = entry.get("events", list(NOTIFY_EVENTS))
+        if not isinstance(events_raw, list) or not events_raw:
+            raise _FieldError((*where, "events"), "must be a non-empty list of events")
+        for position, event in enumerate(events_raw):
+            if event not in NOTIFY_EVENTS:
+                raise _FieldError(
+                    (*where, "events", position),
+                    f"unknown event {_shown(event)} (choose from {', '.join(NOTIFY_EVENTS)})",
+                )
+        fmt = entry.get("format", "json")
+        if fmt not in NOTIFY_FORMATS:
+            raise _FieldError(
+                (*where, "format"), f"must be one of {', '.join(NOTIFY_FORMATS)}, got {_shown(fmt)}"
+            )
+        timeout = _notify_timeout(entry, (*where, "timeout_seconds"))
+        targets.append(NotifyTarget(url, tuple(events_raw), str(fmt), timeout))
+    return tuple(targets)
+
+
+def _notify_timeout(entry: dict[str, Any], where: tuple[PathElement, ...]) -> float:
+    seconds = _field(where, lambda: check_timeout(entry.get("timeout_seconds", 5.0)))
+    if seconds > MAX_NOTIFY_TIMEOUT_SECONDS:
+        raise _FieldError(
+            where, f"must be at most {MAX_NOTIFY_TIMEOUT_SECONDS:g} seconds, got {seconds:g}"
+        )
+    return seconds
 
 
 def parse_level(text: str) -> RiskLevel:

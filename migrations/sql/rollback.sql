@@ -1,5 +1,41 @@
 BEGIN;
 
+-- Running downgrade approvals -> run_provenance
+
+DROP TRIGGER plan_approvals_append_only ON plan_approvals;
+
+DROP TRIGGER plan_approvals_no_truncate ON plan_approvals;
+
+DROP FUNCTION plan_approvals_append_only();
+
+REVOKE ALL ON plan_approvals FROM reconciler_deploy, reconciler_ci;
+
+DO $$
+        BEGIN
+            EXECUTE 'REVOKE ALL ON SEQUENCE ' || pg_get_serial_sequence('plan_approvals', 'id')
+                || ' FROM reconciler_deploy';
+            IF EXISTS (SELECT FROM plan_approvals) THEN
+                -- Approvals are a record: kept read-only until an upgrade brings them back.
+                CREATE SCHEMA IF NOT EXISTS reconciler_archive;
+                EXECUTE 'ALTER TABLE plan_approvals SET SCHEMA reconciler_archive';
+                EXECUTE 'CREATE OR REPLACE FUNCTION reconciler_archive.approvals_read_only() '
+                    || 'RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN RAISE EXCEPTION '
+                    || '''reconciler_archive.plan_approvals is archived (reconciler db upgrade restores it)'' '
+                    || 'USING ERRCODE = ''insufficient_privilege''; END $f$';
+                EXECUTE 'CREATE TRIGGER plan_approvals_read_only BEFORE INSERT OR UPDATE OR DELETE '
+                    || 'ON reconciler_archive.plan_approvals FOR EACH ROW '
+                    || 'EXECUTE FUNCTION reconciler_archive.approvals_read_only()';
+                EXECUTE 'CREATE TRIGGER plan_approvals_no_truncate BEFORE TRUNCATE '
+                    || 'ON reconciler_archive.plan_approvals FOR EACH STATEMENT '
+                    || 'EXECUTE FUNCTION reconciler_archive.approvals_read_only()';
+            ELSE
+                DROP TABLE plan_approvals;
+            END IF;
+        END
+        $$;
+
+UPDATE alembic_version SET version_num='run_provenance' WHERE alembic_version.version_num = 'approvals';
+
 -- Running downgrade run_provenance -> runtime_functions
 
 UPDATE apply_runs

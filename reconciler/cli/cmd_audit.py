@@ -18,6 +18,7 @@ from reconciler.commands.audit import (
     audit_summary,
     list_audit,
     pending_reviews,
+    rejected_reviews,
     review,
     verify_audit,
 )
@@ -78,6 +79,10 @@ def audit_group() -> None:
 )
 @click.option("--since", metavar="AGE", help="Only rows newer than 30d, 12h, 90m, 2w or a date.")
 @click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+@click.option("--run", metavar="RUN", help="Only rows of this apply run (id or a prefix).")
+@click.option(
+    "--address", metavar="ADDRESS", help="Only rows of this object (tenant/platform/env/kind/name)."
+)
 @wide_option
 @format_option
 @database_url_option
@@ -87,6 +92,8 @@ def list_cmd(
     risk: str | None,
     since: str | None,
     limit: int,
+    run: str | None,
+    address: str | None,
     wide: bool,
     fmt: str,
     database_url: str | None,
@@ -104,6 +111,8 @@ def list_cmd(
         min_risk=RiskLevel(risk.upper()) if risk else None,
         since=since,
         limit=limit,
+        run=run,
+        address=address,
         database_url=database_url,
     )
     _emit_records(records, fmt, "No audit rows match.", wide=wide)
@@ -112,14 +121,48 @@ def list_cmd(
 @audit_group.command("pending")
 @output_options()
 @click.option("--tenant", metavar="T", help="Only this tenant.")
+@click.option(
+    "--fail-on-rejected",
+    is_flag=True,
+    help="Exit 1 when any change was rejected in review (see `audit rejected`).",
+)
 @wide_option
 @format_option
 @database_url_option
 @handle_errors
-def pending_cmd(tenant: str | None, wide: bool, fmt: str, database_url: str | None) -> None:
-    """HIGH and CRITICAL changes that still await a review, oldest first."""
+def pending_cmd(
+    tenant: str | None, fail_on_rejected: bool, wide: bool, fmt: str, database_url: str | None
+) -> None:
+    """HIGH and CRITICAL changes that still await a review, oldest first.
+
+    \b
+    Example (a scheduled compliance job):
+      reconciler audit pending --fail-on-rejected
+    """
     records = pending_reviews(tenant=tenant, database_url=database_url)
+    rejected = (
+        rejected_reviews(tenant=tenant, database_url=database_url) if fail_on_rejected else []
+    )
     _emit_records(records, fmt, "No changes await review.", wide=wide)
+    if rejected:
+        click.echo(
+            f"{len(rejected)} change(s) were rejected in review: see `reconciler audit rejected`",
+            err=True,
+        )
+        sys.exit(ExitCode.ERROR)
+
+
+@audit_group.command("rejected")
+@output_options()
+@click.option("--tenant", metavar="T", help="Only this tenant.")
+@wide_option
+@format_option
+@database_url_option
+@handle_errors
+def rejected_cmd(tenant: str | None, wide: bool, fmt: str, database_url: str | None) -> None:
+    """Changes a reviewer rejected, oldest first: applied, but to be rolled back or justified."""
+    records = rejected_reviews(tenant=tenant, database_url=database_url)
+    _emit_records(records, fmt, "No change was rejected in review.", wide=wide)
 
 
 @audit_group.command("review")

@@ -17,16 +17,17 @@ from reconciler.cli.options import (
     make_selectors,
     manifests_option,
     output_options,
-    quiet_requested,
     selector_options,
     use_color,
 )
 from reconciler.clock import now_utc, rfc3339
 from reconciler.commands.preflight import check_manifests, check_plan_matches, tenants_on_disk
+from reconciler.commands.remediation import RemediationResult
+from reconciler.commands.remediation import remediate as remediate_drift
 from reconciler.commands.show import read_plan_file
 from reconciler.context import git_dirty
 from reconciler.core.policy import verdict_text
-from reconciler.errors import ConfigError
+from reconciler.errors import ConfigError, UsageProblem
 from reconciler.escape import printable
 from reconciler.files import atomic_write
 from reconciler.gitchanges import changed_tenants
@@ -79,6 +80,14 @@ changed_from_option = click.option(
     metavar="REF",
     help="Only the tenants whose manifests differ from git REF (e.g. origin/main), for fast "
     "pull-request plans; a template change plans every tenant.",
+)
+
+
+revision_option = click.option(
+    "--revision",
+    metavar="REV",
+    help="Read the manifests as they were at git revision REV (from git's objects; the "
+    "working tree is not touched): `apply --revision <good commit>` rolls back.",
 )
 
 
@@ -161,6 +170,13 @@ def _apply_common(func: Any) -> Any:
     help="List every notice (accounts waiting for a connection, kept objects, ...); by "
     "default text and markdown count them by kind.",
 )
+@click.option(
+    "--actor",
+    metavar="NAME",
+    help="Who makes the plan, recorded in it: approvals must come from someone else "
+    "(default: $RECONCILER_ACTOR, the CI actor, the OS user).",
+)
+@revision_option
 @changed_from_option
 @selector_options
 @_apply_common
@@ -176,6 +192,8 @@ def plan_cmd(
     allow_mass_deletion: bool,
     allow_mass_revocation: bool,
     show_notices: bool,
+    actor: str | None,
+    revision: str | None,
     changed_from: str | None,
     tenants: tuple[str, ...],
     platforms: tuple[str, ...],
@@ -199,6 +217,7 @@ def plan_cmd(
       reconciler plan --changed-from origin/main        # only what a pull request touches
     """
     _check_revoke_unmanaged(prune, revoke_unmanaged)
+    _check_revision(revision, changed_from)
     settings = load_settings()
     progress = Progress(enabled=not quiet)
     manifests = _manifests(settings, manifests_dir)
@@ -227,6 +246,8 @@ def plan_cmd(
         allow_risk=parse_level(allow_risk) if allow_risk else None,
         allow_mass_deletion=allow_mass_deletion,
         allow_mass_revocation=allow_mass_revocation,
+        actor=actor,
+        revision=revision,
     )
     check_plan_matches(result.plan, not_on_disk, tenants_on_disk(manifests))
     if out is not None:
@@ -239,6 +260,13 @@ def plan_cmd(
     )
     if detailed_exitcode and result.plan.has_changes:
         sys.exit(ExitCode.CHANGES_PRESENT)
+
+
+def _check_revision(revision: str | None, changed_from: str | None) -> None:
+    if revision and changed_from:
+        raise ConfigError(
+            "--changed-from compares the working tree; it does not combine with --revision"
+        )
 
 
 def _check_revoke_unmanaged(prune: bool, revoke_unmanaged: bool) -> None:
@@ -287,6 +315,7 @@ def _check_revoke_unmanaged(prune: bool, revoke_unmanaged: bool) -> None:
     help="Refuse when the manifests have uncommitted changes (for deploy jobs); without it "
     "such an apply warns and is recorded as dirty.",
 )
+@revision_option
 @changed_from_option
 @selector_options
 @_apply_common
@@ -305,6 +334,7 @@ def apply_cmd(
     fmt: str,
     dry_run: bool,
     require_clean: bool,
+    revision: str | None,
     changed_from: str | None,
     tenants: tuple[str, ...],
     platforms: tuple[str, ...],
@@ -321,7 +351,9 @@ def apply_cmd(
 
     \b
     Exit codes: 0 applied or nothing to do, 1 error (nothing written), 3 stale plan,
-    4 blocked by policy (risk above --allow-risk, a mass deletion or mass revocation).
+    4 blocked by policy (risk above --allow-risk, a mass deletion or mass revocation, or
+    changes at or above approval.level without `reconciler approve` by someone else;
+    --allow-risk then breaks glass, recorded in the audit rows).
     \b
     Examples:
       reconciler apply                                   # shows the plan, asks
@@ -331,6 +363,7 @@ def apply_cmd(
       reconciler apply --prune --revoke-unmanaged        # also revoke never-declared accounts
     """
     _check_revoke_unmanaged(prune, revoke_unmanaged)
+    _check_revision(revision, changed_from)
     settings = load_settings()
     lock_timeout = lock_timeout_option(lock_timeout)
     progress = Progress(enabled=not quiet)
@@ -391,6 +424,7 @@ def apply_cmd(
         progress=progress,
         dry_run=dry_run,
         require_clean=require_clean,
+        revision=revision,
     )
     if fmt == "json":
         click.echo(
@@ -401,6 +435,9 @@ def apply_cmd(
                     "counts": dict(result.counts),
                     "replanned": result.replanned,
                     "dry_run": result.dry_run,
+                    "authorization": result.authorization.to_dict()
+                    if result.authorization
+                    else None,
                     "plan": result.plan.to_dict(),
                 },
                 indent=2,
@@ -412,12 +449,42 @@ def apply_cmd(
     click.echo(
         render_apply_summary(result.outcome, result.counts, result.run_id, dry_run=result.dry_run)
     )
+    _echo_authorization(result)
+
+
+def _echo_authorization(result: commands.ApplyResult) -> None:
+    auth = result.authorization
+    if auth is None or not auth.needed or result.run_id is None:
+        return
+    if auth.break_glass:
+        click.echo(
+            "BREAK-GLASS: applied without the required approval(s), by --allow-risk; "
+            "recorded in the audit rows.",
+            err=True,
+        )
+    else:
+        click.echo(printable(f"Approved by: {', '.join(auth.approvers)}"))
 
 
 @click.command("drift")
 @click.option(
     "--detailed-exitcode", is_flag=True, help="Exit 2 when the database differs from git."
 )
+@click.option(
+    "--remediate",
+    is_flag=True,
+    help="Bring drifted objects back to the manifests through apply (one transaction, lock, "
+    "policy and approvals; audit rows marked as remediation).",
+)
+@click.option(
+    "--max-risk",
+    type=click.Choice([r.value.lower() for r in RiskLevel]),
+    default=None,
+    help="With --remediate: only tenants whose drift is at most this risk (default: "
+    "apply.allow_risk); the rest is reported and notified.",
+)
+@click.option("--auto-approve", is_flag=True, help="With --remediate: do not ask (scheduled jobs).")
+@click.option("--actor", metavar="NAME", help="With --remediate: who remediates.")
 @selector_options
 @_apply_common
 @output_options(formats=_FORMATS)
@@ -425,6 +492,10 @@ def apply_cmd(
 def drift_cmd(
     fmt: str,
     detailed_exitcode: bool,
+    remediate: bool,
+    max_risk: str | None,
+    auto_approve: bool,
+    actor: str | None,
     tenants: tuple[str, ...],
     platforms: tuple[str, ...],
     exclude_tenants: tuple[str, ...],
@@ -437,68 +508,96 @@ def drift_cmd(
 
     Shows rows edited outside the reconciler (as updates back to the manifest's values),
     objects git does not declare (as deletions) and undeclared connected accounts.
+    With --remediate, applies the manifests to the tenants whose drift is at most
+    --max-risk (self-healing); exit 2 with --detailed-exitcode when drift is left.
 
     \b
     Example (cron / scheduled CI):
       reconciler drift --detailed-exitcode --format json > drift.json || alert
+      reconciler drift --remediate --max-risk medium --auto-approve --actor drift-bot
     """
     settings = load_settings()
+    selectors = make_selectors(tenants, platforms, exclude_tenants)
     manifests = _manifests(settings, manifests_dir)
-    not_on_disk = check_manifests(
-        manifests, make_selectors(tenants, platforms, exclude_tenants), prune=True
-    )
-    result = commands.drift(
+    not_on_disk = check_manifests(manifests, selectors, prune=True)
+    progress = Progress(enabled=not quiet)
+    if not remediate:
+        if max_risk or auto_approve or actor:
+            raise UsageProblem("--max-risk, --auto-approve and --actor go with --remediate")
+        result = commands.drift(
+            manifests_dir=manifests,
+            settings=settings,
+            selectors=selectors,
+            database_url=database_url,
+            progress=progress,
+        )
+        click.echo(_render(result, fmt, color=_color(no_color)), nl=False)
+        check_plan_matches(result, not_on_disk, tenants_on_disk(manifests))
+        if detailed_exitcode and result.has_changes:
+            sys.exit(ExitCode.CHANGES_PRESENT)
+        return
+    confirm = None
+    if not auto_approve:
+        if not sys.stdin.isatty():
+            raise ConfigError("no terminal to confirm on: pass --auto-approve to remediate")
+
+        def confirm(p: Plan) -> bool:
+            click.echo(_render(p, "text", color=_color(no_color)), nl=False)
+            answer: str = click.prompt(
+                "Remediate these changes? Only 'yes' is accepted", default="", show_default=False
+            )
+            return answer.strip() == "yes"
+
+    fixed = remediate_drift(
         manifests_dir=manifests,
         settings=settings,
-        selectors=make_selectors(tenants, platforms, exclude_tenants),
+        selectors=selectors,
+        max_risk=parse_level(max_risk) if max_risk else None,
+        actor=actor,
         database_url=database_url,
-        progress=Progress(enabled=not quiet),
+        confirm=confirm,
+        progress=progress,
     )
-    click.echo(_render(result, fmt, color=_color(no_color)), nl=False)
-    check_plan_matches(result, not_on_disk, tenants_on_disk(manifests))
-    if detailed_exitcode and result.has_changes:
+    _echo_remediation(fixed, fmt, _color(no_color))
+    if detailed_exitcode and fixed.left:
         sys.exit(ExitCode.CHANGES_PRESENT)
 
 
-@click.command("history")
-@click.option("--limit", type=click.IntRange(1, 10000), default=20, show_default=True)
-@database_url_option
-@output_options(formats=("text", "json"))
-@handle_errors
-def history_cmd(limit: int, fmt: str, database_url: str | None) -> None:
-    """List recent apply runs (who, when, which commit, what changed), newest first.
-
-    A commit marked `*` had uncommitted manifest changes when it was applied.
-
-    \b
-    Examples:
-      reconciler history
-      reconciler history --limit 5 --format json
-    """
-    runs = commands.history(
-        database_url=database_url, limit=limit, progress=Progress(enabled=not quiet_requested())
-    )
+def _echo_remediation(fixed: RemediationResult, fmt: str, color: bool) -> None:
+    applied = fixed.applied
     if fmt == "json":
-        click.echo(json.dumps([r.to_dict() for r in runs], indent=2))
-        return
-    if not runs:
-        click.echo("No applies yet.")
-        return
-    click.echo(
-        f"{'STARTED':20}  {'ACTOR':16}  {'COMMIT':9} {'+':>5} {'~':>5} {'-':>5} {'!':>5}  RUN"
-    )
-    for r in runs:
-        d = r.to_dict()
         click.echo(
-            f"{d['started_at']:20}  {printable(r.actor)[:16]:16}  "
-            f"{(printable(r.git_commit or '-')[:8] + ('*' if r.git_dirty else '')):9} "
-            f"{r.created:>5} {r.updated:>5} {r.deleted:>5} {r.revoked:>5}  {r.id}"
+            json.dumps(
+                {
+                    "drift": fixed.drift.to_dict(),
+                    "remediated_tenants": list(fixed.tenants),
+                    "outcome": applied.outcome.value if applied else None,
+                    "run_id": str(applied.run_id) if applied and applied.run_id else None,
+                    "counts": dict(applied.counts) if applied else {},
+                    "left": [c.to_dict() for c in fixed.left],
+                },
+                indent=2,
+            )
         )
+        return
+    if not fixed.drift.has_changes:
+        click.echo("No drift: the database matches git.")
+        return
+    if applied is not None:
+        if applied.plan.has_changes:
+            click.echo(_render(applied.plan, "text", color=color), nl=False)
+        click.echo(
+            render_apply_summary(applied.outcome, applied.counts, applied.run_id)
+            + f" (remediation of {', '.join(fixed.tenants)})"
+        )
+    if fixed.left:
+        click.echo(f"{len(fixed.left)} drifted change(s) above --max-risk left for review:")
+        for c in fixed.left:
+            click.echo(printable(f"  {c.action.symbol} {c.address} [{c.risk.level.value}]"))
 
 
 def register(group: click.Group) -> None:
-    """Add plan, apply, drift and history to the root group."""
+    """Add plan, apply and drift to the root group (history: cmd_history)."""
     group.add_command(plan_cmd)
     group.add_command(apply_cmd)
     group.add_command(drift_cmd)
-    group.add_command(history_cmd)

@@ -35,8 +35,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Report how the database differs from git (read-only), for scheduled jobs.",
     ),
     "history": (
-        "cmd_plan",
-        "List recent apply runs (who, when, which commit, what changed), newest first.",
+        "cmd_history",
+        "Apply history: recent runs, one run in detail, or the timeline of one object.",
+    ),
+    "approve": (
+        "cmd_approve",
+        "Approve a saved plan (from `reconciler plan --out`) so that `apply PLAN` may write it.",
     ),
     "db": (
         "cmd_db",
@@ -147,6 +151,14 @@ def _module(name: str) -> Any:
             from reconciler.cli import cmd_plan
 
             return cmd_plan
+        case "cmd_history":
+            from reconciler.cli import cmd_history
+
+            return cmd_history
+        case "cmd_approve":
+            from reconciler.cli import cmd_approve
+
+            return cmd_approve
         case "cmd_show":
             from reconciler.cli import cmd_show
 

@@ -17,6 +17,7 @@ from reconciler.commands.audit import (
     audit_summary,
     list_audit,
     pending_reviews,
+    rejected_reviews,
     review,
     verify_audit,
 )
@@ -109,6 +110,7 @@ __all__ = [
     "plan",
     "plan_digest",
     "read_actual",
+    "rejected_reviews",
     "review",
     "revoke",
     "rotate_keys",

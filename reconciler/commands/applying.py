@@ -19,13 +19,14 @@ Apply's safety, in order:
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from reconciler.clock import SYSTEM, Clock, now_utc, rfc3339
 from reconciler.commands.inputs import ALL, load_desired, notes_stream, read_actual, with_plaintext
@@ -39,6 +40,12 @@ from reconciler.context import (
     resolve_actor,
     user_agent,
 )
+from reconciler.core.approval import (
+    Authorization,
+    approval_message,
+    count_approvals,
+    needing_approval,
+)
 from reconciler.core.planner import build_plan, judgement_difference
 from reconciler.core.policy import check_policy
 from reconciler.crypto.aead import FieldCipher
@@ -48,12 +55,16 @@ from reconciler.crypto.local_keys import load_keys_for_target
 from reconciler.errors import (
     ApplyCancelled,
     ApplyFailed,
+    ApprovalRequired,
     ConfigError,
     PlanStale,
+    PolicyViolation,
+    ReconcilerError,
     SecretError,
     StateError,
 )
 from reconciler.gcpause import gc_paused
+from reconciler.gitrevision import RevisionTree, manifests_at
 from reconciler.model.actual import ActualState
 from reconciler.model.desired import DesiredState
 from reconciler.model.enums import ApplyOutcome, EntityType, RiskLevel
@@ -66,8 +77,10 @@ from reconciler.model.plan import (
     SavedPlan,
     Selectors,
 )
+from reconciler.notify import event_document, send
 from reconciler.progress import QUIET, Progress
 from reconciler.settings import Settings
+from reconciler.store.approvals import approvals_for
 from reconciler.store.audit import (
     AuditContext,
     AuditEntry,
@@ -99,6 +112,8 @@ class ApplyResult:
     replanned: bool = False
     dry_run: bool = False
     """The writes ran in the transaction and were rolled back."""
+    authorization: Authorization | None = None
+    """How changes needing approval were authorized (approvals or break-glass)."""
 
 
 _ENTITY = {
@@ -106,6 +121,14 @@ _ENTITY = {
     ResourceKind.WEBHOOK: EntityType.WEBHOOK_CONFIGURATION,
     ResourceKind.OAUTH_ACCOUNT: EntityType.OAUTH_TOKEN,
 }
+
+
+@dataclass
+class _Seen:
+    """What an apply got to before it ended, for the notification of how it ended."""
+
+    plan: Plan | None = None
+    approval_needed: bool = False
 
 
 @gc_paused
@@ -129,6 +152,8 @@ def apply(
     dry_run: bool = False,
     clock: Clock = SYSTEM,
     require_clean: bool = False,
+    revision: str | None = None,
+    remediation: bool = False,
 ) -> ApplyResult:
     """Plan (or take a saved plan) and apply it in one transaction.
 
@@ -136,16 +161,149 @@ def apply(
         confirm: called with the plan before writing; return False to abort. ``None``
             means approved (``--auto-approve``). When given, a plan that would change while
             waiting for the lock is refused as stale rather than silently re-made.
+        allow_risk: the highest risk to apply (default: ``settings.allow_risk``). Given
+            explicitly, it also lets changes that need approvals through without them:
+            break-glass, recorded as such in the audit rows and the notifications.
         dry_run: run everything, writes and audit rows included, in the transaction, then
             roll it back: the same code path as a real apply, so it cannot drift from one.
         clock: dates the plan, the apply run and the written rows.
         require_clean: refuse (before anything is started) when the manifests have
             uncommitted changes; without it such an apply is recorded as dirty (callers
             warn: see :func:`reconciler.context.git_dirty`).
+        revision: read the manifests as they were at this git revision (a saved plan made
+            with ``--revision`` carries its own), never touching the working tree.
+        remediation: the apply brings drift back to the manifests (``drift --remediate``);
+            its audit rows say so.
+
+    Changes at or above ``settings.approval_level`` need ``settings.approvals_required``
+    approvals (:func:`reconciler.commands.approvals.approve`) of the digest of the changes
+    derived here, from people other than the plan's author and the applier; without them
+    the apply raises :class:`~reconciler.errors.ApprovalRequired` (exit 4). Every outcome
+    is sent to the ``notify:`` targets; a notification failure is reported on stderr only.
     """
     env = os.environ if environ is None else environ
+    if saved_plan is not None and saved_plan.plan.revision is not None:
+        if revision is not None and revision != saved_plan.plan.revision:
+            raise ConfigError(
+                f"the saved plan was made at revision {saved_plan.plan.revision}, "
+                f"not {revision}; apply it without --revision"
+            )
+        revision = saved_plan.plan.revision
+    seen = _Seen()
+    arguments: dict[str, Any] = {
+        "settings": settings,
+        "saved_plan": saved_plan,
+        "selectors": selectors,
+        "prune": prune,
+        "allow_risk": allow_risk,
+        "allow_mass_deletion": allow_mass_deletion,
+        "allow_mass_revocation": allow_mass_revocation,
+        "revoke_unmanaged": revoke_unmanaged,
+        "actor": actor,
+        "lock_timeout_seconds": lock_timeout_seconds,
+        "database_url": database_url,
+        "confirm": confirm,
+        "progress": progress,
+        "env": env,
+        "dry_run": dry_run,
+        "clock": clock,
+        "remediation": remediation,
+        "require_clean": require_clean,
+        "seen": seen,
+    }
+    stderr = notes_stream(progress)
+    kind = "remediation" if remediation else "apply"
+    try:
+        if revision is None:
+            result = _apply(manifests_dir=manifests_dir, tree=None, **arguments)
+        else:
+            with manifests_at(manifests_dir, revision) as tree:
+                result = _apply(manifests_dir=tree.manifests_dir, tree=tree, **arguments)
+    except PolicyViolation as exc:
+        event = "approval-needed" if isinstance(exc, ApprovalRequired) else "blocked"
+        summary = f"{kind} blocked: {str(exc).splitlines()[0]}"
+        announce(settings, event, summary, seen.plan, {"kind": kind}, stderr)
+        raise
+    except ApplyCancelled:
+        raise
+    except ReconcilerError as exc:
+        summary = f"{kind} failed, nothing written: {str(exc).splitlines()[0]}"
+        announce(settings, "failed", summary, seen.plan, {"kind": kind}, stderr)
+        raise
+    if result.outcome is ApplyOutcome.APPLIED and not result.dry_run:
+        auth = result.authorization
+        counts = ", ".join(f"{n} {a}" for a, n in sorted(result.counts.items()))
+        glass = (
+            " (BREAK-GLASS: without approval, by --allow-risk)" if auth and auth.break_glass else ""
+        )
+        details: dict[str, Any] = {
+            "kind": kind,
+            "run_id": str(result.run_id),
+            "actor": resolve_actor(actor, env),
+            "counts": dict(result.counts),
+            "revision": revision,
+        }
+        if auth is not None:
+            details.update(auth.to_dict())
+        announce(
+            settings,
+            "applied",
+            f"{kind} applied {counts}{glass}; run {result.run_id}",
+            result.plan,
+            details,
+            stderr,
+        )
+    return result
+
+
+def announce(
+    settings: Settings,
+    event: str,
+    summary: str,
+    p: Plan | None,
+    details: Mapping[str, Any],
+    stderr: TextIO,
+) -> None:
+    """Send one event to the configured targets; report failures on ``stderr``, never raise."""
+    if not settings.notify:
+        return
+    doc = event_document(event, summary=summary, plan=p, details=details)
+    for delivery in send(settings.notify, event, doc):
+        if delivery.error is not None:
+            print(
+                f"warning: notification {event} to {delivery.url} failed after "
+                f"{delivery.attempts} attempt(s): {delivery.error}",
+                file=sys.stderr if stderr is None else stderr,
+            )
+
+
+def _apply(
+    *,
+    manifests_dir: Path,
+    tree: RevisionTree | None,
+    settings: Settings,
+    saved_plan: SavedPlan | None,
+    selectors: Selectors,
+    prune: bool,
+    allow_risk: RiskLevel | None,
+    allow_mass_deletion: bool,
+    allow_mass_revocation: bool,
+    revoke_unmanaged: bool,
+    actor: str | None,
+    lock_timeout_seconds: float | None,
+    database_url: str | None,
+    confirm: Callable[[Plan], bool] | None,
+    progress: Progress,
+    env: Mapping[str, str],
+    dry_run: bool,
+    clock: Clock,
+    remediation: bool,
+    require_clean: bool,
+    seen: _Seen,
+) -> ApplyResult:
     performer = resolve_actor(actor, env)
-    dirty = git_dirty(manifests_dir) if manifests_dir.is_dir() else None
+    # A tree read from git's objects at --revision is clean by construction.
+    dirty = git_dirty(manifests_dir) if tree is None and manifests_dir.is_dir() else False
     if dirty and require_clean:
         raise ConfigError(
             f"{manifests_dir} has uncommitted changes (--require-clean); commit them, or "
@@ -153,6 +311,8 @@ def apply(
         )
 
     allowed = allow_risk or settings.allow_risk
+    # The author of a saved plan is who made it; an unsaved plan is made here, by the applier.
+    author = saved_plan.plan.author if saved_plan is not None else performer
     if saved_plan is not None:
         selectors, prune = saved_plan.plan.selectors, saved_plan.plan.prune
         # A plan file records no flag for it: a saved plan that revokes unmanaged tokens was
@@ -172,7 +332,7 @@ def apply(
         actual = read_actual(db, selectors, fingerprint, progress, Access.APPLY)
 
         def replan(state: ActualState) -> Plan:
-            return build_plan(
+            made = build_plan(
                 desired,
                 state,
                 policy=settings.policy,
@@ -181,8 +341,10 @@ def apply(
                 selectors=selectors,
                 revoke_unmanaged=revoke_unmanaged,
             )
+            return replace(made, author=author, revision=tree.revision if tree else None)
 
         current = replan(actual)
+        seen.plan = current
         if saved_plan is not None:
             # The saved plan is a claim: apply goes ahead only if it is exactly what the
             # manifests and database give now, and then with the judgement derived here.
@@ -191,12 +353,31 @@ def apply(
             return ApplyResult(current, ApplyOutcome.NO_CHANGES, None)
         # Decrypt before BEGIN what the cache left as fingerprints and the writes need.
         desired = with_plaintext(desired, current, manifests_dir, fingerprint, progress)
-        check_policy(
-            current,
-            allow_risk=allowed,
-            allow_mass_deletion=allow_mass_deletion,
-            allow_mass_revocation=allow_mass_revocation,
-        )
+
+        def authorize(conn: Connection, p: Plan) -> Authorization:
+            """Approvals of ``p``'s digest, then the policy gate with what they allow."""
+            auth, permitted, missing = _authorize(
+                conn, p, settings, author=author, performer=performer, allow_risk=allow_risk
+            )
+            seen.approval_needed = missing is not None
+            try:
+                check_policy(
+                    p,
+                    allow_risk=max(allowed, permitted),
+                    allow_mass_deletion=allow_mass_deletion,
+                    allow_mass_revocation=allow_mass_revocation,
+                )
+            except PolicyViolation as exc:
+                if missing is None:
+                    raise
+                # Both at once: what needs approval, and what no approval lifts (breakers).
+                raise ApprovalRequired(f"{missing}\n{exc}") from None
+            if missing is not None:
+                raise ApprovalRequired(missing)
+            return auth
+
+        with translate_db_errors(), db.engine.connect() as conn:
+            authorize(conn, current)
         if confirm is not None and not confirm(current):
             raise ApplyCancelled("apply cancelled; nothing written")
 
@@ -204,14 +385,6 @@ def apply(
         started = now_utc(clock)
         if lock_timeout_seconds is None:
             lock_timeout_seconds = settings.lock_timeout_seconds
-
-        def gate(p: Plan) -> None:
-            check_policy(
-                p,
-                allow_risk=allowed,
-                allow_mass_deletion=allow_mass_deletion,
-                allow_mass_revocation=allow_mass_revocation,
-            )
 
         try:
             with translate_db_errors(), db.engine.connect() as conn, conn.begin():
@@ -227,25 +400,47 @@ def apply(
                 moved = read_row_versions(conn, selectors) != current.read_set
                 if moved:
                     current = _replan_under_lock(
-                        conn, saved_plan, confirm, replan, selectors, fingerprint, gate
+                        conn,
+                        saved_plan,
+                        confirm,
+                        replan,
+                        selectors,
+                        fingerprint,
+                        lambda p: None,
                     )
+                    seen.plan = current
                     progress.note("The database changed while waiting for the lock; re-planned.")
                     if not current.changes:
                         return ApplyResult(current, ApplyOutcome.NO_CHANGES, None, replanned=True)
                     desired = with_plaintext(desired, current, manifests_dir, fingerprint, progress)
+                # Under the lock, for the plan that is written: approvals and policy again.
+                auth = authorize(conn, current)
                 with progress.stage(f"Applying {len(current.changes)} change(s)"):
                     audit_context = AuditContext(
                         performed_by=performer,
                         ip_address=None,
                         user_agent=user_agent(env),
                         session_id=str(run_id),
-                        git_commit=recorded_commit(git_commit(env, manifests_dir), dirty),
+                        git_commit=(
+                            tree.commit
+                            if tree
+                            else recorded_commit(git_commit(env, manifests_dir), dirty)
+                        ),
                         apply_run_id=run_id,
                         key=audit_key,
                     )
                     cipher = FieldCipher(keyring, fingerprint)
+                    extra = _audit_extra(auth, tree, remediation, allow_risk)
                     counts = _write_and_audit(
-                        conn, current, desired, cipher, audit_context, started, clock, dirty
+                        conn,
+                        current,
+                        desired,
+                        cipher,
+                        audit_context,
+                        started,
+                        clock,
+                        dirty,
+                        extra,
                     )
                     if dry_run:
                         raise _DryRunDone(counts)
@@ -261,7 +456,63 @@ def apply(
             rolled_back = type(exc)(f"{exc}; rolled back, nothing applied")
             rolled_back.says_nothing_written = True
             raise rolled_back from exc
-        return ApplyResult(current, ApplyOutcome.APPLIED, run_id, dict(counts), moved)
+        return ApplyResult(
+            current, ApplyOutcome.APPLIED, run_id, dict(counts), moved, authorization=auth
+        )
+
+
+def _authorize(
+    conn: Connection,
+    p: Plan,
+    settings: Settings,
+    *,
+    author: str | None,
+    performer: str,
+    allow_risk: RiskLevel | None,
+) -> tuple[Authorization, RiskLevel, str | None]:
+    """How ``p`` is authorized, the risk level that allows, and what is missing (if anything).
+
+    Missing: changes need approvals, there are not enough, and no explicit ``allow_risk``
+    covers them (break-glass). The risk level is then the plan's highest, so that the policy
+    gate reports only what approvals cannot lift (the breakers) beside it.
+    """
+    gated = needing_approval(p, settings.approval_level)
+    if not gated:
+        return Authorization(0), RiskLevel.LOW, None
+    found = approvals_for(conn, [plan_digest(p)])
+    auth = count_approvals(
+        ((a.id, a.approved_by, a.plan_author) for a in found),
+        needed=settings.approvals_required,
+        author=author,
+        performer=performer,
+    )
+    highest = max(c.risk.level for c in gated)
+    top = max(c.risk.level for c in p.changes)
+    if auth.approved:
+        return auth, top, None
+    if allow_risk is not None and allow_risk >= highest:
+        return replace(auth, break_glass=True), RiskLevel.LOW, None
+    return auth, top, approval_message(gated, auth, settings.approval_level, author)
+
+
+def _audit_extra(
+    auth: Authorization,
+    tree: RevisionTree | None,
+    remediation: bool,
+    allow_risk: RiskLevel | None,
+) -> dict[str, Any]:
+    """What the audit rows of this apply record beyond the change itself."""
+    extra: dict[str, Any] = {}
+    if auth.needed:
+        extra["authorization"] = {
+            **auth.to_dict(),
+            "allow_risk": allow_risk.value if allow_risk else None,
+        }
+    if tree is not None:
+        extra["revision"] = {"revision": tree.revision, "commit": tree.commit}
+    if remediation:
+        extra["remediation"] = True
+    return extra
 
 
 def _replan_under_lock(
@@ -298,6 +549,7 @@ def _write_and_audit(
     started: datetime,
     clock: Clock = SYSTEM,
     dirty: bool | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> Counter[str]:
     """Write the changes, the apply_runs row and one audit row per change; return counts."""
     now = now_utc(clock)
@@ -318,7 +570,7 @@ def _write_and_audit(
         user_agent=context.user_agent,
         git_dirty=dirty,
     )
-    append_audit_entries(conn, [_audit_entry(w) for w in written], context, now=now)
+    append_audit_entries(conn, [_audit_entry(w, extra) for w in written], context, now=now)
     return counts
 
 
@@ -352,7 +604,7 @@ def _check_saved_plan_matches(saved: SavedPlan, fresh: Plan) -> None:
         )
 
 
-def _audit_entry(w: WrittenChange) -> AuditEntry:
+def _audit_entry(w: WrittenChange, extra: Mapping[str, Any] | None = None) -> AuditEntry:
     c: Change = w.change
     return AuditEntry(
         tenant_id=c.address.tenant,
@@ -360,7 +612,11 @@ def _audit_entry(w: WrittenChange) -> AuditEntry:
         entity_id=w.entity_id,
         entity_address=str(c.address),
         action=_audit_action(c.action),
-        changes={"fields": [f.to_dict() for f in c.fields], "reason": c.reason},
+        changes={
+            "fields": [f.to_dict() for f in c.fields],
+            "reason": c.reason,
+            **(extra or {}),
+        },
         risk_level=c.risk.level,
         risk_reasons=[r.to_dict() for r in c.risk.reasons],
         requires_review=c.risk.requires_review,

@@ -87,10 +87,12 @@ def list_audit(
     min_risk: RiskLevel | None = None,
     since: str | None = None,
     limit: int = 50,
+    run: str | None = None,
+    address: str | None = None,
     database_url: str | None = None,
     now: datetime | None = None,
 ) -> list[AuditRecord]:
-    """Newest audit rows first.
+    """Newest audit rows first, optionally of one apply run (an id or a prefix) or object.
 
     ``since`` is an age (``30d``, ``12h``, ``90m``, ``2w``) or a date, relative to ``now``.
 
@@ -100,7 +102,13 @@ def list_audit(
     since_at = audit.parse_since(since, now=now or datetime.now(UTC)) if since else None
     with connect(database_url, "audit list") as conn:
         return audit.list_entries(
-            conn, tenant=tenant, min_risk=min_risk, since=since_at, limit=limit
+            conn,
+            tenant=tenant,
+            min_risk=min_risk,
+            since=since_at,
+            limit=limit,
+            run=run,
+            address=address,
         )
 
 
@@ -110,6 +118,14 @@ def pending_reviews(
     """HIGH and CRITICAL changes that still await a review, oldest first."""
     with connect(database_url, "audit pending") as conn:
         return audit.pending_reviews(conn, tenant)
+
+
+def rejected_reviews(
+    *, tenant: str | None = None, database_url: str | None = None
+) -> list[AuditRecord]:
+    """Changes a reviewer rejected, oldest first (what a compliance job fails on)."""
+    with connect(database_url, "audit rejected") as conn:
+        return audit.rejected_reviews(conn, tenant)
 
 
 def review(

@@ -5,7 +5,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from reconciler.clock import SYSTEM, Clock, now_utc, rfc3339
@@ -16,9 +19,11 @@ from reconciler.commands.inputs import (
     read_actual,
 )
 from reconciler.commands.preflight import check_manifests
+from reconciler.context import resolve_actor
 from reconciler.core.planner import build_plan
 from reconciler.core.policy import with_policy
 from reconciler.gcpause import gc_paused
+from reconciler.gitrevision import manifests_at
 from reconciler.load.manifests import TENANTS_DIR
 from reconciler.model.desired import DesiredState
 from reconciler.model.enums import RiskLevel
@@ -29,6 +34,7 @@ from reconciler.model.plan import (
     ResourceKind,
     Selectors,
 )
+from reconciler.notify import event_document, send
 from reconciler.progress import QUIET, Progress
 from reconciler.settings import Settings
 from reconciler.store.session import Database, open_database
@@ -62,14 +68,39 @@ def plan(
     allow_risk: RiskLevel | None = None,
     allow_mass_deletion: bool = False,
     allow_mass_revocation: bool = False,
+    actor: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    revision: str | None = None,
 ) -> PlanResult:
     """Make a plan: what apply would change, with risk, for the selected tenants/platforms.
 
     ``revoke_unmanaged`` (with ``prune``) also revokes tokens of accounts no manifest has
     ever declared. ``clock`` dates the plan. The plan carries the policy verdict: what
     apply would refuse under ``settings`` and the ``allow_*`` permissions given here (the
-    same as apply's).
+    same as apply's). It records its author (``actor``, else the actor of the environment)
+    and, with ``revision``, the git revision whose manifests it was made from (read from
+    git's objects; the working tree is not touched).
     """
+    env = os.environ if environ is None else environ
+    author = resolve_actor(actor, env)
+    if revision is not None:
+        with manifests_at(manifests_dir, revision) as tree:
+            at_revision = plan(
+                manifests_dir=tree.manifests_dir,
+                settings=settings,
+                selectors=selectors,
+                prune=prune,
+                database_url=database_url,
+                progress=progress,
+                revoke_unmanaged=revoke_unmanaged,
+                clock=clock,
+                allow_risk=allow_risk,
+                allow_mass_deletion=allow_mass_deletion,
+                allow_mass_revocation=allow_mass_revocation,
+                actor=author,
+                environ=env,
+            )
+        return replace(at_revision, plan=replace(at_revision.plan, revision=tree.revision))
     # The directory first: a run in the wrong place must not start a database.
     check_manifests(manifests_dir, selectors, prune=True)
     with open_database(database_url, progress) as db:
@@ -92,7 +123,7 @@ def plan(
         allow_mass_deletion=allow_mass_deletion,
         allow_mass_revocation=allow_mass_revocation,
     )
-    return PlanResult(made, desired, db)
+    return PlanResult(replace(made, author=author), desired, db)
 
 
 MAX_LOCATED_FILES = 500
@@ -175,11 +206,13 @@ def drift(
     database_url: str | None = None,
     progress: Progress = QUIET,
     clock: Clock = SYSTEM,
+    notify: bool = True,
 ) -> Plan:
     """Read-only: everything in the database that differs from git, as a plan with prune on.
 
     Includes edits made outside the reconciler (a row changed by hand shows as an update
-    back to the manifest's value) and objects git does not declare.
+    back to the manifest's value) and objects git does not declare. Drift found is sent to
+    the ``notify:`` targets subscribed to ``drift`` (unless ``notify`` is False).
     """
     found = plan(
         manifests_dir=manifests_dir,
@@ -191,4 +224,18 @@ def drift(
         clock=clock,
     ).plan
     # Drift reports; it is not a proposal to apply, so it carries no policy verdict.
-    return dataclasses.replace(found, policy=None)
+    found = dataclasses.replace(found, policy=None)
+    if notify and found.changes and settings.notify:
+        doc = event_document(
+            "drift",
+            summary=f"drift: {len(found.changes)} object(s) differ from git",
+            plan=found,
+        )
+        for delivery in send(settings.notify, "drift", doc):
+            if delivery.error is not None:
+                print(
+                    f"warning: notification drift to {delivery.url} failed after "
+                    f"{delivery.attempts} attempt(s): {delivery.error}",
+                    file=sys.stderr,
+                )
+    return found

@@ -523,6 +523,10 @@ class Plan:
         prune: whether deletions of undeclared objects were planned.
         policy: what apply would refuse under the permissions the plan was made with;
             ``None`` when not evaluated.
+        author: who made the plan (the actor), when known; approvals of the plan must come
+            from someone else. Only in the JSON form when set.
+        revision: the git revision the manifests were read at (``--revision``), when not the
+            working tree. Only in the JSON form when set.
     """
 
     created_at: str
@@ -536,6 +540,8 @@ class Plan:
     prune: bool = False
     format_version: int = FORMAT_VERSION
     policy: PolicyVerdict | None = None
+    author: str | None = None
+    revision: str | None = None
 
     @property
     def has_changes(self) -> bool:
@@ -560,7 +566,13 @@ class Plan:
         }
 
     def to_dict(self) -> dict[str, Any]:
+        extra = {
+            name: value
+            for name, value in (("author", self.author), ("revision", self.revision))
+            if value is not None
+        }
         return {
+            **extra,
             "format_version": self.format_version,
             "created_at": self.created_at,
             "manifests_digest": self.manifests_digest,
@@ -593,4 +605,14 @@ class Plan:
             selectors=Selectors.from_dict(d.get("selectors", {})),
             prune=bool(d.get("prune", False)),
             policy=PolicyVerdict.from_dict(d["policy"]) if d.get("policy") else None,
+            author=_optional_str(d.get("author")),
+            revision=_optional_str(d.get("revision")),
         )
+
+
+def _optional_str(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string or null, got {type(value).__name__}")
+    return value

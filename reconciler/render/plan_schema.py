@@ -80,6 +80,14 @@ def plan_json_schema() -> dict[str, Any]:
                 "SHA-256 over read_set. Equal fingerprints mean the same rows at the same "
                 "versions; apply of a saved plan refuses (exit 3) on a mismatch."
             ),
+            "author": _nullable_str(
+                "Who made the plan (the actor). Approvals (`reconciler approve`) must come "
+                "from someone else. Absent when unknown."
+            ),
+            "revision": _nullable_str(
+                "The git revision the manifests were read at (`--revision`). Absent when "
+                "the plan was made from the working tree."
+            ),
             "selectors": {"$ref": "#/$defs/selectors"},
             "prune": {
                 "type": "boolean",

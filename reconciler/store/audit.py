@@ -107,6 +107,7 @@ from reconciler.store.audit_review import (
     list_entries,
     parse_since,
     pending_reviews,
+    rejected_reviews,
     review_entry,
 )
 from reconciler.store.audit_write import (
@@ -152,6 +153,7 @@ __all__ = [
     "parse_checkpoint",
     "parse_since",
     "pending_reviews",
+    "rejected_reviews",
     "review_entry",
     "tenant_chain_lock_key",
     "verify_chain",

@@ -120,10 +120,23 @@ def list_entries(
     min_risk: RiskLevel | None = None,
     since: datetime | None = None,
     limit: int = 50,
+    run: str | None = None,
+    address: str | None = None,
 ) -> list[AuditRecord]:
-    """Newest audit rows first (review rows included), filtered by tenant, risk and age."""
+    """Newest audit rows first (review rows included), filtered by tenant, risk, age, apply
+    run (an id or a unique prefix of one) and object address."""
     clauses = ["true"]
-    params: dict[str, Any] = {"limit": limit, "tenant": tenant, "since": since}
+    params: dict[str, Any] = {
+        "limit": limit,
+        "tenant": tenant,
+        "since": since,
+        "run": f"{run.lower()}%" if run else None,
+        "address": address,
+    }
+    if run is not None:
+        clauses.append("a.apply_run_id::text LIKE :run")
+    if address is not None:
+        clauses.append("a.entity_address = :address")
     if tenant is not None:
         clauses.append("a.tenant_id = :tenant")
     if min_risk is not None:
@@ -145,6 +158,16 @@ def pending_reviews(conn: sa.Connection, tenant: str | None = None) -> list[Audi
     )
     return _records(
         conn.execute(sa.text(query + " ORDER BY a.created_at, a.id"), {"tenant": tenant})
+    )
+
+
+def rejected_reviews(conn: sa.Connection, tenant: str | None = None) -> list[AuditRecord]:
+    """Rows whose review decision is REJECTED, oldest first (what a compliance job fails on)."""
+    query = f"SELECT * FROM ({_RECORD_SELECT}) x WHERE x.review_decision = 'REJECTED'" + (
+        " AND x.tenant_id = :tenant" if tenant is not None else ""
+    )
+    return _records(
+        conn.execute(sa.text(query + " ORDER BY x.created_at, x.id"), {"tenant": tenant})
     )
 
 

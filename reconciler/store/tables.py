@@ -373,6 +373,25 @@ apply_runs = sa.Table(
 Not tenant data: a run spans tenants; its audit rows point back through ``apply_run_id``."""
 
 
+plan_approvals = sa.Table(
+    "plan_approvals",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(always=False), primary_key=True),
+    sa.Column("plan_digest", sa.String(64), nullable=False),
+    sa.Column("approved_by", sa.String(255), nullable=False),
+    sa.Column("plan_author", sa.String(255)),
+    sa.Column("max_risk", risk_level_enum, nullable=False),
+    sa.Column("tenants", pg.ARRAY(sa.Text), nullable=False),
+    sa.Column("note", sa.Text),
+    sa.Column("created_at", _TS, nullable=False, server_default=_NOW),
+    sa.UniqueConstraint("plan_digest", "approved_by", name="uq_plan_approvals_digest_approver"),
+    sa.CheckConstraint("plan_digest ~ '^[0-9a-f]{64}$'", name="ck_plan_approvals_digest"),
+)
+"""Approvals of a plan, bound to the digest of its changes (append-only, like the audit
+log: a trigger refuses UPDATE, DELETE and TRUNCATE). Each is also a ``REVIEW`` audit row in
+the chain of every tenant the plan changes. Not tenant data: a plan spans tenants."""
+
+
 class RoleName(sa.types.TypeDecorator[str]):
     """PostgreSQL's ``name`` type (a role name as ``session_user`` returns it).
 

@@ -303,3 +303,30 @@ def test_review_names_and_notes_are_one_line_and_stored_text_prints_escaped(
     assert code == 0
     assert not any(line.startswith("::") for line in out.splitlines())
     assert "x\\n::error::forged" in out
+
+
+def test_rejected_changes_are_listed_and_fail_the_compliance_check(seeded: dict[str, str]) -> None:
+    code, _ = _run(seeded, "pending", "--fail-on-rejected")
+    assert code == 0
+    _, out = _run(seeded, "pending", "--format", "json")
+    target = json.loads(out)[0]
+    code, out = _run(seeded, "review", str(target["id"]), "--decision", "reject", "--by", "carol")
+    assert code == 0, out
+    code, out = _run(seeded, "rejected", "--format", "json")
+    assert code == 0 and [r["id"] for r in json.loads(out)] == [target["id"]]
+    assert json.loads(out)[0]["reviewed_by"] == "carol"
+    code, out = _run(seeded, "pending", "--fail-on-rejected")
+    assert code == 1 and "rejected in review" in out
+    code, out = _run(seeded, "rejected", "--tenant", "globex")
+    assert code == 0 and "No change was rejected" in out
+
+
+def test_list_by_address(seeded: dict[str, str]) -> None:
+    code, out = _run(
+        seeded, "list", "--address", "globex/stripe/production/webhook/c", "--format", "json"
+    )
+    assert code == 0 and [r["entity_address"] for r in json.loads(out)] == [
+        "globex/stripe/production/webhook/c"
+    ]
+    code, out = _run(seeded, "list", "--run", "0000")
+    assert code == 0 and "No audit rows match." in out

@@ -14,7 +14,7 @@ A *unit* is a top-level module (``reconciler/files.py`` is ``files``) or a subpa
     load, store, fmt                                            manifests -> state; PostgreSQL;
                                                                 the canonical YAML layout
     health, importer                                            probes; database -> manifests
-    gitchanges, render, runtime                                 changed tenants; output formats;
+    gitchanges, gitrevision, notify, render, runtime            git; notifications; output formats;
                                                                 the services' client
     commands, schemas_export, migrations                        the operations
     cli                                                         the command line
@@ -52,7 +52,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("sops", "settings"),
     ("load", "store", "fmt"),
     ("health", "importer"),
-    ("gitchanges", "render", "runtime"),
+    ("gitchanges", "gitrevision", "notify", "render", "runtime"),
     ("commands", "schemas_export", "migrations"),
     ("cli",),
     ("__main__",),

@@ -158,3 +158,35 @@ def test_mass_revocation_settings(tmp_path: Path) -> None:
     (tmp_path / "reconciler.yaml").write_text("risk:\n  mass_revocation:\n    min_tokens: 0\n")
     with pytest.raises(ConfigError, match=r"risk.mass_revocation.min_tokens: must be a whole"):
         load_settings(tmp_path)
+
+
+def test_approval_and_notify_settings(tmp_path: Path) -> None:
+    assert (Settings().approval_level.value, Settings().approvals_required) == ("CRITICAL", 1)
+    (tmp_path / "reconciler.yaml").write_text(
+        "approval:\n  level: high\n  required: 2\n"
+        "notify:\n  - url: https://hooks.example.com/x\n    format: slack\n"
+        "  - url: http://127.0.0.1:9/y\n    events: [applied, drift]\n    timeout_seconds: 1\n"
+    )
+    s = load_settings(tmp_path)
+    assert (s.approval_level.value, s.approvals_required) == ("HIGH", 2)
+    assert [(t.format, t.events, t.timeout_seconds) for t in s.notify] == [
+        ("slack", ("applied", "blocked", "failed", "drift", "approval-needed"), 5.0),
+        ("json", ("applied", "drift"), 1.0),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("approval:\n  level: severe\n", "2:10: approval.level: unknown risk level"),
+        ("approval:\n  required: 0\n", "2:13: approval.required: must be a whole number"),
+        ("approval:\n  who: x\n", "2:3: approval.who: unknown key"),
+        ("notify:\n  - url: ftp://x\n", "2:10: notify[0].url: must be an http(s) URL"),
+        ("notify:\n  - url: http://x\n    events: [sent]\n", "notify[0].events[0]: unknown event"),
+        ("notify:\n  - url: http://x\n    format: xml\n", "notify[0].format: must be one of"),
+        ("notify:\n  - url: http://x\n    timeout_seconds: 120\n", "must be at most 60"),
+        ("notify: http://x\n", "notify: must be a list"),
+    ],
+)
+def test_bad_approval_and_notify_settings(tmp_path: Path, text: str, expected: str) -> None:
+    assert expected in settings_error(tmp_path, text)
