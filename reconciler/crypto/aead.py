@@ -33,7 +33,7 @@ What the binding cannot tell: a ciphertext copied back *together with* its own e
 fingerprint is a consistent pair (an old value, correctly bound). Decrypting paths accept it;
 ``plan``/``drift`` show it as changed because its fingerprint differs from the manifest's,
 and ``apply`` rewrites it. OAuth tokens carry no fingerprint, so a token ciphertext copied
-back into its own row is not detected (see the README).
+back into its own row is not detected (see docs/security.md).
 
 Random 96-bit nonces are safe for about 2**32 encryptions under one key version; rotating to a
 new version (``reconciler keys rotate``) resets that budget long before it matters here.

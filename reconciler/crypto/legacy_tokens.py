@@ -110,7 +110,7 @@ class LegacyLayout:
     Attributes:
         name: what ``--from`` calls it.
         needs_key: whether it needs the application's key (``--legacy-key-env``).
-        summary: one line for ``--help`` and the README.
+        summary: one line for ``--help`` and the docs.
     """
 
     name: ClassVar[str]

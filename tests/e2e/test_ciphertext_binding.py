@@ -12,6 +12,7 @@ import base64
 import json
 import os
 import subprocess
+from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -37,7 +38,7 @@ def _set_api_key(ws: Workspace, stored: str, tenant: str = "acme") -> None:
     ws.sql("UPDATE integration_configs SET api_key = %s WHERE tenant_id = %s", stored, tenant)
 
 
-def _drift(ws: Workspace) -> tuple[subprocess.CompletedProcess[str], dict[str, dict[str, object]]]:
+def _drift(ws: Workspace) -> tuple[subprocess.CompletedProcess[str], dict[str, dict[str, Any]]]:
     text = ws.run("drift", "--detailed-exitcode")
     as_json = ws.run("drift", "--format", "json", "--quiet")
     assert as_json.returncode == 0, as_json.stderr
@@ -70,7 +71,7 @@ def test_replayed_credential_is_reported_refused_and_healed(ws: Workspace) -> No
     drift, changes = _drift(ws)
     assert drift.returncode == 2, drift.stdout + drift.stderr
     assert "api_key: (sensitive, changed)" in drift.stdout and MISMATCH in drift.stdout
-    assert [f["field"] for f in changes[API_KEY]["fields"]] == ["api_key"]  # type: ignore[index]
+    assert [f["field"] for f in changes[API_KEY]["fields"]] == ["api_key"]
     assert MISMATCH in str(changes[API_KEY]["reason"])
     _no_leak(drift, earlier)
 

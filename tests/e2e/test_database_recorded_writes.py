@@ -55,7 +55,7 @@ class Service:
 def service(pg_server_url: str, database_url: str) -> Iterator[Service]:
     role = f"svc_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(pg_server_url, autocommit=True) as admin:
-        admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{PASSWORD}' IN ROLE reconciler_app")  # type: ignore[arg-type]
+        admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{PASSWORD}' IN ROLE reconciler_app")
     # The service acts for acme only (row-level security admits granted tenants alone).
     with psycopg.connect(libpq_url(database_url), autocommit=True) as owner:
         owner.execute("INSERT INTO reconciler_tenant_grants VALUES (%s, 'acme')", (role,))
@@ -68,7 +68,7 @@ def service(pg_server_url: str, database_url: str) -> Iterator[Service]:
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",
                 (role,),
             )
-            admin.execute(f"DROP ROLE {role}")  # type: ignore[arg-type]
+            admin.execute(f"DROP ROLE {role}")
 
 
 SEED = [
@@ -470,8 +470,8 @@ def test_database_rows_cannot_pass_for_or_hide_keyed_rows(
     with service.connect("acme") as conn:
         conn.execute("UPDATE integration_configs SET health_status = 'HEALTHY'")
         conn.commit()
-    with seeded.begin() as conn:
-        append_audit_entries(conn, [_entry("acme", "b")], RECONCILER, now=_now(conn))
+    with seeded.begin() as db:
+        append_audit_entries(db, [_entry("acme", "b")], RECONCILER, now=_now(db))
     keyed_a, recorded, keyed_b = _rows(seeded, "acme")
     assert [r.entry_hash[0] for r in (keyed_a, recorded, keyed_b)] == ["k", "t", "k"]
 
@@ -492,9 +492,9 @@ def test_database_rows_cannot_pass_for_or_hide_keyed_rows(
     assert [(b.audit_id, b.kind) for b in edited] == [(recorded.id, "edited")]
 
     # Rewritten consistently (its hash recomputed), the next keyed row's link breaks.
-    with seeded.connect() as conn:
+    with seeded.connect() as db:
         row = dict(
-            conn.execute(sa.text(audit._VERIFY_SELECT + " WHERE id = :id"), {"id": recorded.id})
+            db.execute(sa.text(audit._VERIFY_SELECT + " WHERE id = :id"), {"id": recorded.id})
             .one()
             ._mapping
         )
@@ -517,9 +517,9 @@ def test_database_rows_cannot_pass_for_or_hide_keyed_rows(
     assert [(b.audit_id, b.kind) for b in claimed] == [(recorded.id, "format")]
 
     # An unkeyed (v1) row after it is a break, as after a keyed row.
-    with seeded.connect() as conn:
+    with seeded.connect() as db:
         v1 = dict(
-            conn.execute(sa.text(audit._VERIFY_SELECT + " WHERE id = :id"), {"id": keyed_b.id})
+            db.execute(sa.text(audit._VERIFY_SELECT + " WHERE id = :id"), {"id": keyed_b.id})
             .one()
             ._mapping
         )

@@ -38,7 +38,7 @@ def logins(ws: Workspace, pg_server_url: str) -> Iterator[Logins]:
     names = {kind: f"{kind}_{tag}" for kind in ("ci", "deploy", "svc", "reader", "nobody")}
     with psycopg.connect(pg_server_url, autocommit=True) as admin:
         for name in names.values():
-            admin.execute(f"CREATE ROLE {name} LOGIN PASSWORD '{PASSWORD}'")  # type: ignore[arg-type]
+            admin.execute(f"CREATE ROLE {name} LOGIN PASSWORD '{PASSWORD}'")
     urls = {
         kind: make_url(ws.database_url)
         .set(username=name, password=PASSWORD)
@@ -55,8 +55,8 @@ def logins(ws: Workspace, pg_server_url: str) -> Iterator[Logins]:
                 (list(names.values()),),
             )
             for name in names.values():
-                conn.execute(f"DROP OWNED BY {name}")  # type: ignore[arg-type]
-                conn.execute(f"DROP ROLE {name}")  # type: ignore[arg-type]
+                conn.execute(f"DROP OWNED BY {name}")
+                conn.execute(f"DROP ROLE {name}")
 
 
 def run_as(ws: Workspace, url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -81,7 +81,7 @@ def plan_changes(result: subprocess.CompletedProcess[str]) -> Any:
 
 def sql_as(url: str, query: str, *params: Any) -> list[tuple[Any, ...]]:
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:
-        cur = conn.execute(query, params or None)  # type: ignore[arg-type]
+        cur = conn.execute(query, params or None)
         return cur.fetchall() if cur.description else []
 
 
@@ -248,7 +248,7 @@ def test_service_login_acts_only_for_its_granted_tenants(ws: Workspace, logins: 
 
             begin("beta")
             for table in ("integration_configs", "webhook_configurations", "oauth_tokens"):
-                rows = conn.execute(f"SELECT tenant_id FROM {table}")  # type: ignore[arg-type]
+                rows = conn.execute(f"SELECT tenant_id FROM {table}")
                 assert rows.fetchall() == []
             updated = conn.execute(
                 "UPDATE integration_configs SET health_status = 'DEGRADED' WHERE tenant_id = 'beta'"
@@ -267,7 +267,7 @@ def test_service_login_acts_only_for_its_granted_tenants(ws: Workspace, logins: 
             ):
                 begin("beta")
                 with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                    conn.execute(statement)  # type: ignore[arg-type]
+                    conn.execute(statement)
             conn.rollback()
     assert ws.sql("SELECT tenant_id, sync_interval FROM integration_configs ORDER BY 1") == [
         ("acme", 15),

@@ -98,7 +98,7 @@ def _cipher(ws: Workspace) -> FieldCipher:
 
 def _decrypted(ws: Workspace) -> dict[int, tuple[str, str | None]]:
     cipher = _cipher(ws)
-    out = {}
+    out: dict[int, tuple[str, str | None]] = {}
     for token_id, tenant, version, access, refresh in ws.sql(
         "SELECT id, tenant_id, encryption_key_version, access_token, refresh_token"
         " FROM oauth_tokens ORDER BY id"
@@ -109,6 +109,7 @@ def _decrypted(ws: Workspace) -> dict[int, tuple[str, str | None]]:
             values.append(
                 None if stored is None else cipher.decrypt(stored, version, ctx, None).reveal()
             )
+        assert values[0] is not None
         out[token_id] = (values[0], values[1])
     return out
 

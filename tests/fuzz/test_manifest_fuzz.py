@@ -18,7 +18,7 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from reconciler.load.validate import validate_manifests
 from reconciler.render.diagnostics import RENDERERS
-from reconciler.sops.age import load_identities
+from reconciler.sops.age import Identities, load_identities
 from tests.e2e.workspace import sops_binary
 
 REPO = Path(__file__).resolve().parents[2]
@@ -87,11 +87,13 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def identities() -> object:
+def identities() -> Identities:
     return load_identities({"SOPS_AGE_KEY_FILE": str(DEMO_KEY)})
 
 
-def _check(tree: Path, seed: Path, mutant: bytes, plaintexts: frozenset[str], ids: object) -> None:
+def _check(
+    tree: Path, seed: Path, mutant: bytes, plaintexts: frozenset[str], ids: Identities
+) -> None:
     target = tree / seed
     original = target.read_bytes()
     target.write_bytes(mutant)
@@ -255,7 +257,7 @@ def test_mutants_end_in_diagnostics_without_leaks(
     strategy: st.SearchStrategy[tuple[Path, bytes]],
     tree: Path,
     plaintexts: frozenset[str],
-    identities: object,
+    identities: Identities,
 ) -> None:
     @FUZZ
     @given(strategy)
@@ -265,7 +267,7 @@ def test_mutants_end_in_diagnostics_without_leaks(
     run()
 
 
-def test_unmutated_corpus_is_valid(tree: Path, identities: object) -> None:
+def test_unmutated_corpus_is_valid(tree: Path, identities: Identities) -> None:
     """The seeds themselves load cleanly, so every diagnostic above comes from a mutation."""
     report = validate_manifests(manifests_dir=tree, identities=identities)
     assert report.valid, [d.format() for d in report.diagnostics]
@@ -298,7 +300,7 @@ STRIPE = "tenants/acme-robotics/stripe.yaml"
 QUICKBOOKS = "tenants/initech-health/quickbooks.yaml"
 HUBSPOT_APP = "templates/hubspot-app.yaml"
 
-KNOWN_BAD = {
+KNOWN_BAD: dict[str, tuple[str, Callable[[], bytes]]] = {
     "short-iv": (STRIPE, lambda: _first_enc(_text(STRIPE), iv="AAAA").encode()),
     "empty-iv": (STRIPE, lambda: _first_enc(_text(STRIPE), iv="").encode()),
     "no-tag": (STRIPE, lambda: _first_enc(_text(STRIPE), tag=None).encode()),
@@ -347,7 +349,7 @@ KNOWN_BAD = {
 
 @pytest.mark.parametrize("name", sorted(KNOWN_BAD))
 def test_known_bad_inputs_end_in_diagnostics(
-    name: str, tree: Path, plaintexts: frozenset[str], identities: object
+    name: str, tree: Path, plaintexts: frozenset[str], identities: Identities
 ) -> None:
     """Inputs that once raised inside the loader, kept as a fixed corpus."""
     seed, make = KNOWN_BAD[name]
@@ -394,7 +396,7 @@ def _special(kind: str, target: Path, outside: Path) -> None:
 )
 @pytest.mark.parametrize("seed", [STRIPE, HUBSPOT_APP])
 def test_special_files_end_in_diagnostics_without_reading_them(
-    kind: str, seed: str, tmp_path: Path, identities: object
+    kind: str, seed: str, tmp_path: Path, identities: Identities
 ) -> None:
     root = tmp_path / "manifests"
     shutil.copytree(REPO / "manifests", root)

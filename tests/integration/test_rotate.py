@@ -212,7 +212,7 @@ def test_rotate_reencrypts_every_table_and_audits_each_row(
     new = cipher_of(Keyring({1: keys[0], 2: keys[1]}))
     with engine.connect() as conn:
         before = _contexts(conn)
-        versions_before = dict(
+        versions_before: dict[int, int] = dict(
             conn.execute(sa.text("SELECT id, row_version FROM integration_configs")).all()
         )
     recorder = Recorder()
@@ -234,7 +234,7 @@ def test_rotate_reencrypts_every_table_and_audits_each_row(
             assert stored != before[key][0] and fp == before[key][3]
             assert stored.startswith(RCN2 if fp else RCN1)  # OAuth tokens stay rcn1
             assert new.decrypt(stored, 2, ctx, fp).reveal() == seeded.plaintext[key]
-        bumped = dict(
+        bumped: dict[int, int] = dict(
             conn.execute(sa.text("SELECT id, row_version FROM integration_configs")).all()
         )
         secretless = conn.execute(

@@ -65,7 +65,7 @@ PLAIN: dict[str, Any] = {
     "tricky": {"yes_word": "yes", "octal_like": "017", "colon": "1:20", "y": "y", "n": 3.0},
 }
 
-RULES = {
+RULES: dict[str, dict[str, Any]] = {
     "default": {},
     "encrypted_regex": {"encrypted_regex": "^(data|stringData)$"},
     "unencrypted_regex": {"unencrypted_regex": "^(apiVersion|kind|metadata)$"},

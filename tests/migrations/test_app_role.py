@@ -38,9 +38,9 @@ def owner(pg_server_url: str) -> Iterator[tuple[str, str]]:
     database = f"t_{role}"
     with psycopg.connect(pg_server_url, autocommit=True) as admin:
         admin.execute(
-            f"CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEROLE PASSWORD '{OWNER_PASSWORD}'"  # type: ignore[arg-type]
+            f"CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEROLE PASSWORD '{OWNER_PASSWORD}'"
         )
-        admin.execute(f"CREATE DATABASE {database} OWNER {role}")  # type: ignore[arg-type]
+        admin.execute(f"CREATE DATABASE {database} OWNER {role}")
     url = (
         sa.make_url(pg_server_url)
         .set(username=role, password=OWNER_PASSWORD, database=database)
@@ -50,8 +50,8 @@ def owner(pg_server_url: str) -> Iterator[tuple[str, str]]:
         yield role, url
     finally:
         with psycopg.connect(pg_server_url, autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")  # type: ignore[arg-type]
-            admin.execute(f"DROP ROLE IF EXISTS {role}")  # type: ignore[arg-type]
+            admin.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+            admin.execute(f"DROP ROLE IF EXISTS {role}")
 
 
 @pytest.fixture
@@ -69,16 +69,16 @@ def app_role_hidden(pg_server_url: str) -> Iterator[None]:
             == (True,)
         ]
         for role in existed:
-            admin.execute(f"ALTER ROLE {role} RENAME TO {role}{suffix}")  # type: ignore[arg-type]
+            admin.execute(f"ALTER ROLE {role} RENAME TO {role}{suffix}")
     try:
         yield
     finally:
         with psycopg.connect(pg_server_url, autocommit=True) as admin:
             for role in ROLES:
                 if role in existed:
-                    admin.execute(f"ALTER ROLE {role}{suffix} RENAME TO {role}")  # type: ignore[arg-type]
+                    admin.execute(f"ALTER ROLE {role}{suffix} RENAME TO {role}")
                 else:
-                    admin.execute(f"DROP ROLE IF EXISTS {role}")  # type: ignore[arg-type]
+                    admin.execute(f"DROP ROLE IF EXISTS {role}")
 
 
 def run(*args: str) -> Result:
@@ -126,7 +126,7 @@ def test_upgrade_without_createrole_says_how_to_fix_it(
 
     # Only the roles still missing are named.
     with psycopg.connect(pg_server_url, autocommit=True) as admin:
-        admin.execute(f"CREATE ROLE {APP_ROLE} NOLOGIN")  # type: ignore[arg-type]
+        admin.execute(f"CREATE ROLE {APP_ROLE} NOLOGIN")
     try:
         failed = run("db", "upgrade", "--database-url", url)
         assert (failed.exit_code, failed.stderr.splitlines()[-1]) == (
@@ -138,8 +138,8 @@ def test_upgrade_without_createrole_says_how_to_fix_it(
 
         # The documented fix: a superuser creates the roles; the owner can then upgrade.
         with psycopg.connect(pg_server_url, autocommit=True) as admin:
-            admin.execute(f"CREATE ROLE {DEPLOY_ROLE} NOLOGIN")  # type: ignore[arg-type]
-            admin.execute(f"CREATE ROLE {CI_ROLE} NOLOGIN")  # type: ignore[arg-type]
+            admin.execute(f"CREATE ROLE {DEPLOY_ROLE} NOLOGIN")
+            admin.execute(f"CREATE ROLE {CI_ROLE} NOLOGIN")
         upgraded = run("db", "upgrade", "--database-url", url)
         assert upgraded.exit_code == 0, upgraded.stderr
         assert run("db", "current", "--database-url", url).stdout == f"{migrate.head_revision()}\n"
@@ -164,7 +164,7 @@ def test_upgrade_without_createrole_says_how_to_fix_it(
 
         # Granting the group roles needs ADMIN OPTION on them, which the owner lacks here.
         with psycopg.connect(pg_server_url, autocommit=True) as admin:
-            admin.execute(f"CREATE ROLE {role}_ci LOGIN")  # type: ignore[arg-type]
+            admin.execute(f"CREATE ROLE {role}_ci LOGIN")
         failed = run("db", "grant", "--role", "ci", f"{role}_ci", "--database-url", url)
         assert (failed.exit_code, failed.stderr.splitlines()[-1]) == (
             1,
@@ -172,7 +172,7 @@ def test_upgrade_without_createrole_says_how_to_fix_it(
             "superuser, or by a role with ADMIN OPTION on the group role; nothing was changed",
         )
         with psycopg.connect(pg_server_url, autocommit=True) as admin:
-            admin.execute(f"GRANT {CI_ROLE} TO {role} WITH ADMIN OPTION")  # type: ignore[arg-type]
+            admin.execute(f"GRANT {CI_ROLE} TO {role} WITH ADMIN OPTION")
         granted = run("db", "grant", "--role", "ci", f"{role}_ci", "--database-url", url)
         assert granted.exit_code == 0, granted.stderr
         revoked = run("db", "revoke", "--role", "ci", f"{role}_ci", "--database-url", url)
@@ -183,7 +183,7 @@ def test_upgrade_without_createrole_says_how_to_fix_it(
         # Their grants live in the owner's database: drop that first.
         with psycopg.connect(pg_server_url, autocommit=True) as admin:
             database = sa.make_url(url).database
-            admin.execute(f"DROP DATABASE {database} WITH (FORCE)")  # type: ignore[arg-type]
-            admin.execute(f"DROP ROLE IF EXISTS {role}_ci")  # type: ignore[arg-type]
+            admin.execute(f"DROP DATABASE {database} WITH (FORCE)")
+            admin.execute(f"DROP ROLE IF EXISTS {role}_ci")
             for name in ROLES:
-                admin.execute(f"DROP ROLE IF EXISTS {name}")  # type: ignore[arg-type]
+                admin.execute(f"DROP ROLE IF EXISTS {name}")

@@ -70,7 +70,7 @@ def _insert_v1_rows(conn: psycopg.Connection[tuple[object, ...]]) -> tuple[int, 
             " %(entry_hash)s)",
             record,
         )
-        ids.append(int(row_id[0]))
+        ids.append(int(str(row_id[0])))
     # The previous version's review: an UPDATE of the review columns, outside the hash.
     conn.execute(
         "UPDATE configuration_audit_logs SET reviewed_at = now(), reviewed_by = 'lead',"

@@ -64,7 +64,9 @@ def test_failing_commands_never_print_credentials(
     tmp_path: Path, empty_database_url: str, debug: bool
 ) -> None:
     refused = with_credentials(empty_database_url, host="127.0.0.1", port=1)
-    no_such_db = with_credentials(sa.make_url(empty_database_url).set(database="no_such_db"))
+    no_such_db = with_credentials(
+        sa.make_url(empty_database_url).set(database="no_such_db").render_as_string(False)
+    )
     for url in (refused, no_such_db):
         for command in (["db", "current"], ["db", "upgrade"]):
             result = reconciler(tmp_path, *command, "--database-url", url, debug=debug)

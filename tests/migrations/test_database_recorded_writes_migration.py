@@ -27,7 +27,7 @@ def _sql(url: str, query: str, tenant: str | None = None) -> list[tuple[Any, ...
     with psycopg.connect(_libpq(url), autocommit=True) as conn:
         if tenant is not None:
             conn.execute("SELECT set_config('app.tenant_id', %s, false)", (tenant,))
-        cur = conn.execute(query)  # type: ignore[arg-type]
+        cur = conn.execute(query)
         while cur.nextset():  # several statements: the last one's rows
             pass
         return cur.fetchall() if cur.description else []
@@ -86,9 +86,9 @@ def owned(pg_server_url: str, database_url: str) -> Iterator[tuple[str, str]]:
     suffix = uuid.uuid4().hex[:8]
     owner, service, database = f"owner_{suffix}", f"svc_{suffix}", f"t_owner_{suffix}"
     with psycopg.connect(pg_server_url, autocommit=True) as admin:
-        admin.execute(f"CREATE ROLE {owner} LOGIN NOSUPERUSER PASSWORD '{PASSWORD}'")  # type: ignore[arg-type]
-        admin.execute(f"CREATE ROLE {service} LOGIN PASSWORD '{PASSWORD}' IN ROLE {APP_ROLE}")  # type: ignore[arg-type]
-        admin.execute(f"CREATE DATABASE {database} OWNER {owner}")  # type: ignore[arg-type]
+        admin.execute(f"CREATE ROLE {owner} LOGIN NOSUPERUSER PASSWORD '{PASSWORD}'")
+        admin.execute(f"CREATE ROLE {service} LOGIN PASSWORD '{PASSWORD}' IN ROLE {APP_ROLE}")
+        admin.execute(f"CREATE DATABASE {database} OWNER {owner}")
     base = sa.make_url(pg_server_url).set(drivername="postgresql+psycopg", database=database)
     owner_url = base.set(username=owner, password=PASSWORD).render_as_string(hide_password=False)
     service_url = base.set(username=service, password=PASSWORD).render_as_string(
@@ -98,9 +98,9 @@ def owned(pg_server_url: str, database_url: str) -> Iterator[tuple[str, str]]:
         yield owner_url, service_url
     finally:
         with psycopg.connect(pg_server_url, autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")  # type: ignore[arg-type]
-            admin.execute(f"DROP ROLE IF EXISTS {service}")  # type: ignore[arg-type]
-            admin.execute(f"DROP ROLE IF EXISTS {owner}")  # type: ignore[arg-type]
+            admin.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+            admin.execute(f"DROP ROLE IF EXISTS {service}")
+            admin.execute(f"DROP ROLE IF EXISTS {owner}")
 
 
 def test_recording_works_for_a_plain_owner_under_forced_row_level_security(

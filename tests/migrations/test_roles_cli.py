@@ -24,14 +24,14 @@ def login(pg_server_url: str, database_url: str) -> Iterator[str]:
     """A LOGIN role of this test's own (dropped afterwards)."""
     name = f"login_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(pg_server_url, autocommit=True) as admin:
-        admin.execute(f"CREATE ROLE {name} LOGIN PASSWORD 'x-Passw0rd'")  # type: ignore[arg-type]
-        admin.execute(f"CREATE ROLE {name}_group NOLOGIN")  # type: ignore[arg-type]
+        admin.execute(f"CREATE ROLE {name} LOGIN PASSWORD 'x-Passw0rd'")
+        admin.execute(f"CREATE ROLE {name}_group NOLOGIN")
     try:
         yield name
     finally:
         with psycopg.connect(pg_server_url, autocommit=True) as admin:
-            admin.execute(f"DROP ROLE {name}")  # type: ignore[arg-type]
-            admin.execute(f"DROP ROLE {name}_group")  # type: ignore[arg-type]
+            admin.execute(f"DROP ROLE {name}")
+            admin.execute(f"DROP ROLE {name}_group")
 
 
 def run(database_url: str, *args: str) -> Result:

@@ -48,7 +48,7 @@ def conn(target: DatabaseTarget) -> Iterator[psycopg.Connection[tuple[object, ..
 
 
 def rows(conn: psycopg.Connection[tuple[object, ...]]) -> list[object]:
-    return [conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in TABLES]  # type: ignore[arg-type]
+    return [conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in TABLES]
 
 
 def security(conn: psycopg.Connection[tuple[object, ...]]) -> list[tuple[object, ...]]:
@@ -72,7 +72,7 @@ def test_upgrade_forces_rls_and_downgrade_keeps_every_row(
     migrate.upgrade(target, "keyed_audit_chain")
     before_security = security(conn)
     for statement in SEED:
-        conn.execute(statement)  # type: ignore[arg-type]
+        conn.execute(statement)
     seeded = rows(conn)
 
     migrate.upgrade(target, REVISION)
@@ -121,7 +121,7 @@ def application_owner(pg_server_url: str, target: DatabaseTarget) -> Iterator[tu
     """(name, libpq URL) of a LOGIN role standing for an application that owns oauth_tokens."""
     name = f"oauth_app_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(pg_server_url, autocommit=True) as admin:
-        admin.execute(f"CREATE ROLE {name} LOGIN PASSWORD 'App-Passw0rd'")  # type: ignore[arg-type]
+        admin.execute(f"CREATE ROLE {name} LOGIN PASSWORD 'App-Passw0rd'")
     url = (
         make_url(target.url)
         .set(drivername="postgresql", username=name, password="App-Passw0rd")
@@ -132,9 +132,9 @@ def application_owner(pg_server_url: str, target: DatabaseTarget) -> Iterator[tu
     finally:
         libpq = make_url(target.url).set(drivername="postgresql")
         with psycopg.connect(libpq.render_as_string(hide_password=False), autocommit=True) as c:
-            c.execute(f"REASSIGN OWNED BY {name} TO current_user")  # type: ignore[arg-type]
-            c.execute(f"DROP OWNED BY {name}")  # type: ignore[arg-type]
-            c.execute(f"DROP ROLE {name}")  # type: ignore[arg-type]
+            c.execute(f"REASSIGN OWNED BY {name} TO current_user")
+            c.execute(f"DROP OWNED BY {name}")
+            c.execute(f"DROP ROLE {name}")
 
 
 def test_an_application_owning_oauth_tokens_keeps_every_token(
@@ -146,7 +146,7 @@ def test_an_application_owning_oauth_tokens_keeps_every_token(
     # migrates, so the reconciler's tables belong to another role.
     name, url = application_owner
     migrate.upgrade(target, "keyed_audit_chain")
-    conn.execute(f"ALTER TABLE oauth_tokens OWNER TO {name}")  # type: ignore[arg-type]
+    conn.execute(f"ALTER TABLE oauth_tokens OWNER TO {name}")
     conn.execute(SEED[0])
     conn.execute(SEED[0].replace("'a'", "'b'"))
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 
-from reconciler.diagnostics import Diagnostic, Diagnostics
-from reconciler.load.validate import DiagnosticsReport
+from reconciler.diagnostics import Diagnostic, Diagnostics, DiagnosticsReport
 from reconciler.render.diagnostics import RENDERERS
 
 

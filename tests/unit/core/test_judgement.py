@@ -13,7 +13,7 @@ def judgement(
 ) -> Judgement:
     return Judgement(
         changes=((ADDRESS, level, review, tuple((c, level) for c in codes)),),
-        mass_deletions=(("acme", 1, 1, True),),
+        mass_deletions=(("acme", 1, 1, True, "delete"),),
         by_risk=(("CRITICAL", 1),),
         requires_review=1,
     )

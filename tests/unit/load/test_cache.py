@@ -26,7 +26,7 @@ from reconciler.errors import ConfigError
 from reconciler.load import cache as cache_module
 from reconciler.load.cache import CachedFile, LoadCache
 from reconciler.load.validate import load_desired_state
-from reconciler.model.desired import DesiredState
+from reconciler.model.desired import DesiredIntegration, DesiredState, DesiredWebhook
 from reconciler.sops import load_identities
 
 REPO = Path(__file__).resolve().parents[3]
@@ -49,8 +49,9 @@ def _load(root: Path, fp: Fingerprinter, cache_dir: Path) -> tuple[DesiredState,
 
 
 def _secrets(state: DesiredState) -> list[tuple[str, str | None, bool]]:
-    out = []
-    for obj in (*state.integrations, *state.webhooks):
+    out: list[tuple[str, str | None, bool]] = []
+    objects: list[DesiredIntegration | DesiredWebhook] = [*state.integrations, *state.webhooks]
+    for obj in objects:
         for name in ("api_key", "api_secret", "signing_secret", "auth_token", "auth_password"):
             secret = getattr(obj, name, None)
             if secret is not None:
@@ -66,7 +67,10 @@ def test_warm_run_equals_cold_run_without_plaintext(tree: Path, tmp_path: Path) 
     assert [(n, f) for n, f, _ in _secrets(warm)] == [(n, f) for n, f, _ in _secrets(cold)]
     assert all(hidden for _, _, hidden in _secrets(warm))
     assert not any(hidden for _, _, hidden in _secrets(cold))
-    strip = lambda s: (len(s.integrations), len(s.webhooks), s.oauth_accounts, s.tenants)  # noqa: E731
+
+    def strip(s: DesiredState) -> tuple[int, int, object, object]:
+        return (len(s.integrations), len(s.webhooks), s.oauth_accounts, s.tenants)
+
     assert strip(warm) == strip(cold) and warm.manifests_digest == cold.manifests_digest
     # Nothing secret is written: only fingerprints.
     blob = cache.path.read_bytes()

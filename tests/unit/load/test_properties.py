@@ -183,7 +183,7 @@ def test_wrong_section_shapes_are_one_line_diagnostics(
         assert diag.line is not None and diag.line >= 1
     key = body.rstrip("\n").splitlines()[-1].strip().split(":")[0].lstrip("- ")
     assert any(
-        diag.file.endswith(written.relative_to(root).as_posix())
+        (diag.file or "").endswith(written.relative_to(root).as_posix())
         and diag.path
         and key in written.read_text().splitlines()[(diag.line or 1) - 1]
         for diag in errors

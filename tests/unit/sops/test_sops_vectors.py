@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -42,7 +43,7 @@ def _name(vector: dict[str, Any]) -> str:
 
 # The two "still valid" negatives have no expected file: sops's output for the file they
 # were derived from, with the same edit applied.
-STILL_VALID = {
+STILL_VALID: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {
     "basic.renamed-unencrypted-key-still-valid": (
         "basic.expected.json",
         lambda doc: {

@@ -1,0 +1,260 @@
+"""What the hardware allows: the floors the fleet benchmark compares each stage with.
+
+A floor is the cost of the unavoidable work of a stage, measured on the same files and rows
+in the same run, with nothing of the reconciler in the way:
+
+- **reading manifests**: raw reads, YAML parsing (PyYAML's C loader, and the fastest other
+  parser installed: ``yaml_rs`` when present), unwrapping each file's data key with age, and
+  AES-GCM of every ``ENC[...]`` value (the sops MAC included). Measured on one core; the
+  two-core floor divides by the cores the machine has.
+- **the database**: ``SELECT`` of the rows a plan reads (psycopg, tuples in Python), and
+  ``COPY`` of the rows an initial apply writes into tables shaped like the real ones (same
+  columns, indexes and constraints; rolled back).
+
+A stage's ratio is its time over its floor; the targets are ratios, so they hold on any
+machine. Peak memory is sampled per stage over the process and its worker processes.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pyrage
+import yaml
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from reconciler.sops.codec import aad_for, split_enc
+
+READ_TABLES = ("integration_configs", "webhook_configurations", "oauth_tokens")
+"""What a plan reads."""
+
+WRITE_TABLES = ("integration_configs", "webhook_configurations", "configuration_audit_logs")
+"""What an initial apply writes (tokens are the OAuth flow's)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FileFloors:
+    """One-core seconds of each part of reading ``files`` manifests."""
+
+    files: int
+    values: int
+    read: float
+    pyyaml: float
+    fastest_parser: str
+    fastest_parse: float
+    age: float
+    aes: float
+    cores: int
+
+    @property
+    def one_core(self) -> float:
+        """Read, the fastest parse, age and AES-GCM, on one core."""
+        return self.read + self.fastest_parse + self.age + self.aes
+
+    @property
+    def all_cores(self) -> float:
+        """The reading floor when every core takes a share of the files."""
+        return self.one_core / self.cores
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseFloors:
+    """Seconds to SELECT what a plan reads and to COPY what an initial apply writes."""
+
+    select_rows: int
+    select: float
+    copy_rows: int
+    copy: float
+
+
+@dataclass(slots=True)
+class _Doc:
+    data_key_enc: str
+    values: list[tuple[str, str]] = field(default_factory=list)  # (ENC string, AAD)
+
+
+def _parsers() -> dict[str, Any]:
+    parsers: dict[str, Any] = {"pyyaml-c": lambda text: yaml.load(text, Loader=yaml.CSafeLoader)}
+    try:
+        import yaml_rs
+
+        parsers["yaml-rs"] = yaml_rs.loads
+    except ImportError:
+        pass
+    return parsers
+
+
+def _walk(node: Any, path: tuple[str, ...], out: list[tuple[str, str]]) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key != "sops":
+                _walk(value, (*path, str(key)), out)
+    elif isinstance(node, list):
+        for item in node:
+            _walk(item, path, out)
+    elif isinstance(node, str) and node.startswith("ENC[AES256_GCM,"):
+        out.append((node, aad_for(path)))
+
+
+def measure_files(paths: Sequence[Path], identity: pyrage.x25519.Identity) -> FileFloors:
+    """Time each part of reading ``paths`` on one core, part by part."""
+    started = time.perf_counter()
+    texts = [p.read_bytes() for p in paths]
+    read = time.perf_counter() - started
+
+    parse_times: dict[str, float] = {}
+    parsed: list[Any] = []
+    for name, parse in _parsers().items():
+        started = time.perf_counter()
+        result = [parse(t.decode()) for t in texts]
+        parse_times[name] = time.perf_counter() - started
+        if name == "pyyaml-c":
+            parsed = result
+    fastest = min(parse_times, key=lambda n: parse_times[n])
+
+    docs: list[_Doc] = []
+    for doc in parsed:
+        one = _Doc(doc["sops"]["age"][0]["enc"])
+        _walk(doc, (), one.values)
+        one.values.append((doc["sops"]["mac"], doc["sops"]["lastmodified"]))
+        docs.append(one)
+
+    started = time.perf_counter()
+    keys = [pyrage.decrypt(d.data_key_enc.encode(), [identity]) for d in docs]
+    age = time.perf_counter() - started
+
+    sealed = []
+    for key, doc in zip(keys, docs, strict=True):
+        for value, aad_text in doc.values:
+            fields = split_enc(value)
+            assert fields is not None
+            data, iv, tag = (base64.b64decode(f) for f in fields[:3])
+            sealed.append((key, iv, data + tag, aad_text.encode()))
+    started = time.perf_counter()
+    aead: dict[bytes, AESGCM] = {}
+    for key, iv, box, aad in sealed:
+        cipher = aead.get(key)
+        if cipher is None:
+            cipher = aead[key] = AESGCM(key)
+        cipher.decrypt(iv, box, aad)
+    aes = time.perf_counter() - started
+
+    return FileFloors(
+        files=len(paths),
+        values=len(sealed),
+        read=read,
+        pyyaml=parse_times["pyyaml-c"],
+        fastest_parser=fastest,
+        fastest_parse=parse_times[fastest],
+        age=age,
+        aes=aes,
+        cores=os.cpu_count() or 1,
+    )
+
+
+def measure_database(url: str) -> DatabaseFloors:
+    """SELECT the plan's tables; COPY the apply's rows into look-alike tables, rolled back."""
+    conninfo = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(conninfo) as conn:
+        started = time.perf_counter()
+        select_rows = 0
+        for table in READ_TABLES:
+            select_rows += len(conn.execute(f"SELECT * FROM {table}").fetchall())
+        select = time.perf_counter() - started
+
+        dumps: dict[str, bytes] = {}
+        with conn.cursor() as cur:
+            for table in WRITE_TABLES:
+                buffer = bytearray()
+                with cur.copy(f"COPY {table} TO STDOUT (FORMAT binary)") as copy:
+                    for chunk in copy:
+                        buffer += chunk
+                dumps[table] = bytes(buffer)
+            copy_rows = 0
+            for table in WRITE_TABLES:
+                (count,) = cur.execute(f"SELECT count(*) FROM {table}").fetchall()[0]
+                copy_rows += int(count)
+            for table in WRITE_TABLES:
+                cur.execute(f"CREATE TABLE floor_{table} (LIKE {table} INCLUDING ALL)")
+            started = time.perf_counter()
+            for table in WRITE_TABLES:
+                with cur.copy(f"COPY floor_{table} FROM STDIN (FORMAT binary)") as copy:
+                    copy.write(dumps[table])
+            conn.execute("SELECT 1")  # the COPYs are complete on the server
+            copy_seconds = time.perf_counter() - started
+        conn.rollback()
+    return DatabaseFloors(select_rows, select, copy_rows, copy_seconds)
+
+
+def _rss(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                found.extend(int(c) for c in f.read().split())
+        except OSError:
+            continue
+    return found
+
+
+class PeakMemory:
+    """Peak resident memory of this process and its descendants, sampled every 20 ms.
+
+    The database server is not a descendant when it runs apart (an external URL); the
+    embedded server is started before the stages and its memory is not the tool's, so only
+    processes started after the sampler (the worker pool) are counted besides this one.
+    """
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._known = set(_children(os.getpid()))
+        self.peak = 0
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        me = os.getpid()
+        while not self._stop.is_set():
+            total = _rss(me)
+            stack = [c for c in _children(me) if c not in self._known]
+            while stack:
+                pid = stack.pop()
+                total += _rss(pid)
+                stack.extend(_children(pid))
+            self.peak = max(self.peak, total)
+            self._stop.wait(0.02)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@contextmanager
+def sampled() -> Iterator[PeakMemory]:
+    """Sample peak memory for the duration of a ``with`` block."""
+    with PeakMemory() as peak:
+        yield peak
