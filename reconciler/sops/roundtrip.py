@@ -342,15 +342,21 @@ def _render(body: str, pairs: Sequence[tuple[str, Any]], *, blocks: bool) -> str
         position = out.find(token)
         if position < 0 or out.find(token, position + 1) >= 0:
             return None
+        end = position + len(token)
+        quote = out[position - 1 : position] if position else ""
+        quoted = quote in ("'", '"') and out[end : end + 1] == quote
+        if quoted:  # inside [...] or {...}: the quotes go with the token
+            position, end = position - 1, end + 1
         line_start = out.rfind("\n", 0, position) + 1
         lead = len(out[line_start:position]) - len(out[line_start:position].lstrip(" "))
         head, lines = _scalar(value, lead + 4)
-        if lines and not blocks:
+        if (lines and not blocks) or quoted:
             head, lines = _scalar_inline(value), []
         rendered = head + "".join("\n" + line for line in lines)
-        out = out[:position] + rendered + out[position + len(token) :]
+        out = out[:position] + rendered + out[end:]
     return out
 
 
 def _scalar_inline(value: Any) -> str:
+    """A value on one line that is valid in any context (quoted when a string)."""
     return _double_quoted(value) if isinstance(value, str) else _scalar(value, 0)[0]
