@@ -26,6 +26,7 @@ from reconciler.model.desired import (
 from reconciler.model.enums import ConfigType, Environment, Platform
 from reconciler.model.fields import (
     INTEGRATION_FIELDS,
+    OAUTH_ACCOUNT_FIELDS,
     WEBHOOK_FIELDS,
     FieldSpec,
     Kind,
@@ -64,6 +65,22 @@ def _values_of(fields: tuple[FieldSpec, ...]) -> Callable[..., dict[str, Any]]:
 
 _INTEGRATION = _values_of(INTEGRATION_FIELDS)
 _WEBHOOK = _values_of(WEBHOOK_FIELDS)
+_ACCOUNT = compile_record(
+    [
+        # A field with an oauth_tokens column identifies the account in the platform's own
+        # terms: the platform module reads it (AccountIds); the others are manifest paths.
+        (
+            f.name,
+            attribute_path(f.name, "ids")
+            if f.column
+            else attribute_path(f.manifest, "acct", none_safe=True),
+        )
+        for f in OAUTH_ACCOUNT_FIELDS
+        if not f.identity and f.owner is Owner.MANIFEST
+    ],
+    params="ids, acct",
+)
+"""``(AccountIds, manifest account) -> the desired account's non-identity attributes``."""
 
 
 def build_state(
@@ -144,16 +161,12 @@ def _accounts(
     platform = Platform(config.platform)
     platform_rules = rules_for(platform)
     for acct in declared:
-        reason = acct.revoke.reason if acct.revoke else None
         ids = platform_rules.account_ids(acct)
         yield DesiredOAuthAccount(
             tenant_id=config.tenant,
             platform=platform,
             environment=environment,
             account_id=ids.account_id,
-            stripe_livemode=ids.stripe_livemode,
-            hubspot_app_id=ids.hubspot_app_id,
-            hubspot_user_id=ids.hubspot_user_id,
-            revoke_reason=reason,
             source=source,
+            **_ACCOUNT(ids, acct),
         )

@@ -283,11 +283,13 @@ def _upsert(
             deleted_at = NULL, deleted_by = NULL, updated_at = EXCLUDED.updated_at,
             updated_by = EXCLUDED.updated_by, row_version = t.row_version + 1
         WHERE t.deleted_at IS NOT NULL
-        RETURNING t.id, {", ".join(f"CAST(t.{n} AS text)" for n in table.identity)}
+        RETURNING t.id, {", ".join(f"CAST(t.{n} AS text) AS {n}" for n in table.identity)}
     """
     params = {**_rows_param(rows, names), "now": ctx.now, "actor": ctx.actor}
     result = _execute(conn, sql, params, changes, rows, names)
-    ids: dict[tuple[str, ...], int] = {tuple(r[1:]): r[0] for r in result}
+    ids: dict[tuple[str, ...], int] = {
+        tuple(r._mapping[n] for n in table.identity): r.id for r in result
+    }
     written = []
     for c, row in zip(changes, rows, strict=True):
         key = tuple(str(row[n]) for n in table.identity)
@@ -353,7 +355,7 @@ def _update(
     """
     params = {**_rows_param(rows, names), "now": ctx.now, "actor": ctx.actor}
     result = _execute(conn, sql, params, changes, rows, names)
-    return _check_ids(changes, {r[0] for r in result})
+    return _check_ids(changes, {r.id for r in result})
 
 
 def _soft_delete(
@@ -374,7 +376,7 @@ def _soft_delete(
     names = ["tenant_id", "id", "row_version"]
     params = {**_rows_param(rows, names), "now": ctx.now, "actor": ctx.actor}
     result = _execute(conn, sql, params, changes, rows, names)
-    return _check_ids(changes, {r[0] for r in result})
+    return _check_ids(changes, {r.id for r in result})
 
 
 def _revoke(conn: sa.Connection, changes: list[Change], ctx: WriteContext) -> list[WrittenChange]:
@@ -398,7 +400,7 @@ def _revoke(conn: sa.Connection, changes: list[Change], ctx: WriteContext) -> li
     names = ["tenant_id", "id", "row_version", "reason"]
     params = {**_rows_param(rows, names), "now": ctx.now, "actor": ctx.actor}
     result = _execute(conn, sql, params, changes, rows, names)
-    return _check_ids(changes, {r[0] for r in result})
+    return _check_ids(changes, {r.id for r in result})
 
 
 def _mark_managed(
@@ -424,7 +426,7 @@ def _mark_managed(
     names = ["tenant_id", "id", "row_version"]
     params = {**_rows_param(rows, names), "now": ctx.now}
     result = _execute(conn, sql, params, changes, rows, names)
-    return _check_ids(changes, {r[0] for r in result})
+    return _check_ids(changes, {r.id for r in result})
 
 
 def _check_ids(changes: list[Change], ids: set[int]) -> list[WrittenChange]:
