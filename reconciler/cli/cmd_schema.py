@@ -36,7 +36,13 @@ def schema() -> None:
 )
 @handle_errors
 def export(out_dir: Path, check: bool) -> None:
-    """Write manifest.v1.json, template.v1.json and plan.v1.json, generated from the code."""
+    """Write manifest.v1.json, template.v1.json and plan.v1.json, generated from the code.
+
+    \b
+    Examples:
+      reconciler schema export --out schemas/
+      reconciler schema export --check        # in CI: exit 1 when a schema is out of date
+    """
     if check:
         stale = stale_schemas(out_dir)
         for path in stale:
