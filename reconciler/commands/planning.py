@@ -189,9 +189,19 @@ def _yaml_path(c: Change) -> tuple[str, ...]:
             return (*base, "oauth_accounts")
 
 
+_LOCATION_KEYS = frozenset({"source", "line"})
+"""Where a change is declared: shown to people, looked up again for each rendering, and not
+part of what is approved or applied (apply derives the same changes without re-reading the
+files for lines)."""
+
+
 def plan_digest(p: Plan) -> str:
-    """SHA-256 of the plan's changes (what apply_runs records)."""
-    body = json.dumps([c.to_dict() for c in p.changes], sort_keys=True).encode()
+    """SHA-256 of the plan's changes, without their locations: what ``apply_runs`` records
+    and what approvals are bound to."""
+    body = json.dumps(
+        [{k: v for k, v in c.to_dict().items() if k not in _LOCATION_KEYS} for c in p.changes],
+        sort_keys=True,
+    ).encode()
     return hashlib.sha256(body).hexdigest()
 
 
