@@ -1,0 +1,163 @@
+"""citus_distribution: on a Citus coordinator, distribute the tenant tables by ``tenant_id``.
+
+Revision ID: 0010_citus_distribution
+Revises: managed_tokens
+Create Date: 2026-12-01
+
+On plain PostgreSQL (no ``citus`` extension in the database) this revision changes nothing;
+it only records itself. On a Citus coordinator (the extension is installed and this node is
+group 0), upgrade makes the schema a distributed one:
+
+* ``oauth_tokens``, ``integration_configs``, ``webhook_configurations`` and
+  ``configuration_audit_logs``: **distributed by** ``tenant_id``, all in **one colocation
+  group** (the group of ``oauth_tokens``). Every key, unique constraint and index that
+  enforces something leads with ``tenant_id``, so Citus can enforce them per shard; a
+  tenant's configuration rows and its audit chain live in the same shard group on one node,
+  so a tenant's writes and their audit rows stay in one node's transaction, and the
+  database's recording trigger appends to a shard on the node it runs on.
+* ``reconciler_tenant_grants``: a **reference table** (a copy on every node). The
+  ``tenant_isolation`` policy runs on the shards, on the workers, and consults it through
+  ``reconciler_granted_tenant()``; it is tiny and written only by ``reconciler db grant``.
+* ``apply_runs``: a **reference table**. It has no tenant (a run spans tenants), holds one
+  row per apply, and audit rows refer to it, so reports join it with distributed audit rows
+  on any node without pulling either to the coordinator.
+* ``alembic_version``: **stays on the coordinator** (local): only migrations read it, and
+  they always run there.
+
+Triggers: Citus refuses to distribute a table with triggers unless
+``citus.enable_unsafe_triggers`` is on. It is set for this transaction only: the append-only
+trigger, the TRUNCATE guard, the guard on database-recorded rows and the recording triggers
+are then created on every shard, where the rows are, so they fire for every write whichever
+node it arrives at (the append-only guarantee holds on the shards, not just on the
+coordinator's empty shell table). They are "unsafe" in Citus's sense only when a trigger
+writes to a table in another shard group; the recording trigger writes audit rows of the
+same tenant, which are colocated on the same node.
+
+Row-level security policies and grants are carried over by ``create_distributed_table`` and
+``create_reference_table`` to every shard, and the roles already exist on every node (Citus
+propagates ``CREATE ROLE``).
+
+Downgrade undistributes the same tables (``undistribute_table``: their rows come back to the
+coordinator, triggers, policies and grants with them), so every earlier downgrade runs on
+plain tables again. Both directions are idempotent: a table already in the target form is
+left as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "0010_citus_distribution"
+down_revision: str | None = "managed_tokens"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+COLOCATION_LEADER = "oauth_tokens"
+DISTRIBUTED = (
+    "oauth_tokens",
+    "integration_configs",
+    "webhook_configurations",
+    "configuration_audit_logs",
+)
+REFERENCE = ("reconciler_tenant_grants", "apply_runs")
+# The tenant_isolation policy's condition as least_privilege_roles wrote it, and as Citus
+# accepts it on a distributed table.
+GRANTED_CHECK = "tenant_id = (SELECT reconciler_granted_tenant())"
+GRANTED_CALL = "tenant_id = reconciler_granted_tenant()"
+
+# Return unless on a Citus coordinator: the extension is there and this node is group 0 (a
+# worker's group id is positive). Citus's catalog is only named through EXECUTE, so that the
+# block also compiles on plain PostgreSQL.
+ONLY_ON_COORDINATOR = """
+            IF NOT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus') THEN
+                RETURN;
+            END IF;
+            EXECUTE 'SELECT groupid FROM pg_dist_local_group' INTO node_group;
+            IF node_group <> 0 THEN
+                RAISE EXCEPTION USING
+                    MESSAGE = 'this is a Citus worker node: run the upgrade on the coordinator',
+                    ERRCODE = 'feature_not_supported';
+            END IF;
+"""
+
+
+def _distribute() -> str:
+    # Statements of PL/pgSQL are planned when first run, so the Citus functions named here
+    # need not exist on plain PostgreSQL (the block returns before reaching them).
+    out = []
+    for table in DISTRIBUTED:
+        # Citus refuses subqueries in the policies of distributed tables: call the STABLE
+        # function directly (planned per statement instead of once as an InitPlan).
+        out.append(
+            f"            ALTER POLICY tenant_isolation ON {table}\n"
+            f"                USING ({GRANTED_CALL}) WITH CHECK ({GRANTED_CALL});\n"
+        )
+    for table in (*REFERENCE, *DISTRIBUTED):
+        if table in REFERENCE:
+            call = f"create_reference_table('{table}')"
+        else:
+            colocate = "none" if table == COLOCATION_LEADER else COLOCATION_LEADER
+            call = (
+                f"create_distributed_table('{table}', 'tenant_id', colocate_with => '{colocate}')"
+            )
+        out.append(
+            f"            IF NOT EXISTS (SELECT FROM pg_dist_partition\n"
+            f"                            WHERE logicalrelid = '{table}'::regclass) THEN\n"
+            f"                PERFORM {call};\n"
+            f"            END IF;\n"
+        )
+    return "".join(out)
+
+
+def _undistribute() -> str:
+    out = []
+    for table in (*reversed(DISTRIBUTED), *REFERENCE):
+        out.append(
+            f"            IF EXISTS (SELECT FROM pg_dist_partition\n"
+            f"                        WHERE logicalrelid = '{table}'::regclass) THEN\n"
+            f"                PERFORM undistribute_table('{table}');\n"
+            f"            END IF;\n"
+        )
+    for table in DISTRIBUTED:
+        out.append(
+            f"            ALTER POLICY tenant_isolation ON {table}\n"
+            f"                USING ({GRANTED_CHECK}) WITH CHECK ({GRANTED_CHECK});\n"
+        )
+    return "".join(out)
+
+
+def upgrade() -> None:
+    # Dynamic SQL only: on plain PostgreSQL the Citus functions do not exist, and the offline
+    # SQL must run there unchanged.
+    op.execute(
+        f"""
+        DO $$
+        DECLARE
+            node_group integer;
+        BEGIN
+{ONLY_ON_COORDINATOR}            -- The triggers are created on the shards (see the revision's description).
+            PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+            -- DDL on the new shards in one connection per node, as in a transaction block
+            -- that already wrote to these tables Citus requires.
+            PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);
+{_distribute()}        END
+        $$
+        """
+    )
+
+
+def downgrade() -> None:
+    op.execute(
+        f"""
+        DO $$
+        DECLARE
+            node_group integer;
+        BEGIN
+{ONLY_ON_COORDINATOR}            PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+            PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);
+{_undistribute()}        END
+        $$
+        """
+    )
