@@ -505,3 +505,22 @@ def ensure_schema_current(engine: sa.Engine, target: DatabaseTarget) -> None:
         f"database schema is at revision {actual or '(none)'}, expected {expected}: "
         "run `reconciler db upgrade`"
     )
+
+
+def is_distributed(conn: sa.Connection) -> bool:
+    """Whether ``conn`` is on a Citus coordinator (the ``citus`` extension is installed).
+
+    A few statements have a second form that Citus can plan (see ``audit.py``); plain
+    PostgreSQL keeps the first. Asked once per database connection (kept in its ``info``).
+    """
+    known = conn.info.get("reconciler.distributed")
+    if known is None:
+        known = bool(
+            conn.execute(
+                sa.text(
+                    "SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus')"
+                )
+            ).scalar()
+        )
+        conn.info["reconciler.distributed"] = known
+    return bool(known)

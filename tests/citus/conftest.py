@@ -57,8 +57,10 @@ def citus_workers(citus_admin_url: str) -> list[tuple[str, int]]:
 
 
 def _node_url(admin_url: str, host: str, port: int, database: str) -> str:
-    return make_url(admin_url).set(host=host, port=port, database=database).render_as_string(
-        hide_password=False
+    return (
+        make_url(admin_url)
+        .set(host=host, port=port, database=database)
+        .render_as_string(hide_password=False)
     )
 
 

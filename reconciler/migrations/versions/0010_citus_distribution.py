@@ -83,10 +83,52 @@ ONLY_ON_COORDINATOR = """
 """
 
 
+FORCED_TABLES = (*DISTRIBUTED, "apply_runs")
+
+
+def _row_counts(language: str) -> str:
+    """``reconciler_row_counts`` in SQL (as least_privilege_roles wrote it) or PL/pgSQL.
+
+    Citus cannot plan a SQL function's parameters into a distributed query; the PL/pgSQL
+    form is planned by Citus statement by statement. Owner and grants are kept by CREATE OR
+    REPLACE; ``search_path`` and SECURITY DEFINER are restated.
+    """
+    if language == "sql":
+        body = "\n            UNION ALL\n            ".join(
+            f"SELECT '{t}'::text, (SELECT count(*) FROM {t}) WHERE '{t}' = ANY(wanted)"
+            for t in FORCED_TABLES
+        )
+    else:
+        body = (
+            "BEGIN\n"
+            + "".join(
+                f"    IF '{t}' = ANY(wanted) THEN\n"
+                f"        table_name := '{t}'; SELECT count(*) INTO row_count FROM {t};\n"
+                "        RETURN NEXT;\n"
+                "    END IF;\n"
+                for t in FORCED_TABLES
+            )
+            + "END"
+        )
+    definition = (
+        "CREATE OR REPLACE FUNCTION reconciler_row_counts(wanted text[]) "
+        "RETURNS TABLE (table_name text, row_count bigint) "
+        f"LANGUAGE {language} STABLE SECURITY DEFINER AS $fn$\n{body}\n$fn$"
+    )
+    quoted = definition.replace("'", "''")
+    return (
+        f"            EXECUTE '{quoted}';\n"
+        "            EXECUTE 'ALTER FUNCTION reconciler_row_counts(text[]) SET search_path = '\n"
+        "                || 'pg_catalog, ' || (SELECT relnamespace::regnamespace::text FROM pg_class\n"
+        "                                      WHERE oid = 'integration_configs'::regclass)\n"
+        "                || ', pg_temp';\n"
+    )
+
+
 def _distribute() -> str:
     # Statements of PL/pgSQL are planned when first run, so the Citus functions named here
     # need not exist on plain PostgreSQL (the block returns before reaching them).
-    out = []
+    out = [_row_counts("plpgsql")]
     for table in DISTRIBUTED:
         # Citus refuses subqueries in the policies of distributed tables: call the STABLE
         # function directly (planned per statement instead of once as an InitPlan).
@@ -138,6 +180,7 @@ def _undistribute() -> str:
             f"{add if identity else ''}"
             f"            END IF;\n"
         )
+    out.append(_row_counts("sql"))
     # least_privilege_roles's grant on the audit log's sequence (recreated above).
     out.append(
         "            EXECUTE 'GRANT USAGE ON SEQUENCE '\n"

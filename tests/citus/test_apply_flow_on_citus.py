@@ -1,0 +1,3 @@
+"""The end-to-end apply flow (tests/e2e/test_apply_flow.py), unchanged, on a Citus cluster."""
+
+from tests.e2e.test_apply_flow import *  # noqa: F403
