@@ -344,16 +344,22 @@ def _update(
         f"{n} = CASE WHEN v.secrets_changed THEN v.{n} ELSE t.{n} END"
         for n, _ in _secret_types(table)
     ]
+    source = _recordset(names_types)
     if table.interval_column:
+        # The new time is computed in FROM, not in the CASE: Citus refuses non-immutable
+        # expressions (timestamptz + interval) inside CASE on a distributed table.
         sets.append(
             "next_sync_at = CASE WHEN v.sync_interval IS DISTINCT FROM t.sync_interval "
-            "THEN CAST(:now AS timestamptz) + make_interval(mins => v.sync_interval) "
-            "ELSE t.next_sync_at END"
+            "THEN v.planned_next_sync_at ELSE t.next_sync_at END"
+        )
+        source = (
+            "(SELECT r.*, CAST(:now AS timestamptz) + make_interval(mins => r.sync_interval)"
+            f" AS planned_next_sync_at FROM {source.replace(' AS v(', ' AS r(', 1)}) AS v"
         )
     sql = f"""
         UPDATE {table.name} AS t SET {", ".join(sets)},
             updated_at = :now, updated_by = :actor, row_version = t.row_version + 1
-        FROM {_recordset(names_types)}
+        FROM {source}
         WHERE t.tenant_id = v.tenant_id AND t.id = v.id AND t.row_version = v.row_version
           AND t.deleted_at IS NULL
         RETURNING t.id

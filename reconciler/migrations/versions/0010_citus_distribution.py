@@ -119,8 +119,9 @@ def _row_counts(language: str) -> str:
     return (
         f"            EXECUTE '{quoted}';\n"
         "            EXECUTE 'ALTER FUNCTION reconciler_row_counts(text[]) SET search_path = '\n"
-        "                || 'pg_catalog, ' || (SELECT relnamespace::regnamespace::text FROM pg_class\n"
-        "                                      WHERE oid = 'integration_configs'::regclass)\n"
+        "                || 'pg_catalog, '\n"
+        "                || (SELECT relnamespace::regnamespace::text FROM pg_class\n"
+        "                     WHERE oid = 'integration_configs'::regclass)\n"
         "                || ', pg_temp';\n"
     )
 
@@ -204,7 +205,7 @@ def upgrade() -> None:
         DECLARE
             node_group integer;
         BEGIN
-{ONLY_ON_COORDINATOR}            -- The triggers are created on the shards (see the revision's description).
+{ONLY_ON_COORDINATOR}            -- Triggers go onto the shards (see the revision's description).
             PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
             -- DDL on the new shards in one connection per node, as in a transaction block
             -- that already wrote to these tables Citus requires.
