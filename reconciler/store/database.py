@@ -39,6 +39,7 @@ from sqlalchemy.engine import URL, make_url
 
 from reconciler.errors import (
     ConfigError,
+    DatabaseError,
     DatabaseUnavailable,
     LockTimeout,
     PermissionDenied,
@@ -440,6 +441,54 @@ def translate_error(exc: BaseException, url: URL | str | None = None) -> Reconci
     if isinstance(exc, operational):
         return DatabaseUnavailable(_message(orig, url))
     return None
+
+
+def unanticipated_error(exc: BaseException, url: URL | str | None = None) -> ReconcilerError:
+    """One line for any driver error: :func:`translate_error`'s, else a :class:`DatabaseError`.
+
+    For the command line's last resort: what failed (the server's primary message and
+    SQLSTATE), which kind of statement (and the table it names), and that the transaction
+    was rolled back, so nothing was applied. Never the statement text or its parameters.
+    """
+    translated = translate_error(exc, url)
+    if translated is not None:
+        return translated
+    orig = exc.orig if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None else exc
+    state = getattr(orig, "sqlstate", None)
+    code = f" (SQLSTATE {state})" if state else ""
+    statement = exc.statement if isinstance(exc, sa.exc.StatementError) else None
+    return DatabaseError(
+        f"the database refused {statement_kind(statement)}: {_server_message(orig, url)}{code}; "
+        "the transaction was rolled back, nothing was applied (--debug shows the details)"
+    )
+
+
+_KIND = re.compile(
+    r"^\s*(?:(?P<insert>INSERT\s+INTO)|(?P<update>UPDATE)|(?P<delete>DELETE\s+FROM)"
+    r"|(?P<other>[A-Za-z]+))\s*(?P<table>[A-Za-z_][A-Za-z0-9_.]*)?",
+    re.IGNORECASE,
+)
+_FROM = re.compile(r"\bFROM\s+(?P<table>[A-Za-z_][A-Za-z0-9_.]*)(?!\s*\()", re.IGNORECASE)
+
+
+def statement_kind(statement: str | None) -> str:
+    """E.g. ``an INSERT into configuration_audit_logs``, ``a SELECT``; never the text itself."""
+    match = _KIND.match(statement or "")
+    if match is None:
+        return "a statement"
+    table = match.group("table")
+    if match.group("insert"):
+        return f"an INSERT into {table}"
+    if match.group("update"):
+        return f"an UPDATE of {table}"
+    if match.group("delete"):
+        return f"a DELETE from {table}"
+    word = match.group("other").upper()
+    if word in ("SELECT", "WITH"):
+        source = _FROM.search(statement or "")
+        reading = f" (reading {source.group('table')})" if source else ""
+        return f"a query{reading}"
+    return f"a {word} statement"
 
 
 def _server_message(exc: BaseException, url: URL | str | None) -> str:
