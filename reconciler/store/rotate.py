@@ -52,6 +52,7 @@ from reconciler.store.audit import (
     append_audit_entries,
     mark_audited_write,
 )
+from reconciler.store.database import is_distributed
 
 REENCRYPTED = "(sensitive, re-encrypted)"
 """What a ROTATE audit row shows as a secret column's new value."""
@@ -392,15 +393,14 @@ def _rotate_batch(
     active = cipher.active_version
     cols = ", ".join(table.columns)
     mark_audited_write(conn, "keys rotate")  # each batch appends its own ROTATE rows
-    rows = conn.execute(
-        sa.text(
-            f"SELECT tenant_id, id, encryption_key_version AS version, {table.identity_sql},"
-            f" {table.select_sql} FROM {table.name}"
-            f" WHERE {table.pending_sql} AND {table.has_secret_sql}"
-            " ORDER BY tenant_id, id LIMIT :n FOR UPDATE SKIP LOCKED"
-        ),
+    rows = _locked_batch(
+        conn,
+        f"tenant_id, id, encryption_key_version AS version, {table.identity_sql},"
+        f" {table.select_sql}",
+        table.name,
+        f"{table.pending_sql} AND {table.has_secret_sql}",
         {"active": active, "n": batch_size},
-    ).all()
+    )
     if not rows:
         return 0
     params: dict[str, Any] = {
@@ -439,6 +439,36 @@ def _rotate_batch(
     )
     append_audit_entries(conn, [_audit_entry(table, r, active) for r in rows], context, now=now)
     return len(rows)
+
+
+def _locked_batch(
+    conn: sa.Connection, select: str, table: str, where: str, params: Mapping[str, Any]
+) -> list[Any]:
+    """The next ``:n`` rows matching ``where`` in ``(tenant_id, id)`` order, row-locked.
+
+    ``FOR UPDATE SKIP LOCKED`` in one statement on PostgreSQL. Citus locks rows only in a
+    statement routed to one shard: there the batch's keys are chosen first, then each
+    tenant's rows are locked (and read again, still matching ``where``) by a statement of
+    their own, rows another transaction holds skipped as before.
+    """
+    order = " ORDER BY tenant_id, id"
+    if not is_distributed(conn):
+        sql = f"SELECT {select} FROM {table} WHERE {where}{order} LIMIT :n FOR UPDATE SKIP LOCKED"
+        return list(conn.execute(sa.text(sql), params).all())
+    keys = conn.execute(
+        sa.text(f"SELECT tenant_id, id FROM {table} WHERE {where}{order} LIMIT :n"), params
+    ).all()
+    by_tenant: dict[str, list[int]] = {}
+    for key in keys:
+        by_tenant.setdefault(key.tenant_id, []).append(key.id)
+    lock = sa.text(
+        f"SELECT {select} FROM {table} WHERE {where} AND tenant_id = :lock_tenant"
+        " AND id = ANY(CAST(:lock_ids AS bigint[])) ORDER BY id FOR UPDATE SKIP LOCKED"
+    )
+    rows: list[Any] = []
+    for tenant, ids in by_tenant.items():
+        rows += conn.execute(lock, {**params, "lock_tenant": tenant, "lock_ids": ids}).all()
+    return rows
 
 
 def _audit_entry(table: SecretTable, row: Any, active: int) -> AuditEntry:
@@ -576,15 +606,14 @@ def adopt_tokens(
         with engine.connect() as conn:
             tx = conn.begin()
             try:
-                rows = conn.execute(
-                    sa.text(
-                        f"SELECT tenant_id, id, encryption_key_version AS version,"
-                        f" {table.identity_sql}, {table.select_sql} FROM {table.name}"
-                        f" WHERE {table.legacy_sql} AND (tenant_id, id) > (:tenant, :id)"
-                        " ORDER BY tenant_id, id LIMIT :n FOR UPDATE SKIP LOCKED"
-                    ),
+                rows = _locked_batch(
+                    conn,
+                    f"tenant_id, id, encryption_key_version AS version,"
+                    f" {table.identity_sql}, {table.select_sql}",
+                    table.name,
+                    f"{table.legacy_sql} AND (tenant_id, id) > (:tenant, :id)",
                     {"tenant": after[0], "id": after[1], "n": batch_size},
-                ).all()
+                )
                 if not rows:
                     tx.rollback()
                     break
