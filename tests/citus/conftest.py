@@ -27,13 +27,6 @@ from tests.e2e.workspace import Workspace
 CITUS_URL_VARIABLE = "RECONCILER_TEST_CITUS_URL"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(str(item.fspath)).parents:
-            item.add_marker(pytest.mark.citus)
-
-
 @pytest.fixture(scope="session")
 def citus_admin_url() -> str:
     """The coordinator's admin URL (libpq form), or skip when none is given."""

@@ -29,6 +29,8 @@ __all__ = [
     "test_lock_timeout_names_the_holder",
 ]
 
+pytestmark = pytest.mark.citus
+
 
 def _wait_for(ws: Workspace, sql: str, timeout: float = 60.0) -> list[tuple[object, ...]]:
     deadline = time.monotonic() + timeout
@@ -91,9 +93,9 @@ def test_interrupted_apply_leaves_every_node_as_it_was(
     assert ws.snapshot() == before
     # Nothing half-committed on any node: no prepared transaction is left behind.
     deadline = time.monotonic() + 60
-    while _on_every_node(ws, citus_workers, "SELECT count(*) FROM pg_prepared_xacts") != [
-        (0,)
-    ] * (1 + len(citus_workers)):
+    while _on_every_node(ws, citus_workers, "SELECT count(*) FROM pg_prepared_xacts") != [(0,)] * (
+        1 + len(citus_workers)
+    ):
         assert time.monotonic() < deadline, "prepared transactions left on a node"
         time.sleep(0.5)
 

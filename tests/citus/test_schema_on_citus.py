@@ -14,6 +14,8 @@ TENANT_TABLES = {
     "configuration_audit_logs",
 }
 
+pytestmark = pytest.mark.citus
+
 
 def test_citus_tables_distributed_by_tenant_in_one_colocation_group(database_url: str) -> None:
     with psycopg.connect(libpq_url(database_url)) as conn:
