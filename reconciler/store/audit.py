@@ -523,7 +523,20 @@ _PREPARE_TEMPLATE = f"""
            {{heads}}
     """
 _PREPARE = sa.text(_PREPARE_TEMPLATE.format(heads=_HEADS))
-_PREPARE_DISTRIBUTED = sa.text(_PREPARE_TEMPLATE.format(heads=_HEADS_DISTRIBUTED))
+# On Citus the identity sequence hands out a different range on each node (the coordinator's
+# and each worker's, where the recording trigger runs), so a new id is also taken above the
+# highest id of the tenants appended to: each tenant's ids keep growing along its chain.
+_IDS = f"""ARRAY(SELECT nextval(pg_get_serial_sequence('{_TABLE}', 'id'))
+                   FROM generate_series(1, :n)) AS ids"""
+_IDS_DISTRIBUTED = f"""ARRAY(SELECT greatest(nextval(pg_get_serial_sequence('{_TABLE}', 'id')),
+                                 m.top + g)
+                   FROM generate_series(1, :n) AS g,
+                        (SELECT coalesce(max(a.id), 0) AS top FROM {_TABLE} a
+                          WHERE a.tenant_id = ANY(CAST(:tenants AS text[]))) m) AS ids"""
+assert _IDS in _PREPARE.text
+_PREPARE_DISTRIBUTED = sa.text(
+    _PREPARE_TEMPLATE.format(heads=_HEADS_DISTRIBUTED).replace(_IDS, _IDS_DISTRIBUTED)
+)
 
 
 def _prepare_params(

@@ -162,6 +162,10 @@ def database_url(
     citus_admin_url: str, citus_workers: list[tuple[str, int]], citus_schema_template: str
 ) -> Iterator[str]:
     """Overrides the plain-PostgreSQL fixture: a Citus database at head (distributed)."""
+    # At most one database is being dropped at a time: each Citus database keeps a
+    # maintenance worker (two-phase commit recovery) on every node, out of a few slots.
+    while _DROPPING:
+        _DROPPING.pop().join(timeout=120)
     url = create_citus_database(citus_admin_url, citus_workers, template=citus_schema_template)
     with psycopg.connect(citus_admin_url, autocommit=True) as c:
         # Some tests tamper with the audit log as its owner (ALTER TABLE ... DISABLE

@@ -45,6 +45,7 @@ left as it is.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 
 from alembic import op
@@ -126,10 +127,52 @@ def _row_counts(language: str) -> str:
     )
 
 
+RECORDING = "reconciler.migrations.versions.0005_database_recorded_writes"
+NEXT_ID = "new_id := nextval(pg_get_serial_sequence('configuration_audit_logs', 'id'));"
+HEAD = "SELECT a.entry_hash::text INTO head FROM configuration_audit_logs a"
+
+
+def _recording_function(distributed: bool) -> str:
+    """``record_configuration_write()`` as database_recorded_writes wrote it, or for Citus.
+
+    On Citus the identity sequence hands out a different range on each node, and the
+    function runs on the worker holding the tenant's shard: a new id is taken above the
+    tenant's highest id as well, so each tenant's ids keep growing along its chain (the
+    order ``audit verify`` and the chain heads rely on). Owner and grants are kept by CREATE
+    OR REPLACE; ``search_path`` is set again as that revision set it.
+    """
+    text: str = importlib.import_module(RECORDING).RECORD_FUNCTION
+    assert NEXT_ID in text and HEAD in text and "    new_id bigint;\n" in text
+    text = text.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
+    if distributed:
+        text = (
+            text.replace("    new_id bigint;\n", "    new_id bigint;\n    last_id bigint;\n", 1)
+            .replace(
+                HEAD,
+                "SELECT a.entry_hash::text, a.id INTO head, last_id\n"
+                "              FROM configuration_audit_logs a",
+                1,
+            )
+            .replace(
+                NEXT_ID,
+                "new_id := greatest(nextval(pg_get_serial_sequence("
+                "'configuration_audit_logs', 'id')), coalesce(last_id, 0) + 1);\n"
+                "        last_id := new_id;",
+                1,
+            )
+        )
+    quoted = text.replace("'", "''")
+    return (
+        f"            EXECUTE '{quoted}';\n"
+        "            EXECUTE 'ALTER FUNCTION record_configuration_write() SET search_path = '\n"
+        "                || 'pg_catalog, ' || quote_ident(current_schema()) || ', pg_temp';\n"
+    )
+
+
 def _distribute() -> str:
     # Statements of PL/pgSQL are planned when first run, so the Citus functions named here
     # need not exist on plain PostgreSQL (the block returns before reaching them).
-    out = [_row_counts("plpgsql")]
+    out = [_row_counts("plpgsql"), _recording_function(distributed=True)]
     for table in DISTRIBUTED:
         # Citus refuses subqueries in the policies of distributed tables: call the STABLE
         # function directly (planned per statement instead of once as an InitPlan).
@@ -182,6 +225,7 @@ def _undistribute() -> str:
             f"            END IF;\n"
         )
     out.append(_row_counts("sql"))
+    out.append(_recording_function(distributed=False))
     # least_privilege_roles's grant on the audit log's sequence (recreated above).
     out.append(
         "            EXECUTE 'GRANT USAGE ON SEQUENCE '\n"
