@@ -5,6 +5,7 @@ BEGIN;
 DO $$
         DECLARE
             node_group integer;
+            fn text;
         BEGIN
 
             IF NOT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus') THEN
@@ -86,6 +87,17 @@ $fn$';
                 || (SELECT relnamespace::regnamespace::text FROM pg_class
                      WHERE oid = 'integration_configs'::regclass)
                 || ', pg_temp';
+            fn := pg_get_functiondef('record_configuration_write()'::regprocedure);
+            IF (position('last_id' IN fn) > 0) <> false THEN
+                fn := replace(fn, '    new_id bigint;' || chr(10) || '    last_id bigint;', '    new_id bigint;');
+                fn := replace(fn, 'SELECT a.entry_hash::text, a.id INTO head, last_id FROM configuration_audit_logs a', 'SELECT a.entry_hash::text INTO head FROM configuration_audit_logs a');
+                fn := replace(fn, 'new_id := greatest(nextval(pg_get_serial_sequence(''configuration_audit_logs'', ''id'')), coalesce(last_id, 0) + 1);' || chr(10) || '        last_id := new_id;', 'new_id := nextval(pg_get_serial_sequence(''configuration_audit_logs'', ''id''));');
+                IF (length(fn) - length(replace(fn, 'last_id', ''))) / 7 <> 0 THEN
+                    RAISE EXCEPTION USING MESSAGE = 'record_configuration_write() is '
+                        || 'not the function this revision knows', ERRCODE = 'object_not_in_prerequisite_state';
+                END IF;
+                EXECUTE fn;
+            END IF;
             EXECUTE 'GRANT USAGE ON SEQUENCE '
                 || pg_get_serial_sequence('configuration_audit_logs', 'id')
                 || ' TO reconciler_deploy';

@@ -10,8 +10,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
-import psycopg
-import sqlalchemy as sa
 
 from reconciler.cli.exit_codes import ExitCode
 from reconciler.errors import (
@@ -25,7 +23,7 @@ from reconciler.model.enums import Platform
 from reconciler.model.plan import Selectors
 from reconciler.redaction import redact
 from reconciler.render.diagnostics import safe_diagnostic
-from reconciler.store.database import mask_credentials, unanticipated_error
+from reconciler.store.database import DRIVER_ERRORS, mask_credentials, unanticipated_error
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -119,7 +117,7 @@ def handle_errors(func: F) -> F:
                 click.echo(mask_credentials(traceback.format_exc()), err=True, nl=False)
             click.echo(f"Error: {redact(mask_credentials(str(exc)))}", err=True)
             sys.exit(exit_code_for(exc))
-        except (sa.exc.DBAPIError, psycopg.Error) as exc:
+        except DRIVER_ERRORS as exc:
             # A database error no layer anticipated: still one line (and the traceback only
             # with --debug), never the statement text or its parameters.
             error = unanticipated_error(exc)

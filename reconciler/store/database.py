@@ -443,6 +443,10 @@ def translate_error(exc: BaseException, url: URL | str | None = None) -> Reconci
     return None
 
 
+DRIVER_ERRORS: tuple[type[BaseException], ...] = (sa.exc.DBAPIError, psycopg.Error)
+"""What the database driver raises: for a last-resort ``except`` outside the store."""
+
+
 def unanticipated_error(exc: BaseException, url: URL | str | None = None) -> ReconcilerError:
     """One line for any driver error: :func:`translate_error`'s, else a :class:`DatabaseError`.
 

@@ -45,7 +45,6 @@ left as it is.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 
 from alembic import op
@@ -127,45 +126,45 @@ def _row_counts(language: str) -> str:
     )
 
 
-RECORDING = "reconciler.migrations.versions.0005_database_recorded_writes"
-NEXT_ID = "new_id := nextval(pg_get_serial_sequence('configuration_audit_logs', 'id'));"
-HEAD = "SELECT a.entry_hash::text INTO head FROM configuration_audit_logs a"
+# record_configuration_write() (database_recorded_writes), edited in place on Citus: read back
+# with pg_get_functiondef (owner, grants and search_path stay) and the three lines replaced.
+_OLD_NEW = (
+    ("    new_id bigint;", "    new_id bigint;' || chr(10) || '    last_id bigint;"),
+    (
+        "SELECT a.entry_hash::text INTO head FROM configuration_audit_logs a",
+        "SELECT a.entry_hash::text, a.id INTO head, last_id FROM configuration_audit_logs a",
+    ),
+    (
+        "new_id := nextval(pg_get_serial_sequence(''configuration_audit_logs'', ''id''));",
+        "new_id := greatest(nextval(pg_get_serial_sequence(''configuration_audit_logs'', "
+        "''id'')), coalesce(last_id, 0) + 1);' || chr(10) || '        last_id := new_id;",
+    ),
+)
 
 
 def _recording_function(distributed: bool) -> str:
-    """``record_configuration_write()`` as database_recorded_writes wrote it, or for Citus.
+    """Edit ``record_configuration_write()`` for Citus (``distributed``) or back.
 
     On Citus the identity sequence hands out a different range on each node, and the
     function runs on the worker holding the tenant's shard: a new id is taken above the
     tenant's highest id as well, so each tenant's ids keep growing along its chain (the
-    order ``audit verify`` and the chain heads rely on). Owner and grants are kept by CREATE
-    OR REPLACE; ``search_path`` is set again as that revision set it.
+    order ``audit verify`` and the chain heads rely on).
     """
-    text: str = importlib.import_module(RECORDING).RECORD_FUNCTION
-    assert NEXT_ID in text and HEAD in text and "    new_id bigint;\n" in text
-    text = text.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
-    if distributed:
-        text = (
-            text.replace("    new_id bigint;\n", "    new_id bigint;\n    last_id bigint;\n", 1)
-            .replace(
-                HEAD,
-                "SELECT a.entry_hash::text, a.id INTO head, last_id\n"
-                "              FROM configuration_audit_logs a",
-                1,
-            )
-            .replace(
-                NEXT_ID,
-                "new_id := greatest(nextval(pg_get_serial_sequence("
-                "'configuration_audit_logs', 'id')), coalesce(last_id, 0) + 1);\n"
-                "        last_id := new_id;",
-                1,
-            )
-        )
-    quoted = text.replace("'", "''")
+    pairs = _OLD_NEW if distributed else tuple((new, old) for old, new in _OLD_NEW)
+    edits = "".join(f"                fn := replace(fn, '{old}', '{new}');\n" for old, new in pairs)
+    wanted = 4 if distributed else 0
     return (
-        f"            EXECUTE '{quoted}';\n"
-        "            EXECUTE 'ALTER FUNCTION record_configuration_write() SET search_path = '\n"
-        "                || 'pg_catalog, ' || quote_ident(current_schema()) || ', pg_temp';\n"
+        "            fn := pg_get_functiondef('record_configuration_write()'::regprocedure);\n"
+        f"            IF (position('last_id' IN fn) > 0) <> {str(distributed).lower()} THEN\n"
+        f"{edits}"
+        f"                IF (length(fn) - length(replace(fn, 'last_id', ''))) / 7 <> {wanted}"
+        " THEN\n"
+        "                    RAISE EXCEPTION USING MESSAGE = 'record_configuration_write() is '\n"
+        "                        || 'not the function this revision knows', "
+        "ERRCODE = 'object_not_in_prerequisite_state';\n"
+        "                END IF;\n"
+        "                EXECUTE fn;\n"
+        "            END IF;\n"
     )
 
 
@@ -248,6 +247,7 @@ def upgrade() -> None:
         DO $$
         DECLARE
             node_group integer;
+            fn text;
         BEGIN
 {ONLY_ON_COORDINATOR}            -- Triggers go onto the shards (see the revision's description).
             PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
@@ -266,6 +266,7 @@ def downgrade() -> None:
         DO $$
         DECLARE
             node_group integer;
+            fn text;
         BEGIN
 {ONLY_ON_COORDINATOR}            PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
             PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);
