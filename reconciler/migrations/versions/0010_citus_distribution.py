@@ -35,12 +35,23 @@ same tenant, which are colocated on the same node.
 
 Row-level security policies and grants are carried over by ``create_distributed_table`` and
 ``create_reference_table`` to every shard, and the roles already exist on every node (Citus
-propagates ``CREATE ROLE``).
+propagates ``CREATE ROLE``). Three objects take a form Citus can run, on Citus only:
+
+* ``tenant_isolation`` calls ``reconciler_granted_tenant()`` directly: Citus refuses
+  subqueries in the policies of distributed tables (same result, the function is STABLE);
+* ``reconciler_row_counts(text[])`` is PL/pgSQL: Citus cannot push a SQL function's
+  parameters into a distributed query;
+* ``record_configuration_write()`` takes a new audit id above the tenant's highest id as
+  well as from the sequence: on Citus each node hands out its own range of the sequence, and
+  a tenant's ids must keep growing along its chain (``audit verify`` and the chain heads
+  order by id).
 
 Downgrade undistributes the same tables (``undistribute_table``: their rows come back to the
-coordinator, triggers, policies and grants with them), so every earlier downgrade runs on
-plain tables again. Both directions are idempotent: a table already in the target form is
-left as it is.
+coordinator, triggers, policies and grants with them; the identity columns, which
+``undistribute_table`` refuses, are dropped on the coordinator for the move and restored
+after, past the highest id) and puts the three objects back as they were, so every earlier
+downgrade runs on plain tables again. Both directions are idempotent: a table already in the
+target form is left as it is.
 """
 
 from __future__ import annotations
