@@ -129,3 +129,14 @@ class TransactionConflict(StateError):
 
 class PermissionDenied(StateError):
     """The database role lacks a privilege the command needs (SQLSTATE 42501, CREATEROLE)."""
+
+
+class DatabaseError(StateError):
+    """The database refused a statement for a reason no other error describes.
+
+    A bug, or a server that does not support a statement the reconciler sends (a distributed
+    database planning a query it cannot run). The message names the statement kind and says
+    that the transaction was rolled back; ``--debug`` shows the driver's error.
+    """
+
+    says_nothing_written = True

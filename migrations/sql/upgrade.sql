@@ -1135,5 +1135,104 @@ DO $$
 
 UPDATE alembic_version SET version_num='approvals' WHERE alembic_version.version_num = 'run_provenance';
 
+-- Running upgrade approvals -> citus_distribution
+
+DO $$
+        DECLARE
+            node_group integer;
+            fn text;
+        BEGIN
+
+            IF NOT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus') THEN
+                RETURN;
+            END IF;
+            EXECUTE 'SELECT groupid FROM pg_dist_local_group' INTO node_group;
+            IF node_group <> 0 THEN
+                RAISE EXCEPTION USING
+                    MESSAGE = 'this is a Citus worker node: run the upgrade on the coordinator',
+                    ERRCODE = 'feature_not_supported';
+            END IF;
+            -- Triggers go onto the shards (see the revision's description).
+            PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+            -- DDL on the new shards in one connection per node, as in a transaction block
+            -- that already wrote to these tables Citus requires.
+            PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);
+            EXECUTE 'CREATE OR REPLACE FUNCTION reconciler_row_counts(wanted text[]) RETURNS TABLE (table_name text, row_count bigint) LANGUAGE plpgsql STABLE SECURITY DEFINER AS $fn$
+BEGIN
+    IF ''oauth_tokens'' = ANY(wanted) THEN
+        table_name := ''oauth_tokens''; SELECT count(*) INTO row_count FROM oauth_tokens;
+        RETURN NEXT;
+    END IF;
+    IF ''integration_configs'' = ANY(wanted) THEN
+        table_name := ''integration_configs''; SELECT count(*) INTO row_count FROM integration_configs;
+        RETURN NEXT;
+    END IF;
+    IF ''webhook_configurations'' = ANY(wanted) THEN
+        table_name := ''webhook_configurations''; SELECT count(*) INTO row_count FROM webhook_configurations;
+        RETURN NEXT;
+    END IF;
+    IF ''configuration_audit_logs'' = ANY(wanted) THEN
+        table_name := ''configuration_audit_logs''; SELECT count(*) INTO row_count FROM configuration_audit_logs;
+        RETURN NEXT;
+    END IF;
+    IF ''apply_runs'' = ANY(wanted) THEN
+        table_name := ''apply_runs''; SELECT count(*) INTO row_count FROM apply_runs;
+        RETURN NEXT;
+    END IF;
+END
+$fn$';
+            EXECUTE 'ALTER FUNCTION reconciler_row_counts(text[]) SET search_path = '
+                || 'pg_catalog, '
+                || (SELECT relnamespace::regnamespace::text FROM pg_class
+                     WHERE oid = 'integration_configs'::regclass)
+                || ', pg_temp';
+            fn := pg_get_functiondef('record_configuration_write()'::regprocedure);
+            IF (position('last_id' IN fn) > 0) <> true THEN
+                fn := replace(fn, '    new_id bigint;', '    new_id bigint;' || chr(10) || '    last_id bigint;');
+                fn := replace(fn, 'SELECT a.entry_hash::text INTO head FROM configuration_audit_logs a', 'SELECT a.entry_hash::text, a.id INTO head, last_id FROM configuration_audit_logs a');
+                fn := replace(fn, 'new_id := nextval(pg_get_serial_sequence(''configuration_audit_logs'', ''id''));', 'new_id := greatest(nextval(pg_get_serial_sequence(''configuration_audit_logs'', ''id'')), coalesce(last_id, 0) + 1);' || chr(10) || '        last_id := new_id;');
+                IF (length(fn) - length(replace(fn, 'last_id', ''))) / 7 <> 4 THEN
+                    RAISE EXCEPTION USING MESSAGE = 'record_configuration_write() is '
+                        || 'not the function this revision knows', ERRCODE = 'object_not_in_prerequisite_state';
+                END IF;
+                EXECUTE fn;
+            END IF;
+            ALTER POLICY tenant_isolation ON oauth_tokens
+                USING (tenant_id = reconciler_granted_tenant()) WITH CHECK (tenant_id = reconciler_granted_tenant());
+            ALTER POLICY tenant_isolation ON integration_configs
+                USING (tenant_id = reconciler_granted_tenant()) WITH CHECK (tenant_id = reconciler_granted_tenant());
+            ALTER POLICY tenant_isolation ON webhook_configurations
+                USING (tenant_id = reconciler_granted_tenant()) WITH CHECK (tenant_id = reconciler_granted_tenant());
+            ALTER POLICY tenant_isolation ON configuration_audit_logs
+                USING (tenant_id = reconciler_granted_tenant()) WITH CHECK (tenant_id = reconciler_granted_tenant());
+            IF NOT EXISTS (SELECT FROM pg_dist_partition
+                            WHERE logicalrelid = 'reconciler_tenant_grants'::regclass) THEN
+                PERFORM create_reference_table('reconciler_tenant_grants');
+            END IF;
+            IF NOT EXISTS (SELECT FROM pg_dist_partition
+                            WHERE logicalrelid = 'apply_runs'::regclass) THEN
+                PERFORM create_reference_table('apply_runs');
+            END IF;
+            IF NOT EXISTS (SELECT FROM pg_dist_partition
+                            WHERE logicalrelid = 'oauth_tokens'::regclass) THEN
+                PERFORM create_distributed_table('oauth_tokens', 'tenant_id', colocate_with => 'none');
+            END IF;
+            IF NOT EXISTS (SELECT FROM pg_dist_partition
+                            WHERE logicalrelid = 'integration_configs'::regclass) THEN
+                PERFORM create_distributed_table('integration_configs', 'tenant_id', colocate_with => 'oauth_tokens');
+            END IF;
+            IF NOT EXISTS (SELECT FROM pg_dist_partition
+                            WHERE logicalrelid = 'webhook_configurations'::regclass) THEN
+                PERFORM create_distributed_table('webhook_configurations', 'tenant_id', colocate_with => 'oauth_tokens');
+            END IF;
+            IF NOT EXISTS (SELECT FROM pg_dist_partition
+                            WHERE logicalrelid = 'configuration_audit_logs'::regclass) THEN
+                PERFORM create_distributed_table('configuration_audit_logs', 'tenant_id', colocate_with => 'oauth_tokens');
+            END IF;
+        END
+        $$;
+
+UPDATE alembic_version SET version_num='citus_distribution' WHERE alembic_version.version_num = 'approvals';
+
 COMMIT;
 

@@ -28,7 +28,7 @@ from reconciler.model.plan import Selectors
 from reconciler.redaction import redact
 from reconciler.render.diagnostics import safe_diagnostic
 from reconciler.settings import load_settings
-from reconciler.store.database import mask_credentials
+from reconciler.store.database import DRIVER_ERRORS, mask_credentials, unanticipated_error
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -147,6 +147,14 @@ def handle_errors(func: F) -> F:
                 click.echo(mask_credentials(traceback.format_exc()), err=True, nl=False)
             click.echo(f"Error: {redact(mask_credentials(str(exc)))}", err=True)
             sys.exit(exit_code_for(exc))
+        except DRIVER_ERRORS as exc:
+            # A database error no layer anticipated: still one line (and the traceback only
+            # with --debug), never the statement text or its parameters.
+            error = unanticipated_error(exc)
+            if _debug():
+                click.echo(mask_credentials(traceback.format_exc()), err=True, nl=False)
+            click.echo(f"Error: {redact(mask_credentials(str(error)))}", err=True)
+            sys.exit(exit_code_for(error))
         except KeyboardInterrupt:
             click.echo("Interrupted: nothing was committed.", err=True)
             sys.exit(ExitCode.INTERRUPTED)

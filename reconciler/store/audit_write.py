@@ -21,6 +21,7 @@ from reconciler.model.enums import AuditAction, EntityType, RiskLevel
 from reconciler.model.sensitive import Sensitive
 from reconciler.store import tables
 from reconciler.store.audit_chain import canonical_timestamp, keyed_entry_hash
+from reconciler.store.database import is_distributed
 from reconciler.store.locks import AUDIT_CHAIN_LOCK_KEY, acquire_xact_lock, lock_key
 
 _LOCK_NOT_AVAILABLE = "55P03"
@@ -141,7 +142,8 @@ def append_audit_entries(
         conn, AUDIT_CHAIN_LOCK_KEY, timeout_seconds=lock_timeout_seconds, what="the audit lock"
     )
     _lock_tenant_chains(conn, tenants, lock_timeout_seconds)
-    prep = conn.execute(_PREPARE, _prepare_params(len(entries), changes, reasons, tenants)).one()
+    prepare = _PREPARE_DISTRIBUTED if is_distributed(conn) else _PREPARE
+    prep = conn.execute(prepare, _prepare_params(len(entries), changes, reasons, tenants)).one()
     heads: dict[str, str | None] = dict(zip(tenants, prep.heads, strict=True))
     client_ip = ip_address if context.ip_address is not None else prep.client
     ids = sorted(prep.ids)
@@ -225,6 +227,15 @@ def mark_audited_write(conn: sa.Connection, writer: str) -> None:
         conn: a connection inside the transaction.
         writer: what writes, for people reading ``pg_settings`` (e.g. ``apply <run id>``).
     """
+    if is_distributed(conn):
+        # On Citus the recording triggers fire on the shards, on the workers: SET LOCAL with
+        # citus.propagate_set_commands = 'local' reaches them there (set_config() does not).
+        literal = conn.execute(
+            sa.text("SELECT quote_literal(:writer)"), {"writer": writer or "reconciler"}
+        ).scalar_one()
+        conn.execute(sa.text("SET LOCAL citus.propagate_set_commands = 'local'"))
+        conn.execute(sa.text(f"SET LOCAL {AUDITED_WRITE_SETTING} = {literal}"))
+        return
     conn.execute(
         sa.text("SELECT set_config(:name, :writer, true)"),
         {"name": AUDITED_WRITE_SETTING, "writer": writer or "reconciler"},
@@ -234,8 +245,29 @@ def mark_audited_write(conn: sa.Connection, writer: str) -> None:
 # One round trip: PostgreSQL's rendering of the JSON values (what the hash covers), new ids
 # (so the hash can include them), the client address, and each tenant's chain head. The
 # LATERAL ... LIMIT 1 is one index probe per tenant on the (tenant_id, id) primary key.
-_PREPARE = sa.text(
-    f"""
+_HEADS = f"""
+           ARRAY(SELECT h.entry_hash
+                   FROM unnest(CAST(:tenants AS text[])) WITH ORDINALITY AS t(tenant_id, i)
+                   LEFT JOIN LATERAL (
+                        SELECT entry_hash FROM {_TABLE} a
+                         WHERE a.tenant_id = t.tenant_id
+                         ORDER BY a.id DESC LIMIT 1) h ON true
+                  ORDER BY t.i) AS heads
+"""
+# On Citus (which cannot join a table function LATERALly with a distributed table): the
+# heads as one DISTINCT ON query filtered by tenant, pushed down to the shards in parallel,
+# then joined on the coordinator.
+_HEADS_DISTRIBUTED = f"""
+           ARRAY(SELECT h.entry_hash
+                   FROM unnest(CAST(:tenants AS text[])) WITH ORDINALITY AS t(tenant_id, i)
+                   LEFT JOIN (
+                        SELECT DISTINCT ON (a.tenant_id) a.tenant_id, a.entry_hash
+                          FROM {_TABLE} a
+                         WHERE a.tenant_id = ANY(CAST(:tenants AS text[]))
+                         ORDER BY a.tenant_id, a.id DESC) h ON h.tenant_id = t.tenant_id
+                  ORDER BY t.i) AS heads
+"""
+_PREPARE_TEMPLATE = f"""
     SELECT host(inet_client_addr()) AS client,
            ARRAY(SELECT nextval(pg_get_serial_sequence('{_TABLE}', 'id'))
                    FROM generate_series(1, :n)) AS ids,
@@ -245,14 +277,22 @@ _PREPARE = sa.text(
            ARRAY(SELECT c::jsonb::text
                    FROM json_array_elements(CAST(:reasons AS json)) WITH ORDINALITY AS u(c, i)
                   ORDER BY i) AS reasons,
-           ARRAY(SELECT h.entry_hash
-                   FROM unnest(CAST(:tenants AS text[])) WITH ORDINALITY AS t(tenant_id, i)
-                   LEFT JOIN LATERAL (
-                        SELECT entry_hash FROM {_TABLE} a
-                         WHERE a.tenant_id = t.tenant_id
-                         ORDER BY a.id DESC LIMIT 1) h ON true
-                  ORDER BY t.i) AS heads
+           {{heads}}
     """
+_PREPARE = sa.text(_PREPARE_TEMPLATE.format(heads=_HEADS))
+# On Citus the identity sequence hands out a different range on each node (the coordinator's
+# and each worker's, where the recording trigger runs), so a new id is also taken above the
+# highest id of the tenants appended to: each tenant's ids keep growing along its chain.
+_IDS = f"""ARRAY(SELECT nextval(pg_get_serial_sequence('{_TABLE}', 'id'))
+                   FROM generate_series(1, :n)) AS ids"""
+_IDS_DISTRIBUTED = f"""ARRAY(SELECT greatest(nextval(pg_get_serial_sequence('{_TABLE}', 'id')),
+                                 m.top + g)
+                   FROM generate_series(1, :n) AS g,
+                        (SELECT coalesce(max(a.id), 0) AS top FROM {_TABLE} a
+                          WHERE a.tenant_id = ANY(CAST(:tenants AS text[]))) m) AS ids"""
+assert _IDS in _PREPARE.text
+_PREPARE_DISTRIBUTED = sa.text(
+    _PREPARE_TEMPLATE.format(heads=_HEADS_DISTRIBUTED).replace(_IDS, _IDS_DISTRIBUTED)
 )
 
 

@@ -39,6 +39,7 @@ from sqlalchemy.engine import URL, make_url
 
 from reconciler.errors import (
     ConfigError,
+    DatabaseError,
     DatabaseUnavailable,
     LockTimeout,
     PermissionDenied,
@@ -442,6 +443,58 @@ def translate_error(exc: BaseException, url: URL | str | None = None) -> Reconci
     return None
 
 
+DRIVER_ERRORS: tuple[type[BaseException], ...] = (sa.exc.DBAPIError, psycopg.Error)
+"""What the database driver raises: for a last-resort ``except`` outside the store."""
+
+
+def unanticipated_error(exc: BaseException, url: URL | str | None = None) -> ReconcilerError:
+    """One line for any driver error: :func:`translate_error`'s, else a :class:`DatabaseError`.
+
+    For the command line's last resort: what failed (the server's primary message and
+    SQLSTATE), which kind of statement (and the table it names), and that the transaction
+    was rolled back, so nothing was applied. Never the statement text or its parameters.
+    """
+    translated = translate_error(exc, url)
+    if translated is not None:
+        return translated
+    orig = exc.orig if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None else exc
+    state = getattr(orig, "sqlstate", None)
+    code = f" (SQLSTATE {state})" if state else ""
+    statement = exc.statement if isinstance(exc, sa.exc.StatementError) else None
+    return DatabaseError(
+        f"the database refused {statement_kind(statement)}: {_server_message(orig, url)}{code}; "
+        "the transaction was rolled back, nothing was applied (--debug shows the details)"
+    )
+
+
+_KIND = re.compile(
+    r"^\s*(?:(?P<insert>INSERT\s+INTO)|(?P<update>UPDATE)|(?P<delete>DELETE\s+FROM)"
+    r"|(?P<other>[A-Za-z]+))\s*(?P<table>[A-Za-z_][A-Za-z0-9_.]*)?",
+    re.IGNORECASE,
+)
+_FROM = re.compile(r"\bFROM\s+(?P<table>[A-Za-z_][A-Za-z0-9_.]*)(?!\s*\()", re.IGNORECASE)
+
+
+def statement_kind(statement: str | None) -> str:
+    """E.g. ``an INSERT into configuration_audit_logs``, ``a SELECT``; never the text itself."""
+    match = _KIND.match(statement or "")
+    if match is None:
+        return "a statement"
+    table = match.group("table")
+    if match.group("insert"):
+        return f"an INSERT into {table}"
+    if match.group("update"):
+        return f"an UPDATE of {table}"
+    if match.group("delete"):
+        return f"a DELETE from {table}"
+    word = match.group("other").upper()
+    if word in ("SELECT", "WITH"):
+        source = _FROM.search(statement or "")
+        reading = f" (reading {source.group('table')})" if source else ""
+        return f"a query{reading}"
+    return f"a {word} statement"
+
+
 def _server_message(exc: BaseException, url: URL | str | None) -> str:
     """The server's one-line primary message, else the driver's text on one line; masked."""
     diag = getattr(exc, "diag", None)
@@ -505,3 +558,22 @@ def ensure_schema_current(engine: sa.Engine, target: DatabaseTarget) -> None:
         f"database schema is at revision {actual or '(none)'}, expected {expected}: "
         "run `reconciler db upgrade`"
     )
+
+
+def is_distributed(conn: sa.Connection) -> bool:
+    """Whether ``conn`` is on a Citus coordinator (the ``citus`` extension is installed).
+
+    A few statements have a second form that Citus can plan (see ``audit.py``); plain
+    PostgreSQL keeps the first. Asked once per database connection (kept in its ``info``).
+    """
+    known = conn.info.get("reconciler.distributed")
+    if known is None:
+        known = bool(
+            conn.execute(
+                sa.text(
+                    "SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus')"
+                )
+            ).scalar()
+        )
+        conn.info["reconciler.distributed"] = known
+    return bool(known)

@@ -41,12 +41,15 @@ WHERE {_WHERE} AND is_active AND deleted_at IS NULL
 ORDER BY tenant_id, platform, environment, config_type
 """
 
+# The statuses are cast as one array parameter, not value by value: Citus refuses a STABLE
+# function (an enum's input) applied to a column in an UPDATE of a distributed table.
 _WRITE_HEALTH = """
 UPDATE integration_configs AS t
-SET health_status = CAST(v.status AS health_status), health_message = v.message,
+SET health_status = v.status, health_message = v.message,
     last_health_check_at = :now
-FROM unnest(CAST(:tenant_ids AS text[]), CAST(:ids AS bigint[]), CAST(:statuses AS text[]),
-            CAST(:messages AS text[])) AS v(tenant_id, id, status, message)
+FROM unnest(CAST(:tenant_ids AS text[]), CAST(:ids AS bigint[]),
+            CAST(:statuses AS health_status[]), CAST(:messages AS text[]))
+     AS v(tenant_id, id, status, message)
 WHERE t.tenant_id = v.tenant_id AND t.id = v.id AND t.deleted_at IS NULL
 """
 
@@ -56,10 +59,15 @@ _DUE = f"""circuit_breaker_status = 'OPEN' AND circuit_opened_at IS NOT NULL
                                                            {DEFAULT_RESET_SECONDS}))
         <= CAST(:now AS timestamptz)"""
 
+# The due test (timestamptz arithmetic on columns, STABLE) in a subquery: Citus refuses it
+# in the WHERE of an UPDATE on a distributed table; the outer OPEN test re-checks a row that
+# a concurrent transaction changed. The enums are returned as they are (psycopg reads an
+# enum as text): Citus refuses non-immutable casts in RETURNING.
 _HALF_OPEN = f"""
 UPDATE webhook_configurations SET circuit_breaker_status = 'HALF_OPEN'
-WHERE {_DUE}
-RETURNING tenant_id, platform::text, environment::text, name, circuit_opened_at
+WHERE circuit_breaker_status = 'OPEN'
+  AND (tenant_id, id) IN (SELECT tenant_id, id FROM webhook_configurations WHERE {_DUE})
+RETURNING tenant_id, platform, environment, name, circuit_opened_at
 """
 
 _DUE_PREVIEW = f"""

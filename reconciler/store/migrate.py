@@ -425,7 +425,13 @@ def _translate_alembic_errors() -> Iterator[None]:
         yield
     except CommandError as exc:
         raise ConfigError(mask_credentials(" ".join(str(exc).split()))) from exc
-    except (sa.exc.ProgrammingError, sa.exc.IntegrityError, sa.exc.DataError) as exc:
+    except (
+        sa.exc.ProgrammingError,
+        sa.exc.IntegrityError,
+        sa.exc.DataError,
+        sa.exc.NotSupportedError,
+        sa.exc.InternalError,
+    ) as exc:
         # A missing privilege keeps its own class; anything else is a failed step.
         translated = translate_error(exc)
         reason = mask_credentials(" ".join(str(translated or exc.orig or exc).split()))

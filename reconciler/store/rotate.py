@@ -59,6 +59,7 @@ from reconciler.store.secret_tables import (
     key_usage,
     legacy_rows,
     legacy_usage,
+    locked_batch,
     reencryption_entry,
 )
 from reconciler.store.token_adoption import TOKENS, AdoptionResult, RefusedToken, adopt_tokens
@@ -216,15 +217,14 @@ def _rotate_batch(
     active = cipher.active_version
     cols = ", ".join(table.columns)
     mark_audited_write(conn, "keys rotate")  # each batch appends its own ROTATE rows
-    rows = conn.execute(
-        sa.text(
-            f"SELECT tenant_id, id, encryption_key_version AS version, {table.identity_sql},"
-            f" {table.select_sql} FROM {table.name}"
-            f" WHERE {table.pending_sql} AND {table.has_secret_sql}"
-            " ORDER BY tenant_id, id LIMIT :n FOR UPDATE SKIP LOCKED"
-        ),
+    rows = locked_batch(
+        conn,
+        f"tenant_id, id, encryption_key_version AS version, {table.identity_sql},"
+        f" {table.select_sql}",
+        table.name,
+        f"{table.pending_sql} AND {table.has_secret_sql}",
         {"active": active, "n": batch_size},
-    ).all()
+    )
     if not rows:
         return 0
     params: dict[str, Any] = {

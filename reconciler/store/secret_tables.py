@@ -5,7 +5,7 @@ audit row of a re-encrypted row (shared by :mod:`~reconciler.store.rotate` and
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -18,6 +18,7 @@ from reconciler.model.plan import Address, ResourceKind
 from reconciler.store.audit import (
     AuditEntry,
 )
+from reconciler.store.database import is_distributed
 
 REENCRYPTED = "(sensitive, re-encrypted)"
 """What a ROTATE audit row shows as a secret column's new value."""
@@ -252,3 +253,33 @@ def reencryption_entry(
         risk_reasons=[{"code": code, "level": RiskLevel.LOW.value, "message": message}],
         requires_review=False,
     )
+
+
+def locked_batch(
+    conn: sa.Connection, select: str, table: str, where: str, params: Mapping[str, Any]
+) -> list[Any]:
+    """The next ``:n`` rows matching ``where`` in ``(tenant_id, id)`` order, row-locked.
+
+    ``FOR UPDATE SKIP LOCKED`` in one statement on PostgreSQL. Citus locks rows only in a
+    statement routed to one shard: there the batch's keys are chosen first, then each
+    tenant's rows are locked (and read again, still matching ``where``) by a statement of
+    their own, rows another transaction holds skipped as before.
+    """
+    order = " ORDER BY tenant_id, id"
+    if not is_distributed(conn):
+        sql = f"SELECT {select} FROM {table} WHERE {where}{order} LIMIT :n FOR UPDATE SKIP LOCKED"
+        return list(conn.execute(sa.text(sql), params).all())
+    keys = conn.execute(
+        sa.text(f"SELECT tenant_id, id FROM {table} WHERE {where}{order} LIMIT :n"), params
+    ).all()
+    by_tenant: dict[str, list[int]] = {}
+    for key in keys:
+        by_tenant.setdefault(key.tenant_id, []).append(key.id)
+    lock = sa.text(
+        f"SELECT {select} FROM {table} WHERE {where} AND tenant_id = :lock_tenant"
+        " AND id = ANY(CAST(:lock_ids AS bigint[])) ORDER BY id FOR UPDATE SKIP LOCKED"
+    )
+    rows: list[Any] = []
+    for tenant, ids in by_tenant.items():
+        rows += conn.execute(lock, {**params, "lock_tenant": tenant, "lock_ids": ids}).all()
+    return rows

@@ -27,6 +27,7 @@ from reconciler.store.secret_tables import (
     RotationProgress,
     SecretTable,
     legacy_rows,
+    locked_batch,
     reencryption_entry,
 )
 
@@ -125,15 +126,14 @@ def adopt_tokens(
         with engine.connect() as conn:
             tx = conn.begin()
             try:
-                rows = conn.execute(
-                    sa.text(
-                        f"SELECT tenant_id, id, encryption_key_version AS version,"
-                        f" {table.identity_sql}, {table.select_sql} FROM {table.name}"
-                        f" WHERE {table.legacy_sql} AND (tenant_id, id) > (:tenant, :id)"
-                        " ORDER BY tenant_id, id LIMIT :n FOR UPDATE SKIP LOCKED"
-                    ),
+                rows = locked_batch(
+                    conn,
+                    f"tenant_id, id, encryption_key_version AS version,"
+                    f" {table.identity_sql}, {table.select_sql}",
+                    table.name,
+                    f"{table.legacy_sql} AND (tenant_id, id) > (:tenant, :id)",
                     {"tenant": after[0], "id": after[1], "n": batch_size},
-                ).all()
+                )
                 if not rows:
                     tx.rollback()
                     break

@@ -172,8 +172,8 @@ def _bound(spec: FieldSpec) -> Callable[[Any], Any]:
     return get  # type: ignore[no-any-return]
 
 
-def _next_sync(column: str) -> str:
-    return f"CAST(:now AS timestamptz) + make_interval(mins => v.{column})"
+def _next_sync(column: str, alias: str = "v") -> str:
+    return f"CAST(:now AS timestamptz) + make_interval(mins => {alias}.{column})"
 
 
 _INTERVAL = next(f.name for f in INTEGRATION_FIELDS if f.schedules)
@@ -339,16 +339,23 @@ def _update(
         f"{n} = CASE WHEN v.secrets_changed THEN v.{n} ELSE t.{n} END"
         for n, _ in _secret_types(table)
     ]
+    source = _recordset(names_types)
     if table.interval_column:
         interval = table.interval_column
+        # The new time is computed in FROM, not in the CASE: Citus refuses non-immutable
+        # expressions (timestamptz + interval) inside CASE on a distributed table.
         sets.append(
             f"next_sync_at = CASE WHEN v.{interval} IS DISTINCT FROM t.{interval} "
-            f"THEN {_next_sync(interval)} ELSE t.next_sync_at END"
+            "THEN v.planned_next_sync_at ELSE t.next_sync_at END"
+        )
+        source = (
+            f"(SELECT r.*, {_next_sync(interval, 'r')} AS planned_next_sync_at"
+            f" FROM {source.replace(' AS v(', ' AS r(', 1)}) AS v"
         )
     sql = f"""
         UPDATE {table.name} AS t SET {", ".join(sets)},
             updated_at = :now, updated_by = :actor, row_version = t.row_version + 1
-        FROM {_recordset(names_types)}
+        FROM {source}
         WHERE t.tenant_id = v.tenant_id AND t.id = v.id AND t.row_version = v.row_version
           AND t.deleted_at IS NULL
         RETURNING t.id

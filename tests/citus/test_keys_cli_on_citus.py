@@ -1,0 +1,7 @@
+"""tests/cli/test_keys_cli.py, unchanged, on a Citus cluster."""
+
+import pytest
+
+from tests.cli.test_keys_cli import *  # noqa: F403
+
+pytestmark = pytest.mark.citus
