@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from reconciler.cli.cmd_plan import _read_plan_file
-from reconciler.cli.options import database_url_option, handle_errors
+from reconciler.cli.options import database_url_option, handle_errors, output_options
 from reconciler.commands.approvals import approve
 from reconciler.context import MAX_NOTE_LENGTH, checked_name
 from reconciler.escape import printable
@@ -16,6 +16,7 @@ from reconciler.settings import load_settings
 
 
 @click.command("approve")
+@output_options()
 @click.argument("plan_file", type=click.Path(dir_okay=False, path_type=Path), metavar="PLAN")
 @click.option(
     "--by",
@@ -39,13 +40,18 @@ def approve_cmd(
 ) -> None:
     """Approve a saved plan (from `reconciler plan --out`) so that `apply PLAN` may write it.
 
-    \\b
     The approval is bound to the digest of the plan's changes: apply counts it only when the
     changes it derives itself are exactly those. It is recorded in the database and in the
     audit log (a REVIEW row per change needing approval, signed with $RECONCILER_AUDIT_KEY).
     The plan's author cannot approve it, and neither approval counts for its own applier.
     reconciler.yaml `approval:` sets the level that needs approval (default critical) and
     how many approvals (default 1).
+
+    \b
+    Examples:
+      reconciler plan --out plan.json                      # the author
+      reconciler approve plan.json --by alice --note "reviewed in PR 42"
+      reconciler apply plan.json --auto-approve            # the deploy job
     """
     by = checked_name(approved_by, "--by") if approved_by is not None else None
     note_text = checked_name(note, "--note", kind="a note", limit=MAX_NOTE_LENGTH) if note else None

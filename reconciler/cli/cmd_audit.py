@@ -10,7 +10,12 @@ from typing import Any
 import click
 
 from reconciler.cli.exit_codes import ExitCode
-from reconciler.cli.options import database_url_option, handle_errors, output_options
+from reconciler.cli.options import (
+    database_url_option,
+    handle_errors,
+    output_options,
+    quiet_requested,
+)
 from reconciler.commands.audit import (
     AUDIT_KEY_ENV,
     AuditRecord,
@@ -105,6 +110,12 @@ def list_cmd(
     "database" for rows the database recorded for a write made outside the reconciler
     (BY is then the database login). --wide and --format json add the client address,
     user agent (for database rows: the client's application_name) and session.
+
+    \b
+    Examples:
+      reconciler audit list --tenant acme-robotics --since 7d
+      reconciler audit list --risk high --limit 200 --format json
+      reconciler audit list --address acme-robotics/stripe/production/webhook/billing-events
     """
     records = list_audit(
         tenant=tenant,
@@ -160,7 +171,13 @@ def pending_cmd(
 @database_url_option
 @handle_errors
 def rejected_cmd(tenant: str | None, wide: bool, fmt: str, database_url: str | None) -> None:
-    """Changes a reviewer rejected, oldest first: applied, but to be rolled back or justified."""
+    """Changes a reviewer rejected, oldest first: applied, but to be rolled back or justified.
+
+    \b
+    Examples:
+      reconciler audit rejected
+      reconciler audit rejected --tenant acme-robotics --format json
+    """
     records = rejected_reviews(tenant=tenant, database_url=database_url)
     _emit_records(records, fmt, "No change was rejected in review.", wide=wide)
 
@@ -191,6 +208,11 @@ def review_cmd(
     \b
     The decision is appended to the audit chain as a REVIEW row signed with the audit key
     ($RECONCILER_AUDIT_KEY). Whoever performed the change cannot review it.
+
+    \b
+    Examples:
+      reconciler audit review 4711 --decision approve --by alice --note "ticket OPS-12"
+      reconciler audit review 4712 --tenant acme-robotics --decision reject --by alice
     """
     verdict = ReviewDecision.APPROVED if decision.lower() == "approve" else ReviewDecision.REJECTED
     record = review(
@@ -214,7 +236,13 @@ def review_cmd(
 @database_url_option
 @handle_errors
 def summary_cmd(days: int, fmt: str, database_url: str | None) -> None:
-    """Audit rows per day, entity type, action and risk level."""
+    """Audit rows per day, entity type, action and risk level.
+
+    \b
+    Examples:
+      reconciler audit summary
+      reconciler audit summary --days 30 --format json
+    """
     rows = audit_summary(days=days, database_url=database_url)
     if fmt == "json":
         _emit_json(summary_records(rows))
@@ -268,6 +296,11 @@ def verify_cmd(
     rows from before the keyed chain that nothing covers yet need --allow-unkeyed.
     With --checkpoint FILE (from `reconciler audit checkpoint`), rows removed from the end
     of a chain, and a rewritten chain, are caught too.
+
+    \b
+    Examples:
+      reconciler audit verify
+      reconciler audit verify --tenant acme-robotics --checkpoint audit-checkpoint.json
     """
     result = verify_audit(
         tenants=tenants,
@@ -309,6 +342,11 @@ def checkpoint_cmd(
     Keep the file outside the database (commit it, or store it with the deploy logs):
     `reconciler audit verify --checkpoint FILE` then fails if rows were removed from the end
     of a chain, or a chain was rewritten, since. Nothing is written for a broken chain.
+
+    \b
+    Examples:
+      reconciler audit checkpoint --out audit-checkpoint.json
+      reconciler audit verify --checkpoint audit-checkpoint.json     # later
     """
     result = audit_checkpoint(
         out=out, without_key=without_key, allow_unkeyed=allow_unkeyed, database_url=database_url
@@ -316,7 +354,8 @@ def checkpoint_cmd(
     if out is None:
         click.echo(result.text, nl=False)
         return
-    click.echo(f"Checkpoint of {result.tenants} tenant chain(s) written to {out}.", err=True)
+    if not quiet_requested():
+        click.echo(f"Checkpoint of {result.tenants} tenant chain(s) written to {out}.", err=True)
 
 
 def register(group: click.Group) -> None:

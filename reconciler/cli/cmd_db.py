@@ -11,7 +11,12 @@ from pathlib import Path
 
 import click
 
-from reconciler.cli.options import database_url_option, handle_errors, output_options
+from reconciler.cli.options import (
+    database_url_option,
+    handle_errors,
+    output_options,
+    quiet_requested,
+)
 from reconciler.commands import db as api
 from reconciler.commands.db import ARCHIVE_SCHEMA, RoleKind, SchemaChange
 from reconciler.commands.db import revision_name as _revision
@@ -20,16 +25,21 @@ from reconciler.render.db import grant_lines, render_roles_text, revoke_lines
 
 
 def _announce() -> Progress:
-    """Where the database in use is announced: stderr, so stdout stays clean for scripts."""
-    return Progress()
+    """Where the database in use is announced: stderr, so stdout stays clean for scripts;
+    nothing with ``--quiet``."""
+    return Progress(enabled=not quiet_requested())
 
 
 def _report_change(change: SchemaChange, verb: str) -> bool:
     """Say whether the schema moved; False when there was nothing to do."""
     if not change.changed:
-        click.echo(f"schema already at {_revision(change.after)}; nothing to do", err=True)
+        if not quiet_requested():
+            click.echo(f"schema already at {_revision(change.after)}; nothing to do", err=True)
         return False
-    click.echo(f"{verb} schema: {_revision(change.before)} -> {_revision(change.after)}", err=True)
+    if not quiet_requested():
+        click.echo(
+            f"{verb} schema: {_revision(change.before)} -> {_revision(change.after)}", err=True
+        )
     return True
 
 
@@ -226,6 +236,11 @@ def stop() -> None:
 
     The embedded server keeps running between commands so each one starts fast; stop it
     when you are done. The next command that needs it starts it again.
+
+    \b
+    Examples:
+      reconciler db stop
+      RECONCILER_DATA_DIR=/tmp/rc reconciler db stop     # the server of another data dir
     """
     result = api.stop_database()
     if result.stopped:

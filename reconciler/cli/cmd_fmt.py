@@ -34,6 +34,12 @@ def fmt(paths: tuple[Path, ...], check: bool, quiet: bool) -> None:
 
     With --check nothing is written; the files that would change are listed on stdout and
     the exit code is 1 (for CI and pre-commit).
+
+    \b
+    Examples:
+      reconciler fmt                                  # the manifests directory
+      reconciler fmt manifests/tenants/acme-robotics
+      reconciler fmt --check                          # in CI or a pre-commit hook
     """
     targets = paths or (load_settings().manifests_dir,)
     report = format_paths(list(targets), write=not check, progress=Progress(enabled=not quiet))

@@ -9,7 +9,12 @@ from typing import Any
 import click
 
 from reconciler.cli.exit_codes import ExitCode
-from reconciler.cli.options import database_url_option, handle_errors, output_options
+from reconciler.cli.options import (
+    database_url_option,
+    handle_errors,
+    output_options,
+    quiet_requested,
+)
 from reconciler.commands.keys import (
     LAYOUTS,
     LEGACY_KEY_ENV,
@@ -33,7 +38,12 @@ def keys_group() -> None:
 @database_url_option
 @handle_errors
 def status_cmd(database_url: str | None) -> None:
-    """Rows per key version per table, and which version is active."""
+    """Rows per key version per table, and which version is active.
+
+    \b
+    Example:
+      reconciler keys status --database-url "$DATABASE_URL"
+    """
     click.echo(render_key_status(key_status(database_url=database_url)), nl=False)
 
 
@@ -58,8 +68,14 @@ def rotate_cmd(batch_size: int, actor: str | None, database_url: str | None) -> 
     run it again and it continues where it stopped. One ROTATE audit row per row.
     OAuth tokens still in the application's own (legacy) form are reported and left as
     they are (see `reconciler keys adopt-tokens`).
+
+    \b
+    Example:
+      reconciler keys generate >> keyring.txt      # then deploy the new keyring
+      reconciler keys rotate --actor ops --batch-size 1000
+      reconciler keys status
     """
-    with _Progress() as progress:
+    with _Progress(enabled=not quiet_requested()) as progress:
         result = rotate_keys(
             batch_size=batch_size, actor=actor, database_url=database_url, progress=progress
         )
@@ -84,7 +100,8 @@ def rotate_cmd(batch_size: int, actor: str | None, database_url: str | None) -> 
         sys.exit(ExitCode.ERROR)
 
 
-_ADOPT_HELP = """Store OAuth tokens written before adoption in the managed (rcn1) form.
+_ADOPT_HELP = (
+    """Store OAuth tokens written before adoption in the managed (rcn1) form.
 
 Every oauth_tokens value that is not in the reconciler's form is read with the layout
 --from names and encrypted under the active key version, bound to its row; one LOW ROTATE
@@ -96,8 +113,15 @@ Run it once the application itself reads tokens in the rcn1 form: it cannot read
 adopted token in its old layout any more.
 
 \b
+Examples:
+  reconciler keys adopt-tokens --from {first} --dry-run
+  reconciler keys adopt-tokens --from {first} --actor ops
+
+\b
 Layouts:
-""" + "\n".join(f"  {name}: {layout.summary}" for name, layout in sorted(LAYOUTS.items()))
+""".replace("{first}", sorted(LAYOUTS)[0])
+    + "\n".join(f"  {name}: {layout.summary}" for name, layout in sorted(LAYOUTS.items()))
+)
 
 
 @keys_group.command("adopt-tokens", help=_ADOPT_HELP)
@@ -137,7 +161,7 @@ def adopt_tokens_cmd(
     database_url: str | None,
 ) -> None:
     """Store OAuth tokens written before adoption in the managed (rcn1) form (see --help)."""
-    with _Progress() as progress:
+    with _Progress(enabled=not quiet_requested()) as progress:
         result = adopt_tokens(
             layout=layout_name,
             legacy_key_env=legacy_key_env,
@@ -165,9 +189,11 @@ def adopt_tokens_cmd(
 
 
 class _Progress:
-    """A progress bar on a terminal, else one line per batch (both on stderr)."""
+    """A progress bar on a terminal, else one line per batch (both on stderr); nothing with
+    ``--quiet``."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, enabled: bool = True) -> None:
+        self._enabled = enabled
         self._tty = sys.stderr.isatty()
         self._bar: Any = None
         self._done = 0
@@ -187,6 +213,8 @@ class _Progress:
 
     def start(self, total: int) -> None:
         self._total = total
+        if not self._enabled:
+            return
         if total == 0:
             click.echo("Nothing to re-encrypt.", err=True)
         elif self._tty:
@@ -197,6 +225,8 @@ class _Progress:
 
     def advance(self, table: str, rows: int) -> None:
         self._done += rows
+        if not self._enabled:
+            return
         if self._bar is not None:
             self._bar.update(rows)
         else:
@@ -225,10 +255,16 @@ def generate_cmd(version: int | None, fingerprint_key: bool) -> None:
     \b
     Rotation: append the entry to $RECONCILER_KEYRING or $RECONCILER_KEYRING_FILE
     everywhere the reconciler runs, then run `reconciler keys rotate`.
+
+    \b
+    Examples:
+      reconciler keys generate                       # next version of the keyring
+      reconciler keys generate --version 3
+      reconciler keys generate --fingerprint-key     # for $RECONCILER_FINGERPRINT_KEY
     """
     generated = generate_key(version=version, fingerprint_key=fingerprint_key)
     click.echo(generated.value)
-    if fingerprint_key:
+    if fingerprint_key or quiet_requested():
         return
     click.echo(
         f"Add it to ${KEYRING_ENV} (comma-separated) or ${KEYRING_FILE_ENV} (one per line), "

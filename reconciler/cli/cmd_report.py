@@ -63,6 +63,12 @@ def health_cmd(
     \b
     Exit codes: 0 (also when something is unhealthy), 1 error,
     2 something is DEGRADED or UNHEALTHY and --fail-on-unhealthy was given.
+
+    \b
+    Examples:
+      reconciler report health
+      reconciler report health --platform stripe --format json
+      reconciler report health --fail-on-unhealthy      # in a scheduled job
     """
     report = health_report(platforms=_platforms(platforms), database_url=database_url)
     if fmt == "json":
@@ -95,6 +101,12 @@ def circuits_cmd(
     \b
     Exit codes: 0 (also when circuits are open), 1 error,
     2 a circuit is OPEN or HALF_OPEN and --fail-on-open was given.
+
+    \b
+    Examples:
+      reconciler report circuits
+      reconciler report circuits --platform hubspot --format json
+      reconciler report circuits --fail-on-open         # in a scheduled job
     """
     report = circuit_report(platforms=_platforms(platforms), database_url=database_url)
     if fmt == "json":

@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from reconciler.cli.exit_codes import ExitCode
-from reconciler.cli.options import handle_errors, output_options
+from reconciler.cli.options import handle_errors, output_options, quiet_requested
 from reconciler.errors import ConfigError
 from reconciler.files import atomic_write
 from reconciler.progress import Progress
@@ -62,7 +62,13 @@ def secrets() -> None:
 )
 @handle_errors
 def keygen(output: Path | None) -> None:
-    """Generate an age identity (like age-keygen)."""
+    """Generate an age identity (like age-keygen).
+
+    \b
+    Examples:
+      reconciler secrets keygen -o ~/.config/sops/age/keys.txt
+      reconciler secrets keygen > key.txt && grep public key.txt
+    """
     key = generate_key()
     if output is None:
         click.echo(key.text, nl=False)
@@ -75,7 +81,8 @@ def keygen(output: Path | None) -> None:
         raise ConfigError(f"{output}: cannot create: {exc.strerror}") from None
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(key.text)
-    click.echo(f"Public key: {key.public_key}", err=True)
+    if not quiet_requested():
+        click.echo(f"Public key: {key.public_key}", err=True)
 
 
 @secrets.command("encrypt")
@@ -102,6 +109,11 @@ def encrypt(
 
     An already encrypted FILE is encrypted again with its own key: values added or changed
     in clear are encrypted, unchanged values keep their ciphertext.
+
+    \b
+    Examples:
+      reconciler secrets encrypt -i manifests/tenants/acme/stripe.yaml
+      reconciler secrets encrypt --age age1... --encrypted-regex '^(password|token)$' in.yaml
     """
     given = {kind: value for kind, value in rule_options.items() if value}
     if len(given) > 1:
@@ -134,7 +146,13 @@ def decrypt(
     input_type: str | None,
     output_type: str | None,
 ) -> None:
-    """Decrypt FILE (MAC verified) and print it (or write it back with -i)."""
+    """Decrypt FILE (MAC verified) and print it (or write it back with -i).
+
+    \b
+    Examples:
+      reconciler secrets decrypt manifests/tenants/acme/stripe.yaml
+      reconciler secrets decrypt --extract '["db"]["password"]' secrets.yaml
+    """
     if in_place and extract:
         raise ConfigError("--extract cannot be combined with --in-place")
     decrypted = decrypt_file(file, input_format=input_type)
@@ -162,6 +180,11 @@ def edit(file: Path) -> None:
     /dev/shm when available (memory, not disk), removed afterwards and on SIGTERM, SIGHUP
     and Ctrl-C; leftovers of a killed edit are removed by the next one. Unchanged values
     keep their ciphertext; nothing is written when nothing changed.
+
+    \b
+    Examples:
+      reconciler secrets edit manifests/tenants/acme/stripe.yaml
+      SOPS_EDITOR="code --wait" reconciler secrets edit stripe.yaml
     """
     session = EditSession.open(file)
     with PlaintextFile.open(file.name, session.plaintext) as plain:
@@ -169,7 +192,8 @@ def edit(file: Path) -> None:
             _run_editor(plain)
             edited = plain.path.read_text(encoding="utf-8")
             if edited == session.plaintext:
-                click.echo(f"{file}: not changed; nothing written.", err=True)
+                if not quiet_requested():
+                    click.echo(f"{file}: not changed; nothing written.", err=True)
                 return
             try:
                 text = session.seal(edited)
@@ -179,7 +203,8 @@ def edit(file: Path) -> None:
                 if not click.confirm("Return to the editor?", default=True, err=True):
                     raise ConfigError(f"{file}: edit aborted; nothing written") from None
         atomic_write(file, text)
-        click.echo(f"{file}: saved.", err=True)
+        if not quiet_requested():
+            click.echo(f"{file}: saved.", err=True)
 
 
 @secrets.command("updatekeys")
@@ -195,6 +220,11 @@ def updatekeys(paths: tuple[Path, ...], yes: bool, quiet: bool, jobs: int | None
     PATHS are files or directories (searched for SOPS files: .yaml, .yml and .json files with
     a sops block). Values, comments and the MAC are unchanged. Without -y the changes are
     listed and confirmed once for all files.
+
+    \b
+    Examples:
+      reconciler secrets updatekeys manifests/tenants/acme/stripe.yaml
+      reconciler secrets updatekeys -y manifests/         # after editing .sops.yaml
     """
     files = expand(paths)
     progress = Progress(enabled=not quiet)
@@ -214,8 +244,9 @@ def updatekeys(paths: tuple[Path, ...], yes: bool, quiet: bool, jobs: int | None
         for result in pending:
             assert result.text is not None
             atomic_write(result.path, result.text)
-            click.echo(f"{result.path}: keys updated.", err=True)
-    for result in results:
+            if not quiet:
+                click.echo(f"{result.path}: keys updated.", err=True)
+    for result in [] if quiet else results:
         if result.status == "updated":
             click.echo(f"{result.path}: keys updated.", err=True)
         elif result.status == "unchanged":
@@ -236,11 +267,16 @@ def rotate(paths: tuple[Path, ...], quiet: bool, jobs: int | None) -> None:
     file's same recipients, and the MAC is recomputed. Clear values, comments and layout stay.
     PATHS are files or directories (searched for SOPS files). Files are written in place,
     each atomically; a file that cannot be opened is reported and left as it was.
+
+    \b
+    Examples:
+      reconciler secrets rotate manifests/tenants/acme/stripe.yaml
+      reconciler secrets rotate --jobs 4 manifests/
     """
     files = expand(paths)
     progress = Progress(enabled=not quiet)
     results = batch.run(files, "rotate", workers=jobs, progress=progress)
-    if len(results) <= 20:
+    if len(results) <= 20 and not quiet:
         for result in results:
             if result.status == "rotated":
                 click.echo(f"{result.path}: data key rotated.", err=True)

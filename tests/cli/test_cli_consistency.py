@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -97,11 +98,33 @@ def test_version_and_help_import_no_command_module(args: list[str]) -> None:
         assert loaded == "[]"
 
 
-@pytest.mark.parametrize("name", ["validate", "plan", "show", "apply", "drift", "history"])
-def test_help_has_examples(runner: CliRunner, name: str) -> None:
-    result = runner.invoke(cli, [name, "--help"])
-    assert result.exit_code == 0
+def _leaf_commands() -> list[list[str]]:
+    """Every command that runs (not a group), as the words that invoke it."""
+
+    def walk(command: click.Command, path: list[str]) -> list[list[str]]:
+        if isinstance(command, click.Group):
+            return [
+                leaf
+                for name, sub in sorted(command.commands.items())
+                for leaf in walk(sub, [*path, name])
+            ]
+        return [path]
+
+    return [leaf for name in COMMANDS for leaf in walk(load_command(name), [name])]
+
+
+def test_every_command_is_walked() -> None:
+    leaves = {" ".join(words) for words in _leaf_commands()}
+    assert {"db stop", "secrets rotate", "keys adopt-tokens", "audit checkpoint"} <= leaves
+    assert {"report circuits", "health check", "schema export", "approve", "fmt"} <= leaves
+
+
+@pytest.mark.parametrize("words", _leaf_commands(), ids=" ".join)
+def test_help_has_examples(runner: CliRunner, words: list[str]) -> None:
+    result = runner.invoke(cli, [*words, "--help"])
+    assert result.exit_code == 0, result.output
     assert "Example" in result.output
+    assert "\\b" not in result.output  # a literal \b: an escaped marker click did not see
     for option in ("--quiet", "--no-color", "--debug"):
         assert option in result.output
 
