@@ -200,8 +200,9 @@ def output_options(
     Each may also be given before the command name (``reconciler --quiet plan``); the value
     after the command wins, then the one before it. The wrapped function receives only the
     parameters (``quiet``, ``no_color``, ``fmt``) it declares; ``--debug`` is recorded for
-    :func:`handle_errors`. A ``--format`` before the command that the command does not
-    support is a usage error (exit 64).
+    :func:`handle_errors`. A ``--format`` before the command also reaches a command that
+    declares its own ``--format`` (when not given after the command). A ``--format`` before
+    the command that the command does not support is a usage error (exit 64).
     """
 
     def decorate(func: F) -> F:
@@ -209,6 +210,9 @@ def output_options(
         # Placed above a command's own options, this sees them: an option the command
         # already declares (its own --format, say) is kept, not declared twice.
         declared = {name for p in getattr(func, "__click_params__", ()) for name in p.opts}
+        own_format = next(
+            (p for p in getattr(func, "__click_params__", ()) if "--format" in p.opts), None
+        )
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -229,6 +233,8 @@ def output_options(
                     )
                 if "fmt" in accepted:
                     kwargs["fmt"] = fmt
+            elif own_format is not None and own_format.name and root.get("format"):
+                _format_from_root(own_format, root["format"], kwargs)
             return func(*args, **kwargs)
 
         command: Any = wrapper
@@ -257,6 +263,21 @@ def output_options(
         return command  # type: ignore[no-any-return]
 
     return decorate
+
+
+def _format_from_root(param: click.Parameter, given: str, kwargs: dict[str, Any]) -> None:
+    """Use ``reconciler --format X cmd`` for a command's own ``--format`` unless the option
+    was given after the command name too (that one wins)."""
+    ctx = click.get_current_context()
+    assert param.name is not None
+    if ctx.get_parameter_source(param.name) is not click.core.ParameterSource.DEFAULT:
+        return
+    choices = tuple(getattr(param.type, "choices", ()))
+    if choices and given not in choices:
+        raise click.UsageError(
+            f"--format {given!r} is not supported here (choose from {', '.join(choices)})"
+        )
+    kwargs[param.name] = given
 
 
 def quiet_requested() -> bool:

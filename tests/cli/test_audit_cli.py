@@ -330,3 +330,27 @@ def test_list_by_address(seeded: dict[str, str]) -> None:
     ]
     code, out = _run(seeded, "list", "--run", "0000")
     assert code == 0 and "No audit rows match." in out
+
+
+def test_format_before_the_command_reaches_its_own_format_option(seeded: dict[str, str]) -> None:
+    before = CliRunner().invoke(cli, ["--format", "json", "audit", "list"], env=seeded)
+    assert before.exit_code == 0, before.output
+    assert len(json.loads(before.stdout)) == 5
+    after_wins = CliRunner().invoke(
+        cli, ["--format", "json", "audit", "summary", "--format", "text"], env=seeded
+    )
+    assert after_wins.exit_code == 0 and not after_wins.stdout.lstrip().startswith("[")
+    unsupported = CliRunner().invoke(cli, ["--format", "markdown", "audit", "list"], env=seeded)
+    assert unsupported.exit_code == 64
+    assert "--format 'markdown' is not supported here" in unsupported.output
+
+
+def test_quiet_checkpoint_writes_the_file_and_says_nothing(
+    seeded: dict[str, str], tmp_path: Path
+) -> None:
+    path = tmp_path / "checkpoint.json"
+    result = CliRunner().invoke(
+        cli, ["--quiet", "audit", "checkpoint", "--out", str(path)], env=seeded
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output == "" and json.loads(path.read_text())["heads"]

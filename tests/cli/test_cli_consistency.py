@@ -133,3 +133,12 @@ def test_help_has_examples(runner: CliRunner, words: list[str]) -> None:
 def test_listed_short_help_is_the_commands_own(name: str) -> None:
     own = " ".join((load_command(name).help or "").split("\n\n")[0].split())
     assert own.startswith(COMMANDS[name][1])
+
+
+def test_quiet_db_upgrade_says_nothing(runner: CliRunner, database_url: str) -> None:
+    loud = runner.invoke(cli, ["db", "upgrade", "--database-url", database_url])
+    assert loud.exit_code == 0, loud.output
+    assert "nothing to do" in loud.stderr
+    quiet = runner.invoke(cli, ["--quiet", "db", "upgrade", "--database-url", database_url])
+    assert quiet.exit_code == 0, quiet.output
+    assert quiet.output == ""

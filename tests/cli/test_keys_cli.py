@@ -126,3 +126,23 @@ def test_generate_refuses_versions_the_database_cannot_store() -> None:
     assert after_newest.exit_code == 1
     assert "above 2147483647" in after_newest.output
     assert newest.split(":")[1] not in after_newest.output
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_quiet_rotate_prints_the_result_but_no_progress(
+    database_url: str, engine: sa.Engine, keyring_entries: tuple[str, str], where: str
+) -> None:
+    old, new = keyring_entries
+    seed(engine, cipher_of(Keyring.parse(old, source="test")))
+    args = ["keys", "rotate", "--batch-size", "4"]
+    args = ["--quiet", *args] if where == "before" else [*args, "--quiet"]
+    result = CliRunner().invoke(cli, args, env=_env(database_url, f"{old},{new}"))
+    assert result.exit_code == 0, result.output
+    assert "Re-encrypted 10 row(s) under key version 2" in result.stdout
+    assert result.stderr == ""
+
+
+def test_quiet_generate_prints_only_the_entry() -> None:
+    result = CliRunner().invoke(cli, ["keys", "generate", "--quiet"], env={KEYRING_ENV: ""})
+    assert result.exit_code == 0
+    assert result.stdout.startswith("1:") and result.stderr == ""

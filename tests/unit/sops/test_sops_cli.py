@@ -261,3 +261,25 @@ def test_updatekeys(tmp_path: Path, keys: tuple[str, Identities]) -> None:
     )
     again = run("updatekeys", "-y", str(path))
     assert "already up to date" in again.stderr
+
+
+def test_quiet_secrets_commands_say_nothing_on_stderr(
+    tmp_path: Path, keys: tuple[str, Identities], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recipient, _ = keys
+    keygen = CliRunner().invoke(cli, ["--quiet", "secrets", "keygen", "-o", str(tmp_path / "k")])
+    assert keygen.exit_code == 0 and keygen.stderr == ""
+    path = _encrypted_file(tmp_path, recipient)
+    newcomer = pyrage.x25519.Identity.generate()
+    (tmp_path / ".sops.yaml").write_text(
+        f"creation_rules:\n  - age: {recipient},{newcomer.to_public()}\n"
+    )
+    for args in (["updatekeys", "-y", "--quiet"], ["rotate", "--quiet"]):
+        result = run(*args, str(path))
+        assert result.exit_code == 0, result.output
+        assert result.stderr == ""
+    before = path.read_bytes()
+    _editor(tmp_path, monkeypatch, "none")
+    unchanged = CliRunner().invoke(cli, ["--quiet", "secrets", "edit", str(path)])
+    assert unchanged.exit_code == 0 and unchanged.stderr == ""
+    assert path.read_bytes() == before
