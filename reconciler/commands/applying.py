@@ -415,7 +415,8 @@ def _apply(
                     desired = with_plaintext(desired, current, manifests_dir, fingerprint, progress)
                 # Under the lock, for the plan that is written: approvals and policy again.
                 auth = authorize(conn, current)
-                with progress.stage(f"Applying {len(current.changes)} change(s)"):
+                count = len(current.changes)  # each change is a row written and an audit row
+                with progress.stage(f"Applying {count} change(s)", 2 * count, unit="row") as stage:
                     audit_context = AuditContext(
                         performed_by=performer,
                         ip_address=None,
@@ -441,6 +442,7 @@ def _apply(
                         clock,
                         dirty,
                         extra,
+                        on_written=stage.advance,
                     )
                     if dry_run:
                         raise _DryRunDone(counts)
@@ -550,11 +552,14 @@ def _write_and_audit(
     clock: Clock = SYSTEM,
     dirty: bool | None = None,
     extra: Mapping[str, Any] | None = None,
+    on_written: Callable[[int], None] | None = None,
 ) -> Counter[str]:
-    """Write the changes, the apply_runs row and one audit row per change; return counts."""
+    """Write the changes, the apply_runs row and one audit row per change; return counts.
+
+    ``on_written`` is told the rows written: per table group, then the audit rows."""
     now = now_utc(clock)
     written = write_changes(
-        conn, p.changes, desired, WriteContext(now, context.performed_by, cipher)
+        conn, p.changes, desired, WriteContext(now, context.performed_by, cipher), on_written
     )
     counts = Counter(w.change.action.value for w in written)
     assert context.apply_run_id is not None
@@ -571,6 +576,8 @@ def _write_and_audit(
         git_dirty=dirty,
     )
     append_audit_entries(conn, [_audit_entry(w, extra) for w in written], context, now=now)
+    if on_written is not None:
+        on_written(len(written))
     return counts
 
 

@@ -196,14 +196,14 @@ def read_actual(
 ) -> ActualState:
     """Read the actual state, after checking the role sees every row of what it reads."""
     with (
-        progress.stage("Reading database") as stage,
+        progress.stage("Reading database", unit="row") as stage,
         translate_db_errors(),
         db.engine.connect() as conn,
     ):
         with conn.begin():
             begin_read_snapshot(conn)
             check_visibility(conn, access)  # never a plan from a partial view
-            actual = read_actual_state(conn, selectors, fingerprint)
+            actual = read_actual_state(conn, selectors, fingerprint, on_read=stage.advance)
         rows = len(actual.integrations) + len(actual.webhooks) + len(actual.tokens)
         stage["detail"] = f"{rows} rows"
     return actual

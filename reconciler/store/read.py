@@ -218,12 +218,16 @@ def _objects(
 
 
 def read_actual_state(
-    conn: sa.Connection, selectors: Selectors, fingerprinter: Fingerprinter
+    conn: sa.Connection,
+    selectors: Selectors,
+    fingerprinter: Fingerprinter,
+    on_read: Callable[[int], None] | None = None,
 ) -> ActualState:
     """Read integrations, webhooks and OAuth token identities (three queries).
 
     ``fingerprinter`` (the fingerprint key, no database key) checks each stored ciphertext's
-    binding to its fingerprint; see the module docstring.
+    binding to its fingerprint; see the module docstring. ``on_read``, when given, is called
+    with the number of rows after each table is read (for progress).
     """
     params = selector_params(selectors)
     integrations = tuple(
@@ -236,10 +240,16 @@ def read_actual_state(
             CipherContext.integration,
         )
     )
+    if on_read is not None:
+        on_read(len(integrations))
     webhooks = tuple(
         _objects(conn, params, _WEBHOOKS, ActualWebhook, fingerprinter, CipherContext.webhook)
     )
+    if on_read is not None:
+        on_read(len(webhooks))
     tokens = tuple(ActualToken(**values) for values in _TOKENS.rows(conn, params))
+    if on_read is not None:
+        on_read(len(tokens))
     return ActualState(integrations, webhooks, tokens)
 
 

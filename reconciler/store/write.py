@@ -61,9 +61,17 @@ class WriteContext:
 
 
 def write_changes(
-    conn: sa.Connection, changes: Sequence[Change], desired: DesiredState, ctx: WriteContext
+    conn: sa.Connection,
+    changes: Sequence[Change],
+    desired: DesiredState,
+    ctx: WriteContext,
+    on_written: Callable[[int], None] | None = None,
 ) -> list[WrittenChange]:
-    """Apply ``changes`` (already ordered) and return them with their row ids."""
+    """Apply ``changes`` (already ordered) and return them with their row ids.
+
+    ``on_written``, when given, is called with the number of changes written after each
+    (kind, action) group's statements (for progress).
+    """
     integrations = {str(d.address): d for d in desired.integrations}
     webhooks = {str(d.address): d for d in desired.webhooks}
     written: list[WrittenChange] = []
@@ -71,6 +79,7 @@ def write_changes(
     for c in changes:
         by_group.setdefault((c.address.kind, c.action), []).append(c)
     for (kind, action), group in by_group.items():
+        before = len(written)
         match (kind, action):
             case (ResourceKind.INTEGRATION, Action.CREATE):
                 written += _upsert(conn, group, integrations, ctx, _INTEGRATION)
@@ -90,6 +99,8 @@ def write_changes(
                 written += _mark_managed(conn, group, ctx)
             case _:
                 raise ApplyFailed(f"cannot apply {action.value} to {kind.value}")
+        if on_written is not None:
+            on_written(len(written) - before)
     return written
 
 
