@@ -22,13 +22,10 @@ from reconciler.errors import (
     ReconcilerError,
     UsageProblem,
 )
-from reconciler.load.manifests import check_selectors, is_tenant_id
 from reconciler.model.enums import Platform
 from reconciler.model.plan import Selectors
 from reconciler.redaction import redact
 from reconciler.render.diagnostics import safe_diagnostic
-from reconciler.settings import load_settings
-from reconciler.store.database import DRIVER_ERRORS, mask_credentials, unanticipated_error
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -58,6 +55,9 @@ def complete_tenants(
     The manifests directory is ``--manifests`` when already typed, else the configured one.
     Completion must never fail loudly, so any problem completes nothing.
     """
+    from reconciler.load.manifests import is_tenant_id
+    from reconciler.settings import load_settings
+
     try:
         given = ctx.params.get("manifests_dir")
         root = Path(given) if given else load_settings().manifests_dir
@@ -103,6 +103,8 @@ def make_selectors(
         ConfigError: a tenant selector is not a tenant id (it would become a path); call this
             before opening a database or reading a file, so a bad flag costs nothing.
     """
+    from reconciler.load.manifests import check_selectors
+
     selectors = Selectors(
         tenants=tuple(sorted(set(tenants))),
         platforms=tuple(sorted({Platform(p.upper()) for p in platforms})),
@@ -129,6 +131,10 @@ def handle_errors(func: F) -> F:
     ``--debug`` on the root group (or ``RECONCILER_DEBUG=1``) also prints the traceback; the
     exit code stays the documented one. Both go through
     :func:`~reconciler.store.database.mask_credentials`.
+
+    The database driver is not imported here: commands that never open a database
+    (``secrets``, ``fmt``, ``schema``) start without it, and a driver error can only come
+    from a command that imported it.
     """
 
     @functools.wraps(func)
@@ -141,13 +147,19 @@ def handle_errors(func: F) -> F:
             click.echo(f"Error: {redact(str(exc))}", err=True)
             sys.exit(ExitCode.ERROR)
         except ReconcilerError as exc:
+            from reconciler.store.database import mask_credentials
+
             # Masked as a last line of defence: a chained driver error in the traceback, or a
             # message built from one, may quote a database URL or connection string.
             if _debug():
                 click.echo(mask_credentials(traceback.format_exc()), err=True, nl=False)
             click.echo(f"Error: {redact(mask_credentials(str(exc)))}", err=True)
             sys.exit(exit_code_for(exc))
-        except DRIVER_ERRORS as exc:
+        except Exception as exc:
+            if not isinstance(exc, _driver_errors()):
+                raise
+            from reconciler.store.database import mask_credentials, unanticipated_error
+
             # A database error no layer anticipated: still one line (and the traceback only
             # with --debug), never the statement text or its parameters.
             error = unanticipated_error(exc)
@@ -160,6 +172,16 @@ def handle_errors(func: F) -> F:
             sys.exit(ExitCode.INTERRUPTED)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _driver_errors() -> tuple[type[BaseException], ...]:
+    """What the database driver raises, once the store has been imported (before that,
+    nothing the driver defines can have been raised)."""
+    if "reconciler.store.database" not in sys.modules:
+        return ()
+    from reconciler.store.database import DRIVER_ERRORS
+
+    return DRIVER_ERRORS
 
 
 def _debug() -> bool:

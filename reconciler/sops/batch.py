@@ -27,6 +27,7 @@ from typing import Literal
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.progress import QUIET, Progress
 from reconciler.sops.age import Identities, load_identities
+from reconciler.sops.creation_rules import RuleCache
 from reconciler.sops.operations import rotate_file, update_keys
 
 Operation = Literal["rotate", "updatekeys"]
@@ -103,6 +104,7 @@ def _looks_encrypted(path: Path) -> bool:
 
 # Set in the parent before forking; inherited by the workers.
 _IDENTITIES: Identities | None = None
+_RULES: RuleCache | None = None
 
 
 def _one(path: Path, operation: Operation, write: bool) -> FileResult:
@@ -113,7 +115,7 @@ def _one(path: Path, operation: Operation, write: bool) -> FileResult:
             if write:
                 return FileResult(path, "rotated", staged=stage_file(path, text))
             return FileResult(path, "pending", text=text)
-        update = update_keys(path, identities)
+        update = update_keys(path, identities, rules=_RULES)
         if update.text is None:
             return FileResult(path, "unchanged")
         if write:
@@ -180,13 +182,14 @@ def run(
         workers: processes to use (default: one per CPU; 1 runs in-process).
         progress: reports one stage with a count per file.
     """
-    global _IDENTITIES
+    global _IDENTITIES, _RULES
     ids = identities if identities is not None else load_identities()
     count = workers if workers is not None else (os.cpu_count() or 1)
     title = "Rotating data keys" if operation == "rotate" else "Updating recipients"
     results: dict[Path, FileResult] = {}
     with progress.stage(f"{title} of {len(paths)} file(s)", len(paths), unit="file") as stage:
         _IDENTITIES = ids
+        _RULES = RuleCache()  # one lookup of .sops.yaml per directory for the whole batch
         try:
             if count <= 1 or len(paths) < PARALLEL_FROM:
                 for path in paths:
@@ -199,6 +202,7 @@ def run(
             raise
         finally:
             _IDENTITIES = None
+            _RULES = None
         commit([(r.staged, r.path) for r in results.values() if r.staged is not None])
         failed = sum(1 for r in results.values() if r.status == "failed")
         stage["detail"] = f"{len(paths) - failed} done, {failed} failed"

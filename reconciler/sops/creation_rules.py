@@ -79,6 +79,62 @@ def load_creation_rule(file_path: str | os.PathLike[str], config: Path) -> Creat
     Raises:
         ConfigError: the config is invalid, no rule matches, or the rule is unsupported.
     """
+    return RuleCache().rule_for(file_path, config)
+
+
+class RuleCache:
+    """Creation rules for many files in one pass (``secrets updatekeys`` over a repository).
+
+    Each directory's nearest ``.sops.yaml`` is looked up once, each config is read and parsed
+    once, and each rule's recipients are checked once, instead of once per file. Only for the
+    duration of one batch: a ``.sops.yaml`` edited afterwards is read again by the next one.
+    Errors are not cached (every file whose rule is invalid reports it).
+    """
+
+    def __init__(self) -> None:
+        self._configs: dict[str, Path | None] = {}
+        self._rules: dict[Path, list[Any]] = {}
+        self._built: dict[tuple[Path, int], CreationRule] = {}
+
+    def find_config(self, start: str | os.PathLike[str]) -> Path | None:
+        """:func:`find_config`, remembered per directory."""
+        key = os.path.abspath(start)
+        if key not in self._configs:
+            self._configs[key] = find_config(key)
+        return self._configs[key]
+
+    def rule_for(self, file_path: str | os.PathLike[str], config: Path) -> CreationRule:
+        """:func:`load_creation_rule`, reading and checking ``config`` once."""
+        rules = self._rules.get(config)
+        if rules is None:
+            rules = _read_rules(config)
+            self._rules[config] = rules
+        source = str(config)
+        target = relative_match_path(file_path, config)
+        for index, rule in enumerate(rules):
+            where = f"{source}: creation_rules[{index}]"
+            if not isinstance(rule, Mapping):
+                raise ConfigError(f"{where} must be a mapping")
+            pattern = rule.get("path_regex")
+            if pattern not in (None, ""):
+                try:
+                    matched = re.search(str(pattern), target) is not None
+                except re.error as exc:
+                    raise ConfigError(f"{where}: invalid path_regex: {exc}") from None
+                if not matched:
+                    continue
+            built = self._built.get((config, index))
+            if built is None:
+                built = CreationRule(
+                    config, index, _rule_recipients(rule, where), _rule_rules(rule, where)
+                )
+                self._built[(config, index)] = built
+            return built
+        raise ConfigError(f"{source}: no creation rule matches {target}")
+
+
+def _read_rules(config: Path) -> list[Any]:
+    """The ``creation_rules`` list of ``config``."""
     source = str(config)
     try:
         # .sops.yaml is repository content: a link, FIFO or huge file is refused, not read.
@@ -88,21 +144,7 @@ def load_creation_rule(file_path: str | os.PathLike[str], config: Path) -> Creat
     rules = document.get("creation_rules") if isinstance(document, Mapping) else None
     if not isinstance(rules, list) or not rules:
         raise ConfigError(f"{source}: no creation_rules")
-    target = relative_match_path(file_path, config)
-    for index, rule in enumerate(rules):
-        where = f"{source}: creation_rules[{index}]"
-        if not isinstance(rule, Mapping):
-            raise ConfigError(f"{where} must be a mapping")
-        pattern = rule.get("path_regex")
-        if pattern not in (None, ""):
-            try:
-                matched = re.search(str(pattern), target) is not None
-            except re.error as exc:
-                raise ConfigError(f"{where}: invalid path_regex: {exc}") from None
-            if not matched:
-                continue
-        return CreationRule(config, index, _rule_recipients(rule, where), _rule_rules(rule, where))
-    raise ConfigError(f"{source}: no creation rule matches {target}")
+    return rules
 
 
 def _rule_recipients(rule: Mapping[str, Any], where: str) -> tuple[str, ...]:

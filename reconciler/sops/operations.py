@@ -37,7 +37,12 @@ from reconciler.sops.age import (
     wrap_key,
 )
 from reconciler.sops.codec import CodecError, ValueCipher, format_rfc3339
-from reconciler.sops.creation_rules import CreationRule, find_config, load_creation_rule
+from reconciler.sops.creation_rules import (
+    CreationRule,
+    RuleCache,
+    find_config,
+    load_creation_rule,
+)
 from reconciler.sops.encryption_rules import EncryptionRules
 from reconciler.sops.files import FileFormat, detect_format, dump, parse_text
 from reconciler.sops.mac import MacHasher
@@ -505,8 +510,11 @@ def update_keys(
     *,
     config: str | os.PathLike[str] | None = None,
     input_format: str | None = None,
+    rules: RuleCache | None = None,
 ) -> KeyUpdate:
     """Re-wrap a file's data key to the recipients of its creation rule.
+
+    ``rules`` shares the lookup and parsing of ``.sops.yaml`` between the files of a batch.
 
     The file is decrypted first (MAC verified) so a tampered file is never re-keyed. Values,
     ``lastmodified``, the MAC and the selection rule are unchanged; entries of recipients
@@ -521,10 +529,11 @@ def update_keys(
     documents, fmt, original = read_source(file_path, input_format)
     if fmt == "dotenv":
         raise ConfigError(f"{source}: dotenv files cannot be re-keyed here")
-    config_path = Path(config) if config is not None else find_config(file_path.parent)
+    known = rules if rules is not None else RuleCache()
+    config_path = Path(config) if config is not None else known.find_config(file_path.parent)
     if config_path is None:
         raise ConfigError(f"{source}: no .sops.yaml found in this directory or its parents")
-    rule = load_creation_rule(file_path, config_path)
+    rule = known.rule_for(file_path, config_path)
     ids = identities if identities is not None else load_identities()
     encrypted, metadata = split_metadata(documents, source=source)
     data_key = unwrap_data_key(metadata, ids, source=source)

@@ -142,3 +142,20 @@ def test_quiet_db_upgrade_says_nothing(runner: CliRunner, database_url: str) -> 
     quiet = runner.invoke(cli, ["--quiet", "db", "upgrade", "--database-url", database_url])
     assert quiet.exit_code == 0, quiet.output
     assert quiet.output == ""
+
+
+def test_secrets_commands_do_not_import_the_database_driver(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from reconciler.cli.main import cli\n"
+        "try:\n"
+        f"    cli.main(['secrets', 'keygen', '-o', {str(tmp_path / 'k.txt')!r}])\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code == 0, exc.code\n"
+        "print([m for m in ('sqlalchemy', 'psycopg', 'alembic') if m in sys.modules])\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    ).stdout.splitlines()
+    assert out[-1] == "[]"

@@ -283,3 +283,33 @@ def test_quiet_secrets_commands_say_nothing_on_stderr(
     unchanged = CliRunner().invoke(cli, ["--quiet", "secrets", "edit", str(path)])
     assert unchanged.exit_code == 0 and unchanged.stderr == ""
     assert path.read_bytes() == before
+
+
+def test_updatekeys_over_directories_follows_each_files_own_sops_yaml(
+    tmp_path: Path, keys: tuple[str, Identities]
+) -> None:
+    """One batch: the nearest .sops.yaml and its matching rule, per file (read once each)."""
+    recipient, _ = keys
+    team_a, team_b = pyrage.x25519.Identity.generate(), pyrage.x25519.Identity.generate()
+    (tmp_path / ".sops.yaml").write_text(
+        f"creation_rules:\n  - path_regex: ^a/\n    age: {recipient},{team_a.to_public()}\n"
+        f"  - age: {recipient}\n"
+    )
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / ".sops.yaml").write_text(
+        f"creation_rules:\n  - age: {recipient},{team_b.to_public()}\n"
+    )
+    for sub in ("a", "b", "c"):
+        (tmp_path / sub).mkdir(exist_ok=True)
+        for name in ("x.yaml", "y.yaml"):
+            _encrypted_file(tmp_path / sub, recipient, name)
+    result = run("updatekeys", "-y", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    for sub, newcomer in (("a", team_a), ("b", team_b)):
+        for name in ("x.yaml", "y.yaml"):
+            documents, _ = read_file(tmp_path / sub / name)
+            opened = decrypt_documents(documents, Identities.of([newcomer]), source=name)
+            assert opened[0]["db"]["port"] == 5432
+    assert "c/x.yaml: recipients already up to date" in result.stderr.replace(
+        str(tmp_path) + "/", ""
+    )
