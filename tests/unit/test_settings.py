@@ -94,7 +94,8 @@ def test_unknown_key_points_at_the_key(tmp_path: Path) -> None:
     message = settings_error(tmp_path, "apply:\n  allow_risk: low\n  lock_timeout: 5\n")
     assert message == (
         "3:3: apply.lock_timeout: unknown key "
-        "(allowed: allow_risk, lock_timeout_seconds, statement_timeout_seconds)"
+        "(allowed: allow_risk, lock_timeout_seconds, statement_timeout_seconds, "
+        "verify_connections, verify_connections_unreachable)"
     )
 
 
