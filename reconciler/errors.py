@@ -21,6 +21,9 @@ keys, stale plans, policy, and bugs.
     │   ├── PermissionDenied             the database role lacks a privilege
     │   └── PlanStale                    saved plan no longer matches database or manifests (exit 3)
     ├── PolicyViolation                  risk above what is allowed, or mass deletion (exit 4)
+    │   ├── ApprovalRequired             changes need approvals they do not have
+    │   ├── ConnectionRejected           a platform refused a new credential (--verify-connections)
+    │   └── ConnectionUnreachable        ... or did not answer, with the policy ``block``
     ├── ApplyCancelled                   the user did not confirm the plan
     └── ApplyFailed                      a write failed; the transaction was rolled back
 
@@ -140,3 +143,12 @@ class DatabaseError(StateError):
     """
 
     says_nothing_written = True
+
+
+class ConnectionRejected(PolicyViolation):
+    """``apply --verify-connections``: a platform refused a new or changed credential (exit 4)."""
+
+
+class ConnectionUnreachable(PolicyViolation):
+    """``apply --verify-connections`` with ``verify_connections_unreachable: block``: a platform
+    did not answer the test of a new or changed credential (exit 4)."""

@@ -7,6 +7,16 @@ Looked up in the current directory (the repository root in CI). Every key is opt
       allow_risk: high              # highest level apply accepts without --allow-risk
       lock_timeout_seconds: 60      # 0.001 to 86400 (one day)
       statement_timeout_seconds: 300  # 0.001 to 86400 (one day)
+      verify_connections: false     # probe new or changed credentials before the transaction
+      verify_connections_unreachable: warn   # warn or block when a platform does not answer
+    health:
+      timeout_seconds: 10           # per probe, 0.001 to 300
+      base_urls:                    # platform API roots (tests and proxies point them elsewhere)
+        stripe: https://api.stripe.com
+        hubspot: https://api.hubapi.com
+        quickbooks:
+          production: https://quickbooks.api.intuit.com
+          sandbox: https://sandbox-quickbooks.api.intuit.com   # every other environment
     risk:
       overrides:                    # raise a rule's level; lowering below the default is refused
         SYNC_INTERVAL: MEDIUM
@@ -58,6 +68,32 @@ NOTIFY_EVENTS = ("applied", "blocked", "failed", "drift", "approval-needed")
 """Events a notification target may subscribe to (all of them when ``events`` is omitted)."""
 NOTIFY_FORMATS = ("json", "slack")
 MAX_NOTIFY_TIMEOUT_SECONDS = 60.0
+MAX_PROBE_TIMEOUT_SECONDS = 300.0
+UNREACHABLE_POLICIES = ("warn", "block")
+"""What ``apply.verify_connections_unreachable`` may say about a platform that does not answer."""
+
+
+@dataclass(frozen=True, slots=True)
+class BaseUrls:
+    """Where the platform APIs are: the roots health checks and connection tests call.
+
+    Attributes:
+        stripe: Stripe's API root.
+        hubspot: HubSpot's API root.
+        quickbooks_production: QuickBooks Online's API root for PRODUCTION integrations.
+        quickbooks_sandbox: the root for every other environment (Intuit's sandbox).
+    """
+
+    stripe: str = "https://api.stripe.com"
+    hubspot: str = "https://api.hubapi.com"
+    quickbooks_production: str = "https://quickbooks.api.intuit.com"
+    quickbooks_sandbox: str = "https://sandbox-quickbooks.api.intuit.com"
+
+    def quickbooks(self, environment: str) -> str:
+        """The QuickBooks root for ``environment`` (an :class:`Environment` value)."""
+        if environment == "PRODUCTION":
+            return self.quickbooks_production
+        return self.quickbooks_sandbox
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +134,13 @@ class Settings:
     approvals_required: int = 1
     """How many approvals, from people other than the plan's author and the applier."""
     notify: tuple[NotifyTarget, ...] = ()
+    verify_connections: bool = False
+    """Probe new or changed credentials before the apply transaction (``--verify-connections``)."""
+    verify_connections_unreachable: str = "warn"
+    """``warn`` or ``block``: what a platform that does not answer does to such an apply."""
+    health_timeout_seconds: float = 10.0
+    """Seconds per probe, for health checks and connection tests."""
+    base_urls: BaseUrls = field(default_factory=BaseUrls)
 
     def __post_init__(self) -> None:
         for name in ("lock_timeout_seconds", "statement_timeout_seconds"):
@@ -107,10 +150,18 @@ class Settings:
                 raise ConfigError(f"Settings.{name} {exc}") from None
 
 
-_TOP = {"manifests", "apply", "risk", "approval", "notify"}
+_TOP = {"manifests", "apply", "risk", "approval", "notify", "health"}
+_HEALTH = {"timeout_seconds", "base_urls"}
+_BASE_URLS = {"stripe", "hubspot", "quickbooks"}
 _APPROVAL = {"level", "required"}
 _NOTIFY = {"url", "events", "format", "timeout_seconds"}
-_APPLY = {"allow_risk", "lock_timeout_seconds", "statement_timeout_seconds"}
+_APPLY = {
+    "allow_risk",
+    "lock_timeout_seconds",
+    "statement_timeout_seconds",
+    "verify_connections",
+    "verify_connections_unreachable",
+}
 _RISK = {"overrides", "mass_deletion", "mass_revocation"}
 
 
@@ -277,7 +328,31 @@ def _parse(doc: Any, path: Path) -> Settings:
     approvals_required = _field(
         ("approval", "required"), lambda: _min_objects(approval.get("required", 1))
     )
+    verify = apply.get("verify_connections", False)
+    if not isinstance(verify, bool):
+        raise _FieldError(
+            ("apply", "verify_connections"), f"must be true or false, got {_shown(verify)}"
+        )
+    unreachable = apply.get("verify_connections_unreachable", "warn")
+    if unreachable not in UNREACHABLE_POLICIES:
+        raise _FieldError(
+            ("apply", "verify_connections_unreachable"),
+            f"must be one of {', '.join(UNREACHABLE_POLICIES)}, got {_shown(unreachable)}",
+        )
+    health = _section(top.get("health"), ("health",), _HEALTH)
+    probe_timeout = _field(
+        ("health", "timeout_seconds"), lambda: check_timeout(health.get("timeout_seconds", 10.0))
+    )
+    if probe_timeout > MAX_PROBE_TIMEOUT_SECONDS:
+        raise _FieldError(
+            ("health", "timeout_seconds"),
+            f"must be at most {MAX_PROBE_TIMEOUT_SECONDS:g} seconds, got {probe_timeout:g}",
+        )
     return Settings(
+        verify_connections=verify,
+        verify_connections_unreachable=str(unreachable),
+        health_timeout_seconds=probe_timeout,
+        base_urls=_base_urls(health.get("base_urls")),
         approval_level=approval_level,
         approvals_required=approvals_required,
         notify=_notify_targets(top.get("notify")),
@@ -289,6 +364,33 @@ def _parse(doc: Any, path: Path) -> Settings:
         statement_timeout_seconds=_timeout(apply, "statement_timeout_seconds", 300.0),
         policy=policy,
         source=path,
+    )
+
+
+def _url(value: Any, where: tuple[PathElement, ...], default: str) -> str:
+    if value is None:
+        return default
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        raise _FieldError(where, f"must be an http(s) URL, got {_shown(value)}")
+    return value.rstrip("/")
+
+
+def _base_urls(raw: Any) -> BaseUrls:
+    where: tuple[PathElement, ...] = ("health", "base_urls")
+    urls = _section(raw, where, _BASE_URLS)
+    default = BaseUrls()
+    quickbooks = _section(urls.get("quickbooks"), (*where, "quickbooks"), {"production", "sandbox"})
+    return BaseUrls(
+        stripe=_url(urls.get("stripe"), (*where, "stripe"), default.stripe),
+        hubspot=_url(urls.get("hubspot"), (*where, "hubspot"), default.hubspot),
+        quickbooks_production=_url(
+            quickbooks.get("production"),
+            (*where, "quickbooks", "production"),
+            default.quickbooks_production,
+        ),
+        quickbooks_sandbox=_url(
+            quickbooks.get("sandbox"), (*where, "quickbooks", "sandbox"), default.quickbooks_sandbox
+        ),
     )
 
 

@@ -16,6 +16,7 @@ from reconciler.cli.options import (
 from reconciler.commands.health import health_check
 from reconciler.progress import Progress
 from reconciler.render.health import render_check_text
+from reconciler.settings import load_settings
 
 
 @click.group("health")
@@ -28,10 +29,9 @@ def health_group() -> None:
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0.1, max=300),
-    default=10.0,
-    show_default=True,
+    default=None,
     metavar="S",
-    help="Seconds to wait for each platform API.",
+    help="Seconds to wait for each platform API [default: health.timeout_seconds, or 10].",
 )
 @click.option("--dry-run", is_flag=True, help="Check and report, but write nothing.")
 @click.option(
@@ -47,7 +47,7 @@ def health_group() -> None:
 @database_url_option
 @handle_errors
 def check_cmd(
-    timeout: float,
+    timeout: float | None,
     dry_run: bool,
     fmt: str,
     quiet: bool,
@@ -58,10 +58,12 @@ def check_cmd(
 ) -> None:
     """Check the selected active integrations against their platform APIs.
 
-    Stripe secret keys are checked with GET /v1/balance, HubSpot private-app tokens with the
-    account-info endpoint; integrations that store only OAuth client credentials are
-    UNKNOWN (their access tokens belong to the OAuth flow). No answer (offline, DNS,
-    timeout) is UNKNOWN, never an error. Writes health_status, health_message and
+    Stripe secret and restricted keys are checked with GET /v1/balance, HubSpot private-app
+    tokens with the account-info endpoint, HubSpot OAuth integrations by introspecting the
+    connected portal's access token, QuickBooks OAuth integrations by reading the connected
+    realm's company info. An OAuth integration with no connected account is UNKNOWN. No
+    answer (offline, DNS, timeout) is UNKNOWN, never an error. The API roots come from
+    health.base_urls in reconciler.yaml. Writes health_status, health_message and
     last_health_check_at (row_version is not changed, so saved plans stay valid), and
     moves webhook circuits OPEN longer than their reset time to HALF_OPEN.
 
@@ -70,9 +72,11 @@ def check_cmd(
       reconciler health check
       reconciler health check --tenant acme-robotics --platform stripe --dry-run
     """
+    settings = load_settings()
     result = health_check(
         selectors=make_selectors(tenants, platforms, exclude_tenants),
-        timeout=timeout,
+        timeout=settings.health_timeout_seconds if timeout is None else timeout,
+        base_urls=settings.base_urls,
         dry_run=dry_run,
         database_url=database_url,
         progress=Progress(enabled=not quiet),

@@ -20,6 +20,7 @@ from reconciler.cli.options import (
     selector_options,
     use_color,
 )
+from reconciler.cli.verify_option import verify_connections_option, with_verify_connections
 from reconciler.clock import now_utc, rfc3339
 from reconciler.commands.preflight import check_manifests, check_plan_matches, tenants_on_disk
 from reconciler.commands.remediation import RemediationResult
@@ -315,6 +316,7 @@ def _check_revoke_unmanaged(prune: bool, revoke_unmanaged: bool) -> None:
     help="Refuse when the manifests have uncommitted changes (for deploy jobs); without it "
     "such an apply warns and is recorded as dirty.",
 )
+@verify_connections_option
 @revision_option
 @changed_from_option
 @selector_options
@@ -334,6 +336,7 @@ def apply_cmd(
     fmt: str,
     dry_run: bool,
     require_clean: bool,
+    verify_connections: bool | None,
     revision: str | None,
     changed_from: str | None,
     tenants: tuple[str, ...],
@@ -364,7 +367,7 @@ def apply_cmd(
     """
     _check_revoke_unmanaged(prune, revoke_unmanaged)
     _check_revision(revision, changed_from)
-    settings = load_settings()
+    settings = with_verify_connections(load_settings(), verify_connections)
     lock_timeout = lock_timeout_option(lock_timeout)
     progress = Progress(enabled=not quiet)
     color = _color(no_color)

@@ -32,6 +32,7 @@ from reconciler.clock import SYSTEM, Clock, now_utc, rfc3339
 from reconciler.commands.inputs import ALL, load_desired, notes_stream, read_actual, with_plaintext
 from reconciler.commands.planning import plan_digest
 from reconciler.commands.preflight import check_manifests
+from reconciler.commands.verification import verify_connections
 from reconciler.context import (
     DIRTY_SUFFIX,
     git_commit,
@@ -378,6 +379,7 @@ def _apply(
 
         with translate_db_errors(), db.engine.connect() as conn:
             authorize(conn, current)
+        verify_connections(current, desired, settings, progress=progress)
         if confirm is not None and not confirm(current):
             raise ApplyCancelled("apply cancelled; nothing written")
 

@@ -9,6 +9,7 @@ from reconciler.health.check import HealthCheckResult, run_health_check
 from reconciler.health.probe import HealthProbe
 from reconciler.model.plan import Selectors
 from reconciler.progress import QUIET, Progress
+from reconciler.settings import BaseUrls
 
 
 def health_check(
@@ -21,6 +22,7 @@ def health_check(
     now: datetime | None = None,
     progress: Progress = QUIET,
     environ: Mapping[str, str] | None = None,
+    base_urls: BaseUrls | None = None,
 ) -> HealthCheckResult:
     """Check the selected active integrations against their platform APIs.
 
@@ -39,4 +41,5 @@ def health_check(
         now=now,
         progress=progress,
         environ=environ,
+        base_urls=base_urls,
     )

@@ -6,8 +6,10 @@ set them and plans never show them. This package writes them without bumping
 ``row_version``, so a health check never makes a saved plan stale.
 
 * :mod:`reconciler.health.probe`: the :class:`HealthProbe` protocol and the real HTTPS probe
-  (``urllib.request`` with a timeout). Tests use an in-memory probe; the network stays out
-  of everything else.
+  (``urllib.request`` with a timeout, API roots from ``health.base_urls``). Tests use an
+  in-memory probe or local fake servers; the network stays out of everything else. The
+  same probe tests new credentials before an apply
+  (:mod:`reconciler.commands.verification`).
 * :mod:`reconciler.health.check`: ``reconciler health check``: probe the selected active
   integrations, write the results set-based, move circuits that stayed OPEN longer than
   their reset time to HALF_OPEN.

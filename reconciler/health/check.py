@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,13 +40,16 @@ from reconciler.model.enums import (
 from reconciler.model.plan import Selectors
 from reconciler.model.sensitive import Sensitive
 from reconciler.progress import QUIET, Progress
+from reconciler.settings import BaseUrls
 from reconciler.store.database import translate_db_errors
 from reconciler.store.health import (
     DueCircuit,
     HealthVerdict,
     StoredIntegration,
+    StoredToken,
     advance_circuits,
     read_check_targets,
+    read_check_tokens,
     write_health,
 )
 from reconciler.store.session import Database, open_database
@@ -161,6 +164,7 @@ def run_health_check(
     now: datetime | None = None,
     progress: Progress = QUIET,
     environ: Mapping[str, str] | None = None,
+    base_urls: BaseUrls | None = None,
 ) -> HealthCheckResult:
     """Check the selected active integrations and advance due circuits.
 
@@ -173,13 +177,17 @@ def run_health_check(
         now: the check time (default: the current time); also the reference for circuits.
         progress: progress lines on stderr.
         environ: environment for the keyring (default ``os.environ``).
+        base_urls: the platform API roots for the default probe (``health.base_urls``).
+
+    HubSpot and QuickBooks OAuth integrations are checked with the newest active access
+    token the OAuth flow stored for the tenant and platform (decrypted in memory only).
 
     Raises:
         KeyUnavailable: secrets are stored but no keyring is configured.
         DatabaseUnavailable: the database cannot be reached.
     """
     checked_at = now or datetime.now(UTC)
-    prober = probe or HttpsProbe(timeout=timeout)
+    prober = probe or HttpsProbe(timeout=timeout, base_urls=base_urls)
     selected = selectors or Selectors()
     with (
         open_database(database_url, progress) as db,
@@ -188,7 +196,8 @@ def run_health_check(
     ):
         with conn.begin():
             raw = read_check_targets(conn, selected)
-        rows = _decrypt(raw, db, environ)
+            tokens = read_check_tokens(conn, selected)
+        rows = _with_tokens(_decrypt(raw, db, environ), tokens, db, environ)
         with progress.stage(
             f"Checking {len(rows)} integration(s)", len(rows), unit="integration"
         ) as stage:
@@ -227,7 +236,51 @@ def run_health_check(
 
 
 def _plain(target: ProbeTarget) -> tuple[str | None, ...]:
-    return tuple(s.reveal() if s is not None else None for s in (target.api_key, target.api_secret))
+    return tuple(
+        s.reveal() if s is not None else None
+        for s in (target.api_key, target.api_secret, target.access_token)
+    )
+
+
+def _with_tokens(
+    rows: list[_Row],
+    tokens: list[StoredToken],
+    db: Database,
+    environ: Mapping[str, str] | None,
+) -> list[_Row]:
+    """Give each OAuth integration of HubSpot and QuickBooks its connected account's token."""
+    by_account = {(t.tenant_id, t.platform): t for t in tokens}
+    wanted = [
+        r
+        for r in rows
+        if r.verdict is None
+        and r.target.config_type is ConfigType.OAUTH
+        and (r.target.tenant_id, r.target.platform) in by_account
+    ]
+    if not wanted:
+        return rows
+    cipher = FieldCipher(*load_keys_for_target(db.target, environ))
+    out: list[_Row] = []
+    for r in rows:
+        token = by_account.get((r.target.tenant_id, r.target.platform))
+        if r not in wanted or token is None:
+            out.append(r)
+            continue
+        ctx = CipherContext.oauth_token(token.tenant_id, token.id, "access_token")
+        try:
+            if token.key_version is None or token.key_version not in cipher.keyring:
+                raise SecretError(f"key version {token.key_version} is not in the keyring")
+            access = cipher.decrypt(token.access_token, token.key_version, ctx, None)
+        except SecretError:
+            message = (
+                f"the stored OAuth access token (oauth_tokens row {token.id}, key version "
+                f"{token.key_version}) cannot be decrypted with the keyring; nothing was checked"
+            )
+            out.append(replace(r, verdict=ProbeResult(HealthStatus.UNKNOWN, message)))
+            continue
+        target = replace(r.target, access_token=access, account_id=token.account_id)
+        out.append(replace(r, target=target))
+    return out
 
 
 def _decrypt(

@@ -4,11 +4,19 @@
 object with a ``probe(target)`` method, so tests pass an in-memory fake and the core never
 opens a socket. :class:`HttpsProbe` is the real one:
 
-* Stripe (a secret ``sk_``/``rk_`` key): ``GET https://api.stripe.com/v1/balance``, the
+* Stripe (a secret ``sk_`` or restricted ``rk_`` key): ``GET {stripe}/v1/balance``, the
   cheapest authenticated read, with the key as bearer token;
-* HubSpot (a private-app ``pat-`` token): ``GET https://api.hubapi.com/account-info/v3/details``;
-* anything else, including HubSpot and QuickBooks OAuth client credentials (calls need the
-  connected company's access token, which belongs to the OAuth flow): ``UNKNOWN``, said so.
+* HubSpot private-app token (``pat-``): ``GET {hubspot}/account-info/v3/details``;
+* HubSpot OAuth (the connected portal's access token, from ``oauth_tokens``): the token
+  introspection ``GET {hubspot}/oauth/v1/access-tokens/<token>``;
+* QuickBooks OAuth (the connected realm's access token): the company info
+  ``GET {quickbooks}/v3/company/<realm>/companyinfo/<realm>``, on the production or the
+  sandbox root by the integration's environment;
+* anything else (OAuth client credentials with no connected account): ``UNKNOWN``, said so.
+
+The roots come from :class:`~reconciler.settings.BaseUrls` (``health.base_urls`` in
+``reconciler.yaml``). URLs are never part of a message (the introspection URL holds the
+token): only the host is.
 
 A probe never raises for network or platform trouble: it returns ``UNKNOWN`` (no answer:
 DNS, refused, timed out, offline) or ``UNHEALTHY``/``DEGRADED`` (an answer that says so).
@@ -18,8 +26,10 @@ part of one (and is scrubbed from any library text as a second line of defence).
 
 from __future__ import annotations
 
+import http.client
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,12 +37,16 @@ from typing import Protocol
 
 from reconciler.model.enums import ConfigType, Environment, HealthStatus, Platform
 from reconciler.model.sensitive import MASK, Sensitive
+from reconciler.settings import BaseUrls
 
 MAX_MESSAGE = 500
 """``health_message`` is cut to this many characters."""
 
-STRIPE_BALANCE_URL = "https://api.stripe.com/v1/balance"
-HUBSPOT_ACCOUNT_URL = "https://api.hubapi.com/account-info/v3/details"
+STRIPE_BALANCE_PATH = "/v1/balance"
+HUBSPOT_ACCOUNT_PATH = "/account-info/v3/details"
+HUBSPOT_INTROSPECTION_PATH = "/oauth/v1/access-tokens/"
+STRIPE_BALANCE_URL = BaseUrls().stripe + STRIPE_BALANCE_PATH
+HUBSPOT_ACCOUNT_URL = BaseUrls().hubspot + HUBSPOT_ACCOUNT_PATH
 _USER_AGENT = "reconciler-health-check"
 
 
@@ -47,6 +61,9 @@ class ProbeTarget:
         config_type: the integration's config type.
         api_key: the decrypted ``api_key`` (``None`` when the row has none).
         api_secret: the decrypted ``api_secret`` (``None`` when the row has none).
+        access_token: the connected account's decrypted OAuth access token (HubSpot and
+            QuickBooks OAuth integrations), ``None`` when no account is connected.
+        account_id: the connected account (HubSpot portal id, QuickBooks realm id).
     """
 
     tenant_id: str
@@ -55,6 +72,8 @@ class ProbeTarget:
     config_type: ConfigType
     api_key: Sensitive[str] | None = None
     api_secret: Sensitive[str] | None = None
+    access_token: Sensitive[str] | None = None
+    account_id: str | None = None
 
     @property
     def address(self) -> str:
@@ -72,10 +91,20 @@ class ProbeResult:
     Attributes:
         status: HEALTHY, DEGRADED, UNHEALTHY or UNKNOWN.
         message: one line for ``health_message``; never contains a credential.
+        http_status: the platform's HTTP status, when it answered.
+        answered: False when the platform could not be reached (DNS, refused, offline,
+            timed out): the credential was not judged.
     """
 
     status: HealthStatus
     message: str
+    http_status: int | None = None
+    answered: bool = True
+
+    @property
+    def rejected(self) -> bool:
+        """The platform refused the credential (HTTP 401 or 403)."""
+        return self.http_status in (401, 403)
 
 
 class HealthProbe(Protocol):
@@ -91,7 +120,10 @@ class HttpCall:
     """An authenticated GET the probe will make (the token is sent as a bearer header)."""
 
     url: str
-    token: Sensitive[str]
+    token: Sensitive[str] | None
+    """Sent as bearer token; ``None`` when the URL itself carries it (introspection)."""
+    secret: Sensitive[str] | None = None
+    """The credential checked, scrubbed from any library text."""
 
     @property
     def host(self) -> str:
@@ -99,14 +131,15 @@ class HttpCall:
         return self.url.split("/")[2]
 
 
-def plan_call(target: ProbeTarget) -> HttpCall | ProbeResult:
+def plan_call(target: ProbeTarget, urls: BaseUrls | None = None) -> HttpCall | ProbeResult:
     """The request that checks ``target``, or the verdict when no request can (pure)."""
+    roots = urls or BaseUrls()
     key = target.api_key.reveal() if target.api_key is not None else None
     if target.platform is Platform.STRIPE:
         if key is None:
             return ProbeResult(HealthStatus.UNKNOWN, "no API key stored; nothing to check")
         if key.startswith(("sk_", "rk_")):
-            return HttpCall(STRIPE_BALANCE_URL, Sensitive(key))
+            return HttpCall(roots.stripe + STRIPE_BALANCE_PATH, Sensitive(key))
         if key.startswith("pk_"):
             return ProbeResult(
                 HealthStatus.UNHEALTHY,
@@ -116,7 +149,27 @@ def plan_call(target: ProbeTarget) -> HttpCall | ProbeResult:
             HealthStatus.UNKNOWN, "the stored key is not a Stripe secret key (sk_/rk_)"
         )
     if target.platform is Platform.HUBSPOT and key is not None and key.startswith("pat-"):
-        return HttpCall(HUBSPOT_ACCOUNT_URL, Sensitive(key))
+        return HttpCall(roots.hubspot + HUBSPOT_ACCOUNT_PATH, Sensitive(key))
+    token = target.access_token
+    if target.platform is Platform.HUBSPOT and token is not None:
+        quoted = urllib.parse.quote(token.reveal(), safe="")
+        return HttpCall(roots.hubspot + HUBSPOT_INTROSPECTION_PATH + quoted, None, token)
+    if target.platform is Platform.QUICKBOOKS and token is not None:
+        if not target.account_id:
+            return ProbeResult(
+                HealthStatus.UNKNOWN, "the connected QuickBooks token has no realm id"
+            )
+        realm = urllib.parse.quote(target.account_id, safe="")
+        root = roots.quickbooks(target.environment.value)
+        return HttpCall(f"{root}/v3/company/{realm}/companyinfo/{realm}", token)
+    if target.platform in (Platform.HUBSPOT, Platform.QUICKBOOKS) and (
+        target.config_type is ConfigType.OAUTH
+    ):
+        return ProbeResult(
+            HealthStatus.UNKNOWN,
+            "no connected account: the OAuth flow has stored no active access token for this "
+            "tenant and platform",
+        )
     if key is None and target.api_secret is None:
         return ProbeResult(HealthStatus.UNKNOWN, "no credentials stored; nothing to check")
     return ProbeResult(
@@ -130,6 +183,11 @@ def classify_response(
     call: HttpCall, status_code: int, elapsed: float, timeout: float
 ) -> ProbeResult:
     """The verdict for an HTTP answer (pure)."""
+    result = _classify(call, status_code, elapsed, timeout)
+    return ProbeResult(result.status, result.message, http_status=status_code)
+
+
+def _classify(call: HttpCall, status_code: int, elapsed: float, timeout: float) -> ProbeResult:
     host = call.host
     if 200 <= status_code < 300:
         millis = round(elapsed * 1000)
@@ -177,55 +235,62 @@ class HttpsProbe:
     Args:
         timeout: seconds for connect plus answer.
         opener: how to send the request (default ``urllib.request.urlopen``); a test seam.
+        base_urls: the platform API roots (default: the platforms' public ones).
     """
 
-    def __init__(self, timeout: float = 10.0, opener: Opener | None = None) -> None:
+    def __init__(
+        self,
+        timeout: float = 10.0,
+        opener: Opener | None = None,
+        base_urls: BaseUrls | None = None,
+    ) -> None:
         self.timeout = timeout
         self._open = opener or _urlopen
+        self.base_urls = base_urls or BaseUrls()
 
     def __repr__(self) -> str:
         return f"HttpsProbe(timeout={self.timeout})"
 
     def probe(self, target: ProbeTarget) -> ProbeResult:
         """Check ``target``; network trouble is a verdict, not an exception."""
-        planned = plan_call(target)
+        planned = plan_call(target, self.base_urls)
         if isinstance(planned, ProbeResult):
             return planned
-        secret = planned.token.reveal()
-        # The URL is one of the https constants above, never user input.
-        request = urllib.request.Request(  # noqa: S310
-            planned.url,
-            method="GET",
-            headers={"Authorization": f"Bearer {secret}", "User-Agent": _USER_AGENT},
-        )
+        checked = planned.secret or planned.token
+        secret = checked.reveal() if checked is not None else None
+        headers = {"User-Agent": _USER_AGENT, "Accept": "application/json"}
+        if planned.token is not None:
+            headers["Authorization"] = f"Bearer {planned.token.reveal()}"
+        # The URL is a configured platform root (reconciler.yaml) and a fixed path.
+        request = urllib.request.Request(planned.url, method="GET", headers=headers)  # noqa: S310
         started = time.monotonic()
         try:
             status = self._open(request, self.timeout)
         except urllib.error.HTTPError as exc:
             status = exc.code
         except TimeoutError:
-            return ProbeResult(
-                HealthStatus.UNKNOWN, f"no answer from {planned.host} within {self.timeout:g} s"
-            )
+            return _unanswered(f"no answer from {planned.host} within {self.timeout:g} s")
         except urllib.error.URLError as exc:
             if isinstance(exc.reason, TimeoutError):
-                return ProbeResult(
-                    HealthStatus.UNKNOWN,
-                    f"no answer from {planned.host} within {self.timeout:g} s",
-                )
-            return ProbeResult(
-                HealthStatus.UNKNOWN,
+                return _unanswered(f"no answer from {planned.host} within {self.timeout:g} s")
+            return _unanswered(
                 scrub(
                     f"network unreachable: cannot reach {planned.host} ({_reason(exc.reason)})",
                     secret,
-                ),
+                )
             )
+        except http.client.HTTPException as exc:
+            # The connection opened but no HTTP answer came back (cut off, garbled).
+            return _unanswered(f"no usable answer from {planned.host} ({type(exc).__name__})")
         except OSError as exc:
-            return ProbeResult(
-                HealthStatus.UNKNOWN,
-                scrub(f"network unreachable: cannot reach {planned.host} ({_reason(exc)})", secret),
+            return _unanswered(
+                scrub(f"network unreachable: cannot reach {planned.host} ({_reason(exc)})", secret)
             )
         return classify_response(planned, status, time.monotonic() - started, self.timeout)
+
+
+def _unanswered(message: str) -> ProbeResult:
+    return ProbeResult(HealthStatus.UNKNOWN, message, answered=False)
 
 
 def _reason(reason: object) -> str:

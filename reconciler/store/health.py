@@ -103,6 +103,42 @@ class StoredIntegration:
     api_secret_fingerprint: str | None
 
 
+_TOKENS = f"""
+SELECT DISTINCT ON (tenant_id, platform) id, tenant_id, platform::text, access_token,
+       encryption_key_version, COALESCE(hubspot_portal_id, quickbooks_realm_id)
+FROM oauth_tokens
+WHERE {_WHERE} AND platform IN ('HUBSPOT', 'QUICKBOOKS') AND is_active AND revoked_at IS NULL
+ORDER BY tenant_id, platform, updated_at DESC, id DESC
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredToken:
+    """The newest active OAuth token of a tenant and platform, still encrypted.
+
+    Attributes:
+        id: the row id (part of the token's authenticated data).
+        access_token: the stored ciphertext.
+        key_version: ``encryption_key_version`` of the row.
+        account_id: the HubSpot portal id or the QuickBooks realm id.
+    """
+
+    id: int
+    tenant_id: str
+    platform: Platform
+    access_token: str
+    key_version: int | None
+    account_id: str | None
+
+
+def read_check_tokens(conn: sa.Connection, selectors: Selectors) -> list[StoredToken]:
+    """The newest active HubSpot and QuickBooks OAuth token per selected tenant (one query)."""
+    return [
+        StoredToken(r[0], r[1], Platform(r[2]), r[3], r[4], r[5])
+        for r in conn.execute(sa.text(_TOKENS), selector_params(selectors))
+    ]
+
+
 @dataclass(frozen=True, slots=True)
 class DueCircuit:
     """A webhook whose circuit moved (or, in a dry run, is due to move) to HALF_OPEN."""

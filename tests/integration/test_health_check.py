@@ -18,6 +18,8 @@ from reconciler.crypto.keyring import Keyring
 from reconciler.health import ProbeResult, ProbeTarget, run_health_check
 from reconciler.model.enums import HealthStatus, Platform
 from reconciler.model.plan import Selectors
+from reconciler.settings import BaseUrls
+from tests.fake_platform import fake_platform
 
 NOW = datetime(2030, 1, 15, 12, 0, tzinfo=UTC)
 STRIPE_KEY = "sk_live_" + "HealthCanary0123456789"
@@ -292,3 +294,66 @@ def test_a_probe_that_raises_costs_one_row(engine: sa.Engine, database_url: str)
     (checked,) = result.integrations
     assert checked.status is HealthStatus.UNKNOWN
     assert checked.message == "the health probe failed (RuntimeError)"
+
+
+def _insert_token(
+    conn: sa.Connection, tenant: str, platform: str, account: str, access_token: str
+) -> int:
+    column = "hubspot_portal_id" if platform == "HUBSPOT" else "quickbooks_realm_id"
+    token_id: int = conn.execute(
+        sa.text(
+            f"""INSERT INTO oauth_tokens (tenant_id, platform, access_token,
+                    encryption_key_version, {column})
+                VALUES (:t, CAST(:p AS platform), '', 1, :a) RETURNING id"""
+        ),
+        {"t": tenant, "p": platform, "a": account},
+    ).scalar_one()
+    fingerprinter = Fingerprinter.from_base64(ENVIRON["RECONCILER_FINGERPRINT_KEY"], source="test")
+    cipher = FieldCipher(Keyring.parse(ENVIRON["RECONCILER_KEYRING"], source="test"), fingerprinter)
+    sealed = cipher.encrypt(
+        access_token, CipherContext.oauth_token(tenant, token_id, "access_token"), None
+    )
+    conn.execute(
+        sa.text("UPDATE oauth_tokens SET access_token = :s WHERE id = :i"),
+        {"s": sealed, "i": token_id},
+    )
+    return token_id
+
+
+def test_oauth_integrations_are_checked_with_the_connected_accounts_token(
+    engine: sa.Engine, database_url: str
+) -> None:
+    hubspot_token = "CJSP" + "HealthOAuthCanaryHubSpot"
+    quickbooks_token = "eyJ" + "HealthOAuthCanaryQuickBooks"
+    with engine.begin() as conn:
+        _insert_integration(conn, "acme", "HUBSPOT", "OAUTH", api_key="client-id")
+        _insert_integration(conn, "acme", "QUICKBOOKS", "OAUTH", api_key="client-id")
+        _insert_integration(conn, "globex", "QUICKBOOKS", "OAUTH", api_key="client-id")
+        _insert_token(conn, "acme", "HUBSPOT", "48213907", hubspot_token)
+        _insert_token(conn, "acme", "QUICKBOOKS", "9130349876543210", quickbooks_token)
+    answers = {
+        "/oauth/v1/access-tokens/": (200, 0.0),
+        "/v3/company/": (401, 0.0),
+    }
+    with fake_platform(answers) as server:
+        urls = BaseUrls(hubspot=server.url, quickbooks_production=server.url)
+        result = run_health_check(
+            database_url=database_url, now=NOW, environ=ENVIRON, base_urls=urls, timeout=2
+        )
+    verdicts = {i.address: (i.status, i.message) for i in result.integrations}
+    assert verdicts["acme/hubspot/production/integration/OAUTH"][0] is HealthStatus.HEALTHY
+    quickbooks = verdicts["acme/quickbooks/production/integration/OAUTH"]
+    assert quickbooks[0] is HealthStatus.UNHEALTHY and "HTTP 401" in quickbooks[1]
+    # No connected account: nothing to call, said so.
+    globex = verdicts["globex/quickbooks/production/integration/OAUTH"]
+    assert globex[0] is HealthStatus.UNKNOWN and "no connected account" in globex[1]
+    assert sorted(path for path, _ in server.seen) == [
+        f"/oauth/v1/access-tokens/{hubspot_token}",
+        "/v3/company/9130349876543210/companyinfo/9130349876543210",
+    ]
+    assert (
+        "/v3/company/9130349876543210/companyinfo/9130349876543210",
+        f"Bearer {quickbooks_token}",
+    ) in server.seen
+    text = repr(result.to_dict()) + repr(_health(engine))
+    assert hubspot_token not in text and quickbooks_token not in text

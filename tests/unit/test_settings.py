@@ -94,7 +94,8 @@ def test_unknown_key_points_at_the_key(tmp_path: Path) -> None:
     message = settings_error(tmp_path, "apply:\n  allow_risk: low\n  lock_timeout: 5\n")
     assert message == (
         "3:3: apply.lock_timeout: unknown key "
-        "(allowed: allow_risk, lock_timeout_seconds, statement_timeout_seconds)"
+        "(allowed: allow_risk, lock_timeout_seconds, statement_timeout_seconds, "
+        "verify_connections, verify_connections_unreachable)"
     )
 
 
@@ -190,3 +191,45 @@ def test_approval_and_notify_settings(tmp_path: Path) -> None:
 )
 def test_bad_approval_and_notify_settings(tmp_path: Path, text: str, expected: str) -> None:
     assert expected in settings_error(tmp_path, text)
+
+
+def test_health_and_verification_settings(tmp_path: Path) -> None:
+    (tmp_path / "reconciler.yaml").write_text(
+        "apply:\n  verify_connections: true\n  verify_connections_unreachable: block\n"
+        "health:\n  timeout_seconds: 3\n  base_urls:\n    stripe: http://127.0.0.1:8080/\n"
+        "    quickbooks:\n      sandbox: https://qb.test\n"
+    )
+    settings = load_settings(tmp_path)
+    assert settings.verify_connections is True
+    assert settings.verify_connections_unreachable == "block"
+    assert settings.health_timeout_seconds == 3
+    assert settings.base_urls.stripe == "http://127.0.0.1:8080"
+    assert settings.base_urls.hubspot == "https://api.hubapi.com"
+    assert settings.base_urls.quickbooks("PRODUCTION") == "https://quickbooks.api.intuit.com"
+    assert settings.base_urls.quickbooks("STAGING") == "https://qb.test"
+    defaults = Settings()
+    assert (defaults.verify_connections, defaults.verify_connections_unreachable) == (False, "warn")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("apply:\n  verify_connections: yes-please\n", "2:23: apply.verify_connections: must be"),
+        (
+            "apply:\n  verify_connections_unreachable: fail\n",
+            "2:35: apply.verify_connections_unreachable: must be one of warn, block",
+        ),
+        ("health:\n  base_urls:\n    stripe: ftp://x\n", "3:13: health.base_urls.stripe: must be"),
+        ("health:\n  base_urls:\n    paypal: https://x\n", "3:5: health.base_urls.paypal: unknown"),
+        (
+            "health:\n  base_urls:\n    quickbooks:\n      prod: https://x\n",
+            "4:7: health.base_urls.quickbooks.prod: unknown key",
+        ),
+        ("health:\n  timeout_seconds: 301\n", "2:20: health.timeout_seconds: must be at most 300"),
+        ("health:\n  timeout_seconds: 0\n", "2:20: health.timeout_seconds: must be from"),
+    ],
+)
+def test_health_and_verification_settings_are_checked(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    assert settings_error(tmp_path, text).startswith(expected)

@@ -13,6 +13,7 @@ from reconciler.health import probe as probe_module
 from reconciler.health.probe import HttpsProbe, ProbeTarget, plan_call
 from reconciler.model.enums import ConfigType, Environment, HealthStatus, Platform
 from reconciler.model.sensitive import Sensitive
+from reconciler.settings import BaseUrls
 
 KEY = "sk_live_" + "ProbeCanary0123456789"
 
@@ -73,9 +74,9 @@ def test_no_answer_is_unknown_without_the_secret(error: Exception) -> None:
     assert "api.stripe.com" in result.message and KEY not in result.message
 
 
-def test_real_urllib_against_a_closed_port(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(probe_module, "STRIPE_BALANCE_URL", "https://127.0.0.1:9/v1/balance")
-    result = HttpsProbe(timeout=2).probe(_target(Platform.STRIPE, KEY))
+def test_real_urllib_against_a_closed_port() -> None:
+    urls = BaseUrls(stripe="https://127.0.0.1:9")
+    result = HttpsProbe(timeout=2, base_urls=urls).probe(_target(Platform.STRIPE, KEY))
     assert result.status is HealthStatus.UNKNOWN
     assert result.message.startswith("network unreachable: cannot reach 127.0.0.1:9")
     assert KEY not in result.message
@@ -90,10 +91,10 @@ def test_what_can_be_checked() -> None:
     assert hubspot.url == "https://api.hubapi.com/account-info/v3/details"
 
     for target, status, words in [
-        (_target(Platform.HUBSPOT, "client-id", "client-secret"), "UNKNOWN", "OAuth client"),
-        (_target(Platform.QUICKBOOKS, "client-id", "client-secret"), "UNKNOWN", "OAuth client"),
+        (_target(Platform.HUBSPOT, "client-id", "client-secret"), "UNKNOWN", "no connected"),
+        (_target(Platform.QUICKBOOKS, "client-id", "client-secret"), "UNKNOWN", "no connected"),
         (_target(Platform.STRIPE, None), "UNKNOWN", "no API key"),
-        (_target(Platform.QUICKBOOKS, None), "UNKNOWN", "no credentials"),
+        (_target(Platform.QUICKBOOKS, None), "UNKNOWN", "no connected account"),
         (_target(Platform.STRIPE, "pk_live_abc"), "UNHEALTHY", "publishable"),
     ]:
         verdict = plan_call(target)
