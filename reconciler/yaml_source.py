@@ -83,6 +83,14 @@ _INF_NAN = {
     "-.inf": -math.inf, "-.Inf": -math.inf, "-.INF": -math.inf,
     ".nan": math.nan, ".NaN": math.nan, ".NAN": math.nan,
 }  # fmt: skip
+_MISSING = object()
+_SPECIAL_PLAIN: dict[str, Any] = {
+    **dict.fromkeys(_NULLS),
+    **dict.fromkeys(_TRUES, True),
+    **dict.fromkeys(_FALSES, False),
+    **_INF_NAN,
+}
+"""Every plain scalar typed by its exact spelling, for one lookup instead of four."""
 _INT_START = re.compile(r"^[-+]?[0-9]")
 _TIMESTAMP_RE = re.compile(
     r"^(?P<y>[0-9]{4})-(?P<m>[0-9]{1,2})-(?P<d>[0-9]{1,2})"
@@ -151,14 +159,9 @@ def _parse_timestamp(text: str) -> datetime | None:
 
 def resolve_plain(text: str) -> Any:
     """Type a plain (unquoted, non-block) scalar the way go-yaml v3 does."""
-    if text in _NULLS:
-        return None
-    if text in _TRUES:
-        return True
-    if text in _FALSES:
-        return False
-    if text in _INF_NAN:
-        return _INF_NAN[text]
+    special = _SPECIAL_PLAIN.get(text, _MISSING)
+    if special is not _MISSING:
+        return special
     if text[:1] in "+-.0123456789":
         as_int = _go_parse_int(text)
         if as_int is not None:
@@ -236,8 +239,17 @@ _ALIAS_SEEN = -1
 """Memo key (no node has id -1) set when an alias was followed."""
 
 
+_ScalarNode = yaml.ScalarNode
+
+
 def _convert(node: yaml.Node, memo: dict[int, Any]) -> Any:
     """Node tree -> Python values. Aliases (the same node twice) become shared objects."""
+    # Hot loop (every node of every file): implicit scalars, by far the most common nodes,
+    # are typed inline rather than through _scalar.
+    if type(node) is _ScalarNode:
+        if node.tag == _IMPLICIT_TAG:
+            return node.value if node.style else resolve_plain(node.value)
+        return _scalar(node)
     if isinstance(node, yaml.ScalarNode):
         return _scalar(node)
     key = id(node)
@@ -247,14 +259,20 @@ def _convert(node: yaml.Node, memo: dict[int, Any]) -> Any:
     if isinstance(node, yaml.SequenceNode):
         items: list[Any] = []
         memo[key] = items
-        items.extend(_convert(child, memo) for child in node.value)
+        items.extend(
+            (child.value if child.style else resolve_plain(child.value))
+            if type(child) is _ScalarNode and child.tag == _IMPLICIT_TAG
+            else _convert(child, memo)
+            for child in node.value
+        )
         return items
     mapping: dict[str, Any] = {}
     memo[key] = mapping
     merged: dict[str, Any] = {}
-    seen: set[str] = set()
     for key_node, value_node in node.value:
-        if key_node.tag == _MERGE_TAG:
+        if type(key_node) is _ScalarNode and key_node.tag == _IMPLICIT_TAG:
+            name = key_node.value if key_node.style else resolve_plain(key_node.value)
+        elif key_node.tag == _MERGE_TAG:
             sources = (
                 value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
             )
@@ -265,13 +283,19 @@ def _convert(node: yaml.Node, memo: dict[int, Any]) -> Any:
                 for k, v in value.items():
                     merged.setdefault(k, v)
             continue
-        name = _convert(key_node, memo)
-        if not isinstance(name, str):
+        else:
+            name = _convert(key_node, memo)
+        if type(name) is not str and not isinstance(name, str):
             raise _error(f"mapping keys must be strings, found {_excerpt(name)}", key_node)
-        if name in seen:
+        # Only this loop fills ``mapping`` (merged keys come after), so it holds the keys seen.
+        if name in mapping:
             raise _error(f"duplicate key {_excerpt(name)}", key_node)
-        seen.add(name)
-        mapping[name] = _convert(value_node, memo)
+        if type(value_node) is _ScalarNode and value_node.tag == _IMPLICIT_TAG:
+            mapping[name] = (
+                value_node.value if value_node.style else resolve_plain(value_node.value)
+            )
+        else:
+            mapping[name] = _convert(value_node, memo)
     for k, v in merged.items():
         mapping.setdefault(k, v)
     return mapping

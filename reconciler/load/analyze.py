@@ -101,6 +101,38 @@ def analyze_file(job: FileJob, templates: TemplateSet) -> FileResult:
 
 def first_encrypted(doc: Any) -> tuple[str | int, ...] | None:
     """The path of the first ``ENC[`` string of a document (its ``sops`` block left out)."""
+    try:
+        found = _first_encrypted(doc, True)
+    except RecursionError:  # deeper than the recursive walk goes: the same walk, iterative
+        return _first_encrypted_iterative(doc)
+    return None if found is None else tuple(reversed(found))
+
+
+def _first_encrypted(node: Any, top: bool) -> list[str | int] | None:
+    """Depth-first in document order; the path comes back reversed (appended on return),
+    so nothing is allocated for the subtrees that hold no ``ENC[`` string."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if type(value) is str:
+                if value.startswith(ENC_MARK) and not (top and key == "sops"):
+                    return [key]
+            elif not (top and key == "sops"):
+                found = _first_encrypted(value, False)
+                if found is not None:
+                    found.append(key)
+                    return found
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found = _first_encrypted(value, False)
+            if found is not None:
+                found.append(index)
+                return found
+    elif isinstance(node, str) and node.startswith(ENC_MARK):
+        return []
+    return None
+
+
+def _first_encrypted_iterative(doc: Any) -> tuple[str | int, ...] | None:
     stack: list[tuple[Any, tuple[str | int, ...]]] = [(doc, ())]
     while stack:
         node, path = stack.pop()

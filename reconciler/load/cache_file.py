@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler.files import atomic_write
+from reconciler.gcpause import gc_paused
 from reconciler.load.cache import (
     _TAG_HEX,
     FORMAT,
@@ -55,6 +56,7 @@ class LoadCache:
         self._prefix = FORMAT + self.namespace.encode() + b"\n"
 
     @classmethod
+    @gc_paused  # thousands of entries of small containers: the collector would rescan them
     def open(cls, directory: Path, namespace: str, key: bytes | Path | None = None) -> LoadCache:
         """Load ``directory/manifests-<namespace>.cache``; an unusable file counts as empty.
 

@@ -112,8 +112,8 @@ def decrypt_files(
         chain = [templates.templates[n] for n in result.chain]
         own = decrypted(result.rel, result.display, result.document, datas[result.rel], chain)
         for t in chain:
-            if first_encrypted(t.doc) is not None:  # verified even when no secret is read
-                decrypted("template:" + t.name, t.display, t.doc, t.data, [])
+            # Verified even when no secret is read; once per chunk (decrypted() remembers).
+            decrypted("template:" + t.name, t.display, t.doc, t.data, [])
         env_check: list[tuple[Finding, str | None]] = []
         for path, provider in result.secrets:
             if provider is None:

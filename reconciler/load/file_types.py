@@ -5,7 +5,7 @@ templates it may merge (:class:`TemplateSet`) and what analysing it produced
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from reconciler.diagnostics import Diagnostic
@@ -37,14 +37,25 @@ class TemplateSet:
     """Every template under the root, by name (read once per run, shared by all files)."""
 
     templates: Mapping[str, Template]
+    _chains: dict[str, tuple[tuple[str, ...], str | None, str | None]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    """Resolved chains by template name: resolved once per run, not once per file."""
 
     def chain(self, name: str) -> tuple[list[str], str | None, str | None]:
         """``(chain, rule id, message)`` for a template name; rule id ``None`` when fine."""
+        known = self._chains.get(name)
+        if known is None:
+            known = self._chains[name] = self._resolve(name)
+        names, code, problem = known
+        return list(names), code, problem
+
+    def _resolve(self, name: str) -> tuple[tuple[str, ...], str | None, str | None]:
         parents = {n: t.parent for n, t in self.templates.items()}
         chain, problem = mf.resolve_chain(name, parents, self.templates)
         if problem is None:
-            return chain, None, None
-        return chain, ("RCN-TPL-2" if "cyclic" in problem else "RCN-TPL-1"), problem
+            return tuple(chain), None, None
+        return tuple(chain), ("RCN-TPL-2" if "cyclic" in problem else "RCN-TPL-1"), problem
 
 
 @dataclass(frozen=True, slots=True)

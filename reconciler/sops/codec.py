@@ -295,9 +295,9 @@ class ValueCipher:
         kind = fields[3]
         if kind not in VALUE_TYPES:
             raise CodecError(f"unknown value type {_type_name(kind)}")
-        data, iv, tag = (
-            _unb64(text, name) for text, name in zip(fields[:3], ("data", "iv", "tag"), strict=True)
-        )
+        data = _unb64(fields[0], "data")
+        iv = _unb64(fields[1], "iv")
+        tag = _unb64(fields[2], "tag")
         if len(iv) not in IV_SIZES:
             raise CodecError(
                 f"the iv is {len(iv)} bytes; sops writes {IV_SIZE} (8 to 128 can be read)"
