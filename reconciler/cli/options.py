@@ -27,7 +27,7 @@ from reconciler.model.enums import Platform
 from reconciler.model.plan import Selectors
 from reconciler.redaction import redact
 from reconciler.render.diagnostics import safe_diagnostic
-from reconciler.settings import load_settings
+from reconciler.settings import Settings, load_settings
 from reconciler.store.database import DRIVER_ERRORS, mask_credentials, unanticipated_error
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -48,6 +48,16 @@ manifests_option = click.option(
     type=click.Path(file_okay=False, path_type=str),
     help="Manifest directory (holds tenants/ and templates/). Default: ./manifests.",
 )
+
+
+def manifests_and_database(func: F) -> F:
+    """``--manifests`` and ``--database-url``: every command that reads both."""
+    return manifests_option(database_url_option(func))
+
+
+def manifests_path(settings: Settings, given: str | None) -> Path:
+    """The manifest directory: ``--manifests`` when given, else the one in ``reconciler.yaml``."""
+    return Path(given) if given else settings.manifests_dir
 
 
 def complete_tenants(

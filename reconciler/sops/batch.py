@@ -27,7 +27,7 @@ from typing import Literal
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.progress import QUIET, Progress
 from reconciler.sops.age import Identities, load_identities
-from reconciler.sops.operations import rotate_file, update_keys
+from reconciler.sops.rekey import rotate_file, update_keys
 
 Operation = Literal["rotate", "updatekeys"]
 
