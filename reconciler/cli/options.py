@@ -50,6 +50,17 @@ manifests_option = click.option(
 )
 
 
+text_or_json_option = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text for people, json for machines.",
+)
+"""``--format text|json``: for the commands whose output is a report, not a plan."""
+
+
 def manifests_and_database(func: F) -> F:
     """``--manifests`` and ``--database-url``: every command that reads both."""
     return manifests_option(database_url_option(func))

@@ -6,7 +6,7 @@ Apply refuses a plan with a tripped breaker unless it is allowed (``--allow-mass
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter
 
 from reconciler.core.risk import RiskPolicy
 from reconciler.model.actual import ActualIntegration, ActualState, ActualWebhook
@@ -24,26 +24,15 @@ def mass_deletions(
     Trips when a tenant's manifests are all gone, or when more than ``max_share`` of the
     tenant's objects (at least ``min_objects`` of them) would be deleted.
     """
-    totals: dict[str, int] = defaultdict(int)
     rows: list[ActualIntegration | ActualWebhook] = [*actual.integrations, *actual.webhooks]
-    for row in rows:
-        if row.deleted_at is None:
-            totals[row.tenant_id] += 1
-    deleting: dict[str, int] = defaultdict(int)
-    for c in changes:
-        if c.action is Action.DELETE:
-            deleting[c.address.tenant] += 1
-    out: list[MassDeletion] = []
-    for tenant, count in sorted(deleting.items()):
-        total = totals.get(tenant, count)
-        whole = tenant not in tenants_with_files
-        share_tripped = (
-            count >= policy.mass_deletion_min_objects
-            and count / total > policy.mass_deletion_max_share
-        )
-        if whole or share_tripped:
-            out.append(MassDeletion(tenant, count, total, whole))
-    return tuple(out)
+    return _tripped(
+        Counter(row.tenant_id for row in rows if row.deleted_at is None),
+        Counter(c.address.tenant for c in changes if c.action is Action.DELETE),
+        tenants_with_files,
+        policy.mass_deletion_min_objects,
+        policy.mass_deletion_max_share,
+        MassDeletion.OBJECTS,
+    )
 
 
 def mass_revocations(
@@ -59,22 +48,32 @@ def mass_revocations(
     tenant's manifests are all gone, or when more than ``max_share`` of the tenant's active
     tokens (at least ``min_tokens`` of them) would be revoked.
     """
-    totals: dict[str, int] = defaultdict(int)
-    for t in actual.tokens:
-        if t.is_active and t.revoked_at is None:
-            totals[t.tenant_id] += 1
-    revoking: dict[str, int] = defaultdict(int)
-    for c in changes:
-        if c.action is Action.REVOKE and c.source is None:
-            revoking[c.address.tenant] += 1
+    return _tripped(
+        Counter(t.tenant_id for t in actual.tokens if t.is_active and t.revoked_at is None),
+        Counter(
+            c.address.tenant for c in changes if c.action is Action.REVOKE and c.source is None
+        ),
+        tenants_with_files,
+        policy.mass_revocation_min_tokens,
+        policy.mass_revocation_max_share,
+        MassDeletion.TOKENS,
+    )
+
+
+def _tripped(
+    totals: Counter[str],
+    affected: Counter[str],
+    tenants_with_files: frozenset[str],
+    min_count: int,
+    max_share: float,
+    kind: str,
+) -> tuple[MassDeletion, ...]:
+    """A breaker per tenant whose manifests are all gone, or where more than ``max_share``
+    of its ``totals`` (and at least ``min_count``) are ``affected``."""
     out: list[MassDeletion] = []
-    for tenant, count in sorted(revoking.items()):
+    for tenant, count in sorted(affected.items()):
         total = totals.get(tenant, count)
         whole = tenant not in tenants_with_files
-        share_tripped = (
-            count >= policy.mass_revocation_min_tokens
-            and count / total > policy.mass_revocation_max_share
-        )
-        if whole or share_tripped:
-            out.append(MassDeletion(tenant, count, total, whole, kind=MassDeletion.TOKENS))
+        if whole or (count >= min_count and count / total > max_share):
+            out.append(MassDeletion(tenant, count, total, whole, kind))
     return tuple(out)
