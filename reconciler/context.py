@@ -242,9 +242,11 @@ DIRTY_SUFFIX = "-dirty"
 ``git describe --dirty`` does."""
 
 
-def git_dirty(directory: Path) -> bool | None:
+def git_dirty(directory: Path, *, untracked: str = "all") -> bool | None:
     """Whether ``directory`` (the manifests) has uncommitted changes: modified, staged,
     deleted or untracked files under it. None when git is missing or it is not a work tree.
+
+    ``untracked`` is git's ``--untracked-files`` mode (``normal`` lists a new directory once).
     """
     try:
         result = subprocess.run(
@@ -254,7 +256,7 @@ def git_dirty(directory: Path) -> bool | None:
                 str(directory),
                 "status",
                 "--porcelain",
-                "--untracked-files=all",
+                f"--untracked-files={untracked}",
                 "--",
                 ".",
             ],

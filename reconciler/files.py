@@ -12,6 +12,7 @@ import errno
 import os
 import stat
 import tempfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from reconciler.errors import ConfigError
@@ -132,3 +133,21 @@ def atomic_write(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def expand_paths(paths: Iterable[Path], walk: Callable[[Path], Iterable[Path]]) -> list[Path]:
+    """The files named, and those ``walk`` finds under the directories named, in a stable
+    order (each directory's sorted), each once.
+
+    Raises:
+        ConfigError: a path does not exist.
+    """
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(sorted(walk(path)))
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise ConfigError(f"{path}: no such file or directory")
+    return list(dict.fromkeys(found))

@@ -45,6 +45,7 @@ from ruamel.yaml.scalarstring import (
 )
 
 from reconciler.errors import ConfigError
+from reconciler.files import expand_paths
 from reconciler.sops.files import _literal, _plain_ok
 from reconciler.sops.roundtrip import _same
 from reconciler.yaml_source import YamlError, parse_documents
@@ -267,15 +268,7 @@ def expand(paths: Iterable[Path]) -> list[Path]:
     Raises:
         ConfigError: a path does not exist.
     """
-    found: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            found.extend(sorted(_walk(path)))
-        elif path.is_file():
-            found.append(path)
-        else:
-            raise ConfigError(f"{path}: no such file or directory")
-    return list(dict.fromkeys(found))
+    return expand_paths(paths, _walk)
 
 
 def _walk(root: Path) -> Iterator[Path]:

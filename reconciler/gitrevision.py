@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from reconciler.context import git_dirty
 from reconciler.errors import ConfigError
 
 _REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/@{}~^-]{0,199}$")
@@ -127,16 +128,4 @@ def _extract(archive: bytes, scope: str, target: Path) -> None:
 
 def worktree_dirty(manifests_dir: Path) -> bool | None:
     """Whether the manifests have uncommitted changes (None: not a git work tree, no git)."""
-    try:
-        result = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=normal", "--", "."],
-            cwd=manifests_dir,
-            capture_output=True,
-            timeout=30,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if result.returncode != 0:
-        return None
-    return bool(result.stdout.strip())
+    return git_dirty(manifests_dir, untracked="normal")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +12,12 @@ import click
 
 from reconciler.cli.exit_codes import ExitCode
 from reconciler.cli.options import (
+    F,
     database_url_option,
     handle_errors,
     output_options,
     quiet_requested,
+    text_or_json_option,
 )
 from reconciler.commands.audit import (
     AUDIT_KEY_ENV,
@@ -38,15 +41,6 @@ from reconciler.render.audit import (
     verification_record,
 )
 from reconciler.render.table import format_table as format_table  # for sibling modules
-
-format_option = click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="text for people, json for machines.",
-)
 
 
 def _emit_json(data: Any) -> None:
@@ -89,7 +83,7 @@ def audit_group() -> None:
     "--address", metavar="ADDRESS", help="Only rows of this object (tenant/platform/env/kind/name)."
 )
 @wide_option
-@format_option
+@text_or_json_option
 @database_url_option
 @handle_errors
 def list_cmd(
@@ -138,7 +132,7 @@ def list_cmd(
     help="Exit 1 when any change was rejected in review (see `audit rejected`).",
 )
 @wide_option
-@format_option
+@text_or_json_option
 @database_url_option
 @handle_errors
 def pending_cmd(
@@ -167,7 +161,7 @@ def pending_cmd(
 @output_options()
 @click.option("--tenant", metavar="T", help="Only this tenant.")
 @wide_option
-@format_option
+@text_or_json_option
 @database_url_option
 @handle_errors
 def rejected_cmd(tenant: str | None, wide: bool, fmt: str, database_url: str | None) -> None:
@@ -191,7 +185,7 @@ def rejected_cmd(tenant: str | None, wide: bool, fmt: str, database_url: str | N
 )
 @click.option("--by", "reviewed_by", metavar="NAME", required=True, help="Who reviews.")
 @click.option("--note", default=None, help="Why (kept with the decision).")
-@format_option
+@text_or_json_option
 @database_url_option
 @handle_errors
 def review_cmd(
@@ -232,7 +226,7 @@ def review_cmd(
 @audit_group.command("summary")
 @output_options()
 @click.option("--days", type=click.IntRange(1), default=7, show_default=True)
-@format_option
+@text_or_json_option
 @database_url_option
 @handle_errors
 def summary_cmd(days: int, fmt: str, database_url: str | None) -> None:
@@ -252,6 +246,13 @@ def summary_cmd(days: int, fmt: str, database_url: str | None) -> None:
         click.echo(render_summary(rows))
 
 
+def _file_option(flag: str, dest: str, help_text: str) -> Callable[[F], F]:
+    """An option naming one FILE (not a directory), as a :class:`~pathlib.Path`."""
+    return click.option(
+        flag, dest, metavar="FILE", type=click.Path(dir_okay=False, path_type=Path), help=help_text
+    )
+
+
 without_key_option = click.option(
     "--without-key",
     is_flag=True,
@@ -268,16 +269,14 @@ allow_unkeyed_option = click.option(
 @audit_group.command("verify")
 @output_options()
 @click.option("--tenant", "tenants", metavar="T", multiple=True, help="Only this tenant.")
-@click.option(
+@_file_option(
     "--checkpoint",
     "checkpoint_path",
-    metavar="FILE",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Also fail unless every chain still extends the heads recorded in FILE.",
+    "Also fail unless every chain still extends the heads recorded in FILE.",
 )
 @without_key_option
 @allow_unkeyed_option
-@format_option
+@text_or_json_option
 @database_url_option
 @handle_errors
 def verify_cmd(
@@ -322,13 +321,7 @@ def verify_cmd(
 
 @audit_group.command("checkpoint")
 @output_options()
-@click.option(
-    "--out",
-    "out",
-    metavar="FILE",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the checkpoint to FILE (default: standard output).",
-)
+@_file_option("--out", "out", "Write the checkpoint to FILE (default: standard output).")
 @without_key_option
 @allow_unkeyed_option
 @database_url_option

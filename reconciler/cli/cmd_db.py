@@ -7,11 +7,13 @@ announced on stderr (password masked), so stdout stays clean for scripts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from reconciler.cli.options import (
+    F,
     database_url_option,
     handle_errors,
     output_options,
@@ -271,18 +273,25 @@ def show_roles(database_url: str | None) -> None:
 _ROLE_HELP = "deploy (apply), ci (plan, drift) or service (its granted tenants only)."
 
 
+def _membership_options(tenant_help: str) -> Callable[[F], F]:
+    """``--role``, ``LOGIN``, ``--tenant`` (helped by ``tenant_help``) and ``--database-url``."""
+
+    def decorate(func: F) -> F:
+        for option in (
+            database_url_option,
+            click.option("--tenant", "tenants", multiple=True, metavar="T", help=tenant_help),
+            click.argument("login", metavar="LOGIN"),
+            click.option("--role", "role", type=ROLE_CHOICE, required=True, help=_ROLE_HELP),
+        ):
+            func = option(func)
+        return func
+
+    return decorate
+
+
 @db.command("grant")
 @output_options()
-@click.option("--role", "role", type=ROLE_CHOICE, required=True, help=_ROLE_HELP)
-@click.argument("login", metavar="LOGIN")
-@click.option(
-    "--tenant",
-    "tenants",
-    multiple=True,
-    metavar="T",
-    help="For --role service: a tenant LOGIN may act for (repeat for more).",
-)
-@database_url_option
+@_membership_options("For --role service: a tenant LOGIN may act for (repeat for more).")
 @handle_errors
 def grant(role: str, login: str, tenants: tuple[str, ...], database_url: str | None) -> None:
     """Grant an existing LOGIN role the deploy, ci or service group role.
@@ -313,16 +322,9 @@ def grant(role: str, login: str, tenants: tuple[str, ...], database_url: str | N
 
 @db.command("revoke")
 @output_options()
-@click.option("--role", "role", type=ROLE_CHOICE, required=True, help=_ROLE_HELP)
-@click.argument("login", metavar="LOGIN")
-@click.option(
-    "--tenant",
-    "tenants",
-    multiple=True,
-    metavar="T",
-    help="For --role service: revoke only this tenant (repeat for more); the login stays.",
+@_membership_options(
+    "For --role service: revoke only this tenant (repeat for more); the login stays."
 )
-@database_url_option
 @handle_errors
 def revoke(role: str, login: str, tenants: tuple[str, ...], database_url: str | None) -> None:
     """Revoke what `reconciler db grant` granted.

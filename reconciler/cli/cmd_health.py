@@ -12,6 +12,7 @@ from reconciler.cli.options import (
     make_selectors,
     output_options,
     selector_options,
+    text_or_json_option,
 )
 from reconciler.commands.health import health_check
 from reconciler.progress import Progress
@@ -34,14 +35,7 @@ def health_group() -> None:
     help="Seconds to wait for each platform API [default: health.timeout_seconds, or 10].",
 )
 @click.option("--dry-run", is_flag=True, help="Check and report, but write nothing.")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="text for people, json for machines.",
-)
+@text_or_json_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr.")
 @selector_options
 @database_url_option

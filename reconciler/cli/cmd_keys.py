@@ -33,6 +33,15 @@ def keys_group() -> None:
     """The keyring that encrypts secrets in the database: status, rotation, new keys."""
 
 
+_batch_size_option = click.option(
+    "--batch-size",
+    type=click.IntRange(1, 10_000),
+    default=500,
+    show_default=True,
+    help="Rows per transaction.",
+)
+
+
 @keys_group.command("status")
 @output_options()
 @database_url_option
@@ -49,13 +58,7 @@ def status_cmd(database_url: str | None) -> None:
 
 @keys_group.command("rotate")
 @output_options()
-@click.option(
-    "--batch-size",
-    type=click.IntRange(1, 10_000),
-    default=500,
-    show_default=True,
-    help="Rows per transaction.",
-)
+@_batch_size_option
 @click.option("--actor", default=None, help="Who rotates (audit). Default: $RECONCILER_ACTOR...")
 @database_url_option
 @handle_errors
@@ -142,13 +145,7 @@ Layouts:
     "base64 of 32 bytes), for the encrypted layouts. The key itself is never an option.",
 )
 @click.option("--dry-run", is_flag=True, help="Read and re-encrypt everything, then roll back.")
-@click.option(
-    "--batch-size",
-    type=click.IntRange(1, 10_000),
-    default=500,
-    show_default=True,
-    help="Rows per transaction.",
-)
+@_batch_size_option
 @click.option("--actor", default=None, help="Who adopts (audit). Default: $RECONCILER_ACTOR...")
 @database_url_option
 @handle_errors

@@ -1,4 +1,4 @@
-"""CLI commands: plan, apply, drift, history."""
+"""CLI commands: plan, apply."""
 
 from __future__ import annotations
 
@@ -12,39 +12,31 @@ import click
 from reconciler import commands
 from reconciler.cli.exit_codes import ExitCode
 from reconciler.cli.options import (
-    database_url_option,
     handle_errors,
     make_selectors,
-    manifests_option,
+    manifests_and_database,
+    manifests_path,
     output_options,
     selector_options,
     use_color,
 )
+from reconciler.cli.plan_output import PLAN_FORMATS, render_plan_output
 from reconciler.cli.verify_option import verify_connections_option, with_verify_connections
 from reconciler.clock import now_utc, rfc3339
 from reconciler.commands.preflight import check_manifests, check_plan_matches, tenants_on_disk
-from reconciler.commands.remediation import RemediationResult
-from reconciler.commands.remediation import remediate as remediate_drift
 from reconciler.commands.show import read_plan_file
 from reconciler.context import git_dirty
 from reconciler.core.policy import verdict_text
-from reconciler.errors import ConfigError, UsageProblem
+from reconciler.errors import ConfigError
 from reconciler.escape import printable
 from reconciler.files import atomic_write
 from reconciler.gitchanges import changed_tenants
 from reconciler.model.enums import RiskLevel
-from reconciler.model.plan import Plan, SavedPlan
+from reconciler.model.plan import Plan
+from reconciler.model.plan_judgement import SavedPlan
 from reconciler.progress import Progress
 from reconciler.render.apply_summary import render_apply_summary
-from reconciler.settings import Settings, load_settings, lock_timeout_option, parse_level
-
-_FORMATS = ("text", "json", "markdown", "github")
-
-
-def _render(plan: Plan, fmt: str, *, color: bool, show_notices: bool = False) -> str:
-    from reconciler.render.plan_formats import render_plan
-
-    return render_plan(plan, fmt, color=color, show_notices=show_notices)
+from reconciler.settings import load_settings, lock_timeout_option, parse_level
 
 
 def policy_options(func: Any) -> Any:
@@ -111,14 +103,6 @@ def _narrow(
     return tuple(chosen)
 
 
-def _color(no_color: bool) -> bool:
-    return use_color(no_color)
-
-
-def _manifests(settings: Settings, given: str | None) -> Path:
-    return Path(given) if given else settings.manifests_dir
-
-
 def _write_plan_file(plan: Plan, path: Path) -> None:
     """Write atomically: a crash never leaves half a plan file."""
     body = json.dumps(plan.to_dict(), indent=2) + "\n"
@@ -128,15 +112,6 @@ def _write_plan_file(plan: Plan, path: Path) -> None:
 
 def _read_plan_file(path: Path) -> SavedPlan:
     return read_plan_file(path)
-
-
-_common = [manifests_option, database_url_option]
-
-
-def _apply_common(func: Any) -> Any:
-    for option in reversed(_common):
-        func = option(func)
-    return func
 
 
 @click.command("plan")
@@ -180,8 +155,8 @@ def _apply_common(func: Any) -> Any:
 @revision_option
 @changed_from_option
 @selector_options
-@_apply_common
-@output_options(formats=_FORMATS)
+@manifests_and_database
+@output_options(formats=PLAN_FORMATS)
 @handle_errors
 def plan_cmd(
     out: Path | None,
@@ -221,7 +196,7 @@ def plan_cmd(
     _check_revision(revision, changed_from)
     settings = load_settings()
     progress = Progress(enabled=not quiet)
-    manifests = _manifests(settings, manifests_dir)
+    manifests = manifests_path(settings, manifests_dir)
     # Before git, the database or a key: a wrong directory or a selector typo costs nothing.
     not_on_disk = check_manifests(
         manifests, make_selectors(tenants, platforms, exclude_tenants), prune=prune
@@ -234,7 +209,7 @@ def plan_cmd(
             actual_fingerprint="",
             prune=prune,
         )
-        click.echo(_render(empty, fmt, color=_color(no_color)), nl=False)
+        click.echo(render_plan_output(empty, fmt, color=use_color(no_color)), nl=False)
         return
     result = commands.plan(
         manifests_dir=manifests,
@@ -257,7 +232,8 @@ def plan_cmd(
     if result.plan.policy is not None and result.plan.policy.blocked:
         progress.note(verdict_text(result.plan.policy))
     click.echo(
-        _render(result.plan, fmt, color=_color(no_color), show_notices=show_notices), nl=False
+        render_plan_output(result.plan, fmt, color=use_color(no_color), show_notices=show_notices),
+        nl=False,
     )
     if detailed_exitcode and result.plan.has_changes:
         sys.exit(ExitCode.CHANGES_PRESENT)
@@ -320,7 +296,7 @@ def _check_revoke_unmanaged(prune: bool, revoke_unmanaged: bool) -> None:
 @revision_option
 @changed_from_option
 @selector_options
-@_apply_common
+@manifests_and_database
 @output_options(formats=("text", "json"))
 @handle_errors
 def apply_cmd(
@@ -370,7 +346,7 @@ def apply_cmd(
     settings = with_verify_connections(load_settings(), verify_connections)
     lock_timeout = lock_timeout_option(lock_timeout)
     progress = Progress(enabled=not quiet)
-    color = _color(no_color)
+    color = use_color(no_color)
     saved = _read_plan_file(plan_file) if plan_file else None
     if saved is not None and (
         tenants or platforms or exclude_tenants or prune or revoke_unmanaged or changed_from
@@ -379,7 +355,7 @@ def apply_cmd(
             "a saved plan carries its own selectors, --prune and --revoke-unmanaged; do not "
             "pass them again"
         )
-    manifests = _manifests(settings, manifests_dir)
+    manifests = manifests_path(settings, manifests_dir)
     check_manifests(
         manifests,
         saved.plan.selectors if saved else make_selectors(tenants, platforms, exclude_tenants),
@@ -404,7 +380,7 @@ def apply_cmd(
             )
 
         def confirm(p: Plan) -> bool:
-            click.echo(_render(p, "text", color=color), nl=False)
+            click.echo(render_plan_output(p, "text", color=color), nl=False)
             answer: str = click.prompt(
                 "Apply these changes? Only 'yes' is accepted", default="", show_default=False
             )
@@ -448,7 +424,7 @@ def apply_cmd(
         )
         return
     if (auto_approve or dry_run) and result.plan.has_changes:
-        click.echo(_render(result.plan, "text", color=color), nl=False)
+        click.echo(render_plan_output(result.plan, "text", color=color), nl=False)
     click.echo(
         render_apply_summary(result.outcome, result.counts, result.run_id, dry_run=result.dry_run)
     )
@@ -469,138 +445,7 @@ def _echo_authorization(result: commands.ApplyResult) -> None:
         click.echo(printable(f"Approved by: {', '.join(auth.approvers)}"))
 
 
-@click.command("drift")
-@click.option(
-    "--detailed-exitcode", is_flag=True, help="Exit 2 when the database differs from git."
-)
-@click.option(
-    "--remediate",
-    is_flag=True,
-    help="Bring drifted objects back to the manifests through apply (one transaction, lock, "
-    "policy and approvals; audit rows marked as remediation).",
-)
-@click.option(
-    "--max-risk",
-    type=click.Choice([r.value.lower() for r in RiskLevel]),
-    default=None,
-    help="With --remediate: only tenants whose drift is at most this risk (default: "
-    "apply.allow_risk); the rest is reported and notified.",
-)
-@click.option("--auto-approve", is_flag=True, help="With --remediate: do not ask (scheduled jobs).")
-@click.option("--actor", metavar="NAME", help="With --remediate: who remediates.")
-@selector_options
-@_apply_common
-@output_options(formats=_FORMATS)
-@handle_errors
-def drift_cmd(
-    fmt: str,
-    detailed_exitcode: bool,
-    remediate: bool,
-    max_risk: str | None,
-    auto_approve: bool,
-    actor: str | None,
-    tenants: tuple[str, ...],
-    platforms: tuple[str, ...],
-    exclude_tenants: tuple[str, ...],
-    manifests_dir: str | None,
-    database_url: str | None,
-    quiet: bool,
-    no_color: bool,
-) -> None:
-    """Report how the database differs from git (read-only), for scheduled jobs.
-
-    Shows rows edited outside the reconciler (as updates back to the manifest's values),
-    objects git does not declare (as deletions) and undeclared connected accounts.
-    With --remediate, applies the manifests to the tenants whose drift is at most
-    --max-risk (self-healing); exit 2 with --detailed-exitcode when drift is left.
-
-    \b
-    Example (cron / scheduled CI):
-      reconciler drift --detailed-exitcode --format json > drift.json || alert
-      reconciler drift --remediate --max-risk medium --auto-approve --actor drift-bot
-    """
-    settings = load_settings()
-    selectors = make_selectors(tenants, platforms, exclude_tenants)
-    manifests = _manifests(settings, manifests_dir)
-    not_on_disk = check_manifests(manifests, selectors, prune=True)
-    progress = Progress(enabled=not quiet)
-    if not remediate:
-        if max_risk or auto_approve or actor:
-            raise UsageProblem("--max-risk, --auto-approve and --actor go with --remediate")
-        result = commands.drift(
-            manifests_dir=manifests,
-            settings=settings,
-            selectors=selectors,
-            database_url=database_url,
-            progress=progress,
-        )
-        click.echo(_render(result, fmt, color=_color(no_color)), nl=False)
-        check_plan_matches(result, not_on_disk, tenants_on_disk(manifests))
-        if detailed_exitcode and result.has_changes:
-            sys.exit(ExitCode.CHANGES_PRESENT)
-        return
-    confirm = None
-    if not auto_approve:
-        if not sys.stdin.isatty():
-            raise ConfigError("no terminal to confirm on: pass --auto-approve to remediate")
-
-        def confirm(p: Plan) -> bool:
-            click.echo(_render(p, "text", color=_color(no_color)), nl=False)
-            answer: str = click.prompt(
-                "Remediate these changes? Only 'yes' is accepted", default="", show_default=False
-            )
-            return answer.strip() == "yes"
-
-    fixed = remediate_drift(
-        manifests_dir=manifests,
-        settings=settings,
-        selectors=selectors,
-        max_risk=parse_level(max_risk) if max_risk else None,
-        actor=actor,
-        database_url=database_url,
-        confirm=confirm,
-        progress=progress,
-    )
-    _echo_remediation(fixed, fmt, _color(no_color))
-    if detailed_exitcode and fixed.left:
-        sys.exit(ExitCode.CHANGES_PRESENT)
-
-
-def _echo_remediation(fixed: RemediationResult, fmt: str, color: bool) -> None:
-    applied = fixed.applied
-    if fmt == "json":
-        click.echo(
-            json.dumps(
-                {
-                    "drift": fixed.drift.to_dict(),
-                    "remediated_tenants": list(fixed.tenants),
-                    "outcome": applied.outcome.value if applied else None,
-                    "run_id": str(applied.run_id) if applied and applied.run_id else None,
-                    "counts": dict(applied.counts) if applied else {},
-                    "left": [c.to_dict() for c in fixed.left],
-                },
-                indent=2,
-            )
-        )
-        return
-    if not fixed.drift.has_changes:
-        click.echo("No drift: the database matches git.")
-        return
-    if applied is not None:
-        if applied.plan.has_changes:
-            click.echo(_render(applied.plan, "text", color=color), nl=False)
-        click.echo(
-            render_apply_summary(applied.outcome, applied.counts, applied.run_id)
-            + f" (remediation of {', '.join(fixed.tenants)})"
-        )
-    if fixed.left:
-        click.echo(f"{len(fixed.left)} drifted change(s) above --max-risk left for review:")
-        for c in fixed.left:
-            click.echo(printable(f"  {c.action.symbol} {c.address} [{c.risk.level.value}]"))
-
-
 def register(group: click.Group) -> None:
-    """Add plan, apply and drift to the root group (history: cmd_history)."""
+    """Add plan and apply to the root group (drift: cmd_drift; history: cmd_history)."""
     group.add_command(plan_cmd)
     group.add_command(apply_cmd)
-    group.add_command(drift_cmd)

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import click
 
 from reconciler.cli.exit_codes import ExitCode
-from reconciler.cli.options import database_url_option, handle_errors, output_options
+from reconciler.cli.options import (
+    database_url_option,
+    handle_errors,
+    output_options,
+    text_or_json_option,
+)
 from reconciler.commands.reports import circuit_report, health_report
 from reconciler.model.enums import Platform
 from reconciler.render.reports import render_circuits_text, render_health_text
@@ -17,14 +24,6 @@ NEEDS_ATTENTION = ExitCode.CHANGES_PRESENT
 """Exit 2 under ``--fail-on-unhealthy`` / ``--fail-on-open``: the number plan uses for
 "something to look at", so a scheduled job can tell it from an error (1)."""
 
-_format_option = click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="text for people, json for machines.",
-)
 _platform_option = click.option(
     "--platform",
     "platforms",
@@ -38,6 +37,14 @@ def _platforms(given: tuple[str, ...]) -> tuple[Platform, ...]:
     return tuple(Platform(p.upper()) for p in given)
 
 
+def _emit(document: dict[str, Any], text: Callable[[], str], fmt: str) -> None:
+    """Print a report as JSON (``document``) or as its text rendering."""
+    if fmt == "json":
+        click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+    else:
+        click.echo(text(), nl=False)
+
+
 @click.group("report")
 def report_group() -> None:
     """Read-only reports on runtime health (written by `reconciler health check` and the
@@ -47,7 +54,7 @@ def report_group() -> None:
 @report_group.command("health")
 @output_options()
 @_platform_option
-@_format_option
+@text_or_json_option
 @click.option(
     "--fail-on-unhealthy",
     is_flag=True,
@@ -71,10 +78,7 @@ def health_cmd(
       reconciler report health --fail-on-unhealthy      # in a scheduled job
     """
     report = health_report(platforms=_platforms(platforms), database_url=database_url)
-    if fmt == "json":
-        click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
-    else:
-        click.echo(render_health_text(report), nl=False)
+    _emit(report.to_dict(), lambda: render_health_text(report), fmt)
     if fail_on_unhealthy and report.needs_attention:
         sys.exit(NEEDS_ATTENTION)
 
@@ -82,7 +86,7 @@ def health_cmd(
 @report_group.command("circuits")
 @output_options()
 @_platform_option
-@_format_option
+@text_or_json_option
 @click.option(
     "--fail-on-open",
     is_flag=True,
@@ -109,10 +113,7 @@ def circuits_cmd(
       reconciler report circuits --fail-on-open         # in a scheduled job
     """
     report = circuit_report(platforms=_platforms(platforms), database_url=database_url)
-    if fmt == "json":
-        click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
-    else:
-        click.echo(render_circuits_text(report), nl=False)
+    _emit(report.to_dict(), lambda: render_circuits_text(report), fmt)
     if fail_on_open and report.needs_attention:
         sys.exit(NEEDS_ATTENTION)
 

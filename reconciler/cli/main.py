@@ -31,7 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Apply the manifests to the database in ONE transaction, with an audit row per change.",
     ),
     "drift": (
-        "cmd_plan",
+        "cmd_drift",
         "Report how the database differs from git (read-only), for scheduled jobs.",
     ),
     "history": (
@@ -151,6 +151,10 @@ def _module(name: str) -> Any:
             from reconciler.cli import cmd_plan
 
             return cmd_plan
+        case "cmd_drift":
+            from reconciler.cli import cmd_drift
+
+            return cmd_drift
         case "cmd_history":
             from reconciler.cli import cmd_history
 

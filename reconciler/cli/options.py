@@ -9,7 +9,7 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from click.shell_completion import CompletionItem
@@ -26,6 +26,9 @@ from reconciler.model.enums import Platform
 from reconciler.model.plan import Selectors
 from reconciler.redaction import redact
 from reconciler.render.diagnostics import safe_diagnostic
+
+if TYPE_CHECKING:
+    from reconciler.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -45,6 +48,27 @@ manifests_option = click.option(
     type=click.Path(file_okay=False, path_type=str),
     help="Manifest directory (holds tenants/ and templates/). Default: ./manifests.",
 )
+
+
+text_or_json_option = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text for people, json for machines.",
+)
+"""``--format text|json``: for the commands whose output is a report, not a plan."""
+
+
+def manifests_and_database(func: F) -> F:
+    """``--manifests`` and ``--database-url``: every command that reads both."""
+    return manifests_option(database_url_option(func))
+
+
+def manifests_path(settings: Settings, given: str | None) -> Path:
+    """The manifest directory: ``--manifests`` when given, else the one in ``reconciler.yaml``."""
+    return Path(given) if given else settings.manifests_dir
 
 
 def complete_tenants(

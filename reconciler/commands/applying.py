@@ -19,22 +19,25 @@ Apply's safety, in order:
 from __future__ import annotations
 
 import os
-import sys
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from reconciler.clock import SYSTEM, Clock, now_utc, rfc3339
+from reconciler.commands.apply_audit import audit_extra, write_and_audit
+from reconciler.commands.apply_checks import (
+    authorize_plan,
+    check_saved_plan_matches,
+    replan_under_lock,
+)
 from reconciler.commands.inputs import ALL, load_desired, notes_stream, read_actual, with_plaintext
-from reconciler.commands.planning import plan_digest
+from reconciler.commands.notifications import announce
 from reconciler.commands.preflight import check_manifests
 from reconciler.commands.verification import verify_connections
 from reconciler.context import (
-    DIRTY_SUFFIX,
     git_commit,
     git_dirty,
     recorded_commit,
@@ -43,15 +46,11 @@ from reconciler.context import (
 )
 from reconciler.core.approval import (
     Authorization,
-    approval_message,
-    count_approvals,
-    needing_approval,
 )
-from reconciler.core.planner import build_plan, judgement_difference
+from reconciler.core.planner import build_plan
 from reconciler.core.policy import check_policy
 from reconciler.crypto.aead import FieldCipher
 from reconciler.crypto.audit_key import load_audit_key
-from reconciler.crypto.fingerprint import Fingerprinter
 from reconciler.crypto.local_keys import load_keys_for_target
 from reconciler.errors import (
     ApplyCancelled,
@@ -67,37 +66,23 @@ from reconciler.errors import (
 from reconciler.gcpause import gc_paused
 from reconciler.gitrevision import RevisionTree, manifests_at
 from reconciler.model.actual import ActualState
-from reconciler.model.desired import DesiredState
-from reconciler.model.enums import ApplyOutcome, EntityType, RiskLevel
-from reconciler.model.plan import (
-    Action,
-    Change,
-    Judgement,
-    Plan,
-    ResourceKind,
-    SavedPlan,
-    Selectors,
-)
-from reconciler.notify import event_document, send
+from reconciler.model.enums import ApplyOutcome, RiskLevel
+from reconciler.model.plan import Plan, Selectors
+from reconciler.model.plan_judgement import SavedPlan
 from reconciler.progress import QUIET, Progress
 from reconciler.settings import Settings
-from reconciler.store.approvals import approvals_for
 from reconciler.store.audit import (
     AuditContext,
-    AuditEntry,
-    append_audit_entries,
     mark_audited_write,
 )
 from reconciler.store.database import (
     translate_db_errors,
 )
 from reconciler.store.locks import APPLY_LOCK_KEY, acquire_xact_lock
-from reconciler.store.read import read_actual_state, read_row_versions
-from reconciler.store.runs import insert_apply_run
+from reconciler.store.read import read_row_versions
 from reconciler.store.session import Connection, open_database
 from reconciler.store.transaction import set_statement_timeout
 from reconciler.store.visibility import Access
-from reconciler.store.write import WriteContext, WrittenChange, write_changes
 
 # -- apply --------------------------------------------------------------------------------------
 
@@ -115,13 +100,6 @@ class ApplyResult:
     """The writes ran in the transaction and were rolled back."""
     authorization: Authorization | None = None
     """How changes needing approval were authorized (approvals or break-glass)."""
-
-
-_ENTITY = {
-    ResourceKind.INTEGRATION: EntityType.INTEGRATION_CONFIG,
-    ResourceKind.WEBHOOK: EntityType.WEBHOOK_CONFIGURATION,
-    ResourceKind.OAUTH_ACCOUNT: EntityType.OAUTH_TOKEN,
-}
 
 
 @dataclass
@@ -257,27 +235,6 @@ def apply(
     return result
 
 
-def announce(
-    settings: Settings,
-    event: str,
-    summary: str,
-    p: Plan | None,
-    details: Mapping[str, Any],
-    stderr: TextIO,
-) -> None:
-    """Send one event to the configured targets; report failures on ``stderr``, never raise."""
-    if not settings.notify:
-        return
-    doc = event_document(event, summary=summary, plan=p, details=details)
-    for delivery in send(settings.notify, event, doc):
-        if delivery.error is not None:
-            print(
-                f"warning: notification {event} to {delivery.url} failed after "
-                f"{delivery.attempts} attempt(s): {delivery.error}",
-                file=sys.stderr if stderr is None else stderr,
-            )
-
-
 def _apply(
     *,
     manifests_dir: Path,
@@ -349,7 +306,7 @@ def _apply(
         if saved_plan is not None:
             # The saved plan is a claim: apply goes ahead only if it is exactly what the
             # manifests and database give now, and then with the judgement derived here.
-            _check_saved_plan_matches(saved_plan, current)
+            check_saved_plan_matches(saved_plan, current)
         if not current.changes:
             return ApplyResult(current, ApplyOutcome.NO_CHANGES, None)
         # Decrypt before BEGIN what the cache left as fingerprints and the writes need.
@@ -357,7 +314,7 @@ def _apply(
 
         def authorize(conn: Connection, p: Plan) -> Authorization:
             """Approvals of ``p``'s digest, then the policy gate with what they allow."""
-            auth, permitted, missing = _authorize(
+            auth, permitted, missing = authorize_plan(
                 conn, p, settings, author=author, performer=performer, allow_risk=allow_risk
             )
             seen.approval_needed = missing is not None
@@ -401,7 +358,7 @@ def _apply(
                     )
                 moved = read_row_versions(conn, selectors) != current.read_set
                 if moved:
-                    current = _replan_under_lock(
+                    current = replan_under_lock(
                         conn,
                         saved_plan,
                         confirm,
@@ -433,8 +390,8 @@ def _apply(
                         key=audit_key,
                     )
                     cipher = FieldCipher(keyring, fingerprint)
-                    extra = _audit_extra(auth, tree, remediation, allow_risk)
-                    counts = _write_and_audit(
+                    extra = audit_extra(auth, tree, remediation, allow_risk)
+                    counts = write_and_audit(
                         conn,
                         current,
                         desired,
@@ -465,175 +422,9 @@ def _apply(
         )
 
 
-def _authorize(
-    conn: Connection,
-    p: Plan,
-    settings: Settings,
-    *,
-    author: str | None,
-    performer: str,
-    allow_risk: RiskLevel | None,
-) -> tuple[Authorization, RiskLevel, str | None]:
-    """How ``p`` is authorized, the risk level that allows, and what is missing (if anything).
-
-    Missing: changes need approvals, there are not enough, and no explicit ``allow_risk``
-    covers them (break-glass). The risk level is then the plan's highest, so that the policy
-    gate reports only what approvals cannot lift (the breakers) beside it.
-    """
-    gated = needing_approval(p, settings.approval_level)
-    if not gated:
-        return Authorization(0), RiskLevel.LOW, None
-    found = approvals_for(conn, [plan_digest(p)])
-    auth = count_approvals(
-        ((a.id, a.approved_by, a.plan_author) for a in found),
-        needed=settings.approvals_required,
-        author=author,
-        performer=performer,
-    )
-    highest = max(c.risk.level for c in gated)
-    top = max(c.risk.level for c in p.changes)
-    if auth.approved:
-        return auth, top, None
-    if allow_risk is not None and allow_risk >= highest:
-        return replace(auth, break_glass=True), RiskLevel.LOW, None
-    return auth, top, approval_message(gated, auth, settings.approval_level, author)
-
-
-def _audit_extra(
-    auth: Authorization,
-    tree: RevisionTree | None,
-    remediation: bool,
-    allow_risk: RiskLevel | None,
-) -> dict[str, Any]:
-    """What the audit rows of this apply record beyond the change itself."""
-    extra: dict[str, Any] = {}
-    if auth.needed:
-        extra["authorization"] = {
-            **auth.to_dict(),
-            "allow_risk": allow_risk.value if allow_risk else None,
-        }
-    if tree is not None:
-        extra["revision"] = {"revision": tree.revision, "commit": tree.commit}
-    if remediation:
-        extra["remediation"] = True
-    return extra
-
-
-def _replan_under_lock(
-    conn: Connection,
-    saved_plan: SavedPlan | None,
-    confirm: Callable[[Plan], bool] | None,
-    replan: Callable[[ActualState], Plan],
-    selectors: Selectors,
-    fingerprint: Fingerprinter,
-    gate: Callable[[Plan], None],
-) -> Plan:
-    """The rows moved while we waited for the lock: refuse, or re-plan and re-gate.
-
-    A saved plan, or one a person approved, is refused as stale (what was reviewed is not
-    what would be written); an auto-approved plan is re-made against the new state.
-    """
-    if saved_plan is not None:
-        raise PlanStale("the database changed since the plan was made; make a new plan")
-    if confirm is not None:
-        raise PlanStale(
-            "the database changed while waiting; run apply again to review the new plan"
-        )
-    fresh = replan(read_actual_state(conn, selectors, fingerprint))
-    gate(fresh)
-    return fresh
-
-
-def _write_and_audit(
-    conn: Connection,
-    p: Plan,
-    desired: DesiredState,
-    cipher: FieldCipher,
-    context: AuditContext,
-    started: datetime,
-    clock: Clock = SYSTEM,
-    dirty: bool | None = None,
-    extra: Mapping[str, Any] | None = None,
-    on_written: Callable[[int], None] | None = None,
-) -> Counter[str]:
-    """Write the changes, the apply_runs row and one audit row per change; return counts.
-
-    ``on_written`` is told the rows written: per table group, then the audit rows."""
-    now = now_utc(clock)
-    written = write_changes(
-        conn, p.changes, desired, WriteContext(now, context.performed_by, cipher), on_written
-    )
-    counts = Counter(w.change.action.value for w in written)
-    assert context.apply_run_id is not None
-    insert_apply_run(
-        conn,
-        run_id=context.apply_run_id,
-        started=started,
-        actor=context.performed_by,
-        git_commit=(context.git_commit or "").removesuffix(DIRTY_SUFFIX) or None,
-        manifests_digest=desired.manifests_digest,
-        plan_digest=plan_digest(p),
-        counts=counts,
-        user_agent=context.user_agent,
-        git_dirty=dirty,
-    )
-    append_audit_entries(conn, [_audit_entry(w, extra) for w in written], context, now=now)
-    if on_written is not None:
-        on_written(len(written))
-    return counts
-
-
 class _DryRunDone(Exception):
     """Raised inside the apply transaction to roll a dry run back (never escapes apply)."""
 
     def __init__(self, counts: Counter[str]) -> None:
         super().__init__("dry run")
         self.counts = counts
-
-
-def _check_saved_plan_matches(saved: SavedPlan, fresh: Plan) -> None:
-    """Refuse (exit 3) a saved plan that is not what apply derives now, naming the difference."""
-    if saved.plan.read_set != fresh.read_set:
-        raise PlanStale("the database changed since the plan was made; make a new plan")
-
-    def shape(p: Plan) -> list[tuple[str, str, list[dict[str, Any]]]]:
-        return [
-            (str(c.address), c.action.value, [f.to_dict() for f in c.fields]) for c in p.changes
-        ]
-
-    if shape(saved.plan) != shape(fresh):
-        raise PlanStale(
-            "the saved plan no longer matches the manifests and database; make a new plan"
-        )
-    difference = judgement_difference(saved.recorded, Judgement.of(fresh))
-    if difference is not None:
-        raise PlanStale(
-            f"the saved plan's risk judgement does not match its changes ({difference}); "
-            "it was edited or made under another risk policy; make a new plan"
-        )
-
-
-def _audit_entry(w: WrittenChange, extra: Mapping[str, Any] | None = None) -> AuditEntry:
-    c: Change = w.change
-    return AuditEntry(
-        tenant_id=c.address.tenant,
-        entity_type=_ENTITY[c.address.kind],
-        entity_id=w.entity_id,
-        entity_address=str(c.address),
-        action=_audit_action(c.action),
-        changes={
-            "fields": [f.to_dict() for f in c.fields],
-            "reason": c.reason,
-            **(extra or {}),
-        },
-        risk_level=c.risk.level,
-        risk_reasons=[r.to_dict() for r in c.risk.reasons],
-        requires_review=c.risk.requires_review,
-        source_path=c.source,
-    )
-
-
-def _audit_action(action: Action) -> Any:
-    from reconciler.model.enums import AuditAction
-
-    return AuditAction(action.value.upper())

@@ -22,7 +22,8 @@ from reconciler.core.planner import judgement_difference
 from reconciler.crypto.audit_key import load_audit_key
 from reconciler.errors import ConfigError
 from reconciler.model.enums import AuditAction, EntityType, RiskLevel
-from reconciler.model.plan import Judgement, ResourceKind, SavedPlan
+from reconciler.model.plan import ResourceKind
+from reconciler.model.plan_judgement import Judgement, SavedPlan
 from reconciler.settings import Settings
 from reconciler.store.approvals import Approval, insert_approval
 from reconciler.store.audit import AuditContext, AuditEntry, append_audit_entries

@@ -22,6 +22,7 @@ from reconciler.store.database import (
 )
 from reconciler.store.migrate import ARCHIVE_SCHEMA, AuditHistory
 from reconciler.store.roles import GrantResult, RoleKind, RolesReport
+from reconciler.store.session import Connection
 
 __all__ = [
     "ARCHIVE_SCHEMA",
@@ -234,10 +235,7 @@ def grant(
     progress: Progress = QUIET,
 ) -> GrantResult:
     """Grant an existing LOGIN role a group role (and, for services, tenants). Idempotent."""
-    _check_login(login)
-    target = _target(database_url, progress)
-    with roles.transaction(target) as conn:
-        return roles.grant(conn, role, login, tuple(tenants))
+    return _change_membership(roles.grant, role, login, tenants, database_url, progress)
 
 
 def revoke(
@@ -249,10 +247,21 @@ def revoke(
     progress: Progress = QUIET,
 ) -> GrantResult:
     """Revoke what :func:`grant` granted (only the tenants, when some are named)."""
+    return _change_membership(roles.revoke, role, login, tenants, database_url, progress)
+
+
+def _change_membership(
+    change: Callable[[Connection, RoleKind, str, tuple[str, ...]], GrantResult],
+    role: RoleKind,
+    login: str,
+    tenants: Sequence[str],
+    database_url: str | None,
+    progress: Progress,
+) -> GrantResult:
+    """Grant or revoke (``change``) in one transaction, after checking the login name."""
     _check_login(login)
-    target = _target(database_url, progress)
-    with roles.transaction(target) as conn:
-        return roles.revoke(conn, role, login, tuple(tenants))
+    with roles.transaction(_target(database_url, progress)) as conn:
+        return change(conn, role, login, tuple(tenants))
 
 
 def _check_login(login: str) -> None:

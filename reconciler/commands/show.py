@@ -16,7 +16,8 @@ from typing import Any
 from reconciler.core.planner import judgement_difference
 from reconciler.core.policy import rederive_policy
 from reconciler.errors import ConfigError
-from reconciler.model.plan import Judgement, Plan, SavedPlan
+from reconciler.model.plan import Plan
+from reconciler.model.plan_judgement import Judgement, SavedPlan
 
 
 def read_plan_file(path: Path) -> SavedPlan:

@@ -27,31 +27,28 @@ Token revocations of undeclared accounts have their own breaker, like mass delet
 from __future__ import annotations
 
 import enum
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
 
-from reconciler.core.risk import RiskPolicy, score
+from reconciler.core.breakers import mass_deletions, mass_revocations
+from reconciler.core.diff_accounts import diff_accounts
+from reconciler.core.risk import RiskPolicy, scored_change
 from reconciler.model.actual import (
     ActualIntegration,
     ActualState,
-    ActualToken,
     ActualWebhook,
     SecretDoubt,
 )
 from reconciler.model.desired import (
     DesiredIntegration,
-    DesiredOAuthAccount,
     DesiredState,
     DesiredWebhook,
     SecretValue,
 )
-from reconciler.model.enums import Platform
 from reconciler.model.fields import (
     INTEGRATION_FIELDS,
-    MANAGED,
     WEBHOOK_FIELDS,
     FieldSpec,
     Kind,
@@ -72,8 +69,6 @@ from reconciler.model.plan import (
     Notice,
     NoticeKind,
     ResourceKind,
-    Risk,
-    RiskReason,
     Selectors,
 )
 
@@ -104,7 +99,7 @@ def diff(
     sel = selectors or Selectors()
     changes: list[Change] = []
     notices: list[Notice] = []
-    accounts = _diff_accounts(
+    accounts = diff_accounts(
         desired.oauth_accounts, actual.tokens, policy, prune, sel, prune and revoke_unmanaged
     )
     for result in (
@@ -114,8 +109,8 @@ def diff(
     ):
         changes.extend(result[0])
         notices.extend(result[1])
-    breakers = _mass_deletions(changes, actual, desired.tenants, policy)
-    breakers += _mass_revocations(changes, actual, desired.tenants, policy)
+    breakers = mass_deletions(changes, actual, desired.tenants, policy)
+    breakers += mass_revocations(changes, actual, desired.tenants, policy)
     return DiffResult(tuple(changes), tuple(notices), breakers)
 
 
@@ -234,22 +229,6 @@ def _deleted_fields(
 # -- integrations and webhooks ---------------------------------------------------------------
 
 
-def _make_change(
-    address: Address,
-    action: Action,
-    fields: list[FieldChange],
-    policy: RiskPolicy,
-    *,
-    reason: str,
-    source: str | None,
-    row_id: int | None,
-    row_version: int | None,
-) -> Change:
-    ordered = tuple(sorted(fields, key=lambda f: f.field))
-    risk = score(action, address.kind, address.environment, ordered, policy)
-    return Change(address, action, ordered, risk, reason, source, row_id, row_version)
-
-
 @dataclass(frozen=True, slots=True)
 class _Kind:
     """How one kind of configuration object is identified and compared (from the field table)."""
@@ -314,7 +293,7 @@ def _diff_objects(
                 "declared in manifests" if a is None else "declared again (restores a deleted row)"
             )
             changes.append(
-                _make_change(
+                scored_change(
                     addr,
                     Action.CREATE,
                     _created_fields(values, secrets),
@@ -333,7 +312,7 @@ def _diff_objects(
                 fields.append(fc)
         if fields:
             changes.append(
-                _make_change(
+                scored_change(
                     addr,
                     Action.UPDATE,
                     fields,
@@ -366,7 +345,7 @@ def _undeclared(
 ) -> None:
     if prune:
         changes.append(
-            _make_change(
+            scored_change(
                 addr,
                 Action.DELETE,
                 fields,
@@ -381,234 +360,3 @@ def _undeclared(
         notices.append(
             Notice(NoticeKind.KEPT, addr, "not in manifests, kept (use --prune to delete)")
         )
-
-
-# -- OAuth accounts ------------------------------------------------------------------------------
-
-
-_ACCOUNT_KEY = tuple[str, Platform, str | None]
-
-UNMANAGED_LISTED = 5
-"""How many unmanaged accounts a summary notice names before "and N more"."""
-
-
-def _diff_accounts(
-    desired: Iterable[DesiredOAuthAccount],
-    tokens: Iterable[ActualToken],
-    policy: RiskPolicy,
-    prune: bool,
-    sel: Selectors,
-    revoke_unmanaged: bool,
-) -> tuple[list[Change], list[Notice]]:
-    active: dict[_ACCOUNT_KEY, list[ActualToken]] = defaultdict(list)
-    ever_managed: set[_ACCOUNT_KEY] = set()
-    for t in tokens:
-        key0: _ACCOUNT_KEY = (t.tenant_id, t.platform, t.account_id)
-        if t.managed_since is not None and t.account_id is not None:
-            # Any token of the account (revoked ones too) proves it was declared once.
-            ever_managed.add(key0)
-        if t.is_active and t.revoked_at is None:
-            active[key0].append(t)
-    changes: list[Change] = []
-    notices: list[Notice] = []
-    declared: set[_ACCOUNT_KEY] = set()
-    for d in desired:
-        key: _ACCOUNT_KEY = (d.tenant_id, d.platform, d.account_id)
-        declared.add(key)
-        addr = Address(
-            d.tenant_id, d.platform, d.environment, ResourceKind.OAUTH_ACCOUNT, d.account_id
-        )
-        found = sorted(active.get(key, ()), key=lambda t: t.id)
-        if d.revoke_reason is not None:
-            for t in found:
-                changes.append(
-                    _revoke(addr, t, f"revoke requested: {d.revoke_reason}", d.source.path, policy)
-                )
-            continue
-        if not found:
-            notices.append(
-                Notice(
-                    NoticeKind.WAITING_FOR_CONNECTION,
-                    addr,
-                    "declared, waiting for the OAuth connection",
-                )
-            )
-            continue
-        for t in found:
-            if t.managed_since is None:
-                changes.append(_adopt(addr, t, d.source.path, policy))
-        if d.platform is Platform.STRIPE and d.stripe_livemode is not None:
-            for t in found:
-                if t.stripe_livemode is not None and t.stripe_livemode != d.stripe_livemode:
-                    mode = "live" if t.stripe_livemode else "test"
-                    notices.append(
-                        Notice(
-                            NoticeKind.ACCOUNT_MODE_MISMATCH,
-                            addr,
-                            f"connected in {mode} mode, manifest expects the other mode",
-                            policy.reason("STRIPE_MODE_MISMATCH").level,
-                        )
-                    )
-    unmanaged: dict[tuple[str, Platform], list[str]] = defaultdict(list)
-    for key, found in active.items():
-        tenant, platform, account = key
-        if key in declared or not sel.matches(tenant, platform):
-            continue
-        for t in sorted(found, key=lambda t: t.id):
-            name = account or f"token-{t.id}"
-            addr = Address(tenant, platform, None, ResourceKind.OAUTH_ACCOUNT, name)
-            managed = t.managed_since is not None or key in ever_managed
-            if not managed and not revoke_unmanaged:
-                unmanaged[(tenant, platform)].append(name)
-            elif not managed:
-                changes.append(
-                    _with_reason(
-                        _revoke(
-                            addr,
-                            t,
-                            "unmanaged connected account (--revoke-unmanaged)",
-                            None,
-                            policy,
-                        ),
-                        policy.reason("UNMANAGED_ACCOUNT"),
-                    )
-                )
-            elif prune:
-                changes.append(
-                    _with_reason(
-                        _revoke(addr, t, "undeclared connected account (--prune)", None, policy),
-                        policy.reason("UNDECLARED_ACCOUNT"),
-                    )
-                )
-            else:
-                notices.append(
-                    Notice(
-                        NoticeKind.UNDECLARED_ACCOUNT,
-                        addr,
-                        "undeclared connected account (use --prune to revoke its token)",
-                        policy.reason("UNDECLARED_ACCOUNT").level,
-                    )
-                )
-    for (tenant, platform), names in unmanaged.items():
-        notices.append(_unmanaged_notice(tenant, platform, names))
-    return changes, notices
-
-
-def _unmanaged_notice(tenant: str, platform: Platform, names: list[str]) -> Notice:
-    """One notice for every unmanaged token of a tenant and platform."""
-    listed = ", ".join(names[:UNMANAGED_LISTED])
-    if len(names) > UNMANAGED_LISTED:
-        listed += f" and {len(names) - UNMANAGED_LISTED} more"
-    return Notice(
-        NoticeKind.UNMANAGED_ACCOUNTS,
-        Address(tenant, platform, None, ResourceKind.OAUTH_ACCOUNT, "*"),
-        f"{len(names)} token(s) of accounts no manifest has ever declared, kept ({listed}); "
-        "`reconciler import` declares them, `--prune --revoke-unmanaged` revokes them",
-    )
-
-
-def _with_reason(change: Change, extra: RiskReason) -> Change:
-    """``change`` with one more risk reason (the level rises to it if higher)."""
-    risk = change.risk
-    if extra.code in {r.code for r in risk.reasons}:
-        return change
-    reasons = tuple(sorted((*risk.reasons, extra), key=lambda r: (-r.level.rank, r.code)))
-    return replace(change, risk=Risk(max(risk.level, extra.level), reasons))
-
-
-def _adopt(addr: Address, token: ActualToken, source: str, policy: RiskPolicy) -> Change:
-    """Mark a declared, connected account's token as managed (``managed_since``)."""
-    return _make_change(
-        addr,
-        Action.UPDATE,
-        [FieldChange(MANAGED, False, True)],
-        policy,
-        reason=(
-            "declared and connected: its token becomes managed (removing the account from "
-            "the manifests later revokes it with --prune)"
-        ),
-        source=source,
-        row_id=token.id,
-        row_version=token.row_version,
-    )
-
-
-def _revoke(
-    addr: Address, token: ActualToken, reason: str, source: str | None, policy: RiskPolicy
-) -> Change:
-    fields = [FieldChange("is_active", True, False)]
-    return _make_change(
-        addr,
-        Action.REVOKE,
-        fields,
-        policy,
-        reason=reason,
-        source=source,
-        row_id=token.id,
-        row_version=token.row_version,
-    )
-
-
-# -- breaker ------------------------------------------------------------------------------------
-
-
-def _mass_deletions(
-    changes: list[Change],
-    actual: ActualState,
-    tenants_with_files: frozenset[str],
-    policy: RiskPolicy,
-) -> tuple[MassDeletion, ...]:
-    totals: dict[str, int] = defaultdict(int)
-    rows: list[ActualIntegration | ActualWebhook] = [*actual.integrations, *actual.webhooks]
-    for row in rows:
-        if row.deleted_at is None:
-            totals[row.tenant_id] += 1
-    deleting: dict[str, int] = defaultdict(int)
-    for c in changes:
-        if c.action is Action.DELETE:
-            deleting[c.address.tenant] += 1
-    out: list[MassDeletion] = []
-    for tenant, count in sorted(deleting.items()):
-        total = totals.get(tenant, count)
-        whole = tenant not in tenants_with_files
-        share_tripped = (
-            count >= policy.mass_deletion_min_objects
-            and count / total > policy.mass_deletion_max_share
-        )
-        if whole or share_tripped:
-            out.append(MassDeletion(tenant, count, total, whole))
-    return tuple(out)
-
-
-def _mass_revocations(
-    changes: list[Change],
-    actual: ActualState,
-    tenants_with_files: frozenset[str],
-    policy: RiskPolicy,
-) -> tuple[MassDeletion, ...]:
-    """Breakers on token revocations of undeclared accounts, per tenant.
-
-    A revocation a manifest asks for (``revoke:``) is a decision about that account and does
-    not count; revocations of accounts no manifest declares (``--prune``) do. Trips when a
-    tenant's manifests are all gone, or when more than ``max_share`` of the tenant's active
-    tokens (at least ``min_tokens`` of them) would be revoked.
-    """
-    totals: dict[str, int] = defaultdict(int)
-    for t in actual.tokens:
-        if t.is_active and t.revoked_at is None:
-            totals[t.tenant_id] += 1
-    revoking: dict[str, int] = defaultdict(int)
-    for c in changes:
-        if c.action is Action.REVOKE and c.source is None:
-            revoking[c.address.tenant] += 1
-    out: list[MassDeletion] = []
-    for tenant, count in sorted(revoking.items()):
-        total = totals.get(tenant, count)
-        whole = tenant not in tenants_with_files
-        share_tripped = (
-            count >= policy.mass_revocation_min_tokens
-            and count / total > policy.mass_revocation_max_share
-        )
-        if whole or share_tripped:
-            out.append(MassDeletion(tenant, count, total, whole, kind=MassDeletion.TOKENS))
-    return tuple(out)

@@ -9,7 +9,8 @@ from reconciler.core.order import order_changes
 from reconciler.core.risk import RiskPolicy
 from reconciler.model.actual import ActualState
 from reconciler.model.desired import DesiredState
-from reconciler.model.plan import Judgement, Notice, Plan, RowRef, Selectors
+from reconciler.model.plan import Notice, Plan, RowRef, Selectors
+from reconciler.model.plan_judgement import Judgement
 
 TABLE_INTEGRATIONS = "integration_configs"
 TABLE_WEBHOOKS = "webhook_configurations"

@@ -12,7 +12,8 @@ import dataclasses
 
 from reconciler.errors import PolicyViolation
 from reconciler.model.enums import RiskLevel
-from reconciler.model.plan import MassDeletion, Plan, PolicyBlock, PolicyVerdict
+from reconciler.model.plan import MassDeletion, Plan
+from reconciler.model.plan_policy import PolicyBlock, PolicyVerdict
 
 
 def policy_verdict(

@@ -45,7 +45,15 @@ from dataclasses import dataclass, field
 
 from reconciler.model.enums import Environment, RiskLevel
 from reconciler.model.fields import FIELD_RULES
-from reconciler.model.plan import Action, FieldChange, ResourceKind, Risk, RiskReason
+from reconciler.model.plan import (
+    Action,
+    Address,
+    Change,
+    FieldChange,
+    ResourceKind,
+    Risk,
+    RiskReason,
+)
 
 L, M, H, C = RiskLevel.LOW, RiskLevel.MEDIUM, RiskLevel.HIGH, RiskLevel.CRITICAL
 
@@ -190,3 +198,20 @@ def _field_reasons(fc: FieldChange, production: bool, policy: RiskPolicy) -> lis
             out.append(policy.reason("AUTH_DOWNGRADE_NONE"))
         return out
     return [policy.reason(code, fc.field)] if code else []
+
+
+def scored_change(
+    address: Address,
+    action: Action,
+    fields: list[FieldChange],
+    policy: RiskPolicy,
+    *,
+    reason: str,
+    source: str | None,
+    row_id: int | None,
+    row_version: int | None,
+) -> Change:
+    """A change of ``fields`` (in field order) with its risk scored under ``policy``."""
+    ordered = tuple(sorted(fields, key=lambda f: f.field))
+    risk = score(action, address.kind, address.environment, ordered, policy)
+    return Change(address, action, ordered, risk, reason, source, row_id, row_version)

@@ -23,7 +23,6 @@ from reconciler.sops.files import FileFormat, detect_format, dump
 from reconciler.sops.operations import (
     DecryptedFile,
     EditSession,
-    KeyUpdate,
     Resealed,
     decrypt_documents,
     decrypt_file,
@@ -32,9 +31,8 @@ from reconciler.sops.operations import (
     is_encrypted,
     read_file,
     reseal_documents,
-    rotate_file,
-    update_keys,
 )
+from reconciler.sops.rekey import KeyUpdate, rotate_file, update_keys
 from reconciler.sops.tree import ValueRejected, encrypted_paths
 
 __all__ = [

@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import Literal
 
 from reconciler.errors import ConfigError, ReconcilerError
+from reconciler.files import expand_paths
 from reconciler.progress import QUIET, Progress
 from reconciler.sops.age import Identities, load_identities
 from reconciler.sops.creation_rules import RuleCache
-from reconciler.sops.operations import rotate_file, update_keys
+from reconciler.sops.rekey import rotate_file, update_keys
 
 Operation = Literal["rotate", "updatekeys"]
 
@@ -71,16 +72,7 @@ def expand(paths: Iterable[Path]) -> list[Path]:
     Raises:
         ConfigError: a path does not exist.
     """
-    found: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            found.extend(sorted(_walk(path)))
-        elif path.is_file():
-            found.append(path)
-        else:
-            raise ConfigError(f"{path}: no such file or directory")
-    unique = dict.fromkeys(found)
-    return list(unique)
+    return expand_paths(paths, _walk)
 
 
 def _walk(root: Path) -> Iterator[Path]:

@@ -12,8 +12,7 @@ Three ways to write a file:
 * **edit**: :class:`EditSession` decrypts (MAC verified) to text and seals the edited text
   with the same data key, again keeping the ciphertext of unchanged values.
 
-``update_keys`` re-wraps the data key to the recipients of the file's creation rule and
-touches nothing else (values, ``lastmodified`` and the MAC stay as they are).
+Changing a file's keys (``update_keys``, ``rotate_file``) is in ``sops/rekey.py``.
 """
 
 from __future__ import annotations
@@ -39,7 +38,6 @@ from reconciler.sops.age import (
 from reconciler.sops.codec import CodecError, ValueCipher, format_rfc3339
 from reconciler.sops.creation_rules import (
     CreationRule,
-    RuleCache,
     find_config,
     load_creation_rule,
 )
@@ -48,11 +46,8 @@ from reconciler.sops.files import FileFormat, detect_format, dump, parse_text
 from reconciler.sops.mac import MacHasher
 from reconciler.sops.metadata import Metadata, is_metadata, new_block
 from reconciler.sops.roundtrip import (
-    block_is_last,
     plaintext_view,
-    rekeyed_text,
     sealed_text,
-    swapped_text,
 )
 from reconciler.sops.tree import Location, decrypt_tree, encrypt_tree
 
@@ -140,7 +135,8 @@ def _no_key(
     )
 
 
-def _verify_mac(metadata: Metadata, cipher: ValueCipher, hasher: MacHasher, source: str) -> None:
+def verify_mac(metadata: Metadata, cipher: ValueCipher, hasher: MacHasher, source: str) -> None:
+    """Refuse (DecryptFailed) a file whose MAC does not match the values ``hasher`` saw."""
     try:
         stored, _ = cipher.decrypt(metadata.mac, metadata.mac_aad)
     except CodecError:
@@ -154,14 +150,15 @@ def _verify_mac(metadata: Metadata, cipher: ValueCipher, hasher: MacHasher, sour
         )
 
 
-def _open(
+def open_documents(
     documents: Sequence[Any], identities: Identities, *, source: str, stash: bool
 ) -> tuple[list[Any], Metadata, ValueCipher]:
+    """Decrypt and MAC-verify ``documents``: the plaintext, the metadata and the cipher."""
     encrypted, metadata = split_metadata(documents, source=source)
     cipher = ValueCipher(unwrap_data_key(metadata, identities, source=source), stash=stash)
     hasher = MacHasher(only_encrypted=metadata.rules.mac_only_encrypted)
     plain = decrypt_tree(encrypted, cipher, metadata.rules, hasher, source=source)
-    _verify_mac(metadata, cipher, hasher, source)
+    verify_mac(metadata, cipher, hasher, source)
     return plain, metadata, cipher
 
 
@@ -184,11 +181,12 @@ def decrypt_documents(documents: list[Any], identities: Identities, *, source: s
             subclass :class:`~reconciler.sops.tree.ValueRejected` for a tampered or malformed
             value or plaintext in an encrypted position (names the file and the key path).
     """
-    plain, _, _ = _open(documents, identities, source=source, stash=False)
+    plain, _, _ = open_documents(documents, identities, source=source, stash=False)
     return plain
 
 
-def _now() -> datetime:
+def utc_now() -> datetime:
+    """Now, to the second: the ``lastmodified`` of a file written now."""
     return datetime.now(UTC).replace(microsecond=0)
 
 
@@ -202,7 +200,7 @@ def _check_plain_documents(documents: Sequence[Any], *, source: str) -> None:
             raise ConfigError(f"{source}: the top-level key 'sops' is reserved for metadata")
 
 
-def _seal(
+def seal_documents(
     documents: list[Any],
     cipher: ValueCipher,
     rules: EncryptionRules,
@@ -241,8 +239,8 @@ def encrypt_documents(
     rules = rules or EncryptionRules()
     data_key = os.urandom(DATA_KEY_SIZE)
     entries = [{"recipient": r, "enc": wrap_key(data_key, r)} for r in recipients]
-    when = now or _now()
-    return _seal(
+    when = now or utc_now()
+    return seal_documents(
         documents,
         ValueCipher(data_key),
         rules,
@@ -285,7 +283,7 @@ def reseal_documents(
     )
     if not found:
         try:
-            _verify_mac(metadata, cipher, hasher, source)
+            verify_mac(metadata, cipher, hasher, source)
             return Resealed(list(documents), False, ())
         except DecryptFailed:
             pass  # edited by hand (a value moved or changed in clear): seal it again
@@ -300,8 +298,8 @@ def _reseal(
     source: str,
     now: datetime | None,
 ) -> list[Any]:
-    when = now or _now()
-    return _seal(
+    when = now or utc_now()
+    return seal_documents(
         plain,
         cipher,
         metadata.rules,
@@ -430,7 +428,7 @@ def decrypt_file(
     """Read, decrypt and MAC-verify a file (identities discovered when not given)."""
     documents, fmt = read_file(path, input_format)
     ids = identities if identities is not None else load_identities()
-    plain, metadata, _ = _open(documents, ids, source=str(path), stash=False)
+    plain, metadata, _ = open_documents(documents, ids, source=str(path), stash=False)
     return DecryptedFile(plain, fmt, metadata)
 
 
@@ -461,7 +459,7 @@ class EditSession:
         if fmt == "dotenv":
             raise ConfigError(f"{path}: dotenv files cannot be edited here")
         ids = identities if identities is not None else load_identities()
-        plain, metadata, cipher = _open(documents, ids, source=str(path), stash=True)
+        plain, metadata, cipher = open_documents(documents, ids, source=str(path), stash=True)
         view = None
         if fmt == "yaml":
             encrypted, _ = split_metadata(documents, source=str(path))
@@ -485,137 +483,3 @@ class EditSession:
         sealed = _reseal(documents, self._cipher, self.metadata, source=str(self.path), now=now)
         kept = sealed_text(text, sealed) if self.format == "yaml" else None
         return kept if kept is not None else dump(sealed, self.format, source=str(self.path))
-
-
-@dataclass(frozen=True, slots=True)
-class KeyUpdate:
-    """What ``update_keys`` would change.
-
-    Attributes:
-        rule: the creation rule the recipients come from.
-        added: recipients that will be able to decrypt.
-        removed: recipients that will no longer be able to decrypt.
-        text: the new file text, or ``None`` when the file is already up to date.
-    """
-
-    rule: CreationRule
-    added: tuple[str, ...]
-    removed: tuple[str, ...]
-    text: str | None
-
-
-def update_keys(
-    path: str | os.PathLike[str],
-    identities: Identities | None = None,
-    *,
-    config: str | os.PathLike[str] | None = None,
-    input_format: str | None = None,
-    rules: RuleCache | None = None,
-) -> KeyUpdate:
-    """Re-wrap a file's data key to the recipients of its creation rule.
-
-    ``rules`` shares the lookup and parsing of ``.sops.yaml`` between the files of a batch.
-
-    The file is decrypted first (MAC verified) so a tampered file is never re-keyed. Values,
-    ``lastmodified``, the MAC and the selection rule are unchanged; entries of recipients
-    that stay are kept as they are. A file with Shamir key groups becomes one group.
-
-    Raises:
-        ConfigError: no ``.sops.yaml`` or no matching rule.
-        KeyUnavailable / DecryptFailed: the file cannot be opened.
-    """
-    file_path = Path(path)
-    source = str(path)
-    documents, fmt, original = read_source(file_path, input_format)
-    if fmt == "dotenv":
-        raise ConfigError(f"{source}: dotenv files cannot be re-keyed here")
-    known = rules if rules is not None else RuleCache()
-    config_path = Path(config) if config is not None else known.find_config(file_path.parent)
-    if config_path is None:
-        raise ConfigError(f"{source}: no .sops.yaml found in this directory or its parents")
-    rule = known.rule_for(file_path, config_path)
-    ids = identities if identities is not None else load_identities()
-    encrypted, metadata = split_metadata(documents, source=source)
-    data_key = unwrap_data_key(metadata, ids, source=source)
-    hasher = MacHasher(only_encrypted=metadata.rules.mac_only_encrypted)
-    cipher = ValueCipher(data_key)
-    decrypt_tree(encrypted, cipher, metadata.rules, hasher, source=source)
-    _verify_mac(metadata, cipher, hasher, source)
-    old = metadata.recipients
-    added = tuple(r for r in rule.recipients if r not in old)
-    removed = tuple(r for r in old if r not in rule.recipients)
-    if not metadata.grouped and not metadata.other_keys and tuple(old) == rule.recipients:
-        return KeyUpdate(rule, (), (), None)
-    kept = {str(e.get("recipient")): e for e in metadata.key_groups[0] if not metadata.grouped}
-    entries = tuple(
-        dict(kept[r]) if r in kept else {"recipient": r, "enc": wrap_key(data_key, r)}
-        for r in rule.recipients
-    )
-    rekeyed = dataclasses.replace(
-        metadata,
-        key_groups=(entries,),
-        shamir_threshold=None,
-        other_keys={},
-        grouped=False,
-        raw_groups=(),
-    )
-    block = rekeyed.to_block(lastmodified=metadata.lastmodified, mac=metadata.mac)
-    # to_block writes this implementation's version; keep the file's own, as sops does.
-    block["version"] = metadata.version
-    rekeyed_docs = [{**doc, "sops": block} for doc in encrypted]
-    patched = None
-    if fmt == "yaml":
-        trusted = block_is_last(original, documents)
-        patched = rekeyed_text(original, rekeyed_docs, verify=not trusted)
-    text = patched if patched is not None else dump(rekeyed_docs, fmt, source=source)
-    return KeyUpdate(rule, added, removed, text)
-
-
-def rotate_file(
-    path: str | os.PathLike[str],
-    identities: Identities | None = None,
-    *,
-    input_format: str | None = None,
-    now: datetime | None = None,
-) -> str:
-    """Rotate a file's data key, like ``sops rotate``; return the new file text.
-
-    The file is decrypted (MAC verified), a new random data key is wrapped for the same
-    recipients, every encrypted value is encrypted again under it and the MAC recomputed.
-    Recipients, the selection rule, clear values and (in YAML) comments and layout stay.
-
-    Raises:
-        ConfigError: a dotenv file, or a file with key groups or non-age master keys
-            (their keys cannot be re-wrapped here).
-        KeyUnavailable / DecryptFailed: the file cannot be opened.
-    """
-    source = str(path)
-    documents, fmt, original = read_source(path, input_format)
-    if fmt == "dotenv":
-        raise ConfigError(f"{source}: dotenv files cannot be rotated here")
-    ids = identities if identities is not None else load_identities()
-    plain, metadata, _ = _open(documents, ids, source=source, stash=False)
-    if metadata.grouped or metadata.other_keys:
-        raise ConfigError(
-            f"{source}: key groups and non-age master keys cannot be rotated here; use sops"
-        )
-    data_key = os.urandom(DATA_KEY_SIZE)
-    entries = tuple({"recipient": r, "enc": wrap_key(data_key, r)} for r in metadata.recipients)
-    rotated = dataclasses.replace(metadata, key_groups=(entries,))
-    when = now or _now()
-    sealed = _seal(
-        plain,
-        ValueCipher(data_key),
-        metadata.rules,
-        lambda mac: rotated.to_block(lastmodified=when, mac=mac),
-        source=source,
-        now=when,
-    )
-    if fmt == "yaml":
-        encrypted, _ = split_metadata(documents, source=source)
-        after = [{k: v for k, v in doc.items() if k != "sops"} for doc in sealed]
-        trusted = block_is_last(original, documents)
-        kept = swapped_text(original, encrypted, after, sealed[0]["sops"], verify=not trusted)
-        if kept is not None:
-            return kept
-    return dump(sealed, fmt, source=source)

@@ -22,31 +22,26 @@ deadlock, missing privilege, unreachable server), masked the same way.
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import os
-import re
 import warnings
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, quote_plus, unquote
 
 import psycopg
 import sqlalchemy as sa
 from psycopg.conninfo import conninfo_to_dict
 from sqlalchemy.engine import URL, make_url
 
-from reconciler.errors import (
-    ConfigError,
-    DatabaseError,
-    DatabaseUnavailable,
-    LockTimeout,
-    PermissionDenied,
-    ReconcilerError,
-    StatementCancelled,
-    TransactionConflict,
-)
+from reconciler.errors import ConfigError, DatabaseUnavailable
+from reconciler.store.credentials import display_path, display_url, remember_credentials
+
+# Importable from here as before: the command line and the store take them from this module.
+from reconciler.store.credentials import mask_credentials as mask_credentials
+from reconciler.store.db_errors import DRIVER_ERRORS as DRIVER_ERRORS
+from reconciler.store.db_errors import translate_db_errors as translate_db_errors
+from reconciler.store.db_errors import translate_error as translate_error
+from reconciler.store.db_errors import unanticipated_error as unanticipated_error
 
 DATA_DIR_ENV = "RECONCILER_DATA_DIR"
 DEFAULT_DATA_DIR = Path(".reconciler")
@@ -91,92 +86,8 @@ class DatabaseTarget:
     def describe(self) -> str:
         """One line for users naming the database, with any password masked."""
         if self.embedded:
-            return f"database: embedded PostgreSQL at {_display_path(self.data_dir)}"
+            return f"database: embedded PostgreSQL at {display_path(self.data_dir)}"
         return f"database: {display_url(self.url)} (from {self.source.value})"
-
-
-MASK = "***"
-"""What a masked credential reads as."""
-
-SECRET_PARAMETERS = frozenset({"password", "sslpassword"})
-"""libpq connection parameters whose values are credentials (in a URL query or a keyword
-string); ``sslpassword`` decrypts the client key named by ``sslkey``."""
-
-# Every credential of every database URL this process has resolved (see normalize_url), in
-# each spelling it may take in a message. A driver or server message can quote a value
-# anywhere, and callers do not always know the URL (translate_db_errors() without one): masking
-# what we know to be secret, wherever it appears, does not depend on that.
-_known_secrets: set[str] = set()
-
-_USERINFO_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s/:@]*:)[^\s@]*@")
-# An already masked value (``***`` then a delimiter) is left as it is, so that masking twice
-# does not swallow the punctuation after it.
-_SECRET_PARAMETER = re.compile(
-    r"(?i)(?<![\w])((?:pg|ssl)?password\s*=\s*)"
-    r"(?:\*\*\*(?=[\s)&,;]|$)|'(?:[^'\\]|\\.)*'?|[^\s&'\"]+)"
-)
-
-
-def mask_credentials(text: str, url: URL | str | None = None) -> str:
-    """``text`` with every database credential in it replaced by ``***``.
-
-    Masks, in this order: the credentials of ``url`` and of every database URL resolved in this
-    process (plain, percent-encoded and form-encoded spellings, wherever they stand as a whole
-    token, i.e. not run together with other letters or digits); the password of any URL
-    userinfo (``scheme://user:PASSWORD@``); and the value of any ``password=`` or
-    ``sslpassword=`` parameter, in a URL query or a libpq keyword string. Apply it to anything
-    that can quote a database URL or a driver message before it is shown.
-    """
-    secrets = set(_known_secrets)
-    if url is not None:
-        with contextlib.suppress(sa.exc.ArgumentError, ValueError):
-            secrets.update(_secret_spellings(_credentials(make_url(url))))
-    for secret in sorted(secrets, key=len, reverse=True):
-        # Whole tokens only: a password "postgres" must not turn "postgresql://" into
-        # "***ql://". A credential echoed by a driver or server stands between delimiters.
-        before = r"(?<![A-Za-z0-9])" if secret[0].isalnum() else ""
-        after = r"(?![A-Za-z0-9])" if secret[-1].isalnum() else ""
-        text = re.sub(f"{before}{re.escape(secret)}{after}", MASK, text)
-    text = _USERINFO_PASSWORD.sub(lambda m: f"{m.group(1)}{MASK}@", text)
-    return _SECRET_PARAMETER.sub(lambda m: f"{m.group(1)}{MASK}", text)
-
-
-def _credentials(url: URL) -> list[str]:
-    found = [url.password] if url.password else []
-    for key, value in url.query.items():
-        if key.lower() in SECRET_PARAMETERS:
-            found.extend([value] if isinstance(value, str) else value)
-    return [str(secret) for secret in found if secret]
-
-
-def _secret_spellings(secrets: Iterable[str]) -> set[str]:
-    spellings: set[str] = set()
-    for secret in secrets:
-        spellings.update(
-            {secret, quote(secret, safe=""), quote(secret), quote_plus(secret), quote(secret, " +")}
-        )
-    spellings.discard("")
-    return spellings
-
-
-def display_url(url: URL | str) -> str:
-    """``url`` for messages: ``postgresql://`` scheme, every credential as ``***``."""
-    parsed = make_url(url).set(drivername="postgresql")
-    query = {
-        key: (MASK if key.lower() in SECRET_PARAMETERS else value)
-        for key, value in parsed.query.items()
-    }
-    parsed = parsed.set(query=query)
-    # Unquoted so a socket directory reads as a path (host=/run/postgresql, not %2Frun...).
-    return unquote(parsed.render_as_string(hide_password=True))
-
-
-def _display_path(path: Path | None) -> str:
-    if path is None:
-        return "?"
-    with contextlib.suppress(ValueError):
-        return str(path.relative_to(Path.cwd()))
-    return str(path)
 
 
 def normalize_url(url: str, source: DatabaseSource) -> str:
@@ -189,7 +100,7 @@ def normalize_url(url: str, source: DatabaseSource) -> str:
     """
     text = url.strip()
     parsed = _parse_url(text, source) if "://" in text else _parse_keywords(text, source)
-    _known_secrets.update(_secret_spellings(_credentials(parsed)))
+    remember_credentials(parsed)
     if parsed.drivername not in _ACCEPTED_SCHEMES:
         raise ConfigError(
             f"unsupported database URL scheme {parsed.drivername!r} from {source.value}: "
@@ -305,7 +216,7 @@ def stop_embedded(pgdata: Path) -> bool:
     except Exception as exc:  # the library raises OSError, RuntimeError, subprocess errors
         reason = mask_credentials(_first_line(str(exc))) or type(exc).__name__
         raise DatabaseUnavailable(
-            f"cannot stop the embedded PostgreSQL at {_display_path(pgdata)}: {reason}"
+            f"cannot stop the embedded PostgreSQL at {display_path(pgdata)}: {reason}"
         ) from exc
     return True
 
@@ -325,8 +236,8 @@ def start_embedded(pgdata: Path) -> DatabaseTarget:
     except Exception as exc:  # the library raises OSError, RuntimeError, subprocess errors
         reason = mask_credentials(_first_line(str(exc))) or type(exc).__name__
         raise DatabaseUnavailable(
-            f"cannot start the embedded PostgreSQL at {_display_path(pgdata)}: {reason} "
-            f"(its log is {_display_path(pgdata / 'log')})"
+            f"cannot start the embedded PostgreSQL at {display_path(pgdata)}: {reason} "
+            f"(its log is {display_path(pgdata / 'log')})"
         ) from exc
     return DatabaseTarget(
         url=normalize_url(uri, DatabaseSource.EMBEDDED),
@@ -362,166 +273,6 @@ def check_connection(engine: sa.Engine) -> None:
     """
     with translate_db_errors(engine.url), engine.connect() as connection:
         connection.execute(sa.text("SELECT 1"))
-
-
-@contextlib.contextmanager
-def translate_db_errors(url: URL | str | None = None) -> Iterator[None]:
-    """Turn driver errors into one-line errors of the most specific class, credentials masked.
-
-    Wrap any block that talks to the database. Errors are told apart by SQLSTATE, never by
-    message text:
-
-    ============================  ==========================================================
-    57014 query_canceled          :class:`StatementCancelled` (statement timeout, cancel)
-    55P03 lock_not_available      :class:`LockTimeout`
-    40001, 40P01                  :class:`TransactionConflict` (serialization, deadlock)
-    42501 insufficient_privilege  :class:`PermissionDenied`
-    28xxx, 53xxx, 08xxx, 57Pxx    :class:`DatabaseUnavailable` (login refused, out of
-                                  resources, connection lost, server shutting down)
-    other operational errors      :class:`DatabaseUnavailable` (cannot connect, no SQLSTATE)
-    ============================  ==========================================================
-
-    Any other error (a constraint violation, a missing table: bugs or data problems the caller
-    handles) propagates unchanged. The cause is chained with ``from``, so ``--debug`` still
-    shows it. Code that must handle one of these itself (the advisory lock's timeout) catches
-    it inside this block. Pass the URL when known: its credentials are masked even if a driver
-    echoes them (those of every URL resolved by this process are masked regardless).
-    """
-    try:
-        yield
-    except sa.exc.DBAPIError as exc:
-        translated = translate_error(exc, url)
-        if translated is None:
-            raise
-        raise translated from exc
-    except psycopg.Error as exc:
-        translated = translate_error(exc, url)
-        if translated is None:
-            raise
-        raise translated from exc
-
-
-def translate_error(exc: BaseException, url: URL | str | None = None) -> ReconcilerError | None:
-    """The error of ours for a driver exception (see :func:`translate_db_errors`), or None."""
-    orig = exc.orig if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None else exc
-    state = getattr(orig, "sqlstate", None) or ""
-    reason = _server_message(orig, url)
-    if state == "57014":
-        return StatementCancelled(
-            f"the database cancelled a statement: {reason} (the limit is "
-            "apply.statement_timeout_seconds in reconciler.yaml, or the server's "
-            "statement_timeout)"
-        )
-    if state == "55P03":
-        return LockTimeout(
-            f"a lock was not granted in time: {reason} (another transaction holds a row or "
-            "table lock; try again when it has finished)"
-        )
-    if state in ("40001", "40P01"):
-        return TransactionConflict(
-            f"the transaction conflicted with a concurrent one and was rolled back: {reason}; "
-            "run the command again"
-        )
-    if state == "42501":
-        role = _user(url)
-        as_role = f" (connected as {role})" if role else ""
-        return PermissionDenied(f"permission denied{as_role}: {reason}")
-    if state.startswith("28"):
-        return DatabaseUnavailable(f"the database refused the login{_at(url)}: {reason}")
-    if state.startswith("53"):
-        return DatabaseUnavailable(f"the database server is out of resources{_at(url)}: {reason}")
-    if state.startswith(("08", "57P")):
-        return DatabaseUnavailable(f"lost the database connection{_at(url)}: {reason}")
-    operational = (
-        sa.exc.OperationalError,
-        sa.exc.InterfaceError,
-        psycopg.OperationalError,
-        psycopg.InterfaceError,
-    )
-    if isinstance(exc, operational):
-        return DatabaseUnavailable(_message(orig, url))
-    return None
-
-
-DRIVER_ERRORS: tuple[type[BaseException], ...] = (sa.exc.DBAPIError, psycopg.Error)
-"""What the database driver raises: for a last-resort ``except`` outside the store."""
-
-
-def unanticipated_error(exc: BaseException, url: URL | str | None = None) -> ReconcilerError:
-    """One line for any driver error: :func:`translate_error`'s, else a :class:`DatabaseError`.
-
-    For the command line's last resort: what failed (the server's primary message and
-    SQLSTATE), which kind of statement (and the table it names), and that the transaction
-    was rolled back, so nothing was applied. Never the statement text or its parameters.
-    """
-    translated = translate_error(exc, url)
-    if translated is not None:
-        return translated
-    orig = exc.orig if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None else exc
-    state = getattr(orig, "sqlstate", None)
-    code = f" (SQLSTATE {state})" if state else ""
-    statement = exc.statement if isinstance(exc, sa.exc.StatementError) else None
-    return DatabaseError(
-        f"the database refused {statement_kind(statement)}: {_server_message(orig, url)}{code}; "
-        "the transaction was rolled back, nothing was applied (--debug shows the details)"
-    )
-
-
-_KIND = re.compile(
-    r"^\s*(?:(?P<insert>INSERT\s+INTO)|(?P<update>UPDATE)|(?P<delete>DELETE\s+FROM)"
-    r"|(?P<other>[A-Za-z]+))\s*(?P<table>[A-Za-z_][A-Za-z0-9_.]*)?",
-    re.IGNORECASE,
-)
-_FROM = re.compile(r"\bFROM\s+(?P<table>[A-Za-z_][A-Za-z0-9_.]*)(?!\s*\()", re.IGNORECASE)
-
-
-def statement_kind(statement: str | None) -> str:
-    """E.g. ``an INSERT into configuration_audit_logs``, ``a SELECT``; never the text itself."""
-    match = _KIND.match(statement or "")
-    if match is None:
-        return "a statement"
-    table = match.group("table")
-    if match.group("insert"):
-        return f"an INSERT into {table}"
-    if match.group("update"):
-        return f"an UPDATE of {table}"
-    if match.group("delete"):
-        return f"a DELETE from {table}"
-    word = match.group("other").upper()
-    if word in ("SELECT", "WITH"):
-        source = _FROM.search(statement or "")
-        reading = f" (reading {source.group('table')})" if source else ""
-        return f"a query{reading}"
-    return f"a {word} statement"
-
-
-def _server_message(exc: BaseException, url: URL | str | None) -> str:
-    """The server's one-line primary message, else the driver's text on one line; masked."""
-    diag = getattr(exc, "diag", None)
-    primary = getattr(diag, "message_primary", None) if diag is not None else None
-    text = primary or " ".join(str(exc).split()) or type(exc).__name__
-    return mask_credentials(text, url)
-
-
-def _user(url: URL | str | None) -> str | None:
-    if url is None:
-        return None
-    with contextlib.suppress(sa.exc.ArgumentError, ValueError):
-        return make_url(url).username
-    return None
-
-
-def _at(url: URL | str | None) -> str:
-    if url is None:
-        return ""
-    with contextlib.suppress(sa.exc.ArgumentError, ValueError):
-        return f" ({display_url(url)})"
-    return ""
-
-
-def _message(exc: BaseException, url: URL | str | None) -> str:
-    text = mask_credentials(" ".join(str(exc).split()) or type(exc).__name__, url)
-    return f"database unavailable{_at(url)}: {text}"
 
 
 def _first_line(text: str) -> str:

@@ -61,6 +61,7 @@ from reconciler.store.secret_tables import (
     legacy_usage,
     locked_batch,
     reencryption_entry,
+    write_reencrypted,
 )
 from reconciler.store.token_adoption import TOKENS, AdoptionResult, RefusedToken, adopt_tokens
 
@@ -215,7 +216,6 @@ def _rotate_batch(
     now: datetime,
 ) -> int:
     active = cipher.active_version
-    cols = ", ".join(table.columns)
     mark_audited_write(conn, "keys rotate")  # each batch appends its own ROTATE rows
     rows = locked_batch(
         conn,
@@ -245,22 +245,7 @@ def _rotate_batch(
             )
             for r in rows
         ]
-    arrays = ", ".join(
-        ["CAST(:tenant_id AS text[])", "CAST(:id AS bigint[])"]
-        + [f"CAST(:{c} AS text[])" for c in table.columns]
-    )
-    conn.execute(
-        sa.text(
-            f"UPDATE {table.name} AS t SET "
-            + ", ".join(f"{c} = v.{c}" for c in table.columns)
-            + ", encryption_key_version = :active, row_version = t.row_version + 1,"
-            " updated_at = :now"
-            f" FROM unnest({arrays})"
-            f" AS v(tenant_id, id, {cols})"
-            " WHERE t.tenant_id = v.tenant_id AND t.id = v.id"
-        ),
-        params,
-    )
+    write_reencrypted(conn, table, params)
     append_audit_entries(conn, [_audit_entry(table, r, active) for r in rows], context, now=now)
     return len(rows)
 

@@ -255,6 +255,30 @@ def reencryption_entry(
     )
 
 
+def write_reencrypted(conn: sa.Connection, table: SecretTable, params: Mapping[str, Any]) -> None:
+    """Write re-encrypted values in one set-based UPDATE, under key version ``:active``.
+
+    ``params`` holds the arrays ``tenant_id``, ``id`` and one per column of ``table`` (the
+    new ciphertexts, in row order), and the scalars ``active`` and ``now``.
+    """
+    arrays = ", ".join(
+        ["CAST(:tenant_id AS text[])", "CAST(:id AS bigint[])"]
+        + [f"CAST(:{c} AS text[])" for c in table.columns]
+    )
+    conn.execute(
+        sa.text(
+            f"UPDATE {table.name} AS t SET "
+            + ", ".join(f"{c} = v.{c}" for c in table.columns)
+            + ", encryption_key_version = :active, row_version = t.row_version + 1,"
+            " updated_at = :now"
+            f" FROM unnest({arrays})"
+            f" AS v(tenant_id, id, {', '.join(table.columns)})"
+            " WHERE t.tenant_id = v.tenant_id AND t.id = v.id"
+        ),
+        params,
+    )
+
+
 def locked_batch(
     conn: sa.Connection, select: str, table: str, where: str, params: Mapping[str, Any]
 ) -> list[Any]:

@@ -29,6 +29,7 @@ from reconciler.store.secret_tables import (
     legacy_rows,
     locked_batch,
     reencryption_entry,
+    write_reencrypted,
 )
 
 TOKENS = next(t for t in SECRET_TABLES if not t.fingerprinted)
@@ -230,22 +231,7 @@ def _store(
     }
     for column in table.columns:
         params[column] = [values[column] for _, values in rows]
-    arrays = ", ".join(
-        ["CAST(:tenant_id AS text[])", "CAST(:id AS bigint[])"]
-        + [f"CAST(:{c} AS text[])" for c in table.columns]
-    )
-    conn.execute(
-        sa.text(
-            f"UPDATE {table.name} AS t SET "
-            + ", ".join(f"{c} = v.{c}" for c in table.columns)
-            + ", encryption_key_version = :active, row_version = t.row_version + 1,"
-            " updated_at = :now"
-            f" FROM unnest({arrays})"
-            f" AS v(tenant_id, id, {', '.join(table.columns)})"
-            " WHERE t.tenant_id = v.tenant_id AND t.id = v.id"
-        ),
-        params,
-    )
+    write_reencrypted(conn, table, params)
 
 
 def _adoption_entry(

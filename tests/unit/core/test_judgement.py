@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from reconciler.core.planner import judgement_difference
-from reconciler.model.plan import Judgement
+from reconciler.model.plan_judgement import Judgement
 
 ADDRESS = "acme/stripe/production/webhook/billing"
 

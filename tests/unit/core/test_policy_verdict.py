@@ -12,7 +12,8 @@ from reconciler.commands.show import show
 from reconciler.core.policy import check_policy, policy_verdict, rederive_policy, with_policy
 from reconciler.errors import PolicyViolation
 from reconciler.model.enums import RiskLevel
-from reconciler.model.plan import Plan, PolicyBlock
+from reconciler.model.plan import Plan
+from reconciler.model.plan_policy import PolicyBlock
 from tests.unit.render.sample_plans import empty_plan, mixed_plan
 
 

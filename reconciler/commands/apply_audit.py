@@ -1,0 +1,113 @@
+"""What ``apply`` writes beside the changes: the ``apply_runs`` row and one audit row each."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from reconciler.clock import SYSTEM, Clock, now_utc
+from reconciler.commands.planning import plan_digest
+from reconciler.context import DIRTY_SUFFIX
+from reconciler.core.approval import Authorization
+from reconciler.crypto.aead import FieldCipher
+from reconciler.gitrevision import RevisionTree
+from reconciler.model.desired import DesiredState
+from reconciler.model.enums import EntityType, RiskLevel
+from reconciler.model.plan import Action, Change, Plan, ResourceKind
+from reconciler.store.audit import AuditContext, AuditEntry, append_audit_entries
+from reconciler.store.runs import insert_apply_run
+from reconciler.store.session import Connection
+from reconciler.store.write import WriteContext, WrittenChange, write_changes
+
+_ENTITY = {
+    ResourceKind.INTEGRATION: EntityType.INTEGRATION_CONFIG,
+    ResourceKind.WEBHOOK: EntityType.WEBHOOK_CONFIGURATION,
+    ResourceKind.OAUTH_ACCOUNT: EntityType.OAUTH_TOKEN,
+}
+
+
+def audit_extra(
+    auth: Authorization,
+    tree: RevisionTree | None,
+    remediation: bool,
+    allow_risk: RiskLevel | None,
+) -> dict[str, Any]:
+    """What the audit rows of this apply record beyond the change itself."""
+    extra: dict[str, Any] = {}
+    if auth.needed:
+        extra["authorization"] = {
+            **auth.to_dict(),
+            "allow_risk": allow_risk.value if allow_risk else None,
+        }
+    if tree is not None:
+        extra["revision"] = {"revision": tree.revision, "commit": tree.commit}
+    if remediation:
+        extra["remediation"] = True
+    return extra
+
+
+def write_and_audit(
+    conn: Connection,
+    p: Plan,
+    desired: DesiredState,
+    cipher: FieldCipher,
+    context: AuditContext,
+    started: datetime,
+    clock: Clock = SYSTEM,
+    dirty: bool | None = None,
+    extra: Mapping[str, Any] | None = None,
+    on_written: Callable[[int], None] | None = None,
+) -> Counter[str]:
+    """Write the changes, the apply_runs row and one audit row per change; return counts.
+
+    ``on_written`` is told the rows written: per table group, then the audit rows."""
+    now = now_utc(clock)
+    written = write_changes(
+        conn, p.changes, desired, WriteContext(now, context.performed_by, cipher), on_written
+    )
+    counts = Counter(w.change.action.value for w in written)
+    assert context.apply_run_id is not None
+    insert_apply_run(
+        conn,
+        run_id=context.apply_run_id,
+        started=started,
+        actor=context.performed_by,
+        git_commit=(context.git_commit or "").removesuffix(DIRTY_SUFFIX) or None,
+        manifests_digest=desired.manifests_digest,
+        plan_digest=plan_digest(p),
+        counts=counts,
+        user_agent=context.user_agent,
+        git_dirty=dirty,
+    )
+    append_audit_entries(conn, [_audit_entry(w, extra) for w in written], context, now=now)
+    if on_written is not None:
+        on_written(len(written))
+    return counts
+
+
+def _audit_entry(w: WrittenChange, extra: Mapping[str, Any] | None = None) -> AuditEntry:
+    c: Change = w.change
+    return AuditEntry(
+        tenant_id=c.address.tenant,
+        entity_type=_ENTITY[c.address.kind],
+        entity_id=w.entity_id,
+        entity_address=str(c.address),
+        action=_audit_action(c.action),
+        changes={
+            "fields": [f.to_dict() for f in c.fields],
+            "reason": c.reason,
+            **(extra or {}),
+        },
+        risk_level=c.risk.level,
+        risk_reasons=[r.to_dict() for r in c.risk.reasons],
+        requires_review=c.risk.requires_review,
+        source_path=c.source,
+    )
+
+
+def _audit_action(action: Action) -> Any:
+    from reconciler.model.enums import AuditAction
+
+    return AuditAction(action.value.upper())
