@@ -171,9 +171,8 @@ def test_probes_run_concurrently_but_bounded() -> None:
         for i in range(MAX_PARALLEL_PROBES * 2 + 1)
     ]
     with fake_platform({"/v1/balance": (200, 0.3)}) as server:
-        started = time.monotonic()
         results = _probe_all(_probe(server.url), rows)
-        elapsed = time.monotonic() - started
     assert [r.http_status for r in results] == [200] * len(rows)
+    # Overlapping requests seen by the server: concurrent, never more than the bound (no
+    # timing assertion, which a loaded machine would make flaky).
     assert 1 < server.most_active <= MAX_PARALLEL_PROBES
-    assert elapsed < 0.3 * len(rows) / 2  # not one after the other
