@@ -177,7 +177,8 @@ DO $$
                         WHERE logicalrelid = 'apply_runs'::regclass) THEN
                 PERFORM undistribute_table('apply_runs');
             END IF;
-            IF active_config IS NOT NULL AND to_regprocedure('reconciler_active_config(text, text)') IS NULL THEN
+            IF active_config IS NOT NULL
+               AND to_regprocedure('reconciler_active_config(text, text)') IS NULL THEN
                 EXECUTE active_config;
                 REVOKE ALL ON FUNCTION reconciler_active_config(text, text) FROM PUBLIC;
                 GRANT EXECUTE ON FUNCTION reconciler_active_config(text, text) TO reconciler_app;

@@ -1264,7 +1264,8 @@ BEGIN
     -- A read outside BEGIN ... COMMIT (a service calling a function in autocommit) reaches a
     -- worker without a transaction block, and so without the settings above: an empty
     -- intermediate result makes this a distributed transaction, whose blocks carry them.
-    EXECUTE 'SELECT create_intermediate_result(''reconciler_set_local'', ''SELECT 1 WHERE false'')';
+    EXECUTE 'SELECT create_intermediate_result(''reconciler_set_local'', '
+        || '''SELECT 1 WHERE false'')';
     RETURN current_setting(name);
 END
 $fn$;

@@ -248,7 +248,8 @@ def _undistribute() -> str:
             f"            END IF;\n"
         )
     out.append(
-        f"            IF active_config IS NOT NULL AND to_regprocedure('{ACTIVE_CONFIG}') IS NULL THEN\n"
+        "            IF active_config IS NOT NULL\n"
+        f"               AND to_regprocedure('{ACTIVE_CONFIG}') IS NULL THEN\n"
         "                EXECUTE active_config;\n"
         f"                REVOKE ALL ON FUNCTION {ACTIVE_CONFIG} FROM PUBLIC;\n"
         f"                GRANT EXECUTE ON FUNCTION {ACTIVE_CONFIG} TO {APP_ROLE};\n"

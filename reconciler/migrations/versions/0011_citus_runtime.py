@@ -19,8 +19,8 @@ them:
   calling them with its session's ``app.tenant_id`` gets the same answer on Citus as on
   PostgreSQL, in a transaction block or not (on Citus it also makes the transaction a
   distributed one, so that a read, which Citus otherwise sends to a worker without a
-  transaction block, carries the settings too). Only transaction-local settings are accepted (``is_local`` true), and only
-  names of the form ``prefix.name``.
+  transaction block, carries the settings too). Only transaction-local settings are
+  accepted (``is_local`` true), and only names of the form ``prefix.name``.
 * **The grants lookup.** ``reconciler_granted_tenant()`` reads ``reconciler_tenant_grants``
   (a reference table) from within the policy of a shard, which Citus refuses by default
   ("cannot execute a distributed query from a query on a shard"). On Citus the function
@@ -60,7 +60,7 @@ GRANTED_TENANT = "reconciler_granted_tenant()"
 NESTED = "citus.allow_nested_distributed_execution"
 
 # No "%" anywhere below: offline SQL rendering would double it.
-SET_LOCAL_FUNCTION = f"""
+SET_LOCAL_FUNCTION = """
 CREATE FUNCTION reconciler_set_local(name text, value text, is_local boolean)
 RETURNS text
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER AS $fn$
@@ -89,7 +89,8 @@ BEGIN
     -- A read outside BEGIN ... COMMIT (a service calling a function in autocommit) reaches a
     -- worker without a transaction block, and so without the settings above: an empty
     -- intermediate result makes this a distributed transaction, whose blocks carry them.
-    EXECUTE 'SELECT create_intermediate_result(''reconciler_set_local'', ''SELECT 1 WHERE false'')';
+    EXECUTE 'SELECT create_intermediate_result(''reconciler_set_local'', '
+        || '''SELECT 1 WHERE false'')';
     RETURN current_setting(name);
 END
 $fn$
