@@ -15,7 +15,6 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from tests.integration import test_runtime_functions as single_node
 from tests.integration.test_runtime_functions import *  # noqa: F403
 from tests.integration.test_runtime_functions import (
     Service,
@@ -34,7 +33,6 @@ pytestmark = pytest.mark.citus
 # Replaced below by the same tests at a smaller scale.
 del test_fifty_concurrent_failures_count_exactly_and_open_once  # noqa: F821
 del test_twenty_concurrent_allows_past_the_reset_time_admit_one_trial  # noqa: F821
-assert single_node.test_fifty_concurrent_failures_count_exactly_and_open_once
 
 
 def test_concurrent_failures_count_exactly_and_open_once(
