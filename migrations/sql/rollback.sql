@@ -1,11 +1,114 @@
 BEGIN;
 
+-- Running downgrade citus_runtime -> citus_distribution
+
+DO $do$
+BEGIN
+    IF EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus') THEN
+        EXECUTE 'ALTER FUNCTION reconciler_granted_tenant() RESET citus.allow_nested_distributed_execution';
+    END IF;
+END
+$do$;
+
+DO $do$
+DECLARE
+    def text := pg_get_functiondef(CAST('reconciler_active_config(text, text)' AS regprocedure));
+BEGIN
+    IF position($old0$            ERRCODE = 'insufficient_privilege';
+    END IF;
+    -- On Citus the policy and the recording trigger run on the workers: carry the tenant.
+    PERFORM reconciler_set_local('app.tenant_id', tenant, true);$old0$ IN def) = 0 THEN
+        RAISE EXCEPTION 'citus_runtime: reconciler_active_config(text, text) is not the expected version';
+    END IF;
+    def := replace(def, $old0$            ERRCODE = 'insufficient_privilege';
+    END IF;
+    -- On Citus the policy and the recording trigger run on the workers: carry the tenant.
+    PERFORM reconciler_set_local('app.tenant_id', tenant, true);$old0$, $new0$            ERRCODE = 'insufficient_privilege';
+    END IF;$new0$);
+    EXECUTE def;
+END
+$do$;
+
+DO $do$
+DECLARE
+    def text := pg_get_functiondef(CAST('reconciler_webhook_allow(bigint)' AS regprocedure));
+BEGIN
+    IF position($old0$            ERRCODE = 'insufficient_privilege';
+    END IF;
+    -- On Citus the policy and the recording trigger run on the workers: carry the tenant.
+    PERFORM reconciler_set_local('app.tenant_id', tenant, true);$old0$ IN def) = 0 THEN
+        RAISE EXCEPTION 'citus_runtime: reconciler_webhook_allow(bigint) is not the expected version';
+    END IF;
+    def := replace(def, $old0$            ERRCODE = 'insufficient_privilege';
+    END IF;
+    -- On Citus the policy and the recording trigger run on the workers: carry the tenant.
+    PERFORM reconciler_set_local('app.tenant_id', tenant, true);$old0$, $new0$            ERRCODE = 'insufficient_privilege';
+    END IF;$new0$);
+    IF position($old1$PERFORM reconciler_set_local($old1$ IN def) = 0 THEN
+        RAISE EXCEPTION 'citus_runtime: reconciler_webhook_allow(bigint) is not the expected version';
+    END IF;
+    def := replace(def, $old1$PERFORM reconciler_set_local($old1$, $new1$PERFORM set_config($new1$);
+    EXECUTE def;
+END
+$do$;
+
+DO $do$
+DECLARE
+    def text := pg_get_functiondef(CAST('reconciler_webhook_record(bigint, boolean, text)' AS regprocedure));
+BEGIN
+    IF position($old0$            ERRCODE = 'insufficient_privilege';
+    END IF;
+    -- On Citus the policy and the recording trigger run on the workers: carry the tenant.
+    PERFORM reconciler_set_local('app.tenant_id', tenant, true);$old0$ IN def) = 0 THEN
+        RAISE EXCEPTION 'citus_runtime: reconciler_webhook_record(bigint, boolean, text) is not the expected version';
+    END IF;
+    def := replace(def, $old0$            ERRCODE = 'insufficient_privilege';
+    END IF;
+    -- On Citus the policy and the recording trigger run on the workers: carry the tenant.
+    PERFORM reconciler_set_local('app.tenant_id', tenant, true);$old0$, $new0$            ERRCODE = 'insufficient_privilege';
+    END IF;$new0$);
+    IF position($old1$PERFORM reconciler_set_local($old1$ IN def) = 0 THEN
+        RAISE EXCEPTION 'citus_runtime: reconciler_webhook_record(bigint, boolean, text) is not the expected version';
+    END IF;
+    def := replace(def, $old1$PERFORM reconciler_set_local($old1$, $new1$PERFORM set_config($new1$);
+    EXECUTE def;
+END
+$do$;
+
+DO $do$
+DECLARE
+    def text := pg_get_functiondef(CAST('record_configuration_write()' AS regprocedure));
+BEGIN
+    IF position($old0$DECLARE
+    -- On Citus the trigger fires on a shard, named <table>_<shard id>: the table it records.
+    recorded_table constant text := regexp_replace(TG_TABLE_NAME, '_[0-9]+$', '');
+    runtime constant$old0$ IN def) = 0 THEN
+        RAISE EXCEPTION 'citus_runtime: record_configuration_write() is not the expected version';
+    END IF;
+    def := replace(def, $old0$DECLARE
+    -- On Citus the trigger fires on a shard, named <table>_<shard id>: the table it records.
+    recorded_table constant text := regexp_replace(TG_TABLE_NAME, '_[0-9]+$', '');
+    runtime constant$old0$, $new0$DECLARE
+    runtime constant$new0$);
+    IF position($old1$recorded_table$old1$ IN def) = 0 THEN
+        RAISE EXCEPTION 'citus_runtime: record_configuration_write() is not the expected version';
+    END IF;
+    def := replace(def, $old1$recorded_table$old1$, $new1$TG_TABLE_NAME$new1$);
+    EXECUTE def;
+END
+$do$;
+
+DROP FUNCTION reconciler_set_local(text, text, boolean);
+
+UPDATE alembic_version SET version_num='citus_distribution' WHERE alembic_version.version_num = 'citus_runtime';
+
 -- Running downgrade citus_distribution -> approvals
 
 DO $$
         DECLARE
             node_group integer;
             fn text;
+            active_config text;
         BEGIN
 
             IF NOT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus') THEN
@@ -19,6 +122,9 @@ DO $$
             END IF;
             PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
             PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);
+            IF to_regprocedure('reconciler_active_config(text, text)') IS NOT NULL THEN
+                active_config := pg_get_functiondef('reconciler_active_config(text, text)'::regprocedure);
+            END IF;
             IF EXISTS (SELECT FROM pg_dist_partition
                         WHERE logicalrelid = 'configuration_audit_logs'::regclass) THEN
                 PERFORM set_config('citus.enable_ddl_propagation', 'off', true);
@@ -70,6 +176,12 @@ DO $$
             IF EXISTS (SELECT FROM pg_dist_partition
                         WHERE logicalrelid = 'apply_runs'::regclass) THEN
                 PERFORM undistribute_table('apply_runs');
+            END IF;
+            IF active_config IS NOT NULL
+               AND to_regprocedure('reconciler_active_config(text, text)') IS NULL THEN
+                EXECUTE active_config;
+                REVOKE ALL ON FUNCTION reconciler_active_config(text, text) FROM PUBLIC;
+                GRANT EXECUTE ON FUNCTION reconciler_active_config(text, text) TO reconciler_app;
             END IF;
             EXECUTE 'CREATE OR REPLACE FUNCTION reconciler_row_counts(wanted text[]) RETURNS TABLE (table_name text, row_count bigint) LANGUAGE sql STABLE SECURITY DEFINER AS $fn$
 SELECT ''oauth_tokens''::text, (SELECT count(*) FROM oauth_tokens) WHERE ''oauth_tokens'' = ANY(wanted)

@@ -1234,5 +1234,141 @@ $fn$';
 
 UPDATE alembic_version SET version_num='citus_distribution' WHERE alembic_version.version_num = 'approvals';
 
+-- Running upgrade citus_distribution -> citus_runtime
+
+CREATE FUNCTION reconciler_set_local(name text, value text, is_local boolean)
+RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER AS $fn$
+DECLARE
+    propagation text := current_setting('citus.propagate_set_commands', true);
+BEGIN
+    IF is_local IS DISTINCT FROM true THEN
+        RAISE EXCEPTION USING
+            MESSAGE = 'reconciler_set_local: only transaction-local settings',
+            ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF name IS NULL OR name !~ '^[a-z_][a-z0-9_]*[.][a-z_][a-z0-9_]*$' THEN
+        RAISE EXCEPTION USING
+            MESSAGE = 'reconciler_set_local: not a setting name: ' || coalesce(name, 'NULL'),
+            ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF propagation IS NULL THEN
+        -- Plain PostgreSQL: nothing to carry anywhere.
+        RETURN set_config(name, value, true);
+    END IF;
+    -- Citus carries SET LOCAL (not set_config) to the workers this transaction uses, now
+    -- and later, while propagation is on; it is put back as it was right after.
+    PERFORM set_config('citus.propagate_set_commands', 'local', true);
+    EXECUTE 'SET LOCAL ' || name || ' = ' || quote_literal(coalesce(value, ''));
+    PERFORM set_config('citus.propagate_set_commands', propagation, true);
+    -- A read outside BEGIN ... COMMIT (a service calling a function in autocommit) reaches a
+    -- worker without a transaction block, and so without the settings above: an empty
+    -- intermediate result makes this a distributed transaction, whose blocks carry them.
+    EXECUTE 'SELECT create_intermediate_result(''reconciler_set_local'', '
+        || '''SELECT 1 WHERE false'')';
+    RETURN current_setting(name);
+END
+$fn$;
+
+DO $$
+BEGIN
+    EXECUTE 'ALTER FUNCTION reconciler_set_local(text, text, boolean) SET search_path = pg_catalog, ' || quote_ident(current_schema()) || ', pg_temp';
+END
+$$;
+
+REVOKE ALL ON FUNCTION reconciler_set_local(text, text, boolean) FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION reconciler_set_local(text, text, boolean) TO reconciler_app;
+
+DO $do$
+DECLARE
+    def text := pg_get_functiondef(CAST('reconciler_active_config(text, text)' AS regprocedure));
+BEGIN
+    IF position($old0$            ERRCODE = 'insufficient_privilege';
+    END IF;$old0$ IN def) = 0 THEN
+        RAISE EXCEPTION 'citus_runtime: reconciler_active_config(text, text) is not the expected version';
+    END IF;
+    def := replace(def, $old0$            ERRCODE = 'insufficient_privilege';
+    END IF;$old0$, $new0$            ERRCODE = 'insufficient_privilege';
+    END IF;
+    -- On Citus the policy and the recording trigger run on the workers: carry the tenant.
+    PERFORM reconciler_set_local('app.tenant_id', tenant, true);$new0$);
+    EXECUTE def;
+END
+$do$;
+
+DO $do$
+DECLARE
+    def text := pg_get_functiondef(CAST('reconciler_webhook_allow(bigint)' AS regprocedure));
+BEGIN
+    IF position($old0$PERFORM set_config($old0$ IN def) = 0 THEN
+        RAISE EXCEPTION 'citus_runtime: reconciler_webhook_allow(bigint) is not the expected version';
+    END IF;
+    def := replace(def, $old0$PERFORM set_config($old0$, $new0$PERFORM reconciler_set_local($new0$);
+    IF position($old1$            ERRCODE = 'insufficient_privilege';
+    END IF;$old1$ IN def) = 0 THEN
+        RAISE EXCEPTION 'citus_runtime: reconciler_webhook_allow(bigint) is not the expected version';
+    END IF;
+    def := replace(def, $old1$            ERRCODE = 'insufficient_privilege';
+    END IF;$old1$, $new1$            ERRCODE = 'insufficient_privilege';
+    END IF;
+    -- On Citus the policy and the recording trigger run on the workers: carry the tenant.
+    PERFORM reconciler_set_local('app.tenant_id', tenant, true);$new1$);
+    EXECUTE def;
+END
+$do$;
+
+DO $do$
+DECLARE
+    def text := pg_get_functiondef(CAST('reconciler_webhook_record(bigint, boolean, text)' AS regprocedure));
+BEGIN
+    IF position($old0$PERFORM set_config($old0$ IN def) = 0 THEN
+        RAISE EXCEPTION 'citus_runtime: reconciler_webhook_record(bigint, boolean, text) is not the expected version';
+    END IF;
+    def := replace(def, $old0$PERFORM set_config($old0$, $new0$PERFORM reconciler_set_local($new0$);
+    IF position($old1$            ERRCODE = 'insufficient_privilege';
+    END IF;$old1$ IN def) = 0 THEN
+        RAISE EXCEPTION 'citus_runtime: reconciler_webhook_record(bigint, boolean, text) is not the expected version';
+    END IF;
+    def := replace(def, $old1$            ERRCODE = 'insufficient_privilege';
+    END IF;$old1$, $new1$            ERRCODE = 'insufficient_privilege';
+    END IF;
+    -- On Citus the policy and the recording trigger run on the workers: carry the tenant.
+    PERFORM reconciler_set_local('app.tenant_id', tenant, true);$new1$);
+    EXECUTE def;
+END
+$do$;
+
+DO $do$
+DECLARE
+    def text := pg_get_functiondef(CAST('record_configuration_write()' AS regprocedure));
+BEGIN
+    IF position($old0$TG_TABLE_NAME$old0$ IN def) = 0 THEN
+        RAISE EXCEPTION 'citus_runtime: record_configuration_write() is not the expected version';
+    END IF;
+    def := replace(def, $old0$TG_TABLE_NAME$old0$, $new0$recorded_table$new0$);
+    IF position($old1$DECLARE
+    runtime constant$old1$ IN def) = 0 THEN
+        RAISE EXCEPTION 'citus_runtime: record_configuration_write() is not the expected version';
+    END IF;
+    def := replace(def, $old1$DECLARE
+    runtime constant$old1$, $new1$DECLARE
+    -- On Citus the trigger fires on a shard, named <table>_<shard id>: the table it records.
+    recorded_table constant text := regexp_replace(TG_TABLE_NAME, '_[0-9]+$', '');
+    runtime constant$new1$);
+    EXECUTE def;
+END
+$do$;
+
+DO $do$
+BEGIN
+    IF EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus') THEN
+        EXECUTE 'ALTER FUNCTION reconciler_granted_tenant() SET citus.allow_nested_distributed_execution = on';
+    END IF;
+END
+$do$;
+
+UPDATE alembic_version SET version_num='citus_runtime' WHERE alembic_version.version_num = 'citus_distribution';
+
 COMMIT;
 

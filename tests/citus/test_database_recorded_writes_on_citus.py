@@ -1,8 +1,10 @@
 """tests/e2e/test_database_recorded_writes.py on a Citus cluster.
 
-Expected to fail until services writing through row-level security work on Citus (see
-docs/citus.md, "Known limits"): the service role's ``app.tenant_id`` does not reach the
-workers, and the policy's grants lookup is refused on a shard. Kept so the gap stays visible.
+Expected to fail (see docs/citus.md, "Known limits"): these services write the tables
+directly with ``app.tenant_id`` set by ``set_config()`` for the session, which stays on the
+coordinator, so the policy evaluated on the shards sees no tenant. Services calling the
+runtime functions are covered by test_runtime_functions_on_citus.py. Kept so the gap stays
+visible.
 """
 
 import pytest
@@ -12,7 +14,7 @@ from tests.e2e.test_database_recorded_writes import *  # noqa: F403
 pytestmark = [
     pytest.mark.citus,
     pytest.mark.xfail(
-        reason="services writing through row-level security are not supported on Citus yet",
+        reason="direct service writes with a session-level app.tenant_id do not reach the shards",
         strict=False,
     ),
 ]

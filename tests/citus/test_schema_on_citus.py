@@ -60,3 +60,49 @@ def test_upgrade_is_idempotent_and_downgrade_undistributes(database_url: str) ->
     migrate.upgrade(target)
     with psycopg.connect(libpq_url(database_url)) as conn:
         assert conn.execute("SELECT count(*) FROM citus_tables").fetchone() == (6,)
+
+
+FUNCTIONS = (
+    "record_configuration_write()",
+    "reconciler_active_config(text, text)",
+    "reconciler_webhook_allow(bigint)",
+    "reconciler_webhook_record(bigint, boolean, text)",
+    "reconciler_granted_tenant()",
+)
+
+
+def _definitions(database_url: str) -> dict[str, object]:
+    with psycopg.connect(libpq_url(database_url)) as conn:
+        return {
+            f: conn.execute(
+                "SELECT pg_get_functiondef(to_regprocedure(%s)), "
+                "(SELECT proacl::text FROM pg_proc WHERE oid = to_regprocedure(%s))",
+                (f, f),
+            ).fetchone()
+            for f in FUNCTIONS
+        }
+
+
+def test_downgrade_past_the_runtime_functions_and_back_composes(database_url: str) -> None:
+    """The in-place edits of the recording function (runtime_functions, citus_distribution,
+    citus_runtime) undo in reverse order on Citus, and redo to the same definitions."""
+    from reconciler.store import migrate
+    from reconciler.store.database import resolve_database_url
+
+    target = resolve_database_url(database_url)
+    at_head = _definitions(database_url)
+    migrate.downgrade(target, "approvals")
+    # Undistributing rebuilds integration_configs; the function returning its rows stays.
+    before_citus = _definitions(database_url)
+    assert before_citus["reconciler_active_config(text, text)"] is not None
+    assert "recorded_table" not in str(before_citus["record_configuration_write()"])
+    assert "last_id" not in str(before_citus["record_configuration_write()"])
+    migrate.downgrade(target, "managed_tokens")
+    with psycopg.connect(libpq_url(database_url)) as conn:
+        assert conn.execute(
+            "SELECT to_regprocedure('reconciler_active_config(text, text)')"
+        ).fetchone() == (None,)
+    migrate.upgrade(target)
+    assert _definitions(database_url) == at_head
+    with psycopg.connect(libpq_url(database_url)) as conn:
+        assert conn.execute("SELECT count(*) FROM citus_tables").fetchone() == (6,)

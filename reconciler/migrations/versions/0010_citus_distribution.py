@@ -49,7 +49,9 @@ propagates ``CREATE ROLE``). Three objects take a form Citus can run, on Citus o
 Downgrade undistributes the same tables (``undistribute_table``: their rows come back to the
 coordinator, triggers, policies and grants with them; the identity columns, which
 ``undistribute_table`` refuses, are dropped on the coordinator for the move and restored
-after, past the highest id) and puts the three objects back as they were, so every earlier
+after, past the highest id; ``reconciler_active_config()``, which returns the rows of
+``integration_configs`` and so is dropped with the table Citus rebuilds, is created again
+as it was, with its grants) and puts the three objects back as they were, so every earlier
 downgrade runs on plain tables again. Both directions are idempotent: a table already in the
 target form is left as it is.
 """
@@ -207,8 +209,19 @@ def _distribute() -> str:
     return "".join(out)
 
 
+# runtime_functions's reconciler_active_config() returns SETOF integration_configs:
+# undistribute_table rebuilds the table and drops the function with its old row type. Its
+# definition (body, search_path) is kept before and created again after, with its grants.
+ACTIVE_CONFIG = "reconciler_active_config(text, text)"
+APP_ROLE = "reconciler_app"
+
+
 def _undistribute() -> str:
-    out = []
+    out = [
+        f"            IF to_regprocedure('{ACTIVE_CONFIG}') IS NOT NULL THEN\n"
+        f"                active_config := pg_get_functiondef('{ACTIVE_CONFIG}'::regprocedure);\n"
+        "            END IF;\n"
+    ]
     for table in (*reversed(DISTRIBUTED), *REFERENCE):
         identity = table in DISTRIBUTED
         # undistribute_table refuses a table with an identity column: the column loses its
@@ -234,6 +247,14 @@ def _undistribute() -> str:
             f"{add if identity else ''}"
             f"            END IF;\n"
         )
+    out.append(
+        "            IF active_config IS NOT NULL\n"
+        f"               AND to_regprocedure('{ACTIVE_CONFIG}') IS NULL THEN\n"
+        "                EXECUTE active_config;\n"
+        f"                REVOKE ALL ON FUNCTION {ACTIVE_CONFIG} FROM PUBLIC;\n"
+        f"                GRANT EXECUTE ON FUNCTION {ACTIVE_CONFIG} TO {APP_ROLE};\n"
+        "            END IF;\n"
+    )
     out.append(_row_counts("sql"))
     out.append(_recording_function(distributed=False))
     # least_privilege_roles's grant on the audit log's sequence (recreated above).
@@ -278,6 +299,7 @@ def downgrade() -> None:
         DECLARE
             node_group integer;
             fn text;
+            active_config text;
         BEGIN
 {ONLY_ON_COORDINATOR}            PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
             PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);
