@@ -45,6 +45,9 @@ def test_reading_and_applying_count_rows(ws: Workspace, monkeypatch: pytest.Monk
     for name, value in ws.env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setattr(progress, "LIVE_AFTER", 0)  # draw the bar at once
+    # A terminal as people have one: CI runs set CI, which turns the bar off.
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
     manifests = Path("manifests")
 
     first = _Recording()
