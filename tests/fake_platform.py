@@ -53,6 +53,12 @@ def fake_platform(answers: dict[str, tuple[int, float]]) -> Iterator[FakePlatfor
             try:
                 status, delay = platform.answer(self.path)
                 time.sleep(delay)
+            finally:
+                # Done before the answer is sent: once the client has it, it may start its
+                # next request, which must not count as overlapping this one.
+                with platform._lock:
+                    platform.active -= 1
+            try:
                 body = b'{"ok": true}' if status < 400 else b'{"error": "x"}'
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -61,9 +67,6 @@ def fake_platform(answers: dict[str, tuple[int, float]]) -> Iterator[FakePlatfor
                 self.wfile.write(body)
             except OSError:
                 pass  # the client gave up (timeout)
-            finally:
-                with platform._lock:
-                    platform.active -= 1
 
         def log_message(self, format: str, *args: object) -> None:
             pass
