@@ -20,7 +20,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from reconciler.context import git_dirty
 from reconciler.errors import ConfigError
 
 _REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/@{}~^-]{0,199}$")
@@ -124,8 +123,3 @@ def _extract(archive: bytes, scope: str, target: Path) -> None:
                     continue
                 destination.parent.mkdir(parents=True, exist_ok=True)
                 destination.write_bytes(source.read())
-
-
-def worktree_dirty(manifests_dir: Path) -> bool | None:
-    """Whether the manifests have uncommitted changes (None: not a git work tree, no git)."""
-    return git_dirty(manifests_dir, untracked="normal")

@@ -43,10 +43,6 @@ class RunDetail:
     def remediation(self) -> bool:
         return any(row.changes.get("remediation") is True for row in self.changes)
 
-    @property
-    def worktree_dirty(self) -> bool | None:
-        return True if any(r.changes.get("worktree_dirty") for r in self.changes) else None
-
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
         return {
@@ -54,7 +50,7 @@ class RunDetail:
             "authorization": self.authorization,
             "revision": self.revision,
             "remediation": self.remediation,
-            "worktree_dirty": self.worktree_dirty,
+            "worktree_dirty": self.run.git_dirty,
             "approvals": [a.to_dict() for a in self.approvals],
             "changes": [r.to_dict() for r in self.changes],
         }

@@ -9,6 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from reconciler.core.approval import same_person
 from reconciler.errors import ConfigError
 from reconciler.model.enums import AuditAction, EntityType, ReviewDecision, RiskLevel
 from reconciler.store import tables
@@ -215,7 +216,7 @@ def review_entry(
             f"{where} was already reviewed: "
             f"{record.review_decision} by {record.reviewed_by} at {when}"
         )
-    if _same_person(context.performed_by, record.performed_by):
+    if same_person(context.performed_by, record.performed_by):
         raise ConfigError(
             f"{where} was performed by {record.performed_by}: "
             "a change must be reviewed by someone else"
@@ -242,11 +243,6 @@ def review_entry(
             {"tenant": record.tenant_id, "id": audit_id},
         )
     )[0]
-
-
-def _same_person(a: str, b: str) -> bool:
-    # Names are compared as people read them: "Root " and "root" are one person.
-    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
 
 
 @dataclass(frozen=True, slots=True)

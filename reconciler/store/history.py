@@ -33,6 +33,8 @@ class RunRecord:
     revoked: int
     reconciler_version: str
     user_agent: str | None
+    git_dirty: bool | None = None
+    """Whether the manifests had uncommitted changes (None: not known)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
@@ -45,7 +47,7 @@ class RunRecord:
 _RUN = """SELECT id::text AS id, started_at, finished_at, actor, git_commit, manifests_digest,
                  plan_digest, outcome::text AS outcome, created_count AS created,
                  updated_count AS updated, deleted_count AS deleted, revoked_count AS revoked,
-                 reconciler_version, user_agent
+                 reconciler_version, user_agent, git_dirty
             FROM apply_runs WHERE id::text LIKE :prefix ORDER BY started_at LIMIT 2"""
 
 

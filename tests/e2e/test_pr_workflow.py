@@ -154,6 +154,10 @@ def test_apply_of_uncommitted_manifests_is_recorded_dirty(ws: Workspace) -> None
     assert commits == {f"{commit}-dirty"}
     history = ws.run("history")
     assert f"{commit[:8]}*" in history.stdout
+    [(run_id,)] = ws.sql("SELECT id::text FROM apply_runs")
+    detail = ws.run("history", "show", run_id[:8], "--format", "json")
+    assert detail.returncode == 0, detail.stderr
+    assert json.loads(detail.stdout)["worktree_dirty"] is True
 
     _git(ws, "add", "manifests")
     _git(ws, "commit", "-q", "-m", "interval")
