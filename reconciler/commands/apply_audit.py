@@ -59,10 +59,12 @@ def write_and_audit(
     dirty: bool | None = None,
     extra: Mapping[str, Any] | None = None,
     on_written: Callable[[int], None] | None = None,
+    digest: str | None = None,
 ) -> Counter[str]:
     """Write the changes, the apply_runs row and one audit row per change; return counts.
 
-    ``on_written`` is told the rows written: per table group, then the audit rows."""
+    ``on_written`` is told the rows written: per table group, then the audit rows.
+    ``digest``: ``plan_digest(p)`` when the caller has it (computed here otherwise)."""
     now = now_utc(clock)
     written = write_changes(
         conn, p.changes, desired, WriteContext(now, context.performed_by, cipher), on_written
@@ -76,7 +78,7 @@ def write_and_audit(
         actor=context.performed_by,
         git_commit=(context.git_commit or "").removesuffix(DIRTY_SUFFIX) or None,
         manifests_digest=desired.manifests_digest,
-        plan_digest=plan_digest(p),
+        plan_digest=digest if digest is not None else plan_digest(p),
         counts=counts,
         user_agent=context.user_agent,
         git_dirty=dirty,

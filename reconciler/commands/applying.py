@@ -35,6 +35,7 @@ from reconciler.commands.apply_checks import (
 )
 from reconciler.commands.inputs import ALL, load_desired, notes_stream, read_actual, with_plaintext
 from reconciler.commands.notifications import announce
+from reconciler.commands.planning import plan_digest
 from reconciler.commands.preflight import check_manifests
 from reconciler.commands.verification import verify_connections
 from reconciler.context import (
@@ -312,10 +313,26 @@ def _apply(
         # Decrypt before BEGIN what the cache left as fingerprints and the writes need.
         desired = with_plaintext(desired, current, manifests_dir, fingerprint, progress)
 
+        digests: dict[int, tuple[Plan, str]] = {}
+
+        def digest_of(p: Plan) -> str:
+            """``plan_digest(p)``, computed once per plan (the approvals, twice, and the
+            ``apply_runs`` row need it), and before the transaction for the plan made here."""
+            known = digests.get(id(p))
+            if known is None or known[0] is not p:
+                known = digests[id(p)] = (p, plan_digest(p))
+            return known[1]
+
         def authorize(conn: Connection, p: Plan) -> Authorization:
             """Approvals of ``p``'s digest, then the policy gate with what they allow."""
             auth, permitted, missing = authorize_plan(
-                conn, p, settings, author=author, performer=performer, allow_risk=allow_risk
+                conn,
+                p,
+                settings,
+                author=author,
+                performer=performer,
+                allow_risk=allow_risk,
+                digest=digest_of(p),
             )
             seen.approval_needed = missing is not None
             try:
@@ -402,6 +419,7 @@ def _apply(
                         dirty,
                         extra,
                         on_written=stage.advance,
+                        digest=digest_of(current),
                     )
                     if dry_run:
                         raise _DryRunDone(counts)

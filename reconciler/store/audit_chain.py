@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from json.encoder import encode_basestring
 from typing import Any
 
 import sqlalchemy as sa
@@ -151,8 +152,69 @@ class ChainReport:
 def _canonical(record: Mapping[str, Any], fmt: str) -> bytes:
     canonical = {name: record[name] for name in HASHED_FIELDS}
     canonical["format"] = fmt
-    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return text.encode("utf-8")
+    return _CANONICAL_JSON.encode(canonical).encode("utf-8")
+
+
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+"""What ``json.dumps(..., sort_keys=True, separators=(",", ":"), ensure_ascii=False)`` uses,
+built once (``json.dumps`` with options builds a new encoder per call)."""
+
+
+def _json_scalar(value: Any) -> str:
+    """One value of a canonical record as ``_CANONICAL_JSON`` encodes it."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if type(value) is int:
+        return int.__repr__(value)
+    if type(value) is str:
+        return encode_basestring(value)
+    return _CANONICAL_JSON.encode(value)
+
+
+class KeyedHasher:
+    """The keyed hashes of many rows that share the fields of one writer and one moment.
+
+    The canonical JSON of :func:`keyed_entry_hash` is assembled from pieces encoded once (the
+    shared fields, every key) and the row's own values, in the same key order, so it is the
+    same bytes; a test holds the two to each other.
+
+    Args:
+        shared: the value of each hashed field every row shares (any subset of
+            :data:`HASHED_FIELDS`).
+        key: the audit key.
+    """
+
+    def __init__(self, shared: Mapping[str, Any], key: AuditKey) -> None:
+        self._key = key
+        keys = sorted([*HASHED_FIELDS, "format"])
+        values = {**shared, "format": KEYED_HASH_FORMAT}
+        self.fields = tuple(k for k in keys if k not in values)
+        """The per-row fields, in the order :meth:`hash` takes their values."""
+        # Between two per-row values: the constant text (shared fields and keys) in between.
+        pieces: list[str] = []
+        text = "{"
+        for index, name in enumerate(keys):
+            text += ("," if index else "") + encode_basestring(name) + ":"
+            if name in values:
+                text += _json_scalar(values[name])
+            else:
+                pieces.append(text)
+                text = ""
+        pieces.append(text + "}")
+        self._pieces = pieces
+
+    def hash(self, values: tuple[Any, ...]) -> str:
+        """The keyed ``entry_hash`` of the row whose :attr:`fields` have ``values``."""
+        pieces = self._pieces
+        parts = [pieces[0]]
+        for value, piece in zip(values, pieces[1:], strict=True):
+            parts.append(_json_scalar(value))
+            parts.append(piece)
+        return KEYED_PREFIX + self._key.mac("".join(parts).encode("utf-8"))[:63]
 
 
 def entry_hash(record: Mapping[str, Any]) -> str:

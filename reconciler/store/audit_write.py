@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,9 +19,11 @@ from reconciler.errors import ConfigError, KeyUnavailable, LockTimeout
 from reconciler.model.enums import AuditAction, EntityType, RiskLevel
 from reconciler.model.sensitive import Sensitive
 from reconciler.store import tables
-from reconciler.store.audit_chain import canonical_timestamp, keyed_entry_hash
+from reconciler.store.audit_chain import KeyedHasher, canonical_timestamp
 from reconciler.store.database import is_distributed
+from reconciler.store.jsonb_text import NotJson, jsonb_text
 from reconciler.store.locks import AUDIT_CHAIN_LOCK_KEY, acquire_xact_lock, lock_key
+from reconciler.store.staging import stage_rows
 
 _LOCK_NOT_AVAILABLE = "55P03"
 
@@ -106,8 +107,10 @@ def append_audit_entries(
 ) -> int:
     """Append ``entries`` to their tenants' chains, in order, inside the caller's transaction.
 
-    Three statements whatever the number of entries: one that reads every affected tenant's
-    chain head (and allocates ids), one set-based INSERT, after taking the audit chain lock.
+    A fixed number of statements whatever the number of entries, after taking the audit
+    chain lock: one that reads every affected tenant's chain head (and allocates ids), one
+    binary ``COPY`` of the signed rows into a staging table, one set-based INSERT from it.
+    The ``jsonb`` text the hashes cover is rendered here (:mod:`~reconciler.store.jsonb_text`).
 
     Args:
         conn: a connection in the transaction that makes the audited changes.
@@ -133,6 +136,7 @@ def append_audit_entries(
     if now.tzinfo is None:
         raise ValueError("audit timestamps must be timezone-aware")
     created_at = canonical_timestamp(now)
+    # The text the database prints for the stored jsonb, which is what the hash covers.
     changes = [_to_json(e.changes, e, "changes") for e in entries]
     reasons = [_to_json(list(e.risk_reasons), e, "risk_reasons") for e in entries]
     ip_address = _normalize_ip(context.ip_address)
@@ -143,41 +147,46 @@ def append_audit_entries(
     )
     _lock_tenant_chains(conn, tenants, lock_timeout_seconds)
     prepare = _PREPARE_DISTRIBUTED if is_distributed(conn) else _PREPARE
-    prep = conn.execute(prepare, _prepare_params(len(entries), changes, reasons, tenants)).one()
+    prep = conn.execute(prepare, {"n": len(entries), "tenants": tenants}).one()
     heads: dict[str, str | None] = dict(zip(tenants, prep.heads, strict=True))
     client_ip = ip_address if context.ip_address is not None else prep.client
     ids = sorted(prep.ids)
 
-    rows: list[dict[str, Any]] = []
-    for entry, row_id, change_text, reason_text in zip(
-        entries, ids, prep.changes, prep.reasons, strict=True
-    ):
-        record: dict[str, Any] = {
-            "tenant_id": entry.tenant_id,
-            "id": row_id,
-            "entity_type": entry.entity_type.value,
-            "entity_id": entry.entity_id,
-            "entity_address": entry.entity_address,
-            "action": entry.action.value,
-            "changes": change_text,
-            "risk_level": entry.risk_level.value,
-            "risk_reasons": reason_text,
-            "requires_review": entry.requires_review,
-            "performed_by": context.performed_by,
-            "ip_address": client_ip,
-            "user_agent": context.user_agent,
-            "session_id": context.session_id,
-            "apply_run_id": str(context.apply_run_id) if context.apply_run_id else None,
-            "git_commit": context.git_commit,
-            "source_path": entry.source_path,
-            "created_at": created_at,
-            "prev_hash": heads[entry.tenant_id],
-        }
-        record["entry_hash"] = keyed_entry_hash(record, key)
-        heads[entry.tenant_id] = record["entry_hash"]
-        rows.append(record)
+    shared: dict[str, Any] = {
+        "performed_by": context.performed_by,
+        "ip_address": client_ip,
+        "user_agent": context.user_agent,
+        "session_id": context.session_id,
+        "apply_run_id": str(context.apply_run_id) if context.apply_run_id else None,
+        "git_commit": context.git_commit,
+        "created_at": created_at,
+    }
+    hasher = KeyedHasher(shared, key)
+    assert hasher.fields == _ROW_FIELDS
+    rows: list[tuple[Any, ...]] = []
+    for entry, row_id, change_text, reason_text in zip(entries, ids, changes, reasons, strict=True):
+        tenant = entry.tenant_id
+        # In the order of _ROW_FIELDS (the hashed fields no two rows share).
+        values = (
+            entry.action.value,
+            change_text,
+            entry.entity_address,
+            entry.entity_id,
+            entry.entity_type.value,
+            row_id,
+            heads[tenant],
+            entry.requires_review,
+            entry.risk_level.value,
+            reason_text,
+            entry.source_path,
+            tenant,
+        )
+        entry_hash = hasher.hash(values)
+        heads[tenant] = entry_hash
+        rows.append((*values, entry_hash))
 
-    conn.execute(_insert_statement(), _insert_params(rows, now))
+    staged = stage_rows(conn, _STAGED_COLUMNS, rows)
+    conn.execute(_insert_statement(staged), {**shared, "created_at": now.astimezone(UTC)})
     return len(rows)
 
 
@@ -242,8 +251,8 @@ def mark_audited_write(conn: sa.Connection, writer: str) -> None:
     )
 
 
-# One round trip: PostgreSQL's rendering of the JSON values (what the hash covers), new ids
-# (so the hash can include them), the client address, and each tenant's chain head. The
+# One round trip: new ids (so the hash can include them), the client address, and each
+# tenant's chain head. The
 # LATERAL ... LIMIT 1 is one index probe per tenant on the (tenant_id, id) primary key.
 _HEADS = f"""
            ARRAY(SELECT h.entry_hash
@@ -271,12 +280,6 @@ _PREPARE_TEMPLATE = f"""
     SELECT host(inet_client_addr()) AS client,
            ARRAY(SELECT nextval(pg_get_serial_sequence('{_TABLE}', 'id'))
                    FROM generate_series(1, :n)) AS ids,
-           ARRAY(SELECT c::jsonb::text
-                   FROM json_array_elements(CAST(:changes AS json)) WITH ORDINALITY AS u(c, i)
-                  ORDER BY i) AS changes,
-           ARRAY(SELECT c::jsonb::text
-                   FROM json_array_elements(CAST(:reasons AS json)) WITH ORDINALITY AS u(c, i)
-                  ORDER BY i) AS reasons,
            {{heads}}
     """
 _PREPARE = sa.text(_PREPARE_TEMPLATE.format(heads=_HEADS))
@@ -296,38 +299,43 @@ _PREPARE_DISTRIBUTED = sa.text(
 )
 
 
-def _prepare_params(
-    n: int, changes: list[str], reasons: list[str], tenants: list[str]
-) -> dict[str, Any]:
-    # Each document is already JSON text: join them into one JSON array (one parameter,
-    # escaped once in C) instead of a text[] whose elements psycopg escapes one by one.
-    return {
-        "n": n,
-        "changes": "[" + ",".join(changes) + "]",
-        "reasons": "[" + ",".join(reasons) + "]",
-        "tenants": tenants,
-    }
+_ROW_FIELDS = (
+    "action",
+    "changes",
+    "entity_address",
+    "entity_id",
+    "entity_type",
+    "id",
+    "prev_hash",
+    "requires_review",
+    "risk_level",
+    "risk_reasons",
+    "source_path",
+    "tenant_id",
+)
+"""The hashed fields of a row that are its own (the others are the writer's), in the order
+:class:`~reconciler.store.audit_chain.KeyedHasher` takes them."""
 
-
-_ARRAY_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("tenant_id", "text"),
-    ("id", "bigint"),
-    ("entity_type", "text"),
-    ("entity_id", "bigint"),
-    ("entity_address", "text"),
+_STAGED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("action", "text"),
     ("changes", "text"),
+    ("entity_address", "text"),
+    ("entity_id", "bigint"),
+    ("entity_type", "text"),
+    ("id", "bigint"),
+    ("prev_hash", "text"),
+    ("requires_review", "boolean"),
     ("risk_level", "text"),
     ("risk_reasons", "text"),
-    ("requires_review", "boolean"),
     ("source_path", "text"),
-    ("prev_hash", "text"),
+    ("tenant_id", "text"),
     ("entry_hash", "text"),
 )
+assert tuple(n for n, _ in _STAGED_COLUMNS[:-1]) == _ROW_FIELDS
 
 
-def _insert_statement() -> sa.TextClause:
-    """INSERT ... SELECT FROM json_to_recordset(:rows): one statement for any number of rows."""
+def _insert_statement(staged: str) -> sa.TextClause:
+    """INSERT ... SELECT from the staged rows: one statement for any number of rows."""
     casts = {
         "entity_type": tables.entity_type_enum.name,
         "action": tables.audit_action_enum.name,
@@ -335,9 +343,8 @@ def _insert_statement() -> sa.TextClause:
         "changes": "jsonb",
         "risk_reasons": "jsonb",
     }
-    per_row = [name for name, _ in _ARRAY_COLUMNS]
-    selected = [f"u.{n}::{casts[n]}" if n in casts else f"u.{n}" for n in per_row]
-    columns = ", ".join(f"{n} {t}" for n, t in _ARRAY_COLUMNS)
+    per_row = [name for name, _ in _STAGED_COLUMNS]
+    selected = [f"CAST(u.{n} AS {casts[n]})" if n in casts else f"u.{n}" for n in per_row]
     shared = ["performed_by", "ip_address", "user_agent", "session_id", "apply_run_id"]
     shared += ["git_commit", "created_at"]
     selected += [
@@ -351,36 +358,21 @@ def _insert_statement() -> sa.TextClause:
     ]
     return sa.text(
         f"INSERT INTO {_TABLE} ({', '.join(per_row + shared)}) "
-        f"SELECT {', '.join(selected)} "
-        f"FROM json_to_recordset(CAST(:rows AS json)) AS u({columns})"
+        f"SELECT {', '.join(selected)} FROM {staged} AS u"
     )
 
 
-def _insert_params(rows: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
-    names = [name for name, _ in _ARRAY_COLUMNS]
-    params: dict[str, Any] = {"rows": json.dumps([{n: row[n] for n in names} for row in rows])}
-    first = rows[0]
-    for name in ("performed_by", "ip_address", "user_agent", "session_id", "apply_run_id"):
-        params[name] = first[name]
-    params["git_commit"] = first["git_commit"]
-    params["created_at"] = now.astimezone(UTC)
-    return params
-
-
 def _to_json(value: Any, entry: AuditEntry, column: str) -> str:
-    def refuse(obj: Any) -> Any:
+    """``value`` as the database prints it once stored as ``jsonb`` (what the hash covers)."""
+
+    def refuse(obj: Any) -> None:
         # Only reached for values JSON cannot hold; walk again to name the offending path.
         if isinstance(obj, Sensitive):
             _refuse_sensitive(value, entry, column)
-        raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
 
     try:
-        return json.dumps(
-            value, sort_keys=True, ensure_ascii=False, allow_nan=False, default=refuse
-        )
-    except SensitiveValueInAudit:
-        raise
-    except (TypeError, ValueError) as exc:
+        return jsonb_text(value, refuse)
+    except NotJson as exc:
         raise TypeError(
             f"audit entry {entry.entity_address}: {column} is not JSON: {exc}"
         ) from None

@@ -1,13 +1,14 @@
 """Write a plan's changes: set-based statements inside the caller's transaction.
 
-One statement per table and action (``INSERT ... SELECT FROM json_to_recordset(:rows)``,
-``UPDATE ... FROM json_to_recordset(:rows)``), never a round trip per row. Secrets are
-encrypted with the keyring's active version just before the statement that stores them, bound
-to the fingerprint stored beside them (``rcn2``, see ``crypto.aead``); a row whose secrets did
-not change keeps its ciphertext (and key version) untouched. Every write bumps
-``row_version`` and is guarded by the version the plan saw, so a row that moved underneath
-the plan fails the apply instead of being overwritten. Runtime-owned columns are only
-initialised on create (health UNKNOWN, circuit CLOSED, next sync from the interval).
+One statement per table and action, never a round trip per row: the rows are staged with one
+binary ``COPY`` into a temporary table (:mod:`reconciler.store.staging`), then merged by
+``INSERT ... SELECT`` or ``UPDATE ... FROM`` it. Secrets are encrypted with the keyring's
+active version just before the rows are staged, bound to the fingerprint stored beside them
+(``rcn2``, see ``crypto.aead``); a row whose secrets did not change keeps its ciphertext (and
+key version) untouched. Every write bumps ``row_version`` and is guarded by the version the
+plan saw, so a row that moved underneath the plan fails the apply instead of being
+overwritten. Runtime-owned columns are only initialised on create (health UNKNOWN, circuit
+CLOSED, next sync from the interval).
 
 When a statement fails (a constraint, a trigger), the rows of that statement are retried
 one by one under savepoints to name the object that failed; the caller's transaction is
@@ -40,6 +41,7 @@ from reconciler.model.fields import (
     secrets_of,
 )
 from reconciler.model.plan import Action, Change, ResourceKind
+from reconciler.store.staging import cast, stage_rows, staged_type
 
 _LOCATE_LIMIT = 2000
 """Retry at most this many rows one by one to name a failing object."""
@@ -235,14 +237,8 @@ def _secret_columns(table: _Table, d: Any, ctx: WriteContext) -> dict[str, Any]:
 
 # -- statements ---------------------------------------------------------------------------------
 
-
-def _rows_param(rows: Sequence[Mapping[str, Any]], names: Sequence[str]) -> dict[str, str]:
-    """All rows as ONE JSON parameter.
-
-    A single JSON text is serialized in C by ``json.dumps`` and parsed once by PostgreSQL,
-    where per-element array parameters cost a Python-level escape per value.
-    """
-    return {"rows": json.dumps([{n: r[n] for n in names} for r in rows], default=_json_default)}
+_JSON = json.JSONEncoder(default=lambda v: _json_default(v))
+"""Encodes one ``jsonb`` value (a mapping, a list or a tuple) for its staging column."""
 
 
 def _json_default(value: Any) -> Any:
@@ -253,9 +249,36 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot write a value of type {type(value).__name__}")
 
 
-def _recordset(names_types: Sequence[tuple[str, str]]) -> str:
-    columns = ", ".join(f"{n} {t}" for n, t in names_types)
-    return f"json_to_recordset(CAST(:rows AS json)) AS v({columns})"
+def _json_text(value: Any) -> str | None:
+    return None if value is None else _JSON.encode(value)
+
+
+@dataclass(frozen=True, slots=True)
+class _Staged:
+    """Rows of one statement, staged: the table's name and what names each row."""
+
+    name: str
+    changes: list[Change]
+
+
+def _stage(
+    conn: sa.Connection,
+    changes: list[Change],
+    names_types: Sequence[tuple[str, str]],
+    rows: Sequence[Mapping[str, Any]],
+    key: Sequence[str] = (),
+) -> _Staged:
+    """Stage ``rows`` (dicts by column name) with an ordinal ``n`` naming each row's change.
+
+    ``jsonb`` values are encoded here, as the JSON text their column is cast from.
+    """
+    encoders = [(n, _json_text if t == "jsonb" else None) for n, t in names_types]
+    staged_rows = (
+        (i, *[r[n] if enc is None else enc(r[n]) for n, enc in encoders])
+        for i, r in enumerate(rows)
+    )
+    columns = [("n", "integer"), *((n, staged_type(t)) for n, t in names_types)]
+    return _Staged(stage_rows(conn, columns, staged_rows, key=key), changes)
 
 
 def _secret_types(table: _Table) -> list[tuple[str, str]]:
@@ -279,16 +302,19 @@ def _upsert(
         rows.append({**table.values(d), **_secret_columns(table, d, ctx)})
     names_types = [*table.columns, *_secret_types(table)]
     names = [n for n, _ in names_types]
-    select_cols = ", ".join(f"v.{n}" for n in names)
+    select_cols = ", ".join(cast(f"v.{n}", t) for n, t in names_types)
     runtime_cols = ", ".join(c for c, _ in table.runtime_on_create)
     runtime_values = ", ".join(v for _, v in table.runtime_on_create)
     restore = ", ".join(f"{n} = EXCLUDED.{n}" for n in names if n not in table.identity)
+    staged = _stage(conn, changes, names_types, rows)
+    # WHERE before ON CONFLICT: the row filter of a retry names one row (see _locate).
     sql = f"""
         INSERT INTO {table.name} AS t ({", ".join(names)}, {runtime_cols},
             created_at, updated_at, created_by, updated_by, row_version)
         SELECT {select_cols}, {runtime_values},
             :now, :now, :actor, :actor, 1
-        FROM {_recordset(names_types)}
+        FROM {staged.name} AS v WHERE {{only}}
+        ORDER BY v.n
         ON CONFLICT ({", ".join(table.identity)}) DO UPDATE SET {restore},
             {table.runtime_on_restore},
             deleted_at = NULL, deleted_by = NULL, updated_at = EXCLUDED.updated_at,
@@ -296,8 +322,8 @@ def _upsert(
         WHERE t.deleted_at IS NOT NULL
         RETURNING t.id, {", ".join(f"CAST(t.{n} AS text) AS {n}" for n in table.identity)}
     """
-    params = {**_rows_param(rows, names), "now": ctx.now, "actor": ctx.actor}
-    result = _execute(conn, sql, params, changes, rows, names)
+    params = {"now": ctx.now, "actor": ctx.actor}
+    result = _execute(conn, sql, params, staged)
     ids: dict[tuple[str, ...], int] = {
         tuple(r._mapping[n] for n in table.identity): r.id for r in result
     }
@@ -343,14 +369,15 @@ def _update(
         *table.columns,
         *_secret_types(table),
     ]
-    names = [n for n, _ in names_types]
+    types = dict(names_types)
     plain = [n for n, _ in table.columns if n not in table.identity]
-    sets = [f"{n} = v.{n}" for n in plain]
+    sets = [f"{n} = {cast(f'v.{n}', types[n])}" for n in plain]
     sets += [
         f"{n} = CASE WHEN v.secrets_changed THEN v.{n} ELSE t.{n} END"
         for n, _ in _secret_types(table)
     ]
-    source = _recordset(names_types)
+    staged = _stage(conn, changes, names_types, rows, key=("tenant_id", "id"))
+    source = f"{staged.name} AS v"
     if table.interval_column:
         interval = table.interval_column
         # The new time is computed in FROM, not in the CASE: Citus refuses non-immutable
@@ -361,63 +388,60 @@ def _update(
         )
         source = (
             f"(SELECT r.*, {_next_sync(interval, 'r')} AS planned_next_sync_at"
-            f" FROM {source.replace(' AS v(', ' AS r(', 1)}) AS v"
+            f" FROM {staged.name} AS r) AS v"
         )
     sql = f"""
         UPDATE {table.name} AS t SET {", ".join(sets)},
             updated_at = :now, updated_by = :actor, row_version = t.row_version + 1
         FROM {source}
         WHERE t.tenant_id = v.tenant_id AND t.id = v.id AND t.row_version = v.row_version
-          AND t.deleted_at IS NULL
+          AND t.deleted_at IS NULL AND {{only}}
         RETURNING t.id
     """
-    params = {**_rows_param(rows, names), "now": ctx.now, "actor": ctx.actor}
-    result = _execute(conn, sql, params, changes, rows, names)
+    params = {"now": ctx.now, "actor": ctx.actor}
+    result = _execute(conn, sql, params, staged)
     return _check_ids(changes, {r.id for r in result})
+
+
+_KEYED = [("tenant_id", "text"), ("id", "bigint"), ("row_version", "integer")]
+"""The staged columns of a write keyed by the row and the version the plan saw."""
+
+
+def _keyed_rows(changes: list[Change]) -> list[dict[str, Any]]:
+    return [
+        {"tenant_id": c.address.tenant, "id": c.row_id, "row_version": c.row_version}
+        for c in changes
+    ]
 
 
 def _soft_delete(
     conn: sa.Connection, changes: list[Change], ctx: WriteContext, table: str
 ) -> list[WrittenChange]:
-    rows = [
-        {"tenant_id": c.address.tenant, "id": c.row_id, "row_version": c.row_version}
-        for c in changes
-    ]
+    staged = _stage(conn, changes, _KEYED, _keyed_rows(changes), key=("tenant_id", "id"))
     sql = f"""
         UPDATE {table} AS t SET deleted_at = :now, deleted_by = :actor, is_active = false,
             updated_at = :now, updated_by = :actor, row_version = t.row_version + 1
-        FROM json_to_recordset(CAST(:rows AS json))
-             AS v(tenant_id text, id bigint, row_version integer)
+        FROM {staged.name} AS v
         WHERE t.tenant_id = v.tenant_id AND t.id = v.id AND t.row_version = v.row_version
+          AND {{only}}
         RETURNING t.id
     """
-    names = ["tenant_id", "id", "row_version"]
-    params = {**_rows_param(rows, names), "now": ctx.now, "actor": ctx.actor}
-    result = _execute(conn, sql, params, changes, rows, names)
+    result = _execute(conn, sql, {"now": ctx.now, "actor": ctx.actor}, staged)
     return _check_ids(changes, {r.id for r in result})
 
 
 def _revoke(conn: sa.Connection, changes: list[Change], ctx: WriteContext) -> list[WrittenChange]:
-    rows = [
-        {
-            "tenant_id": c.address.tenant,
-            "id": c.row_id,
-            "row_version": c.row_version,
-            "reason": c.reason,
-        }
-        for c in changes
-    ]
-    sql = """
+    rows = [{**r, "reason": c.reason} for r, c in zip(_keyed_rows(changes), changes, strict=True)]
+    staged = _stage(conn, changes, [*_KEYED, ("reason", "text")], rows, key=("tenant_id", "id"))
+    sql = f"""
         UPDATE oauth_tokens AS t SET is_active = false, revoked_at = :now, revoked_by = :actor,
             revoked_reason = v.reason, updated_at = :now, row_version = t.row_version + 1
-        FROM json_to_recordset(CAST(:rows AS json))
-             AS v(tenant_id text, id bigint, row_version integer, reason text)
+        FROM {staged.name} AS v
         WHERE t.tenant_id = v.tenant_id AND t.id = v.id AND t.row_version = v.row_version
+          AND {{only}}
         RETURNING t.id
     """
-    names = ["tenant_id", "id", "row_version", "reason"]
-    params = {**_rows_param(rows, names), "now": ctx.now, "actor": ctx.actor}
-    result = _execute(conn, sql, params, changes, rows, names)
+    result = _execute(conn, sql, {"now": ctx.now, "actor": ctx.actor}, staged)
     return _check_ids(changes, {r.id for r in result})
 
 
@@ -429,21 +453,15 @@ def _mark_managed(
     From then on the token is managed: when its account leaves the manifests, ``--prune``
     revokes it. Token material and the OAuth flow's columns are not touched.
     """
-    rows = [
-        {"tenant_id": c.address.tenant, "id": c.row_id, "row_version": c.row_version}
-        for c in changes
-    ]
-    sql = """
+    staged = _stage(conn, changes, _KEYED, _keyed_rows(changes), key=("tenant_id", "id"))
+    sql = f"""
         UPDATE oauth_tokens AS t SET managed_since = :now, row_version = t.row_version + 1
-        FROM json_to_recordset(CAST(:rows AS json))
-             AS v(tenant_id text, id bigint, row_version integer)
+        FROM {staged.name} AS v
         WHERE t.tenant_id = v.tenant_id AND t.id = v.id AND t.row_version = v.row_version
-          AND t.managed_since IS NULL
+          AND t.managed_since IS NULL AND {{only}}
         RETURNING t.id
     """
-    names = ["tenant_id", "id", "row_version"]
-    params = {**_rows_param(rows, names), "now": ctx.now}
-    result = _execute(conn, sql, params, changes, rows, names)
+    result = _execute(conn, sql, {"now": ctx.now}, staged)
     return _check_ids(changes, {r.id for r in result})
 
 
@@ -455,15 +473,13 @@ def _check_ids(changes: list[Change], ids: set[int]) -> list[WrittenChange]:
 
 
 def _execute(
-    conn: sa.Connection,
-    sql: str,
-    params: dict[str, Any],
-    changes: list[Change],
-    rows: list[dict[str, Any]],
-    names: list[str],
+    conn: sa.Connection, sql: str, params: dict[str, Any], staged: _Staged
 ) -> list[sa.Row[Any]]:
-    """Run one set-based statement; on failure name the object that caused it."""
-    stmt = sa.text(sql)
+    """Run one set-based statement over the staged rows; on failure name the object.
+
+    ``sql`` has an ``{only}`` slot: ``true`` here, one staged row's filter in a retry.
+    """
+    stmt = sa.text(sql.format(only="true"))
     savepoint = conn.begin_nested()
     try:
         result = list(conn.execute(stmt, params))
@@ -473,25 +489,20 @@ def _execute(
         savepoint.rollback()
         if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
             raise
-        culprit = _locate(conn, stmt, params, changes, rows, names)
+        culprit = _locate(conn, sql, params, staged)
         raise ApplyFailed(_describe(exc, culprit), says_nothing_written=True) from exc
 
 
 def _locate(
-    conn: sa.Connection,
-    stmt: sa.TextClause,
-    params: dict[str, Any],
-    changes: list[Change],
-    rows: list[dict[str, Any]],
-    names: list[str],
+    conn: sa.Connection, sql: str, params: dict[str, Any], staged: _Staged
 ) -> Change | None:
-    if len(changes) == 1:
-        return changes[0]
-    for change, row in list(zip(changes, rows, strict=True))[:_LOCATE_LIMIT]:
-        single = {**params, **_rows_param([row], names)}
+    if len(staged.changes) == 1:
+        return staged.changes[0]
+    one = sa.text(sql.format(only="v.n = :only_row"))
+    for n, change in enumerate(staged.changes[:_LOCATE_LIMIT]):
         sp = conn.begin_nested()
         try:
-            conn.execute(stmt, single)
+            conn.execute(one, {**params, "only_row": n})
         except sa_exc.DBAPIError:
             sp.rollback()
             return change
