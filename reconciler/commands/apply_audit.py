@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -16,10 +17,21 @@ from reconciler.gitrevision import RevisionTree
 from reconciler.model.desired import DesiredState
 from reconciler.model.enums import EntityType, RiskLevel
 from reconciler.model.plan import Action, Change, Plan, ResourceKind
-from reconciler.store.audit import AuditContext, AuditEntry, append_audit_entries
+from reconciler.store.audit import (
+    AuditContext,
+    AuditEntry,
+    append_audit_entries,
+    render_documents,
+)
 from reconciler.store.runs import insert_apply_run
 from reconciler.store.session import Connection
-from reconciler.store.write import WriteContext, WrittenChange, write_changes
+from reconciler.store.write import (
+    PreparedWrites,
+    WriteContext,
+    prepare_writes,
+    write_changes,
+    write_order,
+)
 
 _ENTITY = {
     ResourceKind.INTEGRATION: EntityType.INTEGRATION_CONFIG,
@@ -48,6 +60,47 @@ def audit_extra(
     return extra
 
 
+@dataclass(frozen=True, slots=True)
+class PreparedApply:
+    """What an apply writes, made before its transaction (:func:`prepare_apply`): the rows
+    of the creates and updates with their secrets encrypted, and the audit rows' documents
+    rendered. The transaction then spends its time (and holds its locks) only on the
+    database's work; it uses these only for the very plan and audit extras they were made
+    for (a plan made again under the lock is prepared there).
+
+    Attributes:
+        plan: the plan they were made for.
+        extra: the audit extras they were made with.
+        writes: the rows of the writes.
+        order: the changes in the order they are written (and audited).
+        entries: one audit entry per change of ``order`` (``entity_id`` of a create unknown).
+        documents: the rendered ``changes`` and ``risk_reasons`` of each entry.
+    """
+
+    plan: Plan
+    extra: Mapping[str, Any]
+    writes: PreparedWrites
+    order: list[Change]
+    entries: list[AuditEntry]
+    documents: list[tuple[str, str]]
+
+
+def prepare_apply(
+    p: Plan, desired: DesiredState, cipher: FieldCipher, extra: Mapping[str, Any]
+) -> PreparedApply:
+    """Encrypt and render everything ``p``'s writes need that does not need the database."""
+    order = write_order(p.changes)
+    entries = [_audit_entry(c, c.row_id, extra) for c in order]
+    return PreparedApply(
+        plan=p,
+        extra=dict(extra),
+        writes=prepare_writes(p.changes, desired, cipher),
+        order=order,
+        entries=entries,
+        documents=render_documents(entries),
+    )
+
+
 def write_and_audit(
     conn: Connection,
     p: Plan,
@@ -60,14 +113,23 @@ def write_and_audit(
     extra: Mapping[str, Any] | None = None,
     on_written: Callable[[int], None] | None = None,
     digest: str | None = None,
+    prepared: PreparedApply | None = None,
 ) -> Counter[str]:
     """Write the changes, the apply_runs row and one audit row per change; return counts.
 
     ``on_written`` is told the rows written: per table group, then the audit rows.
-    ``digest``: ``plan_digest(p)`` when the caller has it (computed here otherwise)."""
+    ``digest``: ``plan_digest(p)`` when the caller has it (computed here otherwise).
+    ``prepared``: :func:`prepare_apply` of ``p`` with the same ``extra``, made beforehand."""
     now = now_utc(clock)
+    if prepared is not None and (prepared.plan is not p or prepared.extra != dict(extra or {})):
+        prepared = None
     written = write_changes(
-        conn, p.changes, desired, WriteContext(now, context.performed_by, cipher), on_written
+        conn,
+        p.changes,
+        desired,
+        WriteContext(now, context.performed_by, cipher),
+        on_written,
+        prepared.writes if prepared is not None else None,
     )
     counts = Counter(w.change.action.value for w in written)
     assert context.apply_run_id is not None
@@ -83,18 +145,32 @@ def write_and_audit(
         user_agent=context.user_agent,
         git_dirty=dirty,
     )
-    append_audit_entries(conn, [_audit_entry(w, extra) for w in written], context, now=now)
+    if (
+        prepared is not None
+        and len(written) == len(prepared.order)
+        and all(w.change is c for w, c in zip(written, prepared.order, strict=True))
+    ):
+        # The ids of created rows are known now; the documents do not depend on them.
+        entries = [
+            e if e.entity_id == w.entity_id else replace(e, entity_id=w.entity_id)
+            for e, w in zip(prepared.entries, written, strict=True)
+        ]
+        append_audit_entries(conn, entries, context, now=now, documents=prepared.documents)
+    else:
+        entries = [_audit_entry(w.change, w.entity_id, extra) for w in written]
+        append_audit_entries(conn, entries, context, now=now)
     if on_written is not None:
         on_written(len(written))
     return counts
 
 
-def _audit_entry(w: WrittenChange, extra: Mapping[str, Any] | None = None) -> AuditEntry:
-    c: Change = w.change
+def _audit_entry(
+    c: Change, entity_id: int | None, extra: Mapping[str, Any] | None = None
+) -> AuditEntry:
     return AuditEntry(
         tenant_id=c.address.tenant,
         entity_type=_ENTITY[c.address.kind],
-        entity_id=w.entity_id,
+        entity_id=entity_id,
         entity_address=str(c.address),
         action=_audit_action(c.action),
         changes={

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.clock import SYSTEM, Clock, now_utc, rfc3339
-from reconciler.commands.apply_audit import audit_extra, write_and_audit
+from reconciler.commands.apply_audit import audit_extra, prepare_apply, write_and_audit
 from reconciler.commands.apply_checks import (
     authorize_plan,
     check_saved_plan_matches,
@@ -352,10 +352,11 @@ def _apply(
             return auth
 
         with translate_db_errors(), db.engine.connect() as conn:
-            authorize(conn, current)
+            auth = authorize(conn, current)
         verify_connections(current, desired, settings, progress=progress)
         if confirm is not None and not confirm(current):
             raise ApplyCancelled("apply cancelled; nothing written")
+        cipher = FieldCipher(keyring, fingerprint)
 
         run_id = uuid.uuid4()
         started = now_utc(clock)
@@ -363,6 +364,12 @@ def _apply(
             lock_timeout_seconds = settings.lock_timeout_seconds
 
         try:
+            # Encrypt and render before BEGIN, so the transaction holds its locks only for
+            # the database's work; under the lock this is used only if the plan and the
+            # audit extras are still the same. (Inside the try: its errors read as before.)
+            prepared = prepare_apply(
+                current, desired, cipher, audit_extra(auth, tree, remediation, allow_risk)
+            )
             with translate_db_errors(), db.engine.connect() as conn, conn.begin():
                 set_statement_timeout(conn, settings.statement_timeout_seconds)
                 mark_audited_write(conn, f"apply {run_id}")  # audited below, keyed: not twice
@@ -406,7 +413,6 @@ def _apply(
                         apply_run_id=run_id,
                         key=audit_key,
                     )
-                    cipher = FieldCipher(keyring, fingerprint)
                     extra = audit_extra(auth, tree, remediation, allow_risk)
                     counts = write_and_audit(
                         conn,
@@ -420,6 +426,7 @@ def _apply(
                         extra,
                         on_written=stage.advance,
                         digest=digest_of(current),
+                        prepared=prepared,
                     )
                     if dry_run:
                         raise _DryRunDone(counts)

@@ -117,6 +117,7 @@ from reconciler.store.audit_write import (
     SensitiveValueInAudit,
     append_audit_entries,
     mark_audited_write,
+    render_documents,
     tenant_chain_lock_key,
 )
 
@@ -154,6 +155,7 @@ __all__ = [
     "parse_since",
     "pending_reviews",
     "rejected_reviews",
+    "render_documents",
     "review_entry",
     "tenant_chain_lock_key",
     "verify_chain",

@@ -211,9 +211,19 @@ class KeyedHasher:
         """The keyed ``entry_hash`` of the row whose :attr:`fields` have ``values``."""
         pieces = self._pieces
         parts = [pieces[0]]
+        append = parts.append
         for value, piece in zip(values, pieces[1:], strict=True):
-            parts.append(_json_scalar(value))
-            parts.append(piece)
+            # The common scalars inline (a call per value is most of the cost).
+            kind = type(value)
+            if kind is str:
+                append(encode_basestring(value))
+            elif value is None:
+                append("null")
+            elif kind is int:
+                append(int.__repr__(value))
+            else:
+                append(_json_scalar(value))
+            append(piece)
         return KEYED_PREFIX + self._key.mac("".join(parts).encode("utf-8"))[:63]
 
 

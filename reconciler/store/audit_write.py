@@ -104,6 +104,7 @@ def append_audit_entries(
     *,
     now: datetime,
     lock_timeout_seconds: float = 60.0,
+    documents: Sequence[tuple[str, str]] | None = None,
 ) -> int:
     """Append ``entries`` to their tenants' chains, in order, inside the caller's transaction.
 
@@ -119,6 +120,8 @@ def append_audit_entries(
         now: ``created_at`` of every row, given explicitly so the hash is reproducible;
             must be timezone-aware.
         lock_timeout_seconds: how long to wait for another appender to commit.
+        documents: :func:`render_documents` of ``entries`` (or of entries differing only in
+            ``entity_id``), when rendered beforehand, outside the transaction.
 
     Returns:
         The number of rows inserted.
@@ -136,9 +139,10 @@ def append_audit_entries(
     if now.tzinfo is None:
         raise ValueError("audit timestamps must be timezone-aware")
     created_at = canonical_timestamp(now)
-    # The text the database prints for the stored jsonb, which is what the hash covers.
-    changes = [_to_json(e.changes, e, "changes") for e in entries]
-    reasons = [_to_json(list(e.risk_reasons), e, "risk_reasons") for e in entries]
+    if documents is None:
+        documents = render_documents(entries)
+    elif len(documents) != len(entries):
+        raise ValueError("one rendered (changes, risk_reasons) pair per entry is needed")
     ip_address = _normalize_ip(context.ip_address)
     tenants = sorted({e.tenant_id for e in entries})
 
@@ -164,7 +168,7 @@ def append_audit_entries(
     hasher = KeyedHasher(shared, key)
     assert hasher.fields == _ROW_FIELDS
     rows: list[tuple[Any, ...]] = []
-    for entry, row_id, change_text, reason_text in zip(entries, ids, changes, reasons, strict=True):
+    for entry, row_id, (change_text, reason_text) in zip(entries, ids, documents, strict=True):
         tenant = entry.tenant_id
         # In the order of _ROW_FIELDS (the hashed fields no two rows share).
         values = (
@@ -188,6 +192,20 @@ def append_audit_entries(
     staged = stage_rows(conn, _STAGED_COLUMNS, rows)
     conn.execute(_insert_statement(staged), {**shared, "created_at": now.astimezone(UTC)})
     return len(rows)
+
+
+def render_documents(entries: Sequence[AuditEntry]) -> list[tuple[str, str]]:
+    """Each entry's ``changes`` and ``risk_reasons`` as the database prints them once stored
+    (the text the hash covers), checked for unmasked secrets.
+
+    Raises:
+        SensitiveValueInAudit: a ``Sensitive`` value is in ``changes`` or ``risk_reasons``.
+        TypeError: a value JSON cannot hold.
+    """
+    return [
+        (_to_json(e.changes, e, "changes"), _to_json(list(e.risk_reasons), e, "risk_reasons"))
+        for e in entries
+    ]
 
 
 def tenant_chain_lock_key(tenant: str) -> int:

@@ -62,35 +62,90 @@ class WriteContext:
     cipher: Cipher
 
 
+@dataclass(frozen=True, slots=True)
+class PreparedWrites:
+    """The rows of a plan's creates and updates, secrets encrypted, made before the
+    transaction (:func:`prepare_writes`) so that it holds its locks only to send them.
+
+    Attributes:
+        changes: the changes they were made for; :func:`write_changes` uses them only for
+            these very changes (a plan made again under the lock gets its rows made there).
+        rows: by (kind, action) group, one row per change of the group, in order: as
+            dicts by column, and as staged (:func:`_tuples`).
+    """
+
+    changes: Sequence[Change]
+    rows: Mapping[tuple[ResourceKind, Action], tuple[list[dict[str, Any]], list[tuple[Any, ...]]]]
+
+
+def _groups(changes: Sequence[Change]) -> dict[tuple[ResourceKind, Action], list[Change]]:
+    by_group: dict[tuple[ResourceKind, Action], list[Change]] = {}
+    for c in changes:
+        by_group.setdefault((c.address.kind, c.action), []).append(c)
+    return by_group
+
+
+def write_order(changes: Sequence[Change]) -> list[Change]:
+    """``changes`` in the order :func:`write_changes` writes and returns them: grouped by
+    (kind, action), groups in order of first appearance, each group in plan order."""
+    return [c for group in _groups(changes).values() for c in group]
+
+
+def _by_address(desired: DesiredState) -> dict[ResourceKind, dict[str, Any]]:
+    return {
+        ResourceKind.INTEGRATION: {str(d.address): d for d in desired.integrations},
+        ResourceKind.WEBHOOK: {str(d.address): d for d in desired.webhooks},
+    }
+
+
+def prepare_writes(
+    changes: Sequence[Change], desired: DesiredState, cipher: Cipher
+) -> PreparedWrites:
+    """Make the rows of ``changes``' creates and updates (encrypting their secrets) now.
+
+    Nothing here touches the database; :func:`write_changes` sends the rows.
+    """
+    objects = _by_address(desired)
+    rows: dict[tuple[ResourceKind, Action], tuple[list[dict[str, Any]], list[tuple[Any, ...]]]]
+    rows = {}
+    for (kind, action), group in _groups(changes).items():
+        if kind in _TABLES and action is Action.CREATE:
+            dicts = _upsert_rows(group, objects[kind], cipher, _TABLES[kind])
+            rows[kind, action] = (dicts, _tuples(_upsert_columns(_TABLES[kind]), dicts))
+        elif kind in _TABLES and action is Action.UPDATE:
+            dicts = _update_rows(group, objects[kind], cipher, _TABLES[kind])
+            rows[kind, action] = (dicts, _tuples(_update_columns(_TABLES[kind]), dicts))
+    return PreparedWrites(changes, rows)
+
+
 def write_changes(
     conn: sa.Connection,
     changes: Sequence[Change],
     desired: DesiredState,
     ctx: WriteContext,
     on_written: Callable[[int], None] | None = None,
+    prepared: PreparedWrites | None = None,
 ) -> list[WrittenChange]:
     """Apply ``changes`` (already ordered) and return them with their row ids.
 
     ``on_written``, when given, is called with the number of changes written after each
-    (kind, action) group's statements (for progress).
+    (kind, action) group's statements (for progress). ``prepared``: rows made beforehand by
+    :func:`prepare_writes`, used when they were made for these very ``changes``.
     """
-    integrations = {str(d.address): d for d in desired.integrations}
-    webhooks = {str(d.address): d for d in desired.webhooks}
+    if prepared is None or prepared.changes is not changes:
+        prepared = prepare_writes(changes, desired, ctx.cipher)
     written: list[WrittenChange] = []
-    by_group: dict[tuple[ResourceKind, Action], list[Change]] = {}
-    for c in changes:
-        by_group.setdefault((c.address.kind, c.action), []).append(c)
-    for (kind, action), group in by_group.items():
+    for (kind, action), group in _groups(changes).items():
         before = len(written)
         match (kind, action):
             case (ResourceKind.INTEGRATION, Action.CREATE):
-                written += _upsert(conn, group, integrations, ctx, _INTEGRATION)
+                written += _upsert(conn, group, prepared.rows[kind, action], ctx, _INTEGRATION)
             case (ResourceKind.WEBHOOK, Action.CREATE):
-                written += _upsert(conn, group, webhooks, ctx, _WEBHOOK)
+                written += _upsert(conn, group, prepared.rows[kind, action], ctx, _WEBHOOK)
             case (ResourceKind.INTEGRATION, Action.UPDATE):
-                written += _update(conn, group, integrations, ctx, _INTEGRATION)
+                written += _update(conn, group, prepared.rows[kind, action], ctx, _INTEGRATION)
             case (ResourceKind.WEBHOOK, Action.UPDATE):
-                written += _update(conn, group, webhooks, ctx, _WEBHOOK)
+                written += _update(conn, group, prepared.rows[kind, action], ctx, _WEBHOOK)
             case (ResourceKind.INTEGRATION, Action.DELETE):
                 written += _soft_delete(conn, group, ctx, "integration_configs")
             case (ResourceKind.WEBHOOK, Action.DELETE):
@@ -212,10 +267,17 @@ _WEBHOOK = _Table.build(
 )
 
 
+_TABLES: Mapping[ResourceKind, _Table] = {
+    ResourceKind.INTEGRATION: _INTEGRATION,
+    ResourceKind.WEBHOOK: _WEBHOOK,
+}
+"""The table of each kind whose creates and updates are written from desired objects."""
+
+
 # -- secrets -------------------------------------------------------------------------------------
 
 
-def _secret_columns(table: _Table, d: Any, ctx: WriteContext) -> dict[str, Any]:
+def _secret_columns(table: _Table, d: Any, cipher: Cipher) -> dict[str, Any]:
     """Encrypt every secret of a row with the active key version (None when absent)."""
     out: dict[str, Any] = {}
     any_secret = False
@@ -228,10 +290,10 @@ def _secret_columns(table: _Table, d: Any, ctx: WriteContext) -> dict[str, Any]:
             raise ApplyFailed(f"{d.address}: {col} was not decrypted; cannot apply")
         # Bound to the fingerprint stored beside it: a ciphertext copied back later next
         # to another fingerprint neither decrypts nor passes the plan's binding check.
-        out[col] = ctx.cipher.encrypt(secret.value, table.context(d, col), secret.fingerprint)
+        out[col] = cipher.encrypt(secret.value, table.context(d, col), secret.fingerprint)
         out[fingerprint_col] = secret.fingerprint
         any_secret = True
-    out["encryption_key_version"] = ctx.cipher.active_version if any_secret else None
+    out["encryption_key_version"] = cipher.active_version if any_secret else None
     return out
 
 
@@ -261,24 +323,43 @@ class _Staged:
     changes: list[Change]
 
 
+def _tuples(
+    names_types: Sequence[tuple[str, str]], rows: Sequence[Mapping[str, Any]]
+) -> list[tuple[Any, ...]]:
+    """``rows`` (dicts by column name) as staged: an ordinal ``n`` naming each row's change,
+    then the values in column order, ``jsonb`` ones encoded as the JSON text they are cast
+    from."""
+    encoders = [(n, _json_text if t == "jsonb" else None) for n, t in names_types]
+    return [
+        (i, *[r[n] if enc is None else enc(r[n]) for n, enc in encoders])
+        for i, r in enumerate(rows)
+    ]
+
+
 def _stage(
     conn: sa.Connection,
     changes: list[Change],
     names_types: Sequence[tuple[str, str]],
-    rows: Sequence[Mapping[str, Any]],
+    rows: Sequence[tuple[Any, ...]],
     key: Sequence[str] = (),
 ) -> _Staged:
-    """Stage ``rows`` (dicts by column name) with an ordinal ``n`` naming each row's change.
-
-    ``jsonb`` values are encoded here, as the JSON text their column is cast from.
-    """
-    encoders = [(n, _json_text if t == "jsonb" else None) for n, t in names_types]
-    staged_rows = (
-        (i, *[r[n] if enc is None else enc(r[n]) for n, enc in encoders])
-        for i, r in enumerate(rows)
-    )
+    """Stage ``rows`` (from :func:`_tuples`) for one statement over ``changes``."""
     columns = [("n", "integer"), *((n, staged_type(t)) for n, t in names_types)]
-    return _Staged(stage_rows(conn, columns, staged_rows, key=key), changes)
+    return _Staged(stage_rows(conn, columns, rows, key=key), changes)
+
+
+def _upsert_columns(table: _Table) -> list[tuple[str, str]]:
+    return [*table.columns, *_secret_types(table)]
+
+
+def _update_columns(table: _Table) -> list[tuple[str, str]]:
+    return [
+        ("id", "bigint"),
+        ("row_version", "integer"),
+        ("secrets_changed", "boolean"),
+        *table.columns,
+        *_secret_types(table),
+    ]
 
 
 def _secret_types(table: _Table) -> list[tuple[str, str]]:
@@ -288,25 +369,32 @@ def _secret_types(table: _Table) -> list[tuple[str, str]]:
     return [*out, ("encryption_key_version", "integer")]
 
 
+def _upsert_rows(
+    changes: list[Change], desired: Mapping[str, Any], cipher: Cipher, table: _Table
+) -> list[dict[str, Any]]:
+    rows = []
+    for c in changes:
+        d = desired[str(c.address)]
+        rows.append({**table.values(d), **_secret_columns(table, d, cipher)})
+    return rows
+
+
 def _upsert(
     conn: sa.Connection,
     changes: list[Change],
-    desired: Mapping[str, Any],
+    prepared: tuple[list[dict[str, Any]], list[tuple[Any, ...]]],
     ctx: WriteContext,
     table: _Table,
 ) -> list[WrittenChange]:
     """Insert new rows; restore soft-deleted ones (ON CONFLICT ... WHERE deleted)."""
-    rows = []
-    for c in changes:
-        d = desired[str(c.address)]
-        rows.append({**table.values(d), **_secret_columns(table, d, ctx)})
-    names_types = [*table.columns, *_secret_types(table)]
+    rows, staged_rows = prepared
+    names_types = _upsert_columns(table)
     names = [n for n, _ in names_types]
     select_cols = ", ".join(cast(f"v.{n}", t) for n, t in names_types)
     runtime_cols = ", ".join(c for c, _ in table.runtime_on_create)
     runtime_values = ", ".join(v for _, v in table.runtime_on_create)
     restore = ", ".join(f"{n} = EXCLUDED.{n}" for n in names if n not in table.identity)
-    staged = _stage(conn, changes, names_types, rows)
+    staged = _stage(conn, changes, names_types, staged_rows)
     # WHERE before ON CONFLICT: the row filter of a retry names one row (see _locate).
     sql = f"""
         INSERT INTO {table.name} AS t ({", ".join(names)}, {runtime_cols},
@@ -324,9 +412,8 @@ def _upsert(
     """
     params = {"now": ctx.now, "actor": ctx.actor}
     result = _execute(conn, sql, params, staged)
-    ids: dict[tuple[str, ...], int] = {
-        tuple(r._mapping[n] for n in table.identity): r.id for r in result
-    }
+    # RETURNING t.id, then the identity columns in order.
+    ids: dict[tuple[str, ...], int] = {tuple(r[1:]): r[0] for r in result}
     written = []
     for c, row in zip(changes, rows, strict=True):
         key = tuple(str(row[n]) for n in table.identity)
@@ -336,20 +423,15 @@ def _upsert(
     return written
 
 
-def _update(
-    conn: sa.Connection,
-    changes: list[Change],
-    desired: Mapping[str, Any],
-    ctx: WriteContext,
-    table: _Table,
-) -> list[WrittenChange]:
-    """Update changed rows, guarded by the row version the plan saw."""
+def _update_rows(
+    changes: list[Change], desired: Mapping[str, Any], cipher: Cipher, table: _Table
+) -> list[dict[str, Any]]:
     rows = []
     for c in changes:
         d = desired[str(c.address)]
         secrets_changed = any(f.sensitive for f in c.fields)
         secret_cols = (
-            _secret_columns(table, d, ctx)
+            _secret_columns(table, d, cipher)
             if secrets_changed
             else dict.fromkeys([n for n, _ in _secret_types(table)])
         )
@@ -362,13 +444,19 @@ def _update(
                 **secret_cols,
             }
         )
-    names_types = [
-        ("id", "bigint"),
-        ("row_version", "integer"),
-        ("secrets_changed", "boolean"),
-        *table.columns,
-        *_secret_types(table),
-    ]
+    return rows
+
+
+def _update(
+    conn: sa.Connection,
+    changes: list[Change],
+    prepared: tuple[list[dict[str, Any]], list[tuple[Any, ...]]],
+    ctx: WriteContext,
+    table: _Table,
+) -> list[WrittenChange]:
+    """Update changed rows, guarded by the row version the plan saw."""
+    staged_rows = prepared[1]
+    names_types = _update_columns(table)
     types = dict(names_types)
     plain = [n for n, _ in table.columns if n not in table.identity]
     sets = [f"{n} = {cast(f'v.{n}', types[n])}" for n in plain]
@@ -376,7 +464,7 @@ def _update(
         f"{n} = CASE WHEN v.secrets_changed THEN v.{n} ELSE t.{n} END"
         for n, _ in _secret_types(table)
     ]
-    staged = _stage(conn, changes, names_types, rows, key=("tenant_id", "id"))
+    staged = _stage(conn, changes, names_types, staged_rows, key=("tenant_id", "id"))
     source = f"{staged.name} AS v"
     if table.interval_column:
         interval = table.interval_column
@@ -417,7 +505,9 @@ def _keyed_rows(changes: list[Change]) -> list[dict[str, Any]]:
 def _soft_delete(
     conn: sa.Connection, changes: list[Change], ctx: WriteContext, table: str
 ) -> list[WrittenChange]:
-    staged = _stage(conn, changes, _KEYED, _keyed_rows(changes), key=("tenant_id", "id"))
+    staged = _stage(
+        conn, changes, _KEYED, _tuples(_KEYED, _keyed_rows(changes)), key=("tenant_id", "id")
+    )
     sql = f"""
         UPDATE {table} AS t SET deleted_at = :now, deleted_by = :actor, is_active = false,
             updated_at = :now, updated_by = :actor, row_version = t.row_version + 1
@@ -432,7 +522,8 @@ def _soft_delete(
 
 def _revoke(conn: sa.Connection, changes: list[Change], ctx: WriteContext) -> list[WrittenChange]:
     rows = [{**r, "reason": c.reason} for r, c in zip(_keyed_rows(changes), changes, strict=True)]
-    staged = _stage(conn, changes, [*_KEYED, ("reason", "text")], rows, key=("tenant_id", "id"))
+    columns = [*_KEYED, ("reason", "text")]
+    staged = _stage(conn, changes, columns, _tuples(columns, rows), key=("tenant_id", "id"))
     sql = f"""
         UPDATE oauth_tokens AS t SET is_active = false, revoked_at = :now, revoked_by = :actor,
             revoked_reason = v.reason, updated_at = :now, row_version = t.row_version + 1
@@ -453,7 +544,9 @@ def _mark_managed(
     From then on the token is managed: when its account leaves the manifests, ``--prune``
     revokes it. Token material and the OAuth flow's columns are not touched.
     """
-    staged = _stage(conn, changes, _KEYED, _keyed_rows(changes), key=("tenant_id", "id"))
+    staged = _stage(
+        conn, changes, _KEYED, _tuples(_KEYED, _keyed_rows(changes)), key=("tenant_id", "id")
+    )
     sql = f"""
         UPDATE oauth_tokens AS t SET managed_since = :now, row_version = t.row_version + 1
         FROM {staged.name} AS v
