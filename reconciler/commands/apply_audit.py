@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -64,24 +64,25 @@ def audit_extra(
 class PreparedApply:
     """What an apply writes, made before its transaction (:func:`prepare_apply`): the rows
     of the creates and updates with their secrets encrypted, and the audit rows' documents
-    rendered. The transaction then spends its time (and holds its locks) only on the
-    database's work; it uses these only for the very plan and audit extras they were made
-    for (a plan made again under the lock is prepared there).
+    rendered. The transaction then spends its time (and holds its locks) on the database's
+    work; it uses these only for the very plan and audit extras they were made for (a plan
+    made again under the lock is prepared there).
 
     Attributes:
         plan: the plan they were made for.
         extra: the audit extras they were made with.
         writes: the rows of the writes.
         order: the changes in the order they are written (and audited).
-        entries: one audit entry per change of ``order`` (``entity_id`` of a create unknown).
-        documents: the rendered ``changes`` and ``risk_reasons`` of each entry.
+        documents: the rendered ``changes`` and ``risk_reasons`` of each change's audit row,
+            in that order (the entries themselves are made again under the lock, once the
+            ids of created rows are known: keeping them all would cost more memory than
+            making them costs time).
     """
 
     plan: Plan
     extra: Mapping[str, Any]
     writes: PreparedWrites
     order: list[Change]
-    entries: list[AuditEntry]
     documents: list[tuple[str, str]]
 
 
@@ -90,14 +91,12 @@ def prepare_apply(
 ) -> PreparedApply:
     """Encrypt and render everything ``p``'s writes need that does not need the database."""
     order = write_order(p.changes)
-    entries = [_audit_entry(c, c.row_id, extra) for c in order]
     return PreparedApply(
         plan=p,
         extra=dict(extra),
         writes=prepare_writes(p.changes, desired, cipher),
         order=order,
-        entries=entries,
-        documents=render_documents(entries),
+        documents=render_documents([_audit_entry(c, c.row_id, extra) for c in order]),
     )
 
 
@@ -151,10 +150,7 @@ def write_and_audit(
         and all(w.change is c for w, c in zip(written, prepared.order, strict=True))
     ):
         # The ids of created rows are known now; the documents do not depend on them.
-        entries = [
-            e if e.entity_id == w.entity_id else replace(e, entity_id=w.entity_id)
-            for e, w in zip(prepared.entries, written, strict=True)
-        ]
+        entries = [_audit_entry(w.change, w.entity_id, extra) for w in written]
         append_audit_entries(conn, entries, context, now=now, documents=prepared.documents)
     else:
         entries = [_audit_entry(w.change, w.entity_id, extra) for w in written]

@@ -62,6 +62,9 @@ class WriteContext:
     cipher: Cipher
 
 
+_GroupRows = tuple[list[tuple[str, ...]], list[tuple[Any, ...]]]
+
+
 @dataclass(frozen=True, slots=True)
 class PreparedWrites:
     """The rows of a plan's creates and updates, secrets encrypted, made before the
@@ -70,12 +73,13 @@ class PreparedWrites:
     Attributes:
         changes: the changes they were made for; :func:`write_changes` uses them only for
             these very changes (a plan made again under the lock gets its rows made there).
-        rows: by (kind, action) group, one row per change of the group, in order: as
-            dicts by column, and as staged (:func:`_tuples`).
+        rows: by (kind, action) group, one row per change of the group, in order: the
+            identity of each (as ``RETURNING`` gives it back: text) and the row as staged
+            (:func:`_tuples`).
     """
 
     changes: Sequence[Change]
-    rows: Mapping[tuple[ResourceKind, Action], tuple[list[dict[str, Any]], list[tuple[Any, ...]]]]
+    rows: Mapping[tuple[ResourceKind, Action], _GroupRows]
 
 
 def _groups(changes: Sequence[Change]) -> dict[tuple[ResourceKind, Action], list[Change]]:
@@ -106,15 +110,19 @@ def prepare_writes(
     Nothing here touches the database; :func:`write_changes` sends the rows.
     """
     objects = _by_address(desired)
-    rows: dict[tuple[ResourceKind, Action], tuple[list[dict[str, Any]], list[tuple[Any, ...]]]]
-    rows = {}
+    rows: dict[tuple[ResourceKind, Action], _GroupRows] = {}
     for (kind, action), group in _groups(changes).items():
-        if kind in _TABLES and action is Action.CREATE:
-            dicts = _upsert_rows(group, objects[kind], cipher, _TABLES[kind])
-            rows[kind, action] = (dicts, _tuples(_upsert_columns(_TABLES[kind]), dicts))
-        elif kind in _TABLES and action is Action.UPDATE:
-            dicts = _update_rows(group, objects[kind], cipher, _TABLES[kind])
-            rows[kind, action] = (dicts, _tuples(_update_columns(_TABLES[kind]), dicts))
+        if kind not in _TABLES or action not in (Action.CREATE, Action.UPDATE):
+            continue
+        table = _TABLES[kind]
+        if action is Action.CREATE:
+            dicts = _upsert_rows(group, objects[kind], cipher, table)
+            columns = _upsert_columns(table)
+        else:
+            dicts = _update_rows(group, objects[kind], cipher, table)
+            columns = _update_columns(table)
+        keys = [tuple(str(row[n]) for n in table.identity) for row in dicts]
+        rows[kind, action] = (keys, _tuples(columns, dicts))
     return PreparedWrites(changes, rows)
 
 
@@ -382,12 +390,12 @@ def _upsert_rows(
 def _upsert(
     conn: sa.Connection,
     changes: list[Change],
-    prepared: tuple[list[dict[str, Any]], list[tuple[Any, ...]]],
+    prepared: _GroupRows,
     ctx: WriteContext,
     table: _Table,
 ) -> list[WrittenChange]:
     """Insert new rows; restore soft-deleted ones (ON CONFLICT ... WHERE deleted)."""
-    rows, staged_rows = prepared
+    keys, staged_rows = prepared
     names_types = _upsert_columns(table)
     names = [n for n, _ in names_types]
     select_cols = ", ".join(cast(f"v.{n}", t) for n, t in names_types)
@@ -415,8 +423,7 @@ def _upsert(
     # RETURNING t.id, then the identity columns in order.
     ids: dict[tuple[str, ...], int] = {tuple(r[1:]): r[0] for r in result}
     written = []
-    for c, row in zip(changes, rows, strict=True):
-        key = tuple(str(row[n]) for n in table.identity)
+    for c, key in zip(changes, keys, strict=True):
         if key not in ids:
             raise PlanStale(f"{c.address} already exists: it was created after the plan was made")
         written.append(WrittenChange(c, ids[key]))
@@ -450,7 +457,7 @@ def _update_rows(
 def _update(
     conn: sa.Connection,
     changes: list[Change],
-    prepared: tuple[list[dict[str, Any]], list[tuple[Any, ...]]],
+    prepared: _GroupRows,
     ctx: WriteContext,
     table: _Table,
 ) -> list[WrittenChange]:
