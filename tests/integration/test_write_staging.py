@@ -13,10 +13,20 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from reconciler.core.planner import build_plan
+from reconciler.core.risk import RiskPolicy
+from reconciler.crypto.aead import FieldCipher
 from reconciler.crypto.audit_key import AuditKey
+from reconciler.crypto.keyring import Keyring
+from reconciler.model.actual import ActualState
+from reconciler.model.desired import DesiredState
+from reconciler.model.plan import Plan
 from reconciler.store.audit_chain import HASHED_FIELDS, KeyedHasher, keyed_entry_hash
 from reconciler.store.jsonb_text import NotJson, jsonb_text
+from reconciler.store.read import read_actual_state
 from reconciler.store.staging import stage_rows
+from reconciler.store.write import WriteContext, prepare_writes, write_changes
+from tests.unit.core.builders import FINGERPRINTER, integration, state, webhook
 
 
 class _Colour(StrEnum):
@@ -144,3 +154,77 @@ def test_staged_rows_are_typed_and_go_with_the_transaction(engine: sa.Engine) ->
         # ON COMMIT DROP: gone with the transaction.
         missing = conn.execute(sa.text("SELECT to_regclass(:n)"), {"n": f"pg_temp.{name}"})
         assert missing.scalar_one() is None
+
+
+# -- rows prepared before the transaction ----------------------------------------------------
+
+
+class _NoEncryption:
+    """A cipher that fails if anything is encrypted with it."""
+
+    active_version = 1
+
+    def encrypt(self, *args: Any) -> str:
+        raise AssertionError("encrypted inside the transaction")
+
+    def decrypt(self, *args: Any) -> Any:
+        raise AssertionError("decrypted")
+
+
+def _plan(conn: sa.Connection, desired: DesiredState) -> Plan:
+
+    empty = build_plan(desired, ActualState(), policy=RiskPolicy(), created_at="t")
+    actual = read_actual_state(conn, empty.selectors, FINGERPRINTER)
+    return build_plan(desired, actual, policy=RiskPolicy(), created_at="t")
+
+
+def _cipher() -> FieldCipher:
+
+    return FieldCipher(Keyring({1: os.urandom(32)}), FINGERPRINTER)
+
+
+def _desired(tenants: int, interval: int) -> DesiredState:
+
+    objects: list[Any] = []
+    for i in range(tenants):
+        objects += [integration(tenant=f"t{i:03d}", sync_interval=interval), webhook(f"t{i:03d}")]
+    return state(*objects)
+
+
+def test_prepared_rows_are_written_for_their_own_changes_only(engine: sa.Engine) -> None:
+
+    now = datetime.now(UTC)
+    first = _desired(3, 15)
+    with engine.begin() as conn:
+        p = _plan(conn, first)
+        prepared = prepare_writes(p.changes, first, _cipher())
+        # The rows were encrypted beforehand: nothing is encrypted in the transaction.
+        write_changes(
+            conn, p.changes, first, WriteContext(now, "t", _NoEncryption()), None, prepared
+        )
+        assert _plan(conn, first).changes == ()
+
+    second = _desired(3, 45)
+    with engine.begin() as conn:
+        stale = prepare_writes(_plan(conn, first).changes, first, _cipher())
+        p = _plan(conn, second)
+        # Rows prepared for other changes (a plan made again under the lock) are not used.
+        write_changes(conn, p.changes, second, WriteContext(now, "t", _cipher()), None, stale)
+        assert _plan(conn, second).changes == ()
+
+
+def test_a_large_staged_update_writes_every_row(engine: sa.Engine) -> None:
+
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        p = _plan(conn, _desired(300, 15))
+        write_changes(conn, p.changes, _desired(300, 15), WriteContext(now, "t", _cipher()))
+    changed = _desired(300, 30)
+    with engine.begin() as conn:
+        p = _plan(conn, changed)
+        assert len(p.changes) == 300
+        written = write_changes(conn, p.changes, changed, WriteContext(now, "t", _cipher()))
+        assert len(written) == 300
+        assert _plan(conn, changed).changes == ()
+        intervals = conn.execute(sa.text("SELECT DISTINCT sync_interval FROM integration_configs"))
+        assert intervals.all() == [(30,)]
