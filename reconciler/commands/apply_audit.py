@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -149,8 +149,10 @@ def write_and_audit(
         and len(written) == len(prepared.order)
         and all(w.change is c for w, c in zip(written, prepared.order, strict=True))
     ):
-        # The ids of created rows are known now; the documents do not depend on them.
-        entries = [_audit_entry(w.change, w.entity_id, extra) for w in written]
+        # The ids of created rows are known now; the documents do not depend on them. They
+        # are rendered already, so each entry's changes stay a view of its change: a dict of
+        # every field per row would cost more memory than anything else the apply holds.
+        entries = [_audit_entry(w.change, w.entity_id, extra, lazy=True) for w in written]
         append_audit_entries(conn, entries, context, now=now, documents=prepared.documents)
     else:
         entries = [_audit_entry(w.change, w.entity_id, extra) for w in written]
@@ -160,20 +162,50 @@ def write_and_audit(
     return counts
 
 
+class _ChangesView(Mapping[str, Any]):
+    """An audit row's ``changes`` (the fields, the reason, the extras), read from the change
+    when asked: the same mapping as the dict :func:`_audit_entry` builds, without holding one
+    per row."""
+
+    __slots__ = ("_change", "_extra")
+
+    def __init__(self, change: Change, extra: Mapping[str, Any]) -> None:
+        self._change = change
+        self._extra = extra
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self._extra:
+            return self._extra[key]
+        if key == "fields":
+            return [f.to_dict() for f in self._change.fields]
+        if key == "reason":
+            return self._change.reason
+        return self._extra[key]
+
+    def __iter__(self) -> Iterator[str]:
+        yield "fields"
+        yield "reason"
+        yield from (k for k in self._extra if k not in ("fields", "reason"))
+
+    def __len__(self) -> int:
+        return 2 + sum(1 for k in self._extra if k not in ("fields", "reason"))
+
+
 def _audit_entry(
-    c: Change, entity_id: int | None, extra: Mapping[str, Any] | None = None
+    c: Change, entity_id: int | None, extra: Mapping[str, Any] | None = None, *, lazy: bool = False
 ) -> AuditEntry:
+    changes: Mapping[str, Any] = (
+        _ChangesView(c, extra or {})
+        if lazy
+        else {"fields": [f.to_dict() for f in c.fields], "reason": c.reason, **(extra or {})}
+    )
     return AuditEntry(
         tenant_id=c.address.tenant,
         entity_type=_ENTITY[c.address.kind],
         entity_id=entity_id,
         entity_address=str(c.address),
         action=_audit_action(c.action),
-        changes={
-            "fields": [f.to_dict() for f in c.fields],
-            "reason": c.reason,
-            **(extra or {}),
-        },
+        changes=changes,
         risk_level=c.risk.level,
         risk_reasons=[r.to_dict() for r in c.risk.reasons],
         requires_review=c.risk.requires_review,
