@@ -18,7 +18,6 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from types import TracebackType
 from typing import Any
 
 from reconciler.crypto.aead import CipherContext, FieldCipher
@@ -28,6 +27,7 @@ from reconciler.errors import ConfigError, KeyUnavailable
 from reconciler.model.enums import CircuitBreakerStatus, Environment, Platform
 from reconciler.model.sensitive import Sensitive
 from reconciler.store import runtime as store
+from reconciler.store.session import ClosedOnExit
 
 DEFAULT_APPLICATION = "reconciler-runtime"
 
@@ -352,7 +352,7 @@ class RuntimeSession:
         )
 
 
-class RuntimeClient:
+class RuntimeClient(ClosedOnExit):
     """The services' client: a pool on the service's own login, and the keys.
 
     Args:
@@ -404,14 +404,3 @@ class RuntimeClient:
     def close(self) -> None:
         """Close the pool's connections."""
         self._engine.close()
-
-    def __enter__(self) -> RuntimeClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -120,6 +120,21 @@ def _row_version() -> sa.Column[int]:
     return sa.Column("row_version", sa.Integer, nullable=False, server_default=sa.text("1"))
 
 
+def _secret(name: str) -> list[sa.Column[Any]]:
+    """A secret: its AES-256-GCM ciphertext and its fingerprint (``<name>_fingerprint``)."""
+    return [sa.Column(name, sa.Text), sa.Column(f"{name}_fingerprint", _FINGERPRINT)]
+
+
+def _counter(name: str, type_: type[sa.Integer] = sa.Integer) -> sa.Column[int]:
+    """A count that starts at 0."""
+    return sa.Column(name, type_, nullable=False, server_default=sa.text("0"))
+
+
+def _jsonb(name: str, default: sa.TextClause) -> sa.Column[Any]:
+    """A JSONB document that is never NULL (``default``: an empty object or array)."""
+    return sa.Column(name, pg.JSONB, nullable=False, server_default=default)
+
+
 def _bookkeeping() -> list[sa.Column[Any]]:
     """Timestamps, soft delete and actor columns shared by the configuration tables."""
     return [
@@ -161,7 +176,7 @@ oauth_tokens = sa.Table(
     sa.Column("revoked_by", sa.String(255)),
     sa.Column("revoked_reason", sa.Text),
     sa.Column("encryption_key_version", sa.Integer, nullable=False, server_default=sa.text("1")),
-    sa.Column("metadata", pg.JSONB, nullable=False, server_default=_EMPTY_OBJECT),
+    _jsonb("metadata", _EMPTY_OBJECT),
     sa.Column("created_by", sa.String(255)),
     _row_version(),
     # Added by managed_tokens: when apply first found the account declared (NULL: never).
@@ -185,10 +200,8 @@ integration_configs = sa.Table(
     sa.Column("environment", environment_enum, nullable=False),
     sa.Column("is_primary", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("is_active", sa.Boolean, nullable=False, server_default=sa.true()),
-    sa.Column("api_key", sa.Text),  # AES-256-GCM ciphertext
-    sa.Column("api_key_fingerprint", _FINGERPRINT),
-    sa.Column("api_secret", sa.Text),  # AES-256-GCM ciphertext
-    sa.Column("api_secret_fingerprint", _FINGERPRINT),
+    *_secret("api_key"),
+    *_secret("api_secret"),
     sa.Column("encryption_key_version", sa.Integer),
     sa.Column("sync_interval", sa.Integer),  # minutes
     sa.Column("sync_direction", sync_direction_enum),
@@ -199,10 +212,10 @@ integration_configs = sa.Table(
     ),
     sa.Column("health_message", sa.Text),
     sa.Column("last_health_check_at", _TS),
-    sa.Column("features", pg.JSONB, nullable=False, server_default=_EMPTY_OBJECT),
-    sa.Column("mapping_rules", pg.JSONB, nullable=False, server_default=_EMPTY_OBJECT),
-    sa.Column("filter_rules", pg.JSONB, nullable=False, server_default=_EMPTY_OBJECT),
-    sa.Column("transform_rules", pg.JSONB, nullable=False, server_default=_EMPTY_OBJECT),
+    *(
+        _jsonb(name, _EMPTY_OBJECT)
+        for name in ("features", "mapping_rules", "filter_rules", "transform_rules")
+    ),
     *_bookkeeping(),
     sa.PrimaryKeyConstraint("tenant_id", "id"),
     sa.UniqueConstraint(
@@ -236,14 +249,11 @@ webhook_configurations = sa.Table(
     sa.Column("webhook_type", webhook_type_enum, nullable=False),
     sa.Column("endpoint_url", sa.Text, nullable=False),
     sa.Column("auth_type", auth_type_enum, nullable=False),
-    sa.Column("signing_secret", sa.Text),  # AES-256-GCM ciphertext
-    sa.Column("signing_secret_fingerprint", _FINGERPRINT),
-    sa.Column("auth_token", sa.Text),  # AES-256-GCM ciphertext
-    sa.Column("auth_token_fingerprint", _FINGERPRINT),
-    sa.Column("auth_password", sa.Text),  # AES-256-GCM ciphertext
-    sa.Column("auth_password_fingerprint", _FINGERPRINT),
+    *_secret("signing_secret"),
+    *_secret("auth_token"),
+    *_secret("auth_password"),
     sa.Column("encryption_key_version", sa.Integer),
-    sa.Column("subscribed_events", pg.JSONB, nullable=False, server_default=_EMPTY_ARRAY),
+    _jsonb("subscribed_events", _EMPTY_ARRAY),
     sa.Column("retry_max_attempts", sa.Integer),
     sa.Column("retry_initial_delay_seconds", sa.Integer),
     sa.Column("retry_backoff_multiplier", sa.Double),
@@ -257,10 +267,10 @@ webhook_configurations = sa.Table(
         nullable=False,
         server_default=sa.text("'CLOSED'"),
     ),
-    sa.Column("consecutive_failures", sa.Integer, nullable=False, server_default=sa.text("0")),
+    _counter("consecutive_failures"),
     sa.Column("circuit_opened_at", _TS),
-    sa.Column("total_trigger_count", sa.BigInteger, nullable=False, server_default=sa.text("0")),
-    sa.Column("total_failure_count", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+    _counter("total_trigger_count", sa.BigInteger),
+    _counter("total_failure_count", sa.BigInteger),
     sa.Column("last_trigger_at", _TS),
     sa.Column("last_success_at", _TS),
     sa.Column("last_failure_at", _TS),
@@ -281,6 +291,19 @@ webhook_configurations = sa.Table(
 )
 """Webhook endpoints: one row per (tenant, platform, environment, name)."""
 
+
+def _unique_per_tenant(name: str, expression: str, where: str) -> sa.Index:
+    """``idx_configuration_audit_logs_<name>``: ``expression`` unique per tenant among the
+    audit rows that match ``where``."""
+    return sa.Index(
+        f"idx_configuration_audit_logs_{name}",
+        "tenant_id",
+        sa.text(expression),
+        unique=True,
+        postgresql_where=sa.text(where),
+    )
+
+
 configuration_audit_logs = sa.Table(
     "configuration_audit_logs",
     metadata,
@@ -293,7 +316,7 @@ configuration_audit_logs = sa.Table(
     # Before/after values with secrets as fingerprints or masks, never plaintext.
     sa.Column("changes", pg.JSONB, nullable=False),
     sa.Column("risk_level", risk_level_enum, nullable=False),
-    sa.Column("risk_reasons", pg.JSONB, nullable=False, server_default=_EMPTY_ARRAY),
+    _jsonb("risk_reasons", _EMPTY_ARRAY),
     sa.Column("requires_review", sa.Boolean, nullable=False, server_default=sa.false()),
     # Legacy review columns: kept with what they hold, never written again (a review is a
     # REVIEW row now); honoured only on unkeyed (v1) rows, see reconciler.store.audit.
@@ -327,20 +350,12 @@ configuration_audit_logs = sa.Table(
         postgresql_where=sa.text("requires_review = true AND reviewed_at IS NULL"),
     ),
     # One review per row, and the lookup that derives a row's review status.
-    sa.Index(
-        "idx_configuration_audit_logs_review_of",
-        "tenant_id",
-        sa.text("(changes ->> 'reviews')"),
-        unique=True,
-        postgresql_where=sa.text("action = 'REVIEW'"),
-    ),
+    _unique_per_tenant("review_of", "(changes ->> 'reviews')", "action = 'REVIEW'"),
     # One successor per keyed or database-recorded row: a tenant chain cannot fork.
-    sa.Index(
-        "idx_configuration_audit_logs_successor",
-        "tenant_id",
-        sa.text("(COALESCE(prev_hash, ''))"),
-        unique=True,
-        postgresql_where=sa.text("substr(entry_hash, 1, 1) = ANY (ARRAY['k', 't'])"),
+    _unique_per_tenant(
+        "successor",
+        "(COALESCE(prev_hash, ''))",
+        "substr(entry_hash, 1, 1) = ANY (ARRAY['k', 't'])",
     ),
 )
 """Append-only audit trail: one row per applied change (and per revocation, rotation or
@@ -359,10 +374,7 @@ apply_runs = sa.Table(
     sa.Column("outcome", apply_outcome_enum, nullable=False),
     # Counts are plain columns (not a JSONB document) so `reconciler history` and ad-hoc SQL
     # can sum and filter them directly.
-    sa.Column("created_count", sa.Integer, nullable=False, server_default=sa.text("0")),
-    sa.Column("updated_count", sa.Integer, nullable=False, server_default=sa.text("0")),
-    sa.Column("deleted_count", sa.Integer, nullable=False, server_default=sa.text("0")),
-    sa.Column("revoked_count", sa.Integer, nullable=False, server_default=sa.text("0")),
+    *(_counter(f"{change}_count") for change in ("created", "updated", "deleted", "revoked")),
     sa.Column("reconciler_version", sa.String(64), nullable=False),
     sa.Column("user_agent", sa.Text),
     # True when the manifests had uncommitted changes: git_commit is then not what was applied.
