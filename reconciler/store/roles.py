@@ -204,6 +204,19 @@ def _denied(statement: str, exc: sa.exc.DBAPIError) -> PermissionDenied:
     )
 
 
+def _result(
+    login: str, group: str, membership_changed: bool, asked: Sequence[str], done: Sequence[str]
+) -> GrantResult:
+    """The result for the tenants ``asked`` of which ``done`` were changed."""
+    return GrantResult(
+        login,
+        group,
+        membership_changed,
+        tuple(sorted(done)),
+        tuple(sorted(set(asked) - set(done))),
+    )
+
+
 def grant(
     conn: sa.Connection, kind: RoleKind, login: str, tenants: Sequence[str] = ()
 ) -> GrantResult:
@@ -237,13 +250,7 @@ def grant(
                 {"login": login, "tenants": sorted(set(tenants))},
             ).scalars()
         )
-    return GrantResult(
-        login,
-        group,
-        changed,
-        tuple(sorted(added)),
-        tuple(sorted(set(tenants) - set(added))),
-    )
+    return _result(login, group, changed, tenants, added)
 
 
 def revoke(
@@ -300,10 +307,4 @@ def revoke(
                 f"{_ident(login)}` as a superuser; nothing was changed"
             )
         changed = True
-    return GrantResult(
-        login,
-        group,
-        changed,
-        tuple(sorted(removed)),
-        tuple(sorted(set(tenants) - set(removed))),
-    )
+    return _result(login, group, changed, tenants, removed)
