@@ -120,6 +120,13 @@ def _row_version() -> sa.Column[int]:
     return sa.Column("row_version", sa.Integer, nullable=False, server_default=sa.text("1"))
 
 
+def _tenant_table(name: str, *items: sa.schema.SchemaItem) -> sa.Table:
+    """A table of tenant data: ``id`` and ``tenant_id`` first, primary key ``(tenant_id, id)``."""
+    return sa.Table(
+        name, metadata, _id(), _tenant_id(), *items, sa.PrimaryKeyConstraint("tenant_id", "id")
+    )
+
+
 def _secret(name: str) -> list[sa.Column[Any]]:
     """A secret: its AES-256-GCM ciphertext and its fingerprint (``<name>_fingerprint``)."""
     return [sa.Column(name, sa.Text), sa.Column(f"{name}_fingerprint", _FINGERPRINT)]
@@ -148,12 +155,9 @@ def _bookkeeping() -> list[sa.Column[Any]]:
     ]
 
 
-oauth_tokens = sa.Table(
+oauth_tokens = _tenant_table(
     "oauth_tokens",
-    metadata,
     # Baseline columns: the table as it existed before configuration management.
-    _id(),
-    _tenant_id(),
     sa.Column("platform", platform_enum, nullable=False),
     sa.Column("access_token", sa.Text, nullable=False),  # encrypted
     sa.Column("refresh_token", sa.Text),  # encrypted
@@ -181,7 +185,6 @@ oauth_tokens = sa.Table(
     _row_version(),
     # Added by managed_tokens: when apply first found the account declared (NULL: never).
     sa.Column("managed_since", _TS),
-    sa.PrimaryKeyConstraint("tenant_id", "id"),
     sa.Index("idx_oauth_tokens_tenant_active", "tenant_id", "is_active"),
     sa.Index("idx_oauth_tokens_stripe_account", "stripe_account_id"),
     sa.Index("idx_oauth_tokens_hubspot_portal", "hubspot_portal_id"),
@@ -190,11 +193,8 @@ oauth_tokens = sa.Table(
 """OAuth tokens of connected accounts. Tokens are written at runtime by the OAuth flow; the
 reconciler only reads them and revokes (``is_active = false``, ``revoked_*``)."""
 
-integration_configs = sa.Table(
+integration_configs = _tenant_table(
     "integration_configs",
-    metadata,
-    _id(),
-    _tenant_id(),
     sa.Column("platform", platform_enum, nullable=False),
     sa.Column("config_type", config_type_enum, nullable=False),
     sa.Column("environment", environment_enum, nullable=False),
@@ -217,7 +217,6 @@ integration_configs = sa.Table(
         for name in ("features", "mapping_rules", "filter_rules", "transform_rules")
     ),
     *_bookkeeping(),
-    sa.PrimaryKeyConstraint("tenant_id", "id"),
     sa.UniqueConstraint(
         "tenant_id",
         "platform",
@@ -238,11 +237,8 @@ integration_configs = sa.Table(
 """Non-OAuth configuration of an integration: one row per (tenant, platform, config_type,
 environment). Soft-deleted rows keep their identity (``deleted_at`` set)."""
 
-webhook_configurations = sa.Table(
+webhook_configurations = _tenant_table(
     "webhook_configurations",
-    metadata,
-    _id(),
-    _tenant_id(),
     sa.Column("platform", platform_enum, nullable=False),
     sa.Column("environment", environment_enum, nullable=False),
     sa.Column("name", sa.String(255), nullable=False),
@@ -276,7 +272,6 @@ webhook_configurations = sa.Table(
     sa.Column("last_failure_at", _TS),
     sa.Column("is_active", sa.Boolean, nullable=False, server_default=sa.true()),
     *_bookkeeping(),
-    sa.PrimaryKeyConstraint("tenant_id", "id"),
     sa.UniqueConstraint(
         "tenant_id", "platform", "environment", "name", name="uq_webhook_configurations_identity"
     ),
@@ -304,11 +299,8 @@ def _unique_per_tenant(name: str, expression: str, where: str) -> sa.Index:
     )
 
 
-configuration_audit_logs = sa.Table(
+configuration_audit_logs = _tenant_table(
     "configuration_audit_logs",
-    metadata,
-    _id(),
-    _tenant_id(),
     sa.Column("entity_type", entity_type_enum, nullable=False),
     sa.Column("entity_id", sa.BigInteger),
     sa.Column("entity_address", sa.Text),
@@ -337,7 +329,6 @@ configuration_audit_logs = sa.Table(
     # holds. Format and legacy review columns: reconciler.store.audit.
     sa.Column("prev_hash", sa.CHAR(64)),
     sa.Column("entry_hash", sa.CHAR(64), nullable=False),
-    sa.PrimaryKeyConstraint("tenant_id", "id"),
     sa.Index("idx_configuration_audit_logs_created_at", "created_at"),
     sa.Index("idx_configuration_audit_logs_entity", "entity_type", "entity_id"),
     sa.Index("idx_configuration_audit_logs_risk_review", "risk_level", "requires_review"),
