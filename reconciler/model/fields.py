@@ -307,6 +307,9 @@ class DesiredWebhook:
 
 @dataclass(frozen=True, slots=True)
 class ActualWebhook:
+    """A ``webhook_configurations`` row; the retry and circuit-breaker columns are nullable
+    (``None``: the row has no value, which a manifest cannot express)."""
+
     id: int
     tenant_id: str
     platform: Platform
@@ -319,12 +322,12 @@ class ActualWebhook:
     auth_token_fingerprint: str | None
     auth_password_fingerprint: str | None
     subscribed_events: tuple[str, ...]
-    retry_max_attempts: int
-    retry_initial_delay_seconds: int
-    retry_backoff_multiplier: float
-    retry_max_delay_seconds: int
-    circuit_breaker_threshold: int
-    circuit_breaker_reset_seconds: int
+    retry_max_attempts: int | None
+    retry_initial_delay_seconds: int | None
+    retry_backoff_multiplier: float | None
+    retry_max_delay_seconds: int | None
+    circuit_breaker_threshold: int | None
+    circuit_breaker_reset_seconds: int | None
     is_active: bool
     deleted_at: datetime | None
     row_version: int
