@@ -49,6 +49,7 @@ from reconciler.model.values import JSONValue, SecretDoubt, SecretValue, Source
 
 __all__ = [
     "ACCOUNT_ID",
+    "DESIRED_ENTITIES",
     "FIELD_RULES",
     "INTEGRATION_FIELDS",
     "INTEGRATION_SECRETS",
@@ -412,6 +413,14 @@ class ActualToken:
 
 
 # -- derived --------------------------------------------------------------------------
+
+DESIRED_ENTITIES: Final = (
+    (INTEGRATION_FIELDS, DesiredIntegration),
+    (WEBHOOK_FIELDS, DesiredWebhook),
+    (OAUTH_ACCOUNT_FIELDS, DesiredOAuthAccount),
+)
+"""Each entity's fields with its desired object, in the order of :class:`DesiredState`'s
+collections."""
 
 ROW_FIELDS: Final[tuple[FieldSpec, ...]] = (_ROW_ID, _DELETED_AT, _ROW_VERSION)
 """Runtime-owned columns every configuration row is read with."""
