@@ -236,10 +236,7 @@ def run_health_check(
 
 
 def _plain(target: ProbeTarget) -> tuple[str | None, ...]:
-    return tuple(
-        s.reveal() if s is not None else None
-        for s in (target.api_key, target.api_secret, target.access_token)
-    )
+    return tuple(s.reveal() if s is not None else None for s in target.credentials)
 
 
 def _with_tokens(
@@ -287,18 +284,15 @@ def _decrypt(
     raw: list[StoredIntegration], db: Database, environ: Mapping[str, str] | None
 ) -> list[_Row]:
     cipher: FieldCipher | None = None
-    if any(r.api_key is not None or r.api_secret is not None for r in raw):
+    if any(stored is not None for r in raw for _, stored, _ in r.secrets):
         cipher = FieldCipher(*load_keys_for_target(db.target, environ))
     rows: list[_Row] = []
     for r in raw:
         tenant, platform, environment = r.tenant_id, r.platform, r.environment
         config_type = r.config_type
-        secrets: dict[str, Sensitive[str] | None] = {"api_key": None, "api_secret": None}
+        secrets: dict[str, Any] = {column: None for column, _, _ in r.secrets}
         verdict: ProbeResult | None = None
-        for column, stored, fingerprint in (
-            ("api_key", r.api_key, r.api_key_fingerprint),
-            ("api_secret", r.api_secret, r.api_secret_fingerprint),
-        ):
+        for column, stored, fingerprint in r.secrets:
             if stored is None or cipher is None:
                 continue
             ctx = CipherContext.integration(
@@ -310,9 +304,7 @@ def _decrypt(
                 verdict = ProbeResult(
                     HealthStatus.UNKNOWN, f"the stored {column} {exc}; nothing was checked"
                 )
-        target = ProbeTarget(
-            tenant, platform, environment, config_type, secrets["api_key"], secrets["api_secret"]
-        )
+        target = ProbeTarget(tenant, platform, environment, config_type, **secrets)
         rows.append(_Row(r.id, target, r.health_status, verdict))
     return rows
 

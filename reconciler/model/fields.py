@@ -184,6 +184,11 @@ class ActualIntegration:
     doubted: Mapping[str, SecretDoubt] = field(default_factory=dict)
     """Secret columns whose stored value is not provably their fingerprint's (see above)."""
 
+    @property
+    def live(self) -> bool:
+        """Not soft-deleted."""
+        return self.deleted_at is None
+
 
 # -- webhooks -------------------------------------------------------------------------
 
@@ -335,6 +340,11 @@ class ActualWebhook:
     doubted: Mapping[str, SecretDoubt] = field(default_factory=dict)
     """Secret columns whose stored value is not provably their fingerprint's."""
 
+    @property
+    def live(self) -> bool:
+        """Not soft-deleted."""
+        return self.deleted_at is None
+
 
 # -- OAuth accounts and tokens --------------------------------------------------------
 
@@ -410,6 +420,16 @@ class ActualToken:
     managed_since: datetime | None = None
     """When apply first found the account declared; None: no manifest has declared it
     since the token was written (an *unmanaged* token, which ``--prune`` alone never revokes)."""
+
+    @property
+    def live(self) -> bool:
+        """Active and not revoked: the token can be used, and revoking it is a change."""
+        return self.is_active and self.revoked_at is None
+
+    @property
+    def managed(self) -> bool:
+        """A manifest has declared the account since the token was written."""
+        return self.managed_since is not None
 
 
 # -- derived --------------------------------------------------------------------------

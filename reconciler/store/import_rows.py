@@ -39,7 +39,7 @@ class StoredSecret:
     """One encrypted column of a row, as stored.
 
     Attributes:
-        column: the column name (``api_key``, ``signing_secret``, ...).
+        column: the column name (a secret field's column in the field table).
         ciphertext: the ``rcn2:`` (or legacy ``rcn1:``) value; decrypt only through the
             field cipher, with ``fingerprint``.
         fingerprint: the stored HMAC fingerprint the diff compares (may be ``None``, which
@@ -173,7 +173,7 @@ class _Query:
 
 
 _ROW_STATE = ROW_FIELDS[1:]
-"""``deleted_at`` and ``row_version``, read like the plan reads them."""
+"""The runtime-owned row state after the id, read like the plan reads it."""
 
 
 def _config(table: str, fields: tuple[FieldSpec, ...]) -> _Query:
