@@ -32,51 +32,21 @@ from reconciler.model.enums import (
     SyncDirection,
     WebhookType,
 )
-from reconciler.model.field_spec import (
-    FieldSpec,
-    Kind,
-    Owner,
-    attribute_path,
-    call,
-    compile_record,
-    identity_of,
-    plain_of,
-    secrets_of,
-    spec,
-)
+
+# Re-exported (``name as name``): the table's vocabulary, for the modules that read the
+# table and build their per-field code from it.
+from reconciler.model.field_spec import FieldSpec as FieldSpec
+from reconciler.model.field_spec import Kind as Kind
+from reconciler.model.field_spec import Owner as Owner
+from reconciler.model.field_spec import attribute_path as attribute_path
+from reconciler.model.field_spec import call as call
+from reconciler.model.field_spec import compile_record as compile_record
+from reconciler.model.field_spec import identity_of as identity_of
+from reconciler.model.field_spec import plain_of as plain_of
+from reconciler.model.field_spec import secrets_of as secrets_of
+from reconciler.model.field_spec import spec
 from reconciler.model.plan import Address, ResourceKind
 from reconciler.model.values import JSONValue, SecretDoubt, SecretValue, Source
-
-__all__ = [
-    "ACCOUNT_ID",
-    "DESIRED_ENTITIES",
-    "FIELD_RULES",
-    "INTEGRATION_FIELDS",
-    "INTEGRATION_SECRETS",
-    "MANAGED",
-    "OAUTH_ACCOUNT_FIELDS",
-    "ROW_FIELDS",
-    "TOKEN_FIELDS",
-    "WEBHOOK_FIELDS",
-    "WEBHOOK_SECRETS",
-    "ActualIntegration",
-    "ActualToken",
-    "ActualWebhook",
-    "DesiredIntegration",
-    "DesiredOAuthAccount",
-    "DesiredWebhook",
-    "FieldSpec",
-    "Kind",
-    "Owner",
-    "RetryPolicy",
-    "attribute_path",
-    "call",
-    "compile_record",
-    "identity_of",
-    "plain_of",
-    "secrets_of",
-]
-
 
 # -- integrations ---------------------------------------------------------------------
 

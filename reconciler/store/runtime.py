@@ -135,10 +135,6 @@ class RuntimeEngine:
         self._engine.dispose()
 
 
-def _not_found(exc: sa.exc.DBAPIError) -> bool:
-    return getattr(exc.orig, "sqlstate", None) == "P0002"
-
-
 def active_config(
     conn: sa.Connection, platform: Platform, environment: Environment
 ) -> list[StoredConfig]:
@@ -169,21 +165,27 @@ def webhook_id(
     return None if found is None else int(found)
 
 
+def _webhook_function(conn: sa.Connection, sql: str, params: Mapping[str, Any]) -> Any:
+    """The value of one call of a circuit-breaker function on the webhook ``params["id"]``.
+
+    Raises:
+        StateError: no such webhook for the session's tenant (the function's P0002).
+    """
+    try:
+        return conn.execute(sa.text(sql), params).scalar_one()
+    except sa.exc.DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) == "P0002":
+            raise StateError(f"no webhook {params['id']} for this tenant") from None
+        raise
+
+
 def webhook_allow(conn: sa.Connection, webhook: int) -> bool:
     """``reconciler_webhook_allow``.
 
     Raises:
         StateError: no such webhook for the session's tenant.
     """
-    try:
-        allowed = conn.execute(
-            sa.text("SELECT reconciler_webhook_allow(:id)"), {"id": webhook}
-        ).scalar_one()
-    except sa.exc.DBAPIError as exc:
-        if _not_found(exc):
-            raise StateError(f"no webhook {webhook} for this tenant") from None
-        raise
-    return bool(allowed)
+    return bool(_webhook_function(conn, "SELECT reconciler_webhook_allow(:id)", {"id": webhook}))
 
 
 def webhook_record(
@@ -194,15 +196,11 @@ def webhook_record(
     Raises:
         StateError: no such webhook for the session's tenant.
     """
-    try:
-        state = conn.execute(
-            sa.text("SELECT CAST(reconciler_webhook_record(:id, :ok, :error) AS text)"),
-            {"id": webhook, "ok": succeeded, "error": error},
-        ).scalar_one()
-    except sa.exc.DBAPIError as exc:
-        if _not_found(exc):
-            raise StateError(f"no webhook {webhook} for this tenant") from None
-        raise
+    state = _webhook_function(
+        conn,
+        "SELECT CAST(reconciler_webhook_record(:id, :ok, :error) AS text)",
+        {"id": webhook, "ok": succeeded, "error": error},
+    )
     return CircuitBreakerStatus(state)
 
 
