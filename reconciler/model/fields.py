@@ -6,7 +6,8 @@ it is a secret, who owns it (the manifests, or the application at run time) and 
 rule a change of it matches. The model objects of each entity are declared right after its
 row of the table: the desired object (what the manifests say, built by ``reconciler.load``)
 and the actual one (what PostgreSQL holds, read by ``store.read``; a secret appears there
-only as its ``<column>_fingerprint``). The diff, the risk rules, the store's reads and
+only as its ``<column>_fingerprint``); an integration also has the view the services'
+client returns (:class:`ActiveConfig`). The diff, the risk rules, the store's reads and
 writes, the load cache, the import and the services' client iterate these tuples instead of
 listing fields by hand, so adding a field is adding a row here and an attribute to the
 objects beside it (plus its pydantic model field and its column).
@@ -22,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 from reconciler.model.enums import (
     AuthType,
@@ -46,6 +47,7 @@ from reconciler.model.field_spec import plain_of as plain_of
 from reconciler.model.field_spec import secrets_of as secrets_of
 from reconciler.model.field_spec import spec
 from reconciler.model.plan import Address, ResourceKind
+from reconciler.model.sensitive import Sensitive
 from reconciler.model.values import JSONValue, SecretDoubt, SecretValue, Source
 
 # -- integrations ---------------------------------------------------------------------
@@ -158,6 +160,38 @@ class ActualIntegration:
     def live(self) -> bool:
         """Not soft-deleted."""
         return self.deleted_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveConfig:
+    """An active primary integration of a tenant as the services' client returns it
+    (:meth:`reconciler.runtime.RuntimeSession.active_config`), its secrets decrypted.
+
+    Attributes:
+        id: the row id.
+        config_type: ``API_KEY``, ``WEBHOOK``, ``OAUTH`` or ``SETTINGS``.
+        api_key: the decrypted API key, or ``None`` when none is stored.
+        api_secret: the decrypted API secret, or ``None``.
+        key_version: the keyring version the secrets are encrypted with.
+        features, mapping_rules, filter_rules, transform_rules: the JSON columns.
+        health_status: the last health verdict.
+    """
+
+    id: int
+    tenant_id: str
+    platform: Platform
+    environment: Environment
+    config_type: str
+    api_key: Sensitive[str] | None
+    api_secret: Sensitive[str] | None
+    key_version: int | None
+    sync_interval: int | None
+    sync_direction: str | None
+    features: Mapping[str, Any]
+    mapping_rules: Mapping[str, Any]
+    filter_rules: Mapping[str, Any]
+    transform_rules: Mapping[str, Any]
+    health_status: str
 
 
 # -- webhooks -------------------------------------------------------------------------

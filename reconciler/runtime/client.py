@@ -28,41 +28,11 @@ from reconciler.crypto.keyring import Keyring
 from reconciler.errors import ConfigError, KeyUnavailable
 from reconciler.model.enums import CircuitBreakerStatus, Environment, Platform
 from reconciler.model.fields import INTEGRATION_SECRETS
+from reconciler.model.fields import ActiveConfig as ActiveConfig
 from reconciler.model.sensitive import Sensitive
 from reconciler.store import runtime as store
 
 DEFAULT_APPLICATION = "reconciler-runtime"
-
-
-@dataclass(frozen=True, slots=True)
-class ActiveConfig:
-    """An active primary integration configuration of the session's tenant, decrypted.
-
-    Attributes:
-        id: the row id.
-        config_type: ``API_KEY``, ``WEBHOOK``, ``OAUTH`` or ``SETTINGS``.
-        api_key: the decrypted API key, or ``None`` when none is stored.
-        api_secret: the decrypted API secret, or ``None``.
-        key_version: the keyring version the secrets are encrypted with.
-        features, mapping_rules, filter_rules, transform_rules: the JSON columns.
-        health_status: the last health verdict.
-    """
-
-    id: int
-    tenant_id: str
-    platform: Platform
-    environment: Environment
-    config_type: str
-    api_key: Sensitive[str] | None
-    api_secret: Sensitive[str] | None
-    key_version: int | None
-    sync_interval: int | None
-    sync_direction: str | None
-    features: Mapping[str, Any]
-    mapping_rules: Mapping[str, Any]
-    filter_rules: Mapping[str, Any]
-    transform_rules: Mapping[str, Any]
-    health_status: str
 
 
 @dataclass(frozen=True, slots=True)
