@@ -25,6 +25,7 @@ from reconciler.model.desired import (
 )
 from reconciler.model.enums import ConfigType, Environment, Platform
 from reconciler.model.fields import (
+    ACCOUNT_ID,
     INTEGRATION_FIELDS,
     OAUTH_ACCOUNT_FIELDS,
     WEBHOOK_FIELDS,
@@ -67,20 +68,22 @@ _INTEGRATION = _values_of(INTEGRATION_FIELDS)
 _WEBHOOK = _values_of(WEBHOOK_FIELDS)
 _ACCOUNT = compile_record(
     [
-        # A field with an oauth_tokens column identifies the account in the platform's own
-        # terms: the platform module reads it (AccountIds); the others are manifest paths.
+        # The account id, and a field with an oauth_tokens column, identify the account in
+        # the platform's own terms: the platform module reads them (AccountIds); the others
+        # are manifest paths.
         (
             f.name,
             attribute_path(f.name, "ids")
-            if f.column
+            if f.column or f is ACCOUNT_ID
             else attribute_path(f.manifest, "acct", none_safe=True),
         )
         for f in OAUTH_ACCOUNT_FIELDS
-        if not f.identity and f.owner is Owner.MANIFEST
+        if (f is ACCOUNT_ID or not f.identity) and f.owner is Owner.MANIFEST
     ],
     params="ids, acct",
 )
-"""``(AccountIds, manifest account) -> the desired account's non-identity attributes``."""
+"""``(AccountIds, manifest account) -> the desired account's attributes but the tenant,
+platform, environment and source``."""
 
 
 def build_state(
@@ -152,4 +155,4 @@ def _accounts(
     platform_rules = rules_for(Platform(config.platform))
     for acct in declared:
         ids = platform_rules.account_ids(acct)
-        yield DesiredOAuthAccount(**shared, account_id=ids.account_id, **_ACCOUNT(ids, acct))
+        yield DesiredOAuthAccount(**shared, **_ACCOUNT(ids, acct))

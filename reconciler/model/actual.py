@@ -2,8 +2,7 @@
 
 Secrets appear only as fingerprints (the ciphertext never leaves the store adapter), plus,
 for each stored secret that is not provably the value its fingerprint describes, why not
-(:class:`SecretDoubt`). ``row_version`` is bumped by every write and is what a saved plan pins.
-Its objects are declared with the field table (``model/fields.py``), a secret as its
+(:class:`SecretDoubt`). Its objects are declared with the field table (``model/fields.py``), a secret as its
 ``<column>_fingerprint``.
 """
 

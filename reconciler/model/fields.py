@@ -5,8 +5,9 @@ model objects, in the plan, in the manifest and in the database), what type it h
 it is a secret, who owns it (the manifests, or the application at run time) and which risk
 rule a change of it matches. The model objects of each entity are declared right after its
 row of the table: the desired object (what the manifests say, built by ``reconciler.load``)
-and the actual one (what PostgreSQL holds, read by ``store.read``; a secret appears there
-only as its ``<column>_fingerprint``); an integration also has the view the services'
+and the actual one (what PostgreSQL holds, read by ``store.read``, with the ``row_version``
+every write bumps and a saved plan pins; a secret appears there only as its
+``<column>_fingerprint``); an integration also has the view the services'
 client returns (:class:`ActiveConfig`). The diff, the risk rules, the store's reads and
 writes, the load cache, the import and the services' client iterate these tuples instead of
 listing fields by hand, so adding a field is adding a row here and an attribute to the
