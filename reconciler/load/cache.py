@@ -298,6 +298,7 @@ def _shape_of(fields: tuple[FieldSpec, ...], make: type) -> _Shape:
 
 
 _INTEGRATION, _WEBHOOK, _ACCOUNT = (_shape_of(*entity) for entity in DESIRED_ENTITIES)
+# An app endpoint a file declares (CachedFile.endpoints), one entry per position.
 _S, _L = (str,), (list,)
 _ENDPOINT = _Shape.build(
     (_S, _S, _S, _S, _L, _S, _S),

@@ -2,8 +2,8 @@
 
 Secrets appear only as fingerprints (the ciphertext never leaves the store adapter), plus,
 for each stored secret that is not provably the value its fingerprint describes, why not
-(:class:`SecretDoubt`). Its objects are declared with the field table (``model/fields.py``), a secret as its
-``<column>_fingerprint``.
+(:class:`SecretDoubt`). Its objects are declared with the field table (``model/fields.py``),
+a secret as its ``<column>_fingerprint``.
 """
 
 from __future__ import annotations

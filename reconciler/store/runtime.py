@@ -32,6 +32,7 @@ SELECT id, {", ".join(map(select_item, _PLAIN))},
        encryption_key_version AS key_version, health_status::text AS health_status
 FROM reconciler_active_config(:platform, :environment)
 """
+
 _WEBHOOK_ID = """
 SELECT id FROM webhook_configurations
 WHERE tenant_id = current_setting('app.tenant_id', true) AND platform = CAST(:platform AS platform)
@@ -111,7 +112,9 @@ class NewToken:
     """The connected account's identity by column: the :data:`ACCOUNT_COLUMNS` it has."""
 
 
-_TOKEN_PARAMS = tuple(f.name for f in dataclasses.fields(NewToken))[1:-1]
+_TOKEN_PARAMS = tuple(
+    f.name for f in dataclasses.fields(NewToken) if f.name not in ("platform", "account")
+)
 
 
 class RuntimeEngine:
@@ -142,7 +145,7 @@ def active_config(
     rows = conn.execute(
         sa.text(_ACTIVE_CONFIG), {"platform": platform.value, "environment": environment.value}
     )
-    return [_stored_config(dict(row._mapping)) for row in rows]
+    return [_stored_config(dict(row)) for row in rows.mappings()]
 
 
 def _stored_config(values: dict[str, Any]) -> StoredConfig:
