@@ -31,7 +31,7 @@ from reconciler.model.fields import (
 
 from .read import converter, select_item
 
-_ROW_ID = ROW_FIELDS[0].name
+_ROW_ID, *_ROW_STATE = ROW_FIELDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +71,8 @@ class StoredWebhook(ActualWebhook):
     encryption_key_version: int | None
 
 
-_USER_ID = OAUTH_ACCOUNT_FIELDS[6]
-"""The one account field a plan does not read but a manifest can declare."""
+_UNPLANNED = tuple(f for f in OAUTH_ACCOUNT_FIELDS if f.column and f not in TOKEN_FIELDS)
+"""Account columns a manifest can declare but a plan does not read (the HubSpot user)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -133,7 +133,8 @@ class _Query:
         extra: tuple[tuple[str, str], ...] = (),
     ) -> _Query:
         """``extra``: (SQL expression, label) of values that are not fields."""
-        items, labels = [_ROW_ID], [_ROW_ID]
+        items: list[str] = []
+        labels: list[str] = []
         secrets: list[tuple[str, str]] = []
         converters: list[tuple[str, Callable[[Any], Any]]] = []
         for spec in fields:
@@ -172,23 +173,19 @@ class _Query:
             yield values
 
 
-_ROW_STATE = ROW_FIELDS[1:]
-"""The runtime-owned row state after the id, read like the plan reads it."""
-
-
 def _config(table: str, fields: tuple[FieldSpec, ...]) -> _Query:
     """Live rows of a configuration table, in identity order."""
     identity = tuple(f.column or f.name for f in identity_of(fields))
-    return _Query.build(table, (*fields, *_ROW_STATE), "deleted_at IS NULL", identity)
+    return _Query.build(table, (_ROW_ID, *fields, *_ROW_STATE), "deleted_at IS NULL", identity)
 
 
 _INTEGRATIONS = _config("integration_configs", INTEGRATION_FIELDS)
 _WEBHOOKS = _config("webhook_configurations", WEBHOOK_FIELDS)
 _ACCOUNTS = _Query.build(
     "oauth_tokens",
-    (*TOKEN_FIELDS[1:], _USER_ID),
+    (*TOKEN_FIELDS, *_UNPLANNED),
     "is_active AND revoked_at IS NULL",
-    ("tenant_id", "platform", _ROW_ID),
+    ("tenant_id", "platform", _ROW_ID.name),
     # The OAuth flow may record the environment; tokens have no column for it.
     extra=(("metadata->>'environment'", "environment_hint"),),
 )
