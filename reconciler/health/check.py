@@ -9,11 +9,10 @@ Steps (test connections before activation, monitor health, and the circuit-break
    never a probe with a stale credential);
 2. every integration is probed through a :class:`~reconciler.health.probe.HealthProbe`
    (a few at a time, each bounded by the probe's timeout);
-3. in one transaction: one set-based ``UPDATE ... FROM unnest(...)`` writes
-   ``health_status``, ``health_message`` and ``last_health_check_at``; one ``UPDATE`` moves
-   webhooks whose circuit has been OPEN longer than ``circuit_breaker_reset_seconds`` to
-   HALF_OPEN. Neither touches ``row_version`` or ``updated_at``: those track reconciled
-   configuration, and a health check must not make a saved plan stale.
+3. in one transaction, the verdicts are written set-based and the webhooks whose circuit
+   has been OPEN longer than its reset time move to HALF_OPEN
+   (:mod:`reconciler.store.health`, which leaves the reconciled configuration's versions
+   alone: a health check must not make a saved plan stale).
 
 With ``dry_run`` the same verdicts and transitions are computed and nothing is written.
 """
