@@ -444,8 +444,8 @@ DESIRED_ENTITIES: Final = (
     (WEBHOOK_FIELDS, DesiredWebhook),
     (OAUTH_ACCOUNT_FIELDS, DesiredOAuthAccount),
 )
-"""Each entity's fields with its desired object, in the order of :class:`DesiredState`'s
-collections."""
+"""Each entity's fields with its desired object, in the order of the collections of
+:class:`~reconciler.model.desired.DesiredState`."""
 
 ROW_FIELDS: Final[tuple[FieldSpec, ...]] = (_ROW_ID, _DELETED_AT, _ROW_VERSION)
 """Runtime-owned columns every configuration row is read with."""
