@@ -29,6 +29,7 @@ from reconciler.errors import ConfigError, DecryptFailed
 from reconciler.files import atomic_write
 from reconciler.load.manifest_model import NAME_PATTERN
 from reconciler.model.enums import Platform
+from reconciler.model.fields import INTEGRATION_SECRETS, WEBHOOK_SECRETS
 from reconciler.model.sensitive import Sensitive
 from reconciler.progress import QUIET, Progress
 from reconciler.sops import dump, encrypt_documents, find_config, load_creation_rule
@@ -55,6 +56,8 @@ _TITLES = {
     Platform.QUICKBOOKS: "QuickBooks",
 }
 _SecretKey = tuple[str, str, int, str]
+_SECRET_KEYS = (*INTEGRATION_SECRETS, *WEBHOOK_SECRETS)
+"""The manifest keys of the secret fields (what ``encrypted_regex`` must match)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +252,7 @@ def _encrypt(draft: ManifestDraft, path: Path) -> str:
             raise ConfigError(
                 f"{config}: creation_rules[{rule.index}] would leave {'.'.join(key_path)} "
                 f"of {source} unencrypted: its rule must encrypt the secret fields "
-                "(encrypted_regex: ^(api_key|api_secret|signing_secret|auth_token|auth_password)$)"
+                f"(encrypted_regex: ^({'|'.join(_SECRET_KEYS)})$)"
             )
     header = (
         f"# yaml-language-server: $schema={_schema_ref(path)}\n"

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.config import JsonDict
 
 from reconciler.model.enums import AuthType, Platform, SyncDirection, WebhookType
+from reconciler.model.fields import INTEGRATION_FIELDS, WEBHOOK_FIELDS
 
 API_VERSION = "reconciler/v1"
 CONFIG_KIND = "PlatformConfig"
@@ -36,9 +37,7 @@ ENC_PATTERN = (
 )
 """A SOPS-encrypted scalar. Secret fields must match it."""
 
-SECRET_FIELDS = frozenset(
-    {"api_key", "api_secret", "signing_secret", "auth_token", "auth_password"}
-)
+SECRET_FIELDS = frozenset(f.manifest for f in (*INTEGRATION_FIELDS, *WEBHOOK_FIELDS) if f.secret)
 """Fields whose values must be SOPS-encrypted (the ``encrypted_regex`` of ``.sops.yaml``)."""
 
 RUNTIME_OWNED_FIELDS = frozenset(

@@ -28,11 +28,13 @@ from .health import DEFAULT_RESET_SECONDS
 
 _PLATFORM = """(cardinality(CAST(:platforms AS text[])) = 0
     OR CAST(platform AS text) = ANY(CAST(:platforms AS text[])))"""
+_ACTIVE = f"is_active = true AND deleted_at IS NULL AND {_PLATFORM}"
+"""Active, not deleted rows of the selected platforms."""
 
 _HEALTH_COUNTS = f"""
 SELECT platform::text, health_status::text, count(*)
 FROM integration_configs
-WHERE is_active = true AND deleted_at IS NULL AND {_PLATFORM}
+WHERE {_ACTIVE}
 GROUP BY platform, health_status
 """
 
@@ -42,7 +44,7 @@ SELECT tenant_id, platform::text, environment::text, config_type::text, health_s
        health_message, last_health_check_at
 FROM integration_configs
 WHERE health_status IN ('DEGRADED', 'UNHEALTHY')
-  AND is_active = true AND deleted_at IS NULL AND {_PLATFORM}
+  AND {_ACTIVE}
 ORDER BY health_status DESC, tenant_id, platform, environment, config_type
 """
 
@@ -54,7 +56,7 @@ SELECT platform::text,
        COUNT(*) FILTER (WHERE circuit_breaker_status = 'HALF_OPEN') AS half_open,
        AVG(consecutive_failures) AS avg_failures
 FROM webhook_configurations
-WHERE is_active = true AND deleted_at IS NULL AND {_PLATFORM}
+WHERE {_ACTIVE}
 GROUP BY platform
 """
 
