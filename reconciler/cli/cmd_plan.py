@@ -11,16 +11,8 @@ import click
 
 from reconciler import commands
 from reconciler.cli.exit_codes import ExitCode
-from reconciler.cli.options import (
-    handle_errors,
-    make_selectors,
-    manifests_and_database,
-    manifests_path,
-    output_options,
-    selector_options,
-    use_color,
-)
-from reconciler.cli.plan_output import PLAN_FORMATS, render_plan_output
+from reconciler.cli.options import Target, handle_errors, output_options, target_options, use_color
+from reconciler.cli.plan_output import PLAN_FORMATS, render_plan_output, terminal_confirm
 from reconciler.cli.verify_option import verify_connections_option, with_verify_connections
 from reconciler.clock import now_utc, rfc3339
 from reconciler.commands.preflight import check_manifests, check_plan_matches, tenants_on_disk
@@ -66,6 +58,14 @@ def policy_options(func: Any) -> Any:
     ):
         func = option(func)
     return func
+
+
+revoke_unmanaged_option = click.option(
+    "--revoke-unmanaged",
+    is_flag=True,
+    help="With --prune, also revoke tokens of OAuth accounts no manifest has ever declared "
+    "(unmanaged: e.g. connected before adoption). Without it they are listed, never revoked.",
+)
 
 
 changed_from_option = click.option(
@@ -133,12 +133,7 @@ def _read_plan_file(path: Path) -> SavedPlan:
     help="Plan deletion of objects the manifests no longer declare (soft delete) and "
     "revocation of OAuth accounts they no longer declare.",
 )
-@click.option(
-    "--revoke-unmanaged",
-    is_flag=True,
-    help="With --prune, also revoke tokens of OAuth accounts no manifest has ever declared "
-    "(unmanaged: e.g. connected before adoption). Without it they are listed, never revoked.",
-)
+@revoke_unmanaged_option
 @policy_options
 @click.option(
     "--show-notices",
@@ -154,8 +149,7 @@ def _read_plan_file(path: Path) -> SavedPlan:
 )
 @revision_option
 @changed_from_option
-@selector_options
-@manifests_and_database
+@target_options
 @output_options(formats=PLAN_FORMATS)
 @handle_errors
 def plan_cmd(
@@ -171,11 +165,7 @@ def plan_cmd(
     actor: str | None,
     revision: str | None,
     changed_from: str | None,
-    tenants: tuple[str, ...],
-    platforms: tuple[str, ...],
-    exclude_tenants: tuple[str, ...],
-    manifests_dir: str | None,
-    database_url: str | None,
+    target: Target,
     quiet: bool,
     no_color: bool,
 ) -> None:
@@ -196,12 +186,10 @@ def plan_cmd(
     _check_revision(revision, changed_from)
     settings = load_settings()
     progress = Progress(enabled=not quiet)
-    manifests = manifests_path(settings, manifests_dir)
+    manifests = target.manifests(settings)
     # Before git, the database or a key: a wrong directory or a selector typo costs nothing.
-    not_on_disk = check_manifests(
-        manifests, make_selectors(tenants, platforms, exclude_tenants), prune=prune
-    )
-    narrowed = _narrow(tenants, changed_from, manifests, progress)
+    not_on_disk = check_manifests(manifests, target.selectors(), prune=prune)
+    narrowed = _narrow(target.tenants, changed_from, manifests, progress)
     if narrowed is None:
         empty = Plan(
             created_at=rfc3339(now_utc()),
@@ -214,9 +202,9 @@ def plan_cmd(
     result = commands.plan(
         manifests_dir=manifests,
         settings=settings,
-        selectors=make_selectors(narrowed, platforms, exclude_tenants),
+        selectors=target.selectors(narrowed),
         prune=prune,
-        database_url=database_url,
+        database_url=target.database_url,
         progress=progress,
         revoke_unmanaged=revoke_unmanaged,
         allow_risk=parse_level(allow_risk) if allow_risk else None,
@@ -261,12 +249,7 @@ def _check_revoke_unmanaged(prune: bool, revoke_unmanaged: bool) -> None:
 @click.option(
     "--prune", is_flag=True, help="Delete undeclared objects and revoke undeclared accounts."
 )
-@click.option(
-    "--revoke-unmanaged",
-    is_flag=True,
-    help="With --prune, also revoke tokens of OAuth accounts no manifest has ever declared "
-    "(unmanaged: e.g. connected before adoption). Without it they are listed, never revoked.",
-)
+@revoke_unmanaged_option
 @policy_options
 @click.option(
     "--actor",
@@ -295,8 +278,7 @@ def _check_revoke_unmanaged(prune: bool, revoke_unmanaged: bool) -> None:
 @verify_connections_option
 @revision_option
 @changed_from_option
-@selector_options
-@manifests_and_database
+@target_options
 @output_options(formats=("text", "json"))
 @handle_errors
 def apply_cmd(
@@ -315,11 +297,7 @@ def apply_cmd(
     verify_connections: bool | None,
     revision: str | None,
     changed_from: str | None,
-    tenants: tuple[str, ...],
-    platforms: tuple[str, ...],
-    exclude_tenants: tuple[str, ...],
-    manifests_dir: str | None,
-    database_url: str | None,
+    target: Target,
     quiet: bool,
     no_color: bool,
 ) -> None:
@@ -348,18 +326,14 @@ def apply_cmd(
     progress = Progress(enabled=not quiet)
     color = use_color(no_color)
     saved = _read_plan_file(plan_file) if plan_file else None
-    if saved is not None and (
-        tenants or platforms or exclude_tenants or prune or revoke_unmanaged or changed_from
-    ):
+    if saved is not None and (target.selecting or prune or revoke_unmanaged or changed_from):
         raise ConfigError(
             "a saved plan carries its own selectors, --prune and --revoke-unmanaged; do not "
             "pass them again"
         )
-    manifests = manifests_path(settings, manifests_dir)
+    manifests = target.manifests(settings)
     check_manifests(
-        manifests,
-        saved.plan.selectors if saved else make_selectors(tenants, platforms, exclude_tenants),
-        prune=True if saved else prune,
+        manifests, saved.plan.selectors if saved else target.selectors(), prune=bool(saved) or prune
     )
     if not require_clean and git_dirty(manifests):
         # A warning, not progress: shown under --quiet too.
@@ -368,29 +342,23 @@ def apply_cmd(
             "commit marked dirty (--require-clean refuses this)",
             err=True,
         )
-    narrowed = _narrow(tenants, changed_from, manifests, progress)
+    narrowed = _narrow(target.tenants, changed_from, manifests, progress)
     if narrowed is None:
         click.echo(f"No tenant manifest changed since {changed_from}: nothing to apply.")
         return
     confirm = None
     if not auto_approve and not dry_run:
-        if not sys.stdin.isatty():
-            raise ConfigError(
-                "no terminal to confirm on: review with `reconciler plan`, then pass --auto-approve"
-            )
-
-        def confirm(p: Plan) -> bool:
-            click.echo(render_plan_output(p, "text", color=color), nl=False)
-            answer: str = click.prompt(
-                "Apply these changes? Only 'yes' is accepted", default="", show_default=False
-            )
-            return answer.strip() == "yes"
-
+        confirm = terminal_confirm(
+            "Apply",
+            color=color,
+            no_terminal="no terminal to confirm on: review with `reconciler plan`, then pass "
+            "--auto-approve",
+        )
     result = commands.apply(
         manifests_dir=manifests,
         settings=settings,
         saved_plan=saved,
-        selectors=make_selectors(narrowed, platforms, exclude_tenants),
+        selectors=target.selectors(narrowed),
         prune=prune,
         allow_risk=parse_level(allow_risk) if allow_risk else None,
         allow_mass_deletion=allow_mass_deletion,
@@ -398,7 +366,7 @@ def apply_cmd(
         revoke_unmanaged=revoke_unmanaged,
         actor=actor,
         lock_timeout_seconds=lock_timeout,
-        database_url=database_url,
+        database_url=target.database_url,
         confirm=confirm,
         progress=progress,
         dry_run=dry_run,

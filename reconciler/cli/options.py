@@ -8,6 +8,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -91,6 +92,16 @@ def complete_tenants(
     return [CompletionItem(n) for n in names if n.startswith(incomplete) and is_tenant_id(n)]
 
 
+platform_option = click.option(
+    "--platform",
+    "platforms",
+    multiple=True,
+    type=click.Choice([p.file_stem for p in Platform], case_sensitive=False),
+    help="Only this platform (repeatable).",
+)
+"""``--platform`` (repeatable), the platform part of :func:`selector_options`."""
+
+
 def selector_options(func: F) -> F:
     """``--tenant`` / ``--platform`` (repeatable) and ``--exclude-tenant``."""
     func = click.option(
@@ -101,13 +112,7 @@ def selector_options(func: F) -> F:
         shell_complete=complete_tenants,
         help="Leave this tenant out (repeatable).",
     )(func)
-    func = click.option(
-        "--platform",
-        "platforms",
-        multiple=True,
-        type=click.Choice([p.file_stem for p in Platform], case_sensitive=False),
-        help="Only this platform (repeatable).",
-    )(func)
+    func = platform_option(func)
     return click.option(
         "--tenant",
         "tenants",
@@ -136,6 +141,51 @@ def make_selectors(
     )
     check_selectors(selectors)
     return selectors
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What a command that plans works on: ``--tenant``/``--platform``/``--exclude-tenant``,
+    ``--manifests`` and ``--database-url``, as given (see :func:`target_options`)."""
+
+    tenants: tuple[str, ...]
+    platforms: tuple[str, ...]
+    exclude_tenants: tuple[str, ...]
+    manifests_dir: str | None
+    database_url: str | None
+
+    @property
+    def selecting(self) -> bool:
+        """Whether any selector was given."""
+        return bool(self.tenants or self.platforms or self.exclude_tenants)
+
+    def selectors(self, tenants: tuple[str, ...] | None = None) -> Selectors:
+        """The selectors (with ``tenants`` instead of ``--tenant`` when given); see
+        :func:`make_selectors`."""
+        chosen = self.tenants if tenants is None else tenants
+        return make_selectors(chosen, self.platforms, self.exclude_tenants)
+
+    def manifests(self, settings: Settings) -> Path:
+        """The manifest directory; see :func:`manifests_path`."""
+        return manifests_path(settings, self.manifests_dir)
+
+
+def target_options(func: F) -> F:
+    """:func:`selector_options` and :func:`manifests_and_database`, passed to the command as
+    one ``target`` (a :class:`Target`)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        kwargs["target"] = Target(
+            tenants=kwargs.pop("tenants"),
+            platforms=kwargs.pop("platforms"),
+            exclude_tenants=kwargs.pop("exclude_tenants"),
+            manifests_dir=kwargs.pop("manifests_dir"),
+            database_url=kwargs.pop("database_url"),
+        )
+        return func(*args, **kwargs)
+
+    return selector_options(manifests_and_database(wrapper))  # type: ignore[return-value]
 
 
 def exit_code_for(exc: ReconcilerError) -> ExitCode:
