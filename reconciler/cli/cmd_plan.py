@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import click
 
 from reconciler import commands
 from reconciler.cli.exit_codes import ExitCode
-from reconciler.cli.options import Target, handle_errors, output_options, target_options, use_color
+from reconciler.cli.options import (
+    Target,
+    changed_from_option,
+    handle_errors,
+    output_options,
+    revision_option,
+    target_options,
+    use_color,
+)
 from reconciler.cli.plan_output import PLAN_FORMATS, render_plan_output, terminal_confirm
 from reconciler.cli.verify_option import verify_connections_option, with_verify_connections
 from reconciler.clock import now_utc, rfc3339
@@ -31,9 +40,31 @@ from reconciler.render.apply_summary import render_apply_summary
 from reconciler.settings import load_settings, lock_timeout_option, parse_level
 
 
+class Permissions(TypedDict):
+    """``--allow-risk``, ``--allow-mass-deletion`` and ``--allow-mass-revocation`` as the
+    keyword arguments of :func:`commands.plan` and :func:`commands.apply`."""
+
+    allow_risk: RiskLevel | None
+    allow_mass_deletion: bool
+    allow_mass_revocation: bool
+
+
 def policy_options(func: Any) -> Any:
     """``--allow-risk``, ``--allow-mass-deletion``, ``--allow-mass-revocation``: the same on
-    plan (which records what apply would refuse) and apply (which refuses)."""
+    plan (which records what apply would refuse) and apply (which refuses); the command gets
+    them as one ``permissions`` (:class:`Permissions`)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        allow_risk = kwargs.pop("allow_risk")
+        kwargs["permissions"] = Permissions(
+            allow_risk=parse_level(allow_risk) if allow_risk else None,
+            allow_mass_deletion=kwargs.pop("allow_mass_deletion"),
+            allow_mass_revocation=kwargs.pop("allow_mass_revocation"),
+        )
+        return func(*args, **kwargs)
+
+    decorated: Any = wrapper
     for option in reversed(
         [
             click.option(
@@ -56,8 +87,8 @@ def policy_options(func: Any) -> Any:
             ),
         ]
     ):
-        func = option(func)
-    return func
+        decorated = option(decorated)
+    return decorated
 
 
 revoke_unmanaged_option = click.option(
@@ -68,26 +99,9 @@ revoke_unmanaged_option = click.option(
 )
 
 
-changed_from_option = click.option(
-    "--changed-from",
-    metavar="REF",
-    help="Only the tenants whose manifests differ from git REF (e.g. origin/main), for fast "
-    "pull-request plans; a template change plans every tenant.",
-)
-
-
-revision_option = click.option(
-    "--revision",
-    metavar="REV",
-    help="Read the manifests as they were at git revision REV (from git's objects; the "
-    "working tree is not touched): `apply --revision <good commit>` rolls back.",
-)
-
-
-def _narrow(
-    tenants: tuple[str, ...], changed_from: str | None, manifests: Path, progress: Any
-) -> tuple[str, ...] | None:
+def _narrow(target: Target, manifests: Path, progress: Any) -> tuple[str, ...] | None:
     """Tenants to run for ``--changed-from`` (None: nothing changed, nothing to do)."""
+    tenants, changed_from = target.tenants, target.changed_from
     if not changed_from:
         return tenants
     change = changed_tenants(manifests, changed_from)
@@ -158,13 +172,9 @@ def plan_cmd(
     detailed_exitcode: bool,
     prune: bool,
     revoke_unmanaged: bool,
-    allow_risk: str | None,
-    allow_mass_deletion: bool,
-    allow_mass_revocation: bool,
+    permissions: Permissions,
     show_notices: bool,
     actor: str | None,
-    revision: str | None,
-    changed_from: str | None,
     target: Target,
     quiet: bool,
     no_color: bool,
@@ -183,13 +193,13 @@ def plan_cmd(
       reconciler plan --changed-from origin/main        # only what a pull request touches
     """
     _check_revoke_unmanaged(prune, revoke_unmanaged)
-    _check_revision(revision, changed_from)
+    _check_revision(target)
     settings = load_settings()
     progress = Progress(enabled=not quiet)
     manifests = target.manifests(settings)
     # Before git, the database or a key: a wrong directory or a selector typo costs nothing.
     not_on_disk = check_manifests(manifests, target.selectors(), prune=prune)
-    narrowed = _narrow(target.tenants, changed_from, manifests, progress)
+    narrowed = _narrow(target, manifests, progress)
     if narrowed is None:
         empty = Plan(
             created_at=rfc3339(now_utc()),
@@ -207,11 +217,9 @@ def plan_cmd(
         database_url=target.database_url,
         progress=progress,
         revoke_unmanaged=revoke_unmanaged,
-        allow_risk=parse_level(allow_risk) if allow_risk else None,
-        allow_mass_deletion=allow_mass_deletion,
-        allow_mass_revocation=allow_mass_revocation,
+        **permissions,
         actor=actor,
-        revision=revision,
+        revision=target.revision,
     )
     check_plan_matches(result.plan, not_on_disk, tenants_on_disk(manifests))
     if out is not None:
@@ -227,8 +235,8 @@ def plan_cmd(
         sys.exit(ExitCode.CHANGES_PRESENT)
 
 
-def _check_revision(revision: str | None, changed_from: str | None) -> None:
-    if revision and changed_from:
+def _check_revision(target: Target) -> None:
+    if target.revision and target.changed_from:
         raise ConfigError(
             "--changed-from compares the working tree; it does not combine with --revision"
         )
@@ -286,17 +294,13 @@ def apply_cmd(
     auto_approve: bool,
     prune: bool,
     revoke_unmanaged: bool,
-    allow_risk: str | None,
-    allow_mass_deletion: bool,
-    allow_mass_revocation: bool,
+    permissions: Permissions,
     actor: str | None,
     lock_timeout: float | None,
     fmt: str,
     dry_run: bool,
     require_clean: bool,
     verify_connections: bool | None,
-    revision: str | None,
-    changed_from: str | None,
     target: Target,
     quiet: bool,
     no_color: bool,
@@ -320,13 +324,13 @@ def apply_cmd(
       reconciler apply --prune --revoke-unmanaged        # also revoke never-declared accounts
     """
     _check_revoke_unmanaged(prune, revoke_unmanaged)
-    _check_revision(revision, changed_from)
+    _check_revision(target)
     settings = with_verify_connections(load_settings(), verify_connections)
     lock_timeout = lock_timeout_option(lock_timeout)
     progress = Progress(enabled=not quiet)
     color = use_color(no_color)
     saved = _read_plan_file(plan_file) if plan_file else None
-    if saved is not None and (target.selecting or prune or revoke_unmanaged or changed_from):
+    if saved is not None and (target.selecting or prune or revoke_unmanaged or target.changed_from):
         raise ConfigError(
             "a saved plan carries its own selectors, --prune and --revoke-unmanaged; do not "
             "pass them again"
@@ -342,9 +346,9 @@ def apply_cmd(
             "commit marked dirty (--require-clean refuses this)",
             err=True,
         )
-    narrowed = _narrow(target.tenants, changed_from, manifests, progress)
+    narrowed = _narrow(target, manifests, progress)
     if narrowed is None:
-        click.echo(f"No tenant manifest changed since {changed_from}: nothing to apply.")
+        click.echo(f"No tenant manifest changed since {target.changed_from}: nothing to apply.")
         return
     confirm = None
     if not auto_approve and not dry_run:
@@ -360,9 +364,7 @@ def apply_cmd(
         saved_plan=saved,
         selectors=target.selectors(narrowed),
         prune=prune,
-        allow_risk=parse_level(allow_risk) if allow_risk else None,
-        allow_mass_deletion=allow_mass_deletion,
-        allow_mass_revocation=allow_mass_revocation,
+        **permissions,
         revoke_unmanaged=revoke_unmanaged,
         actor=actor,
         lock_timeout_seconds=lock_timeout,
@@ -371,7 +373,7 @@ def apply_cmd(
         progress=progress,
         dry_run=dry_run,
         require_clean=require_clean,
-        revision=revision,
+        revision=target.revision,
     )
     if fmt == "json":
         click.echo(

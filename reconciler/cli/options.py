@@ -143,16 +143,34 @@ def make_selectors(
     return selectors
 
 
+revision_option = click.option(
+    "--revision",
+    metavar="REV",
+    help="Read the manifests as they were at git revision REV (from git's objects; the "
+    "working tree is not touched): `apply --revision <good commit>` rolls back.",
+)
+
+changed_from_option = click.option(
+    "--changed-from",
+    metavar="REF",
+    help="Only the tenants whose manifests differ from git REF (e.g. origin/main), for fast "
+    "pull-request plans; a template change plans every tenant.",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Target:
     """What a command that plans works on: ``--tenant``/``--platform``/``--exclude-tenant``,
-    ``--manifests`` and ``--database-url``, as given (see :func:`target_options`)."""
+    ``--manifests`` and ``--database-url``, as given (see :func:`target_options`), and for
+    ``plan`` and ``apply`` also ``--revision`` and ``--changed-from`` (None elsewhere)."""
 
     tenants: tuple[str, ...]
     platforms: tuple[str, ...]
     exclude_tenants: tuple[str, ...]
     manifests_dir: str | None
     database_url: str | None
+    revision: str | None = None
+    changed_from: str | None = None
 
     @property
     def selecting(self) -> bool:
@@ -172,7 +190,8 @@ class Target:
 
 def target_options(func: F) -> F:
     """:func:`selector_options` and :func:`manifests_and_database`, passed to the command as
-    one ``target`` (a :class:`Target`)."""
+    one ``target`` (a :class:`Target`) together with ``--revision`` and ``--changed-from``
+    when the command declares them (:data:`revision_option`, :data:`changed_from_option`)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -182,6 +201,8 @@ def target_options(func: F) -> F:
             exclude_tenants=kwargs.pop("exclude_tenants"),
             manifests_dir=kwargs.pop("manifests_dir"),
             database_url=kwargs.pop("database_url"),
+            revision=kwargs.pop("revision", None),
+            changed_from=kwargs.pop("changed_from", None),
         )
         return func(*args, **kwargs)
 
