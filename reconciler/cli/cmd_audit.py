@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +11,10 @@ import click
 
 from reconciler.cli.exit_codes import ExitCode
 from reconciler.cli.options import (
-    F,
     database_url_option,
     handle_errors,
     output_options,
+    path_option,
     quiet_requested,
     text_or_json_option,
 )
@@ -237,13 +236,6 @@ def summary_cmd(days: int, fmt: str, database_url: str | None) -> None:
         click.echo(render_summary(rows))
 
 
-def _file_option(flag: str, dest: str, help_text: str) -> Callable[[F], F]:
-    """An option naming one FILE (not a directory), as a :class:`~pathlib.Path`."""
-    return click.option(
-        flag, dest, metavar="FILE", type=click.Path(dir_okay=False, path_type=Path), help=help_text
-    )
-
-
 without_key_option = click.option(
     "--without-key",
     is_flag=True,
@@ -260,7 +252,7 @@ allow_unkeyed_option = click.option(
 @audit_group.command("verify")
 @output_options()
 @click.option("--tenant", "tenants", metavar="T", multiple=True, help="Only this tenant.")
-@_file_option(
+@path_option(
     "--checkpoint",
     "checkpoint_path",
     "Also fail unless every chain still extends the heads recorded in FILE.",
@@ -312,7 +304,7 @@ def verify_cmd(
 
 @audit_group.command("checkpoint")
 @output_options()
-@_file_option("--out", "out", "Write the checkpoint to FILE (default: standard output).")
+@path_option("--out", "out", "Write the checkpoint to FILE (default: standard output).")
 @without_key_option
 @allow_unkeyed_option
 @database_url_option

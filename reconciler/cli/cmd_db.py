@@ -17,6 +17,7 @@ from reconciler.cli.options import (
     database_url_option,
     handle_errors,
     output_options,
+    path_option,
     quiet_requested,
 )
 from reconciler.commands import db as api
@@ -184,14 +185,7 @@ def current(database_url: str | None) -> None:
     metavar="REV",
     help="The upgrade SQL from REV (e.g. baseline, after a rollback) instead of from nothing.",
 )
-@click.option(
-    "--out",
-    "out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    metavar="FILE",
-    help="Write to FILE instead of stdout.",
-)
+@path_option("--out", "out", "Write to FILE instead of stdout.")
 @handle_errors
 def sql(rollback: bool, discard_audit_history: bool, start: str | None, out: Path | None) -> None:
     """Print the migration SQL for a DBA (no database needed).

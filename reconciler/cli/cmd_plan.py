@@ -17,6 +17,7 @@ from reconciler.cli.options import (
     changed_from_option,
     handle_errors,
     output_options,
+    path_option,
     revision_option,
     target_options,
     use_color,
@@ -129,12 +130,11 @@ def _read_plan_file(path: Path) -> SavedPlan:
 
 
 @click.command("plan")
-@click.option(
+@path_option(
     "--out",
     "out",
-    type=click.Path(dir_okay=False, path_type=Path),
+    "Also save the plan (no secrets in it) for `reconciler apply PLAN`.",
     metavar="PLAN",
-    help="Also save the plan (no secrets in it) for `reconciler apply PLAN`.",
 )
 @click.option(
     "--detailed-exitcode",

@@ -62,6 +62,29 @@ text_or_json_option = click.option(
 """``--format text|json``: for the commands whose output is a report, not a plan."""
 
 
+def path_option(
+    flag: str,
+    dest: str,
+    help_text: str,
+    *,
+    metavar: str | None = "FILE",
+    directory: bool = False,
+    default: str | None = None,
+) -> Callable[[F], F]:
+    """An option naming one file (with ``directory``, one directory), as a
+    :class:`~pathlib.Path`; with ``default``, shown in the help."""
+    kind = click.Path(file_okay=not directory, dir_okay=directory, path_type=Path)
+    return click.option(
+        flag,
+        dest,
+        metavar=metavar,
+        type=kind,
+        default=default,
+        show_default=default is not None,
+        help=help_text,
+    )
+
+
 def manifests_and_database(func: F) -> F:
     """``--manifests`` and ``--database-url``: every command that reads both."""
     return manifests_option(database_url_option(func))
