@@ -87,6 +87,10 @@ class Diagnostic:
         return (self.file or "", self.line or 0, self.column or 0, self.path, self.code)
 
 
+def _count(diagnostics: Iterable[Diagnostic], severity: Severity) -> int:
+    return sum(1 for d in diagnostics if d.severity is severity)
+
+
 @dataclass(slots=True)
 class Diagnostics:
     """An ordered, append-only collection of diagnostics for one run."""
@@ -107,11 +111,11 @@ class Diagnostics:
 
     @property
     def error_count(self) -> int:
-        return sum(1 for d in self.items if d.severity is Severity.ERROR)
+        return _count(self.items, Severity.ERROR)
 
     @property
     def warning_count(self) -> int:
-        return sum(1 for d in self.items if d.severity is Severity.WARNING)
+        return _count(self.items, Severity.WARNING)
 
     def has_errors(self, *, strict: bool = False) -> bool:
         """True when the run must fail: any error, or any warning under ``strict``."""
@@ -141,9 +145,9 @@ class DiagnosticsReport:
     @property
     def errors(self) -> int:
         """Number of error diagnostics."""
-        return sum(1 for d in self.diagnostics if d.severity is Severity.ERROR)
+        return _count(self.diagnostics, Severity.ERROR)
 
     @property
     def warnings(self) -> int:
         """Number of warning diagnostics."""
-        return sum(1 for d in self.diagnostics if d.severity is Severity.WARNING)
+        return _count(self.diagnostics, Severity.WARNING)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 from collections import Counter
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from typing import Any
 
 from reconciler.model.enums import Environment, Platform, RiskLevel
@@ -19,6 +20,12 @@ from reconciler.model.plan_policy import PolicyVerdict
 FORMAT_VERSION = 1
 
 SENSITIVE_MASK = "(sensitive)"
+
+
+def _plain_dict(record: Any) -> dict[str, Any]:
+    """The JSON form of a record whose fields are all plain JSON values: each field under its
+    own name, in the order declared (shallow: values are not copied)."""
+    return {f.name: getattr(record, f.name) for f in dataclass_fields(record)}
 
 
 class Action(enum.StrEnum):
@@ -110,12 +117,7 @@ class FieldChange:
     sensitive: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "field": self.field,
-            "before": self.before,
-            "after": self.after,
-            "sensitive": self.sensitive,
-        }
+        return _plain_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FieldChange:
@@ -237,7 +239,7 @@ class RowRef:
     row_version: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {"table": self.table, "id": self.id, "row_version": self.row_version}
+        return _plain_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RowRef:
@@ -307,13 +309,7 @@ class MassDeletion:
     kind: str = OBJECTS
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "tenant": self.tenant,
-            "deleting": self.deleting,
-            "total": self.total,
-            "whole_tenant": self.whole_tenant,
-            "kind": self.kind,
-        }
+        return _plain_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> MassDeletion:
