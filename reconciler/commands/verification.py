@@ -26,7 +26,7 @@ from __future__ import annotations
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any, TextIO, TypedDict, Unpack
 
 from reconciler.errors import ConnectionRejected, ConnectionUnreachable
 from reconciler.health.probe import (
@@ -153,14 +153,21 @@ def probe_connections(
             return list(pool.map(run, pending))
 
 
+class Probing(TypedDict, total=False):
+    """How :func:`probe_connections` tests, as keyword arguments :func:`verify_connections`
+    passes on: ``probe`` (default HTTPS) and ``progress``."""
+
+    probe: HealthProbe | None
+    progress: Progress
+
+
 def verify_connections(
     plan: Plan,
     desired: DesiredState,
     settings: Settings,
     *,
-    probe: HealthProbe | None = None,
-    progress: Progress = QUIET,
     stderr: TextIO | None = None,
+    **probing: Unpack[Probing],
 ) -> list[ConnectionTest]:
     """When ``settings.verify_connections``: test the plan's new credentials, refuse on failure.
 
@@ -170,7 +177,7 @@ def verify_connections(
     """
     if not settings.verify_connections:
         return []
-    tests = probe_connections(plan, desired, settings, probe=probe, progress=progress)
+    tests = probe_connections(plan, desired, settings, **probing)
     out = sys.stderr if stderr is None else stderr
     rejected = [t for t in tests if t.outcome == "rejected"]
     unreachable = [t for t in tests if t.outcome == "unreachable"]

@@ -22,10 +22,14 @@ FORMAT_VERSION = 1
 SENSITIVE_MASK = "(sensitive)"
 
 
-def _plain_dict(record: Any) -> dict[str, Any]:
-    """The JSON form of a record whose fields are all plain JSON values: each field under its
-    own name, in the order declared (shallow: values are not copied)."""
-    return {f.name: getattr(record, f.name) for f in dataclass_fields(record)}
+class _PlainRecord:
+    """Base of the records whose fields are all plain JSON values: :meth:`to_dict` gives each
+    field under its own name, in the order declared (shallow: values are not copied)."""
+
+    __slots__ = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclass_fields(self)}  # type: ignore[arg-type]
 
 
 class Action(enum.StrEnum):
@@ -104,7 +108,7 @@ class Address:
 
 
 @dataclass(frozen=True, slots=True)
-class FieldChange:
+class FieldChange(_PlainRecord):
     """One field of an update (or every set field of a create/delete).
 
     For a sensitive field ``before``/``after`` are ``"(sensitive)"`` when a value is set and
@@ -115,9 +119,6 @@ class FieldChange:
     before: Any
     after: Any
     sensitive: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return _plain_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FieldChange:
@@ -231,15 +232,12 @@ class Change:
 
 
 @dataclass(frozen=True, slots=True, order=True)
-class RowRef:
+class RowRef(_PlainRecord):
     """A row the plan read: table, id and row version. Apply of a saved plan re-checks these."""
 
     table: str
     id: int
     row_version: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return _plain_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RowRef:
@@ -291,7 +289,7 @@ class Notice:
 
 
 @dataclass(frozen=True, slots=True)
-class MassDeletion:
+class MassDeletion(_PlainRecord):
     """A tripped breaker for one tenant; apply refuses it unless allowed.
 
     ``kind`` is :attr:`OBJECTS` (integrations and webhooks deleted; ``--allow-mass-deletion``)
@@ -307,9 +305,6 @@ class MassDeletion:
     total: int
     whole_tenant: bool
     kind: str = OBJECTS
-
-    def to_dict(self) -> dict[str, Any]:
-        return _plain_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> MassDeletion:
