@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.escape import printable
+from reconciler.jsonform import json_form
 
 
 class Severity(enum.StrEnum):
@@ -73,15 +74,7 @@ class Diagnostic:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form, used by ``--format json``."""
-        return {
-            "code": self.code,
-            "severity": self.severity.value,
-            "message": self.message,
-            "file": self.file,
-            "line": self.line,
-            "column": self.column,
-            "path": self.path,
-        }
+        return json_form(self, ("code", "severity", "message", "file", "line", "column", "path"))
 
     def sort_key(self) -> tuple[str, int, int, str, str]:
         return (self.file or "", self.line or 0, self.column or 0, self.path, self.code)

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
+from reconciler.jsonform import json_form, json_value
 from reconciler.model.enums import CircuitBreakerStatus, HealthStatus, Platform
 
 from .health import DEFAULT_RESET_SECONDS
@@ -76,10 +77,6 @@ def set_read_only(conn: sa.Connection) -> None:
     conn.execute(sa.text("SET TRANSACTION READ ONLY"))
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return moment.astimezone(UTC).isoformat(timespec="seconds") if moment else None
-
-
 def _params(platforms: Sequence[Platform]) -> dict[str, Any]:
     return {"platforms": [p.value for p in platforms]}
 
@@ -105,15 +102,14 @@ class UnhealthyIntegration:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {
-            "tenant": self.tenant_id,
-            "platform": self.platform.value,
-            "environment": self.environment,
-            "config_type": self.config_type,
-            "status": self.status.value,
-            "message": self.message,
-            "last_health_check_at": _iso(self.last_checked_at),
-        }
+        return json_form(
+            self,
+            (
+                ("tenant", "tenant_id"),
+                *("platform", "environment", "config_type", "status", "message"),
+                ("last_health_check_at", "last_checked_at"),
+            ),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +136,7 @@ class HealthReport:
                 p.value: {s.value: n for s, n in by_status.items()}
                 for p, by_status in self.counts.items()
             },
-            "unhealthy": [u.to_dict() for u in self.unhealthy],
+            "unhealthy": json_value(self.unhealthy),
         }
 
 
@@ -174,13 +170,10 @@ class PlatformCircuits:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {
-            "platform": self.platform.value,
-            "webhooks": self.webhooks,
-            "open_circuits": self.open,
-            "half_open": self.half_open,
-            "avg_failures": self.avg_failures,
-        }
+        return json_form(
+            self,
+            ("platform", "webhooks", ("open_circuits", "open"), "half_open", "avg_failures"),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,20 +207,18 @@ class OpenCircuit:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {
-            "tenant": self.tenant_id,
-            "platform": self.platform.value,
-            "environment": self.environment,
-            "name": self.name,
-            "status": self.status.value,
-            "consecutive_failures": self.consecutive_failures,
-            "failure_threshold": self.threshold,
-            "opened_at": _iso(self.opened_at),
-            "reset_after_seconds": self.reset_seconds,
-            "half_open_eligible_at": _iso(self.eligible_at),
-            "last_failure_at": _iso(self.last_failure_at),
-            "active": self.active,
-        }
+        return json_form(
+            self,
+            (
+                ("tenant", "tenant_id"),
+                *("platform", "environment", "name", "status", "consecutive_failures"),
+                ("failure_threshold", "threshold"),
+                "opened_at",
+                ("reset_after_seconds", "reset_seconds"),
+                ("half_open_eligible_at", "eligible_at"),
+                *("last_failure_at", "active"),
+            ),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,11 +242,7 @@ class CircuitReport:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (``--format json``)."""
-        return {
-            "generated_at": _iso(self.generated_at),
-            "platforms": [p.to_dict() for p in self.platforms],
-            "circuits": [c.to_dict() for c in self.circuits],
-        }
+        return json_form(self, ("generated_at", "platforms", "circuits"))
 
 
 def circuit_report(conn: sa.Connection, platforms: Sequence[Platform] = ()) -> CircuitReport:
