@@ -21,7 +21,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from reconciler.crypto.aead import CipherContext, FieldCipher
 from reconciler.crypto.local_keys import load_keys_for_target
@@ -85,6 +85,17 @@ class ImportResult:
 
     written: tuple[WrittenManifest, ...]
     notes: tuple[ImportNote, ...]
+
+
+class ImportOptions(TypedDict, total=False):
+    """The optional keyword arguments of :func:`import_manifests` (see there), for callers
+    that pass them on: ``platforms``, ``force``, ``database_url``, ``progress``, ``environ``."""
+
+    platforms: Sequence[Platform]
+    force: bool
+    database_url: str | None
+    progress: Progress
+    environ: Mapping[str, str] | None
 
 
 def import_manifests(
