@@ -106,13 +106,10 @@ class Diagnostics:
     def error_count(self) -> int:
         return _count(self.items, Severity.ERROR)
 
-    @property
-    def warning_count(self) -> int:
-        return _count(self.items, Severity.WARNING)
-
     def has_errors(self, *, strict: bool = False) -> bool:
         """True when the run must fail: any error, or any warning under ``strict``."""
-        return self.error_count > 0 or (strict and self.warning_count > 0)
+        failing = (Severity.ERROR, Severity.WARNING) if strict else (Severity.ERROR,)
+        return any(d.severity in failing for d in self.items)
 
     def sorted(self) -> list[Diagnostic]:
         """Diagnostics in file, line, column order (stable for golden tests)."""
