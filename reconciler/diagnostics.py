@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.escape import printable
+from reconciler.jsonform import json_form
 
 
 class Severity(enum.StrEnum):
@@ -73,18 +74,14 @@ class Diagnostic:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form, used by ``--format json``."""
-        return {
-            "code": self.code,
-            "severity": self.severity.value,
-            "message": self.message,
-            "file": self.file,
-            "line": self.line,
-            "column": self.column,
-            "path": self.path,
-        }
+        return json_form(self, ("code", "severity", "message", "file", "line", "column", "path"))
 
     def sort_key(self) -> tuple[str, int, int, str, str]:
         return (self.file or "", self.line or 0, self.column or 0, self.path, self.code)
+
+
+def _count(diagnostics: Iterable[Diagnostic], severity: Severity) -> int:
+    return sum(1 for d in diagnostics if d.severity is severity)
 
 
 @dataclass(slots=True)
@@ -107,15 +104,12 @@ class Diagnostics:
 
     @property
     def error_count(self) -> int:
-        return sum(1 for d in self.items if d.severity is Severity.ERROR)
-
-    @property
-    def warning_count(self) -> int:
-        return sum(1 for d in self.items if d.severity is Severity.WARNING)
+        return _count(self.items, Severity.ERROR)
 
     def has_errors(self, *, strict: bool = False) -> bool:
         """True when the run must fail: any error, or any warning under ``strict``."""
-        return self.error_count > 0 or (strict and self.warning_count > 0)
+        failing = (Severity.ERROR, Severity.WARNING) if strict else (Severity.ERROR,)
+        return any(d.severity in failing for d in self.items)
 
     def sorted(self) -> list[Diagnostic]:
         """Diagnostics in file, line, column order (stable for golden tests)."""
@@ -141,9 +135,9 @@ class DiagnosticsReport:
     @property
     def errors(self) -> int:
         """Number of error diagnostics."""
-        return sum(1 for d in self.diagnostics if d.severity is Severity.ERROR)
+        return _count(self.diagnostics, Severity.ERROR)
 
     @property
     def warnings(self) -> int:
         """Number of warning diagnostics."""
-        return sum(1 for d in self.diagnostics if d.severity is Severity.WARNING)
+        return _count(self.diagnostics, Severity.WARNING)

@@ -1,7 +1,8 @@
 """Safe file reading and atomic file writing, shared by every part that touches files.
 
 Reading (:func:`read_file`) opens only regular files, never through a final symbolic link
-and without blocking on a FIFO, and stops at a size limit. Writing (:func:`atomic_write`)
+and without blocking on a FIFO, and stops at a size limit; :func:`read_text` reads a file
+the user names directly as UTF-8 text. Writing (:func:`atomic_write`)
 goes through a temporary file in the target's directory, fsynced and renamed over the
 target, so a crash never leaves half a file.
 """
@@ -94,6 +95,22 @@ def file_kind(mode: int) -> str:
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
         return "is a device"
     return "is not a regular file"
+
+
+def read_text(path: str | os.PathLike[str]) -> str:
+    """The whole file at ``path`` as UTF-8 text (a plain read: links are followed, no limit).
+
+    Raises:
+        ConfigError: ``<path>: cannot read: <reason>`` or ``<path>: not UTF-8 text``.
+    """
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
 
 
 def atomic_write(

@@ -45,7 +45,7 @@ from ruamel.yaml.scalarstring import (
 )
 
 from reconciler.errors import ConfigError
-from reconciler.files import expand_paths
+from reconciler.files import expand_paths, read_text
 from reconciler.sops.files import _literal, _plain_ok
 from reconciler.sops.roundtrip import _same
 from reconciler.yaml_source import YamlError, parse_documents
@@ -249,14 +249,7 @@ def format_file(path: Path) -> Formatted:
     Raises:
         ConfigError: unreadable, invalid, or cannot be formatted safely.
     """
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
+    text = read_text(path)
     result = format_text(text, source=str(path))
     return Formatted(path, result != text, result)
 

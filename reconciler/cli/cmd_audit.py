@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,24 +11,15 @@ import click
 
 from reconciler.cli.exit_codes import ExitCode
 from reconciler.cli.options import (
-    F,
     database_url_option,
     handle_errors,
     output_options,
+    path_option,
     quiet_requested,
     text_or_json_option,
 )
-from reconciler.commands.audit import (
-    AUDIT_KEY_ENV,
-    AuditRecord,
-    audit_checkpoint,
-    audit_summary,
-    list_audit,
-    pending_reviews,
-    rejected_reviews,
-    review,
-    verify_audit,
-)
+from reconciler.commands import audit as api
+from reconciler.commands.audit import AUDIT_KEY_ENV, AuditRecord
 from reconciler.model.enums import ReviewDecision, RiskLevel
 from reconciler.render.audit import (
     KEY_SKIPPED_WARNING,
@@ -111,7 +101,7 @@ def list_cmd(
       reconciler audit list --risk high --limit 200 --format json
       reconciler audit list --address acme-robotics/stripe/production/webhook/billing-events
     """
-    records = list_audit(
+    records = api.list_audit(
         tenant=tenant,
         min_risk=RiskLevel(risk.upper()) if risk else None,
         since=since,
@@ -144,9 +134,9 @@ def pending_cmd(
     Example (a scheduled compliance job):
       reconciler audit pending --fail-on-rejected
     """
-    records = pending_reviews(tenant=tenant, database_url=database_url)
+    records = api.pending_reviews(tenant=tenant, database_url=database_url)
     rejected = (
-        rejected_reviews(tenant=tenant, database_url=database_url) if fail_on_rejected else []
+        api.rejected_reviews(tenant=tenant, database_url=database_url) if fail_on_rejected else []
     )
     _emit_records(records, fmt, "No changes await review.", wide=wide)
     if rejected:
@@ -172,7 +162,7 @@ def rejected_cmd(tenant: str | None, wide: bool, fmt: str, database_url: str | N
       reconciler audit rejected
       reconciler audit rejected --tenant acme-robotics --format json
     """
-    records = rejected_reviews(tenant=tenant, database_url=database_url)
+    records = api.rejected_reviews(tenant=tenant, database_url=database_url)
     _emit_records(records, fmt, "No change was rejected in review.", wide=wide)
 
 
@@ -209,7 +199,7 @@ def review_cmd(
       reconciler audit review 4712 --tenant acme-robotics --decision reject --by alice
     """
     verdict = ReviewDecision.APPROVED if decision.lower() == "approve" else ReviewDecision.REJECTED
-    record = review(
+    record = api.review(
         audit_id=audit_id,
         decision=verdict,
         reviewed_by=reviewed_by,
@@ -237,20 +227,13 @@ def summary_cmd(days: int, fmt: str, database_url: str | None) -> None:
       reconciler audit summary
       reconciler audit summary --days 30 --format json
     """
-    rows = audit_summary(days=days, database_url=database_url)
+    rows = api.audit_summary(days=days, database_url=database_url)
     if fmt == "json":
         _emit_json(summary_records(rows))
     elif not rows:
         click.echo(f"No audit rows in the last {days} day(s).")
     else:
         click.echo(render_summary(rows))
-
-
-def _file_option(flag: str, dest: str, help_text: str) -> Callable[[F], F]:
-    """An option naming one FILE (not a directory), as a :class:`~pathlib.Path`."""
-    return click.option(
-        flag, dest, metavar="FILE", type=click.Path(dir_okay=False, path_type=Path), help=help_text
-    )
 
 
 without_key_option = click.option(
@@ -269,7 +252,7 @@ allow_unkeyed_option = click.option(
 @audit_group.command("verify")
 @output_options()
 @click.option("--tenant", "tenants", metavar="T", multiple=True, help="Only this tenant.")
-@_file_option(
+@path_option(
     "--checkpoint",
     "checkpoint_path",
     "Also fail unless every chain still extends the heads recorded in FILE.",
@@ -301,7 +284,7 @@ def verify_cmd(
       reconciler audit verify
       reconciler audit verify --tenant acme-robotics --checkpoint audit-checkpoint.json
     """
-    result = verify_audit(
+    result = api.verify_audit(
         tenants=tenants,
         checkpoint=checkpoint_path,
         without_key=without_key,
@@ -321,7 +304,7 @@ def verify_cmd(
 
 @audit_group.command("checkpoint")
 @output_options()
-@_file_option("--out", "out", "Write the checkpoint to FILE (default: standard output).")
+@path_option("--out", "out", "Write the checkpoint to FILE (default: standard output).")
 @without_key_option
 @allow_unkeyed_option
 @database_url_option
@@ -341,7 +324,7 @@ def checkpoint_cmd(
       reconciler audit checkpoint --out audit-checkpoint.json
       reconciler audit verify --checkpoint audit-checkpoint.json     # later
     """
-    result = audit_checkpoint(
+    result = api.audit_checkpoint(
         out=out, without_key=without_key, allow_unkeyed=allow_unkeyed, database_url=database_url
     )
     if out is None:

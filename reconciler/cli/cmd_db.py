@@ -17,10 +17,11 @@ from reconciler.cli.options import (
     database_url_option,
     handle_errors,
     output_options,
+    path_option,
     quiet_requested,
 )
 from reconciler.commands import db as api
-from reconciler.commands.db import ARCHIVE_SCHEMA, RoleKind, SchemaChange
+from reconciler.commands.db import ARCHIVE_SCHEMA, GrantResult, RoleKind, SchemaChange
 from reconciler.commands.db import revision_name as _revision
 from reconciler.progress import Progress
 from reconciler.render.db import grant_lines, render_roles_text, revoke_lines
@@ -184,14 +185,7 @@ def current(database_url: str | None) -> None:
     metavar="REV",
     help="The upgrade SQL from REV (e.g. baseline, after a rollback) instead of from nothing.",
 )
-@click.option(
-    "--out",
-    "out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    metavar="FILE",
-    help="Write to FILE instead of stdout.",
-)
+@path_option("--out", "out", "Write to FILE instead of stdout.")
 @handle_errors
 def sql(rollback: bool, discard_audit_history: bool, start: str | None, out: Path | None) -> None:
     """Print the migration SQL for a DBA (no database needed).
@@ -289,6 +283,23 @@ def _membership_options(tenant_help: str) -> Callable[[F], F]:
     return decorate
 
 
+def _change_membership(
+    change: Callable[..., GrantResult],
+    role: str,
+    login: str,
+    tenants: tuple[str, ...],
+    database_url: str | None,
+) -> GrantResult:
+    """Call ``change`` (:func:`api.grant` or :func:`api.revoke`) with the parsed options."""
+    return change(
+        role=RoleKind(role),
+        login=login,
+        tenants=tenants,
+        database_url=database_url,
+        progress=_announce(),
+    )
+
+
 @db.command("grant")
 @output_options()
 @_membership_options("For --role service: a tenant LOGIN may act for (repeat for more).")
@@ -309,13 +320,7 @@ def grant(role: str, login: str, tenants: tuple[str, ...], database_url: str | N
     The login must exist first, e.g. as a superuser or CREATEROLE role:
       CREATE ROLE github_ci LOGIN PASSWORD '...';
     """
-    result = api.grant(
-        role=RoleKind(role),
-        login=login,
-        tenants=tenants,
-        database_url=database_url,
-        progress=_announce(),
-    )
+    result = _change_membership(api.grant, role, login, tenants, database_url)
     for line in grant_lines(result):
         click.echo(line, err=True)
 
@@ -338,13 +343,7 @@ def revoke(role: str, login: str, tenants: tuple[str, ...], database_url: str | 
       reconciler db revoke --role service billing_service --tenant globex
       reconciler db revoke --role service billing_service
     """
-    result = api.revoke(
-        role=RoleKind(role),
-        login=login,
-        tenants=tenants,
-        database_url=database_url,
-        progress=_announce(),
-    )
+    result = _change_membership(api.revoke, role, login, tenants, database_url)
     for line in revoke_lines(result, tenants_named=bool(tenants)):
         click.echo(line, err=True)
 

@@ -9,23 +9,14 @@ import click
 
 from reconciler import commands
 from reconciler.cli.exit_codes import ExitCode
-from reconciler.cli.options import (
-    handle_errors,
-    make_selectors,
-    manifests_and_database,
-    manifests_path,
-    output_options,
-    selector_options,
-    use_color,
-)
-from reconciler.cli.plan_output import PLAN_FORMATS, render_plan_output
+from reconciler.cli.options import Target, handle_errors, output_options, target_options, use_color
+from reconciler.cli.plan_output import PLAN_FORMATS, render_plan_output, terminal_confirm
 from reconciler.commands.preflight import check_manifests, check_plan_matches, tenants_on_disk
 from reconciler.commands.remediation import RemediationResult
 from reconciler.commands.remediation import remediate as remediate_drift
-from reconciler.errors import ConfigError, UsageProblem
+from reconciler.errors import UsageProblem
 from reconciler.escape import printable
 from reconciler.model.enums import RiskLevel
-from reconciler.model.plan import Plan
 from reconciler.progress import Progress
 from reconciler.render.apply_summary import render_apply_summary
 from reconciler.settings import load_settings, parse_level
@@ -50,8 +41,7 @@ from reconciler.settings import load_settings, parse_level
 )
 @click.option("--auto-approve", is_flag=True, help="With --remediate: do not ask (scheduled jobs).")
 @click.option("--actor", metavar="NAME", help="With --remediate: who remediates.")
-@selector_options
-@manifests_and_database
+@target_options
 @output_options(formats=PLAN_FORMATS)
 @handle_errors
 def drift_cmd(
@@ -61,11 +51,7 @@ def drift_cmd(
     max_risk: str | None,
     auto_approve: bool,
     actor: str | None,
-    tenants: tuple[str, ...],
-    platforms: tuple[str, ...],
-    exclude_tenants: tuple[str, ...],
-    manifests_dir: str | None,
-    database_url: str | None,
+    target: Target,
     quiet: bool,
     no_color: bool,
 ) -> None:
@@ -82,8 +68,8 @@ def drift_cmd(
       reconciler drift --remediate --max-risk medium --auto-approve --actor drift-bot
     """
     settings = load_settings()
-    selectors = make_selectors(tenants, platforms, exclude_tenants)
-    manifests = manifests_path(settings, manifests_dir)
+    selectors = target.selectors()
+    manifests = target.manifests(settings)
     not_on_disk = check_manifests(manifests, selectors, prune=True)
     progress = Progress(enabled=not quiet)
     if not remediate:
@@ -93,7 +79,7 @@ def drift_cmd(
             manifests_dir=manifests,
             settings=settings,
             selectors=selectors,
-            database_url=database_url,
+            database_url=target.database_url,
             progress=progress,
         )
         click.echo(render_plan_output(result, fmt, color=use_color(no_color)), nl=False)
@@ -103,23 +89,18 @@ def drift_cmd(
         return
     confirm = None
     if not auto_approve:
-        if not sys.stdin.isatty():
-            raise ConfigError("no terminal to confirm on: pass --auto-approve to remediate")
-
-        def confirm(p: Plan) -> bool:
-            click.echo(render_plan_output(p, "text", color=use_color(no_color)), nl=False)
-            answer: str = click.prompt(
-                "Remediate these changes? Only 'yes' is accepted", default="", show_default=False
-            )
-            return answer.strip() == "yes"
-
+        confirm = terminal_confirm(
+            "Remediate",
+            color=use_color(no_color),
+            no_terminal="no terminal to confirm on: pass --auto-approve to remediate",
+        )
     fixed = remediate_drift(
         manifests_dir=manifests,
         settings=settings,
         selectors=selectors,
         max_risk=parse_level(max_risk) if max_risk else None,
         actor=actor,
-        database_url=database_url,
+        database_url=target.database_url,
         confirm=confirm,
         progress=progress,
     )

@@ -6,7 +6,12 @@ from pathlib import Path
 
 import click
 
-from reconciler.cli.options import database_url_option, handle_errors, output_options
+from reconciler.cli.options import (
+    database_url_option,
+    handle_errors,
+    output_options,
+    path_option,
+)
 from reconciler.commands.importing import import_manifests
 from reconciler.model.enums import Platform
 from reconciler.progress import Progress
@@ -22,14 +27,13 @@ from reconciler.progress import Progress
     metavar="T",
     help="Tenant to import (repeatable).",
 )
-@click.option(
+@path_option(
     "--out",
     "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    metavar="DIR",
-    help="Manifests directory to write tenants/<tenant>/<platform>.yaml into. "
+    "Manifests directory to write tenants/<tenant>/<platform>.yaml into. "
     "Default: the manifests directory of reconciler.yaml, else ./manifests.",
+    metavar="DIR",
+    directory=True,
 )
 @click.option(
     "--platform",

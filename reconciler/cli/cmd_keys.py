@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from types import TracebackType
+from contextlib import ExitStack
 from typing import Any
 
 import click
@@ -94,12 +94,15 @@ def rotate_cmd(batch_size: int, actor: str | None, database_url: str | None) -> 
             "them in.",
             err=True,
         )
-    if result.remaining:
-        click.echo(
-            f"{result.remaining} row(s) were held by other transactions and skipped: "
-            "run `reconciler keys rotate` again.",
-            err=True,
-        )
+    _exit_when_rows_left(
+        result.remaining, "row(s) were held by other transactions and skipped", "keys rotate"
+    )
+
+
+def _exit_when_rows_left(remaining: int, why: str, command: str) -> None:
+    """Exit 1 when ``remaining`` rows were left (``why``); running ``command`` again does them."""
+    if remaining:
+        click.echo(f"{remaining} {why}: run `reconciler {command}` again.", err=True)
         sys.exit(ExitCode.ERROR)
 
 
@@ -176,37 +179,24 @@ def adopt_tokens_cmd(
         f"under key version {result.active_version}; {len(result.refused)} refused"
         + (" (dry run: nothing written)." if dry_run else ".")
     )
-    if result.remaining:
-        click.echo(
-            f"{result.remaining} legacy row(s) were held by other transactions or written "
-            "meanwhile: run `reconciler keys adopt-tokens` again.",
-            err=True,
-        )
-        sys.exit(ExitCode.ERROR)
+    _exit_when_rows_left(
+        result.remaining,
+        "legacy row(s) were held by other transactions or written meanwhile",
+        "keys adopt-tokens",
+    )
 
 
-class _Progress:
+class _Progress(ExitStack):
     """A progress bar on a terminal, else one line per batch (both on stderr); nothing with
-    ``--quiet``."""
+    ``--quiet``. Used as a context manager: leaving it closes the bar."""
 
     def __init__(self, *, enabled: bool = True) -> None:
+        super().__init__()
         self._enabled = enabled
         self._tty = sys.stderr.isatty()
         self._bar: Any = None
         self._done = 0
         self._total = 0
-
-    def __enter__(self) -> _Progress:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(exc_type, exc, tb)
 
     def start(self, total: int) -> None:
         self._total = total
@@ -215,8 +205,9 @@ class _Progress:
         if total == 0:
             click.echo("Nothing to re-encrypt.", err=True)
         elif self._tty:
-            self._bar = click.progressbar(length=total, label="Re-encrypting", file=sys.stderr)
-            self._bar.__enter__()
+            self._bar = self.enter_context(
+                click.progressbar(length=total, label="Re-encrypting", file=sys.stderr)
+            )
         else:
             click.echo(f"Re-encrypting {total} row(s).", err=True)
 

@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import click
 
 from reconciler import commands
 from reconciler.cli.exit_codes import ExitCode
 from reconciler.cli.options import (
+    Target,
+    changed_from_option,
     handle_errors,
-    make_selectors,
-    manifests_and_database,
-    manifests_path,
     output_options,
-    selector_options,
+    path_option,
+    revision_option,
+    target_options,
     use_color,
 )
-from reconciler.cli.plan_output import PLAN_FORMATS, render_plan_output
+from reconciler.cli.plan_output import PLAN_FORMATS, render_plan_output, terminal_confirm
 from reconciler.cli.verify_option import verify_connections_option, with_verify_connections
 from reconciler.clock import now_utc, rfc3339
 from reconciler.commands.preflight import check_manifests, check_plan_matches, tenants_on_disk
@@ -39,9 +41,31 @@ from reconciler.render.apply_summary import render_apply_summary
 from reconciler.settings import load_settings, lock_timeout_option, parse_level
 
 
+class Permissions(TypedDict):
+    """``--allow-risk``, ``--allow-mass-deletion`` and ``--allow-mass-revocation`` as the
+    keyword arguments of :func:`commands.plan` and :func:`commands.apply`."""
+
+    allow_risk: RiskLevel | None
+    allow_mass_deletion: bool
+    allow_mass_revocation: bool
+
+
 def policy_options(func: Any) -> Any:
     """``--allow-risk``, ``--allow-mass-deletion``, ``--allow-mass-revocation``: the same on
-    plan (which records what apply would refuse) and apply (which refuses)."""
+    plan (which records what apply would refuse) and apply (which refuses); the command gets
+    them as one ``permissions`` (:class:`Permissions`)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        allow_risk = kwargs.pop("allow_risk")
+        kwargs["permissions"] = Permissions(
+            allow_risk=parse_level(allow_risk) if allow_risk else None,
+            allow_mass_deletion=kwargs.pop("allow_mass_deletion"),
+            allow_mass_revocation=kwargs.pop("allow_mass_revocation"),
+        )
+        return func(*args, **kwargs)
+
+    decorated: Any = wrapper
     for option in reversed(
         [
             click.option(
@@ -64,30 +88,21 @@ def policy_options(func: Any) -> Any:
             ),
         ]
     ):
-        func = option(func)
-    return func
+        decorated = option(decorated)
+    return decorated
 
 
-changed_from_option = click.option(
-    "--changed-from",
-    metavar="REF",
-    help="Only the tenants whose manifests differ from git REF (e.g. origin/main), for fast "
-    "pull-request plans; a template change plans every tenant.",
+revoke_unmanaged_option = click.option(
+    "--revoke-unmanaged",
+    is_flag=True,
+    help="With --prune, also revoke tokens of OAuth accounts no manifest has ever declared "
+    "(unmanaged: e.g. connected before adoption). Without it they are listed, never revoked.",
 )
 
 
-revision_option = click.option(
-    "--revision",
-    metavar="REV",
-    help="Read the manifests as they were at git revision REV (from git's objects; the "
-    "working tree is not touched): `apply --revision <good commit>` rolls back.",
-)
-
-
-def _narrow(
-    tenants: tuple[str, ...], changed_from: str | None, manifests: Path, progress: Any
-) -> tuple[str, ...] | None:
+def _narrow(target: Target, manifests: Path, progress: Any) -> tuple[str, ...] | None:
     """Tenants to run for ``--changed-from`` (None: nothing changed, nothing to do)."""
+    tenants, changed_from = target.tenants, target.changed_from
     if not changed_from:
         return tenants
     change = changed_tenants(manifests, changed_from)
@@ -115,12 +130,11 @@ def _read_plan_file(path: Path) -> SavedPlan:
 
 
 @click.command("plan")
-@click.option(
+@path_option(
     "--out",
     "out",
-    type=click.Path(dir_okay=False, path_type=Path),
+    "Also save the plan (no secrets in it) for `reconciler apply PLAN`.",
     metavar="PLAN",
-    help="Also save the plan (no secrets in it) for `reconciler apply PLAN`.",
 )
 @click.option(
     "--detailed-exitcode",
@@ -133,12 +147,7 @@ def _read_plan_file(path: Path) -> SavedPlan:
     help="Plan deletion of objects the manifests no longer declare (soft delete) and "
     "revocation of OAuth accounts they no longer declare.",
 )
-@click.option(
-    "--revoke-unmanaged",
-    is_flag=True,
-    help="With --prune, also revoke tokens of OAuth accounts no manifest has ever declared "
-    "(unmanaged: e.g. connected before adoption). Without it they are listed, never revoked.",
-)
+@revoke_unmanaged_option
 @policy_options
 @click.option(
     "--show-notices",
@@ -154,8 +163,7 @@ def _read_plan_file(path: Path) -> SavedPlan:
 )
 @revision_option
 @changed_from_option
-@selector_options
-@manifests_and_database
+@target_options
 @output_options(formats=PLAN_FORMATS)
 @handle_errors
 def plan_cmd(
@@ -164,18 +172,10 @@ def plan_cmd(
     detailed_exitcode: bool,
     prune: bool,
     revoke_unmanaged: bool,
-    allow_risk: str | None,
-    allow_mass_deletion: bool,
-    allow_mass_revocation: bool,
+    permissions: Permissions,
     show_notices: bool,
     actor: str | None,
-    revision: str | None,
-    changed_from: str | None,
-    tenants: tuple[str, ...],
-    platforms: tuple[str, ...],
-    exclude_tenants: tuple[str, ...],
-    manifests_dir: str | None,
-    database_url: str | None,
+    target: Target,
     quiet: bool,
     no_color: bool,
 ) -> None:
@@ -193,15 +193,13 @@ def plan_cmd(
       reconciler plan --changed-from origin/main        # only what a pull request touches
     """
     _check_revoke_unmanaged(prune, revoke_unmanaged)
-    _check_revision(revision, changed_from)
+    _check_revision(target)
     settings = load_settings()
     progress = Progress(enabled=not quiet)
-    manifests = manifests_path(settings, manifests_dir)
+    manifests = target.manifests(settings)
     # Before git, the database or a key: a wrong directory or a selector typo costs nothing.
-    not_on_disk = check_manifests(
-        manifests, make_selectors(tenants, platforms, exclude_tenants), prune=prune
-    )
-    narrowed = _narrow(tenants, changed_from, manifests, progress)
+    not_on_disk = check_manifests(manifests, target.selectors(), prune=prune)
+    narrowed = _narrow(target, manifests, progress)
     if narrowed is None:
         empty = Plan(
             created_at=rfc3339(now_utc()),
@@ -214,16 +212,14 @@ def plan_cmd(
     result = commands.plan(
         manifests_dir=manifests,
         settings=settings,
-        selectors=make_selectors(narrowed, platforms, exclude_tenants),
+        selectors=target.selectors(narrowed),
         prune=prune,
-        database_url=database_url,
+        database_url=target.database_url,
         progress=progress,
         revoke_unmanaged=revoke_unmanaged,
-        allow_risk=parse_level(allow_risk) if allow_risk else None,
-        allow_mass_deletion=allow_mass_deletion,
-        allow_mass_revocation=allow_mass_revocation,
+        **permissions,
         actor=actor,
-        revision=revision,
+        revision=target.revision,
     )
     check_plan_matches(result.plan, not_on_disk, tenants_on_disk(manifests))
     if out is not None:
@@ -239,8 +235,8 @@ def plan_cmd(
         sys.exit(ExitCode.CHANGES_PRESENT)
 
 
-def _check_revision(revision: str | None, changed_from: str | None) -> None:
-    if revision and changed_from:
+def _check_revision(target: Target) -> None:
+    if target.revision and target.changed_from:
         raise ConfigError(
             "--changed-from compares the working tree; it does not combine with --revision"
         )
@@ -261,12 +257,7 @@ def _check_revoke_unmanaged(prune: bool, revoke_unmanaged: bool) -> None:
 @click.option(
     "--prune", is_flag=True, help="Delete undeclared objects and revoke undeclared accounts."
 )
-@click.option(
-    "--revoke-unmanaged",
-    is_flag=True,
-    help="With --prune, also revoke tokens of OAuth accounts no manifest has ever declared "
-    "(unmanaged: e.g. connected before adoption). Without it they are listed, never revoked.",
-)
+@revoke_unmanaged_option
 @policy_options
 @click.option(
     "--actor",
@@ -295,8 +286,7 @@ def _check_revoke_unmanaged(prune: bool, revoke_unmanaged: bool) -> None:
 @verify_connections_option
 @revision_option
 @changed_from_option
-@selector_options
-@manifests_and_database
+@target_options
 @output_options(formats=("text", "json"))
 @handle_errors
 def apply_cmd(
@@ -304,22 +294,14 @@ def apply_cmd(
     auto_approve: bool,
     prune: bool,
     revoke_unmanaged: bool,
-    allow_risk: str | None,
-    allow_mass_deletion: bool,
-    allow_mass_revocation: bool,
+    permissions: Permissions,
     actor: str | None,
     lock_timeout: float | None,
     fmt: str,
     dry_run: bool,
     require_clean: bool,
     verify_connections: bool | None,
-    revision: str | None,
-    changed_from: str | None,
-    tenants: tuple[str, ...],
-    platforms: tuple[str, ...],
-    exclude_tenants: tuple[str, ...],
-    manifests_dir: str | None,
-    database_url: str | None,
+    target: Target,
     quiet: bool,
     no_color: bool,
 ) -> None:
@@ -342,24 +324,20 @@ def apply_cmd(
       reconciler apply --prune --revoke-unmanaged        # also revoke never-declared accounts
     """
     _check_revoke_unmanaged(prune, revoke_unmanaged)
-    _check_revision(revision, changed_from)
+    _check_revision(target)
     settings = with_verify_connections(load_settings(), verify_connections)
     lock_timeout = lock_timeout_option(lock_timeout)
     progress = Progress(enabled=not quiet)
     color = use_color(no_color)
     saved = _read_plan_file(plan_file) if plan_file else None
-    if saved is not None and (
-        tenants or platforms or exclude_tenants or prune or revoke_unmanaged or changed_from
-    ):
+    if saved is not None and (target.selecting or prune or revoke_unmanaged or target.changed_from):
         raise ConfigError(
             "a saved plan carries its own selectors, --prune and --revoke-unmanaged; do not "
             "pass them again"
         )
-    manifests = manifests_path(settings, manifests_dir)
+    manifests = target.manifests(settings)
     check_manifests(
-        manifests,
-        saved.plan.selectors if saved else make_selectors(tenants, platforms, exclude_tenants),
-        prune=True if saved else prune,
+        manifests, saved.plan.selectors if saved else target.selectors(), prune=bool(saved) or prune
     )
     if not require_clean and git_dirty(manifests):
         # A warning, not progress: shown under --quiet too.
@@ -368,42 +346,34 @@ def apply_cmd(
             "commit marked dirty (--require-clean refuses this)",
             err=True,
         )
-    narrowed = _narrow(tenants, changed_from, manifests, progress)
+    narrowed = _narrow(target, manifests, progress)
     if narrowed is None:
-        click.echo(f"No tenant manifest changed since {changed_from}: nothing to apply.")
+        click.echo(f"No tenant manifest changed since {target.changed_from}: nothing to apply.")
         return
     confirm = None
     if not auto_approve and not dry_run:
-        if not sys.stdin.isatty():
-            raise ConfigError(
-                "no terminal to confirm on: review with `reconciler plan`, then pass --auto-approve"
-            )
-
-        def confirm(p: Plan) -> bool:
-            click.echo(render_plan_output(p, "text", color=color), nl=False)
-            answer: str = click.prompt(
-                "Apply these changes? Only 'yes' is accepted", default="", show_default=False
-            )
-            return answer.strip() == "yes"
-
+        confirm = terminal_confirm(
+            "Apply",
+            color=color,
+            no_terminal="no terminal to confirm on: review with `reconciler plan`, then pass "
+            "--auto-approve",
+        )
     result = commands.apply(
         manifests_dir=manifests,
         settings=settings,
         saved_plan=saved,
-        selectors=make_selectors(narrowed, platforms, exclude_tenants),
+        selectors=target.selectors(narrowed),
         prune=prune,
-        allow_risk=parse_level(allow_risk) if allow_risk else None,
-        allow_mass_deletion=allow_mass_deletion,
-        allow_mass_revocation=allow_mass_revocation,
+        **permissions,
         revoke_unmanaged=revoke_unmanaged,
         actor=actor,
         lock_timeout_seconds=lock_timeout,
-        database_url=database_url,
+        database_url=target.database_url,
         confirm=confirm,
         progress=progress,
         dry_run=dry_run,
         require_clean=require_clean,
-        revision=revision,
+        revision=target.revision,
     )
     if fmt == "json":
         click.echo(

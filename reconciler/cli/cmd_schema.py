@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from reconciler.cli.exit_codes import ExitCode
-from reconciler.cli.options import handle_errors, output_options
+from reconciler.cli.options import handle_errors, output_options, path_option
 from reconciler.schemas_export import export_schemas, stale_schemas
 
 
@@ -23,13 +23,13 @@ def schema() -> None:
 
 @schema.command("export")
 @output_options()
-@click.option(
+@path_option(
     "--out",
     "out_dir",
+    "Directory to write the schemas to.",
+    metavar=None,
+    directory=True,
     default="schemas",
-    show_default=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Directory to write the schemas to.",
 )
 @click.option(
     "--check", is_flag=True, help="Write nothing; exit 1 if a schema in --out is out of date."

@@ -37,6 +37,19 @@ from reconciler.sops.encryption_rules import RULE_KINDS
 from reconciler.sops.scratch import PlaintextFile
 
 _TYPES = click.Choice(["yaml", "json"])
+_TYPE_OPTIONS = (
+    click.option("--input-type", type=_TYPES, help="Default: from the file extension."),
+    click.option("--output-type", type=_TYPES, help="Default: the input type."),
+)
+
+
+def _type_options(func: Any) -> Any:
+    """``--input-type`` and ``--output-type`` (yaml or json), as on sops."""
+    for option in reversed(_TYPE_OPTIONS):
+        func = option(func)
+    return func
+
+
 _EXTRACT_STEP = re.compile(r'\[(?:"((?:[^"\\]|\\.)*)"|\'((?:[^\'\\]|\\.)*)\'|(-?[0-9]+))\]')
 
 
@@ -94,8 +107,7 @@ def keygen(output: Path | None) -> None:
 @click.option("--unencrypted-regex", metavar="RE", help="Leave keys matching RE in clear.")
 @click.option("--encrypted-suffix", metavar="S", help="Encrypt only keys ending in S.")
 @click.option("--unencrypted-suffix", metavar="S", help="Leave keys ending in S in clear.")
-@click.option("--input-type", type=_TYPES, help="Default: from the file extension.")
-@click.option("--output-type", type=_TYPES, help="Default: the input type.")
+@_type_options
 @handle_errors
 def encrypt(
     file: Path,
@@ -136,8 +148,7 @@ def encrypt(
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-i", "--in-place", is_flag=True, help="Write the plaintext back to FILE.")
 @click.option("--extract", metavar="PATH", help='Print one value, e.g. \'["db"]["password"]\'.')
-@click.option("--input-type", type=_TYPES, help="Default: from the file extension.")
-@click.option("--output-type", type=_TYPES, help="Default: the input type.")
+@_type_options
 @handle_errors
 def decrypt(
     file: Path,

@@ -8,6 +8,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -61,6 +62,29 @@ text_or_json_option = click.option(
 """``--format text|json``: for the commands whose output is a report, not a plan."""
 
 
+def path_option(
+    flag: str,
+    dest: str,
+    help_text: str,
+    *,
+    metavar: str | None = "FILE",
+    directory: bool = False,
+    default: str | None = None,
+) -> Callable[[F], F]:
+    """An option naming one file (with ``directory``, one directory), as a
+    :class:`~pathlib.Path`; with ``default``, shown in the help."""
+    kind = click.Path(file_okay=not directory, dir_okay=directory, path_type=Path)
+    return click.option(
+        flag,
+        dest,
+        metavar=metavar,
+        type=kind,
+        default=default,
+        show_default=default is not None,
+        help=help_text,
+    )
+
+
 def manifests_and_database(func: F) -> F:
     """``--manifests`` and ``--database-url``: every command that reads both."""
     return manifests_option(database_url_option(func))
@@ -91,6 +115,16 @@ def complete_tenants(
     return [CompletionItem(n) for n in names if n.startswith(incomplete) and is_tenant_id(n)]
 
 
+platform_option = click.option(
+    "--platform",
+    "platforms",
+    multiple=True,
+    type=click.Choice([p.file_stem for p in Platform], case_sensitive=False),
+    help="Only this platform (repeatable).",
+)
+"""``--platform`` (repeatable), the platform part of :func:`selector_options`."""
+
+
 def selector_options(func: F) -> F:
     """``--tenant`` / ``--platform`` (repeatable) and ``--exclude-tenant``."""
     func = click.option(
@@ -101,13 +135,7 @@ def selector_options(func: F) -> F:
         shell_complete=complete_tenants,
         help="Leave this tenant out (repeatable).",
     )(func)
-    func = click.option(
-        "--platform",
-        "platforms",
-        multiple=True,
-        type=click.Choice([p.file_stem for p in Platform], case_sensitive=False),
-        help="Only this platform (repeatable).",
-    )(func)
+    func = platform_option(func)
     return click.option(
         "--tenant",
         "tenants",
@@ -136,6 +164,72 @@ def make_selectors(
     )
     check_selectors(selectors)
     return selectors
+
+
+revision_option = click.option(
+    "--revision",
+    metavar="REV",
+    help="Read the manifests as they were at git revision REV (from git's objects; the "
+    "working tree is not touched): `apply --revision <good commit>` rolls back.",
+)
+
+changed_from_option = click.option(
+    "--changed-from",
+    metavar="REF",
+    help="Only the tenants whose manifests differ from git REF (e.g. origin/main), for fast "
+    "pull-request plans; a template change plans every tenant.",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What a command that plans works on: ``--tenant``/``--platform``/``--exclude-tenant``,
+    ``--manifests`` and ``--database-url``, as given (see :func:`target_options`), and for
+    ``plan`` and ``apply`` also ``--revision`` and ``--changed-from`` (None elsewhere)."""
+
+    tenants: tuple[str, ...]
+    platforms: tuple[str, ...]
+    exclude_tenants: tuple[str, ...]
+    manifests_dir: str | None
+    database_url: str | None
+    revision: str | None = None
+    changed_from: str | None = None
+
+    @property
+    def selecting(self) -> bool:
+        """Whether any selector was given."""
+        return bool(self.tenants or self.platforms or self.exclude_tenants)
+
+    def selectors(self, tenants: tuple[str, ...] | None = None) -> Selectors:
+        """The selectors (with ``tenants`` instead of ``--tenant`` when given); see
+        :func:`make_selectors`."""
+        chosen = self.tenants if tenants is None else tenants
+        return make_selectors(chosen, self.platforms, self.exclude_tenants)
+
+    def manifests(self, settings: Settings) -> Path:
+        """The manifest directory; see :func:`manifests_path`."""
+        return manifests_path(settings, self.manifests_dir)
+
+
+def target_options(func: F) -> F:
+    """:func:`selector_options` and :func:`manifests_and_database`, passed to the command as
+    one ``target`` (a :class:`Target`) together with ``--revision`` and ``--changed-from``
+    when the command declares them (:data:`revision_option`, :data:`changed_from_option`)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        kwargs["target"] = Target(
+            tenants=kwargs.pop("tenants"),
+            platforms=kwargs.pop("platforms"),
+            exclude_tenants=kwargs.pop("exclude_tenants"),
+            manifests_dir=kwargs.pop("manifests_dir"),
+            database_url=kwargs.pop("database_url"),
+            revision=kwargs.pop("revision", None),
+            changed_from=kwargs.pop("changed_from", None),
+        )
+        return func(*args, **kwargs)
+
+    return selector_options(manifests_and_database(wrapper))  # type: ignore[return-value]
 
 
 def exit_code_for(exc: ReconcilerError) -> ExitCode:

@@ -14,14 +14,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Unpack
 
 from reconciler.context import MAX_NOTE_LENGTH, checked_name, user_agent
 from reconciler.crypto.audit_key import AUDIT_KEY_ENV, AuditKey, load_audit_key
 from reconciler.errors import ConfigError
 from reconciler.files import atomic_write
-from reconciler.model.enums import ReviewDecision, RiskLevel
+from reconciler.model.enums import ReviewDecision
 from reconciler.store import audit
-from reconciler.store.audit import AuditRecord, ChainReport, Checkpoint, SummaryRow
+from reconciler.store.audit import AuditFilters, AuditRecord, ChainReport, Checkpoint, SummaryRow
 from reconciler.store.database import resolve_database_url
 from reconciler.store.session import connect
 
@@ -83,33 +84,22 @@ class AuditCheckpoint:
 
 def list_audit(
     *,
-    tenant: str | None = None,
-    min_risk: RiskLevel | None = None,
     since: str | None = None,
-    limit: int = 50,
-    run: str | None = None,
-    address: str | None = None,
     database_url: str | None = None,
     now: datetime | None = None,
+    **filters: Unpack[AuditFilters],
 ) -> list[AuditRecord]:
     """Newest audit rows first, optionally of one apply run (an id or a prefix) or object.
 
-    ``since`` is an age (``30d``, ``12h``, ``90m``, ``2w``) or a date, relative to ``now``.
+    ``since`` is an age (``30d``, ``12h``, ``90m``, ``2w``) or a date, relative to ``now``;
+    ``filters`` are those of :class:`~reconciler.store.audit.AuditFilters`.
 
     Raises:
         ConfigError: ``since`` is neither an age nor a date.
     """
     since_at = audit.parse_since(since, now=now or datetime.now(UTC)) if since else None
     with connect(database_url, "audit list") as conn:
-        return audit.list_entries(
-            conn,
-            tenant=tenant,
-            min_risk=min_risk,
-            since=since_at,
-            limit=limit,
-            run=run,
-            address=address,
-        )
+        return audit.list_entries(conn, since=since_at, **filters)
 
 
 def pending_reviews(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NotRequired, TypedDict, Unpack
 
 from reconciler.errors import ConfigError
 from reconciler.progress import QUIET, Progress
@@ -29,6 +30,7 @@ __all__ = [
     "AuditHistory",
     "EmbeddedStop",
     "GrantResult",
+    "Membership",
     "MigrationSql",
     "RoleKind",
     "RolesReport",
@@ -226,37 +228,42 @@ def list_roles(*, database_url: str | None = None, progress: Progress = QUIET) -
         return roles.list_roles(conn)
 
 
-def grant(
-    *,
-    role: RoleKind,
-    login: str,
-    tenants: Sequence[str] = (),
-    database_url: str | None = None,
-    progress: Progress = QUIET,
-) -> GrantResult:
+class Membership(TypedDict):
+    """The keyword arguments of :func:`grant` and :func:`revoke`.
+
+    Attributes:
+        role: the group role.
+        login: an existing LOGIN role.
+        tenants: for the service role, the tenants it may act for (default none).
+        database_url: the database (default: the configured one).
+        progress: where the database worked on is announced (default quiet).
+    """
+
+    role: RoleKind
+    login: str
+    tenants: NotRequired[Sequence[str]]
+    database_url: NotRequired[str | None]
+    progress: NotRequired[Progress]
+
+
+def grant(**membership: Unpack[Membership]) -> GrantResult:
     """Grant an existing LOGIN role a group role (and, for services, tenants). Idempotent."""
-    return _change_membership(roles.grant, role, login, tenants, database_url, progress)
+    return _change_membership(roles.grant, **membership)
 
 
-def revoke(
-    *,
-    role: RoleKind,
-    login: str,
-    tenants: Sequence[str] = (),
-    database_url: str | None = None,
-    progress: Progress = QUIET,
-) -> GrantResult:
+def revoke(**membership: Unpack[Membership]) -> GrantResult:
     """Revoke what :func:`grant` granted (only the tenants, when some are named)."""
-    return _change_membership(roles.revoke, role, login, tenants, database_url, progress)
+    return _change_membership(roles.revoke, **membership)
 
 
 def _change_membership(
     change: Callable[[Connection, RoleKind, str, tuple[str, ...]], GrantResult],
+    *,
     role: RoleKind,
     login: str,
-    tenants: Sequence[str],
-    database_url: str | None,
-    progress: Progress,
+    tenants: Sequence[str] = (),
+    database_url: str | None = None,
+    progress: Progress = QUIET,
 ) -> GrantResult:
     """Grant or revoke (``change``) in one transaction, after checking the login name."""
     _check_login(login)

@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from reconciler.commands.runs import reading
 from reconciler.progress import QUIET, Progress
 from reconciler.store.approvals import Approval, approvals_for
 from reconciler.store.audit import AuditRecord
-from reconciler.store.database import translate_db_errors
 from reconciler.store.history import RunRecord, address_rows, find_run, run_rows
-from reconciler.store.session import open_database
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,19 +24,19 @@ class RunDetail:
     @property
     def authorization(self) -> dict[str, Any] | None:
         """What the run's audit rows record about approvals or break-glass, if anything."""
-        for row in self.changes:
-            auth = row.changes.get("authorization")
-            if isinstance(auth, dict):
-                return auth
-        return None
+        return self._first_record("authorization")
 
     @property
     def revision(self) -> dict[str, Any] | None:
-        for row in self.changes:
-            rev = row.changes.get("revision")
-            if isinstance(rev, dict):
-                return rev
-        return None
+        """The git revision the run's audit rows record (``apply --revision``), if any."""
+        return self._first_record("revision")
+
+    def _first_record(self, key: str) -> dict[str, Any] | None:
+        """The first object recorded under ``key`` in the run's audit rows."""
+        return next(
+            (row.changes[key] for row in self.changes if isinstance(row.changes.get(key), dict)),
+            None,
+        )
 
     @property
     def remediation(self) -> bool:
@@ -58,11 +57,7 @@ class RunDetail:
 
 def show_run(*, run: str, database_url: str | None = None, progress: Progress = QUIET) -> RunDetail:
     """One apply run by id (or a unique prefix of it), with its changes and approvals."""
-    with (
-        open_database(database_url, progress) as db,
-        translate_db_errors(),
-        db.engine.connect() as conn,
-    ):
+    with reading(database_url, progress) as conn:
         record = find_run(conn, run)
         changes = run_rows(conn, record.id)
         approvals = approvals_for(conn, [record.plan_digest]) if record.plan_digest else []
@@ -73,9 +68,5 @@ def address_history(
     *, address: str, database_url: str | None = None, limit: int = 200, progress: Progress = QUIET
 ) -> list[AuditRecord]:
     """The audit rows of one object (``tenant/platform/environment/kind/name``), oldest first."""
-    with (
-        open_database(database_url, progress) as db,
-        translate_db_errors(),
-        db.engine.connect() as conn,
-    ):
+    with reading(database_url, progress) as conn:
         return address_rows(conn, address, limit)

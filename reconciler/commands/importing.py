@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Unpack
 
-from reconciler.importer import ImportNote, WrittenManifest
+from reconciler.importer import ImportNote, ImportOptions, WrittenManifest
 from reconciler.importer import import_manifests as write_manifests
-from reconciler.model.enums import Platform
-from reconciler.progress import QUIET, Progress
 from reconciler.settings import load_settings
 
 
@@ -32,11 +31,7 @@ def import_manifests(
     *,
     tenants: Sequence[str],
     out_dir: Path | None = None,
-    platforms: Sequence[Platform] = (),
-    force: bool = False,
-    database_url: str | None = None,
-    progress: Progress = QUIET,
-    environ: Mapping[str, str] | None = None,
+    **options: Unpack[ImportOptions],
 ) -> ImportOutcome:
     """Write ``out_dir/tenants/<tenant>/<platform>.yaml`` for each tenant, SOPS-encrypted.
 
@@ -47,13 +42,6 @@ def import_manifests(
         ConfigError, KeyUnavailable, DecryptFailed, DatabaseUnavailable: nothing is written.
     """
     target = out_dir if out_dir is not None else load_settings().manifests_dir
-    result = write_manifests(
-        tenants=tenants,
-        out_dir=target,
-        platforms=tuple(sorted(set(platforms))),
-        force=force,
-        database_url=database_url,
-        progress=progress,
-        environ=environ,
-    )
+    options["platforms"] = tuple(sorted(set(options.get("platforms", ()))))
+    result = write_manifests(tenants=tenants, out_dir=target, **options)
     return ImportOutcome(target, result.written, result.notes)

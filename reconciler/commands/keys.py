@@ -132,17 +132,9 @@ class KeyRotation:
 
 @dataclass(frozen=True, slots=True)
 class TokenAdoption:
-    """What :func:`adopt_tokens` did (or, for a dry run, would do).
-
-    Attributes:
-        layout: the legacy layout the values were read with.
-        active_version: the key version they were encrypted under.
-        adopted: rows now (or, in a dry run, that would be) in the ``rcn1`` form.
-        batches: transactions run.
-        refused: rows left as they were because a value could not be read.
-        remaining: legacy rows left that were not refused (held or written meanwhile).
-        dry_run: nothing was committed.
-    """
+    """What :func:`adopt_tokens` did (or, for a dry run, would do): the frozen form of
+    :class:`~reconciler.store.token_adoption.AdoptionResult`, whose fields it has (and
+    whose docstring describes them)."""
 
     layout: str
     active_version: int

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NotRequired, TypedDict, Unpack
 
 from reconciler.clock import SYSTEM, Clock, now_utc, rfc3339
 from reconciler.commands.inputs import (
@@ -208,31 +209,28 @@ def plan_digest(p: Plan) -> str:
 # -- drift ----------------------------------------------------------------------------
 
 
-def drift(
-    *,
-    manifests_dir: Path,
-    settings: Settings,
-    selectors: Selectors = ALL,
-    database_url: str | None = None,
-    progress: Progress = QUIET,
-    clock: Clock = SYSTEM,
-    notify: bool = True,
-) -> Plan:
+class DriftInputs(TypedDict):
+    """What :func:`drift` compares, as keyword arguments (those of :func:`plan`): the
+    ``manifests_dir`` and ``settings``, and optionally ``selectors`` (default all),
+    ``database_url``, ``progress`` and ``clock``. ``drift --remediate`` takes the same."""
+
+    manifests_dir: Path
+    settings: Settings
+    selectors: NotRequired[Selectors]
+    database_url: NotRequired[str | None]
+    progress: NotRequired[Progress]
+    clock: NotRequired[Clock]
+
+
+def drift(*, notify: bool = True, **inputs: Unpack[DriftInputs]) -> Plan:
     """Read-only: everything in the database that differs from git, as a plan with prune on.
 
     Includes edits made outside the reconciler (a row changed by hand shows as an update
     back to the manifest's value) and objects git does not declare. Drift found is sent to
     the ``notify:`` targets subscribed to ``drift`` (unless ``notify`` is False).
     """
-    found = plan(
-        manifests_dir=manifests_dir,
-        settings=settings,
-        selectors=selectors,
-        prune=True,
-        database_url=database_url,
-        progress=progress,
-        clock=clock,
-    ).plan
+    settings = inputs["settings"]
+    found = plan(prune=True, **inputs).plan
     # Drift reports; it is not a proposal to apply, so it carries no policy verdict.
     found = dataclasses.replace(found, policy=None)
     if notify and found.changes and settings.notify:

@@ -12,16 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from pathlib import Path
+from typing import Unpack
 
-from reconciler.clock import SYSTEM, Clock
 from reconciler.commands.applying import ApplyResult, apply
 from reconciler.commands.inputs import ALL
-from reconciler.commands.planning import drift
+from reconciler.commands.planning import DriftInputs, drift
 from reconciler.model.enums import RiskLevel
-from reconciler.model.plan import Change, Plan, Selectors
-from reconciler.progress import QUIET, Progress
-from reconciler.settings import Settings
+from reconciler.model.plan import Change, Plan
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,31 +40,20 @@ class RemediationResult:
 
 def remediate(
     *,
-    manifests_dir: Path,
-    settings: Settings,
-    selectors: Selectors = ALL,
     max_risk: RiskLevel | None = None,
     actor: str | None = None,
-    database_url: str | None = None,
     confirm: Callable[[Plan], bool] | None = None,
-    progress: Progress = QUIET,
     environ: Mapping[str, str] | None = None,
-    clock: Clock = SYSTEM,
+    **inputs: Unpack[DriftInputs],
 ) -> RemediationResult:
     """Find drift and apply the manifests to the tenants whose drift is at most ``max_risk``.
 
-    ``max_risk`` defaults to ``settings.allow_risk``. Raises what :func:`apply` raises
-    (policy, approvals, stale state); nothing is written then.
+    ``inputs`` are those of :func:`drift`. ``max_risk`` defaults to ``settings.allow_risk``.
+    Raises what :func:`apply` raises (policy, approvals, stale state); nothing is written
+    then.
     """
-    ceiling = max_risk or settings.allow_risk
-    found = drift(
-        manifests_dir=manifests_dir,
-        settings=settings,
-        selectors=selectors,
-        database_url=database_url,
-        progress=progress,
-        clock=clock,
-    )
+    ceiling = max_risk or inputs["settings"].allow_risk
+    found = drift(**inputs)
     highest: dict[str, RiskLevel] = {}
     for c in found.changes:
         tenant = c.address.tenant
@@ -76,17 +62,14 @@ def remediate(
     left = tuple(c for c in found.changes if c.address.tenant not in tenants)
     if not tenants:
         return RemediationResult(found, (), None, left)
+    # Only the remediated tenants: apply writes whole tenants in one transaction.
+    inputs["selectors"] = replace(inputs.get("selectors", ALL), tenants=tenants)
     applied = apply(
-        manifests_dir=manifests_dir,
-        settings=settings,
-        selectors=replace(selectors, tenants=tenants),
         prune=True,
         actor=actor,
-        database_url=database_url,
         confirm=confirm,
-        progress=progress,
         environ=environ,
-        clock=clock,
         remediation=True,
+        **inputs,
     )
     return RemediationResult(found, tenants, applied, left)

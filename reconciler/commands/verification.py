@@ -2,9 +2,9 @@
 
 ``apply --verify-connections`` (or ``apply: {verify_connections: true}`` in
 ``reconciler.yaml``) calls :func:`verify_connections` after the policy gate and before the
-transaction. Every integration the plan creates, re-keys (a changed ``api_key`` or
-``api_secret``) or activates (``is_active`` false to true), and that is active as declared,
-is probed with its *new* credentials against its platform, a few at a time, each bounded by
+transaction. Every integration the plan creates, re-keys (a changed secret) or activates
+(``is_active`` false to true), and that is active as declared, is probed with its *new*
+credentials against its platform, a few at a time, each bounded by
 ``health.timeout_seconds``:
 
 * the platform refuses the credential (HTTP 401 or 403): :class:`ConnectionRejected`
@@ -26,7 +26,7 @@ from __future__ import annotations
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO, TypedDict, Unpack
 
 from reconciler.errors import ConnectionRejected, ConnectionUnreachable
 from reconciler.health.probe import (
@@ -39,13 +39,12 @@ from reconciler.health.probe import (
 )
 from reconciler.model.desired import DesiredIntegration, DesiredState
 from reconciler.model.enums import HealthStatus
+from reconciler.model.fields import INTEGRATION_SECRETS
 from reconciler.model.plan import Action, Change, Plan, ResourceKind
-from reconciler.model.sensitive import Sensitive
 from reconciler.progress import QUIET, Progress
 from reconciler.settings import Settings
 
 MAX_PARALLEL_TESTS = 8
-_CREDENTIALS = ("api_key", "api_secret")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +88,7 @@ def to_verify(plan: Plan, desired: DesiredState) -> list[tuple[Change, DesiredIn
             continue
         if not integration.is_active or change.action not in (Action.CREATE, Action.UPDATE):
             continue
-        rekeyed = any(f.field in _CREDENTIALS for f in change.fields)
+        rekeyed = any(f.field in INTEGRATION_SECRETS for f in change.fields)
         activated = any(f.field == "is_active" and f.after is True for f in change.fields)
         if change.action is Action.CREATE or rekeyed or activated:
             out.append((change, integration))
@@ -97,7 +96,7 @@ def to_verify(plan: Plan, desired: DesiredState) -> list[tuple[Change, DesiredIn
 
 
 def _target(integration: DesiredIntegration) -> ProbeTarget:
-    def value(name: str) -> Sensitive[str] | None:
+    def value(name: str) -> Any:
         secret = getattr(integration, name)
         return None if secret is None else secret.value
 
@@ -106,8 +105,7 @@ def _target(integration: DesiredIntegration) -> ProbeTarget:
         integration.platform,
         integration.environment,
         integration.config_type,
-        value("api_key"),
-        value("api_secret"),
+        **{name: value(name) for name in INTEGRATION_SECRETS},
     )
 
 
@@ -143,7 +141,7 @@ def probe_connections(
             result = ProbeResult(
                 HealthStatus.UNKNOWN, f"the probe failed ({type(exc).__name__})", answered=False
             )
-        plain = [s.reveal() for s in (target.api_key, target.api_secret) if s is not None]
+        plain = [s.reveal() for s in target.credentials if s is not None]
         safe = ProbeResult(
             result.status, scrub(result.message, *plain), result.http_status, result.answered
         )
@@ -155,14 +153,21 @@ def probe_connections(
             return list(pool.map(run, pending))
 
 
+class Probing(TypedDict, total=False):
+    """How :func:`probe_connections` tests, as keyword arguments :func:`verify_connections`
+    passes on: ``probe`` (default HTTPS) and ``progress``."""
+
+    probe: HealthProbe | None
+    progress: Progress
+
+
 def verify_connections(
     plan: Plan,
     desired: DesiredState,
     settings: Settings,
     *,
-    probe: HealthProbe | None = None,
-    progress: Progress = QUIET,
     stderr: TextIO | None = None,
+    **probing: Unpack[Probing],
 ) -> list[ConnectionTest]:
     """When ``settings.verify_connections``: test the plan's new credentials, refuse on failure.
 
@@ -172,7 +177,7 @@ def verify_connections(
     """
     if not settings.verify_connections:
         return []
-    tests = probe_connections(plan, desired, settings, probe=probe, progress=progress)
+    tests = probe_connections(plan, desired, settings, **probing)
     out = sys.stderr if stderr is None else stderr
     rejected = [t for t in tests if t.outcome == "rejected"]
     unreachable = [t for t in tests if t.outcome == "unreachable"]

@@ -26,7 +26,7 @@ def mass_deletions(
     """
     rows: list[ActualIntegration | ActualWebhook] = [*actual.integrations, *actual.webhooks]
     return _tripped(
-        Counter(row.tenant_id for row in rows if row.deleted_at is None),
+        Counter(row.tenant_id for row in rows if row.live),
         Counter(c.address.tenant for c in changes if c.action is Action.DELETE),
         tenants_with_files,
         policy.mass_deletion_min_objects,
@@ -49,7 +49,7 @@ def mass_revocations(
     tokens (at least ``min_tokens`` of them) would be revoked.
     """
     return _tripped(
-        Counter(t.tenant_id for t in actual.tokens if t.is_active and t.revoked_at is None),
+        Counter(t.tenant_id for t in actual.tokens if t.live),
         Counter(
             c.address.tenant for c in changes if c.action is Action.REVOKE and c.source is None
         ),

@@ -48,10 +48,10 @@ def diff_accounts(
     ever_managed: set[_ACCOUNT_KEY] = set()
     for t in tokens:
         key0: _ACCOUNT_KEY = (t.tenant_id, t.platform, t.account_id)
-        if t.managed_since is not None and t.account_id is not None:
+        if t.managed and t.account_id is not None:
             # Any token of the account (revoked ones too) proves it was declared once.
             ever_managed.add(key0)
-        if t.is_active and t.revoked_at is None:
+        if t.live:
             active[key0].append(t)
     changes: list[Change] = []
     notices: list[Notice] = []
@@ -79,7 +79,7 @@ def diff_accounts(
             )
             continue
         for t in found:
-            if t.managed_since is None:
+            if not t.managed:
                 changes.append(_adopt(addr, t, d.source.path, policy))
         if d.platform is Platform.STRIPE and d.stripe_livemode is not None:
             for t in found:
@@ -101,7 +101,7 @@ def diff_accounts(
         for t in sorted(found, key=lambda t: t.id):
             name = account or f"token-{t.id}"
             addr = Address(tenant, platform, None, ResourceKind.OAUTH_ACCOUNT, name)
-            managed = t.managed_since is not None or key in ever_managed
+            managed = t.managed or key in ever_managed
             if not managed and not revoke_unmanaged:
                 unmanaged[(tenant, platform)].append(name)
             elif not managed:
@@ -161,7 +161,7 @@ def _with_reason(change: Change, extra: RiskReason) -> Change:
 
 
 def _adopt(addr: Address, token: ActualToken, source: str, policy: RiskPolicy) -> Change:
-    """Mark a declared, connected account's token as managed (``managed_since``)."""
+    """Mark a declared, connected account's token as managed (apply records since when)."""
     return scored_change(
         addr,
         Action.UPDATE,

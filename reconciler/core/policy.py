@@ -9,11 +9,22 @@ blocked" before merge; apply decides with the verdict it derives itself.
 from __future__ import annotations
 
 import dataclasses
+from typing import NotRequired, TypedDict, Unpack
 
 from reconciler.errors import PolicyViolation
 from reconciler.model.enums import RiskLevel
 from reconciler.model.plan import MassDeletion, Plan
 from reconciler.model.plan_policy import PolicyBlock, PolicyVerdict
+
+
+class Permissions(TypedDict):
+    """What the caller allows (``--allow-risk``, ``--allow-mass-deletion``,
+    ``--allow-mass-revocation``), as keyword arguments of :func:`with_policy` and
+    :func:`check_policy`; :func:`policy_verdict` names them one by one."""
+
+    allow_risk: RiskLevel
+    allow_mass_deletion: bool
+    allow_mass_revocation: NotRequired[bool]
 
 
 def policy_verdict(
@@ -75,21 +86,9 @@ def policy_verdict(
     return PolicyVerdict(allow_risk, allow_mass_deletion, allow_mass_revocation, tuple(blocks))
 
 
-def with_policy(
-    p: Plan,
-    *,
-    allow_risk: RiskLevel,
-    allow_mass_deletion: bool,
-    allow_mass_revocation: bool = False,
-) -> Plan:
+def with_policy(p: Plan, **permissions: Unpack[Permissions]) -> Plan:
     """``p`` carrying its verdict under these permissions."""
-    verdict = policy_verdict(
-        p,
-        allow_risk=allow_risk,
-        allow_mass_deletion=allow_mass_deletion,
-        allow_mass_revocation=allow_mass_revocation,
-    )
-    return dataclasses.replace(p, policy=verdict)
+    return dataclasses.replace(p, policy=policy_verdict(p, **permissions))
 
 
 def rederive_policy(p: Plan) -> tuple[Plan, bool]:
@@ -117,20 +116,9 @@ def verdict_text(verdict: PolicyVerdict) -> str:
     return "apply will be blocked: " + "; ".join(parts)
 
 
-def check_policy(
-    p: Plan,
-    *,
-    allow_risk: RiskLevel,
-    allow_mass_deletion: bool,
-    allow_mass_revocation: bool = False,
-) -> None:
+def check_policy(p: Plan, **permissions: Unpack[Permissions]) -> None:
     """Raise PolicyViolation (exit 4) listing what needs a permission that was not given."""
-    verdict = policy_verdict(
-        p,
-        allow_risk=allow_risk,
-        allow_mass_deletion=allow_mass_deletion,
-        allow_mass_revocation=allow_mass_revocation,
-    )
+    verdict = policy_verdict(p, **permissions)
     if not verdict.blocked:
         return
     problems: list[str] = []

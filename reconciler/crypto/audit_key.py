@@ -23,31 +23,29 @@ from pathlib import Path
 from typing import TextIO
 
 from reconciler.crypto.fingerprint import FINGERPRINT_KEY_ENV
-from reconciler.crypto.key_text import decode_key
+from reconciler.crypto.key_text import MIN_KEY_BYTES, TextKey
 from reconciler.crypto.keyring import KEYRING_ENV, KEYRING_FILE_ENV
 from reconciler.crypto.local_keys import KEYS_FILE_NAME, DatabaseLocation, load_keys
 from reconciler.errors import ConfigError, KeyUnavailable
 
 AUDIT_KEY_ENV = "RECONCILER_AUDIT_KEY"
-MIN_KEY_BYTES = 32
 DOMAIN = b"reconciler/audit-chain/v2\0"
 """Prefixed to every message, so these MACs can never collide with another use of the key."""
 
 
-class AuditKey:
+class AuditKey(TextKey):
     """The secret that keys the audit chain; ``mac(text)`` is its hex HMAC-SHA256.
 
     The key bytes never appear in ``repr`` or in an error message.
     """
 
     __slots__ = ("_base",)
+    ENV = AUDIT_KEY_ENV
+    NAME = "the audit key"
 
     def __init__(self, key: bytes) -> None:
         """Raises ConfigError when ``key`` is shorter than 32 bytes."""
-        if len(key) < MIN_KEY_BYTES:
-            raise ConfigError(
-                f"the audit key is {len(key)} bytes; at least {MIN_KEY_BYTES} are required"
-            )
+        super().__init__(key)
         self._base = hmac.new(key, DOMAIN, hashlib.sha256)
 
     def __repr__(self) -> str:
@@ -58,21 +56,6 @@ class AuditKey:
         digest = self._base.copy()
         digest.update(message)
         return digest.hexdigest()
-
-    @classmethod
-    def from_base64(cls, text: str, *, source: str) -> AuditKey:
-        """Decode a base64 key (from ``source``, named in errors).
-
-        Raises:
-            ConfigError: not base64, or shorter than 32 bytes.
-        """
-        return cls(decode_key(text, source=source, min_bytes=MIN_KEY_BYTES))
-
-    @classmethod
-    def from_environ(cls, environ: Mapping[str, str]) -> AuditKey | None:
-        """The key in ``$RECONCILER_AUDIT_KEY``; None when it is unset."""
-        text = environ.get(AUDIT_KEY_ENV, "").strip()
-        return cls.from_base64(text, source=f"${AUDIT_KEY_ENV}") if text else None
 
     @staticmethod
     def generate() -> str:

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping
 
-from reconciler.crypto.key_text import decode_key
-from reconciler.errors import ConfigError
+# Re-exported: what sizes a new fingerprint key.
+from reconciler.crypto.key_text import MIN_KEY_BYTES as MIN_KEY_BYTES
+from reconciler.crypto.key_text import TextKey
 from reconciler.model.sensitive import Sensitive
 
 FINGERPRINT_KEY_ENV = "RECONCILER_FINGERPRINT_KEY"
-MIN_KEY_BYTES = 32
 DOMAIN = b"reconciler/fingerprint/v1\0"
 """Prefixed to every message, so these MACs can never collide with another use of the key."""
 BINDING_DOMAIN = b"reconciler/binding/v1\0"
@@ -31,7 +30,7 @@ BINDING_DOMAIN = b"reconciler/binding/v1\0"
 BINDING_BYTES = 32
 
 
-class Fingerprinter:
+class Fingerprinter(TextKey):
     """``Fingerprinter(key)(plaintext)`` is the 64-character hex fingerprint of ``plaintext``.
 
     Callable, so it can be passed wherever a ``Callable[[str], str]`` is expected. The key never
@@ -39,13 +38,12 @@ class Fingerprinter:
     """
 
     __slots__ = ("_base", "_binding")
+    ENV = FINGERPRINT_KEY_ENV
+    NAME = "the fingerprint key"
 
     def __init__(self, key: bytes) -> None:
         """Raises ConfigError when ``key`` is shorter than 32 bytes."""
-        if len(key) < MIN_KEY_BYTES:
-            raise ConfigError(
-                f"the fingerprint key is {len(key)} bytes; at least {MIN_KEY_BYTES} are required"
-            )
+        super().__init__(key)
         # The keyed state after the domain prefix, copied per call: saves re-keying each time.
         self._base = hmac.new(key, DOMAIN, hashlib.sha256)
         self._binding = hmac.new(key, BINDING_DOMAIN, hashlib.sha256)
@@ -78,18 +76,3 @@ class Fingerprinter:
     def binding_verifies(self, message: bytes, tag: bytes) -> bool:
         """Whether ``tag`` is the binding tag of ``message`` (constant time)."""
         return hmac.compare_digest(self.binding_tag(message), tag)
-
-    @classmethod
-    def from_base64(cls, text: str, *, source: str) -> Fingerprinter:
-        """Decode a base64 key (from ``source``, named in errors).
-
-        Raises:
-            ConfigError: not base64, or shorter than 32 bytes.
-        """
-        return cls(decode_key(text, source=source, min_bytes=MIN_KEY_BYTES))
-
-    @classmethod
-    def from_environ(cls, environ: Mapping[str, str]) -> Fingerprinter | None:
-        """The fingerprinter keyed by ``$RECONCILER_FINGERPRINT_KEY``; None when it is unset."""
-        text = environ.get(FINGERPRINT_KEY_ENV, "").strip()
-        return cls.from_base64(text, source=f"${FINGERPRINT_KEY_ENV}") if text else None

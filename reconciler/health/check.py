@@ -9,11 +9,10 @@ Steps (test connections before activation, monitor health, and the circuit-break
    never a probe with a stale credential);
 2. every integration is probed through a :class:`~reconciler.health.probe.HealthProbe`
    (a few at a time, each bounded by the probe's timeout);
-3. in one transaction: one set-based ``UPDATE ... FROM unnest(...)`` writes
-   ``health_status``, ``health_message`` and ``last_health_check_at``; one ``UPDATE`` moves
-   webhooks whose circuit has been OPEN longer than ``circuit_breaker_reset_seconds`` to
-   HALF_OPEN. Neither touches ``row_version`` or ``updated_at``: those track reconciled
-   configuration, and a health check must not make a saved plan stale.
+3. in one transaction, the verdicts are written set-based and the webhooks whose circuit
+   has been OPEN longer than its reset time move to HALF_OPEN
+   (:mod:`reconciler.store.health`, which leaves the reconciled configuration's versions
+   alone: a health check must not make a saved plan stale).
 
 With ``dry_run`` the same verdicts and transitions are computed and nothing is written.
 """
@@ -236,10 +235,7 @@ def run_health_check(
 
 
 def _plain(target: ProbeTarget) -> tuple[str | None, ...]:
-    return tuple(
-        s.reveal() if s is not None else None
-        for s in (target.api_key, target.api_secret, target.access_token)
-    )
+    return tuple(s.reveal() if s is not None else None for s in target.credentials)
 
 
 def _with_tokens(
@@ -287,18 +283,15 @@ def _decrypt(
     raw: list[StoredIntegration], db: Database, environ: Mapping[str, str] | None
 ) -> list[_Row]:
     cipher: FieldCipher | None = None
-    if any(r.api_key is not None or r.api_secret is not None for r in raw):
+    if any(stored is not None for r in raw for _, stored, _ in r.secrets):
         cipher = FieldCipher(*load_keys_for_target(db.target, environ))
     rows: list[_Row] = []
     for r in raw:
         tenant, platform, environment = r.tenant_id, r.platform, r.environment
         config_type = r.config_type
-        secrets: dict[str, Sensitive[str] | None] = {"api_key": None, "api_secret": None}
+        secrets: dict[str, Any] = {column: None for column, _, _ in r.secrets}
         verdict: ProbeResult | None = None
-        for column, stored, fingerprint in (
-            ("api_key", r.api_key, r.api_key_fingerprint),
-            ("api_secret", r.api_secret, r.api_secret_fingerprint),
-        ):
+        for column, stored, fingerprint in r.secrets:
             if stored is None or cipher is None:
                 continue
             ctx = CipherContext.integration(
@@ -310,9 +303,7 @@ def _decrypt(
                 verdict = ProbeResult(
                     HealthStatus.UNKNOWN, f"the stored {column} {exc}; nothing was checked"
                 )
-        target = ProbeTarget(
-            tenant, platform, environment, config_type, secrets["api_key"], secrets["api_secret"]
-        )
+        target = ProbeTarget(tenant, platform, environment, config_type, **secrets)
         rows.append(_Row(r.id, target, r.health_status, verdict))
     return rows
 

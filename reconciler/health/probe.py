@@ -76,6 +76,11 @@ class ProbeTarget:
     account_id: str | None = None
 
     @property
+    def credentials(self) -> tuple[Sensitive[str] | None, ...]:
+        """Every credential the target carries (``None`` where it has none)."""
+        return (self.api_key, self.api_secret, self.access_token)
+
+    @property
     def address(self) -> str:
         """``tenant/platform/environment/integration/CONFIG_TYPE`` as plans print it."""
         return (

@@ -17,10 +17,16 @@ file and field the user must fill in.
 from __future__ import annotations
 
 from reconciler.importer.documents import ImportNote, ManifestDraft, build_manifests
-from reconciler.importer.service import ImportResult, WrittenManifest, import_manifests
+from reconciler.importer.service import (
+    ImportOptions,
+    ImportResult,
+    WrittenManifest,
+    import_manifests,
+)
 
 __all__ = [
     "ImportNote",
+    "ImportOptions",
     "ImportResult",
     "ManifestDraft",
     "WrittenManifest",

@@ -21,7 +21,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from reconciler.crypto.aead import CipherContext, FieldCipher
 from reconciler.crypto.local_keys import load_keys_for_target
@@ -29,6 +29,7 @@ from reconciler.errors import ConfigError, DecryptFailed
 from reconciler.files import atomic_write
 from reconciler.load.manifest_model import NAME_PATTERN
 from reconciler.model.enums import Platform
+from reconciler.model.fields import INTEGRATION_SECRETS, WEBHOOK_SECRETS
 from reconciler.model.sensitive import Sensitive
 from reconciler.progress import QUIET, Progress
 from reconciler.sops import dump, encrypt_documents, find_config, load_creation_rule
@@ -55,6 +56,8 @@ _TITLES = {
     Platform.QUICKBOOKS: "QuickBooks",
 }
 _SecretKey = tuple[str, str, int, str]
+_SECRET_KEYS = (*INTEGRATION_SECRETS, *WEBHOOK_SECRETS)
+"""The manifest keys of the secret fields (what ``encrypted_regex`` must match)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +85,17 @@ class ImportResult:
 
     written: tuple[WrittenManifest, ...]
     notes: tuple[ImportNote, ...]
+
+
+class ImportOptions(TypedDict, total=False):
+    """The optional keyword arguments of :func:`import_manifests` (see there), for callers
+    that pass them on: ``platforms``, ``force``, ``database_url``, ``progress``, ``environ``."""
+
+    platforms: Sequence[Platform]
+    force: bool
+    database_url: str | None
+    progress: Progress
+    environ: Mapping[str, str] | None
 
 
 def import_manifests(
@@ -249,7 +263,7 @@ def _encrypt(draft: ManifestDraft, path: Path) -> str:
             raise ConfigError(
                 f"{config}: creation_rules[{rule.index}] would leave {'.'.join(key_path)} "
                 f"of {source} unencrypted: its rule must encrypt the secret fields "
-                "(encrypted_regex: ^(api_key|api_secret|signing_secret|auth_token|auth_password)$)"
+                f"(encrypted_regex: ^({'|'.join(_SECRET_KEYS)})$)"
             )
     header = (
         f"# yaml-language-server: $schema={_schema_ref(path)}\n"

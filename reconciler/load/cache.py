@@ -36,10 +36,13 @@ default, mode 0700); ``RECONCILER_CACHE=0`` turns it off.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import hashlib
 import itertools
 import json
 import operator
+import types
+import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache, partial
@@ -47,29 +50,10 @@ from pathlib import Path
 from typing import Any
 
 import reconciler
-from reconciler.model.desired import (
-    DesiredIntegration,
-    DesiredOAuthAccount,
-    DesiredState,
-    DesiredWebhook,
-    RetryPolicy,
-    SecretValue,
-    Source,
-)
-from reconciler.model.enums import (
-    AuthType,
-    ConfigType,
-    Environment,
-    Platform,
-    SyncDirection,
-    WebhookType,
-)
-from reconciler.model.fields import (
-    INTEGRATION_FIELDS,
-    OAUTH_ACCOUNT_FIELDS,
-    WEBHOOK_FIELDS,
-    Kind,
-)
+from reconciler.model.desired import DesiredState
+from reconciler.model.enums import Platform
+from reconciler.model.fields import DESIRED_ENTITIES, FieldSpec, Kind, RetryPolicy
+from reconciler.model.values import SecretValue, Source
 
 FORMAT = b"reconciler-load-cache/3\n"
 CACHE_ENV = "RECONCILER_CACHE"
@@ -95,14 +79,6 @@ class CachedFile:
     endpoints: tuple[tuple[Any, ...], ...]
     """``(platform, app_id, environment, endpoint_url, path, rel, display)``."""
     chain: tuple[str, ...]
-
-
-_PLATFORMS = {p.value: p for p in Platform}
-_ENVIRONMENTS = {e.value: e for e in Environment}
-_CONFIG_TYPES = {c.value: c for c in ConfigType}
-_DIRECTIONS = {d.value: d for d in SyncDirection}
-_WEBHOOK_TYPES = {w.value: w for w in WebhookType}
-_AUTH_TYPES = {a.value: a for a in AuthType}
 
 
 def _fp(secret: SecretValue | None) -> str | None:
@@ -131,12 +107,7 @@ class _Coder:
 def _coders() -> tuple[_Coder, ...]:
     """Per entity of the field table, in cache order; checked against the desired objects."""
     out = []
-    entities = (
-        (INTEGRATION_FIELDS, DesiredIntegration),
-        (WEBHOOK_FIELDS, DesiredWebhook),
-        (OAUTH_ACCOUNT_FIELDS, DesiredOAuthAccount),
-    )
-    for fields, make in entities:
+    for fields, make in DESIRED_ENTITIES:
         encoders: list[tuple[Callable[[Any], Any], Callable[[Any], Any] | None]] = []
         decoders: list[tuple[int, Callable[[Any], Any]]] = []
         nested: list[tuple[int, int]] = []
@@ -206,11 +177,8 @@ def decode_state(hit: CachedFile) -> DesiredState:
     attributes (checked once); a webhook's four retry positions make its retry policy.
     """
     made: list[tuple[Any, ...]] = []
-    for rows, coder, make in zip(
-        (hit.integrations, hit.webhooks, hit.accounts),
-        _coders(),
-        (DesiredIntegration, DesiredWebhook, DesiredOAuthAccount),
-        strict=True,
+    for rows, coder, (_, make) in zip(
+        (hit.integrations, hit.webhooks, hit.accounts), _coders(), DESIRED_ENTITIES, strict=True
     ):
         decoders, nested = coder.decoders, coder.nested[::-1]
         objects = []
@@ -288,28 +256,53 @@ class _Shape:
         )
 
 
-_S, _B, _I, _F, _D, _L = (str,), (bool,), (int,), (int, float), (dict,), (list,)
-_OPT_S, _OPT_B, _OPT_I = (str, _NONE), (bool, _NONE), (int, _NONE)
-_ENUMS_BY_ROW: dict[int, Iterable[str | None]] = {1: _PLATFORMS, 2: _ENVIRONMENTS}
+def _position_types(hint: Any) -> tuple[tuple[type, ...], list[str | None]]:
+    """The JSON types a cached position of a desired attribute typed ``hint`` may hold, and
+    its enum labels (empty unless an enum)."""
+    args = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    nullable: tuple[type, ...] = (_NONE,) if _NONE in args else ()
+    (base,) = (a for a in args if a is not _NONE)
+    origin = typing.get_origin(base) or base
+    labels: list[str | None] = []
+    if isinstance(base, type) and issubclass(base, enum.Enum):
+        labels = [*(m.value for m in base), *((None,) if nullable else ())]
+    kinds: tuple[type, ...] = {
+        bool: (bool,),
+        int: (int,),
+        float: (int, float),
+        tuple: (list,),
+    }.get(origin, (dict,) if origin is Mapping else (str,))  # text, enum label, fingerprint
+    return kinds + nullable, labels
 
-# One entry per position of the tuples built by encode_state and validate._cacheable.
-_INTEGRATION = _Shape.build(
-    (_S, _S, _S, _S, _B, _B, _OPT_S, _OPT_S, _OPT_I, _OPT_S, _D, _D, _D, _D, _S),
-    {**_ENUMS_BY_ROW, 3: _CONFIG_TYPES, 9: [*_DIRECTIONS, None]},
-)
-_WEBHOOK = _Shape.build(
-    (_S, _S, _S, _S, _S, _S, _S, _OPT_S, _OPT_S, _OPT_S, _L, _I, _I, _F, _I, _I, _I, _B, _S),
-    {**_ENUMS_BY_ROW, 4: _WEBHOOK_TYPES, 6: _AUTH_TYPES},
-    listed=10,  # subscribed_events
-    item_types=[str],
-)
-_ACCOUNT = _Shape.build(
-    (_S, _S, _S, _S, _OPT_B, _OPT_S, _OPT_S, _OPT_S, _S),
-    _ENUMS_BY_ROW,
-)
+
+def _shape_of(fields: tuple[FieldSpec, ...], make: type) -> _Shape:
+    """The shape of the rows :func:`encode_state` makes of ``make`` objects (one position
+    per field of the table, then the source path), from the objects' own type hints."""
+    hints = typing.get_type_hints(make)
+    positions: list[tuple[type, ...]] = []
+    enums: dict[int, Iterable[str | None]] = {}
+    listed = -1
+    for i, spec in enumerate(fields):
+        attribute, _, member = spec.desired_path.partition(".")
+        hint = hints[attribute]
+        if member:
+            hint = typing.get_type_hints(hint)[member]
+        kinds, labels = _position_types(hint)
+        positions.append(kinds)
+        if labels:
+            enums[i] = labels
+        if spec.kind is Kind.LIST:
+            listed = i
+    positions.append((str,))
+    return _Shape.build(positions, enums, listed, (str,) if listed >= 0 else ())
+
+
+_INTEGRATION, _WEBHOOK, _ACCOUNT = (_shape_of(*entity) for entity in DESIRED_ENTITIES)
+# An app endpoint a file declares (CachedFile.endpoints), one entry per position.
+_S, _L = (str,), (list,)
 _ENDPOINT = _Shape.build(
     (_S, _S, _S, _S, _L, _S, _S),
-    {0: _PLATFORMS},
+    {0: [p.value for p in Platform]},
     listed=4,  # the field path of the endpoint in its manifest
     item_types=[str, int],
 )

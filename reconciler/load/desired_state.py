@@ -25,6 +25,7 @@ from reconciler.model.desired import (
 )
 from reconciler.model.enums import ConfigType, Environment, Platform
 from reconciler.model.fields import (
+    ACCOUNT_ID,
     INTEGRATION_FIELDS,
     OAUTH_ACCOUNT_FIELDS,
     WEBHOOK_FIELDS,
@@ -67,20 +68,22 @@ _INTEGRATION = _values_of(INTEGRATION_FIELDS)
 _WEBHOOK = _values_of(WEBHOOK_FIELDS)
 _ACCOUNT = compile_record(
     [
-        # A field with an oauth_tokens column identifies the account in the platform's own
-        # terms: the platform module reads it (AccountIds); the others are manifest paths.
+        # The account id, and a field with an oauth_tokens column, identify the account in
+        # the platform's own terms: the platform module reads them (AccountIds); the others
+        # are manifest paths.
         (
             f.name,
             attribute_path(f.name, "ids")
-            if f.column
+            if f.column or f is ACCOUNT_ID
             else attribute_path(f.manifest, "acct", none_safe=True),
         )
         for f in OAUTH_ACCOUNT_FIELDS
-        if not f.identity and f.owner is Owner.MANIFEST
+        if (f is ACCOUNT_ID or not f.identity) and f.owner is Owner.MANIFEST
     ],
     params="ids, acct",
 )
-"""``(AccountIds, manifest account) -> the desired account's non-identity attributes``."""
+"""``(AccountIds, manifest account) -> the desired account's attributes but the tenant,
+platform, environment and source``."""
 
 
 def build_state(
@@ -117,35 +120,26 @@ def build_state(
             if env is None:
                 continue
             environment = Environment(env_name.upper())
+            # What every object of this file and environment shares (its identity's first
+            # three parts, and where it was declared).
+            shared: dict[str, Any] = {
+                "tenant_id": config.tenant,
+                "platform": platform,
+                "environment": environment,
+                "source": source,
+            }
             base = ("environments", env_name)
             for config_type in ConfigType:
                 integ = getattr(env.integrations, config_type.value)
                 if integ is None:
                     continue
                 here = (*base, "integrations", config_type.value)
-                integrations.append(
-                    DesiredIntegration(
-                        tenant_id=config.tenant,
-                        platform=platform,
-                        environment=environment,
-                        config_type=config_type,
-                        source=source,
-                        **_INTEGRATION(integ, secret_at(here)),
-                    )
-                )
+                values = _INTEGRATION(integ, secret_at(here))
+                integrations.append(DesiredIntegration(**shared, config_type=config_type, **values))
             for name, hook in env.webhooks.items():
-                here = (*base, "webhooks", name)
-                webhooks.append(
-                    DesiredWebhook(
-                        tenant_id=config.tenant,
-                        platform=platform,
-                        environment=environment,
-                        name=name,
-                        source=source,
-                        **_WEBHOOK(hook, secret_at(here)),
-                    )
-                )
-            accounts.extend(_accounts(config, env.oauth_accounts, environment, source))
+                values = _WEBHOOK(hook, secret_at((*base, "webhooks", name)))
+                webhooks.append(DesiredWebhook(**shared, name=name, **values))
+            accounts.extend(_accounts(config, env.oauth_accounts, shared))
     return DesiredState(
         integrations=tuple(integrations),
         webhooks=tuple(webhooks),
@@ -156,17 +150,9 @@ def build_state(
 
 
 def _accounts(
-    config: PlatformConfig, declared: Sequence[Any], environment: Environment, source: Source
+    config: PlatformConfig, declared: Sequence[Any], shared: Mapping[str, Any]
 ) -> Iterable[DesiredOAuthAccount]:
-    platform = Platform(config.platform)
-    platform_rules = rules_for(platform)
+    platform_rules = rules_for(Platform(config.platform))
     for acct in declared:
         ids = platform_rules.account_ids(acct)
-        yield DesiredOAuthAccount(
-            tenant_id=config.tenant,
-            platform=platform,
-            environment=environment,
-            account_id=ids.account_id,
-            source=source,
-            **_ACCOUNT(ids, acct),
-        )
+        yield DesiredOAuthAccount(**shared, **_ACCOUNT(ids, acct))

@@ -17,12 +17,13 @@ catalog is exact; :func:`config_model` picks it.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.config import JsonDict
 
 from reconciler.model.enums import AuthType, Platform, SyncDirection, WebhookType
+from reconciler.model.fields import INTEGRATION_FIELDS, WEBHOOK_FIELDS
 
 API_VERSION = "reconciler/v1"
 CONFIG_KIND = "PlatformConfig"
@@ -36,9 +37,7 @@ ENC_PATTERN = (
 )
 """A SOPS-encrypted scalar. Secret fields must match it."""
 
-SECRET_FIELDS = frozenset(
-    {"api_key", "api_secret", "signing_secret", "auth_token", "auth_password"}
-)
+SECRET_FIELDS = frozenset(f.manifest for f in (*INTEGRATION_FIELDS, *WEBHOOK_FIELDS) if f.secret)
 """Fields whose values must be SOPS-encrypted (the ``encrypted_regex`` of ``.sops.yaml``)."""
 
 RUNTIME_OWNED_FIELDS = frozenset(
@@ -362,31 +361,28 @@ class QuickBooksEnvironment(_EnvironmentBase):
     )
 
 
-class StripeEnvironments(_Model):
+EnvironmentT = TypeVar("EnvironmentT", bound=_EnvironmentBase)
+
+
+class _Environments(_Model, Generic[EnvironmentT]):
+    """The environments a manifest may declare, each of its platform's environment model."""
+
+    production: EnvironmentT | None = None
+    sandbox: EnvironmentT | None = None
+    staging: EnvironmentT | None = None
+    development: EnvironmentT | None = None
+
+
+class StripeEnvironments(_Environments[StripeEnvironment]):
     """Environments of a Stripe manifest (at least one is usual; all are optional)."""
 
-    production: StripeEnvironment | None = None
-    sandbox: StripeEnvironment | None = None
-    staging: StripeEnvironment | None = None
-    development: StripeEnvironment | None = None
 
-
-class HubSpotEnvironments(_Model):
+class HubSpotEnvironments(_Environments[HubSpotEnvironment]):
     """Environments of a HubSpot manifest."""
 
-    production: HubSpotEnvironment | None = None
-    sandbox: HubSpotEnvironment | None = None
-    staging: HubSpotEnvironment | None = None
-    development: HubSpotEnvironment | None = None
 
-
-class QuickBooksEnvironments(_Model):
+class QuickBooksEnvironments(_Environments[QuickBooksEnvironment]):
     """Environments of a QuickBooks manifest."""
-
-    production: QuickBooksEnvironment | None = None
-    sandbox: QuickBooksEnvironment | None = None
-    staging: QuickBooksEnvironment | None = None
-    development: QuickBooksEnvironment | None = None
 
 
 # --------------------------------------------------------------------------- documents

@@ -23,6 +23,7 @@ from reconciler.load.findings import FieldPath, Finding, show
 from reconciler.load.manifest_model import SECRET_FIELDS
 from reconciler.load.platforms import rules_for
 from reconciler.model.enums import Platform
+from reconciler.model.fields import INTEGRATION_FIELDS, Kind
 
 RULES: dict[str, str] = {
     "RCN-Y001": "YAML syntax error, not UTF-8, or more than one document",
@@ -355,12 +356,16 @@ def _check_accounts(
     return found
 
 
+_FREE_FORM = tuple(f.manifest for f in INTEGRATION_FIELDS if f.kind is Kind.JSON)
+"""The integration's free-form maps (JSONB columns), by manifest key."""
+
+
 def _check_free_form(doc: Any) -> list[Finding]:
     """Free-form maps become JSONB: refuse values JSON cannot hold."""
     found: list[Finding] = []
     for env_name, env in environments(doc):
         for config_type, integ in _map(env.get("integrations")).items():
-            for field in ("features", "mapping_rules", "filter_rules", "transform_rules"):
+            for field in _FREE_FORM:
                 value = _map(integ).get(field)
                 if isinstance(value, dict):
                     base = ("environments", env_name, "integrations", config_type, field)

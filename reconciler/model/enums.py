@@ -7,6 +7,9 @@ a migration.
 from __future__ import annotations
 
 import enum
+import operator
+from collections.abc import Callable
+from typing import Any
 
 
 class Platform(enum.StrEnum):
@@ -75,6 +78,21 @@ class CircuitBreakerStatus(enum.StrEnum):
     HALF_OPEN = "HALF_OPEN"
 
 
+_Comparison = Callable[["RiskLevel", object], Any]
+"""A rich comparison: a bool, or ``NotImplemented`` for another type."""
+
+
+def _by_rank(compare: Callable[[int, int], bool]) -> _Comparison:
+    """A comparison of risk levels by rank (another type: ``NotImplemented``)."""
+
+    def method(self: RiskLevel, other: object) -> Any:
+        if not isinstance(other, RiskLevel):
+            return NotImplemented
+        return compare(self.rank, other.rank)
+
+    return method
+
+
 class RiskLevel(enum.StrEnum):
     """Risk of a change, ordered LOW < MEDIUM < HIGH < CRITICAL (as is the PostgreSQL enum)."""
 
@@ -89,25 +107,10 @@ class RiskLevel(enum.StrEnum):
 
     # str defines every comparison, so all four must be overridden (total_ordering would
     # keep str's alphabetical ones, where "HIGH" < "LOW").
-    def __lt__(self, other: object) -> bool:
-        if not isinstance(other, RiskLevel):
-            return NotImplemented
-        return self.rank < other.rank
-
-    def __le__(self, other: object) -> bool:
-        if not isinstance(other, RiskLevel):
-            return NotImplemented
-        return self.rank <= other.rank
-
-    def __gt__(self, other: object) -> bool:
-        if not isinstance(other, RiskLevel):
-            return NotImplemented
-        return self.rank > other.rank
-
-    def __ge__(self, other: object) -> bool:
-        if not isinstance(other, RiskLevel):
-            return NotImplemented
-        return self.rank >= other.rank
+    __lt__ = _by_rank(operator.lt)
+    __le__ = _by_rank(operator.le)
+    __gt__ = _by_rank(operator.gt)
+    __ge__ = _by_rank(operator.ge)
 
     @property
     def requires_review(self) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 from collections import Counter
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from typing import Any
 
 from reconciler.model.enums import Environment, Platform, RiskLevel
@@ -19,6 +20,16 @@ from reconciler.model.plan_policy import PolicyVerdict
 FORMAT_VERSION = 1
 
 SENSITIVE_MASK = "(sensitive)"
+
+
+class _PlainRecord:
+    """Base of the records whose fields are all plain JSON values: :meth:`to_dict` gives each
+    field under its own name, in the order declared (shallow: values are not copied)."""
+
+    __slots__ = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclass_fields(self)}  # type: ignore[arg-type]
 
 
 class Action(enum.StrEnum):
@@ -97,7 +108,7 @@ class Address:
 
 
 @dataclass(frozen=True, slots=True)
-class FieldChange:
+class FieldChange(_PlainRecord):
     """One field of an update (or every set field of a create/delete).
 
     For a sensitive field ``before``/``after`` are ``"(sensitive)"`` when a value is set and
@@ -108,14 +119,6 @@ class FieldChange:
     before: Any
     after: Any
     sensitive: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "field": self.field,
-            "before": self.before,
-            "after": self.after,
-            "sensitive": self.sensitive,
-        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FieldChange:
@@ -229,15 +232,12 @@ class Change:
 
 
 @dataclass(frozen=True, slots=True, order=True)
-class RowRef:
+class RowRef(_PlainRecord):
     """A row the plan read: table, id and row version. Apply of a saved plan re-checks these."""
 
     table: str
     id: int
     row_version: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"table": self.table, "id": self.id, "row_version": self.row_version}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RowRef:
@@ -289,7 +289,7 @@ class Notice:
 
 
 @dataclass(frozen=True, slots=True)
-class MassDeletion:
+class MassDeletion(_PlainRecord):
     """A tripped breaker for one tenant; apply refuses it unless allowed.
 
     ``kind`` is :attr:`OBJECTS` (integrations and webhooks deleted; ``--allow-mass-deletion``)
@@ -305,15 +305,6 @@ class MassDeletion:
     total: int
     whole_tenant: bool
     kind: str = OBJECTS
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "tenant": self.tenant,
-            "deleting": self.deleting,
-            "total": self.total,
-            "whole_tenant": self.whole_tenant,
-            "kind": self.kind,
-        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> MassDeletion:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from reconciler.jsonform import json_form
 from reconciler.model.enums import RiskLevel
 
 
@@ -32,12 +33,7 @@ class PolicyBlock:
     items: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "summary": self.summary,
-            "needs": self.needs,
-            "items": list(self.items),
-        }
+        return json_form(self, ("kind", "summary", "needs", "items"))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PolicyBlock:
@@ -76,13 +72,10 @@ class PolicyVerdict:
         return [b.needs for b in self.blocks]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "blocked": self.blocked,
-            "allow_risk": self.allow_risk.value,
-            "allow_mass_deletion": self.allow_mass_deletion,
-            "allow_mass_revocation": self.allow_mass_revocation,
-            "blocks": [b.to_dict() for b in self.blocks],
-        }
+        return json_form(
+            self,
+            ("blocked", "allow_risk", "allow_mass_deletion", "allow_mass_revocation", "blocks"),
+        )
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PolicyVerdict:

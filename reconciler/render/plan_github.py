@@ -14,18 +14,8 @@ from typing import TYPE_CHECKING, assert_never
 
 from reconciler.model.enums import RiskLevel
 from reconciler.model.plan import Action, NoticeKind
+from reconciler.render import plan_text
 from reconciler.render.plan_json import plan_record
-from reconciler.render.plan_text import (
-    INDENT,
-    Record,
-    change_lines,
-    mass_deletion_text,
-    needs_listing,
-    notice_heading,
-    notice_item_text,
-    notices_by_kind,
-    policy_line,
-)
 
 if TYPE_CHECKING:
     from reconciler.model.plan import Plan
@@ -50,7 +40,7 @@ def render_github(plan: Plan, *, show_notices: bool = False) -> str:
     commands += [
         workflow_command(
             "error",
-            escape_data(mass_deletion_text(m)),
+            escape_data(plan_text.mass_deletion_text(m)),
             title=(
                 f"Mass revocation in tenant {m['tenant']}"
                 if m.get("kind") == "tokens"
@@ -62,33 +52,41 @@ def render_github(plan: Plan, *, show_notices: bool = False) -> str:
     policy = record.get("policy")
     if policy and policy["blocked"]:
         commands.append(
-            workflow_command("error", escape_data(policy_line(policy)), title="Blocked by policy")
+            workflow_command(
+                "error", escape_data(plan_text.policy_line(policy)), title="Blocked by policy"
+            )
         )
     if show_notices:
         commands += [_notice_annotation(n) for n in record["notices"]]
     else:
         # GitHub shows a limited number of annotations per step: one per notice kind, plus
         # the notices that need review, so real changes are never crowded out.
-        commands += [_notice_annotation(n) for n in record["notices"] if needs_listing(n)]
+        commands += [_notice_annotation(n) for n in record["notices"] if plan_text.needs_listing(n)]
         commands += [
             workflow_command(
                 "notice",
                 escape_data(f"{count} notice(s); `reconciler show --show-notices` lists them"),
-                title=f"{notice_heading(kind)}: {count}",
+                title=f"{plan_text.notice_heading(kind)}: {count}",
             )
-            for kind, count in notices_by_kind(
-                [n for n in record["notices"] if not needs_listing(n)]
+            for kind, count in plan_text.notices_by_kind(
+                [n for n in record["notices"] if not plan_text.needs_listing(n)]
             )
         ]
     return "".join(f"{c}\n" for c in commands)
 
 
-def change_annotation(change: Record) -> str:
+def change_annotation(change: plan_text.Record) -> str:
     """The annotation of one change: title ``<action> <address>``, message the text plan's
     lines for it (risk and reasons first)."""
     level = RiskLevel(change["risk"]["level"])
     risk = f"Risk {level.value}" + (", needs review" if change["risk"]["requires_review"] else "")
-    lines = [f"{risk}.", *(ln.removeprefix(INDENT) for ln in change_lines(change, color=False)[1:])]
+    lines = [
+        f"{risk}.",
+        *(
+            ln.removeprefix(plan_text.INDENT)
+            for ln in plan_text.change_lines(change, color=False)[1:]
+        ),
+    ]
     return workflow_command(
         _command_for(level),
         escape_data("\n".join(lines)),
@@ -121,12 +119,12 @@ def escape_property(text: str) -> str:
     return text
 
 
-def _notice_annotation(notice: Record) -> str:
+def _notice_annotation(notice: plan_text.Record) -> str:
     level = RiskLevel(notice["level"]) if notice["level"] else RiskLevel.LOW
     return workflow_command(
         "warning" if level.requires_review else "notice",
-        escape_data(notice_item_text(notice)),
-        title=notice_heading(NoticeKind(notice["kind"])),
+        escape_data(plan_text.notice_item_text(notice)),
+        title=plan_text.notice_heading(NoticeKind(notice["kind"])),
     )
 
 

@@ -13,12 +13,12 @@ describes (``docs/stored-secrets.md``).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from types import TracebackType
 from typing import Any
 
 from reconciler.crypto.aead import CipherContext, FieldCipher
@@ -26,41 +26,13 @@ from reconciler.crypto.fingerprint import Fingerprinter
 from reconciler.crypto.keyring import Keyring
 from reconciler.errors import ConfigError, KeyUnavailable
 from reconciler.model.enums import CircuitBreakerStatus, Environment, Platform
+from reconciler.model.fields import INTEGRATION_SECRETS
+from reconciler.model.fields import ActiveConfig as ActiveConfig
 from reconciler.model.sensitive import Sensitive
 from reconciler.store import runtime as store
+from reconciler.store.session import ClosedOnExit
 
 DEFAULT_APPLICATION = "reconciler-runtime"
-
-
-@dataclass(frozen=True, slots=True)
-class ActiveConfig:
-    """An active primary integration configuration of the session's tenant, decrypted.
-
-    Attributes:
-        id: the row id.
-        config_type: ``API_KEY``, ``WEBHOOK``, ``OAUTH`` or ``SETTINGS``.
-        api_key: the decrypted API key, or ``None`` when none is stored.
-        api_secret: the decrypted API secret, or ``None``.
-        key_version: the keyring version the secrets are encrypted with.
-        features, mapping_rules, filter_rules, transform_rules: the JSON columns.
-        health_status: the last health verdict.
-    """
-
-    id: int
-    tenant_id: str
-    platform: Platform
-    environment: Environment
-    config_type: str
-    api_key: Sensitive[str] | None
-    api_secret: Sensitive[str] | None
-    key_version: int | None
-    sync_interval: int | None
-    sync_direction: str | None
-    features: Mapping[str, Any]
-    mapping_rules: Mapping[str, Any]
-    filter_rules: Mapping[str, Any]
-    transform_rules: Mapping[str, Any]
-    health_status: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +106,12 @@ class OAuthTokens:
     key_version: int
 
 
+_ACTIVE_VALUES = tuple(
+    f.name for f in dataclasses.fields(ActiveConfig) if f.name not in INTEGRATION_SECRETS
+)
+"""The attributes of :class:`ActiveConfig` that are stored values (the others are secrets)."""
+
+
 def _plain(value: str | Sensitive[str]) -> Sensitive[str]:
     return value if isinstance(value, Sensitive) else Sensitive(value)
 
@@ -174,36 +152,30 @@ class RuntimeSession:
         return [self._decrypted(row) for row in rows]
 
     def _decrypted(self, row: store.StoredConfig) -> ActiveConfig:
+        values = row.values
+
         def open_(
             column: str, stored: str | None, fingerprint: str | None
         ) -> Sensitive[str] | None:
             if stored is None:
                 return None
             cipher = self._need_cipher("decrypting a configuration")
-            if row.key_version is None:
-                raise KeyUnavailable(f"integration_configs row {row.id} has no key version")
+            if values["key_version"] is None:
+                raise KeyUnavailable(f"integration_configs row {values['id']} has no key version")
             ctx = CipherContext.integration(
-                row.tenant_id, row.platform, row.environment, row.config_type, column
+                values["tenant_id"],
+                values["platform"],
+                values["environment"],
+                values["config_type"],
+                column,
             )
-            return cipher.decrypt(stored, row.key_version, ctx, fingerprint)
+            return cipher.decrypt(stored, values["key_version"], ctx, fingerprint)
 
-        return ActiveConfig(
-            id=row.id,
-            tenant_id=row.tenant_id,
-            platform=row.platform,
-            environment=row.environment,
-            config_type=row.config_type,
-            api_key=open_("api_key", row.api_key, row.api_key_fingerprint),
-            api_secret=open_("api_secret", row.api_secret, row.api_secret_fingerprint),
-            key_version=row.key_version,
-            sync_interval=row.sync_interval,
-            sync_direction=row.sync_direction,
-            features=row.features,
-            mapping_rules=row.mapping_rules,
-            filter_rules=row.filter_rules,
-            transform_rules=row.transform_rules,
-            health_status=row.health_status,
-        )
+        opened: dict[str, Any] = {
+            column: open_(column, stored, fingerprint)
+            for column, stored, fingerprint in row.secrets
+        }
+        return ActiveConfig(**{name: values[name] for name in _ACTIVE_VALUES}, **opened)
 
     # -- circuit breaker -------------------------------------------------------------------
 
@@ -263,14 +235,8 @@ class RuntimeSession:
                 scope=scope,
                 expires_at=expires_at,
                 refresh_token_expires_at=refresh_token_expires_at,
-                stripe_account_id=account.stripe_account_id,
-                stripe_user_id=account.stripe_user_id,
-                stripe_livemode=account.stripe_livemode,
-                hubspot_portal_id=account.hubspot_portal_id,
-                hubspot_user_id=account.hubspot_user_id,
-                hubspot_app_id=account.hubspot_app_id,
-                quickbooks_realm_id=account.quickbooks_realm_id,
                 created_by=created_by,
+                account={column: getattr(account, column) for column in store.ACCOUNT_COLUMNS},
             ),
         )
         self._write_tokens(cipher, token_id, version, access_token, refresh_token, expires_at)
@@ -352,7 +318,7 @@ class RuntimeSession:
         )
 
 
-class RuntimeClient:
+class RuntimeClient(ClosedOnExit):
     """The services' client: a pool on the service's own login, and the keys.
 
     Args:
@@ -404,14 +370,3 @@ class RuntimeClient:
     def close(self) -> None:
         """Close the pool's connections."""
         self._engine.close()
-
-    def __enter__(self) -> RuntimeClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()

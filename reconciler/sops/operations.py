@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.errors import ConfigError, DecryptFailed, KeyUnavailable
+from reconciler.files import read_text
 from reconciler.sops import shamir
 from reconciler.sops.age import (
     Identities,
@@ -328,14 +329,7 @@ def read_source(
         ConfigError: the file cannot be read, is not UTF-8, or cannot be parsed.
     """
     file_format = detect_format(path, fmt)
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: the file is not UTF-8 text") from None
+    text = read_text(path)
     return parse_text(text, file_format, source=str(path)), file_format, text
 
 

@@ -15,9 +15,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from reconciler.clock import rfc3339
 from reconciler.errors import ConfigError
 from reconciler.model.enums import RiskLevel
+from reconciler.store.records import json_form
 
 _COLUMNS = (
     "id, plan_digest, approved_by, plan_author, max_risk::text AS max_risk, tenants, note,"
@@ -51,16 +51,7 @@ class Approval:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
-        return {
-            "id": self.id,
-            "plan_digest": self.plan_digest,
-            "approved_by": self.approved_by,
-            "plan_author": self.plan_author,
-            "max_risk": self.max_risk,
-            "tenants": list(self.tenants),
-            "note": self.note,
-            "created_at": rfc3339(self.created_at),
-        }
+        return json_form(self)
 
 
 def insert_approval(

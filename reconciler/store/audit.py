@@ -101,6 +101,7 @@ from reconciler.store.audit_checkpoint import (
     parse_checkpoint,
 )
 from reconciler.store.audit_review import (
+    AuditFilters,
     AuditRecord,
     SummaryRow,
     daily_summary,
@@ -132,6 +133,7 @@ __all__ = [
     "KEYED_PREFIX",
     "AuditContext",
     "AuditEntry",
+    "AuditFilters",
     "AuditRecord",
     "ChainBreak",
     "ChainHead",

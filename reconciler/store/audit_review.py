@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 import sqlalchemy as sa
 
@@ -112,6 +112,18 @@ _RECORD_SELECT = f"""
 
 def _records(result: sa.CursorResult[Any]) -> list[AuditRecord]:
     return [AuditRecord(**row._mapping) for row in result]
+
+
+class AuditFilters(TypedDict, total=False):
+    """Which rows :func:`list_entries` returns besides its age filter (all optional): rows of
+    ``tenant``, at ``min_risk`` or above, of apply ``run`` (an id or a unique prefix of one),
+    of the object at ``address``; at most ``limit`` of them (default 50)."""
+
+    tenant: str | None
+    min_risk: RiskLevel | None
+    limit: int
+    run: str | None
+    address: str | None
 
 
 def list_entries(

@@ -20,6 +20,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from reconciler.model.enums import ConfigType, Environment, HealthStatus, Platform
+from reconciler.model.fields import INTEGRATION_FIELDS, secrets_of
 from reconciler.model.plan import Selectors
 
 from .read import selector_params
@@ -32,10 +33,11 @@ _WHERE = """(cardinality(CAST(:tenants AS text[])) = 0 OR tenant_id = ANY(CAST(:
          OR CAST(platform AS text) = ANY(CAST(:platforms AS text[])))
     AND NOT (tenant_id = ANY(CAST(:excluded AS text[])))"""
 
+_SECRETS = secrets_of(INTEGRATION_FIELDS)
 _TARGETS = f"""
-SELECT id, tenant_id, platform::text, environment::text, config_type::text, api_key,
-       api_secret, encryption_key_version, health_status::text, api_key_fingerprint,
-       api_secret_fingerprint
+SELECT id, tenant_id, platform::text AS platform, environment::text AS environment,
+       config_type::text AS config_type, encryption_key_version, health_status::text AS health,
+       {", ".join(f"{f.column} AS {f.name}, {f.fingerprint_column}" for f in _SECRETS)}
 FROM integration_configs
 WHERE {_WHERE} AND is_active AND deleted_at IS NULL
 ORDER BY tenant_id, platform, environment, config_type
@@ -82,12 +84,10 @@ class StoredIntegration:
 
     Attributes:
         id: the row id (with ``tenant_id``, the key :func:`write_health` writes by).
-        api_key: the stored ciphertext, or ``None``.
-        api_secret: the stored ciphertext, or ``None``.
         key_version: ``encryption_key_version`` of the row.
         health_status: the status before this check.
-        api_key_fingerprint: the stored fingerprint of ``api_key``.
-        api_secret_fingerprint: the stored fingerprint of ``api_secret``.
+        secrets: ``(column, ciphertext or None, fingerprint or None)`` of each secret field
+            of the field table, in its order.
     """
 
     id: int
@@ -95,12 +95,9 @@ class StoredIntegration:
     platform: Platform
     environment: Environment
     config_type: ConfigType
-    api_key: str | None
-    api_secret: str | None
     key_version: int | None
     health_status: HealthStatus
-    api_key_fingerprint: str | None
-    api_secret_fingerprint: str | None
+    secrets: tuple[tuple[str, str | None, str | None], ...]
 
 
 _TOKENS = f"""
@@ -164,19 +161,16 @@ def read_check_targets(conn: sa.Connection, selectors: Selectors) -> list[Stored
     """The selected active, non-deleted integrations, in address order (one query)."""
     return [
         StoredIntegration(
-            r[0],
-            r[1],
-            Platform(r[2]),
-            Environment(r[3]),
-            ConfigType(r[4]),
-            r[5],
-            r[6],
-            r[7],
-            HealthStatus(r[8]),
-            r[9],
-            r[10],
+            m["id"],
+            m["tenant_id"],
+            Platform(m["platform"]),
+            Environment(m["environment"]),
+            ConfigType(m["config_type"]),
+            m["encryption_key_version"],
+            HealthStatus(m["health"]),
+            tuple((f.name, m[f.name], m[f.fingerprint_column]) for f in _SECRETS),
         )
-        for r in conn.execute(sa.text(_TARGETS), selector_params(selectors))
+        for m in conn.execute(sa.text(_TARGETS), selector_params(selectors)).mappings()
     ]
 
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from reconciler.clock import rfc3339
 from reconciler.errors import ConfigError
 from reconciler.store.audit import AuditRecord, list_entries
+from reconciler.store.records import json_form
 
 MAX_ROWS = 10_000
 
@@ -38,10 +38,7 @@ class RunRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
-        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
-        data["started_at"] = rfc3339(self.started_at)
-        data["finished_at"] = rfc3339(self.finished_at) if self.finished_at else None
-        return data
+        return json_form(self)
 
 
 _RUN = """SELECT id::text AS id, started_at, finished_at, actor, git_commit, manifests_digest,

@@ -15,28 +15,23 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from reconciler.model.desired import JSONValue
-from reconciler.model.enums import (
-    AuthType,
-    ConfigType,
-    Environment,
-    Platform,
-    SyncDirection,
-    WebhookType,
-)
+from reconciler.model.enums import Platform
 from reconciler.model.fields import (
-    ACCOUNT_ID,
     INTEGRATION_FIELDS,
     OAUTH_ACCOUNT_FIELDS,
     ROW_FIELDS,
+    TOKEN_FIELDS,
     WEBHOOK_FIELDS,
+    ActualIntegration,
+    ActualToken,
+    ActualWebhook,
     FieldSpec,
     identity_of,
 )
 
 from .read import converter, select_item
 
-_ROW_ID = ROW_FIELDS[0].name
+_ROW_ID, *_ROW_STATE = ROW_FIELDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +39,7 @@ class StoredSecret:
     """One encrypted column of a row, as stored.
 
     Attributes:
-        column: the column name (``api_key``, ``signing_secret``, ...).
+        column: the column name (a secret field's column in the field table).
         ciphertext: the ``rcn2:`` (or legacy ``rcn1:``) value; decrypt only through the
             field cipher, with ``fingerprint``.
         fingerprint: the stored HMAC fingerprint the diff compares (may be ``None``, which
@@ -56,68 +51,41 @@ class StoredSecret:
     fingerprint: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class StoredIntegration:
-    """A live ``integration_configs`` row with its secrets still encrypted."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredIntegration(ActualIntegration):
+    """A live ``integration_configs`` row as the plan reads it, plus its ciphertexts."""
 
-    id: int
-    tenant_id: str
-    platform: Platform
-    environment: Environment
-    config_type: ConfigType
-    is_primary: bool
-    is_active: bool
     secrets: tuple[StoredSecret, ...]
     encryption_key_version: int | None
-    sync_interval: int | None
-    sync_direction: SyncDirection | None
-    features: Mapping[str, JSONValue]
-    mapping_rules: Mapping[str, JSONValue]
-    filter_rules: Mapping[str, JSONValue]
-    transform_rules: Mapping[str, JSONValue]
 
 
-@dataclass(frozen=True, slots=True)
-class StoredWebhook:
-    """A live ``webhook_configurations`` row with its secrets still encrypted.
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredWebhook(ActualWebhook):
+    """A live ``webhook_configurations`` row as the plan reads it, plus its ciphertexts.
 
     The retry and circuit-breaker columns are nullable in the schema; ``None`` means the
     row has no value, which a manifest cannot express (it always has the defaults).
     """
 
-    id: int
-    tenant_id: str
-    platform: Platform
-    environment: Environment
-    name: str
-    webhook_type: WebhookType
-    endpoint_url: str
-    auth_type: AuthType
     secrets: tuple[StoredSecret, ...]
     encryption_key_version: int | None
-    subscribed_events: tuple[str, ...]
-    retry_max_attempts: int | None
-    retry_initial_delay_seconds: int | None
-    retry_backoff_multiplier: float | None
-    retry_max_delay_seconds: int | None
-    circuit_breaker_threshold: int | None
-    circuit_breaker_reset_seconds: int | None
-    is_active: bool
 
 
-@dataclass(frozen=True, slots=True)
-class StoredAccount:
-    """The identity of an active, unrevoked ``oauth_tokens`` row (never the token)."""
+_UNPLANNED = tuple(f for f in OAUTH_ACCOUNT_FIELDS if f.column and f not in TOKEN_FIELDS)
+"""Account columns a manifest can declare but a plan does not read (the HubSpot user)."""
 
-    id: int
-    tenant_id: str
-    platform: Platform
-    account_id: str | None
-    stripe_livemode: bool | None
-    hubspot_app_id: str | None
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredAccount(ActualToken):
+    """An active, unrevoked ``oauth_tokens`` row as the plan reads it (never the token).
+
+    Attributes:
+        environment_hint: ``metadata.environment`` when the OAuth flow recorded one; tokens
+            have no column.
+    """
+
     hubspot_user_id: str | None
     environment_hint: str | None
-    """``metadata.environment`` when the OAuth flow recorded one; tokens have no column."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,8 +120,8 @@ class _Query:
     sql: str
     labels: tuple[str, ...]
     converters: tuple[tuple[str, Callable[[Any], Any]], ...]
-    secrets: tuple[tuple[str, str, str], ...]
-    """(secret column, ciphertext label, fingerprint label)."""
+    secrets: tuple[tuple[str, str], ...]
+    """(secret column, which is also its ciphertext's label; fingerprint label)."""
 
     @classmethod
     def build(
@@ -165,15 +133,16 @@ class _Query:
         extra: tuple[tuple[str, str], ...] = (),
     ) -> _Query:
         """``extra``: (SQL expression, label) of values that are not fields."""
-        items, labels = [_ROW_ID], [_ROW_ID]
-        secrets: list[tuple[str, str, str]] = []
+        items: list[str] = []
+        labels: list[str] = []
+        secrets: list[tuple[str, str]] = []
         converters: list[tuple[str, Callable[[Any], Any]]] = []
         for spec in fields:
             if spec.secret:
                 column = spec.column or spec.name
                 items += [column, spec.fingerprint_column]
                 labels += [column, spec.fingerprint_column]
-                secrets.append((column, column, spec.fingerprint_column))
+                secrets.append((column, spec.fingerprint_column))
                 continue
             items.append(select_item(spec))
             labels.append(spec.name)
@@ -199,7 +168,7 @@ class _Query:
                 values[name] = convert(values[name])
             if self.secrets:
                 values["secrets"] = _secrets(
-                    [(c, values.pop(text), values.pop(fp)) for c, text, fp in self.secrets]
+                    [(column, values.pop(column), values[fp]) for column, fp in self.secrets]
                 )
             yield values
 
@@ -207,16 +176,16 @@ class _Query:
 def _config(table: str, fields: tuple[FieldSpec, ...]) -> _Query:
     """Live rows of a configuration table, in identity order."""
     identity = tuple(f.column or f.name for f in identity_of(fields))
-    return _Query.build(table, fields, "deleted_at IS NULL", identity)
+    return _Query.build(table, (_ROW_ID, *fields, *_ROW_STATE), "deleted_at IS NULL", identity)
 
 
 _INTEGRATIONS = _config("integration_configs", INTEGRATION_FIELDS)
 _WEBHOOKS = _config("webhook_configurations", WEBHOOK_FIELDS)
 _ACCOUNTS = _Query.build(
     "oauth_tokens",
-    tuple(f for f in OAUTH_ACCOUNT_FIELDS if f.column is not None or f is ACCOUNT_ID),
+    (*TOKEN_FIELDS, *_UNPLANNED),
     "is_active AND revoked_at IS NULL",
-    ("tenant_id", "platform", _ROW_ID),
+    ("tenant_id", "platform", _ROW_ID.name),
     # The OAuth flow may record the environment; tokens have no column for it.
     extra=(("metadata->>'environment'", "environment_hint"),),
 )

@@ -83,7 +83,7 @@ def lock_holder(conn: sa.Connection, key: int) -> str | None:
     # objsubid = 1. LEFT JOIN: a prepared transaction holds locks with no backend (pid NULL).
     row = conn.execute(
         sa.text(
-            "SELECT l.pid, a.application_name, a.usename, a.client_addr::text AS client,"
+            "SELECT l.pid, a.application_name, a.usename AS user, a.client_addr::text AS client,"
             "       a.xact_start, a.state"
             "  FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid"
             " WHERE l.locktype = 'advisory' AND l.granted"
@@ -93,16 +93,8 @@ def lock_holder(conn: sa.Connection, key: int) -> str | None:
         ),
         {"hi": unsigned >> 32, "lo": unsigned & 0xFFFF_FFFF},
     ).one_or_none()
-    if row is None:
-        return None
-    return describe_holder(
-        pid=row.pid,
-        application_name=row.application_name,
-        user=row.usename,
-        client=row.client,
-        xact_start=row.xact_start,
-        state=row.state,
-    )
+    # The columns are named as describe_holder's parameters.
+    return None if row is None else describe_holder(**row._mapping)
 
 
 def describe_holder(

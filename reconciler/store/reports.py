@@ -17,22 +17,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
+from reconciler.jsonform import json_form, json_value
 from reconciler.model.enums import CircuitBreakerStatus, HealthStatus, Platform
 
 from .health import DEFAULT_RESET_SECONDS
 
 _PLATFORM = """(cardinality(CAST(:platforms AS text[])) = 0
     OR CAST(platform AS text) = ANY(CAST(:platforms AS text[])))"""
+_ACTIVE = f"is_active = true AND deleted_at IS NULL AND {_PLATFORM}"
+"""Active, not deleted rows of the selected platforms."""
 
 _HEALTH_COUNTS = f"""
 SELECT platform::text, health_status::text, count(*)
 FROM integration_configs
-WHERE is_active = true AND deleted_at IS NULL AND {_PLATFORM}
+WHERE {_ACTIVE}
 GROUP BY platform, health_status
 """
 
@@ -42,7 +45,7 @@ SELECT tenant_id, platform::text, environment::text, config_type::text, health_s
        health_message, last_health_check_at
 FROM integration_configs
 WHERE health_status IN ('DEGRADED', 'UNHEALTHY')
-  AND is_active = true AND deleted_at IS NULL AND {_PLATFORM}
+  AND {_ACTIVE}
 ORDER BY health_status DESC, tenant_id, platform, environment, config_type
 """
 
@@ -54,7 +57,7 @@ SELECT platform::text,
        COUNT(*) FILTER (WHERE circuit_breaker_status = 'HALF_OPEN') AS half_open,
        AVG(consecutive_failures) AS avg_failures
 FROM webhook_configurations
-WHERE is_active = true AND deleted_at IS NULL AND {_PLATFORM}
+WHERE {_ACTIVE}
 GROUP BY platform
 """
 
@@ -72,10 +75,6 @@ ORDER BY circuit_breaker_status, tenant_id, platform, environment, name
 def set_read_only(conn: sa.Connection) -> None:
     """``SET TRANSACTION READ ONLY``: a report can never write, even by mistake."""
     conn.execute(sa.text("SET TRANSACTION READ ONLY"))
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.astimezone(UTC).isoformat(timespec="seconds") if moment else None
 
 
 def _params(platforms: Sequence[Platform]) -> dict[str, Any]:
@@ -103,15 +102,14 @@ class UnhealthyIntegration:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {
-            "tenant": self.tenant_id,
-            "platform": self.platform.value,
-            "environment": self.environment,
-            "config_type": self.config_type,
-            "status": self.status.value,
-            "message": self.message,
-            "last_health_check_at": _iso(self.last_checked_at),
-        }
+        return json_form(
+            self,
+            (
+                ("tenant", "tenant_id"),
+                *("platform", "environment", "config_type", "status", "message"),
+                ("last_health_check_at", "last_checked_at"),
+            ),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +136,7 @@ class HealthReport:
                 p.value: {s.value: n for s, n in by_status.items()}
                 for p, by_status in self.counts.items()
             },
-            "unhealthy": [u.to_dict() for u in self.unhealthy],
+            "unhealthy": json_value(self.unhealthy),
         }
 
 
@@ -172,13 +170,10 @@ class PlatformCircuits:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {
-            "platform": self.platform.value,
-            "webhooks": self.webhooks,
-            "open_circuits": self.open,
-            "half_open": self.half_open,
-            "avg_failures": self.avg_failures,
-        }
+        return json_form(
+            self,
+            ("platform", "webhooks", ("open_circuits", "open"), "half_open", "avg_failures"),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,20 +207,18 @@ class OpenCircuit:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {
-            "tenant": self.tenant_id,
-            "platform": self.platform.value,
-            "environment": self.environment,
-            "name": self.name,
-            "status": self.status.value,
-            "consecutive_failures": self.consecutive_failures,
-            "failure_threshold": self.threshold,
-            "opened_at": _iso(self.opened_at),
-            "reset_after_seconds": self.reset_seconds,
-            "half_open_eligible_at": _iso(self.eligible_at),
-            "last_failure_at": _iso(self.last_failure_at),
-            "active": self.active,
-        }
+        return json_form(
+            self,
+            (
+                ("tenant", "tenant_id"),
+                *("platform", "environment", "name", "status", "consecutive_failures"),
+                ("failure_threshold", "threshold"),
+                "opened_at",
+                ("reset_after_seconds", "reset_seconds"),
+                ("half_open_eligible_at", "eligible_at"),
+                *("last_failure_at", "active"),
+            ),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,11 +242,7 @@ class CircuitReport:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (``--format json``)."""
-        return {
-            "generated_at": _iso(self.generated_at),
-            "platforms": [p.to_dict() for p in self.platforms],
-            "circuits": [c.to_dict() for c in self.circuits],
-        }
+        return json_form(self, ("generated_at", "platforms", "circuits"))
 
 
 def circuit_report(conn: sa.Connection, platforms: Sequence[Platform] = ()) -> CircuitReport:

@@ -21,21 +21,16 @@ to grant the group roles (CREATEROLE having created them, or ADMIN OPTION on the
 
 from __future__ import annotations
 
-import contextlib
 import enum
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 
 from reconciler.errors import ConfigError, PermissionDenied
-from reconciler.store.database import (
-    DatabaseTarget,
-    check_connection,
-    create_engine,
-    ensure_schema_current,
-    translate_db_errors,
-)
+from reconciler.store import session
+from reconciler.store.database import DatabaseTarget
 from reconciler.store.tables import APP_ROLE, CI_ROLE, DEPLOY_ROLE
 
 
@@ -96,22 +91,10 @@ class GrantResult:
     tenants_unchanged: tuple[str, ...]
 
 
-@contextlib.contextmanager
-def transaction(target: DatabaseTarget) -> Iterator[sa.Connection]:
-    """One transaction on ``target`` (schema checked to be current), committed on success.
-
-    Raises:
-        ConfigError: the schema is not at the newest revision.
-        DatabaseUnavailable, PermissionDenied: as :func:`translate_db_errors` says.
-    """
-    engine = create_engine(target, application_name="reconciler-roles")
-    try:
-        check_connection(engine)
-        ensure_schema_current(engine, target)
-        with translate_db_errors(target.url), engine.begin() as conn:
-            yield conn
-    finally:
-        engine.dispose()
+def transaction(target: DatabaseTarget) -> AbstractContextManager[sa.Connection]:
+    """One transaction on ``target`` for :func:`grant`, :func:`revoke` and :func:`list_roles`
+    (:func:`reconciler.store.session.transaction`)."""
+    return session.transaction(target, application_name="reconciler-roles")
 
 
 def _ident(name: str) -> str:
@@ -221,6 +204,19 @@ def _denied(statement: str, exc: sa.exc.DBAPIError) -> PermissionDenied:
     )
 
 
+def _result(
+    login: str, group: str, membership_changed: bool, asked: Sequence[str], done: Sequence[str]
+) -> GrantResult:
+    """The result for the tenants ``asked`` of which ``done`` were changed."""
+    return GrantResult(
+        login,
+        group,
+        membership_changed,
+        tuple(sorted(done)),
+        tuple(sorted(set(asked) - set(done))),
+    )
+
+
 def grant(
     conn: sa.Connection, kind: RoleKind, login: str, tenants: Sequence[str] = ()
 ) -> GrantResult:
@@ -254,13 +250,7 @@ def grant(
                 {"login": login, "tenants": sorted(set(tenants))},
             ).scalars()
         )
-    return GrantResult(
-        login,
-        group,
-        changed,
-        tuple(sorted(added)),
-        tuple(sorted(set(tenants) - set(added))),
-    )
+    return _result(login, group, changed, tenants, added)
 
 
 def revoke(
@@ -317,10 +307,4 @@ def revoke(
                 f"{_ident(login)}` as a superuser; nothing was changed"
             )
         changed = True
-    return GrantResult(
-        login,
-        group,
-        changed,
-        tuple(sorted(removed)),
-        tuple(sorted(set(tenants) - set(removed))),
-    )
+    return _result(login, group, changed, tenants, removed)

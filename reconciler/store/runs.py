@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from reconciler import __version__
-from reconciler.clock import rfc3339
+from reconciler.store.records import json_form
 
 _INSERT_RUN = sa.text(
     """INSERT INTO apply_runs (id, started_at, finished_at, actor, git_commit,
@@ -81,19 +81,8 @@ class ApplyRun:
     git_dirty: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "started_at": rfc3339(self.started_at),
-            "finished_at": rfc3339(self.finished_at) if self.finished_at else None,
-            "actor": self.actor,
-            "git_commit": self.git_commit,
-            "outcome": self.outcome,
-            "created": self.created,
-            "updated": self.updated,
-            "deleted": self.deleted,
-            "revoked": self.revoked,
-            "git_dirty": self.git_dirty,
-        }
+        """JSON-able form."""
+        return json_form(self)
 
 
 def recent_apply_runs(conn: sa.Connection, limit: int) -> list[ApplyRun]:

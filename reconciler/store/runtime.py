@@ -9,23 +9,27 @@ login's column privileges do the rest; nothing here widens them.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 import sqlalchemy as sa
 
 from reconciler.errors import StateError
 from reconciler.model.enums import CircuitBreakerStatus, Environment, Platform
+from reconciler.model.fields import INTEGRATION_FIELDS, secrets_of
 from reconciler.store.database import create_engine, resolve_database_url, translate_db_errors
+from reconciler.store.read import select_item
 
-_ACTIVE_CONFIG = """
-SELECT id, tenant_id, platform::text, environment::text, config_type::text, api_key,
-       api_key_fingerprint, api_secret, api_secret_fingerprint, encryption_key_version,
-       sync_interval, sync_direction::text, features, mapping_rules, filter_rules,
-       transform_rules, health_status::text
+_SECRETS = secrets_of(INTEGRATION_FIELDS)
+_PLAIN = tuple(f for f in INTEGRATION_FIELDS if not f.secret)
+_ACTIVE_CONFIG = f"""
+SELECT id, {", ".join(map(select_item, _PLAIN))},
+       {", ".join(f"{f.column}, {f.fingerprint_column}" for f in _SECRETS)},
+       encryption_key_version AS key_version, health_status::text AS health_status
 FROM reconciler_active_config(:platform, :environment)
 """
 
@@ -35,16 +39,24 @@ WHERE tenant_id = current_setting('app.tenant_id', true) AND platform = CAST(:pl
   AND environment = CAST(:environment AS environment) AND name = :name AND deleted_at IS NULL
 """
 
-_INSERT_CONNECTION = """
+ACCOUNT_COLUMNS: Final = (
+    "stripe_account_id",
+    "stripe_user_id",
+    "stripe_livemode",
+    "hubspot_portal_id",
+    "hubspot_user_id",
+    "hubspot_app_id",
+    "quickbooks_realm_id",
+)
+"""The ``oauth_tokens`` columns that identify the connected account of a new token."""
+
+_INSERT_CONNECTION = f"""
 INSERT INTO oauth_tokens (tenant_id, platform, access_token, encryption_key_version,
                           token_type, scope, expires_at, refresh_token_expires_at,
-                          stripe_account_id, stripe_user_id, stripe_livemode,
-                          hubspot_portal_id, hubspot_user_id, hubspot_app_id,
-                          quickbooks_realm_id, created_by)
-VALUES (current_setting('app.tenant_id', true), CAST(:platform AS platform), '', :version,
-        :token_type, :scope, :expires_at, :refresh_expires_at, :stripe_account_id,
-        :stripe_user_id, :stripe_livemode, :hubspot_portal_id, :hubspot_user_id,
-        :hubspot_app_id, :quickbooks_realm_id, :created_by)
+                          {", ".join(ACCOUNT_COLUMNS)}, created_by)
+VALUES (current_setting('app.tenant_id', true), CAST(:platform AS platform), '', :key_version,
+        :token_type, :scope, :expires_at, :refresh_token_expires_at,
+        {", ".join(f":{column}" for column in ACCOUNT_COLUMNS)}, :created_by)
 RETURNING id
 """
 
@@ -73,28 +85,21 @@ Connection = sa.Connection
 class StoredConfig:
     """One row of ``reconciler_active_config``, its secrets as stored (encrypted)."""
 
-    id: int
-    tenant_id: str
-    platform: Platform
-    environment: Environment
-    config_type: str
-    api_key: str | None
-    api_key_fingerprint: str | None
-    api_secret: str | None
-    api_secret_fingerprint: str | None
-    key_version: int | None
-    sync_interval: int | None
-    sync_direction: str | None
-    features: Mapping[str, Any]
-    mapping_rules: Mapping[str, Any]
-    filter_rules: Mapping[str, Any]
-    transform_rules: Mapping[str, Any]
-    health_status: str
+    values: Mapping[str, Any]
+    """``id``, every field of the field table that is not a secret (by field name; platform
+    and environment as enum members, the other enums as their labels), ``key_version`` and
+    ``health_status``."""
+    secrets: tuple[tuple[str, str | None, str | None], ...]
+    """``(column, ciphertext, fingerprint)`` of each secret field, in table order."""
 
 
 @dataclass(frozen=True, slots=True)
 class NewToken:
-    """The clear columns of a new ``oauth_tokens`` row (the tokens are written afterwards)."""
+    """The clear columns of a new ``oauth_tokens`` row (the tokens are written afterwards).
+
+    Every attribute but ``platform`` and ``account`` binds the column of its name
+    (``key_version``: ``encryption_key_version``).
+    """
 
     platform: Platform
     key_version: int
@@ -102,14 +107,14 @@ class NewToken:
     scope: str | None
     expires_at: datetime | None
     refresh_token_expires_at: datetime | None
-    stripe_account_id: str | None
-    stripe_user_id: str | None
-    stripe_livemode: bool | None
-    hubspot_portal_id: str | None
-    hubspot_user_id: str | None
-    hubspot_app_id: str | None
-    quickbooks_realm_id: str | None
     created_by: str
+    account: Mapping[str, str | bool | None]
+    """The connected account's identity by column: the :data:`ACCOUNT_COLUMNS` it has."""
+
+
+_TOKEN_PARAMS = tuple(
+    f.name for f in dataclasses.fields(NewToken) if f.name not in ("platform", "account")
+)
 
 
 class RuntimeEngine:
@@ -133,10 +138,6 @@ class RuntimeEngine:
         self._engine.dispose()
 
 
-def _not_found(exc: sa.exc.DBAPIError) -> bool:
-    return getattr(exc.orig, "sqlstate", None) == "P0002"
-
-
 def active_config(
     conn: sa.Connection, platform: Platform, environment: Environment
 ) -> list[StoredConfig]:
@@ -144,28 +145,16 @@ def active_config(
     rows = conn.execute(
         sa.text(_ACTIVE_CONFIG), {"platform": platform.value, "environment": environment.value}
     )
-    return [
-        StoredConfig(
-            id=r[0],
-            tenant_id=r[1],
-            platform=Platform(r[2]),
-            environment=Environment(r[3]),
-            config_type=r[4],
-            api_key=r[5],
-            api_key_fingerprint=r[6],
-            api_secret=r[7],
-            api_secret_fingerprint=r[8],
-            key_version=r[9],
-            sync_interval=r[10],
-            sync_direction=r[11],
-            features=r[12],
-            mapping_rules=r[13],
-            filter_rules=r[14],
-            transform_rules=r[15],
-            health_status=r[16],
-        )
-        for r in rows
-    ]
+    return [_stored_config(dict(row)) for row in rows.mappings()]
+
+
+def _stored_config(values: dict[str, Any]) -> StoredConfig:
+    values["platform"] = Platform(values["platform"])
+    values["environment"] = Environment(values["environment"])
+    secrets = tuple(
+        (f.name, values.pop(f.column or f.name), values.pop(f.fingerprint_column)) for f in _SECRETS
+    )
+    return StoredConfig(values, secrets)
 
 
 def webhook_id(
@@ -179,21 +168,27 @@ def webhook_id(
     return None if found is None else int(found)
 
 
+def _webhook_function(conn: sa.Connection, sql: str, params: Mapping[str, Any]) -> Any:
+    """The value of one call of a circuit-breaker function on the webhook ``params["id"]``.
+
+    Raises:
+        StateError: no such webhook for the session's tenant (the function's P0002).
+    """
+    try:
+        return conn.execute(sa.text(sql), params).scalar_one()
+    except sa.exc.DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) == "P0002":
+            raise StateError(f"no webhook {params['id']} for this tenant") from None
+        raise
+
+
 def webhook_allow(conn: sa.Connection, webhook: int) -> bool:
     """``reconciler_webhook_allow``.
 
     Raises:
         StateError: no such webhook for the session's tenant.
     """
-    try:
-        allowed = conn.execute(
-            sa.text("SELECT reconciler_webhook_allow(:id)"), {"id": webhook}
-        ).scalar_one()
-    except sa.exc.DBAPIError as exc:
-        if _not_found(exc):
-            raise StateError(f"no webhook {webhook} for this tenant") from None
-        raise
-    return bool(allowed)
+    return bool(_webhook_function(conn, "SELECT reconciler_webhook_allow(:id)", {"id": webhook}))
 
 
 def webhook_record(
@@ -204,15 +199,11 @@ def webhook_record(
     Raises:
         StateError: no such webhook for the session's tenant.
     """
-    try:
-        state = conn.execute(
-            sa.text("SELECT CAST(reconciler_webhook_record(:id, :ok, :error) AS text)"),
-            {"id": webhook, "ok": succeeded, "error": error},
-        ).scalar_one()
-    except sa.exc.DBAPIError as exc:
-        if _not_found(exc):
-            raise StateError(f"no webhook {webhook} for this tenant") from None
-        raise
+    state = _webhook_function(
+        conn,
+        "SELECT CAST(reconciler_webhook_record(:id, :ok, :error) AS text)",
+        {"id": webhook, "ok": succeeded, "error": error},
+    )
     return CircuitBreakerStatus(state)
 
 
@@ -222,20 +213,9 @@ def insert_token(conn: sa.Connection, token: NewToken) -> int:
         conn.execute(
             sa.text(_INSERT_CONNECTION),
             {
+                **{column: token.account.get(column) for column in ACCOUNT_COLUMNS},
+                **{name: getattr(token, name) for name in _TOKEN_PARAMS},
                 "platform": token.platform.value,
-                "version": token.key_version,
-                "token_type": token.token_type,
-                "scope": token.scope,
-                "expires_at": token.expires_at,
-                "refresh_expires_at": token.refresh_token_expires_at,
-                "stripe_account_id": token.stripe_account_id,
-                "stripe_user_id": token.stripe_user_id,
-                "stripe_livemode": token.stripe_livemode,
-                "hubspot_portal_id": token.hubspot_portal_id,
-                "hubspot_user_id": token.hubspot_user_id,
-                "hubspot_app_id": token.hubspot_app_id,
-                "quickbooks_realm_id": token.quickbooks_realm_id,
-                "created_by": token.created_by,
             },
         ).scalar_one()
     )

@@ -10,7 +10,10 @@ Two shapes, for two kinds of command:
 * :func:`connect` does the same and yields one connection inside one transaction (committed
   when the block ends without an error); driver errors raised inside the block become
   :class:`~reconciler.errors.DatabaseUnavailable` with the credentials masked. The ``audit``
-  and ``report`` commands use it.
+  and ``report`` commands use it; :func:`transaction` is the same for a resolved target.
+
+:class:`ClosedOnExit` is the ``with`` protocol of every object here (and of the services'
+client) that holds connections until its ``close()``.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from types import TracebackType
+from typing import Self
 
 import sqlalchemy as sa
 
@@ -39,8 +42,25 @@ Engine = sa.Engine
 """The engine type, for the same reason."""
 
 
+class ClosedOnExit:
+    """Mixin for an object that holds connections: a ``with`` block ends with its
+    :meth:`close`, whether the block returned or raised."""
+
+    __slots__ = ()
+
+    def close(self) -> None:
+        """Release what the object holds (subclasses say what). Safe to call more than once."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
 @dataclass(frozen=True, slots=True)
-class Database:
+class Database(ClosedOnExit):
     """An open database: where it is and an engine for it.
 
     Use it in a ``with`` block (or call :meth:`close`): the engine holds pooled connections
@@ -53,17 +73,6 @@ class Database:
     def close(self) -> None:
         """Close every pooled connection. Safe to call more than once."""
         self.engine.dispose()
-
-    def __enter__(self) -> Database:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def open_database(database_url: str | None, progress: Progress = QUIET) -> Database:
@@ -95,11 +104,25 @@ def connect(
     ``purpose`` becomes the ``application_name`` (what a lock-timeout message shows).
     """
     target = target or resolve_database_url(database_url)
-    engine = create_engine(target, application_name=f"reconciler {purpose}")
+    with transaction(target, application_name=f"reconciler {purpose}") as conn:
+        yield conn
+
+
+@contextmanager
+def transaction(target: DatabaseTarget, application_name: str) -> Iterator[sa.Connection]:
+    """One transaction on ``target`` (schema checked to be current), committed on success.
+
+    The engine is disposed when the block ends, whether it returned or raised.
+
+    Raises:
+        ConfigError: the schema is not at this reconciler's revision.
+        DatabaseUnavailable, PermissionDenied: as :func:`translate_db_errors` says.
+    """
+    engine = create_engine(target, application_name=application_name)
     try:
         check_connection(engine)
         ensure_schema_current(engine, target)
-        with translate_db_errors(engine.url), engine.begin() as conn:
+        with translate_db_errors(target.url), engine.begin() as conn:
             yield conn
     finally:
         engine.dispose()

@@ -120,6 +120,28 @@ def _row_version() -> sa.Column[int]:
     return sa.Column("row_version", sa.Integer, nullable=False, server_default=sa.text("1"))
 
 
+def _tenant_table(name: str, *items: sa.schema.SchemaItem) -> sa.Table:
+    """A table of tenant data: ``id`` and ``tenant_id`` first, primary key ``(tenant_id, id)``."""
+    return sa.Table(
+        name, metadata, _id(), _tenant_id(), *items, sa.PrimaryKeyConstraint("tenant_id", "id")
+    )
+
+
+def _secret(name: str) -> list[sa.Column[Any]]:
+    """A secret: its AES-256-GCM ciphertext and its fingerprint (``<name>_fingerprint``)."""
+    return [sa.Column(name, sa.Text), sa.Column(f"{name}_fingerprint", _FINGERPRINT)]
+
+
+def _counter(name: str, type_: type[sa.Integer] = sa.Integer) -> sa.Column[int]:
+    """A count that starts at 0."""
+    return sa.Column(name, type_, nullable=False, server_default=sa.text("0"))
+
+
+def _jsonb(name: str, default: sa.TextClause) -> sa.Column[Any]:
+    """A JSONB document that is never NULL (``default``: an empty object or array)."""
+    return sa.Column(name, pg.JSONB, nullable=False, server_default=default)
+
+
 def _bookkeeping() -> list[sa.Column[Any]]:
     """Timestamps, soft delete and actor columns shared by the configuration tables."""
     return [
@@ -133,12 +155,9 @@ def _bookkeeping() -> list[sa.Column[Any]]:
     ]
 
 
-oauth_tokens = sa.Table(
+oauth_tokens = _tenant_table(
     "oauth_tokens",
-    metadata,
     # Baseline columns: the table as it existed before configuration management.
-    _id(),
-    _tenant_id(),
     sa.Column("platform", platform_enum, nullable=False),
     sa.Column("access_token", sa.Text, nullable=False),  # encrypted
     sa.Column("refresh_token", sa.Text),  # encrypted
@@ -161,12 +180,11 @@ oauth_tokens = sa.Table(
     sa.Column("revoked_by", sa.String(255)),
     sa.Column("revoked_reason", sa.Text),
     sa.Column("encryption_key_version", sa.Integer, nullable=False, server_default=sa.text("1")),
-    sa.Column("metadata", pg.JSONB, nullable=False, server_default=_EMPTY_OBJECT),
+    _jsonb("metadata", _EMPTY_OBJECT),
     sa.Column("created_by", sa.String(255)),
     _row_version(),
     # Added by managed_tokens: when apply first found the account declared (NULL: never).
     sa.Column("managed_since", _TS),
-    sa.PrimaryKeyConstraint("tenant_id", "id"),
     sa.Index("idx_oauth_tokens_tenant_active", "tenant_id", "is_active"),
     sa.Index("idx_oauth_tokens_stripe_account", "stripe_account_id"),
     sa.Index("idx_oauth_tokens_hubspot_portal", "hubspot_portal_id"),
@@ -175,20 +193,15 @@ oauth_tokens = sa.Table(
 """OAuth tokens of connected accounts. Tokens are written at runtime by the OAuth flow; the
 reconciler only reads them and revokes (``is_active = false``, ``revoked_*``)."""
 
-integration_configs = sa.Table(
+integration_configs = _tenant_table(
     "integration_configs",
-    metadata,
-    _id(),
-    _tenant_id(),
     sa.Column("platform", platform_enum, nullable=False),
     sa.Column("config_type", config_type_enum, nullable=False),
     sa.Column("environment", environment_enum, nullable=False),
     sa.Column("is_primary", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("is_active", sa.Boolean, nullable=False, server_default=sa.true()),
-    sa.Column("api_key", sa.Text),  # AES-256-GCM ciphertext
-    sa.Column("api_key_fingerprint", _FINGERPRINT),
-    sa.Column("api_secret", sa.Text),  # AES-256-GCM ciphertext
-    sa.Column("api_secret_fingerprint", _FINGERPRINT),
+    *_secret("api_key"),
+    *_secret("api_secret"),
     sa.Column("encryption_key_version", sa.Integer),
     sa.Column("sync_interval", sa.Integer),  # minutes
     sa.Column("sync_direction", sync_direction_enum),
@@ -199,12 +212,11 @@ integration_configs = sa.Table(
     ),
     sa.Column("health_message", sa.Text),
     sa.Column("last_health_check_at", _TS),
-    sa.Column("features", pg.JSONB, nullable=False, server_default=_EMPTY_OBJECT),
-    sa.Column("mapping_rules", pg.JSONB, nullable=False, server_default=_EMPTY_OBJECT),
-    sa.Column("filter_rules", pg.JSONB, nullable=False, server_default=_EMPTY_OBJECT),
-    sa.Column("transform_rules", pg.JSONB, nullable=False, server_default=_EMPTY_OBJECT),
+    *(
+        _jsonb(name, _EMPTY_OBJECT)
+        for name in ("features", "mapping_rules", "filter_rules", "transform_rules")
+    ),
     *_bookkeeping(),
-    sa.PrimaryKeyConstraint("tenant_id", "id"),
     sa.UniqueConstraint(
         "tenant_id",
         "platform",
@@ -225,25 +237,19 @@ integration_configs = sa.Table(
 """Non-OAuth configuration of an integration: one row per (tenant, platform, config_type,
 environment). Soft-deleted rows keep their identity (``deleted_at`` set)."""
 
-webhook_configurations = sa.Table(
+webhook_configurations = _tenant_table(
     "webhook_configurations",
-    metadata,
-    _id(),
-    _tenant_id(),
     sa.Column("platform", platform_enum, nullable=False),
     sa.Column("environment", environment_enum, nullable=False),
     sa.Column("name", sa.String(255), nullable=False),
     sa.Column("webhook_type", webhook_type_enum, nullable=False),
     sa.Column("endpoint_url", sa.Text, nullable=False),
     sa.Column("auth_type", auth_type_enum, nullable=False),
-    sa.Column("signing_secret", sa.Text),  # AES-256-GCM ciphertext
-    sa.Column("signing_secret_fingerprint", _FINGERPRINT),
-    sa.Column("auth_token", sa.Text),  # AES-256-GCM ciphertext
-    sa.Column("auth_token_fingerprint", _FINGERPRINT),
-    sa.Column("auth_password", sa.Text),  # AES-256-GCM ciphertext
-    sa.Column("auth_password_fingerprint", _FINGERPRINT),
+    *_secret("signing_secret"),
+    *_secret("auth_token"),
+    *_secret("auth_password"),
     sa.Column("encryption_key_version", sa.Integer),
-    sa.Column("subscribed_events", pg.JSONB, nullable=False, server_default=_EMPTY_ARRAY),
+    _jsonb("subscribed_events", _EMPTY_ARRAY),
     sa.Column("retry_max_attempts", sa.Integer),
     sa.Column("retry_initial_delay_seconds", sa.Integer),
     sa.Column("retry_backoff_multiplier", sa.Double),
@@ -257,16 +263,15 @@ webhook_configurations = sa.Table(
         nullable=False,
         server_default=sa.text("'CLOSED'"),
     ),
-    sa.Column("consecutive_failures", sa.Integer, nullable=False, server_default=sa.text("0")),
+    _counter("consecutive_failures"),
     sa.Column("circuit_opened_at", _TS),
-    sa.Column("total_trigger_count", sa.BigInteger, nullable=False, server_default=sa.text("0")),
-    sa.Column("total_failure_count", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+    _counter("total_trigger_count", sa.BigInteger),
+    _counter("total_failure_count", sa.BigInteger),
     sa.Column("last_trigger_at", _TS),
     sa.Column("last_success_at", _TS),
     sa.Column("last_failure_at", _TS),
     sa.Column("is_active", sa.Boolean, nullable=False, server_default=sa.true()),
     *_bookkeeping(),
-    sa.PrimaryKeyConstraint("tenant_id", "id"),
     sa.UniqueConstraint(
         "tenant_id", "platform", "environment", "name", name="uq_webhook_configurations_identity"
     ),
@@ -281,11 +286,21 @@ webhook_configurations = sa.Table(
 )
 """Webhook endpoints: one row per (tenant, platform, environment, name)."""
 
-configuration_audit_logs = sa.Table(
+
+def _unique_per_tenant(name: str, expression: str, where: str) -> sa.Index:
+    """``idx_configuration_audit_logs_<name>``: ``expression`` unique per tenant among the
+    audit rows that match ``where``."""
+    return sa.Index(
+        f"idx_configuration_audit_logs_{name}",
+        "tenant_id",
+        sa.text(expression),
+        unique=True,
+        postgresql_where=sa.text(where),
+    )
+
+
+configuration_audit_logs = _tenant_table(
     "configuration_audit_logs",
-    metadata,
-    _id(),
-    _tenant_id(),
     sa.Column("entity_type", entity_type_enum, nullable=False),
     sa.Column("entity_id", sa.BigInteger),
     sa.Column("entity_address", sa.Text),
@@ -293,7 +308,7 @@ configuration_audit_logs = sa.Table(
     # Before/after values with secrets as fingerprints or masks, never plaintext.
     sa.Column("changes", pg.JSONB, nullable=False),
     sa.Column("risk_level", risk_level_enum, nullable=False),
-    sa.Column("risk_reasons", pg.JSONB, nullable=False, server_default=_EMPTY_ARRAY),
+    _jsonb("risk_reasons", _EMPTY_ARRAY),
     sa.Column("requires_review", sa.Boolean, nullable=False, server_default=sa.false()),
     # Legacy review columns: kept with what they hold, never written again (a review is a
     # REVIEW row now); honoured only on unkeyed (v1) rows, see reconciler.store.audit.
@@ -314,7 +329,6 @@ configuration_audit_logs = sa.Table(
     # holds. Format and legacy review columns: reconciler.store.audit.
     sa.Column("prev_hash", sa.CHAR(64)),
     sa.Column("entry_hash", sa.CHAR(64), nullable=False),
-    sa.PrimaryKeyConstraint("tenant_id", "id"),
     sa.Index("idx_configuration_audit_logs_created_at", "created_at"),
     sa.Index("idx_configuration_audit_logs_entity", "entity_type", "entity_id"),
     sa.Index("idx_configuration_audit_logs_risk_review", "risk_level", "requires_review"),
@@ -327,20 +341,12 @@ configuration_audit_logs = sa.Table(
         postgresql_where=sa.text("requires_review = true AND reviewed_at IS NULL"),
     ),
     # One review per row, and the lookup that derives a row's review status.
-    sa.Index(
-        "idx_configuration_audit_logs_review_of",
-        "tenant_id",
-        sa.text("(changes ->> 'reviews')"),
-        unique=True,
-        postgresql_where=sa.text("action = 'REVIEW'"),
-    ),
+    _unique_per_tenant("review_of", "(changes ->> 'reviews')", "action = 'REVIEW'"),
     # One successor per keyed or database-recorded row: a tenant chain cannot fork.
-    sa.Index(
-        "idx_configuration_audit_logs_successor",
-        "tenant_id",
-        sa.text("(COALESCE(prev_hash, ''))"),
-        unique=True,
-        postgresql_where=sa.text("substr(entry_hash, 1, 1) = ANY (ARRAY['k', 't'])"),
+    _unique_per_tenant(
+        "successor",
+        "(COALESCE(prev_hash, ''))",
+        "substr(entry_hash, 1, 1) = ANY (ARRAY['k', 't'])",
     ),
 )
 """Append-only audit trail: one row per applied change (and per revocation, rotation or
@@ -359,10 +365,7 @@ apply_runs = sa.Table(
     sa.Column("outcome", apply_outcome_enum, nullable=False),
     # Counts are plain columns (not a JSONB document) so `reconciler history` and ad-hoc SQL
     # can sum and filter them directly.
-    sa.Column("created_count", sa.Integer, nullable=False, server_default=sa.text("0")),
-    sa.Column("updated_count", sa.Integer, nullable=False, server_default=sa.text("0")),
-    sa.Column("deleted_count", sa.Integer, nullable=False, server_default=sa.text("0")),
-    sa.Column("revoked_count", sa.Integer, nullable=False, server_default=sa.text("0")),
+    *(_counter(f"{change}_count") for change in ("created", "updated", "deleted", "revoked")),
     sa.Column("reconciler_version", sa.String(64), nullable=False),
     sa.Column("user_agent", sa.Text),
     # True when the manifests had uncommitted changes: git_commit is then not what was applied.

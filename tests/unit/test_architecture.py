@@ -4,7 +4,8 @@ A *unit* is a top-level module (``reconciler/files.py`` is ``files``) or a subpa
 (``reconciler/load/`` is ``load``); ``reconciler`` itself (its ``__init__``, which holds
 ``__version__``) is the unit ``reconciler``. Units are stacked in layers, lowest first::
 
-    reconciler, escape, redaction, gcpause, clock, progress    leaf helpers, no imports
+    reconciler, escape, redaction, gcpause, clock, progress,   leaf helpers, no imports
+    jsonform
     diagnostics                                                 Diagnostic, DiagnosticsReport
     errors                                                      the exception tree
     context, model                                              run context; records
@@ -43,7 +44,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "reconciler"
 FORBIDDEN = ("sqlalchemy", "cryptography", "click", "subprocess", "psycopg", "pyrage", "yaml")
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("reconciler", "escape", "redaction", "gcpause", "clock", "progress"),
+    ("reconciler", "escape", "redaction", "gcpause", "clock", "progress", "jsonform"),
     ("diagnostics",),
     ("errors",),
     ("context", "model"),

@@ -6,7 +6,8 @@ being encrypted, duplicate events...) lives in :mod:`reconciler.load.rules`; wha
 from one platform to another is asked of the platform's module through :func:`rules_for`.
 To add a platform: add its member to :class:`~reconciler.model.enums.Platform`, its config
 model family to :mod:`reconciler.load.manifest_model`, its event catalog to
-``reconciler/catalogs/``, and a module here listed in :data:`PLATFORMS`.
+``reconciler/catalogs/``, and a module here listed in :data:`PLATFORMS`, whose rules class
+subclasses :class:`PlatformRules` and overrides the hooks it needs (the others add nothing).
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class AccountIds:
 class PlatformRules(Protocol):
     """The platform-specific part of loading a manifest.
 
+    The hooks with a body are optional: their defaults find nothing to report.
+
     Attributes:
         platform: the platform this module speaks for.
         signature_key_hint: what ``signing_secret`` holds (RCN-WH-3's message).
@@ -70,30 +73,30 @@ class PlatformRules(Protocol):
         self, path: FieldPath, hook: Mapping[str, Any], inbound: bool
     ) -> list[Finding]:
         """Rules on one webhook beyond the common ones."""
-        ...
+        return []
 
     def account_findings(
         self, path: FieldPath, acct: Mapping[str, Any], env_name: str
     ) -> list[Finding]:
         """Rules on one declared OAuth account (``path`` is the account's) beyond RCN-OA-1."""
-        ...
+        return []
 
     def duplicate_reported_elsewhere(self, env_name: str, first_env: str) -> bool:
         """True when an account declared in both environments is one of this platform's
         rules to explain rather than RCN-OA-1's."""
-        ...
+        return False
 
     def document_findings(self, environments: Environments) -> list[Finding]:
         """Rules across the environments of one manifest."""
-        ...
+        return []
 
     def secret_finding(self, env_name: str, field: str, plaintext: str) -> Finding | None:
         """Rules on one decrypted secret; the message never holds the value."""
-        ...
+        return None
 
     def app_endpoints(self, environments: Environments) -> Iterable[AppEndpoint]:
         """Inbound endpoints that belong to an app rather than a tenant (RCN-WH-10)."""
-        ...
+        return ()
 
     def account_ids(self, acct: Any) -> AccountIds:
         """How a validated OAuth account (the platform's pydantic model) is identified."""

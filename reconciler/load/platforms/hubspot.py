@@ -8,26 +8,26 @@ Production and sandbox are different HubSpot accounts.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from reconciler.diagnostics import Severity
 from reconciler.load import catalogs
 from reconciler.load.file_types import AppEndpoint
-from reconciler.load.findings import FieldPath, Finding
-from reconciler.load.platforms import AccountIds, Environments, EventProblem
+from reconciler.load.findings import Finding
+from reconciler.load.platforms import AccountIds, Environments, EventProblem, PlatformRules
 from reconciler.model.enums import Platform
 
 _PROPERTY_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 
 
-class HubSpotRules:
+class HubSpotRules(PlatformRules):
     """The HubSpot :class:`~reconciler.load.platforms.PlatformRules`."""
 
     platform = Platform.HUBSPOT
     signature_key_hint = "the HubSpot app's client secret"
     account_id_field = "portal_id"
-    app_kind: str | None = "HubSpot app"
+    app_kind = "HubSpot app"
     events_description = (
         "HubSpot subscription types such as `contact.creation`; a property change names its "
         "property: `contact.propertyChange:email`."
@@ -90,16 +90,6 @@ class HubSpotRules:
             ]
         }
 
-    def webhook_findings(
-        self, path: FieldPath, hook: Mapping[str, Any], inbound: bool
-    ) -> list[Finding]:
-        return []
-
-    def account_findings(
-        self, path: FieldPath, acct: Mapping[str, Any], env_name: str
-    ) -> list[Finding]:
-        return []
-
     def duplicate_reported_elsewhere(self, env_name: str, first_env: str) -> bool:
         # A HubSpot portal in both production and sandbox is RCN-ENV-6's to explain.
         return {env_name, first_env} == {"production", "sandbox"}
@@ -130,9 +120,6 @@ class HubSpotRules:
                         )
                     )
         return found
-
-    def secret_finding(self, env_name: str, field: str, plaintext: str) -> Finding | None:
-        return None
 
     def app_endpoints(self, environments: Environments) -> Iterable[AppEndpoint]:
         """Each inbound webhook, once per app of the environment's OAuth accounts."""

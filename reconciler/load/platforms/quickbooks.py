@@ -14,17 +14,17 @@ from reconciler.diagnostics import Severity
 from reconciler.load import catalogs
 from reconciler.load.file_types import AppEndpoint
 from reconciler.load.findings import FieldPath, Finding
-from reconciler.load.platforms import AccountIds, Environments, EventProblem
+from reconciler.load.platforms import AccountIds, Environments, EventProblem, PlatformRules
 from reconciler.model.enums import Platform
 
 
-class QuickBooksRules:
+class QuickBooksRules(PlatformRules):
     """The QuickBooks :class:`~reconciler.load.platforms.PlatformRules`."""
 
     platform = Platform.QUICKBOOKS
     signature_key_hint = "the Intuit app's verifier token"
     account_id_field = "realm_id"
-    app_kind: str | None = "Intuit app"
+    app_kind = "Intuit app"
     events_description = (
         "QuickBooks `Entity.Operation` names such as `Customer.Create`, or CloudEvents types "
         "(`qbo.customer.created.v1`) when `payload_format: cloudevents`."
@@ -69,20 +69,6 @@ class QuickBooksRules:
                 )
             ]
         return []
-
-    def account_findings(
-        self, path: FieldPath, acct: Mapping[str, Any], env_name: str
-    ) -> list[Finding]:
-        return []
-
-    def duplicate_reported_elsewhere(self, env_name: str, first_env: str) -> bool:
-        return False
-
-    def document_findings(self, environments: Environments) -> list[Finding]:
-        return []
-
-    def secret_finding(self, env_name: str, field: str, plaintext: str) -> Finding | None:
-        return None
 
     def app_endpoints(self, environments: Environments) -> Iterable[AppEndpoint]:
         """Each inbound webhook with its ``app_id``."""

@@ -7,26 +7,23 @@ the mode of its keys.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
 from reconciler.diagnostics import Severity
 from reconciler.load import catalogs
 from reconciler.load.findings import FieldPath, Finding
-from reconciler.load.platforms import AccountIds, Environments, EventProblem
+from reconciler.load.platforms import AccountIds, EventProblem, PlatformRules
 from reconciler.model.enums import Platform
 
-if TYPE_CHECKING:
-    from reconciler.load.file_types import AppEndpoint
 
-
-class StripeRules:
+class StripeRules(PlatformRules):
     """The Stripe :class:`~reconciler.load.platforms.PlatformRules`."""
 
     platform = Platform.STRIPE
     signature_key_hint = "the endpoint's whsec_ secret"
     account_id_field = "stripe_account_id"
-    app_kind: str | None = None
+    app_kind = None  # every tenant owns its Stripe endpoints: no app_endpoints
     events_description = (
         "Stripe names such as `invoice.paid`; `*` (all events) is allowed with a warning."
     )
@@ -45,11 +42,6 @@ class StripeRules:
 
     def events_json_schema(self) -> dict[str, Any]:
         return {"enum": [catalogs.STRIPE_WILDCARD, *sorted(catalogs.stripe_events())]}
-
-    def webhook_findings(
-        self, path: FieldPath, hook: Mapping[str, Any], inbound: bool
-    ) -> list[Finding]:
-        return []
 
     def account_findings(
         self, path: FieldPath, acct: Mapping[str, Any], env_name: str
@@ -71,12 +63,6 @@ class StripeRules:
                 (*path, "livemode"),
             )
         ]
-
-    def duplicate_reported_elsewhere(self, env_name: str, first_env: str) -> bool:
-        return False
-
-    def document_findings(self, environments: Environments) -> list[Finding]:
-        return []
 
     def secret_finding(self, env_name: str, field: str, plaintext: str) -> Finding | None:
         """RCN-ENV-1/2 (key mode and kind) and RCN-WH-3 (a ``whsec_`` signing secret).
@@ -111,9 +97,6 @@ class StripeRules:
                 "keys (use sk_test_ or rk_test_)",
             )
         return None
-
-    def app_endpoints(self, environments: Environments) -> Iterable[AppEndpoint]:
-        return ()  # every tenant owns its Stripe endpoints
 
     def account_ids(self, acct: Any) -> AccountIds:
         return AccountIds(acct.stripe_account_id, stripe_livemode=acct.livemode)

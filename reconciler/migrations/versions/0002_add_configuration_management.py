@@ -41,10 +41,15 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql as pg
 
+from reconciler.migrations.support import (
+    ACCOUNT_COLUMNS,
+    APP_ROLE,
+    REVIEW_COLUMNS,
+    append_only_allowing_reviews,
+)
+
 revision: str = "add_configuration_management"
 down_revision: str | None = "baseline"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 ENUMS: dict[str, tuple[str, ...]] = {
     "config_type": ("API_KEY", "WEBHOOK", "OAUTH", "SETTINGS"),
@@ -67,27 +72,6 @@ TENANT_TABLES = (
     "integration_configs",
     "webhook_configurations",
     "configuration_audit_logs",
-)
-APP_ROLE = "reconciler_app"
-REVIEW_COLUMNS = ("reviewed_at", "reviewed_by", "review_decision", "review_note")
-
-OAUTH_COLUMNS_ADDED = (
-    "hubspot_portal_id",
-    "hubspot_user_id",
-    "hubspot_app_id",
-    "stripe_account_id",
-    "stripe_user_id",
-    "stripe_livemode",
-    "quickbooks_realm_id",
-    "refresh_token_expires_at",
-    "is_active",
-    "revoked_at",
-    "revoked_by",
-    "revoked_reason",
-    "encryption_key_version",
-    "metadata",
-    "created_by",
-    "row_version",
 )
 OAUTH_INDEXES_ADDED = (
     "idx_oauth_tokens_tenant_active",
@@ -143,8 +127,9 @@ def upgrade() -> None:
     enable_row_level_security()
 
 
-def upgrade_oauth_tokens() -> None:
-    for column in (
+def oauth_columns_added() -> tuple[sa.Column[Any], ...]:
+    """The columns this revision adds to ``oauth_tokens``, in the order it adds them."""
+    return (
         sa.Column("hubspot_portal_id", sa.String(255)),
         sa.Column("hubspot_user_id", sa.String(255)),
         sa.Column("hubspot_app_id", sa.String(255)),
@@ -161,7 +146,11 @@ def upgrade_oauth_tokens() -> None:
         sa.Column("metadata", pg.JSONB),
         sa.Column("created_by", sa.String(255)),
         sa.Column("row_version", sa.Integer, nullable=False, server_default=sa.text("1")),
-    ):
+    )
+
+
+def upgrade_oauth_tokens() -> None:
+    for column in oauth_columns_added():
         op.add_column("oauth_tokens", column)
 
     # The documented data step, verbatim: existing tokens become active, key version 1.
@@ -353,30 +342,7 @@ def create_configuration_audit_logs() -> None:
 
     # Append-only: compare the whole row minus the review columns, so a column added later
     # is protected without touching this function.
-    review = ", ".join(f"'{c}'" for c in REVIEW_COLUMNS)
-    op.execute(
-        f"""
-        CREATE FUNCTION configuration_audit_logs_append_only() RETURNS trigger
-        LANGUAGE plpgsql AS $$
-        BEGIN
-            IF TG_OP = 'UPDATE' THEN
-                IF (to_jsonb(NEW) - ARRAY[{review}]) IS DISTINCT FROM
-                   (to_jsonb(OLD) - ARRAY[{review}]) THEN
-                    RAISE EXCEPTION USING
-                        MESSAGE = 'configuration_audit_logs is append-only: an UPDATE may '
-                            || 'change only the review columns ({", ".join(REVIEW_COLUMNS)})',
-                        ERRCODE = 'insufficient_privilege';
-                END IF;
-                RETURN NEW;
-            END IF;
-            -- No "%" placeholder: offline SQL rendering would double it.
-            RAISE EXCEPTION USING
-                MESSAGE = 'configuration_audit_logs is append-only: ' || TG_OP || ' is not allowed',
-                ERRCODE = 'insufficient_privilege';
-        END
-        $$
-        """
-    )
+    op.execute(append_only_allowing_reviews("CREATE"))
     op.execute(
         "CREATE TRIGGER configuration_audit_logs_append_only "
         "BEFORE UPDATE OR DELETE ON configuration_audit_logs "
@@ -469,8 +435,8 @@ def downgrade() -> None:
     op.execute(f"REVOKE ALL ON oauth_tokens FROM {APP_ROLE}")
     for index in OAUTH_INDEXES_ADDED:
         op.drop_index(index, table_name="oauth_tokens")
-    for column in OAUTH_COLUMNS_ADDED:
-        op.drop_column("oauth_tokens", column)
+    for column in oauth_columns_added():
+        op.drop_column("oauth_tokens", column.name)
 
     for name in ENUMS:
         op.execute(f"DROP TYPE {name}")
@@ -486,18 +452,7 @@ DISCARD_OPTION = "discard_audit_history"
 HISTORY_TABLES = ("configuration_audit_logs", "apply_runs")
 TOKEN_ARCHIVE = f"{ARCHIVE}.oauth_tokens_columns"
 # Columns that describe the connected account: restored into the row whatever happened to it.
-TOKEN_ACCOUNT_COLUMNS = (
-    "hubspot_portal_id",
-    "hubspot_user_id",
-    "hubspot_app_id",
-    "stripe_account_id",
-    "stripe_user_id",
-    "stripe_livemode",
-    "quickbooks_realm_id",
-    "metadata",
-    "created_by",
-    "row_version",
-)
+TOKEN_ACCOUNT_COLUMNS = (*ACCOUNT_COLUMNS, "metadata", "created_by", "row_version")
 # Columns that describe the stored token: restored only while it is still the archived one
 # (the application may have refreshed or re-authorized it while the schema was rolled back).
 TOKEN_STATE_COLUMNS = (

@@ -36,14 +36,12 @@ from collections.abc import Sequence
 
 from alembic import op
 
+from reconciler.migrations.support import APP_ROLE, REVIEW_COLUMNS, append_only_allowing_reviews
+
 revision: str = "keyed_audit_chain"
 down_revision: str | None = "add_configuration_management"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 TABLE = "configuration_audit_logs"
-APP_ROLE = "reconciler_app"
-REVIEW_COLUMNS = ("reviewed_at", "reviewed_by", "review_decision", "review_note")
 ACTIONS = ("CREATE", "UPDATE", "DELETE", "REVOKE", "ROTATE", "REVIEW")
 PREVIOUS_ACTIONS = ("CREATE", "UPDATE", "DELETE", "REVOKE", "ROTATE")
 REVIEW_INDEX = "idx_configuration_audit_logs_review_of"
@@ -85,30 +83,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    review = ", ".join(f"'{c}'" for c in REVIEW_COLUMNS)
-    op.execute(
-        f"""
-        CREATE OR REPLACE FUNCTION configuration_audit_logs_append_only() RETURNS trigger
-        LANGUAGE plpgsql AS $$
-        BEGIN
-            IF TG_OP = 'UPDATE' THEN
-                IF (to_jsonb(NEW) - ARRAY[{review}]) IS DISTINCT FROM
-                   (to_jsonb(OLD) - ARRAY[{review}]) THEN
-                    RAISE EXCEPTION USING
-                        MESSAGE = 'configuration_audit_logs is append-only: an UPDATE may '
-                            || 'change only the review columns ({", ".join(REVIEW_COLUMNS)})',
-                        ERRCODE = 'insufficient_privilege';
-                END IF;
-                RETURN NEW;
-            END IF;
-            -- No "%" placeholder: offline SQL rendering would double it.
-            RAISE EXCEPTION USING
-                MESSAGE = 'configuration_audit_logs is append-only: ' || TG_OP || ' is not allowed',
-                ERRCODE = 'insufficient_privilege';
-        END
-        $$
-        """
-    )
+    op.execute(append_only_allowing_reviews("CREATE OR REPLACE"))
     # Each decision back into the columns the previous version reads (a row reviewed before
     # the upgrade already has them, and then has no REVIEW row).
     op.execute(

@@ -53,18 +53,13 @@ roles`` first). The roles stay: other databases of the cluster may use them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from alembic import op
+
+from reconciler.migrations.support import APP_ROLE, CI_ROLE, DEPLOY_ROLE
 
 revision: str = "least_privilege_roles"
 down_revision: str | None = "keyed_audit_chain"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
-APP_ROLE = "reconciler_app"
-DEPLOY_ROLE = "reconciler_deploy"
-CI_ROLE = "reconciler_ci"
 NEW_ROLES = (DEPLOY_ROLE, CI_ROLE)
 
 TENANT_TABLES = (

@@ -55,12 +55,11 @@ from collections.abc import Sequence
 
 from alembic import op
 
+from reconciler.migrations.support import ACCOUNT_COLUMNS, APP_ROLE
+
 revision: str = "database_recorded_writes"
 down_revision: str | None = "least_privilege_roles"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
-APP_ROLE = "reconciler_app"
 AUDIT = "configuration_audit_logs"
 CONFIG_TABLES = ("integration_configs", "webhook_configurations", "oauth_tokens")
 FUNCTION = "record_configuration_write"
@@ -76,6 +75,17 @@ TOKEN_MATERIAL = (
     "expires_at",
     "refresh_token_expires_at",
 )
+CIRCUIT_COLUMNS = (
+    "circuit_breaker_status",
+    "consecutive_failures",
+    "circuit_opened_at",
+    "total_trigger_count",
+    "total_failure_count",
+    "last_trigger_at",
+    "last_success_at",
+    "last_failure_at",
+)
+"""The webhook circuit breaker's state and delivery counters (runtime-owned)."""
 SERVICE_UPDATE: dict[str, tuple[str, ...]] = {
     "integration_configs": (
         "health_status",
@@ -85,17 +95,7 @@ SERVICE_UPDATE: dict[str, tuple[str, ...]] = {
         "last_sync_at",
         "updated_at",
     ),
-    "webhook_configurations": (
-        "circuit_breaker_status",
-        "consecutive_failures",
-        "circuit_opened_at",
-        "total_trigger_count",
-        "total_failure_count",
-        "last_trigger_at",
-        "last_success_at",
-        "last_failure_at",
-        "updated_at",
-    ),
+    "webhook_configurations": (*CIRCUIT_COLUMNS, "updated_at"),
     "oauth_tokens": (*TOKEN_MATERIAL, "updated_at"),
 }
 """Columns a service may UPDATE (runtime-owned); a database-recorded UPDATE touching only
@@ -104,13 +104,7 @@ TOKEN_INSERT = (
     "tenant_id",
     "platform",
     *TOKEN_MATERIAL,
-    "hubspot_portal_id",
-    "hubspot_user_id",
-    "hubspot_app_id",
-    "stripe_account_id",
-    "stripe_user_id",
-    "stripe_livemode",
-    "quickbooks_realm_id",
+    *ACCOUNT_COLUMNS,
     "created_by",
     "created_at",
     "updated_at",
@@ -165,26 +159,13 @@ CLEAR_COLUMNS = (
     "retry_max_delay_seconds",
     "circuit_breaker_threshold",
     "circuit_breaker_reset_seconds",
-    "circuit_breaker_status",
-    "consecutive_failures",
-    "circuit_opened_at",
-    "total_trigger_count",
-    "total_failure_count",
-    "last_trigger_at",
-    "last_success_at",
-    "last_failure_at",
+    *CIRCUIT_COLUMNS,
     # oauth_tokens
     "token_type",
     "scope",
     "expires_at",
     "refresh_token_expires_at",
-    "hubspot_portal_id",
-    "hubspot_user_id",
-    "hubspot_app_id",
-    "stripe_account_id",
-    "stripe_user_id",
-    "stripe_livemode",
-    "quickbooks_realm_id",
+    *ACCOUNT_COLUMNS,
     "revoked_at",
     "revoked_by",
     "revoked_reason",

@@ -20,14 +20,10 @@ Downgrade keeps the data: each value moves into ``metadata`` under
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from alembic import op
 
 revision: str = "managed_tokens"
 down_revision: str | None = "database_recorded_writes"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 KEPT_KEY = "reconciler_managed_since"
 

@@ -72,12 +72,11 @@ from collections.abc import Sequence
 
 from alembic import op
 
+from reconciler.migrations.support import APP_ROLE, amend_function, undo_amendment
+
 revision: str = "runtime_functions"
 down_revision: str | None = "managed_tokens"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
-APP_ROLE = "reconciler_app"
 RECORDING = "record_configuration_write()"
 """The trigger function of database_recorded_writes, amended here."""
 ACTIVE_CONFIG = "reconciler_active_config(text, text)"
@@ -304,30 +303,6 @@ _CHANGES_WITH_ERROR = (
 )
 
 
-def _amend_recording(pairs: Sequence[tuple[str, str]]) -> str:
-    """A DO block that rewrites the body of ``record_configuration_write()`` in place.
-
-    The definition is read from the catalog (``pg_get_functiondef``: owner, ``SET`` options
-    and body as they are) and each ``old`` text replaced by its ``new`` one; a body without an
-    ``old`` text stops the migration rather than leave a function half amended.
-    """
-    steps = "\n".join(
-        f"""    IF position($old{i}${old}$old{i}$ IN def) = 0 THEN
-        RAISE EXCEPTION 'runtime_functions: {RECORDING} is not the expected version';
-    END IF;
-    def := replace(def, $old{i}${old}$old{i}$, $new{i}${new}$new{i}$);"""
-        for i, (old, new) in enumerate(pairs)
-    )
-    return f"""DO $do$
-DECLARE
-    def text := pg_get_functiondef(CAST('{RECORDING}' AS regprocedure));
-BEGIN
-{steps}
-    EXECUTE def;
-END
-$do$"""
-
-
 AMENDMENTS = ((_MARKER_CHECK, _SKIP_DELIVERY_COUNTERS), (_CHANGES, _CHANGES_WITH_ERROR))
 
 
@@ -342,7 +317,7 @@ def _pin_search_path(functions: Sequence[str]) -> None:
 
 
 def upgrade() -> None:
-    op.execute(_amend_recording(AMENDMENTS))
+    op.execute(amend_function(revision, RECORDING, AMENDMENTS))
     for definition in (ACTIVE_CONFIG_FUNCTION, ALLOW_FUNCTION, RECORD_FUNCTION):
         op.execute(definition)
     _pin_search_path(FUNCTIONS)
@@ -356,4 +331,4 @@ def downgrade() -> None:
     op.execute(f"REVOKE INSERT (encryption_key_version) ON oauth_tokens FROM {APP_ROLE}")
     for function in FUNCTIONS:
         op.execute(f"DROP FUNCTION {function}")
-    op.execute(_amend_recording([(new, old) for old, new in reversed(AMENDMENTS)]))
+    op.execute(undo_amendment(revision, RECORDING, AMENDMENTS))

@@ -16,14 +16,10 @@ column.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from alembic import op
 
 revision: str = "run_provenance"
 down_revision: str | None = "runtime_functions"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 KEPT = {True: " [git-dirty]", False: " [git-clean]"}
 

@@ -23,19 +23,15 @@ Downgrade keeps the data: a table with rows moves into the schema ``reconciler_a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from alembic import op
+
+from reconciler.migrations.support import CI_ROLE, DEPLOY_ROLE
 
 revision: str = "approvals"
 down_revision: str | None = "run_provenance"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 TABLE = "plan_approvals"
 ARCHIVE = "reconciler_archive"
-DEPLOY_ROLE = "reconciler_deploy"
-CI_ROLE = "reconciler_ci"
 
 
 def upgrade() -> None:

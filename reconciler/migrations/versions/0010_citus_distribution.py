@@ -58,14 +58,12 @@ target form is left as it is.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from alembic import op
+
+from reconciler.migrations.support import APP_ROLE
 
 revision: str = "citus_distribution"
 down_revision: str | None = "approvals"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 COLOCATION_LEADER = "oauth_tokens"
 DISTRIBUTED = (
@@ -213,7 +211,6 @@ def _distribute() -> str:
 # undistribute_table rebuilds the table and drops the function with its old row type. Its
 # definition (body, search_path) is kept before and created again after, with its grants.
 ACTIVE_CONFIG = "reconciler_active_config(text, text)"
-APP_ROLE = "reconciler_app"
 
 
 def _undistribute() -> str:
@@ -271,39 +268,40 @@ def _undistribute() -> str:
     return "".join(out)
 
 
-def upgrade() -> None:
-    # Dynamic SQL only: on plain PostgreSQL the Citus functions do not exist, and the offline
-    # SQL must run there unchanged.
+def _on_coordinator(variables: str, statements: str) -> None:
+    """Run ``statements`` (PL/pgSQL lines) in a block that returns unless on a coordinator.
+
+    Dynamic SQL only: on plain PostgreSQL the Citus functions do not exist, and the offline
+    SQL must run there unchanged.
+    """
     op.execute(
         f"""
         DO $$
         DECLARE
             node_group integer;
             fn text;
-        BEGIN
-{ONLY_ON_COORDINATOR}            -- Triggers go onto the shards (see the revision's description).
-            PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
-            -- DDL on the new shards in one connection per node, as in a transaction block
-            -- that already wrote to these tables Citus requires.
-            PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);
-{_distribute()}        END
+{variables}        BEGIN
+{ONLY_ON_COORDINATOR}{statements}        END
         $$
         """
     )
 
 
-def downgrade() -> None:
-    op.execute(
-        f"""
-        DO $$
-        DECLARE
-            node_group integer;
-            fn text;
-            active_config text;
-        BEGIN
-{ONLY_ON_COORDINATOR}            PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+def upgrade() -> None:
+    settings = """\
+            -- Triggers go onto the shards (see the revision's description).
+            PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+            -- DDL on the new shards in one connection per node, as in a transaction block
+            -- that already wrote to these tables Citus requires.
             PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);
-{_undistribute()}        END
-        $$
-        """
+"""
+    _on_coordinator("", settings + _distribute())
+
+
+def downgrade() -> None:
+    _on_coordinator(
+        "            active_config text;\n",
+        "            PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);\n"
+        "            PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);\n"
+        + _undistribute(),
     )

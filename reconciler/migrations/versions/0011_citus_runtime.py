@@ -45,16 +45,13 @@ resets the function's setting. No table or row changes either way.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from alembic import op
+
+from reconciler.migrations.support import APP_ROLE, amend_function, undo_amendment
 
 revision: str = "citus_runtime"
 down_revision: str | None = "citus_distribution"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
-APP_ROLE = "reconciler_app"
 SET_LOCAL = "reconciler_set_local(text, text, boolean)"
 GRANTED_TENANT = "reconciler_granted_tenant()"
 NESTED = "citus.allow_nested_distributed_execution"
@@ -129,29 +126,6 @@ AMENDMENTS: dict[str, tuple[tuple[str, str], ...]] = {
 """Per function, the (old, new) texts of its body, replaced in this order on upgrade."""
 
 
-def _amend(function: str, pairs: Sequence[tuple[str, str]]) -> str:
-    """A DO block that rewrites ``function``'s body in place, each ``old`` text to ``new``.
-
-    The definition is read from the catalog (owner, ``SET`` options and body as they are); a
-    body without an ``old`` text stops the migration rather than leave it half amended.
-    """
-    steps = "\n".join(
-        f"""    IF position($old{i}${old}$old{i}$ IN def) = 0 THEN
-        RAISE EXCEPTION 'citus_runtime: {function} is not the expected version';
-    END IF;
-    def := replace(def, $old{i}${old}$old{i}$, $new{i}${new}$new{i}$);"""
-        for i, (old, new) in enumerate(pairs)
-    )
-    return f"""DO $do$
-DECLARE
-    def text := pg_get_functiondef(CAST('{function}' AS regprocedure));
-BEGIN
-{steps}
-    EXECUTE def;
-END
-$do$"""
-
-
 def _on_citus(statement: str) -> str:
     # Only where the citus extension is installed; named through EXECUTE so that the block
     # also runs on plain PostgreSQL (and in the offline SQL).
@@ -174,12 +148,12 @@ def upgrade() -> None:
     op.execute(f"REVOKE ALL ON FUNCTION {SET_LOCAL} FROM PUBLIC")
     op.execute(f"GRANT EXECUTE ON FUNCTION {SET_LOCAL} TO {APP_ROLE}")
     for function, pairs in AMENDMENTS.items():
-        op.execute(_amend(function, pairs))
+        op.execute(amend_function(revision, function, pairs))
     op.execute(_on_citus(f"ALTER FUNCTION {GRANTED_TENANT} SET {NESTED} = on"))
 
 
 def downgrade() -> None:
     op.execute(_on_citus(f"ALTER FUNCTION {GRANTED_TENANT} RESET {NESTED}"))
     for function, pairs in AMENDMENTS.items():
-        op.execute(_amend(function, [(new, old) for old, new in reversed(pairs)]))
+        op.execute(undo_amendment(revision, function, pairs))
     op.execute(f"DROP FUNCTION {SET_LOCAL}")

@@ -33,6 +33,10 @@ def _integration(**kw: Any) -> StoredIntegration:
         "is_active": True,
         "secrets": (StoredSecret("api_key", "rcn1:x", "fp"),),
         "encryption_key_version": 1,
+        "api_key_fingerprint": "fp",
+        "api_secret_fingerprint": None,
+        "deleted_at": None,
+        "row_version": 1,
         "sync_interval": None,
         "sync_direction": None,
         "features": {},
@@ -55,6 +59,11 @@ def _webhook(**kw: Any) -> StoredWebhook:
         "auth_type": AuthType.SIGNATURE,
         "secrets": (StoredSecret("signing_secret", "rcn1:y", "fp"),),
         "encryption_key_version": 1,
+        "signing_secret_fingerprint": "fp",
+        "auth_token_fingerprint": None,
+        "auth_password_fingerprint": None,
+        "deleted_at": None,
+        "row_version": 1,
         "subscribed_events": ("qbo.customer.created.v1",),
         "retry_max_attempts": 5,
         "retry_initial_delay_seconds": 30,
@@ -77,6 +86,9 @@ def _account(**kw: Any) -> StoredAccount:
         "hubspot_app_id": None,
         "hubspot_user_id": None,
         "environment_hint": None,
+        "is_active": True,
+        "revoked_at": None,
+        "row_version": 1,
     }
     return StoredAccount(**{**base, **kw})
 
