@@ -18,8 +18,14 @@ What this module guarantees:
 * A size limit per file (:data:`MAX_FILE_BYTES`).
 * Messages quote the file's own text only in short excerpts, with anything secret-shaped
   cut out (:func:`reconciler.redaction.redact`): a syntax error never prints a credential.
-* Speed: parsing uses libyaml (``CParser``) and keeps no positions. Positions are found
-  lazily with :func:`locate`, which re-composes only a file that has a problem to report.
+* Speed: a file made only of the constructs sops writes (block mappings and sequences,
+  plain scalars whose Go typing the YAML 1.2 core schema shares, simple quoted scalars,
+  literal blocks) is parsed by ``yaml_rs`` (a Rust parser, several times faster); anything
+  else, and anything ``yaml_rs`` refuses, is parsed by libyaml (``CParser``) with the typing
+  above. :func:`_fast_screen` decides, before parsing, from the text; both paths give the
+  same values and types (tests compare them on tricky inputs). No positions are kept:
+  they are found lazily with :func:`locate`, which re-composes only a file that has a
+  problem to report.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import yaml
+import yaml_rs
 
 # libyaml's parser, which every PyYAML wheel ships, is required: without it the import fails
 # here rather than every run silently becoming many times slower.
@@ -350,6 +357,14 @@ def parse_documents(text: str | bytes) -> list[Any]:
         decoded = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise YamlError(f"not UTF-8 text: {exc.reason} at byte {exc.start}") from None
+    fast = _parse_fast(raw, decoded)
+    if fast is not None:
+        return [fast]
+    return _parse_reference(decoded)
+
+
+def _parse_reference(decoded: str) -> list[Any]:
+    """Every document of ``decoded`` through libyaml with the Go typing (the reference)."""
     composer = _Composer(decoded)
     try:
         docs: list[Any] = []
@@ -371,6 +386,108 @@ def parse_documents(text: str | bytes) -> list[Any]:
     for doc in aliased:
         _check_expansion(doc)
     return docs
+
+
+_PLAIN_ASCII = bytes([10, *range(32, 127)])
+"""Line feed and the printable ASCII characters: what a plain ASCII manifest is made of."""
+
+_ODD_CHARACTERS = re.compile(
+    "[\t\r\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufeff\u2028\u2029\ufffe\uffff]"
+)
+"""Characters whose reading differs between YAML 1.1 and 1.2, or that are unusual: tabs,
+CR, BOM, NEL, line and paragraph separators, control characters."""
+
+_INDENT = re.compile(r"\n +")
+
+_ODD_TOKENS = re.compile(
+    # A token starts after a line break or a blank (in block context: flow collections,
+    # where ``[{,:`` also separate tokens, are refused here). Searched in "\n" + the text
+    # with each indentation shortened to one blank (a line at column 0 starts right after
+    # its line break), and written to start with that blank and a look at the next
+    # character, so that the search skips quickly from candidate to candidate.
+    r"[ \n](?=[-+.0-9!&*\[{>?:|<%])(?:"
+    # several documents, directives, merge keys
+    r"(?<=\n)(?:---|\.\.\.|%)|<<|"
+    # A sequence opened on its parent's line (``- - x``): the one way to nest deeply
+    # without indenting, and yaml_rs recurses per level (a stack overflow crashes the
+    # process); indentation alone bounds a 1 MiB file to about 2,000 levels.
+    r"-[ ]+-(?:[ \n]|$)"
+    # Node properties and indicators: tags, anchors, aliases, flow collections, explicit
+    # and empty keys, folded blocks, literal blocks other than ``|`` and ``|-``. (The empty
+    # flow collections ``[]`` and ``{}`` that sops writes are read alike.)
+    r"|[!&*>]|\[(?!\](?:[ \n]|$))|\{(?!\}(?:[ \n]|$))|[?:](?:[ \n]|$)"
+    r"|\|(?!-?[ ]*(?:#[^\n]*)?\n)"
+    # Plain scalars Go types otherwise than the YAML 1.2 core schema, or that are close:
+    # leading zeros and base prefixes, dates, long digit runs, underscores, exponents of
+    # three digits, infinities and NaNs in any spelling.
+    r"|[-+]?(?:0[0-9_xXoObB]|[0-9]{4}-|[0-9]{19}|\.?[0-9][0-9A-Za-z.+-]*_"
+    r"|\.?[0-9][0-9.]*[eE][-+]?[0-9]{3}|\.(?i:inf|nan))"
+    r")"
+)
+"""A match sends the file to the reference path."""
+
+_QUOTED_LINE = re.compile(r"""[^"'\n]*(?:(?:"[^"\n]*"|'[^'\n]*')[^"'\n]*)*""")
+"""A line whose quoted scalars all open and close on it."""
+
+
+def _fast_screen(raw: bytes, text: str) -> bool:
+    """True when ``text`` (``raw`` decoded) holds only constructs the fast path reads
+    exactly as the reference path.
+
+    Conservative by design: a file that merely looks unusual (an apostrophe in a comment,
+    a backslash in a double-quoted file, a ``*`` after a blank) takes the reference path.
+    """
+    if raw.isascii():
+        if raw.translate(None, _PLAIN_ASCII):  # what is left: tabs, CRs, control characters
+            return False
+    elif _ODD_CHARACTERS.search(text) is not None:
+        return False
+    if _ODD_TOKENS.search(_INDENT.sub("\n ", "\n" + text)) is not None:
+        return False
+    if b'"' in raw and b"\\" in raw:  # escapes in double-quoted scalars
+        return False
+    # A quoted scalar folded over several lines goes the other way.
+    for quote in ("'", '"'):
+        at = text.find(quote)
+        while at != -1:
+            start = text.rfind("\n", 0, at) + 1
+            end = text.find("\n", at)
+            end = len(text) if end == -1 else end
+            if _QUOTED_LINE.fullmatch(text, start, end) is None:
+                return False
+            at = text.find(quote, end)
+    return True
+
+
+def _string_keys(node: Any) -> bool:
+    """True when every mapping key in ``node`` (a parsed value) is a string."""
+    if type(node) is dict:
+        for key, value in node.items():
+            if type(key) is not str:
+                return False
+            if (type(value) is dict or type(value) is list) and not _string_keys(value):
+                return False
+    elif type(node) is list:
+        for item in node:
+            if (type(item) is dict or type(item) is list) and not _string_keys(item):
+                return False
+    return True
+
+
+def _parse_fast(raw: bytes, decoded: str) -> dict[str, Any] | None:
+    """The single mapping document of ``decoded`` (``raw`` decoded) read by ``yaml_rs``, or
+    ``None`` when the reference path must read it (screened out, refused by ``yaml_rs``, not
+    a mapping, or a key that is not a string: the reference path then reports the problem
+    with its line)."""
+    if not _fast_screen(raw, decoded):
+        return None
+    try:
+        doc = yaml_rs.loads(decoded, parse_datetime=False)
+        if type(doc) is not dict or not _string_keys(doc):
+            return None
+    except (yaml_rs.YAMLDecodeError, RecursionError, ValueError, TypeError, OverflowError):
+        return None
+    return doc
 
 
 def parse_document(text: str | bytes) -> Any:
