@@ -137,8 +137,25 @@ class CipherContext:
         return cls("oauth_tokens", column, tenant_id, str(token_id))
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_encode_string = json.encoder.encode_basestring
+
+
 def _json(fields: list[str | int]) -> bytes:
-    return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """``json.dumps(fields, ensure_ascii=False, separators=(",", ":"))``, UTF-8 encoded.
+
+    Strings and ints (all a context holds) are written directly: a plan checks the binding
+    of every stored secret, and ``json.dumps`` with options builds an encoder per call.
+    """
+    parts: list[str] = []
+    for field in fields:
+        if type(field) is str:
+            parts.append(_encode_string(field))
+        elif type(field) is int:
+            parts.append(int.__repr__(field))
+        else:
+            return _ENCODER.encode(fields).encode("utf-8")
+    return ("[" + ",".join(parts) + "]").encode("utf-8")
 
 
 def mismatch_message(ctx: CipherContext, version: int | None) -> str:
