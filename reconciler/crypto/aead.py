@@ -374,8 +374,8 @@ def _open(
 def _decode(stored: str, prefix: str) -> bytes | None:
     if not stored.startswith(prefix):
         return None
-    try:
-        return base64.b64decode(stored[len(prefix) :], validate=True)
+    try:  # base64.b64decode(..., validate=True) without its wrapper (a plan reads many)
+        return binascii.a2b_base64(stored[len(prefix) :].encode("ascii"), strict_mode=True)
     except (binascii.Error, ValueError):
         return None
 

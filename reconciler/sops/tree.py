@@ -58,6 +58,9 @@ def _aad(loc: Sequence[PathElement]) -> str:
     return ":".join(key for key in loc if isinstance(key, str)) + ":"
 
 
+_CONTAINERS = (dict, list)
+
+
 _MATCHED: dict[tuple[str, str], dict[str, bool]] = {}
 """Whether a mapping key matches a rule, by rule: the files of a repository share their rule
 and their keys, and a regex search per key of every file adds up."""
@@ -159,8 +162,16 @@ def decrypt_tree(
         if isinstance(node, dict):
             out: dict[str, Any] = {}
             for key, value in node.items():
+                below = matched or matches(key)
+                if (
+                    below != when_matched
+                    and not hash_clear_values
+                    and not isinstance(value, _CONTAINERS)
+                ):
+                    out[key] = value  # a clear value that is not hashed: what walk() returns
+                    continue
                 path.append(key)
-                out[key] = walk(value, matched or matches(key), False)
+                out[key] = walk(value, below, False)
                 path.pop()
             return out
         if isinstance(node, list):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import json
+import json.scanner
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -161,7 +162,7 @@ class _Reader:
         with driver.cursor() as cursor:
             set_json_loads(_json_loads, cursor)
             cursor.execute(self.driver_sql, params)
-            for row in cursor:
+            for row in cursor.fetchall():
                 values = dict(zip(labels, row, strict=True))
                 for name, convert in converters:
                     values[name] = convert(values[name])
@@ -171,17 +172,23 @@ class _Reader:
 _PARAMS = ("tenants", "platforms", "excluded")
 """The bind parameters of :data:`_WHERE`."""
 
-_decode_json = json.JSONDecoder().decode
+_DECODER = json.JSONDecoder()
+_scan_json = json.scanner.make_scanner(_DECODER)  # type: ignore[arg-type]  # (typeshed)
 
 
 def _json_loads(data: str | bytes) -> Any:
     """``json.loads(data)`` for the server's UTF-8 text, without guessing each value's
-    encoding first; the empty objects most JSON columns hold are not parsed at all."""
-    if isinstance(data, str):
-        return _decode_json(data)
-    if data == b"{}":
+    encoding first or matching whitespace around it (the server writes none); the empty
+    objects most JSON columns hold are not parsed at all. Anything unusual goes through
+    ``json``'s own decoding, errors included."""
+    text = data if isinstance(data, str) else data.decode("utf-8", "surrogatepass")
+    if text == "{}":
         return {}
-    return _decode_json(data.decode("utf-8", "surrogatepass"))
+    try:
+        value, end = _scan_json(text, 0)
+    except StopIteration:
+        end = -1
+    return value if end == len(text) else _DECODER.decode(text)
 
 
 _INTEGRATIONS = _Reader.build(
