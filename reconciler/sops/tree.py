@@ -175,6 +175,17 @@ def decrypt_tree(
                 path.pop()
             return out
         if isinstance(node, list):
+            if matched != when_matched and not hash_clear_values:
+                # Clear and not hashed: leaves are kept as they are (what walk() returns).
+                items = []
+                for index, value in enumerate(node):
+                    if isinstance(value, _CONTAINERS):
+                        path.append(index)
+                        items.append(walk(value, matched, True))
+                        path.pop()
+                    else:
+                        items.append(value)
+                return items
             items = []
             for index, value in enumerate(node):
                 path.append(index)
