@@ -222,12 +222,12 @@ def _cpu() -> float:
 
 @contextmanager
 def timed(name: str, stages: dict[str, Stage]) -> Iterator[None]:
+    cpu = _cpu()
     with sampled() as memory:
-        cpu = _cpu()
         started = time.perf_counter()
         yield
         seconds = time.perf_counter() - started
-        cpu = _cpu() - cpu
+    cpu = _cpu() - cpu - memory.cpu
     stages[name] = Stage(name, seconds, memory.peak, cpu)
     print(f"{name:40} {seconds:8.2f} s {cpu:8.2f} s CPU {memory.peak / 2**20:8.0f} MiB", flush=True)
 
