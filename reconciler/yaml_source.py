@@ -391,12 +391,6 @@ def _parse_reference(decoded: str) -> list[Any]:
 _PLAIN_ASCII = bytes([10, *range(32, 127)])
 """Line feed and the printable ASCII characters: what a plain ASCII manifest is made of."""
 
-_ODD_CHARACTERS = re.compile(
-    "[\t\r\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufeff\u2028\u2029\ufffe\uffff]"
-)
-"""Characters whose reading differs between YAML 1.1 and 1.2, or that are unusual: tabs,
-CR, BOM, NEL, line and paragraph separators, control characters."""
-
 _INDENT = re.compile(r"\n +")
 
 _ODD_TOKENS = re.compile(
@@ -405,7 +399,7 @@ _ODD_TOKENS = re.compile(
     # with each indentation shortened to one blank (a line at column 0 starts right after
     # its line break), and written to start with that blank and a look at the next
     # character, so that the search skips quickly from candidate to candidate.
-    r"[ \n](?=[-+.0-9!&*\[{>?:|<%])(?:"
+    r"[ \n](?=[-+._0-9!&*\[{>?:|<%])(?:"
     # several documents, directives, merge keys
     r"(?<=\n)(?:---|\.\.\.|%)|<<|"
     # A sequence opened on its parent's line (``- - x``): the one way to nest deeply
@@ -418,9 +412,11 @@ _ODD_TOKENS = re.compile(
     r"|[!&*>]|\[(?!\](?:[ \n]|$))|\{(?!\}(?:[ \n]|$))|[?:](?:[ \n]|$)"
     r"|\|(?!-?[ ]*(?:#[^\n]*)?\n)"
     # Plain scalars Go types otherwise than the YAML 1.2 core schema, or that are close:
-    # leading zeros and base prefixes, dates, long digit runs, underscores, exponents of
-    # three digits, infinities and NaNs in any spelling.
-    r"|[-+]?(?:0[0-9_xXoObB]|[0-9]{4}-|[0-9]{19}|\.?[0-9][0-9A-Za-z.+-]*_"
+    # a 0 followed by anything but a fraction (leading zeros, base prefixes, "0-7"), dates,
+    # long digit runs, underscores, exponents of three digits, infinities and NaNs in any
+    # spelling.
+    r"|(?=[-+._0-9])[-+.0-9A-Za-z]*_"  # underscores (yaml_rs drops them, even leading ones)
+    r"|[-+]?(?:0(?!\.|[ ]*(?:#|\n|$))|[0-9]{4}-|[0-9]{19}"
     r"|\.?[0-9][0-9.]*[eE][-+]?[0-9]{3}|\.(?i:inf|nan))"
     r")"
 )
@@ -430,6 +426,35 @@ _QUOTED_LINE = re.compile(r"""[^"'\n]*(?:(?:"[^"\n]*"|'[^'\n]*')[^"'\n]*)*""")
 """A line whose quoted scalars all open and close on it."""
 
 
+_BLOCK_HEADER_TAIL = re.compile(r"-?[ ]*(?:#[^\n]*)?")
+_LINE_LEAD = re.compile(r"[ ]*(?:-[ ]+)*")
+_SPACES = re.compile(r"[ ]*")
+
+
+def _literal_blocks_filled(text: str) -> bool:
+    """True when every literal block (``|`` or ``|-`` ending a line) is followed by a line
+    of content indented deeper than its line's key or item: yaml_rs reads an empty block
+    otherwise than libyaml (``"\n"`` for ``""``)."""
+    at = text.find("|")
+    while at != -1:
+        end = text.find("\n", at)
+        if (
+            at > 0
+            and text[at - 1] == " "
+            and end != -1
+            and _BLOCK_HEADER_TAIL.fullmatch(text, at + 1, end) is not None
+        ):
+            start = text.rfind("\n", 0, at) + 1
+            key_column = _LINE_LEAD.match(text, start).end() - start  # type: ignore[union-attr]
+            following = end + 1
+            indent = _SPACES.match(text, following).end() - following  # type: ignore[union-attr]
+            content = following + indent
+            if indent <= key_column or content >= len(text) or text[content] == "\n":
+                return False
+        at = text.find("|", at + 1)
+    return True
+
+
 def _fast_screen(raw: bytes, text: str) -> bool:
     """True when ``text`` (``raw`` decoded) holds only constructs the fast path reads
     exactly as the reference path.
@@ -437,23 +462,26 @@ def _fast_screen(raw: bytes, text: str) -> bool:
     Conservative by design: a file that merely looks unusual (an apostrophe in a comment,
     a backslash in a double-quoted file, a ``*`` after a blank) takes the reference path.
     """
-    if raw.isascii():
-        if raw.translate(None, _PLAIN_ASCII):  # what is left: tabs, CRs, control characters
-            return False
-    elif _ODD_CHARACTERS.search(text) is not None:
+    # Only ASCII: beyond it, line breaks and digits (which the Go typing's int() and
+    # isdigit() accept in other scripts) are read differently.
+    if not raw.isascii() or raw.translate(None, _PLAIN_ASCII):  # left: tabs, CRs, controls
         return False
     if _ODD_TOKENS.search(_INDENT.sub("\n ", "\n" + text)) is not None:
         return False
     if b'"' in raw and b"\\" in raw:  # escapes in double-quoted scalars
         return False
-    # A quoted scalar folded over several lines goes the other way.
+    if b"|" in raw and not _literal_blocks_filled(text):
+        return False
+    # A quoted scalar folded over several lines goes the other way. (It opens on a line that
+    # is not a comment: lines starting with "#", like "# the app's key", are left out.)
     for quote in ("'", '"'):
         at = text.find(quote)
         while at != -1:
             start = text.rfind("\n", 0, at) + 1
             end = text.find("\n", at)
             end = len(text) if end == -1 else end
-            if _QUOTED_LINE.fullmatch(text, start, end) is None:
+            comment = text[start:at].lstrip(" ").startswith("#")
+            if not comment and _QUOTED_LINE.fullmatch(text, start, end) is None:
                 return False
             at = text.find(quote, end)
     return True

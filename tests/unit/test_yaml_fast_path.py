@@ -122,7 +122,8 @@ SCALARS = [
     "!!float 1", "!!binary aGk=", "&a 1", "*a", "[1, 2]", "{a: 1}", "[]", "{}", "|\n  x\n",
     "|-\n  x\n  y\n", "|+\n  x\n\n", "|2\n   x\n", ">\n  x\n  y\n", ">-\n  x\n\n  y\n",
     "a\n  continued", "'multi\n  line'", '"multi\n  line"', "é", "ünïcode: ok", "x: y",
-    "@x", "`x", "%x", "? x", "a - b", "- x", "-x", "--- x", "...",
+    "@x", "`x", "%x", "? x", "a - b", "- x", "-x", "--- x", "...", "0-0", "0+7", "0 5",
+    "-0 5", "0 # zero", "0.5 6", "1 5", "_0", "_1_", "+_1", "1\u0663", "\u0661", "1e_5",
 ]  # fmt: skip
 
 
@@ -169,6 +170,14 @@ def test_scalar_as_value_key_and_item(scalar: str) -> None:
         'a: "x\\\ny"\n',
         "a: x\n\n  y\n",
         "a: |\n  x\n\n  y\n\n\nb: 1\n",
+        "a: |\n",
+        "a: |-\n",
+        "a: |\nb: 1\n",
+        "a: |\n\n  x\n",
+        "a:\n  b: |\n  c: 1\n",
+        "a:\n  - b: |\n     x\n",
+        "- |\n  x\n- |\n",
+        "a: x |\n  y\n",
         "a: |  # comment\n  x\n",
         "a: |-\n\n  x\n",
         'a: "it\'s"\nb: \'say "x"\'\n',
@@ -179,6 +188,31 @@ def test_scalar_as_value_key_and_item(scalar: str) -> None:
 )
 def test_documents(text: str) -> None:
     _check(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "# the app's key\na: 1\n",
+        "a: 1\n    # it's here\nb: 'x'\n",
+        "a: |\n  # it's\n  y\nb: 2\n",
+    ],
+)
+def test_apostrophes_in_comments_keep_the_fast_path(text: str) -> None:
+    assert _check(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: 'x\n  # y'\n",
+        'a: "x\n# y"\n',
+        "a: |\n  it's\n",
+        "a: x # it's\n",
+    ],
+)
+def test_quotes_open_across_lines_leave_the_fast_path(text: str) -> None:
+    assert not _check(text)
 
 
 def test_deep_compact_nesting_stays_on_the_reference_path() -> None:
@@ -247,4 +281,26 @@ _TREE = st.recursive(
 @settings(max_examples=400, deadline=None)
 @given(st.dictionaries(_KEY, _TREE, min_size=1, max_size=4))
 def test_generated_documents_read_the_same(doc: dict[str, Any]) -> None:
+    _check(_block(doc, 0))
+
+
+# Documents most of which the fast path reads: words of number-like characters, literal
+# blocks, quoted scalars.
+_NUMBERISH = st.text(alphabet="abeEnx0179-+.", min_size=0, max_size=6)
+_BLOCKS = st.sampled_from(
+    ["|", "|-", "|\n  x", "|-\n  x\n  y", "|\n\n  x", "|\n   x\n  y", "'a''b'", '"q x"']
+)
+_FAST_TREE = st.recursive(
+    st.one_of(_NUMBERISH, _BLOCKS, _PLAIN),
+    lambda children: st.one_of(
+        st.dictionaries(st.text(alphabet="abx01", min_size=1, max_size=4), children, max_size=4),
+        st.lists(children, min_size=1, max_size=3),
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.sampled_from(["a", "b", "c d", "'q'"]), _FAST_TREE, min_size=1))
+def test_generated_plain_documents_read_the_same(doc: dict[str, Any]) -> None:
     _check(_block(doc, 0))
