@@ -106,6 +106,13 @@ _TIMESTAMP_RE = re.compile(
     r"(?:[ \t]*(?P<tz>Z|[-+][0-9]{1,2}(?::?[0-9]{2})?))?)?$"
 )
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_BASES = {"x": 16, "o": 8, "b": 2}
+_DIGITS = {
+    16: re.compile(r"[0-9a-fA-F]+"),
+    10: re.compile(r"[0-9]+"),
+    8: re.compile(r"[0-7]+"),
+    2: re.compile(r"[01]+"),
+}
 
 
 def _go_parse_int(text: str) -> int | None:
@@ -119,22 +126,17 @@ def _go_parse_int(text: str) -> int | None:
         sign = -1 if body[0] == "-" else 1
         body = body[1:]
     lower = body.lower()
-    try:
-        if lower.startswith("0x"):
-            value = int(body[2:], 16)
-        elif lower.startswith("0o"):
-            value = int(body[2:], 8)
-        elif lower.startswith("0b"):
-            value = int(body[2:], 2)
-        elif len(body) > 1 and body[0] == "0":
-            value = int(body[1:], 8)  # Go keeps the C-style leading-zero octal
-        else:
-            if not body.isdigit():
-                return None
-            value = int(body, 10)
-    except ValueError:
+    if lower.startswith(("0x", "0o", "0b")):
+        digits, base = body[2:], _BASES[lower[1]]
+    elif len(body) > 1 and body[0] == "0":
+        digits, base = body[1:], 8  # Go keeps the C-style leading-zero octal
+    else:
+        digits, base = body, 10
+    # Only the base's ASCII digits: Python's int() would also take blanks, a second sign
+    # and other scripts' digits ("0 5", "0-7", "1\u0663"), which Go refuses (a string).
+    if not _DIGITS[base].fullmatch(digits):
         return None
-    value *= sign
+    value = sign * int(digits, base)
     if value < _INT64_MIN or value > 2**64 - 1:
         return None
     return value
