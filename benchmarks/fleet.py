@@ -20,6 +20,7 @@ import base64
 import json
 import os
 import platform as host
+import resource
 import shutil
 import tempfile
 import time
@@ -201,21 +202,34 @@ _TENANTS = 0
 
 @dataclass(slots=True)
 class Stage:
-    """One measured stage: wall seconds and peak memory of the process tree."""
+    """One measured stage: wall seconds, CPU seconds and peak memory of the process tree.
+
+    ``cpu_seconds`` (user + system, this process and its finished worker processes; not the
+    database server) varies less than wall time on a machine shared with other work.
+    """
 
     name: str
     seconds: float
     peak_bytes: int
+    cpu_seconds: float = 0.0
+
+
+def _cpu() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 @contextmanager
 def timed(name: str, stages: dict[str, Stage]) -> Iterator[None]:
+    cpu = _cpu()
     with sampled() as memory:
         started = time.perf_counter()
         yield
         seconds = time.perf_counter() - started
-    stages[name] = Stage(name, seconds, memory.peak)
-    print(f"{name:40} {seconds:8.2f} s {memory.peak / 2**20:8.0f} MiB", flush=True)
+    cpu = _cpu() - cpu - memory.cpu
+    stages[name] = Stage(name, seconds, memory.peak, cpu)
+    print(f"{name:40} {seconds:8.2f} s {cpu:8.2f} s CPU {memory.peak / 2**20:8.0f} MiB", flush=True)
 
 
 WRITES = "apply (initial load): writes in the transaction"
@@ -278,8 +292,8 @@ def report(
         f" COPY {db.copy_rows} rows {db.copy:.2f} s"
     )
     print()
-    print(f"| stage ({tenants} tenants) | time | floor | ratio | target | peak memory |")
-    print("|---|---|---|---|---|---|")
+    print(f"| stage ({tenants} tenants) | time | CPU | floor | ratio | target | peak memory |")
+    print("|---|---|---|---|---|---|---|")
     checked = {t.stage: t for t in targets(stages, files, db)}
     rows = []
     for stage in stages.values():
@@ -293,13 +307,15 @@ def report(
             else ""
         )
         print(
-            f"| {stage.name} | {stage.seconds:.2f} s | {floor_text} | {ratio_text} | "
+            f"| {stage.name} | {stage.seconds:.2f} s | {stage.cpu_seconds:.2f} s | {floor_text} "
+            f"| {ratio_text} | "
             f"{target_text} | {stage.peak_bytes / 2**20:.0f} MiB |"
         )
         rows.append(
             {
                 "stage": stage.name,
                 "seconds": round(stage.seconds, 3),
+                "cpu_seconds": round(stage.cpu_seconds, 3),
                 "peak_bytes": stage.peak_bytes,
                 "floor_seconds": round(t.floor, 3) if t else None,
                 "floor": t.floor_name if t else None,

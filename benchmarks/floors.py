@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import base64
 import os
-import threading
+import subprocess
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -195,12 +196,46 @@ def measure_database(url: str) -> DatabaseFloors:
     return DatabaseFloors(select_rows, select, copy_rows, copy_seconds)
 
 
-def _rss(pid: int) -> int:
+_SAMPLER = r"""
+import os, select, sys, time
+
+def rss(pid):
     try:
         with open(f"/proc/{pid}/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         return 0
+
+def children(pid):
+    found = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                found.extend(int(c) for c in f.read().split())
+        except OSError:
+            continue
+    return found
+
+target, me = int(sys.argv[1]), os.getpid()
+known = {int(p) for p in sys.argv[2].split(",") if p}
+peak = 0
+while True:
+    total = rss(target)
+    stack = [c for c in children(target) if c not in known and c != me]
+    while stack:
+        pid = stack.pop()
+        total += rss(pid)
+        stack.extend(children(pid))
+    peak = max(peak, total)
+    if select.select([sys.stdin], [], [], 0.02)[0]:
+        break
+times = os.times()
+print(peak, times.user + times.system, flush=True)
+"""
 
 
 def _children(pid: int) -> list[int]:
@@ -221,36 +256,36 @@ def _children(pid: int) -> list[int]:
 class PeakMemory:
     """Peak resident memory of this process and its descendants, sampled every 20 ms.
 
+    The sampler is a separate process, not a thread: the loader runs its worker pool only
+    when the process has no other thread (forking a threaded process is unsafe), so a
+    sampling thread would measure every stage on one core. ``cpu`` is the sampler's own CPU
+    time, to be subtracted from the children's CPU time of a stage.
+
     The database server is not a descendant when it runs apart (an external URL); the
     embedded server is started before the stages and its memory is not the tool's, so only
     processes started after the sampler (the worker pool) are counted besides this one.
     """
 
     def __init__(self) -> None:
-        self._stop = threading.Event()
-        self._known = set(_children(os.getpid()))
+        self._known = _children(os.getpid())
         self.peak = 0
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        me = os.getpid()
-        while not self._stop.is_set():
-            total = _rss(me)
-            stack = [c for c in _children(me) if c not in self._known]
-            while stack:
-                pid = stack.pop()
-                total += _rss(pid)
-                stack.extend(_children(pid))
-            self.peak = max(self.peak, total)
-            self._stop.wait(0.02)
+        self.cpu = 0.0
+        self._process: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> PeakMemory:
-        self._thread.start()
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", _SAMPLER, str(os.getpid()), ",".join(map(str, self._known))],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+        assert self._process is not None
+        out, _ = self._process.communicate("stop\n")
+        peak, cpu = out.split()
+        self.peak, self.cpu = int(peak), float(cpu)
 
 
 @contextmanager

@@ -130,14 +130,6 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def _secret_fp(secret: SecretValue | None, where: str) -> str | None:
-    if secret is None:
-        return None
-    if secret.fingerprint is None:
-        raise ValueError(f"{where}: secret was not decrypted; plans need decrypted manifests")
-    return secret.fingerprint
-
-
 def _secret_change(
     name: str, before_fp: str | None, after_fp: str | None, doubt: SecretDoubt | None
 ) -> FieldChange | None:
@@ -284,8 +276,15 @@ def _diff_objects(
     for d in desired:
         addr = _address(spec, d)
         seen.add(addr)
-        where = f"{addr} ({d.source.path})"
-        secrets = {n: _secret_fp(get(d), f"{where} {n}") for n, get, _ in spec.secrets}
+        secrets: dict[str, str | None] = {}
+        for n, get, _ in spec.secrets:
+            secret: SecretValue | None = get(d)
+            if secret is not None and secret.fingerprint is None:
+                raise ValueError(
+                    f"{addr} ({d.source.path}) {n}: secret was not decrypted; plans need "
+                    "decrypted manifests"
+                )
+            secrets[n] = None if secret is None else secret.fingerprint
         values = spec.desired_values(d)
         a = rows.get(addr)
         if a is None or a.deleted_at is not None:

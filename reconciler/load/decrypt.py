@@ -26,6 +26,8 @@ from reconciler.sops.codec import ENC_MARK
 
 SecretKey = tuple[str, tuple[str | int, ...]]
 
+_ABSENT = object()
+
 
 _VALUE_TYPES = {bytes: "bytes", bool: "bool", int: "int", float: "float", datetime: "time"}
 """SOPS ``type:`` of a decrypted value, by Python type (for messages)."""
@@ -121,9 +123,9 @@ def decrypt_files(
             else:
                 t = templates.templates[provider]
                 plain = decrypted("template:" + provider, t.display, t.doc, t.data, [])
-            if plain is None or not mf.has_path(plain, path):
+            value = _ABSENT if plain is None else mf.lookup(plain, path, _ABSENT)
+            if value is _ABSENT:
                 continue
-            value = mf.get_path(plain, path)
             problem = secret_problem(value)
             if problem is not None:
                 env_check.append((Finding("RCN-SOPS-3", f"{path[-1]} {problem}", path), provider))

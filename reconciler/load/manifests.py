@@ -444,13 +444,24 @@ def merge_environments(doc: dict[str, Any], template_docs: Sequence[Any]) -> dic
 
 def has_path(doc: Any, path: Sequence[str | int]) -> bool:
     """True when ``path`` exists in ``doc``."""
+    return lookup(doc, path, _ABSENT) is not _ABSENT
+
+
+_ABSENT = object()
+
+
+def lookup(doc: Any, path: Sequence[str | int], default: Any) -> Any:
+    """The value at ``path`` in ``doc``, or ``default`` when the path does not exist
+    (:func:`has_child` at each step, inlined: every secret of every file is looked up)."""
     node = doc
     for element in path:
-        if has_child(node, element):
-            node = node[element]
-        else:
-            return False
-    return True
+        if isinstance(node, dict):
+            if element not in node:
+                return default
+        elif not (isinstance(node, list) and isinstance(element, int) and 0 <= element < len(node)):
+            return default
+        node = node[element]
+    return node
 
 
 def get_path(doc: Any, path: Sequence[str | int]) -> Any:

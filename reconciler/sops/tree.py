@@ -58,6 +58,35 @@ def _aad(loc: Sequence[PathElement]) -> str:
     return ":".join(key for key in loc if isinstance(key, str)) + ":"
 
 
+_CONTAINERS = (dict, list)
+
+
+_MATCHED: dict[tuple[str, str], dict[str, bool]] = {}
+"""Whether a mapping key matches a rule, by rule: the files of a repository share their rule
+and their keys, and a regex search per key of every file adds up."""
+_MATCHED_LIMIT = 4096
+
+
+def _memoized(rules: EncryptionRules) -> Callable[[str], bool]:
+    """``rules.matches`` remembering its answers (for a bounded number of keys and rules)."""
+    known = _MATCHED.get((rules.kind, rules.value))
+    if known is None:
+        if len(_MATCHED) >= 16:
+            _MATCHED.clear()
+        known = _MATCHED[(rules.kind, rules.value)] = {}
+    matches = rules.matches
+
+    def memoized(key: str) -> bool:
+        found = known.get(key)
+        if found is None:
+            found = matches(key)
+            if len(known) < _MATCHED_LIMIT:
+                known[key] = found
+        return found
+
+    return memoized
+
+
 def decrypt_tree(
     documents: list[Any],
     cipher: ValueCipher,
@@ -86,7 +115,7 @@ def decrypt_tree(
             rule says it must be encrypted (names the value's location, never the value).
     """
     when_matched = rules.encrypt_when_matched
-    matches = rules.matches
+    matches = _memoized(rules)
     hash_clear, hash_encrypted = hasher.updaters()
     total = len(documents)
     doc_index = 0
@@ -133,11 +162,30 @@ def decrypt_tree(
         if isinstance(node, dict):
             out: dict[str, Any] = {}
             for key, value in node.items():
+                below = matched or matches(key)
+                if (
+                    below != when_matched
+                    and not hash_clear_values
+                    and not isinstance(value, _CONTAINERS)
+                ):
+                    out[key] = value  # a clear value that is not hashed: what walk() returns
+                    continue
                 path.append(key)
-                out[key] = walk(value, matched or matches(key), False)
+                out[key] = walk(value, below, False)
                 path.pop()
             return out
         if isinstance(node, list):
+            if matched != when_matched and not hash_clear_values:
+                # Clear and not hashed: leaves are kept as they are (what walk() returns).
+                items = []
+                for index, value in enumerate(node):
+                    if isinstance(value, _CONTAINERS):
+                        path.append(index)
+                        items.append(walk(value, matched, True))
+                        path.pop()
+                    else:
+                        items.append(value)
+                return items
             items = []
             for index, value in enumerate(node):
                 path.append(index)

@@ -11,12 +11,16 @@ form) is reported in ``doubted`` and planned as a change. Soft-deleted rows are 
 from __future__ import annotations
 
 import enum
+import json
+import json.scanner
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
+from psycopg.types.json import set_json_loads
 
 from reconciler.crypto.aead import CipherContext, check_binding
 from reconciler.crypto.fingerprint import Fingerprinter
@@ -108,6 +112,8 @@ class _Reader:
     """
 
     sql: str
+    driver_sql: str
+    """``sql`` with psycopg's placeholders, for :meth:`rows`."""
     labels: tuple[str, ...]
     converters: tuple[tuple[str, Callable[[Any], Any]], ...]
     identity: tuple[str, ...]
@@ -140,16 +146,49 @@ class _Reader:
             if convert is not None:
                 converters.append((spec.name, convert))
         sql = f"SELECT {', '.join(items)}\nFROM {table} WHERE {_WHERE}"
+        driver_sql = sql
+        for name in _PARAMS:
+            driver_sql = driver_sql.replace(f":{name} ", f"%({name})s ")
+        assert "%" not in sql and ":t" not in driver_sql.replace("::text", "")
         identity = tuple(f.name for f in identity_of(fields) if f.column is not None)
-        return cls(sql, tuple(labels), tuple(converters), identity, tuple(secrets))
+        return cls(sql, driver_sql, tuple(labels), tuple(converters), identity, tuple(secrets))
 
     def rows(self, conn: sa.Connection, params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
         labels, converters = self.labels, self.converters
-        for row in conn.execute(sa.text(self.sql), params):
-            values = dict(zip(labels, row, strict=True))
-            for name, convert in converters:
-                values[name] = convert(values[name])
-            yield values
+        # psycopg's own cursor, in the connection's transaction: SQLAlchemy's result rows
+        # cost more than the values they carry, and JSON is read by _json_loads.
+        driver = conn.connection.driver_connection
+        assert isinstance(driver, psycopg.Connection)
+        with driver.cursor() as cursor:
+            set_json_loads(_json_loads, cursor)
+            cursor.execute(self.driver_sql, params)
+            for row in cursor.fetchall():
+                values = dict(zip(labels, row, strict=True))
+                for name, convert in converters:
+                    values[name] = convert(values[name])
+                yield values
+
+
+_PARAMS = ("tenants", "platforms", "excluded")
+"""The bind parameters of :data:`_WHERE`."""
+
+_DECODER = json.JSONDecoder()
+_scan_json = json.scanner.make_scanner(_DECODER)  # type: ignore[arg-type]  # (typeshed)
+
+
+def _json_loads(data: str | bytes) -> Any:
+    """``json.loads(data)`` for the server's UTF-8 text, without guessing each value's
+    encoding first or matching whitespace around it (the server writes none); the empty
+    objects most JSON columns hold are not parsed at all. Anything unusual goes through
+    ``json``'s own decoding, errors included."""
+    text = data if isinstance(data, str) else data.decode("utf-8", "surrogatepass")
+    if text == "{}":
+        return {}
+    try:
+        value, end = _scan_json(text, 0)
+    except StopIteration:
+        end = -1
+    return value if end == len(text) else _DECODER.decode(text)
 
 
 _INTEGRATIONS = _Reader.build(

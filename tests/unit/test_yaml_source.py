@@ -66,3 +66,9 @@ def test_explicit_tags_and_merge_keys() -> None:
         parse_document("a: !!int abc\n")
     with pytest.raises(YamlError, match="unsupported tag"):
         parse_document("a: !custom x\n")
+
+
+@pytest.mark.parametrize("text", ["0-0", "0+7", "0 5", "-0 5", "1\u0663", "0x 1", "0o-7"])
+def test_plain_scalars_go_does_not_read_as_ints_stay_strings(text: str) -> None:
+    # Go's strconv.ParseInt takes no blanks, no second sign and only ASCII digits.
+    assert parse_document(f"k: {text}\n") == {"k": text}
