@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -252,6 +252,19 @@ def _next_sync(column: str, alias: str = "v") -> str:
     return f"CAST(:now AS timestamptz) + make_interval(mins => {alias}.{column})"
 
 
+def _next_sync_immutable(column: str, alias: str) -> str:
+    """:func:`_next_sync` built from IMMUTABLE parts only, from ``:now_utc`` (UTC, no zone).
+
+    ``timestamptz + interval`` is STABLE, and Citus refuses a STABLE function over a column
+    in an UPDATE of a distributed table. Minutes add the same on both types, so
+    ``(utc + minutes) AT TIME ZONE 'UTC'`` is the same instant.
+    """
+    return (
+        f"((CAST(:now_utc AS timestamp) + make_interval(mins => {alias}.{column}))"
+        " AT TIME ZONE 'UTC')"
+    )
+
+
 _INTERVAL = next(f.name for f in INTEGRATION_FIELDS if f.schedules)
 
 _INTEGRATION = _Table.build(
@@ -466,25 +479,24 @@ def _update(
     names_types = _update_columns(table)
     types = dict(names_types)
     plain = [n for n, _ in table.columns if n not in table.identity]
-    sets = [f"{n} = {cast(f'v.{n}', types[n])}" for n in plain]
+    sets = [f"{n} = v.{n}" for n in plain]
     sets += [
         f"{n} = CASE WHEN v.secrets_changed THEN v.{n} ELSE t.{n} END"
         for n, _ in _secret_types(table)
     ]
     staged = _stage(conn, changes, names_types, staged_rows, key=("tenant_id", "id"))
-    source = f"{staged.name} AS v"
+    # Every cast and computed value is in FROM, never in SET: Citus refuses a function that
+    # is not IMMUTABLE (an enum's input, timestamptz + interval) over a column in an UPDATE
+    # of a distributed table.
+    values = [f"{cast(f'r.{n}', types[n])} AS {n}" for n in types]
     if table.interval_column:
         interval = table.interval_column
-        # The new time is computed in FROM, not in the CASE: Citus refuses non-immutable
-        # expressions (timestamptz + interval) inside CASE on a distributed table.
         sets.append(
             f"next_sync_at = CASE WHEN v.{interval} IS DISTINCT FROM t.{interval} "
             "THEN v.planned_next_sync_at ELSE t.next_sync_at END"
         )
-        source = (
-            f"(SELECT r.*, {_next_sync(interval, 'r')} AS planned_next_sync_at"
-            f" FROM {staged.name} AS r) AS v"
-        )
+        values.append(f"{_next_sync_immutable(interval, 'r')} AS planned_next_sync_at")
+    source = f"(SELECT {', '.join(values)} FROM {staged.name} AS r) AS v"
     sql = f"""
         UPDATE {table.name} AS t SET {", ".join(sets)},
             updated_at = :now, updated_by = :actor, row_version = t.row_version + 1
@@ -493,7 +505,8 @@ def _update(
           AND t.deleted_at IS NULL AND {{only}}
         RETURNING t.id
     """
-    params = {"now": ctx.now, "actor": ctx.actor}
+    now_utc = ctx.now.astimezone(UTC).replace(tzinfo=None)
+    params = {"now": ctx.now, "now_utc": now_utc, "actor": ctx.actor}
     result = _execute(conn, sql, params, staged)
     return _check_ids(changes, {r.id for r in result})
 
