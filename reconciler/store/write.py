@@ -13,11 +13,13 @@ CLOSED, next sync from the interval).
 When a statement fails (a constraint, a trigger), the rows of that statement are retried
 one by one under savepoints to name the object that failed; the caller's transaction is
 rolled back either way.
+
+The rows themselves (the description of each written table, secrets encrypted, values
+bound and encoded for staging) are made by :mod:`reconciler.store.write_rows`.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,22 +28,26 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
-from reconciler.crypto.aead import Cipher, CipherContext
+from reconciler.crypto.aead import Cipher
 from reconciler.errors import ApplyFailed, PlanStale
-from reconciler.model.desired import DesiredState, SecretValue
-from reconciler.model.fields import (
-    INTEGRATION_FIELDS,
-    WEBHOOK_FIELDS,
-    FieldSpec,
-    Kind,
-    attribute_path,
-    call,
-    compile_record,
-    identity_of,
-    secrets_of,
-)
+from reconciler.model.desired import DesiredState
 from reconciler.model.plan import Action, Change, ResourceKind
 from reconciler.store.staging import cast, stage_rows, staged_type
+from reconciler.store.write_rows import (
+    INTEGRATION,
+    KEYED,
+    TABLES,
+    WEBHOOK,
+    Table,
+    keyed_rows,
+    next_sync_immutable,
+    secret_types,
+    tuples,
+    update_columns,
+    update_rows,
+    upsert_columns,
+    upsert_rows,
+)
 
 _LOCATE_LIMIT = 2000
 """Retry at most this many rows one by one to name a failing object."""
@@ -75,7 +81,7 @@ class PreparedWrites:
             these very changes (a plan made again under the lock gets its rows made there).
         rows: by (kind, action) group, one row per change of the group, in order: the
             identity of each (as ``RETURNING`` gives it back: text) and the row as staged
-            (:func:`_tuples`).
+            (:func:`tuples`).
     """
 
     changes: Sequence[Change]
@@ -112,17 +118,17 @@ def prepare_writes(
     objects = _by_address(desired)
     rows: dict[tuple[ResourceKind, Action], _GroupRows] = {}
     for (kind, action), group in _groups(changes).items():
-        if kind not in _TABLES or action not in (Action.CREATE, Action.UPDATE):
+        if kind not in TABLES or action not in (Action.CREATE, Action.UPDATE):
             continue
-        table = _TABLES[kind]
+        table = TABLES[kind]
         if action is Action.CREATE:
-            dicts = _upsert_rows(group, objects[kind], cipher, table)
-            columns = _upsert_columns(table)
+            dicts = upsert_rows(group, objects[kind], cipher, table)
+            columns = upsert_columns(table)
         else:
-            dicts = _update_rows(group, objects[kind], cipher, table)
-            columns = _update_columns(table)
+            dicts = update_rows(group, objects[kind], cipher, table)
+            columns = update_columns(table)
         keys = [tuple(str(row[n]) for n in table.identity) for row in dicts]
-        rows[kind, action] = (keys, _tuples(columns, dicts))
+        rows[kind, action] = (keys, tuples(columns, dicts))
     return PreparedWrites(changes, rows)
 
 
@@ -147,13 +153,13 @@ def write_changes(
         before = len(written)
         match (kind, action):
             case (ResourceKind.INTEGRATION, Action.CREATE):
-                written += _upsert(conn, group, prepared.rows[kind, action], ctx, _INTEGRATION)
+                written += _upsert(conn, group, prepared.rows[kind, action], ctx, INTEGRATION)
             case (ResourceKind.WEBHOOK, Action.CREATE):
-                written += _upsert(conn, group, prepared.rows[kind, action], ctx, _WEBHOOK)
+                written += _upsert(conn, group, prepared.rows[kind, action], ctx, WEBHOOK)
             case (ResourceKind.INTEGRATION, Action.UPDATE):
-                written += _update(conn, group, prepared.rows[kind, action], ctx, _INTEGRATION)
+                written += _update(conn, group, prepared.rows[kind, action], ctx, INTEGRATION)
             case (ResourceKind.WEBHOOK, Action.UPDATE):
-                written += _update(conn, group, prepared.rows[kind, action], ctx, _WEBHOOK)
+                written += _update(conn, group, prepared.rows[kind, action], ctx, WEBHOOK)
             case (ResourceKind.INTEGRATION, Action.DELETE):
                 written += _soft_delete(conn, group, ctx, "integration_configs")
             case (ResourceKind.WEBHOOK, Action.DELETE):
@@ -169,171 +175,7 @@ def write_changes(
     return written
 
 
-# -- table descriptions ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Table:
-    """How one table's reconciled columns are bound, cast and keyed (from the field table)."""
-
-    name: str
-    identity: tuple[str, ...]
-    columns: tuple[tuple[str, str], ...]
-    """(column, SQL type) of the identity and the reconciled non-secret columns."""
-    values: Callable[[Any], dict[str, Any]]
-    """The bound values of a desired object's identity and reconciled columns."""
-    secrets: tuple[tuple[str, str, Callable[[Any], Any]], ...]
-    """(ciphertext column, fingerprint column, secret of a desired object)."""
-    context: Callable[[Any, str], CipherContext]
-    interval_column: str | None
-    runtime_on_create: tuple[tuple[str, str], ...]
-    """(column, SQL value) of runtime-owned columns a create initialises."""
-    runtime_on_restore: str
-    """SET clause resetting runtime-owned columns when a soft-deleted row is declared again."""
-
-    @classmethod
-    def build(
-        cls,
-        name: str,
-        fields: tuple[FieldSpec, ...],
-        context: Callable[..., CipherContext],
-        runtime_on_create: tuple[tuple[str, str], ...],
-        runtime_on_restore: str,
-    ) -> _Table:
-        written = [f for f in fields if (f.identity or f.reconciled) and not f.secret]
-        identity = tuple(_column(f) for f in identity_of(fields))
-        identity_getters = tuple(_bound(f) for f in identity_of(fields))
-
-        def bound_context(d: Any, column: str) -> CipherContext:
-            return context(*(get(d) for get in identity_getters), column)
-
-        return cls(
-            name=name,
-            identity=identity,
-            columns=tuple((_column(f), f.sql_type) for f in written),
-            values=compile_record(
-                [
-                    (_column(f), call(_BOUND_AS.get(f.kind, ""), attribute_path(f.desired_path)))
-                    for f in written
-                ],
-                {"label": _label},
-            ),
-            secrets=tuple(
-                (_column(f), f.fingerprint_column, f.read_desired) for f in secrets_of(fields)
-            ),
-            context=bound_context,
-            interval_column=next((_column(f) for f in fields if f.schedules), None),
-            runtime_on_create=runtime_on_create,
-            runtime_on_restore=runtime_on_restore,
-        )
-
-
-def _column(spec: FieldSpec) -> str:
-    return spec.column or spec.name
-
-
-def _label(value: Any) -> Any:
-    return None if value is None else value.value
-
-
-_BOUND_AS: Mapping[Kind, str] = {Kind.ENUM: "label", Kind.LIST: "list", Kind.FLOAT: "float"}
-"""How a desired value is bound when it is not a plain JSON value (enum labels, tuples)."""
-
-
-def _bound(spec: FieldSpec) -> Callable[[Any], Any]:
-    """A desired identity value as the statement binds it (enum labels)."""
-    get = spec.read_desired
-    if spec.kind is Kind.ENUM:
-        return lambda d: _label(get(d))
-    return get  # type: ignore[no-any-return]
-
-
-def _next_sync(column: str, alias: str = "v") -> str:
-    return f"CAST(:now AS timestamptz) + make_interval(mins => {alias}.{column})"
-
-
-def _next_sync_immutable(column: str, alias: str) -> str:
-    """:func:`_next_sync` built from IMMUTABLE parts only, from ``:now_utc`` (UTC, no zone).
-
-    ``timestamptz + interval`` is STABLE, and Citus refuses a STABLE function over a column
-    in an UPDATE of a distributed table. Minutes add the same on both types, so
-    ``(utc + minutes) AT TIME ZONE 'UTC'`` is the same instant.
-    """
-    return (
-        f"((CAST(:now_utc AS timestamp) + make_interval(mins => {alias}.{column}))"
-        " AT TIME ZONE 'UTC')"
-    )
-
-
-_INTERVAL = next(f.name for f in INTEGRATION_FIELDS if f.schedules)
-
-_INTEGRATION = _Table.build(
-    "integration_configs",
-    INTEGRATION_FIELDS,
-    CipherContext.integration,
-    runtime_on_create=(("health_status", "'UNKNOWN'"), ("next_sync_at", _next_sync(_INTERVAL))),
-    runtime_on_restore=(
-        "health_status = 'UNKNOWN', health_message = NULL, next_sync_at = EXCLUDED.next_sync_at"
-    ),
-)
-
-_WEBHOOK = _Table.build(
-    "webhook_configurations",
-    WEBHOOK_FIELDS,
-    CipherContext.webhook,
-    runtime_on_create=(("circuit_breaker_status", "'CLOSED'"),),
-    runtime_on_restore=(
-        "circuit_breaker_status = 'CLOSED', consecutive_failures = 0, circuit_opened_at = NULL"
-    ),
-)
-
-
-_TABLES: Mapping[ResourceKind, _Table] = {
-    ResourceKind.INTEGRATION: _INTEGRATION,
-    ResourceKind.WEBHOOK: _WEBHOOK,
-}
-"""The table of each kind whose creates and updates are written from desired objects."""
-
-
-# -- secrets -------------------------------------------------------------------------------------
-
-
-def _secret_columns(table: _Table, d: Any, cipher: Cipher) -> dict[str, Any]:
-    """Encrypt every secret of a row with the active key version (None when absent)."""
-    out: dict[str, Any] = {}
-    any_secret = False
-    for col, fingerprint_col, get in table.secrets:
-        secret: SecretValue | None = get(d)
-        if secret is None:
-            out[col], out[fingerprint_col] = None, None
-            continue
-        if secret.value is None or secret.fingerprint is None:
-            raise ApplyFailed(f"{d.address}: {col} was not decrypted; cannot apply")
-        # Bound to the fingerprint stored beside it: a ciphertext copied back later next
-        # to another fingerprint neither decrypts nor passes the plan's binding check.
-        out[col] = cipher.encrypt(secret.value, table.context(d, col), secret.fingerprint)
-        out[fingerprint_col] = secret.fingerprint
-        any_secret = True
-    out["encryption_key_version"] = cipher.active_version if any_secret else None
-    return out
-
-
 # -- statements ---------------------------------------------------------------------------------
-
-_JSON = json.JSONEncoder(default=lambda v: _json_default(v))
-"""Encodes one ``jsonb`` value (a mapping, a list or a tuple) for its staging column."""
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return dict(value)
-    if isinstance(value, tuple):
-        return list(value)
-    raise TypeError(f"cannot write a value of type {type(value).__name__}")
-
-
-def _json_text(value: Any) -> str | None:
-    return None if value is None else _JSON.encode(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,19 +186,6 @@ class _Staged:
     changes: list[Change]
 
 
-def _tuples(
-    names_types: Sequence[tuple[str, str]], rows: Sequence[Mapping[str, Any]]
-) -> list[tuple[Any, ...]]:
-    """``rows`` (dicts by column name) as staged: an ordinal ``n`` naming each row's change,
-    then the values in column order, ``jsonb`` ones encoded as the JSON text they are cast
-    from."""
-    encoders = [(n, _json_text if t == "jsonb" else None) for n, t in names_types]
-    return [
-        (i, *[r[n] if enc is None else enc(r[n]) for n, enc in encoders])
-        for i, r in enumerate(rows)
-    ]
-
-
 def _stage(
     conn: sa.Connection,
     changes: list[Change],
@@ -364,40 +193,9 @@ def _stage(
     rows: Sequence[tuple[Any, ...]],
     key: Sequence[str] = (),
 ) -> _Staged:
-    """Stage ``rows`` (from :func:`_tuples`) for one statement over ``changes``."""
+    """Stage ``rows`` (from :func:`tuples`) for one statement over ``changes``."""
     columns = [("n", "integer"), *((n, staged_type(t)) for n, t in names_types)]
     return _Staged(stage_rows(conn, columns, rows, key=key), changes)
-
-
-def _upsert_columns(table: _Table) -> list[tuple[str, str]]:
-    return [*table.columns, *_secret_types(table)]
-
-
-def _update_columns(table: _Table) -> list[tuple[str, str]]:
-    return [
-        ("id", "bigint"),
-        ("row_version", "integer"),
-        ("secrets_changed", "boolean"),
-        *table.columns,
-        *_secret_types(table),
-    ]
-
-
-def _secret_types(table: _Table) -> list[tuple[str, str]]:
-    out: list[tuple[str, str]] = []
-    for col, fingerprint_col, _ in table.secrets:
-        out += [(col, "text"), (fingerprint_col, "text")]
-    return [*out, ("encryption_key_version", "integer")]
-
-
-def _upsert_rows(
-    changes: list[Change], desired: Mapping[str, Any], cipher: Cipher, table: _Table
-) -> list[dict[str, Any]]:
-    rows = []
-    for c in changes:
-        d = desired[str(c.address)]
-        rows.append({**table.values(d), **_secret_columns(table, d, cipher)})
-    return rows
 
 
 def _upsert(
@@ -405,11 +203,11 @@ def _upsert(
     changes: list[Change],
     prepared: _GroupRows,
     ctx: WriteContext,
-    table: _Table,
+    table: Table,
 ) -> list[WrittenChange]:
     """Insert new rows; restore soft-deleted ones (ON CONFLICT ... WHERE deleted)."""
     keys, staged_rows = prepared
-    names_types = _upsert_columns(table)
+    names_types = upsert_columns(table)
     names = [n for n, _ in names_types]
     select_cols = ", ".join(cast(f"v.{n}", t) for n, t in names_types)
     runtime_cols = ", ".join(c for c, _ in table.runtime_on_create)
@@ -443,46 +241,22 @@ def _upsert(
     return written
 
 
-def _update_rows(
-    changes: list[Change], desired: Mapping[str, Any], cipher: Cipher, table: _Table
-) -> list[dict[str, Any]]:
-    rows = []
-    for c in changes:
-        d = desired[str(c.address)]
-        secrets_changed = any(f.sensitive for f in c.fields)
-        secret_cols = (
-            _secret_columns(table, d, cipher)
-            if secrets_changed
-            else dict.fromkeys([n for n, _ in _secret_types(table)])
-        )
-        rows.append(
-            {
-                "id": c.row_id,
-                "row_version": c.row_version,
-                "secrets_changed": secrets_changed,
-                **table.values(d),
-                **secret_cols,
-            }
-        )
-    return rows
-
-
 def _update(
     conn: sa.Connection,
     changes: list[Change],
     prepared: _GroupRows,
     ctx: WriteContext,
-    table: _Table,
+    table: Table,
 ) -> list[WrittenChange]:
     """Update changed rows, guarded by the row version the plan saw."""
     staged_rows = prepared[1]
-    names_types = _update_columns(table)
+    names_types = update_columns(table)
     types = dict(names_types)
     plain = [n for n, _ in table.columns if n not in table.identity]
     sets = [f"{n} = v.{n}" for n in plain]
     sets += [
         f"{n} = CASE WHEN v.secrets_changed THEN v.{n} ELSE t.{n} END"
-        for n, _ in _secret_types(table)
+        for n, _ in secret_types(table)
     ]
     staged = _stage(conn, changes, names_types, staged_rows, key=("tenant_id", "id"))
     # Every cast and computed value is in FROM, never in SET: Citus refuses a function that
@@ -495,7 +269,7 @@ def _update(
             f"next_sync_at = CASE WHEN v.{interval} IS DISTINCT FROM t.{interval} "
             "THEN v.planned_next_sync_at ELSE t.next_sync_at END"
         )
-        values.append(f"{_next_sync_immutable(interval, 'r')} AS planned_next_sync_at")
+        values.append(f"{next_sync_immutable(interval, 'r')} AS planned_next_sync_at")
     source = f"(SELECT {', '.join(values)} FROM {staged.name} AS r) AS v"
     sql = f"""
         UPDATE {table.name} AS t SET {", ".join(sets)},
@@ -511,22 +285,11 @@ def _update(
     return _check_ids(changes, {r.id for r in result})
 
 
-_KEYED = [("tenant_id", "text"), ("id", "bigint"), ("row_version", "integer")]
-"""The staged columns of a write keyed by the row and the version the plan saw."""
-
-
-def _keyed_rows(changes: list[Change]) -> list[dict[str, Any]]:
-    return [
-        {"tenant_id": c.address.tenant, "id": c.row_id, "row_version": c.row_version}
-        for c in changes
-    ]
-
-
 def _soft_delete(
     conn: sa.Connection, changes: list[Change], ctx: WriteContext, table: str
 ) -> list[WrittenChange]:
     staged = _stage(
-        conn, changes, _KEYED, _tuples(_KEYED, _keyed_rows(changes)), key=("tenant_id", "id")
+        conn, changes, KEYED, tuples(KEYED, keyed_rows(changes)), key=("tenant_id", "id")
     )
     sql = f"""
         UPDATE {table} AS t SET deleted_at = :now, deleted_by = :actor, is_active = false,
@@ -541,9 +304,9 @@ def _soft_delete(
 
 
 def _revoke(conn: sa.Connection, changes: list[Change], ctx: WriteContext) -> list[WrittenChange]:
-    rows = [{**r, "reason": c.reason} for r, c in zip(_keyed_rows(changes), changes, strict=True)]
-    columns = [*_KEYED, ("reason", "text")]
-    staged = _stage(conn, changes, columns, _tuples(columns, rows), key=("tenant_id", "id"))
+    rows = [{**r, "reason": c.reason} for r, c in zip(keyed_rows(changes), changes, strict=True)]
+    columns = [*KEYED, ("reason", "text")]
+    staged = _stage(conn, changes, columns, tuples(columns, rows), key=("tenant_id", "id"))
     sql = f"""
         UPDATE oauth_tokens AS t SET is_active = false, revoked_at = :now, revoked_by = :actor,
             revoked_reason = v.reason, updated_at = :now, row_version = t.row_version + 1
@@ -565,7 +328,7 @@ def _mark_managed(
     revokes it. Token material and the OAuth flow's columns are not touched.
     """
     staged = _stage(
-        conn, changes, _KEYED, _tuples(_KEYED, _keyed_rows(changes)), key=("tenant_id", "id")
+        conn, changes, KEYED, tuples(KEYED, keyed_rows(changes)), key=("tenant_id", "id")
     )
     sql = f"""
         UPDATE oauth_tokens AS t SET managed_since = :now, row_version = t.row_version + 1
