@@ -5,7 +5,8 @@ A *unit* is a top-level module (``reconciler/files.py`` is ``files``) or a subpa
 ``__version__``) is the unit ``reconciler``. Units are stacked in layers, lowest first::
 
     reconciler, escape, redaction, gcpause, clock, progress,   leaf helpers, no imports
-    jsonform
+    jsonform, yaml_fast                                         (yaml_fast: the YAML reader's
+                                                                fast path)
     diagnostics                                                 Diagnostic, DiagnosticsReport
     errors                                                      the exception tree
     context, model                                              run context; records
@@ -44,7 +45,16 @@ PACKAGE = Path(__file__).resolve().parents[2] / "reconciler"
 FORBIDDEN = ("sqlalchemy", "cryptography", "click", "subprocess", "psycopg", "pyrage", "yaml")
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("reconciler", "escape", "redaction", "gcpause", "clock", "progress", "jsonform"),
+    (
+        "reconciler",
+        "escape",
+        "redaction",
+        "gcpause",
+        "clock",
+        "progress",
+        "jsonform",
+        "yaml_fast",
+    ),
     ("diagnostics",),
     ("errors",),
     ("context", "model"),

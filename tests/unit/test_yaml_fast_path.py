@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler import yaml_source
+from reconciler import yaml_fast, yaml_source
 from reconciler.yaml_source import YamlError, parse_documents
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,7 +43,7 @@ def _check(text: str) -> bool:
     """Assert both paths agree on ``text``; True when the fast path read it."""
     expected = _reference(text)
     raw = text.encode()
-    fast = yaml_source._parse_fast(raw, text)
+    fast = yaml_fast.parse_fast(raw, text)
     if fast is not None:
         assert not isinstance(expected, YamlError), f"fast path accepted a bad file: {text!r}"
         assert _same([fast], expected), f"{text!r}: {fast!r} != {expected!r}"
