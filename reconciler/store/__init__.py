@@ -14,7 +14,8 @@
 * :mod:`~reconciler.store.write` — a plan's changes, set-based, in the caller's transaction;
 * :mod:`~reconciler.store.locks` — the advisory locks that serialize writers;
 * :mod:`~reconciler.store.audit` — the keyed hash chain of the audit log and its queries,
-  by concern in :mod:`~reconciler.store.audit_chain` (formats, hashes, verification),
+  by concern in :mod:`~reconciler.store.audit_hash` (formats, hashes),
+  :mod:`~reconciler.store.audit_chain` (verification),
   :mod:`~reconciler.store.audit_write` (appending signed rows),
   :mod:`~reconciler.store.audit_checkpoint` (checkpoints) and
   :mod:`~reconciler.store.audit_review` (listing, reviews, summaries);

@@ -1,7 +1,8 @@
 """The append-only, keyed hash chain of the audit log (``configuration_audit_logs``).
 
 This module names the whole audit API; the code lives by concern in
-:mod:`~reconciler.store.audit_chain` (formats, hashes, verification),
+:mod:`~reconciler.store.audit_hash` (formats, hashes),
+:mod:`~reconciler.store.audit_chain` (verification),
 :mod:`~reconciler.store.audit_write` (appending signed rows),
 :mod:`~reconciler.store.audit_checkpoint` (checkpoints) and
 :mod:`~reconciler.store.audit_review` (listing, reviews, summaries).
@@ -76,22 +77,11 @@ from __future__ import annotations
 
 from reconciler.store.audit_chain import _VERIFY_SELECT as _VERIFY_SELECT  # the rows as hashed
 from reconciler.store.audit_chain import (
-    DATABASE_HASH_FORMAT,
-    DATABASE_PREFIX,
-    HASH_FORMAT,
-    HASHED_FIELDS,
-    KEYED_HASH_FORMAT,
-    KEYED_PREFIX,
     ChainBreak,
     ChainHead,
     ChainReport,
     Checkpoint,
-    canonical_timestamp,
-    chain_format,
-    database_entry_hash,
-    entry_hash,
     inspect_chains,
-    keyed_entry_hash,
     verify_chain,
 )
 from reconciler.store.audit_checkpoint import (
@@ -99,6 +89,19 @@ from reconciler.store.audit_checkpoint import (
     chain_heads,
     checkpoint_document,
     parse_checkpoint,
+)
+from reconciler.store.audit_hash import (
+    DATABASE_HASH_FORMAT,
+    DATABASE_PREFIX,
+    HASH_FORMAT,
+    HASHED_FIELDS,
+    KEYED_HASH_FORMAT,
+    KEYED_PREFIX,
+    canonical_timestamp,
+    chain_format,
+    database_entry_hash,
+    entry_hash,
+    keyed_entry_hash,
 )
 from reconciler.store.audit_review import (
     AuditFilters,

@@ -13,13 +13,8 @@ import sqlalchemy as sa
 
 from reconciler.errors import ConfigError
 from reconciler.store import tables
-from reconciler.store.audit_chain import (
-    ChainHead,
-    ChainReport,
-    Checkpoint,
-    canonical_timestamp,
-    chain_format,
-)
+from reconciler.store.audit_chain import ChainHead, ChainReport, Checkpoint
+from reconciler.store.audit_hash import canonical_timestamp, chain_format
 
 CHECKPOINT_FORMAT = "reconciler-audit-checkpoint/v1"
 

@@ -13,7 +13,7 @@ from reconciler.core.approval import same_person
 from reconciler.errors import ConfigError
 from reconciler.model.enums import AuditAction, EntityType, ReviewDecision, RiskLevel
 from reconciler.store import tables
-from reconciler.store.audit_chain import DATABASE_PREFIX
+from reconciler.store.audit_hash import DATABASE_PREFIX
 from reconciler.store.audit_write import AuditContext, AuditEntry, append_audit_entries
 from reconciler.store.locks import AUDIT_CHAIN_LOCK_KEY, acquire_xact_lock
 

@@ -19,7 +19,7 @@ from reconciler.errors import ConfigError, KeyUnavailable, LockTimeout
 from reconciler.model.enums import AuditAction, EntityType, RiskLevel
 from reconciler.model.sensitive import Sensitive
 from reconciler.store import tables
-from reconciler.store.audit_chain import KeyedHasher, canonical_timestamp
+from reconciler.store.audit_hash import KeyedHasher, canonical_timestamp
 from reconciler.store.database import is_distributed
 from reconciler.store.jsonb_text import NotJson, jsonb_text
 from reconciler.store.locks import AUDIT_CHAIN_LOCK_KEY, acquire_xact_lock, lock_key
@@ -332,7 +332,7 @@ _ROW_FIELDS = (
     "tenant_id",
 )
 """The hashed fields of a row that are its own (the others are the writer's), in the order
-:class:`~reconciler.store.audit_chain.KeyedHasher` takes them."""
+:class:`~reconciler.store.audit_hash.KeyedHasher` takes them."""
 
 _STAGED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("action", "text"),

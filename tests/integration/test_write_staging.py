@@ -21,7 +21,7 @@ from reconciler.crypto.keyring import Keyring
 from reconciler.model.actual import ActualState
 from reconciler.model.desired import DesiredState
 from reconciler.model.plan import Plan
-from reconciler.store.audit_chain import HASHED_FIELDS, KeyedHasher, keyed_entry_hash
+from reconciler.store.audit_hash import HASHED_FIELDS, KeyedHasher, keyed_entry_hash
 from reconciler.store.jsonb_text import NotJson, jsonb_text
 from reconciler.store.read import read_actual_state
 from reconciler.store.staging import stage_rows
