@@ -14,6 +14,7 @@ import hashlib
 import multiprocessing
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.reduction import ForkingPickler
@@ -69,6 +70,9 @@ class ChunkInputs:
     templates_digest: bytes
     progress: Stage | None = None
     pid: int = 0  # the parent: only it reports progress (a worker's copy must not draw)
+    after_fork: Callable[[], None] | None = None
+    """Called in this process once every worker is forked (never when none is): from then
+    on this process may start threads of its own."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +120,9 @@ def run_chunks(inputs: ChunkInputs, processes: int) -> list[Chunk]:
             initargs=(inputs,),
         ) as pool:
             others = pool.map(_load_chunk_in_worker, range(1, len(inputs.chunks)))
+            # A fork-context pool has forked all its workers by the first submission.
+            if inputs.after_fork is not None:
+                inputs.after_fork()
             parts = [load_chunk(inputs, 0)]
             for index, part in enumerate(others, start=1):
                 parts.append(part)
