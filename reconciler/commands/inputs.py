@@ -234,13 +234,13 @@ class _Stopped(Exception):
 class ReadWhileLoading:
     """The first, unlocked read of the actual state, overlapped with loading the manifests.
 
-    A large load forks worker processes; once they are forked (:meth:`start`, passed to
-    :func:`load_desired` as ``after_fork``) the read runs in a thread of this process while
-    the workers parse and decrypt: the database's work and the network wait happen during
-    the load instead of after it. A fork never happens while the thread runs (it starts
-    after the last fork and is joined before anything else may fork). Without workers (small
-    selections, a warm cache) nothing is started and :meth:`result` reads as
-    :func:`read_actual` does, after the load.
+    A large load forks worker processes; once they are forked and this process has loaded
+    its own share (:meth:`start`, passed to :func:`load_desired` as ``after_fork``), the
+    read runs in a thread of this process while it waits for the workers to finish parsing
+    and decrypting: the read happens during the load instead of after it. A fork never
+    happens while the thread runs (it starts after the last fork and is joined before
+    anything else may fork). Without workers (small selections, a warm cache) nothing is
+    started and :meth:`result` reads as :func:`read_actual` does, after the load.
 
     The read is the same as :func:`read_actual`'s: one read-only snapshot, visibility checked
     first. Its outcome is reported only by :meth:`result`: when the block ends without it (a

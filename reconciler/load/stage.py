@@ -109,9 +109,10 @@ def load_desired_state(
             used only with ``fingerprint``. Hits carry fingerprints, not plaintext.
         progress: told the number of manifests, then advanced per file loaded here and
             per chunk a worker finishes (``reconciler.progress.Stage``).
-        after_fork: called once the worker processes are forked, while they load (not
-            called when everything is loaded in this process); work this process does in a
-            thread started from it then overlaps the loading without being forked.
+        after_fork: called once the worker processes are forked and this process has
+            loaded its own share, while it waits for them (not called when everything is
+            loaded in this process); work done in a thread started from it then overlaps
+            the workers' loading, and is never forked.
 
     Returns:
         The result; ``state`` is ``None`` when any error was found.
