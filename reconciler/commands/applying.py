@@ -33,7 +33,13 @@ from reconciler.commands.apply_checks import (
     check_saved_plan_matches,
     replan_under_lock,
 )
-from reconciler.commands.inputs import ALL, load_desired, notes_stream, read_actual, with_plaintext
+from reconciler.commands.inputs import (
+    ALL,
+    ReadWhileLoading,
+    load_desired,
+    notes_stream,
+    with_plaintext,
+)
 from reconciler.commands.notifications import announce
 from reconciler.commands.planning import plan_digest
 from reconciler.commands.preflight import check_manifests
@@ -285,10 +291,18 @@ def _apply(
     with open_database(database_url, progress) as db:
         keyring, fingerprint = load_keys_for_target(db.target, env, stderr=notes_stream(progress))
         audit_key = load_audit_key(db.target, env, create=True, stderr=notes_stream(progress))
-        desired = load_desired(manifests_dir, selectors, fingerprint, progress)
-        if saved_plan is not None and saved_plan.plan.manifests_digest != desired.manifests_digest:
-            raise PlanStale("the manifests changed since the plan was made; make a new plan")
-        actual = read_actual(db, selectors, fingerprint, progress, Access.APPLY)
+        # Only this first, unlocked read overlaps the load: what is written is re-checked
+        # (and re-planned if the rows changed) under the apply lock below.
+        with ReadWhileLoading(db, selectors, fingerprint, Access.APPLY) as reading:
+            desired = load_desired(
+                manifests_dir, selectors, fingerprint, progress, after_fork=reading.start
+            )
+            if (
+                saved_plan is not None
+                and saved_plan.plan.manifests_digest != desired.manifests_digest
+            ):
+                raise PlanStale("the manifests changed since the plan was made; make a new plan")
+            actual = reading.result(progress)
 
         def replan(state: ActualState) -> Plan:
             made = build_plan(

@@ -6,9 +6,11 @@ import dataclasses
 import io
 import os
 import sys
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TextIO
+from types import TracebackType
+from typing import Self, TextIO
 
 from reconciler.crypto.fingerprint import Fingerprinter
 from reconciler.crypto.local_keys import load_keys_for_target
@@ -98,11 +100,13 @@ def load_desired(
     *,
     paths: Sequence[Path] | None = None,
     use_cache: bool = True,
+    after_fork: Callable[[], None] | None = None,
 ) -> DesiredState:
     """Load, decrypt and validate the selected manifests, or raise ``ManifestInvalid``.
 
     With the cache, unchanged files come back with fingerprints but no plaintext
-    (:func:`with_plaintext` decrypts what an apply must write).
+    (:func:`with_plaintext` decrypts what an apply must write). ``after_fork`` is called
+    once the worker processes of a large load are forked (see :class:`ReadWhileLoading`).
     """
     from reconciler.load.stage import load_desired_state
     from reconciler.sops import load_identities
@@ -123,6 +127,7 @@ def load_desired(
             decrypt=True,
             cache=cache,
             progress=stage,
+            after_fork=after_fork,
         )
         stage["detail"] = f"{result.files} files"
     for line in cache.report() if cache is not None else ():
@@ -198,15 +203,125 @@ def read_actual(
     with (
         progress.stage("Reading database", unit="row") as stage,
         translate_db_errors(),
-        db.engine.connect() as conn,
     ):
-        with conn.begin():
-            begin_read_snapshot(conn)
-            check_visibility(conn, access)  # never a plan from a partial view
-            actual = read_actual_state(conn, selectors, fingerprint, on_read=stage.advance)
-        rows = len(actual.integrations) + len(actual.webhooks) + len(actual.tokens)
-        stage["detail"] = f"{rows} rows"
+        actual = _read_snapshot(db, selectors, fingerprint, access, stage.advance)
+        stage["detail"] = f"{_rows(actual)} rows"
     return actual
+
+
+def _read_snapshot(
+    db: Database,
+    selectors: Selectors,
+    fingerprint: Fingerprinter,
+    access: Access,
+    on_read: Callable[[int], None],
+) -> ActualState:
+    """The actual state as one read-only snapshot (the rows of one moment)."""
+    with db.engine.connect() as conn, conn.begin():
+        begin_read_snapshot(conn)
+        check_visibility(conn, access)  # never a plan from a partial view
+        return read_actual_state(conn, selectors, fingerprint, on_read=on_read)
+
+
+def _rows(actual: ActualState) -> int:
+    return len(actual.integrations) + len(actual.webhooks) + len(actual.tokens)
+
+
+class _Stopped(Exception):
+    """Raised in the reading thread between two queries once its result is not wanted."""
+
+
+class ReadWhileLoading:
+    """The first, unlocked read of the actual state, overlapped with loading the manifests.
+
+    A large load forks worker processes; once they are forked and this process has loaded
+    its own share (:meth:`start`, passed to :func:`load_desired` as ``after_fork``), the
+    read runs in a thread of this process while it waits for the workers to finish parsing
+    and decrypting: the read happens during the load instead of after it. A fork never
+    happens while the thread runs (it starts after the last fork and is joined before
+    anything else may fork). Without workers (small selections, a warm cache) nothing is
+    started and :meth:`result` reads as :func:`read_actual` does, after the load.
+
+    The read is the same as :func:`read_actual`'s: one read-only snapshot, visibility checked
+    first. Its outcome is reported only by :meth:`result`: when the block ends without it (a
+    manifest error, ``KeyboardInterrupt``) the thread is told to stop after its current query,
+    joined, and what it read or raised is dropped. Use it as a context manager.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        selectors: Selectors,
+        fingerprint: Fingerprinter,
+        access: Access = Access.READ,
+    ) -> None:
+        self._args = (db, selectors, fingerprint, access)
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._actual: ActualState | None = None
+        self._error: BaseException | None = None
+
+    def start(self) -> None:
+        """Start reading in a thread (once; later calls do nothing)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="reconciler-read")
+            self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._actual = _read_snapshot(*self._args, self._check)
+        except BaseException as exc:  # handed to the caller's thread by result()
+            self._error = exc
+
+    def _check(self, _rows: int) -> None:
+        if self._stop.is_set():
+            raise _Stopped
+
+    def result(self, progress: Progress = QUIET) -> ActualState:
+        """The actual state: waits for the thread, or reads now when none was started.
+
+        Errors are raised here, translated as :func:`read_actual` translates them.
+        """
+        thread = self._thread
+        if thread is None:
+            return read_actual(*self._args[:3], progress, self._args[3])
+        with (
+            progress.stage("Reading database", unit="row") as stage,
+            translate_db_errors(),
+        ):
+            self._join(thread)
+            if self._error is not None:
+                error, self._error = self._error, None
+                raise error
+            assert self._actual is not None
+            actual, self._actual = self._actual, None
+            stage.advance(_rows(actual))
+            stage["detail"] = f"{_rows(actual)} rows"
+        return actual
+
+    def _join(self, thread: threading.Thread) -> None:
+        thread.join()
+        self._thread = None
+
+    def close(self) -> None:
+        """Stop and join the thread if it still runs; drop what it read. Idempotent."""
+        thread = self._thread
+        if thread is not None:
+            self._stop.set()
+            self._join(thread)
+        self._actual = None
+        self._error = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 # -- plan ---------------------------------------------------------------------------------------

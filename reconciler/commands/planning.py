@@ -15,9 +15,9 @@ from typing import NotRequired, TypedDict, Unpack
 from reconciler.clock import SYSTEM, Clock, now_utc, rfc3339
 from reconciler.commands.inputs import (
     ALL,
+    ReadWhileLoading,
     fingerprinter_for,
     load_desired,
-    read_actual,
 )
 from reconciler.commands.preflight import check_manifests
 from reconciler.context import resolve_actor
@@ -106,8 +106,13 @@ def plan(
     check_manifests(manifests_dir, selectors, prune=True)
     with open_database(database_url, progress) as db:
         fingerprint = fingerprinter_for(db.target, progress=progress)
-        desired = load_desired(manifests_dir, selectors, fingerprint, progress)
-        actual = read_actual(db, selectors, fingerprint, progress)
+        # The database is read while the manifests load (a large load's workers parse and
+        # decrypt meanwhile); a manifest error still ends the run before the read is used.
+        with ReadWhileLoading(db, selectors, fingerprint) as reading:
+            desired = load_desired(
+                manifests_dir, selectors, fingerprint, progress, after_fork=reading.start
+            )
+            actual = reading.result(progress)
     made = build_plan(
         desired,
         actual,

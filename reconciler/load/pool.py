@@ -14,6 +14,7 @@ import hashlib
 import multiprocessing
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.reduction import ForkingPickler
@@ -69,6 +70,10 @@ class ChunkInputs:
     templates_digest: bytes
     progress: Stage | None = None
     pid: int = 0  # the parent: only it reports progress (a worker's copy must not draw)
+    after_fork: Callable[[], None] | None = None
+    """Called in this process once every worker is forked and this process has loaded its
+    own chunk, while it waits for the workers (never when no worker is forked): from then on
+    this process may start threads of its own, and has a core's worth of time to spare."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +122,10 @@ def run_chunks(inputs: ChunkInputs, processes: int) -> list[Chunk]:
         ) as pool:
             others = pool.map(_load_chunk_in_worker, range(1, len(inputs.chunks)))
             parts = [load_chunk(inputs, 0)]
+            # A fork-context pool has forked all its workers by the first submission. Not
+            # before this chunk: a thread would only take this process's time from it.
+            if inputs.after_fork is not None:
+                inputs.after_fork()
             for index, part in enumerate(others, start=1):
                 parts.append(part)
                 if inputs.progress is not None:

@@ -27,7 +27,7 @@ User mistakes become diagnostics, all of them, for every file; only bugs raise.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,6 +90,7 @@ def load_desired_state(
     workers: int | None = None,
     cache: LoadCache | None = None,
     progress: Stage | None = None,
+    after_fork: Callable[[], None] | None = None,
 ) -> LoadResult:
     """Load, decrypt and validate the manifests under ``root``.
 
@@ -108,6 +109,10 @@ def load_desired_state(
             used only with ``fingerprint``. Hits carry fingerprints, not plaintext.
         progress: told the number of manifests, then advanced per file loaded here and
             per chunk a worker finishes (``reconciler.progress.Stage``).
+        after_fork: called once the worker processes are forked and this process has
+            loaded its own share, while it waits for them (not called when everything is
+            loaded in this process); work done in a thread started from it then overlaps
+            the workers' loading, and is never forked.
 
     Returns:
         The result; ``state`` is ``None`` when any error was found.
@@ -157,6 +162,7 @@ def load_desired_state(
         digest_of_templates,
         progress,
         os.getpid(),
+        after_fork,
     )
     parts = run_chunks(inputs, count)
 
