@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import sops
-from reconciler.load import pool
+from reconciler.load.analyze import analyze_file
 from reconciler.load.stage import load_desired_state
 
 from .conftest import AgeKey
@@ -90,7 +90,6 @@ def test_a_file_is_dropped_before_the_next_is_read(tmp_path: Path, monkeypatch: 
         """A document that can be watched for being freed."""
 
     alive: list[weakref.ref[Any]] = []
-    analyze = pool.analyze_file
     decrypt = sops.decrypt_documents
 
     def tracked(doc: Any) -> Any:
@@ -100,13 +99,13 @@ def test_a_file_is_dropped_before_the_next_is_read(tmp_path: Path, monkeypatch: 
 
     def analyzing(job: Any, templates: Any) -> Any:
         assert [r for r in alive if r() is not None] == [], "an earlier file is still held"
-        result = analyze(job, templates)
+        result = analyze_file(job, templates)
         return dataclasses.replace(result, document=tracked(result.document))
 
     def decrypting(docs: Any, identities: Any, *, source: str) -> Any:
         return [tracked(d) for d in decrypt(docs, identities, source=source)]
 
-    monkeypatch.setattr(pool, "analyze_file", analyzing)
+    monkeypatch.setattr("reconciler.load.pool.analyze_file", analyzing)
     monkeypatch.setattr(sops, "decrypt_documents", decrypting)
     result = load_desired_state(
         root, identities=key.identities(), fingerprint=lambda s: "fp", workers=1
