@@ -99,7 +99,7 @@ class Decryption:
         self._templates = templates
         self._identities = identities
         self._keyless = identities is None or not decrypt or not len(identities)
-        self._diagnostics = diagnostics
+        self.diagnostics = diagnostics
         self._template_docs: dict[str, Any] = {}
         self._skipped: set[str] = set()
         self._failed: set[str] = set()
@@ -140,7 +140,7 @@ class Decryption:
             code, message = "RCN-SOPS-3", f"decryption failed: {exc}"
         self._failed.add(owner)
         finding = Finding(code, message, path, at_key=path == ("sops",))
-        self._diagnostics.add(locate_finding(finding, (display, data, doc), chain))
+        self.diagnostics.add(locate_finding(finding, (display, data, doc), chain))
         return None
 
     def file(self, result: FileResult, data: bytes) -> dict[SecretKey, str]:
@@ -175,5 +175,5 @@ class Decryption:
                 )
         own_source = (result.display, data, result.document)
         for finding, provider in env_check:
-            self._diagnostics.add(locate_finding(finding, own_source, chain, provider))
+            self.diagnostics.add(locate_finding(finding, own_source, chain, provider))
         return secrets

@@ -14,6 +14,7 @@ import hashlib
 import multiprocessing
 import os
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.reduction import ForkingPickler
@@ -33,7 +34,7 @@ from reconciler.load.cache import (
 from reconciler.load.cache_file import LoadCache
 from reconciler.load.decrypt import Decryption
 from reconciler.load.desired_state import build_state
-from reconciler.load.file_types import AppEndpoint, FileJob, Fingerprint, TemplateSet
+from reconciler.load.file_types import AppEndpoint, FileJob, FileResult, Fingerprint, TemplateSet
 from reconciler.model.desired import DesiredState
 from reconciler.model.sensitive import Sensitive
 from reconciler.progress import Stage
@@ -143,13 +144,19 @@ def sha256(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
+BATCH_FILES = 64
+"""Files taken through analysis, decryption and state building together (see
+:func:`load_chunk`): small enough that their intermediate forms stay a few megabytes."""
+
+
 def load_chunk(inputs: ChunkInputs, index: int) -> Chunk:
     """Analyze, decrypt and build the state of one chunk of files (in a worker or here).
 
-    Each file goes through all three steps before the next one is read, so that its bytes,
-    parse tree, validated model and plaintext document are dropped as soon as its share of
-    the state is built: a chunk holds the desired objects of its files, never their
-    intermediate forms (which take several times the memory).
+    Files go through the three steps in batches of :data:`BATCH_FILES`, so that their bytes,
+    parse trees, validated models and plaintext documents are dropped as soon as their share
+    of the state is built: a chunk holds the desired objects of its files, never all their
+    intermediate forms (which take several times the memory). Each step still runs over a
+    whole batch in a row, which keeps the per-file cost of the step-by-step order.
     """
     diagnostics = Diagnostics()
     decryption = Decryption(inputs.templates, inputs.identities, inputs.decrypt, diagnostics)
@@ -157,30 +164,11 @@ def load_chunk(inputs: ChunkInputs, index: int) -> Chunk:
     hashes: list[tuple[str, bytes]] = []
     endpoints: list[tuple[AppEndpoint, str, str]] = []
     built: list[_Built] = []
-    for manifest in inputs.chunks[index]:
-        data = mf.read_file(manifest.path)
-        hashes.append((manifest.rel, sha256(data)))
-        job = FileJob(
-            manifest.rel, inputs.prefix + manifest.rel, data, manifest.tenant, manifest.platform
+    files = inputs.chunks[index]
+    for start in range(0, len(files), BATCH_FILES):
+        built += _load_batch(
+            inputs, files[start : start + BATCH_FILES], decryption, used, hashes, endpoints
         )
-        result = analyze_file(job, inputs.templates)
-        used.update(result.chain)
-        diagnostics.extend(result.diagnostics)
-        endpoints.extend((e, result.rel, result.display) for e in result.endpoints)
-        secrets = decryption.file(result, data)
-        if diagnostics.error_count == 0:  # after an error the chunk's pieces are not used
-            key = (
-                entry_key(result.display, data, inputs.templates_digest)
-                if inputs.cache is not None
-                else b""
-            )
-            piece = build_state([result], secrets, inputs.fingerprint, "")
-            built.append(
-                _Built(result.rel, result.display, key, piece, result.endpoints, result.chain)
-            )
-        del secrets, result, job, data
-        if inputs.progress is not None and inputs.pid == os.getpid():
-            inputs.progress.advance(1)
     skipped = decryption.skipped()
     pieces: list[tuple[str, DesiredState]] = []
     cached: list[tuple[str, bytes, CachedFile]] = []
@@ -211,6 +199,48 @@ class _Built:
     piece: DesiredState
     endpoints: tuple[AppEndpoint, ...]
     chain: tuple[str, ...]
+
+
+def _load_batch(
+    inputs: ChunkInputs,
+    manifests: Sequence[mf.ManifestFile],
+    decryption: Decryption,
+    used: set[str],
+    hashes: list[tuple[str, bytes]],
+    endpoints: list[tuple[AppEndpoint, str, str]],
+) -> list[_Built]:
+    """One batch of :func:`load_chunk`: its files' shares of the state (none once the
+    chunk has an error). A function of its own so that every intermediate form of the
+    batch's files is freed when it returns."""
+    diagnostics = decryption.diagnostics
+    batch: list[tuple[FileResult, bytes]] = []
+    for manifest in manifests:
+        data = mf.read_file(manifest.path)
+        hashes.append((manifest.rel, sha256(data)))
+        job = FileJob(
+            manifest.rel, inputs.prefix + manifest.rel, data, manifest.tenant, manifest.platform
+        )
+        result = analyze_file(job, inputs.templates)
+        used.update(result.chain)
+        diagnostics.extend(result.diagnostics)
+        endpoints.extend((e, result.rel, result.display) for e in result.endpoints)
+        batch.append((result, data))
+        if inputs.progress is not None and inputs.pid == os.getpid():
+            inputs.progress.advance(1)
+    secrets = [decryption.file(result, data) for result, data in batch]
+    built: list[_Built] = []
+    if diagnostics.error_count == 0:  # after an error the chunk's pieces are not used
+        for (result, data), plain in zip(batch, secrets, strict=True):
+            key = (
+                entry_key(result.display, data, inputs.templates_digest)
+                if inputs.cache is not None
+                else b""
+            )
+            piece = build_state([result], plain, inputs.fingerprint, "")
+            built.append(
+                _Built(result.rel, result.display, key, piece, result.endpoints, result.chain)
+            )
+    return built
 
 
 def _cacheable(item: _Built) -> CachedFile:

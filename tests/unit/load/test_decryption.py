@@ -72,10 +72,11 @@ def test_non_secret_edits_keep_the_file_valid(tmp_path: Path) -> None:
     assert result.state is not None and result.state.integrations[0].sync_interval == 30
 
 
-def test_a_file_is_dropped_before_the_next_is_read(tmp_path: Path, monkeypatch: Any) -> None:
-    """Each file's parse tree and plaintext document are freed (by reference counting alone,
-    as bulk loading pauses the cyclic collector) before the next file is loaded: memory
-    holds the desired objects of the files loaded so far, not their intermediate forms."""
+def test_a_batch_is_dropped_before_the_next_is_read(tmp_path: Path, monkeypatch: Any) -> None:
+    """Each batch's parse trees and plaintext documents are freed (by reference counting
+    alone, as bulk loading pauses the cyclic collector) before the next batch is loaded:
+    memory holds the desired objects of the files loaded so far, not their intermediate
+    forms."""
     key = AgeKey()
     root = _encrypted_tree(tmp_path, key)
     source = (CASE / "manifests/tenants/acme/stripe.yaml").read_text()
@@ -105,6 +106,7 @@ def test_a_file_is_dropped_before_the_next_is_read(tmp_path: Path, monkeypatch: 
     def decrypting(docs: Any, identities: Any, *, source: str) -> Any:
         return [tracked(d) for d in decrypt(docs, identities, source=source)]
 
+    monkeypatch.setattr("reconciler.load.pool.BATCH_FILES", 1)  # batches of one file
     monkeypatch.setattr("reconciler.load.pool.analyze_file", analyzing)
     monkeypatch.setattr(sops, "decrypt_documents", decrypting)
     result = load_desired_state(
