@@ -71,58 +71,92 @@ def decrypt_files(
     or not a secret is read from it. Returns plaintexts by ``(file rel, path)`` and the files
     skipped for want of a key (or because ``decrypt`` is off).
     """
-    if decrypt and identities is None:
-        identities = sops.load_identities()
-    keyless = identities is None or not decrypt or not len(identities)
-    plain_docs: dict[str | None, Any] = {}
-    skipped: list[str] = []
-    failed: set[str] = set()
+    decryption = Decryption(templates, identities, decrypt, diagnostics)
+    secrets: dict[SecretKey, str] = {}
+    for result in results:
+        secrets.update(decryption.file(result, datas[result.rel]))
+    return secrets, decryption.skipped()
 
-    def decrypted(
-        owner: str, display: str, doc: Any, data: bytes, chain: Sequence[Template]
-    ) -> Any:
-        if owner in plain_docs:
-            return plain_docs[owner]
-        if owner in failed:
+
+class Decryption:
+    """Decryption of the files of a chunk, one file at a time.
+
+    Only the templates' plaintext documents are kept between files (each template is
+    decrypted and verified once per chunk); a file's own plaintext document is dropped as
+    soon as its secrets are read, so a chunk never holds more than one file's plaintext
+    document at a time.
+    """
+
+    def __init__(
+        self,
+        templates: TemplateSet,
+        identities: sops.Identities | None,
+        decrypt: bool,
+        diagnostics: Diagnostics,
+    ) -> None:
+        if decrypt and identities is None:
+            identities = sops.load_identities()
+        self._templates = templates
+        self._identities = identities
+        self._keyless = identities is None or not decrypt or not len(identities)
+        self.diagnostics = diagnostics
+        self._template_docs: dict[str, Any] = {}
+        self._skipped: set[str] = set()
+        self._failed: set[str] = set()
+
+    def skipped(self) -> tuple[str, ...]:
+        """Display paths of the files and templates not decrypted for want of a key."""
+        return tuple(sorted(self._skipped))
+
+    def _template(self, name: str) -> Any:
+        owner = "template:" + name
+        if owner in self._template_docs:
+            return self._template_docs[owner]
+        if owner in self._failed:
             return None
+        t = self._templates.templates[name]
+        plain = self._decrypted(owner, t.display, t.doc, t.data, [])
+        if plain is not None:
+            self._template_docs[owner] = plain
+        return plain
+
+    def _decrypted(
+        self, owner: str, display: str, doc: Any, data: bytes, chain: Sequence[Template]
+    ) -> Any:
         if first_encrypted(doc) is None:  # nothing encrypted: used as it is
-            plain_docs[owner] = doc
             return doc
-        if keyless or identities is None:
-            skipped.append(display)
-            failed.add(owner)
+        if self._keyless or self._identities is None:
+            self._skipped.add(display)
+            self._failed.add(owner)
             return None
         path: tuple[str | int, ...] = ("sops",)
         try:
-            plain_docs[owner] = sops.decrypt_documents([doc], identities, source=display)[0]
-            return plain_docs[owner]
+            return sops.decrypt_documents([doc], self._identities, source=display)[0]
         except KeyUnavailable as exc:
             code, message = "RCN-SOPS-2", f"cannot decrypt: {exc}"
         except sops.ValueRejected as exc:
             code, message, path = "RCN-SOPS-3", f"decryption failed: {exc.problem}", exc.location
         except DecryptFailed as exc:
             code, message = "RCN-SOPS-3", f"decryption failed: {exc}"
-        failed.add(owner)
+        self._failed.add(owner)
         finding = Finding(code, message, path, at_key=path == ("sops",))
-        diagnostics.add(locate_finding(finding, (display, data, doc), chain))
+        self.diagnostics.add(locate_finding(finding, (display, data, doc), chain))
         return None
 
-    secrets: dict[SecretKey, str] = {}
-    for result in results:
+    def file(self, result: FileResult, data: bytes) -> dict[SecretKey, str]:
+        """Decrypt and verify one analysed file (and the templates it uses); its secrets by
+        ``(file rel, path)``. Problems go to the diagnostics."""
+        secrets: dict[SecretKey, str] = {}
         if result.config is None:
-            continue
-        chain = [templates.templates[n] for n in result.chain]
-        own = decrypted(result.rel, result.display, result.document, datas[result.rel], chain)
+            return secrets
+        templates = self._templates.templates
+        chain = [templates[n] for n in result.chain]
+        own = self._decrypted(result.rel, result.display, result.document, data, chain)
         for t in chain:
-            # Verified even when no secret is read; once per chunk (decrypted() remembers).
-            decrypted("template:" + t.name, t.display, t.doc, t.data, [])
+            self._template(t.name)  # verified even when no secret is read
         env_check: list[tuple[Finding, str | None]] = []
         for path, provider in result.secrets:
-            if provider is None:
-                plain = own
-            else:
-                t = templates.templates[provider]
-                plain = decrypted("template:" + provider, t.display, t.doc, t.data, [])
+            plain = own if provider is None else self._template(provider)
             value = _ABSENT if plain is None else mf.lookup(plain, path, _ABSENT)
             if value is _ABSENT:
                 continue
@@ -139,7 +173,7 @@ def decrypt_files(
                 env_check.append(
                     (Finding(finding.code, f"{path[-1]} {finding.message}", path), provider)
                 )
-        own_source = (result.display, datas[result.rel], result.document)
+        own_source = (result.display, data, result.document)
         for finding, provider in env_check:
-            diagnostics.add(locate_finding(finding, own_source, chain, provider))
-    return secrets, tuple(sorted(set(skipped)))
+            self.diagnostics.add(locate_finding(finding, own_source, chain, provider))
+        return secrets

@@ -14,7 +14,7 @@ import hashlib
 import multiprocessing
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.reduction import ForkingPickler
@@ -32,7 +32,7 @@ from reconciler.load.cache import (
     entry_key,
 )
 from reconciler.load.cache_file import LoadCache
-from reconciler.load.decrypt import decrypt_files
+from reconciler.load.decrypt import Decryption
 from reconciler.load.desired_state import build_state
 from reconciler.load.file_types import AppEndpoint, FileJob, FileResult, Fingerprint, TemplateSet
 from reconciler.model.desired import DesiredState
@@ -152,50 +152,108 @@ def sha256(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
+BATCH_FILES = 64
+"""Files taken through analysis, decryption and state building together (see
+:func:`load_chunk`): small enough that their intermediate forms stay a few megabytes."""
+
+
 def load_chunk(inputs: ChunkInputs, index: int) -> Chunk:
-    """Analyze, decrypt and build the state of one chunk of files (in a worker or here)."""
+    """Analyze, decrypt and build the state of one chunk of files (in a worker or here).
+
+    Files go through the three steps in batches of :data:`BATCH_FILES`, so that their bytes,
+    parse trees, validated models and plaintext documents are dropped as soon as their share
+    of the state is built: a chunk holds the desired objects of its files, never all their
+    intermediate forms (which take several times the memory). Each step still runs over a
+    whole batch in a row, which keeps the per-file cost of the step-by-step order.
+    """
     diagnostics = Diagnostics()
-    results: list[FileResult] = []
-    datas: dict[str, bytes] = {}
+    decryption = Decryption(inputs.templates, inputs.identities, inputs.decrypt, diagnostics)
     used: set[str] = set()
-    for manifest in inputs.chunks[index]:
-        data = mf.read_file(manifest.path)
-        datas[manifest.rel] = data
-        job = FileJob(
-            manifest.rel, inputs.prefix + manifest.rel, data, manifest.tenant, manifest.platform
+    hashes: list[tuple[str, bytes]] = []
+    endpoints: list[tuple[AppEndpoint, str, str]] = []
+    built: list[_Built] = []
+    files = inputs.chunks[index]
+    for start in range(0, len(files), BATCH_FILES):
+        built += _load_batch(
+            inputs, files[start : start + BATCH_FILES], decryption, used, hashes, endpoints
         )
-        result = analyze_file(job, inputs.templates)
-        results.append(result)
-        used.update(result.chain)
-        diagnostics.extend(result.diagnostics)
-        if inputs.progress is not None and inputs.pid == os.getpid():
-            inputs.progress.advance(1)
-    secrets, skipped = decrypt_files(
-        results, inputs.templates, used, inputs.identities, inputs.decrypt, diagnostics, datas
-    )
+    skipped = decryption.skipped()
     pieces: list[tuple[str, DesiredState]] = []
     cached: list[tuple[str, bytes, CachedFile]] = []
     if diagnostics.error_count == 0:
         noisy = {d.file for d in diagnostics}  # files with warnings are not cached
-        for result in results:
-            piece = build_state([result], secrets, inputs.fingerprint, "")
-            pieces.append((result.rel, piece))
-            if inputs.cache is not None and result.display not in noisy and not skipped:
-                key = entry_key(result.display, datas[result.rel], inputs.templates_digest)
-                cached.append((result.rel, key, _cacheable(piece, result)))
+        for item in built:
+            pieces.append((item.rel, item.piece))
+            if inputs.cache is not None and item.display not in noisy and not skipped:
+                cached.append((item.rel, item.key, _cacheable(item)))
     return Chunk(
         diagnostics=tuple(diagnostics),
         used=frozenset(used),
         skipped=skipped,
-        hashes=tuple((rel, sha256(data)) for rel, data in datas.items()),
-        endpoints=tuple((e, r.rel, r.display) for r in results for e in r.endpoints),
+        hashes=tuple(hashes),
+        endpoints=tuple(endpoints),
         pieces=tuple(pieces),
         cached=tuple(cached),
     )
 
 
-def _cacheable(piece: DesiredState, result: FileResult) -> CachedFile:
+@dataclass(frozen=True, slots=True)
+class _Built:
+    """One file's share of the state, kept until the chunk's verdict is known."""
+
+    rel: str
+    display: str
+    key: bytes
+    piece: DesiredState
+    endpoints: tuple[AppEndpoint, ...]
+    chain: tuple[str, ...]
+
+
+def _load_batch(
+    inputs: ChunkInputs,
+    manifests: Sequence[mf.ManifestFile],
+    decryption: Decryption,
+    used: set[str],
+    hashes: list[tuple[str, bytes]],
+    endpoints: list[tuple[AppEndpoint, str, str]],
+) -> list[_Built]:
+    """One batch of :func:`load_chunk`: its files' shares of the state (none once the
+    chunk has an error). A function of its own so that every intermediate form of the
+    batch's files is freed when it returns."""
+    diagnostics = decryption.diagnostics
+    batch: list[tuple[FileResult, bytes]] = []
+    for manifest in manifests:
+        data = mf.read_file(manifest.path)
+        hashes.append((manifest.rel, sha256(data)))
+        job = FileJob(
+            manifest.rel, inputs.prefix + manifest.rel, data, manifest.tenant, manifest.platform
+        )
+        result = analyze_file(job, inputs.templates)
+        used.update(result.chain)
+        diagnostics.extend(result.diagnostics)
+        endpoints.extend((e, result.rel, result.display) for e in result.endpoints)
+        batch.append((result, data))
+        if inputs.progress is not None and inputs.pid == os.getpid():
+            inputs.progress.advance(1)
+    secrets = [decryption.file(result, data) for result, data in batch]
+    built: list[_Built] = []
+    if diagnostics.error_count == 0:  # after an error the chunk's pieces are not used
+        for (result, data), plain in zip(batch, secrets, strict=True):
+            key = (
+                entry_key(result.display, data, inputs.templates_digest)
+                if inputs.cache is not None
+                else b""
+            )
+            piece = build_state([result], plain, inputs.fingerprint, "")
+            built.append(
+                _Built(result.rel, result.display, key, piece, result.endpoints, result.chain)
+            )
+    return built
+
+
+def _cacheable(item: _Built) -> CachedFile:
     """The file's share of the state with every secret reduced to its fingerprint."""
+    piece = item.piece
     integrations, webhooks, accounts = encode_state(piece)
     tenant = next(iter(piece.tenants)) if piece.tenants else ""
     endpoints = tuple(
@@ -205,9 +263,9 @@ def _cacheable(piece: DesiredState, result: FileResult) -> CachedFile:
             e.environment,
             e.endpoint_url,
             e.path,
-            result.rel,
-            result.display,
+            item.rel,
+            item.display,
         )
-        for e in result.endpoints
+        for e in item.endpoints
     )
-    return CachedFile(tenant, integrations, webhooks, accounts, endpoints, result.chain)
+    return CachedFile(tenant, integrations, webhooks, accounts, endpoints, item.chain)

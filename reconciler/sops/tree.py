@@ -87,6 +87,11 @@ def _memoized(rules: EncryptionRules) -> Callable[[str], bool]:
     return memoized
 
 
+def _released(*args: Any, **kwargs: Any) -> Any:
+    """Stands in for a finished walk's closure (so the closure's self-reference is cut)."""
+    raise AssertionError("walk used after its tree was done")
+
+
 def decrypt_tree(
     documents: list[Any],
     cipher: ValueCipher,
@@ -205,8 +210,14 @@ def decrypt_tree(
     # Under mac_only_encrypted clear values are not hashed: skip serialising them at all.
     hash_clear_values = not hasher.only_encrypted
     result = []
-    for doc_index, document in enumerate(documents):  # noqa: B007 - read by fail()
-        result.append(walk(document, False, False))
+    try:
+        for doc_index, document in enumerate(documents):  # noqa: B007 - read by fail()
+            result.append(walk(document, False, False))
+    finally:
+        # walk() refers to itself: without this the closure and everything it holds (the
+        # cipher with the file's data key, the hasher) stay alive until the cyclic
+        # collector runs, which bulk loading postpones.
+        walk = _released
     return result
 
 
@@ -257,8 +268,11 @@ def encrypt_tree(
         return cipher.encrypt(node, _aad(loc)) if encrypted else node
 
     result = []
-    for doc_index, document in enumerate(documents):  # noqa: B007 - read by fail()
-        result.append(walk(document, (), False))
+    try:
+        for doc_index, document in enumerate(documents):  # noqa: B007 - read by fail()
+            result.append(walk(document, (), False))
+    finally:
+        walk = _released  # a self-referring closure holding the cipher: free it now (see above)
     return result
 
 
