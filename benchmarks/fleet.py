@@ -421,6 +421,7 @@ def main() -> None:
         with timed("plan (empty database)", stages):
             first = plan(commands.Progress())
         print(f"  {len(first.plan.changes)} changes")
+        del first  # a stage's peak memory is its own, not the results of earlier stages
         clock = StageClock()
         with timed("apply (initial load)", stages):
             apply(clock)
@@ -431,6 +432,7 @@ def main() -> None:
         with timed("plan (no changes)", stages):
             again = plan()
         assert not again.plan.changes, "re-plan after apply must be empty"
+        del again
         with timed("apply (no changes)", stages):
             apply()
         few = Selectors(tenants=("tenant-00001", f"tenant-{args.tenants // 2:05d}"))
@@ -453,6 +455,7 @@ def main() -> None:
         with timed("apply (1% changed)", stages):
             applied = apply()
         print(f"  {changed} files changed, {len(applied.plan.changes)} changes applied")
+        del applied
 
         print("measuring floors ...", flush=True)
         shutil.rmtree(work / "manifests", ignore_errors=True)

@@ -200,11 +200,15 @@ _SAMPLER = r"""
 import os, select, sys, time
 
 def rss(pid):
+    # PSS, not RSS: a forked worker shares its parent's pages, which RSS would count twice.
     try:
-        with open(f"/proc/{pid}/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
-        return 0
+        pass
+    return 0
 
 def children(pid):
     found = []
@@ -231,7 +235,7 @@ while True:
         total += rss(pid)
         stack.extend(children(pid))
     peak = max(peak, total)
-    if select.select([sys.stdin], [], [], 0.02)[0]:
+    if select.select([sys.stdin], [], [], 0.05)[0]:
         break
 times = os.times()
 print(peak, times.user + times.system, flush=True)
@@ -254,7 +258,7 @@ def _children(pid: int) -> list[int]:
 
 
 class PeakMemory:
-    """Peak resident memory of this process and its descendants, sampled every 20 ms.
+    """Peak memory (proportional set size) of this process and its descendants, every 50 ms.
 
     The sampler is a separate process, not a thread: the loader runs its worker pool only
     when the process has no other thread (forking a threaded process is unsafe), so a
