@@ -115,7 +115,7 @@ def read_text(path: str | os.PathLike[str]) -> str:
 
 def atomic_write(
     path: str | os.PathLike[str],
-    data: str | bytes,
+    data: str | bytes | Iterable[bytes],
     *,
     mode: int | None = None,
     keep_mode: bool = True,
@@ -126,7 +126,9 @@ def atomic_write(
     0600), is fsynced, and is renamed over the target. With ``keep_mode`` the result has the
     target's current permissions, or for a new file ``mode`` (default 0o644) less the umask;
     without it the file keeps the temporary file's 0600. Text is written as UTF-8 with line
-    endings untouched. On any failure the temporary file is removed and the error raised.
+    endings untouched; an iterable of byte strings is written piece by piece, as it is
+    produced (a large file is then never held whole). On any failure (the iterable's
+    included) the temporary file is removed and the error raised.
     """
     target = Path(path)
     final_mode: int | None = None
@@ -137,11 +139,18 @@ def atomic_write(
             umask = os.umask(0)
             os.umask(umask)
             final_mode = (0o644 if mode is None else mode) & ~umask
-    payload = data.encode("utf-8") if isinstance(data, str) else data
+    pieces: Iterable[bytes]
+    if isinstance(data, str):
+        pieces = (data.encode("utf-8"),)
+    elif isinstance(data, bytes):
+        pieces = (data,)
+    else:
+        pieces = data
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
+            for piece in pieces:
+                handle.write(piece)
             handle.flush()
             os.fsync(handle.fileno())
         if final_mode is not None:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, overload
 
 from reconciler.clock import SYSTEM, Clock, now_utc
 from reconciler.commands.planning import plan_digest
@@ -16,7 +16,7 @@ from reconciler.crypto.aead import FieldCipher
 from reconciler.gitrevision import RevisionTree
 from reconciler.model.desired import DesiredState
 from reconciler.model.enums import EntityType, RiskLevel
-from reconciler.model.plan import Action, Change, Plan, ResourceKind
+from reconciler.model.plan import Action, Change, Plan, ResourceKind, RiskReason
 from reconciler.store.audit import (
     AuditContext,
     AuditEntry,
@@ -96,7 +96,8 @@ def prepare_apply(
         extra=dict(extra),
         writes=prepare_writes(p.changes, desired, cipher),
         order=order,
-        documents=render_documents([_audit_entry(c, c.row_id, extra) for c in order]),
+        # One entry at a time: each one's dicts live only while its texts are rendered.
+        documents=render_documents(_audit_entry(c, c.row_id, extra) for c in order),
     )
 
 
@@ -149,14 +150,16 @@ def write_and_audit(
         and len(written) == len(prepared.order)
         and all(w.change is c for w, c in zip(written, prepared.order, strict=True))
     ):
-        # The ids of created rows are known now; the documents do not depend on them. They
-        # are rendered already, so each entry's changes stay a view of its change: a dict of
-        # every field per row would cost more memory than anything else the apply holds.
-        entries = [_audit_entry(w.change, w.entity_id, extra, lazy=True) for w in written]
-        append_audit_entries(conn, entries, context, now=now, documents=prepared.documents)
+        # The ids of created rows are known now; the documents do not depend on them.
+        documents = prepared.documents
     else:
-        entries = [_audit_entry(w.change, w.entity_id, extra) for w in written]
-        append_audit_entries(conn, entries, context, now=now)
+        # Rendered one entry at a time: each one's dicts live only while it is rendered.
+        documents = render_documents(_audit_entry(w.change, w.entity_id, extra) for w in written)
+    # The documents are rendered, so each entry's changes and risk reasons stay views of its
+    # change: a dict of every field per row would cost more memory than anything else the
+    # apply holds.
+    entries = [_audit_entry(w.change, w.entity_id, extra, lazy=True) for w in written]
+    append_audit_entries(conn, entries, context, now=now, documents=documents)
     if on_written is not None:
         on_written(len(written))
     return counts
@@ -191,6 +194,30 @@ class _ChangesView(Mapping[str, Any]):
         return 2 + sum(1 for k in self._extra if k not in ("fields", "reason"))
 
 
+class _ReasonsView(Sequence[Mapping[str, Any]]):
+    """An audit row's ``risk_reasons``, read from the change's risk when asked (as
+    :class:`_ChangesView`)."""
+
+    __slots__ = ("_reasons",)
+
+    def __init__(self, reasons: tuple[RiskReason, ...]) -> None:
+        self._reasons = reasons
+
+    @overload
+    def __getitem__(self, index: int) -> Mapping[str, Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Mapping[str, Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return [r.to_dict() for r in self._reasons[index]]
+        return self._reasons[index].to_dict()
+
+    def __len__(self) -> int:
+        return len(self._reasons)
+
+
 def _audit_entry(
     c: Change, entity_id: int | None, extra: Mapping[str, Any] | None = None, *, lazy: bool = False
 ) -> AuditEntry:
@@ -198,6 +225,9 @@ def _audit_entry(
         _ChangesView(c, extra or {})
         if lazy
         else {"fields": [f.to_dict() for f in c.fields], "reason": c.reason, **(extra or {})}
+    )
+    reasons: Sequence[Mapping[str, Any]] = (
+        _ReasonsView(c.risk.reasons) if lazy else [r.to_dict() for r in c.risk.reasons]
     )
     return AuditEntry(
         tenant_id=c.address.tenant,
@@ -207,7 +237,7 @@ def _audit_entry(
         action=_audit_action(c.action),
         changes=changes,
         risk_level=c.risk.level,
-        risk_reasons=[r.to_dict() for r in c.risk.reasons],
+        risk_reasons=reasons,
         requires_review=c.risk.requires_review,
         source_path=c.source,
     )

@@ -317,6 +317,7 @@ def _apply(
             return replace(made, author=author, revision=tree.revision if tree else None)
 
         current = replan(actual)
+        del actual  # the plan keeps what it needs of the rows (ids, versions): free them
         seen.plan = current
         if saved_plan is not None:
             # The saved plan is a claim: apply goes ahead only if it is exactly what the

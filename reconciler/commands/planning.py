@@ -122,6 +122,7 @@ def plan(
         selectors=selectors,
         revoke_unmanaged=revoke_unmanaged,
     )
+    del actual  # the plan keeps what it needs of the rows (ids, versions): free them
     made = with_locations(made, manifests_dir)
     made = with_policy(
         made,
@@ -204,11 +205,22 @@ files for lines)."""
 def plan_digest(p: Plan) -> str:
     """SHA-256 of the plan's changes, without their locations: what ``apply_runs`` records
     and what approvals are bound to."""
-    body = json.dumps(
-        [{k: v for k, v in c.to_dict().items() if k not in _LOCATION_KEYS} for c in p.changes],
-        sort_keys=True,
-    ).encode()
-    return hashlib.sha256(body).hexdigest()
+    # The hash of ``json.dumps([change, ...], sort_keys=True)``, fed one change at a time:
+    # the whole list of dicts and its text would be the largest thing an apply holds.
+    h = hashlib.sha256(b"[")
+    separator = b""
+    for c in p.changes:
+        record = c.to_dict()
+        for key in _LOCATION_KEYS:
+            del record[key]
+        h.update(separator + _DIGEST_JSON.encode(record).encode())
+        separator = b", "
+    h.update(b"]")
+    return h.hexdigest()
+
+
+_DIGEST_JSON = json.JSONEncoder(sort_keys=True)
+"""Encodes one change as ``json.dumps(..., sort_keys=True)`` does (the digest's form)."""
 
 
 # -- drift ----------------------------------------------------------------------------

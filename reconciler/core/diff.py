@@ -118,16 +118,37 @@ def diff(
 
 
 def _plain(value: Any) -> Any:
-    """A display/JSON form of a field value (enums as their labels, tuples as lists)."""
+    """A display/JSON form of a field value (enums as their labels, tuples as lists).
+
+    A list or dict already in that form is returned itself, not copied: the values a plan
+    shows are never changed, and an initial load's creates would otherwise hold a copy of
+    every mapping and list of the fleet."""
     if isinstance(value, enum.Enum):
         return value.value
     if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if _is_plain(value):
         return value
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     return str(value)
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _is_plain(value: Any) -> bool:
+    """Whether ``value`` is a list or dict (string keys) of exactly plain JSON values."""
+    kind = type(value)
+    if kind is list:
+        return all(type(v) in _SCALARS or _is_plain(v) for v in value)
+    if kind is dict:
+        return all(type(k) is str for k in value) and all(
+            type(v) in _SCALARS or _is_plain(v) for v in value.values()
+        )
+    return False
 
 
 def _secret_change(

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from reconciler.model.enums import Environment, RiskLevel
 from reconciler.model.fields import FIELD_RULES
@@ -212,6 +213,39 @@ def scored_change(
     row_version: int | None,
 ) -> Change:
     """A change of ``fields`` (in field order) with its risk scored under ``policy``."""
-    ordered = tuple(sorted(fields, key=lambda f: f.field))
-    risk = score(action, address.kind, address.environment, ordered, policy)
+    ordered = tuple(_shared_field(f) for f in sorted(fields, key=lambda f: f.field))
+    risk = _shared(score(action, address.kind, address.environment, ordered, policy))
     return Change(address, action, ordered, risk, reason, source, row_id, row_version)
+
+
+_SHARED: dict[Any, Any] = {}
+"""Equal immutable parts of changes (risks, field changes of scalars), one object for all:
+an initial load plans hundreds of thousands of changes made of a few thousand distinct
+parts. Bounded (cleared when full), so a long-lived process does not grow with it."""
+_SHARED_MAX = 1 << 16
+
+
+def _shared(value: Any, key: Any = None) -> Any:
+    """The object equal to ``value`` (under ``key``, default itself) seen before, or
+    ``value``, remembered."""
+    if key is None:
+        key = value
+    found = _SHARED.get(key)
+    if found is None:
+        if len(_SHARED) >= _SHARED_MAX:
+            _SHARED.clear()
+        found = _SHARED[key] = value
+    return found
+
+
+def _shared_field(f: FieldChange) -> FieldChange:
+    """``f``, or an equal field change seen before, when its values are scalars. The key
+    has their types too: ``True``, ``1`` and ``1.0`` are equal but render differently."""
+    before, after = f.before, f.after
+    if type(before) not in _SCALARS or type(after) not in _SCALARS:
+        return f
+    key = (f.field, f.sensitive, type(before), before, type(after), after)
+    return _shared(f, key)  # type: ignore[no-any-return]
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})

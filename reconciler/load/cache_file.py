@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -163,18 +163,22 @@ class LoadCache:
         """Write atomically (0600 in a 0700 directory); a failure leaves the old file."""
         if not self.dirty or self.mac_key is None:
             return
+        self.dirty = False
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            # Written line by line as encoded: the whole file is never held in memory.
+            atomic_write(self.path, self._lines(self.mac_key), keep_mode=False)
+        except OSError:
+            return
+
+    def _lines(self, mac_key: bytes) -> Iterator[bytes]:
+        """The file's lines: the format, then one tagged line per entry."""
         prefix = self._prefix
-        lines = [FORMAT]
+        yield FORMAT
         for rel, (key, value) in self.entries.items():
             try:
                 payload = _encode_entry(rel, key, value)
             except (TypeError, ValueError):  # not plain JSON data: not worth caching
                 continue
-            tag = hmac.digest(self.mac_key, prefix + payload, "sha256").hex().encode()
-            lines.append(tag + b" " + payload + b"\n")
-        self.dirty = False
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            atomic_write(self.path, b"".join(lines), keep_mode=False)
-        except OSError:
-            return
+            tag = hmac.digest(mac_key, prefix + payload, "sha256").hex().encode()
+            yield tag + b" " + payload + b"\n"

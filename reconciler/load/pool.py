@@ -107,15 +107,42 @@ def _load_chunk_in_worker(index: int) -> Chunk:
     return load_chunk(_Worker.inputs, index)
 
 
+TRANSFER_FILES = 256
+"""The most files a worker loads and sends back at a time (see :func:`split_chunks`)."""
+
+
+def split_chunks(
+    files: Sequence[mf.ManifestFile], processes: int
+) -> tuple[tuple[mf.ManifestFile, ...], ...]:
+    """The chunks :func:`run_chunks` loads with ``processes`` processes, in file order.
+
+    The first chunk is this process's share (one file in ``processes``). The workers' files
+    are cut into chunks of at most :data:`TRANSFER_FILES`, each loaded and sent back on its
+    own: a worker then holds one small chunk's objects at a time rather than its whole
+    share, and this process receives each result as a small message instead of one that
+    is, at its peak, as large again as the objects it carries.
+    """
+    if not files:
+        return ()
+    if processes <= 1:
+        return (tuple(files),)
+    own = -(-len(files) // processes)
+    rest = files[own:]
+    return (
+        tuple(files[:own]),
+        *(tuple(rest[i : i + TRANSFER_FILES]) for i in range(0, len(rest), TRANSFER_FILES)),
+    )
+
+
 def run_chunks(inputs: ChunkInputs, processes: int) -> list[Chunk]:
     """Load every chunk of ``inputs``, in order; with more than one process and chunk, the
-    chunks after the first are loaded by forked workers."""
+    chunks after the first are loaded by ``processes - 1`` forked workers."""
     if processes > 1 and len(inputs.chunks) > 1:
         # This process loads the first chunk itself while workers load the others, so
         # only their results travel through a pipe.
         fork = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(
-            len(inputs.chunks) - 1,
+            min(processes, len(inputs.chunks)) - 1,
             mp_context=fork,
             initializer=_enter_worker,
             initargs=(inputs,),

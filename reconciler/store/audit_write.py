@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -167,34 +167,37 @@ def append_audit_entries(
     }
     hasher = KeyedHasher(shared, key)
     assert hasher.fields == _ROW_FIELDS
-    rows: list[tuple[Any, ...]] = []
-    for entry, row_id, (change_text, reason_text) in zip(entries, ids, documents, strict=True):
-        tenant = entry.tenant_id
-        # In the order of _ROW_FIELDS (the hashed fields no two rows share).
-        values = (
-            entry.action.value,
-            change_text,
-            entry.entity_address,
-            entry.entity_id,
-            entry.entity_type.value,
-            row_id,
-            heads[tenant],
-            entry.requires_review,
-            entry.risk_level.value,
-            reason_text,
-            entry.source_path,
-            tenant,
-        )
-        entry_hash = hasher.hash(values)
-        heads[tenant] = entry_hash
-        rows.append((*values, entry_hash))
 
-    staged = stage_rows(conn, _STAGED_COLUMNS, rows)
+    def rows() -> Iterator[tuple[Any, ...]]:
+        # Signed as the COPY sends them, in order (each row's hash chains to the one before
+        # it): the signed rows are never all held at once.
+        for entry, row_id, (change_text, reason_text) in zip(entries, ids, documents, strict=True):
+            tenant = entry.tenant_id
+            # In the order of _ROW_FIELDS (the hashed fields no two rows share).
+            values = (
+                entry.action.value,
+                change_text,
+                entry.entity_address,
+                entry.entity_id,
+                entry.entity_type.value,
+                row_id,
+                heads[tenant],
+                entry.requires_review,
+                entry.risk_level.value,
+                reason_text,
+                entry.source_path,
+                tenant,
+            )
+            entry_hash = hasher.hash(values)
+            heads[tenant] = entry_hash
+            yield (*values, entry_hash)
+
+    staged = stage_rows(conn, _STAGED_COLUMNS, rows())
     conn.execute(_insert_statement(staged), {**shared, "created_at": now.astimezone(UTC)})
-    return len(rows)
+    return len(entries)
 
 
-def render_documents(entries: Sequence[AuditEntry]) -> list[tuple[str, str]]:
+def render_documents(entries: Iterable[AuditEntry]) -> list[tuple[str, str]]:
     """Each entry's ``changes`` and ``risk_reasons`` as the database prints them once stored
     (the text the hash covers), checked for unmasked secrets.
 
@@ -202,10 +205,15 @@ def render_documents(entries: Sequence[AuditEntry]) -> list[tuple[str, str]]:
         SensitiveValueInAudit: a ``Sensitive`` value is in ``changes`` or ``risk_reasons``.
         TypeError: a value JSON cannot hold.
     """
-    return [
-        (_to_json(e.changes, e, "changes"), _to_json(list(e.risk_reasons), e, "risk_reasons"))
-        for e in entries
-    ]
+    # Equal texts are kept once (most rows of a fleet-wide apply share their risk reasons,
+    # and adopted accounts their changes): they are all held until the rows are written.
+    seen: dict[str, str] = {}
+    out: list[tuple[str, str]] = []
+    for e in entries:
+        changes = _to_json(e.changes, e, "changes")
+        reasons = _to_json(list(e.risk_reasons), e, "risk_reasons")
+        out.append((seen.setdefault(changes, changes), seen.setdefault(reasons, reasons)))
+    return out
 
 
 def tenant_chain_lock_key(tenant: str) -> int:

@@ -162,12 +162,18 @@ class _Reader:
         with driver.cursor() as cursor:
             set_json_loads(_json_loads, cursor)
             cursor.execute(self.driver_sql, params)
-            for row in cursor.fetchall():
-                values = dict(zip(labels, row, strict=True))
-                for name, convert in converters:
-                    values[name] = convert(values[name])
-                yield values
+            # Converted to Python a batch at a time: the rows of a whole table as Python
+            # values (ciphertexts included) would live beside the objects made of them.
+            while batch := cursor.fetchmany(_FETCH_ROWS):
+                for row in batch:
+                    values = dict(zip(labels, row, strict=True))
+                    for name, convert in converters:
+                        values[name] = convert(values[name])
+                    yield values
 
+
+_FETCH_ROWS = 2000
+"""Rows converted from the query's result at a time (see :meth:`_Reader.rows`)."""
 
 _PARAMS = ("tenants", "platforms", "excluded")
 """The bind parameters of :data:`_WHERE`."""

@@ -20,7 +20,7 @@ bound and encoded for staging) are made by :mod:`reconciler.store.write_rows`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -127,9 +127,19 @@ def prepare_writes(
         else:
             dicts = update_rows(group, objects[kind], cipher, table)
             columns = update_columns(table)
-        keys = [tuple(str(row[n]) for n in table.identity) for row in dicts]
-        rows[kind, action] = (keys, tuples(columns, dicts))
+        keys: list[tuple[str, ...]] = []
+        rows[kind, action] = (keys, tuples(columns, _keyed(dicts, table.identity, keys)))
     return PreparedWrites(changes, rows)
+
+
+def _keyed(
+    rows: Iterable[dict[str, Any]], identity: Sequence[str], keys: list[tuple[str, ...]]
+) -> Iterator[dict[str, Any]]:
+    """``rows``, one at a time, with each one's identity (as text) appended to ``keys``: a
+    row's dict lives only until its staged tuple is made."""
+    for row in rows:
+        keys.append(tuple(str(row[n]) for n in identity))
+        yield row
 
 
 def write_changes(

@@ -12,7 +12,7 @@ that merge the rows are in :mod:`reconciler.store.write`.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -200,7 +200,7 @@ def _json_text(value: Any) -> str | None:
 
 
 def tuples(
-    names_types: Sequence[tuple[str, str]], rows: Sequence[Mapping[str, Any]]
+    names_types: Sequence[tuple[str, str]], rows: Iterable[Mapping[str, Any]]
 ) -> list[tuple[Any, ...]]:
     """``rows`` (dicts by column name) as staged: an ordinal ``n`` naming each row's change,
     then the values in column order, ``jsonb`` ones encoded as the JSON text they are cast
@@ -235,18 +235,18 @@ def secret_types(table: Table) -> list[tuple[str, str]]:
 
 def upsert_rows(
     changes: list[Change], desired: Mapping[str, Any], cipher: Cipher, table: Table
-) -> list[dict[str, Any]]:
-    rows = []
+) -> Iterator[dict[str, Any]]:
+    """The rows (by column name) of ``changes``' creates, one at a time (see
+    :func:`tuples`: only the staged form of every row is kept)."""
     for c in changes:
         d = desired[str(c.address)]
-        rows.append({**table.values(d), **_secret_columns(table, d, cipher)})
-    return rows
+        yield {**table.values(d), **_secret_columns(table, d, cipher)}
 
 
 def update_rows(
     changes: list[Change], desired: Mapping[str, Any], cipher: Cipher, table: Table
-) -> list[dict[str, Any]]:
-    rows = []
+) -> Iterator[dict[str, Any]]:
+    """The rows (by column name) of ``changes``' updates, one at a time."""
     for c in changes:
         d = desired[str(c.address)]
         secrets_changed = any(f.sensitive for f in c.fields)
@@ -255,16 +255,13 @@ def update_rows(
             if secrets_changed
             else dict.fromkeys([n for n, _ in secret_types(table)])
         )
-        rows.append(
-            {
-                "id": c.row_id,
-                "row_version": c.row_version,
-                "secrets_changed": secrets_changed,
-                **table.values(d),
-                **secret_cols,
-            }
-        )
-    return rows
+        yield {
+            "id": c.row_id,
+            "row_version": c.row_version,
+            "secrets_changed": secrets_changed,
+            **table.values(d),
+            **secret_cols,
+        }
 
 
 KEYED = [("tenant_id", "text"), ("id", "bigint"), ("row_version", "integer")]

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import stat
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from reconciler.files import atomic_write
 
@@ -22,3 +25,20 @@ def test_text_is_written_as_utf8_with_line_endings_untouched(tmp_path: Path) -> 
     target = tmp_path / "plan.json"
     atomic_write(target, "päß\r\n")
     assert target.read_bytes() == "päß\r\n".encode()
+
+
+def test_pieces_are_written_as_produced_and_a_failure_keeps_the_old_file(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "cache"
+    atomic_write(target, (piece for piece in (b"one\n", b"two\n")), keep_mode=False)
+    assert target.read_bytes() == b"one\ntwo\n"
+
+    def failing() -> Iterator[bytes]:
+        yield b"half"
+        raise RuntimeError("encoding failed")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(target, failing(), keep_mode=False)
+    assert target.read_bytes() == b"one\ntwo\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["cache"]

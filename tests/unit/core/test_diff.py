@@ -362,3 +362,24 @@ def test_mass_revocation_breaker() -> None:
         prune=True,
     )
     assert relaxed.mass_deletions == ()
+
+
+def test_equal_parts_of_changes_are_held_once() -> None:
+    """An initial load plans one create per object: equal field changes and risks are one
+    object for all of them, never one per change. Values that are equal but render
+    differently (``1`` and ``True``) stay apart."""
+    desired = state(
+        integration("a"),
+        integration("b"),
+        integration("c", sync_interval=1),
+        integration("d", sync_interval=True),
+    )
+    p = plan(desired, ActualState())
+    by_tenant = {c.address.tenant: {f.field: f for f in c.fields} for c in p.changes}
+    risks = {c.address.tenant: c.risk for c in p.changes}
+    assert by_tenant["a"]["is_active"] is by_tenant["b"]["is_active"]
+    assert by_tenant["a"]["sync_interval"] is by_tenant["b"]["sync_interval"]
+    assert risks["a"] is risks["b"]
+    assert type(by_tenant["c"]["sync_interval"].after) is int
+    assert by_tenant["d"]["sync_interval"].after is True
+    assert by_tenant["a"]["features"].after == {"invoices": True}

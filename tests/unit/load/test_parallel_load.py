@@ -79,3 +79,19 @@ def test_parallel_load_matches_serial() -> None:
         "secrets_decrypted": True,
     }
     assert result["integrations"] > 0
+
+
+def test_a_workers_files_travel_back_in_small_chunks() -> None:
+    """This process keeps its own share in one chunk; the workers' files are cut into
+    chunks of at most TRANSFER_FILES, each loaded and sent back alone (a worker never holds
+    its whole share, nor this process one huge message), in file order."""
+    from reconciler.load.pool import TRANSFER_FILES, split_chunks
+
+    files = list(range(3 * TRANSFER_FILES + 5))
+    chunks = split_chunks(files, 2)  # type: ignore[arg-type]
+    assert [f for chunk in chunks for f in chunk] == files
+    assert len(chunks[0]) == -(-len(files) // 2)
+    assert len(chunks) > 2
+    assert all(0 < len(chunk) <= TRANSFER_FILES for chunk in chunks[1:])
+    assert split_chunks(files, 1) == (tuple(files),)  # type: ignore[arg-type]
+    assert split_chunks([], 2) == ()
