@@ -15,11 +15,12 @@
 4. in the calling process: the cross-file rule for app-level webhooks, the digest, and the
    merged state.
 
-Large runs (:data:`~reconciler.load.pool.PARALLEL_MIN_FILES` and more) split the files into
-contiguous chunks, one per worker process (``RECONCILER_WORKERS``, default: the CPU count),
-forked from the calling process so that keys and templates are inherited rather than sent;
-only each chunk's result travels back. Parsing and decryption dominate the cost, and both
-parallelise.
+Large runs (:data:`~reconciler.load.pool.PARALLEL_MIN_FILES` and more) use several
+processes (``RECONCILER_WORKERS``, default: the CPU count): the calling process loads one
+share of the files itself, and worker processes, forked from it so that keys and templates
+are inherited rather than sent, load the rest in small contiguous chunks
+(:func:`~reconciler.load.pool.split_chunks`); only each chunk's result travels back.
+Parsing and decryption dominate the cost, and both parallelise.
 
 User mistakes become diagnostics, all of them, for every file; only bugs raise.
 """

@@ -1,5 +1,5 @@
-"""The audit entries apply writes: a change's ``changes`` read as a view is the same mapping
-as the dict built for it."""
+"""The audit entries apply writes: a change's ``changes`` and ``risk_reasons`` read as views
+are the same mapping and list as those built for it."""
 
 from __future__ import annotations
 
@@ -23,4 +23,6 @@ def test_a_lazy_entry_has_the_changes_of_the_built_one() -> None:
             assert list(lazy.changes) == list(built.changes)
             assert len(lazy.changes) == len(built.changes)
             assert jsonb_text(dict(lazy.changes)) == jsonb_text(built.changes)
-            assert lazy.risk_reasons == built.risk_reasons
+            assert list(lazy.risk_reasons) == built.risk_reasons
+            assert len(lazy.risk_reasons) == len(built.risk_reasons)
+            assert lazy.risk_reasons[:1] == built.risk_reasons[:1]
