@@ -197,7 +197,10 @@ def load_desired_state(
     if unique.error_count == 0:
         pieces = {rel: piece for part in parts for rel, piece in part.pieces}
         pieces.update((rel, decode_state(hit)) for rel, hit in hits.items())
-        present = _tenants_with_files(root, selectors)
+        if paths or (selectors is not None and selectors.platforms):
+            present = _tenants_with_files(root, selectors)
+        else:  # every platform's files were discovered: no second listing of the tree
+            present = frozenset(m.tenant for m in manifests)
         state = _merge_states([pieces.get(m.rel) for m in manifests], digest, present)
     files = len(manifests) + len(used & set(templates.templates))
     return LoadResult(state, unique, files, tuple(sorted(set(skipped))), digest)
