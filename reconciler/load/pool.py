@@ -189,20 +189,21 @@ def worker_count(files: int, requested: int | None) -> int:
 
 _T = TypeVar("_T")
 
-MAIN_SHARE = 0.95
-"""This process's chunk relative to a worker's: besides its files it takes in the workers'
-results (a few percent of the cost of loading them)."""
-MAIN_SHARE_BUSY = 0.7
-"""The same while this process also reads the database (``after_fork``'s thread), which
-takes a part of this process's time and of the server's, on the same cores."""
+MAIN_SHARE = 1.0
+"""This process's chunk relative to a worker's. Taking in a worker's results costs this
+process about what sending them costs the worker, so their chunks are equal."""
+MAIN_SHARE_BUSY = 0.82
+"""The same while this process also reads the database (``after_fork``'s thread): the read
+costs about a tenth of loading the files (measured at 30,000 tenants: loading 90,000 files
+on two cores, reading 540,000 rows)."""
 
 
 def split_chunks(files: Sequence[_T], processes: int, *, busy: bool) -> tuple[tuple[_T, ...], ...]:
     """``files`` in contiguous chunks, the first for this process and one per worker.
 
     The chunks are sized so that every process finishes at about the same time: this
-    process's own chunk is smaller (:data:`MAIN_SHARE`, or :data:`MAIN_SHARE_BUSY` when it
-    also reads the database meanwhile), since it receives the workers' results too.
+    process's own chunk is :data:`MAIN_SHARE` of a worker's, or :data:`MAIN_SHARE_BUSY`
+    when it also reads the database meanwhile.
     """
     if not files:
         return ()
