@@ -124,3 +124,13 @@ def test_a_selected_plan_still_refuses_an_error_in_a_selected_file(
     other = fleet.root / "manifests" / "tenants" / "tenant-06" / "stripe.yaml"
     other.write_text("tenant: [tenant-06\n")
     assert not _plan().plan.changes
+
+
+def test_a_pruned_plan_lists_the_fleet_only_to_suggest_a_name(fleet: Workspace) -> None:
+    # With --prune a tenant without files may still have rows; one with neither is a typo.
+    refused = fleet.run("plan", "--prune", "--tenant", "tenant-5", "--quiet")
+    assert refused.returncode == 64, refused.stdout + refused.stderr
+    assert refused.stderr.splitlines()[-1].startswith(
+        "Error: --tenant 'tenant-5' matches no tenant in the manifests or the database "
+        "(did you mean 'tenant-0"
+    )
