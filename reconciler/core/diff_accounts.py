@@ -16,7 +16,7 @@ from reconciler.core.risk import RiskPolicy, scored_change
 from reconciler.model.actual import ActualToken
 from reconciler.model.desired import DesiredOAuthAccount
 from reconciler.model.enums import Platform
-from reconciler.model.fields import MANAGED
+from reconciler.model.fields import MANAGED, TOKEN_ACTIVE, row_of
 from reconciler.model.plan import (
     Action,
     Address,
@@ -172,15 +172,14 @@ def _adopt(addr: Address, token: ActualToken, source: str, policy: RiskPolicy) -
             "the manifests later revokes it with --prune)"
         ),
         source=source,
-        row_id=token.id,
-        row_version=token.row_version,
+        row=row_of(token),
     )
 
 
 def _revoke(
     addr: Address, token: ActualToken, reason: str, source: str | None, policy: RiskPolicy
 ) -> Change:
-    fields = [FieldChange("is_active", True, False)]
+    fields = [FieldChange(TOKEN_ACTIVE.name, True, False)]
     return scored_change(
         addr,
         Action.REVOKE,
@@ -188,6 +187,5 @@ def _revoke(
         policy,
         reason=reason,
         source=source,
-        row_id=token.id,
-        row_version=token.row_version,
+        row=row_of(token),
     )

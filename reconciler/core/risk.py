@@ -208,10 +208,13 @@ def scored_change(
     *,
     reason: str,
     source: str | None,
-    row_id: int | None,
-    row_version: int | None,
+    row: tuple[int | None, int | None],
 ) -> Change:
-    """A change of ``fields`` (in field order) with its risk scored under ``policy``."""
+    """A change of ``fields`` (in field order) with its risk scored under ``policy``.
+
+    ``row``: the id and version of the row the change is about
+    (:func:`~reconciler.model.fields.row_of`).
+    """
     ordered = tuple(sorted(fields, key=lambda f: f.field))
     risk = score(action, address.kind, address.environment, ordered, policy)
-    return Change(address, action, ordered, risk, reason, source, row_id, row_version)
+    return Change(address, action, ordered, risk, reason, source, *row)

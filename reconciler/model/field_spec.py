@@ -97,9 +97,14 @@ class FieldSpec:
         return self.owner is Owner.MANIFEST and not self.identity
 
     @property
+    def column_name(self) -> str:
+        """The database column, named like the field when the declaration gives none."""
+        return self.column or self.name
+
+    @property
     def fingerprint_column(self) -> str:
         """The column holding a secret's fingerprint (``<column>_fingerprint``)."""
-        return f"{self.column or self.name}_fingerprint"
+        return f"{self.column_name}_fingerprint"
 
     @property
     def desired_path(self) -> str:

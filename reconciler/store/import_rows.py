@@ -30,6 +30,7 @@ from reconciler.model.fields import (
 )
 
 from .read import converter, select_item
+from .row_state import live_token, not_deleted
 
 _ROW_ID, *_ROW_STATE = ROW_FIELDS
 
@@ -176,7 +177,7 @@ class _Query:
 def _config(table: str, fields: tuple[FieldSpec, ...]) -> _Query:
     """Live rows of a configuration table, in identity order."""
     identity = tuple(f.column or f.name for f in identity_of(fields))
-    return _Query.build(table, (_ROW_ID, *fields, *_ROW_STATE), "deleted_at IS NULL", identity)
+    return _Query.build(table, (_ROW_ID, *fields, *_ROW_STATE), not_deleted(), identity)
 
 
 _INTEGRATIONS = _config("integration_configs", INTEGRATION_FIELDS)
@@ -184,7 +185,7 @@ _WEBHOOKS = _config("webhook_configurations", WEBHOOK_FIELDS)
 _ACCOUNTS = _Query.build(
     "oauth_tokens",
     (*TOKEN_FIELDS, *_UNPLANNED),
-    "is_active AND revoked_at IS NULL",
+    live_token(),
     ("tenant_id", "platform", _ROW_ID.name),
     # The OAuth flow may record the environment; tokens have no column for it.
     extra=(("metadata->>'environment'", "environment_hint"),),
