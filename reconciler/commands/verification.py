@@ -86,7 +86,8 @@ def to_verify(plan: Plan, desired: DesiredState) -> list[tuple[Change, DesiredIn
         integration = declared.get(str(change.address))
         if change.address.kind is not ResourceKind.INTEGRATION or integration is None:
             continue
-        if not ACTIVE.read_desired(integration) or change.action not in (Action.CREATE, Action.UPDATE):
+        writes = change.action in (Action.CREATE, Action.UPDATE)
+        if not writes or not ACTIVE.read_desired(integration):
             continue
         rekeyed = any(f.field in INTEGRATION_SECRETS for f in change.fields)
         activated = any(f.field == ACTIVE.name and f.after is True for f in change.fields)
