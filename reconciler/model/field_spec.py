@@ -180,6 +180,14 @@ def attribute_path(path: str, root: str = "obj", *, none_safe: bool = False) -> 
     return expression
 
 
+def lookup(mapping: str, key: str) -> str:
+    """The expression reading ``key`` from the mapping ``mapping`` (``None`` when absent);
+    both must be identifiers."""
+    if not (mapping.isidentifier() and key.isidentifier()):
+        raise ValueError(f"not a mapping lookup: {mapping!r}, {key!r}")
+    return f"{mapping}.get({key!r})"
+
+
 def call(helper: str, expression: str) -> str:
     """``helper(expression)``; ``helper`` must be an identifier (``""``: no call)."""
     if not helper:

@@ -16,6 +16,7 @@ from reconciler.load.file_types import AppEndpoint
 from reconciler.load.findings import FieldPath, Finding
 from reconciler.load.platforms import AccountIds, Environments, EventProblem, PlatformRules
 from reconciler.model.enums import Platform
+from reconciler.model.fields import ACCOUNT_ID
 
 
 class QuickBooksRules(PlatformRules):
@@ -85,7 +86,7 @@ class QuickBooksRules(PlatformRules):
                     yield AppEndpoint(self.platform, app, env_name, url, path)
 
     def account_ids(self, acct: Any) -> AccountIds:
-        return AccountIds(acct.realm_id)
+        return {ACCOUNT_ID.name: acct.realm_id}
 
 
 RULES = QuickBooksRules()
