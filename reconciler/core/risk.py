@@ -44,7 +44,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from reconciler.model.enums import Environment, RiskLevel
-from reconciler.model.fields import FIELD_RULES
+from reconciler.model.fields import AUTH_TYPE, FIELD_RULES
 from reconciler.model.plan import (
     Action,
     Address,
@@ -80,7 +80,7 @@ RULES: Mapping[str, tuple[RiskLevel, str]] = {
     "UNDECLARED_ACCOUNT": (H, "connected account not declared in any manifest"),
     "UNMANAGED_ACCOUNT": (H, "connected account no manifest has ever declared"),
     "STRIPE_MODE_MISMATCH": (C, "Stripe account connected in the other live/test mode"),
-    "AUTH_DOWNGRADE_NONE": (C, "webhook authentication removed (auth_type NONE)"),
+    "AUTH_DOWNGRADE_NONE": (C, f"webhook authentication removed ({AUTH_TYPE.name} NONE)"),
     "DELETE": (C, "object deleted"),
 }
 

@@ -112,6 +112,12 @@ class FieldSpec:
         return self.desired or self.name
 
     @property
+    def read(self) -> Any:
+        """A getter of the value from an object that carries it under :attr:`name` (an
+        actual row, a stored row; an :func:`operator.attrgetter`)."""
+        return attrgetter(self.name)
+
+    @property
     def read_desired(self) -> Any:
         """A getter of the value from a desired object (an :func:`operator.attrgetter`)."""
         return attrgetter(self.desired_path)
