@@ -67,5 +67,6 @@ def test_released_revisions_keep_their_ids_and_order() -> None:
         "approvals",
         "citus_distribution",
         "citus_runtime",
+        "fleet_chain_lock",
     ]
     assert all(not s.branch_labels and not s.dependencies for s in scripts.walk_revisions())
