@@ -14,8 +14,8 @@ Objects in the database that no manifest declares are deleted only with ``prune`
 it they are reported as notices ("kept"). Soft-deleted rows are treated as absent: declaring
 one again plans a create that restores the row.
 
-OAuth tokens: a token whose account a manifest declared at some point (the time it became managed
-recorded on it, or on another token of the same account) is *managed*; once its account is no
+OAuth tokens: a token whose account a manifest declared at some point (apply recorded when,
+on it or on another token of the same account) is *managed*; once its account is no
 longer declared it is an undeclared account, revoked with ``prune``. A token whose account
 no manifest has ever declared is *unmanaged* (typically written by the application before
 adoption): one notice per tenant and platform lists them, and only ``revoke_unmanaged``
