@@ -355,11 +355,8 @@ ACCOUNT_ID: Final = spec("account_id", Kind.TEXT, identity=True, column=False)
 """An account's id: the store computes it from the platform's own column."""
 
 LIVEMODE: Final = spec("stripe_livemode", Kind.BOOL, manifest="livemode")
-"""A Stripe account's live mode."""
 HUBSPOT_APP: Final = spec("hubspot_app_id", Kind.TEXT, manifest="app_id")
-"""The HubSpot app a portal is connected through."""
 HUBSPOT_USER: Final = spec("hubspot_user_id", Kind.TEXT, manifest="user_id")
-"""The HubSpot user who connected a portal."""
 
 OAUTH_ACCOUNT_FIELDS: Final[tuple[FieldSpec, ...]] = (
     _TENANT,
@@ -449,6 +446,13 @@ class ActualToken:
     def managed(self) -> bool:
         """A manifest has declared the account since the token was written."""
         return self.managed_since is not None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActualAccount(ActualToken):
+    """A token row with every account column a manifest can declare (what ``import`` reads)."""
+
+    hubspot_user_id: str | None
 
 
 # -- derived --------------------------------------------------------------------------

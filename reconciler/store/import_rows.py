@@ -22,8 +22,8 @@ from reconciler.model.fields import (
     ROW_FIELDS,
     TOKEN_FIELDS,
     WEBHOOK_FIELDS,
+    ActualAccount,
     ActualIntegration,
-    ActualToken,
     ActualWebhook,
     FieldSpec,
     identity_of,
@@ -77,15 +77,15 @@ _UNPLANNED = tuple(f for f in OAUTH_ACCOUNT_FIELDS if f.column and f not in TOKE
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class StoredAccount(ActualToken):
-    """An active, unrevoked ``oauth_tokens`` row as the plan reads it (never the token).
+class StoredAccount(ActualAccount):
+    """An active, unrevoked ``oauth_tokens`` row as the plan reads it, with every account
+    column (never the token).
 
     Attributes:
         environment_hint: ``metadata.environment`` when the OAuth flow recorded one; tokens
             have no column.
     """
 
-    hubspot_user_id: str | None
     environment_hint: str | None
 
 
