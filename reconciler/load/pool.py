@@ -10,8 +10,11 @@ inputs to every call.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import itertools
 import multiprocessing
+import operator
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -19,7 +22,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from reconciler import sops
 from reconciler.diagnostics import Diagnostic, Diagnostics
@@ -35,7 +38,15 @@ from reconciler.load.cache_file import LoadCache
 from reconciler.load.decrypt import Decryption
 from reconciler.load.desired_state import build_state
 from reconciler.load.file_types import AppEndpoint, FileJob, FileResult, Fingerprint, TemplateSet
-from reconciler.model.desired import DesiredState
+from reconciler.model.desired import (
+    DesiredIntegration,
+    DesiredOAuthAccount,
+    DesiredState,
+    DesiredWebhook,
+    RetryPolicy,
+    SecretValue,
+    Source,
+)
 from reconciler.model.sensitive import Sensitive
 from reconciler.progress import Stage
 
@@ -53,6 +64,34 @@ def _reduce_sensitive(value: Sensitive[Any]) -> tuple[Any, tuple[Any]]:
 # pipe (memory only). Plain pickle still refuses Sensitive: only this pickler, used by
 # multiprocessing between our own processes, may carry one.
 ForkingPickler.register(Sensitive, _reduce_sensitive)
+
+
+def _register_by_fields(cls: type[Any]) -> None:
+    """Send instances of the frozen dataclass ``cls`` as ``cls(*field values)``.
+
+    The default for a frozen dataclass with slots calls ``dataclasses.fields()`` once per
+    object when loading it, which made taking in a worker's share of the state cost a
+    quarter of loading it; calling the class is several times cheaper.
+    """
+    names = tuple(f.name for f in dataclasses.fields(cls))
+    assert all(f.init for f in dataclasses.fields(cls)) and not hasattr(cls, "__post_init__")
+    getter = operator.attrgetter(*names)
+    if len(names) == 1:
+        ForkingPickler.register(cls, lambda obj: (cls, (getter(obj),)))
+    else:
+        ForkingPickler.register(cls, lambda obj: (cls, getter(obj)))
+
+
+for _cls in (
+    DesiredState,
+    DesiredIntegration,
+    DesiredWebhook,
+    DesiredOAuthAccount,
+    RetryPolicy,
+    SecretValue,
+    Source,
+):
+    _register_by_fields(_cls)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +185,36 @@ def worker_count(files: int, requested: int | None) -> int:
     if threading.active_count() > 1 or "fork" not in multiprocessing.get_all_start_methods():
         return 1
     return max(1, min(requested, files))
+
+
+_T = TypeVar("_T")
+
+MAIN_SHARE = 1.0
+"""This process's chunk relative to a worker's. Taking in a worker's results costs this
+process about what sending them costs the worker, so their chunks are equal."""
+MAIN_SHARE_BUSY = 0.82
+"""The same while this process also reads the database (``after_fork``'s thread): the read
+costs about a tenth of loading the files (measured at 30,000 tenants: loading 90,000 files
+on two cores, reading 540,000 rows)."""
+
+
+def split_chunks(files: Sequence[_T], processes: int, *, busy: bool) -> tuple[tuple[_T, ...], ...]:
+    """``files`` in contiguous chunks, the first for this process and one per worker.
+
+    The chunks are sized so that every process finishes at about the same time: this
+    process's own chunk is :data:`MAIN_SHARE` of a worker's, or :data:`MAIN_SHARE_BUSY`
+    when it also reads the database meanwhile.
+    """
+    if not files:
+        return ()
+    if processes <= 1 or len(files) <= 1:
+        return (tuple(files),)
+    share = MAIN_SHARE_BUSY if busy else MAIN_SHARE
+    worker = len(files) / (share + processes - 1)
+    bounds = [0, round(worker * share)]
+    bounds += [round(worker * (share + i)) for i in range(1, processes - 1)]
+    bounds.append(len(files))
+    return tuple(tuple(files[a:b]) for a, b in itertools.pairwise(bounds))
 
 
 def sha256(data: bytes) -> bytes:

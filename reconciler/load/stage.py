@@ -44,7 +44,7 @@ from reconciler.load.cache import (
 from reconciler.load.cache_file import LoadCache
 from reconciler.load.cross_file import check_app_endpoints
 from reconciler.load.file_types import AppEndpoint, Fingerprint, Template, TemplateSet
-from reconciler.load.pool import ChunkInputs, run_chunks, sha256, worker_count
+from reconciler.load.pool import ChunkInputs, run_chunks, sha256, split_chunks, worker_count
 from reconciler.load.templates import load_template
 from reconciler.model.desired import DesiredState
 from reconciler.model.enums import Platform
@@ -148,8 +148,7 @@ def load_desired_state(
         progress.set_total(len(manifests))
         progress.advance(len(hits))
     count = worker_count(len(misses), workers)
-    size = -(-len(misses) // count) if misses else 1
-    chunks = tuple(misses[i : i + size] for i in range(0, len(misses), size))
+    chunks = split_chunks(misses, count, busy=after_fork is not None)
     inputs = ChunkInputs(
         root,
         prefix,
@@ -198,7 +197,10 @@ def load_desired_state(
     if unique.error_count == 0:
         pieces = {rel: piece for part in parts for rel, piece in part.pieces}
         pieces.update((rel, decode_state(hit)) for rel, hit in hits.items())
-        present = _tenants_with_files(root, selectors)
+        if paths or (selectors is not None and selectors.platforms):
+            present = _tenants_with_files(root, selectors)
+        else:  # every platform's files were discovered: no second listing of the tree
+            present = frozenset(m.tenant for m in manifests)
         state = _merge_states([pieces.get(m.rel) for m in manifests], digest, present)
     files = len(manifests) + len(used & set(templates.templates))
     return LoadResult(state, unique, files, tuple(sorted(set(skipped))), digest)

@@ -32,7 +32,15 @@ class _PlainRecord:
     __slots__ = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclass_fields(self)}  # type: ignore[arg-type]
+        names = _FIELD_NAMES.get(type(self))
+        if names is None:  # dataclasses.fields() per call costs more than the copy
+            fields = dataclass_fields(self)  # type: ignore[arg-type]
+            names = _FIELD_NAMES[type(self)] = tuple(f.name for f in fields)
+        return {name: getattr(self, name) for name in names}
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+"""The field names of each :class:`_PlainRecord` subclass, in order, once known."""
 
 
 class Action(enum.StrEnum):
