@@ -317,7 +317,7 @@ def _cacheable(item: _Built) -> CachedFile:
             e.platform.value,
             e.app_id,
             e.environment,
-            e.endpoint_url,
+            e.url,
             e.path,
             item.rel,
             item.display,
