@@ -1397,13 +1397,13 @@ $old0$ IN def) = 0 THEN
       ORDER BY k;
 $old0$, $new0$
     -- The fleet chain lock first (fleet_chain_lock): exclusive for a write to more than
-    -- 256 tenants, which then takes no tenant locks; shared otherwise, then one
-    -- chain lock per tenant, in key order (the order the reconciler takes them in).
+    -- 256 tenants, which then takes no tenant locks; shared otherwise.
     IF (SELECT count(DISTINCT r ->> 't') FROM jsonb_array_elements(changed_rows) r)
        > 256 THEN
         PERFORM pg_advisory_xact_lock(('x' || left(encode(sha256(convert_to('reconciler/audit-chains', 'UTF8')), 'hex'), 16))::bit(64)::bigint);
     ELSE
         PERFORM pg_advisory_xact_lock_shared(('x' || left(encode(sha256(convert_to('reconciler/audit-chains', 'UTF8')), 'hex'), 16))::bit(64)::bigint);
+        -- One chain lock per tenant, in key order (the order the reconciler takes them in).
         PERFORM pg_advisory_xact_lock(k)
            FROM (SELECT DISTINCT ('x' || left(encode(sha256(convert_to(
                         'reconciler/audit-chain/' || (r ->> 't'), 'UTF8')), 'hex'), 16))

@@ -38,15 +38,8 @@ from reconciler.load.cache_file import LoadCache
 from reconciler.load.decrypt import Decryption
 from reconciler.load.desired_state import build_state
 from reconciler.load.file_types import AppEndpoint, FileJob, FileResult, Fingerprint, TemplateSet
-from reconciler.model.desired import (
-    DesiredIntegration,
-    DesiredOAuthAccount,
-    DesiredState,
-    DesiredWebhook,
-    RetryPolicy,
-    SecretValue,
-    Source,
-)
+from reconciler.model import desired as desired_model
+from reconciler.model.desired import DesiredState
 from reconciler.model.sensitive import Sensitive
 from reconciler.progress import Stage
 
@@ -82,16 +75,10 @@ def _register_by_fields(cls: type[Any]) -> None:
         ForkingPickler.register(cls, lambda obj: (cls, getter(obj)))
 
 
-for _cls in (
-    DesiredState,
-    DesiredIntegration,
-    DesiredWebhook,
-    DesiredOAuthAccount,
-    RetryPolicy,
-    SecretValue,
-    Source,
-):
-    _register_by_fields(_cls)
+for _name in desired_model.__all__:
+    _cls = getattr(desired_model, _name)
+    if isinstance(_cls, type) and dataclasses.is_dataclass(_cls):  # records, not aliases
+        _register_by_fields(_cls)
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,7 +317,7 @@ def _cacheable(item: _Built) -> CachedFile:
             e.platform.value,
             e.app_id,
             e.environment,
-            e.endpoint_url,
+            e.url,
             e.path,
             item.rel,
             item.display,

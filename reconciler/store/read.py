@@ -43,6 +43,7 @@ from reconciler.model.fields import (
     identity_of,
 )
 from reconciler.model.plan import RowRef, Selectors
+from reconciler.store.row_state import VERSION
 
 _ROW_ID, *_ROW_STATE = ROW_FIELDS
 
@@ -202,11 +203,11 @@ _TOKENS = _Reader.build("oauth_tokens", TOKEN_FIELDS, secrets_too=False)
 
 
 _VERSIONS = f"""
-SELECT 'integration_configs' AS entity, id, row_version FROM integration_configs WHERE {_WHERE}
+SELECT 'integration_configs' AS entity, id, {VERSION} FROM integration_configs WHERE {_WHERE}
 UNION ALL
-SELECT 'webhook_configurations', id, row_version FROM webhook_configurations WHERE {_WHERE}
+SELECT 'webhook_configurations', id, {VERSION} FROM webhook_configurations WHERE {_WHERE}
 UNION ALL
-SELECT 'oauth_tokens', id, row_version FROM oauth_tokens WHERE {_WHERE}
+SELECT 'oauth_tokens', id, {VERSION} FROM oauth_tokens WHERE {_WHERE}
 """
 
 
@@ -300,6 +301,6 @@ def read_actual_state(
 
 
 def read_row_versions(conn: sa.Connection, selectors: Selectors) -> tuple[RowRef, ...]:
-    """The (table, id, row_version) of every selected row: the cheap under-lock stale check."""
+    """The (table, id, version) of every selected row: the cheap under-lock stale check."""
     rows = conn.execute(sa.text(_VERSIONS), selector_params(selectors))
-    return tuple(sorted(RowRef(r.entity, r.id, r.row_version) for r in rows))
+    return tuple(sorted(RowRef(entity, row_id, version) for entity, row_id, version in rows))

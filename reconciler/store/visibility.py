@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from reconciler.errors import PermissionDenied
+from reconciler.store.row_state import MANAGED, REVOKED, TOKEN_ON, VERSION
 from reconciler.store.tables import CI_ROLE, DEPLOY_ROLE
 
 ROW_COUNTS_FUNCTION = "reconciler_row_counts(text[])"
@@ -80,13 +81,13 @@ class Access(enum.Enum):
             *(
                 Need("oauth_tokens", "UPDATE", column)
                 for column in (
-                    "is_active",
-                    "revoked_at",
+                    TOKEN_ON,
+                    REVOKED,
                     "revoked_by",
                     "revoked_reason",
                     "updated_at",
-                    "row_version",
-                    "managed_since",
+                    VERSION,
+                    MANAGED,
                 )
             ),
             Need("configuration_audit_logs", "INSERT"),

@@ -31,6 +31,8 @@ downgrade reverses the amendment exactly. No table or row changes either way.
 
 from __future__ import annotations
 
+import textwrap
+
 from alembic import op
 
 from reconciler.migrations.support import amend_function, undo_amendment
@@ -59,19 +61,13 @@ _TENANT_LOCKS = """
 
 _FLEET_THEN_TENANT_LOCKS = f"""
     -- The fleet chain lock first (fleet_chain_lock): exclusive for a write to more than
-    -- {FLEET_THRESHOLD} tenants, which then takes no tenant locks; shared otherwise, then one
-    -- chain lock per tenant, in key order (the order the reconciler takes them in).
+    -- {FLEET_THRESHOLD} tenants, which then takes no tenant locks; shared otherwise.
     IF (SELECT count(DISTINCT r ->> 't') FROM jsonb_array_elements(changed_rows) r)
        > {FLEET_THRESHOLD} THEN
         PERFORM pg_advisory_xact_lock({_FLEET_KEY});
     ELSE
         PERFORM pg_advisory_xact_lock_shared({_FLEET_KEY});
-        PERFORM pg_advisory_xact_lock(k)
-           FROM (SELECT DISTINCT ('x' || left(encode(sha256(convert_to(
-                        'reconciler/audit-chain/' || (r ->> 't'), 'UTF8')), 'hex'), 16))
-                        ::bit(64)::bigint AS k
-                   FROM jsonb_array_elements(changed_rows) r) keys
-          ORDER BY k;
+{textwrap.indent(_TENANT_LOCKS.strip(chr(10)), "    ")}
     END IF;
 """
 
