@@ -286,7 +286,7 @@ def report(
     print(f"  read {files.read:.2f} s, PyYAML C {files.pyyaml:.2f} s, ", end="")
     print(f"{files.fastest_parser} {files.fastest_parse:.2f} s, age {files.age:.2f} s, ", end="")
     print(f"AES-GCM {files.aes:.2f} s => {files.one_core:.2f} s; on {files.cores} cores ", end="")
-    print(f"{files.all_cores:.2f} s")
+    print(f"{files.all_cores:.2f} s (measured: {files.scaling:.2f}x one core)")
     print(
         f"  SELECT {db.select_rows} rows {db.select:.2f} s;"
         f" COPY {db.copy_rows} rows {db.copy:.2f} s"

@@ -1,5 +1,61 @@
 BEGIN;
 
+-- Running downgrade fleet_chain_lock -> citus_runtime
+
+DO $do$
+DECLARE
+    def text := pg_get_functiondef(CAST('record_configuration_write()' AS regprocedure));
+BEGIN
+    IF position($old0$
+    -- The fleet chain lock first (fleet_chain_lock): exclusive for a write to more than
+    -- 256 tenants, which then takes no tenant locks; shared otherwise.
+    IF (SELECT count(DISTINCT r ->> 't') FROM jsonb_array_elements(changed_rows) r)
+       > 256 THEN
+        PERFORM pg_advisory_xact_lock(('x' || left(encode(sha256(convert_to('reconciler/audit-chains', 'UTF8')), 'hex'), 16))::bit(64)::bigint);
+    ELSE
+        PERFORM pg_advisory_xact_lock_shared(('x' || left(encode(sha256(convert_to('reconciler/audit-chains', 'UTF8')), 'hex'), 16))::bit(64)::bigint);
+        -- One chain lock per tenant, in key order (the order the reconciler takes them in).
+        PERFORM pg_advisory_xact_lock(k)
+           FROM (SELECT DISTINCT ('x' || left(encode(sha256(convert_to(
+                        'reconciler/audit-chain/' || (r ->> 't'), 'UTF8')), 'hex'), 16))
+                        ::bit(64)::bigint AS k
+                   FROM jsonb_array_elements(changed_rows) r) keys
+          ORDER BY k;
+    END IF;
+$old0$ IN def) = 0 THEN
+        RAISE EXCEPTION 'fleet_chain_lock: record_configuration_write() is not the expected version';
+    END IF;
+    def := replace(def, $old0$
+    -- The fleet chain lock first (fleet_chain_lock): exclusive for a write to more than
+    -- 256 tenants, which then takes no tenant locks; shared otherwise.
+    IF (SELECT count(DISTINCT r ->> 't') FROM jsonb_array_elements(changed_rows) r)
+       > 256 THEN
+        PERFORM pg_advisory_xact_lock(('x' || left(encode(sha256(convert_to('reconciler/audit-chains', 'UTF8')), 'hex'), 16))::bit(64)::bigint);
+    ELSE
+        PERFORM pg_advisory_xact_lock_shared(('x' || left(encode(sha256(convert_to('reconciler/audit-chains', 'UTF8')), 'hex'), 16))::bit(64)::bigint);
+        -- One chain lock per tenant, in key order (the order the reconciler takes them in).
+        PERFORM pg_advisory_xact_lock(k)
+           FROM (SELECT DISTINCT ('x' || left(encode(sha256(convert_to(
+                        'reconciler/audit-chain/' || (r ->> 't'), 'UTF8')), 'hex'), 16))
+                        ::bit(64)::bigint AS k
+                   FROM jsonb_array_elements(changed_rows) r) keys
+          ORDER BY k;
+    END IF;
+$old0$, $new0$
+    -- One chain lock per tenant, in key order (the order the reconciler takes them in).
+    PERFORM pg_advisory_xact_lock(k)
+       FROM (SELECT DISTINCT ('x' || left(encode(sha256(convert_to(
+                    'reconciler/audit-chain/' || (r ->> 't'), 'UTF8')), 'hex'), 16))
+                    ::bit(64)::bigint AS k
+               FROM jsonb_array_elements(changed_rows) r) keys
+      ORDER BY k;
+$new0$);
+    EXECUTE def;
+END
+$do$;
+
+UPDATE alembic_version SET version_num='citus_runtime' WHERE alembic_version.version_num = 'fleet_chain_lock';
+
 -- Running downgrade citus_runtime -> citus_distribution
 
 DO $do$

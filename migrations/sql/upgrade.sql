@@ -1370,5 +1370,53 @@ $do$;
 
 UPDATE alembic_version SET version_num='citus_runtime' WHERE alembic_version.version_num = 'citus_distribution';
 
+-- Running upgrade citus_runtime -> fleet_chain_lock
+
+DO $do$
+DECLARE
+    def text := pg_get_functiondef(CAST('record_configuration_write()' AS regprocedure));
+BEGIN
+    IF position($old0$
+    -- One chain lock per tenant, in key order (the order the reconciler takes them in).
+    PERFORM pg_advisory_xact_lock(k)
+       FROM (SELECT DISTINCT ('x' || left(encode(sha256(convert_to(
+                    'reconciler/audit-chain/' || (r ->> 't'), 'UTF8')), 'hex'), 16))
+                    ::bit(64)::bigint AS k
+               FROM jsonb_array_elements(changed_rows) r) keys
+      ORDER BY k;
+$old0$ IN def) = 0 THEN
+        RAISE EXCEPTION 'fleet_chain_lock: record_configuration_write() is not the expected version';
+    END IF;
+    def := replace(def, $old0$
+    -- One chain lock per tenant, in key order (the order the reconciler takes them in).
+    PERFORM pg_advisory_xact_lock(k)
+       FROM (SELECT DISTINCT ('x' || left(encode(sha256(convert_to(
+                    'reconciler/audit-chain/' || (r ->> 't'), 'UTF8')), 'hex'), 16))
+                    ::bit(64)::bigint AS k
+               FROM jsonb_array_elements(changed_rows) r) keys
+      ORDER BY k;
+$old0$, $new0$
+    -- The fleet chain lock first (fleet_chain_lock): exclusive for a write to more than
+    -- 256 tenants, which then takes no tenant locks; shared otherwise.
+    IF (SELECT count(DISTINCT r ->> 't') FROM jsonb_array_elements(changed_rows) r)
+       > 256 THEN
+        PERFORM pg_advisory_xact_lock(('x' || left(encode(sha256(convert_to('reconciler/audit-chains', 'UTF8')), 'hex'), 16))::bit(64)::bigint);
+    ELSE
+        PERFORM pg_advisory_xact_lock_shared(('x' || left(encode(sha256(convert_to('reconciler/audit-chains', 'UTF8')), 'hex'), 16))::bit(64)::bigint);
+        -- One chain lock per tenant, in key order (the order the reconciler takes them in).
+        PERFORM pg_advisory_xact_lock(k)
+           FROM (SELECT DISTINCT ('x' || left(encode(sha256(convert_to(
+                        'reconciler/audit-chain/' || (r ->> 't'), 'UTF8')), 'hex'), 16))
+                        ::bit(64)::bigint AS k
+                   FROM jsonb_array_elements(changed_rows) r) keys
+          ORDER BY k;
+    END IF;
+$new0$);
+    EXECUTE def;
+END
+$do$;
+
+UPDATE alembic_version SET version_num='fleet_chain_lock' WHERE alembic_version.version_num = 'citus_runtime';
+
 COMMIT;
 

@@ -11,7 +11,7 @@ from reconciler import commands
 from reconciler.cli.exit_codes import ExitCode
 from reconciler.cli.options import Target, handle_errors, output_options, target_options, use_color
 from reconciler.cli.plan_output import PLAN_FORMATS, render_plan_output, terminal_confirm
-from reconciler.commands.preflight import check_manifests, check_plan_matches, tenants_on_disk
+from reconciler.commands.preflight import check_manifests, check_plan_matches
 from reconciler.commands.remediation import RemediationResult
 from reconciler.commands.remediation import remediate as remediate_drift
 from reconciler.errors import UsageProblem
@@ -83,7 +83,7 @@ def drift_cmd(
             progress=progress,
         )
         click.echo(render_plan_output(result, fmt, color=use_color(no_color)), nl=False)
-        check_plan_matches(result, not_on_disk, tenants_on_disk(manifests))
+        check_plan_matches(result, not_on_disk, manifests)
         if detailed_exitcode and result.has_changes:
             sys.exit(ExitCode.CHANGES_PRESENT)
         return

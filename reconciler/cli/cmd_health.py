@@ -58,7 +58,7 @@ def check_cmd(
     realm's company info. An OAuth integration with no connected account is UNKNOWN. No
     answer (offline, DNS, timeout) is UNKNOWN, never an error. The API roots come from
     health.base_urls in reconciler.yaml. Writes health_status, health_message and
-    last_health_check_at (row_version is not changed, so saved plans stay valid), and
+    last_health_check_at (the row's version is not changed, so saved plans stay valid), and
     moves webhook circuits OPEN longer than their reset time to HALF_OPEN.
 
     \b

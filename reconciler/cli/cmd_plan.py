@@ -25,7 +25,7 @@ from reconciler.cli.options import (
 from reconciler.cli.plan_output import PLAN_FORMATS, render_plan_output, terminal_confirm
 from reconciler.cli.verify_option import verify_connections_option, with_verify_connections
 from reconciler.clock import now_utc, rfc3339
-from reconciler.commands.preflight import check_manifests, check_plan_matches, tenants_on_disk
+from reconciler.commands.preflight import check_manifests, check_plan_matches
 from reconciler.commands.show import read_plan_file
 from reconciler.context import git_dirty
 from reconciler.core.policy import verdict_text
@@ -221,7 +221,7 @@ def plan_cmd(
         actor=actor,
         revision=target.revision,
     )
-    check_plan_matches(result.plan, not_on_disk, tenants_on_disk(manifests))
+    check_plan_matches(result.plan, not_on_disk, manifests)
     if out is not None:
         _write_plan_file(result.plan, out)
         progress.note(f"Saved the plan to {out}; apply it with: reconciler apply {out}")

@@ -46,6 +46,12 @@ from reconciler.store.visibility import Access, check_visibility
 ALL = Selectors()
 """No selection: every tenant and platform."""
 
+CACHED_SELECTION_MIN_TENANTS = 100
+"""A run naming fewer tenants than this (``--tenant``, ``--changed-from``) neither reads nor
+writes the manifest cache: the cache is one file holding every manifest of the fleet (about
+2 KB each), and reading it costs far more than parsing and decrypting a few tenants' files,
+so a plan of two tenants would cost more the larger the fleet."""
+
 
 # -- shared steps -------------------------------------------------------------------------------
 
@@ -105,8 +111,10 @@ def load_desired(
     """Load, decrypt and validate the selected manifests, or raise ``ManifestInvalid``.
 
     With the cache, unchanged files come back with fingerprints but no plaintext
-    (:func:`with_plaintext` decrypts what an apply must write). ``after_fork`` is called
-    once the worker processes of a large load are forked (see :class:`ReadWhileLoading`).
+    (:func:`with_plaintext` decrypts what an apply must write); a selection of fewer than
+    :data:`CACHED_SELECTION_MIN_TENANTS` named tenants does without it. ``after_fork`` is
+    called once the worker processes of a large load are forked (see
+    :class:`ReadWhileLoading`).
     """
     from reconciler.load.stage import load_desired_state
     from reconciler.sops import load_identities
@@ -117,7 +125,8 @@ def load_desired(
             f"manifests directory {manifests_dir} does not exist; pass --manifests DIR"
         )
     with progress.stage("Loading manifests", unit="file") as stage:
-        cache = open_load_cache(fingerprint, os.environ) if use_cache else None
+        few = 0 < len(selectors.tenants) < CACHED_SELECTION_MIN_TENANTS
+        cache = open_load_cache(fingerprint, os.environ) if use_cache and not few else None
         result = load_desired_state(
             manifests_dir,
             selectors=selectors,

@@ -8,6 +8,7 @@ milliseconds with a message that says what to fix, before an embedded PostgreSQL
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -19,12 +20,25 @@ _YAML_SUFFIXES = (".yaml", ".yml")
 
 
 def tenants_on_disk(manifests_dir: Path) -> list[str]:
-    """The tenant directories under ``<manifests_dir>/tenants``, sorted."""
+    """The tenant directories under ``<manifests_dir>/tenants``, sorted.
+
+    Lists the whole fleet: checks of named tenants use :func:`has_tenant` instead, and list
+    only to suggest a name for one that is missing.
+    """
     tenants = manifests_dir / TENANTS_DIR
     if not tenants.is_dir():
         return []
     # Links count as tenants here: the loader refuses them with a diagnostic naming the link.
-    return sorted(p.name for p in tenants.iterdir() if p.is_dir() or p.is_symlink())
+    # The listing's own file types: no stat per tenant (a fleet has tens of thousands).
+    with os.scandir(tenants) as entries:
+        return sorted(e.name for e in entries if e.is_dir() or e.is_symlink())
+
+
+def has_tenant(manifests_dir: Path, name: str) -> bool:
+    """True when ``<manifests_dir>/tenants/<name>`` is a directory or a link (as
+    :func:`tenants_on_disk` counts them); ``name`` must be a tenant id (checked selectors)."""
+    path = manifests_dir / TENANTS_DIR / name
+    return path.is_dir() or path.is_symlink()
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:
@@ -61,8 +75,19 @@ def check_manifests(manifests_dir: Path, selectors: Selectors, *, prune: bool = 
             f"manifests directory {manifests_dir} does not exist; run from the configuration "
             "repository's root or pass --manifests DIR"
         )
-    known = tenants_on_disk(manifests_dir)
-    if not known and not prune:
+    # Named tenants are looked up one by one: a run for two tenants of a large fleet must not
+    # list the fleet (it is listed only to suggest a name, or when no tenant is named).
+    listing: list[str] | None = None
+
+    def known() -> list[str]:
+        nonlocal listing
+        if listing is None:
+            listing = tenants_on_disk(manifests_dir)
+        return listing
+
+    named = {*selectors.tenants, *selectors.exclude_tenants}
+    present = {name for name in named if has_tenant(manifests_dir, name)}
+    if not present and not prune and not known():
         raise ConfigError(
             f"no tenant manifests under {manifests_dir / TENANTS_DIR}; manifests live in "
             "tenants/<tenant>/<platform>.yaml (pass --manifests DIR for another directory)"
@@ -73,17 +98,17 @@ def check_manifests(manifests_dir: Path, selectors: Selectors, *, prune: bool = 
         ("--exclude-tenant", selectors.exclude_tenants),
     ):
         for name in names:
-            if name in known:
+            if name in present:
                 continue
             if prune:
                 missing.append(name)
                 continue
             raise UsageProblem(
                 f"{option} {name!r} matches no tenant in {manifests_dir / TENANTS_DIR}"
-                + did_you_mean(name, known)
+                + did_you_mean(name, known())
             )
     if selectors.platforms and not prune:
-        chosen = [t for t in (selectors.tenants or known) if t not in selectors.exclude_tenants]
+        chosen = [t for t in (selectors.tenants or known()) if t not in selectors.exclude_tenants]
         stems = {p.file_stem for p in selectors.platforms}
         if not any(
             (manifests_dir / TENANTS_DIR / t / f"{stem}{suffix}").is_file()
@@ -99,8 +124,11 @@ def check_manifests(manifests_dir: Path, selectors: Selectors, *, prune: bool = 
     return [m for m in missing if m not in selectors.exclude_tenants]
 
 
-def check_plan_matches(plan: Plan, tenants: Sequence[str], known: Iterable[str]) -> None:
+def check_plan_matches(plan: Plan, tenants: Sequence[str], manifests_dir: Path) -> None:
     """With ``--prune``: a selected tenant with no manifests must at least appear in the plan.
+
+    ``tenants`` are those :func:`check_manifests` found no directory for; the tenants on disk
+    are listed only to suggest a name in the error.
 
     Raises:
         UsageProblem: the tenant is neither on disk nor in the database's plan.
@@ -110,5 +138,5 @@ def check_plan_matches(plan: Plan, tenants: Sequence[str], known: Iterable[str])
         if name not in seen:
             raise UsageProblem(
                 f"--tenant {name!r} matches no tenant in the manifests or the database"
-                + did_you_mean(name, known)
+                + did_you_mean(name, tenants_on_disk(manifests_dir))
             )

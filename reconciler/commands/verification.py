@@ -3,7 +3,7 @@
 ``apply --verify-connections`` (or ``apply: {verify_connections: true}`` in
 ``reconciler.yaml``) calls :func:`verify_connections` after the policy gate and before the
 transaction. Every integration the plan creates, re-keys (a changed secret) or activates
-(``is_active`` false to true), and that is active as declared, is probed with its *new*
+(from inactive to active), and that is active as declared, is probed with its *new*
 credentials against its platform, a few at a time, each bounded by
 ``health.timeout_seconds``:
 
@@ -39,7 +39,7 @@ from reconciler.health.probe import (
 )
 from reconciler.model.desired import DesiredIntegration, DesiredState
 from reconciler.model.enums import HealthStatus
-from reconciler.model.fields import INTEGRATION_SECRETS
+from reconciler.model.fields import ACTIVE, INTEGRATION_SECRETS
 from reconciler.model.plan import Action, Change, Plan, ResourceKind
 from reconciler.progress import QUIET, Progress
 from reconciler.settings import Settings
@@ -86,10 +86,11 @@ def to_verify(plan: Plan, desired: DesiredState) -> list[tuple[Change, DesiredIn
         integration = declared.get(str(change.address))
         if change.address.kind is not ResourceKind.INTEGRATION or integration is None:
             continue
-        if not integration.is_active or change.action not in (Action.CREATE, Action.UPDATE):
+        writes = change.action in (Action.CREATE, Action.UPDATE)
+        if not writes or not ACTIVE.read_desired(integration):
             continue
         rekeyed = any(f.field in INTEGRATION_SECRETS for f in change.fields)
-        activated = any(f.field == "is_active" and f.after is True for f in change.fields)
+        activated = any(f.field == ACTIVE.name and f.after is True for f in change.fields)
         if change.action is Action.CREATE or rekeyed or activated:
             out.append((change, integration))
     return out

@@ -14,13 +14,13 @@ Objects in the database that no manifest declares are deleted only with ``prune`
 it they are reported as notices ("kept"). Soft-deleted rows are treated as absent: declaring
 one again plans a create that restores the row.
 
-OAuth tokens: a token whose account a manifest declared at some point (``managed_since`` set
-on it, or on another token of the same account) is *managed*; once its account is no
+OAuth tokens: a token whose account a manifest declared at some point (apply recorded when,
+on it or on another token of the same account) is *managed*; once its account is no
 longer declared it is an undeclared account, revoked with ``prune``. A token whose account
 no manifest has ever declared is *unmanaged* (typically written by the application before
 adoption): one notice per tenant and platform lists them, and only ``revoke_unmanaged``
 (with ``prune``) revokes them. A declared, connected account whose tokens are not marked yet
-gets a LOW update (``managed: false -> true``) that apply records in ``managed_since``.
+gets a LOW update (``managed: false -> true``) that apply records with the time.
 Token revocations of undeclared accounts have their own breaker, like mass deletions.
 """
 
@@ -57,6 +57,7 @@ from reconciler.model.fields import (
     compile_record,
     identity_of,
     plain_of,
+    row_of,
     secrets_of,
 )
 from reconciler.model.plan import (
@@ -308,7 +309,7 @@ def _diff_objects(
             secrets[n] = None if secret is None else secret.fingerprint
         values = spec.desired_values(d)
         a = rows.get(addr)
-        if a is None or a.deleted_at is not None:
+        if a is None or not a.live:
             reason = (
                 "declared in manifests" if a is None else "declared again (restores a deleted row)"
             )
@@ -320,12 +321,17 @@ def _diff_objects(
                     policy,
                     reason=reason,
                     source=d.source.path,
-                    row_id=a.id if a else None,
-                    row_version=a.row_version if a else None,
+                    row=row_of(a),
                 )
             )
             continue
-        fields = _field_changes(spec.actual_values(a), values, spec.set_like)
+        stored_values = spec.actual_values(a)
+        if values == stored_values and list(map(type, values.values())) == list(
+            map(type, stored_values.values())
+        ):
+            fields = []  # what _field_changes finds for equal values of equal types, sooner
+        else:
+            fields = _field_changes(stored_values, values, spec.set_like)
         for name, _, stored in spec.secrets:
             fc = _secret_change(name, stored(a), secrets[name], a.doubted.get(name))
             if fc:
@@ -339,24 +345,22 @@ def _diff_objects(
                     policy,
                     reason=_update_reason(fields, a.doubted),
                     source=d.source.path,
-                    row_id=a.id,
-                    row_version=a.row_version,
+                    row=row_of(a),
                 )
             )
     notices: list[Notice] = []
     for addr, a in rows.items():
-        if addr in seen or a.deleted_at is not None or not sel.matches(a.tenant_id, a.platform):
+        if addr in seen or not a.live or not sel.matches(a.tenant_id, a.platform):
             continue
         secrets = {n: stored(a) for n, _, stored in spec.secrets}
         fields = _deleted_fields(spec.actual_values(a), secrets)
-        _undeclared(addr, a.id, a.row_version, fields, policy, prune, changes, notices)
+        _undeclared(addr, row_of(a), fields, policy, prune, changes, notices)
     return changes, notices
 
 
 def _undeclared(
     addr: Address,
-    row_id: int,
-    row_version: int,
+    row: tuple[int | None, int | None],
     fields: list[FieldChange],
     policy: RiskPolicy,
     prune: bool,
@@ -372,8 +376,7 @@ def _undeclared(
                 policy,
                 reason="not in manifests (--prune)",
                 source=None,
-                row_id=row_id,
-                row_version=row_version,
+                row=row,
             )
         )
     else:

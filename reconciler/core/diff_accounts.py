@@ -16,7 +16,7 @@ from reconciler.core.risk import RiskPolicy, scored_change
 from reconciler.model.actual import ActualToken
 from reconciler.model.desired import DesiredOAuthAccount
 from reconciler.model.enums import Platform
-from reconciler.model.fields import MANAGED
+from reconciler.model.fields import LIVEMODE, MANAGED, TOKEN_ACTIVE, row_of
 from reconciler.model.plan import (
     Action,
     Address,
@@ -31,6 +31,9 @@ from reconciler.model.plan import (
 )
 
 _ACCOUNT_KEY = tuple[str, Platform, str | None]
+
+_livemode = LIVEMODE.read
+"""A Stripe account's live mode, declared or connected (``None``: not known)."""
 
 UNMANAGED_LISTED = 5
 """How many unmanaged accounts a summary notice names before "and N more"."""
@@ -81,10 +84,12 @@ def diff_accounts(
         for t in found:
             if not t.managed:
                 changes.append(_adopt(addr, t, d.source.path, policy))
-        if d.platform is Platform.STRIPE and d.stripe_livemode is not None:
+        expected = _livemode(d)
+        if d.platform is Platform.STRIPE and expected is not None:
             for t in found:
-                if t.stripe_livemode is not None and t.stripe_livemode != d.stripe_livemode:
-                    mode = "live" if t.stripe_livemode else "test"
+                connected = _livemode(t)
+                if connected is not None and connected != expected:
+                    mode = "live" if connected else "test"
                     notices.append(
                         Notice(
                             NoticeKind.ACCOUNT_MODE_MISMATCH,
@@ -172,15 +177,14 @@ def _adopt(addr: Address, token: ActualToken, source: str, policy: RiskPolicy) -
             "the manifests later revokes it with --prune)"
         ),
         source=source,
-        row_id=token.id,
-        row_version=token.row_version,
+        row=row_of(token),
     )
 
 
 def _revoke(
     addr: Address, token: ActualToken, reason: str, source: str | None, policy: RiskPolicy
 ) -> Change:
-    fields = [FieldChange("is_active", True, False)]
+    fields = [FieldChange(TOKEN_ACTIVE.name, True, False)]
     return scored_change(
         addr,
         Action.REVOKE,
@@ -188,6 +192,5 @@ def _revoke(
         policy,
         reason=reason,
         source=source,
-        row_id=token.id,
-        row_version=token.row_version,
+        row=row_of(token),
     )

@@ -9,6 +9,7 @@ from reconciler.core.order import order_changes
 from reconciler.core.risk import RiskPolicy
 from reconciler.model.actual import ActualState
 from reconciler.model.desired import DesiredState
+from reconciler.model.fields import row_ref
 from reconciler.model.plan import Notice, Plan, RowRef, Selectors
 from reconciler.model.plan_judgement import Judgement
 
@@ -19,9 +20,9 @@ TABLE_TOKENS = "oauth_tokens"
 
 def read_set(actual: ActualState) -> tuple[RowRef, ...]:
     """Every row in ``actual`` with its version, sorted."""
-    refs = [RowRef(TABLE_INTEGRATIONS, r.id, r.row_version) for r in actual.integrations]
-    refs += [RowRef(TABLE_WEBHOOKS, r.id, r.row_version) for r in actual.webhooks]
-    refs += [RowRef(TABLE_TOKENS, r.id, r.row_version) for r in actual.tokens]
+    refs = [row_ref(TABLE_INTEGRATIONS, r) for r in actual.integrations]
+    refs += [row_ref(TABLE_WEBHOOKS, r) for r in actual.webhooks]
+    refs += [row_ref(TABLE_TOKENS, r) for r in actual.tokens]
     return tuple(sorted(refs))
 
 
@@ -29,7 +30,7 @@ def fingerprint_read_set(refs: tuple[RowRef, ...]) -> str:
     """SHA-256 over the sorted read set: equal iff the same rows at the same versions."""
     h = hashlib.sha256()
     for r in refs:
-        h.update(f"{r.table}:{r.id}:{r.row_version}\n".encode())
+        h.update(f"{r.key}\n".encode())
     return h.hexdigest()
 
 

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.model.enums import Environment, RiskLevel
-from reconciler.model.fields import FIELD_RULES
+from reconciler.model.fields import AUTH_TYPE, FIELD_RULES
 from reconciler.model.plan import (
     Action,
     Address,
@@ -81,7 +81,7 @@ RULES: Mapping[str, tuple[RiskLevel, str]] = {
     "UNDECLARED_ACCOUNT": (H, "connected account not declared in any manifest"),
     "UNMANAGED_ACCOUNT": (H, "connected account no manifest has ever declared"),
     "STRIPE_MODE_MISMATCH": (C, "Stripe account connected in the other live/test mode"),
-    "AUTH_DOWNGRADE_NONE": (C, "webhook authentication removed (auth_type NONE)"),
+    "AUTH_DOWNGRADE_NONE": (C, f"webhook authentication removed ({AUTH_TYPE.name} NONE)"),
     "DELETE": (C, "object deleted"),
 }
 
@@ -209,13 +209,16 @@ def scored_change(
     *,
     reason: str,
     source: str | None,
-    row_id: int | None,
-    row_version: int | None,
+    row: tuple[int | None, int | None],
 ) -> Change:
-    """A change of ``fields`` (in field order) with its risk scored under ``policy``."""
+    """A change of ``fields`` (in field order) with its risk scored under ``policy``.
+
+    ``row``: the id and version of the row the change is about
+    (:func:`~reconciler.model.fields.row_of`).
+    """
     ordered = tuple(_shared_field(f) for f in sorted(fields, key=lambda f: f.field))
     risk = _shared(score(action, address.kind, address.environment, ordered, policy))
-    return Change(address, action, ordered, risk, reason, source, row_id, row_version)
+    return Change(address, action, ordered, risk, reason, source, *row)
 
 
 _SHARED: dict[Any, Any] = {}

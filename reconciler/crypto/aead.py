@@ -82,7 +82,7 @@ class CipherContext:
 
     Attributes:
         table: the table name, e.g. ``integration_configs``.
-        column: the secret column, e.g. ``api_key``.
+        column: the secret column, e.g. an integration's API key.
         tenant_id: the row's tenant.
         row_key: the row's natural identity (see the module docstring).
     """

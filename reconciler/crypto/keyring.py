@@ -80,8 +80,8 @@ class Keyring:
 
         Args:
             version: the row's ``encryption_key_version``.
-            where: what needs it, for the error message (e.g. ``integration_configs.api_key
-                tenant=acme row=STRIPE/PRODUCTION/API_KEY``).
+            where: what needs it, for the error message: the table and column, the tenant
+                and the row (``tenant=acme row=STRIPE/PRODUCTION/API_KEY``).
 
         Raises:
             KeyUnavailable: ``version`` is not in this keyring.

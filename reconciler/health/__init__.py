@@ -3,7 +3,7 @@
 The reconciler owns configuration; the fields here are *runtime-owned* (``health_status``,
 ``health_message``, ``last_health_check_at``, ``circuit_breaker_status``): manifests never
 set them and plans never show them. This package writes them without bumping
-``row_version``, so a health check never makes a saved plan stale.
+the row's version, so a health check never makes a saved plan stale.
 
 * :mod:`reconciler.health.probe`: the :class:`HealthProbe` protocol and the real HTTPS probe
   (``urllib.request`` with a timeout, API roots from ``health.base_urls``). Tests use an

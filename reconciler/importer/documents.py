@@ -38,8 +38,12 @@ from reconciler.model.enums import (
     WebhookType,
 )
 from reconciler.model.fields import (
+    AUTH_TYPE,
+    HUBSPOT_APP,
+    HUBSPOT_USER,
     INTEGRATION_FIELDS,
     INTEGRATION_SECRETS,
+    LIVEMODE,
     WEBHOOK_FIELDS,
     WEBHOOK_SECRETS,
     FieldSpec,
@@ -289,7 +293,7 @@ class _Builder:
                 )
 
         def signing_secret_needed() -> None:
-            if row.auth_type is AuthType.SIGNATURE and _SIGNING_SECRET not in body:
+            if AUTH_TYPE.read(row) is AuthType.SIGNATURE and _SIGNING_SECRET not in body:
                 self.note((*base, _SIGNING_SECRET), "no signing secret stored: add it")
 
         self.put_fields(
@@ -336,8 +340,9 @@ class _Builder:
         if hint in Environment.__members__:
             return Environment(hint), False
         present = [e for e in _ENV_ORDER if e in self.envs]
-        if self.platform is Platform.STRIPE and row.stripe_livemode is not None:
-            if row.stripe_livemode:
+        livemode = LIVEMODE.read(row)
+        if self.platform is Platform.STRIPE and livemode is not None:
+            if livemode:
                 return Environment.PRODUCTION, False
             test_envs = [e for e in present if e is not Environment.PRODUCTION]
             return (test_envs[0] if test_envs else Environment.SANDBOX), len(test_envs) > 1
@@ -349,26 +354,29 @@ class _Builder:
         account_id = row.account_id or ""
         if self.platform is Platform.STRIPE:
             body: dict[str, Any] = {"stripe_account_id": account_id}
-            if row.stripe_livemode is None:
+            livemode, key = LIVEMODE.read(row), LIVEMODE.manifest
+            if livemode is None:
                 self.note(
-                    (*base, "livemode"),
-                    f"account {account_id}: live mode is not stored; add livemode: true "
+                    (*base, key),
+                    f"account {account_id}: live mode is not stored; add {key}: true "
                     "(production) or false",
                 )
             else:
-                body["livemode"] = row.stripe_livemode
+                body[key] = livemode
             return body
         if self.platform is Platform.HUBSPOT:
             body = {"portal_id": self._number(account_id, (*base, "portal_id"))}
-            if row.hubspot_app_id is None:
+            app, app_key = HUBSPOT_APP.read(row), HUBSPOT_APP.manifest
+            if app is None:
                 self.note(
-                    (*base, "app_id"),
-                    f"portal {account_id}: the HubSpot app id is not stored; add app_id",
+                    (*base, app_key),
+                    f"portal {account_id}: the HubSpot app id is not stored; add {app_key}",
                 )
             else:
-                body["app_id"] = self._number(row.hubspot_app_id, (*base, "app_id"))
-            if row.hubspot_user_id is not None:
-                body["user_id"] = self._number(row.hubspot_user_id, (*base, "user_id"))
+                body[app_key] = self._number(app, (*base, app_key))
+            user, user_key = HUBSPOT_USER.read(row), HUBSPOT_USER.manifest
+            if user is not None:
+                body[user_key] = self._number(user, (*base, user_key))
             return body
         return {"realm_id": account_id}
 

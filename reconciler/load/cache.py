@@ -77,7 +77,7 @@ class CachedFile:
     webhooks: tuple[tuple[Any, ...], ...]
     accounts: tuple[tuple[Any, ...], ...]
     endpoints: tuple[tuple[Any, ...], ...]
-    """``(platform, app_id, environment, endpoint_url, path, rel, display)``."""
+    """``(platform, app_id, environment, url, path, rel, display)`` of each app endpoint."""
     chain: tuple[str, ...]
 
 

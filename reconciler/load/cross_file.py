@@ -19,6 +19,7 @@ from reconciler.load.findings import Finding, show
 from reconciler.load.platforms import rules_for
 from reconciler.load.positions import locate_finding
 from reconciler.model.enums import Platform
+from reconciler.model.fields import ENDPOINT_URL
 
 
 def check_app_endpoints(
@@ -38,26 +39,27 @@ def check_app_endpoints(
         endpoint = item[0]
         groups[(endpoint.platform, endpoint.app_id, endpoint.environment)].append(item)
     for (platform, app, env_name), members in groups.items():
-        counts = Counter(e.endpoint_url for e, _, _ in members)
+        counts = Counter(e.url for e, _, _ in members)
         if len(counts) < 2:
             continue
         canonical = max(
             counts,
             key=lambda url: (
                 counts[url],
-                -min(i for i, (e, _, _) in enumerate(members) if e.endpoint_url == url),
+                -min(i for i, (e, _, _) in enumerate(members) if e.url == url),
             ),
         )
-        witness = next(d for e, _, d in members if e.endpoint_url == canonical)
+        witness = next(d for e, _, d in members if e.url == canonical)
         kind = rules_for(platform).app_kind
         for endpoint, rel, display in members:
-            if endpoint.endpoint_url == canonical:
+            if endpoint.url == canonical:
                 continue
             finding = Finding(
                 "RCN-WH-10",
                 f"inbound {platform.value.title()} webhooks belong to the app, not the tenant: "
                 f"{kind} {app} ({env_name}) delivers to {show(canonical)} as declared in "
-                f"{witness}; every tenant of the app must declare the same endpoint_url",
+                f"{witness}; every tenant of the app must declare the same "
+                f"{ENDPOINT_URL.manifest}",
                 endpoint.path,
             )
             data = mf.read_file(root / rel)

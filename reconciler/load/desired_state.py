@@ -24,6 +24,7 @@ from reconciler.model.desired import (
     Source,
 )
 from reconciler.model.enums import ConfigType, Environment, Platform
+from reconciler.model.field_spec import lookup
 from reconciler.model.fields import (
     ACCOUNT_ID,
     INTEGRATION_FIELDS,
@@ -73,7 +74,7 @@ _ACCOUNT = compile_record(
         # are manifest paths.
         (
             f.name,
-            attribute_path(f.name, "ids")
+            lookup("ids", f.name)
             if f.column or f is ACCOUNT_ID
             else attribute_path(f.manifest, "acct", none_safe=True),
         )

@@ -76,7 +76,7 @@ class AppEndpoint:
     platform: Platform
     app_id: str
     environment: str
-    endpoint_url: str
+    url: str
     path: tuple[str | int, ...]
 
 

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.config import JsonDict
 
 from reconciler.model.enums import AuthType, Platform, SyncDirection, WebhookType
-from reconciler.model.fields import INTEGRATION_FIELDS, WEBHOOK_FIELDS
+from reconciler.model.fields import INTEGRATION_FIELDS, REVOKED_AT, ROW_FIELDS, WEBHOOK_FIELDS
 
 API_VERSION = "reconciler/v1"
 CONFIG_KIND = "PlatformConfig"
@@ -64,14 +64,12 @@ RUNTIME_OWNED_FIELDS = frozenset(
         "refresh_token",
         "expires_at",
         "issued_at",
-        "revoked_at",
+        REVOKED_AT.column_name,
         "revoked_by",
-        "row_version",
+        *(f.column_name for f in ROW_FIELDS),
         "version",
-        "id",
         "created_at",
         "updated_at",
-        "deleted_at",
         "created_by",
         "updated_by",
         "encryption_key_version",

@@ -23,7 +23,16 @@ from reconciler.load.findings import FieldPath, Finding, show
 from reconciler.load.manifest_model import SECRET_FIELDS
 from reconciler.load.platforms import rules_for
 from reconciler.model.enums import Platform
-from reconciler.model.fields import INTEGRATION_FIELDS, Kind
+from reconciler.model.fields import (
+    API_KEY,
+    AUTH_PASSWORD,
+    AUTH_TOKEN,
+    AUTH_TYPE,
+    ENDPOINT_URL,
+    INTEGRATION_FIELDS,
+    SIGNING_SECRET,
+    Kind,
+)
 
 RULES: dict[str, str] = {
     "RCN-Y001": "YAML syntax error, not UTF-8, or more than one document",
@@ -60,12 +69,12 @@ RULES: dict[str, str] = {
     "RCN-ID-2": "HubSpot portal/app/user id is not a positive integer",
     "RCN-ID-3": "QuickBooks realm id is not a string of 1-20 digits",
     "RCN-INT-1": "more than one primary integration in an environment",
-    "RCN-INT-2": "API_KEY integration without api_key",
+    "RCN-INT-2": f"API_KEY integration without {API_KEY.manifest}",
     "RCN-OA-1": "OAuth account declared twice",
     "RCN-SYNC-1": "sync interval outside 1..10080 minutes",
     "RCN-SYNC-2": "sync interval below 5 minutes (warning)",
     "RCN-WH-1": "endpoint URL is not a public https URL",
-    "RCN-WH-2": "inbound webhook of a platform must use auth_type SIGNATURE",
+    "RCN-WH-2": f"inbound webhook of a platform must use {AUTH_TYPE.manifest} SIGNATURE",
     "RCN-WH-3": "signing secret missing, or not a Stripe whsec_ secret",
     "RCN-WH-4": "event not in the platform's catalog",
     "RCN-WH-5": "duplicate event",
@@ -75,7 +84,10 @@ RULES: dict[str, str] = {
     "RCN-WH-9": "circuit breaker out of bounds",
     "RCN-WH-10": "tenants sharing a HubSpot/QuickBooks app declare different inbound endpoints",
     "RCN-WH-11": "inbound QuickBooks webhook without app_id",
-    "RCN-WH-12": "auth_type needs a credential field (auth_token / auth_password)",
+    "RCN-WH-12": (
+        f"{AUTH_TYPE.manifest} needs a credential field "
+        f"({AUTH_TOKEN.manifest} / {AUTH_PASSWORD.manifest})"
+    ),
 }
 """Rule id -> one-line summary (the README rules table)."""
 
@@ -157,11 +169,11 @@ def _check_integrations(base: FieldPath, integrations: Mapping[str, Any]) -> lis
                         (*base, config_type, "primary"),
                     )
                 )
-        if config_type == "API_KEY" and integ.get("api_key") is None:
+        if config_type == "API_KEY" and integ.get(API_KEY.manifest) is None:
             found.append(
                 Finding(
                     "RCN-INT-2",
-                    "an API_KEY integration needs api_key (SOPS-encrypted)",
+                    f"an API_KEY integration needs {API_KEY.manifest} (SOPS-encrypted)",
                     (*base, config_type),
                     at_key=True,
                 )
@@ -180,43 +192,50 @@ def _check_integrations(base: FieldPath, integrations: Mapping[str, Any]) -> lis
     return found
 
 
+_CREDENTIAL_OF = {
+    "BEARER": AUTH_TOKEN.manifest,
+    "API_KEY": AUTH_TOKEN.manifest,
+    "BASIC": AUTH_PASSWORD.manifest,
+}
+"""Webhook authentication type -> the manifest key of the credential it needs."""
+
+
 def _check_webhook(
     path: FieldPath, hook: Mapping[str, Any], platform: Platform, env_name: str
 ) -> list[Finding]:
     found: list[Finding] = []
     inbound = hook.get("type") == "INBOUND"
-    url = hook.get("endpoint_url")
+    url_key, auth_key = ENDPOINT_URL.manifest, AUTH_TYPE.manifest
+    url = hook.get(url_key)
     if isinstance(url, str):
         problem = check_endpoint(url, env_name, outbound=hook.get("type") == "OUTBOUND")
         if problem:
-            found.append(Finding("RCN-WH-1", f"endpoint_url {problem}", (*path, "endpoint_url")))
-    auth = hook.get("auth_type")
+            found.append(Finding("RCN-WH-1", f"{url_key} {problem}", (*path, url_key)))
+    auth = hook.get(auth_key)
     if inbound and isinstance(auth, str) and auth != "SIGNATURE":
         found.append(
             Finding(
                 "RCN-WH-2",
                 f"inbound {platform.value.title()} webhooks are verified by signature: use "
-                f"auth_type SIGNATURE (with signing_secret), not {auth}",
-                (*path, "auth_type"),
+                f"{auth_key} SIGNATURE (with {SIGNING_SECRET.manifest}), not {auth}",
+                (*path, auth_key),
             )
         )
-    if (auth == "SIGNATURE" or inbound) and hook.get("signing_secret") is None:
+    if (auth == "SIGNATURE" or inbound) and hook.get(SIGNING_SECRET.manifest) is None:
         found.append(
             Finding(
                 "RCN-WH-3",
-                "a signed webhook needs signing_secret (SOPS-encrypted): "
+                f"a signed webhook needs {SIGNING_SECRET.manifest} (SOPS-encrypted): "
                 + rules_for(platform).signature_key_hint,
                 path,
                 at_key=True,
             )
         )
-    needed = {"BEARER": "auth_token", "API_KEY": "auth_token", "BASIC": "auth_password"}.get(
-        str(auth)
-    )
+    needed = _CREDENTIAL_OF.get(str(auth))
     if needed and hook.get(needed) is None:
         found.append(
             Finding(
-                "RCN-WH-12", f"auth_type {auth} needs {needed} (SOPS-encrypted)", path, at_key=True
+                "RCN-WH-12", f"{auth_key} {auth} needs {needed} (SOPS-encrypted)", path, at_key=True
             )
         )
     found += rules_for(platform).webhook_findings(path, hook, inbound)
@@ -251,8 +270,8 @@ def check_endpoint(url: str, env_name: str, *, outbound: bool = False) -> str | 
         return f"must use https:// (got {parts.scheme + '://' if parts.scheme else show(url)})"
     if "@" in parts.netloc:
         return (
-            "must not contain credentials (user:pass@host); use auth_type BASIC or BEARER "
-            "with an encrypted auth_password / auth_token"
+            f"must not contain credentials (user:pass@host); use {AUTH_TYPE.manifest} BASIC or "
+            f"BEARER with an encrypted {AUTH_PASSWORD.manifest} / {AUTH_TOKEN.manifest}"
         )
     if parts.fragment or url.endswith("#"):
         return "must not contain a #fragment (it is never sent to the server)"

@@ -19,7 +19,7 @@ Large runs (:data:`~reconciler.load.pool.PARALLEL_MIN_FILES` and more) use sever
 processes (``RECONCILER_WORKERS``, default: the CPU count): the calling process loads one
 share of the files itself, and worker processes, forked from it so that keys and templates
 are inherited rather than sent, load the rest in small contiguous chunks
-(:func:`~reconciler.load.pool.split_chunks`); only each chunk's result travels back.
+(:func:`~reconciler.load.pool.transfer_chunks`); only each chunk's result travels back.
 Parsing and decryption dominate the cost, and both parallelise.
 
 User mistakes become diagnostics, all of them, for every file; only bugs raise.
@@ -45,7 +45,14 @@ from reconciler.load.cache import (
 from reconciler.load.cache_file import LoadCache
 from reconciler.load.cross_file import check_app_endpoints
 from reconciler.load.file_types import AppEndpoint, Fingerprint, Template, TemplateSet
-from reconciler.load.pool import ChunkInputs, run_chunks, sha256, split_chunks, worker_count
+from reconciler.load.pool import (
+    ChunkInputs,
+    run_chunks,
+    sha256,
+    split_chunks,
+    transfer_chunks,
+    worker_count,
+)
 from reconciler.load.templates import load_template
 from reconciler.model.desired import DesiredState
 from reconciler.model.enums import Platform
@@ -149,7 +156,7 @@ def load_desired_state(
         progress.set_total(len(manifests))
         progress.advance(len(hits))
     count = worker_count(len(misses), workers)
-    chunks = split_chunks(misses, count)
+    chunks = transfer_chunks(split_chunks(misses, count, busy=after_fork is not None))
     inputs = ChunkInputs(
         root,
         prefix,
@@ -198,7 +205,10 @@ def load_desired_state(
     if unique.error_count == 0:
         pieces = {rel: piece for part in parts for rel, piece in part.pieces}
         pieces.update((rel, decode_state(hit)) for rel, hit in hits.items())
-        present = _tenants_with_files(root, selectors)
+        if paths or (selectors is not None and selectors.platforms):
+            present = _tenants_with_files(root, selectors)
+        else:  # every platform's files were discovered: no second listing of the tree
+            present = frozenset(m.tenant for m in manifests)
         state = _merge_states([pieces.get(m.rel) for m in manifests], digest, present)
     files = len(manifests) + len(used & set(templates.templates))
     return LoadResult(state, unique, files, tuple(sorted(set(skipped))), digest)

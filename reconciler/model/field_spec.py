@@ -97,14 +97,25 @@ class FieldSpec:
         return self.owner is Owner.MANIFEST and not self.identity
 
     @property
+    def column_name(self) -> str:
+        """The database column, named like the field when the declaration gives none."""
+        return self.column or self.name
+
+    @property
     def fingerprint_column(self) -> str:
         """The column holding a secret's fingerprint (``<column>_fingerprint``)."""
-        return f"{self.column or self.name}_fingerprint"
+        return f"{self.column_name}_fingerprint"
 
     @property
     def desired_path(self) -> str:
         """The attribute path of the value on a desired object."""
         return self.desired or self.name
+
+    @property
+    def read(self) -> Any:
+        """A getter of the value from an object that carries it under :attr:`name` (an
+        actual row, a stored row; an :func:`operator.attrgetter`)."""
+        return attrgetter(self.name)
 
     @property
     def read_desired(self) -> Any:
@@ -173,6 +184,14 @@ def attribute_path(path: str, root: str = "obj", *, none_safe: bool = False) -> 
             else f"{expression}.{step}"
         )
     return expression
+
+
+def lookup(mapping: str, key: str) -> str:
+    """The expression reading ``key`` from the mapping ``mapping`` (``None`` when absent);
+    both must be identifiers."""
+    if not (mapping.isidentifier() and key.isidentifier()):
+        raise ValueError(f"not a mapping lookup: {mapping!r}, {key!r}")
+    return f"{mapping}.get({key!r})"
 
 
 def call(helper: str, expression: str) -> str:

@@ -5,8 +5,8 @@ model objects, in the plan, in the manifest and in the database), what type it h
 it is a secret, who owns it (the manifests, or the application at run time) and which risk
 rule a change of it matches. The model objects of each entity are declared right after its
 row of the table: the desired object (what the manifests say, built by ``reconciler.load``)
-and the actual one (what PostgreSQL holds, read by ``store.read``, with the ``row_version``
-every write bumps and a saved plan pins; a secret appears there only as its
+and the actual one (what PostgreSQL holds, read by ``store.read``, with the version
+every write bumps and a saved plan pins, :data:`ROW_VERSION`; a secret appears there only as its
 ``<column>_fingerprint``); an integration also has the view the services'
 client returns (:class:`ActiveConfig`). The diff, the risk rules, the store's reads and
 writes, the load cache, the import and the services' client iterate these tuples instead of
@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
 from reconciler.model.enums import (
     AuthType,
@@ -47,7 +47,7 @@ from reconciler.model.field_spec import identity_of as identity_of
 from reconciler.model.field_spec import plain_of as plain_of
 from reconciler.model.field_spec import secrets_of as secrets_of
 from reconciler.model.field_spec import spec
-from reconciler.model.plan import Address, ResourceKind
+from reconciler.model.plan import Address, ResourceKind, RowRef
 from reconciler.model.sensitive import Sensitive
 from reconciler.model.values import JSONValue, SecretDoubt, SecretValue, Source
 
@@ -58,13 +58,16 @@ _PLATFORM = spec(
     "platform", Kind.ENUM, "platform", identity=True, enum=Platform, manifest="platform"
 )
 _ENVIRONMENT = spec("environment", Kind.ENUM, "environment", identity=True, enum=Environment)
-_ROW_ID = spec("id", Kind.INT, "bigint", owner=Owner.RUNTIME)
-_DELETED_AT = spec("deleted_at", Kind.TIMESTAMP, owner=Owner.RUNTIME)
-_ROW_VERSION = spec("row_version", Kind.INT, owner=Owner.RUNTIME)
+ROW_ID: Final = spec("id", Kind.INT, "bigint", owner=Owner.RUNTIME)
+DELETED_AT: Final = spec("deleted_at", Kind.TIMESTAMP, owner=Owner.RUNTIME)
+"""When a configuration row was soft-deleted (``None``: live)."""
+ROW_VERSION: Final = spec("row_version", Kind.INT, owner=Owner.RUNTIME)
+"""The optimistic version every write of a row bumps and a saved plan pins."""
+ACTIVE: Final = spec("is_active", Kind.BOOL, risk="ACTIVATE", manifest="active")
+"""Whether an integration or a webhook is switched on."""
 
-
-def _active(manifest: str = "active") -> FieldSpec:
-    return spec("is_active", Kind.BOOL, risk="ACTIVATE", manifest=manifest)
+API_KEY: Final = spec("api_key", Kind.SECRET, risk="SECRET_CHANGED", manifest="api_key")
+API_SECRET: Final = spec("api_secret", Kind.SECRET, risk="SECRET_CHANGED", manifest="api_secret")
 
 
 INTEGRATION_FIELDS: Final[tuple[FieldSpec, ...]] = (
@@ -73,9 +76,9 @@ INTEGRATION_FIELDS: Final[tuple[FieldSpec, ...]] = (
     _ENVIRONMENT,
     spec("config_type", Kind.ENUM, "config_type", identity=True, enum=ConfigType),
     spec("is_primary", Kind.BOOL, risk="PRIMARY_SWITCH", manifest="primary"),
-    _active(),
-    spec("api_key", Kind.SECRET, risk="SECRET_CHANGED", manifest="api_key"),
-    spec("api_secret", Kind.SECRET, risk="SECRET_CHANGED", manifest="api_secret"),
+    ACTIVE,
+    API_KEY,
+    API_SECRET,
     spec(
         "sync_interval",
         Kind.INT,
@@ -197,6 +200,37 @@ class ActiveConfig:
 
 # -- webhooks -------------------------------------------------------------------------
 
+ENDPOINT_URL: Final = spec("endpoint_url", Kind.TEXT, risk="ENDPOINT_URL", manifest="endpoint_url")
+AUTH_TYPE: Final = spec(
+    "auth_type",
+    Kind.ENUM,
+    "auth_type",
+    risk="AUTH_TYPE_CHANGED",
+    enum=AuthType,
+    manifest="auth_type",
+)
+SIGNING_SECRET: Final = spec(
+    "signing_secret", Kind.SECRET, risk="SECRET_CHANGED", manifest="signing_secret"
+)
+AUTH_TOKEN: Final = spec("auth_token", Kind.SECRET, risk="SECRET_CHANGED", manifest="auth_token")
+AUTH_PASSWORD: Final = spec(
+    "auth_password", Kind.SECRET, risk="SECRET_CHANGED", manifest="auth_password"
+)
+CIRCUIT_RESET: Final = spec(
+    "circuit_breaker_reset_seconds",
+    Kind.INT,
+    risk="CIRCUIT_BREAKER",
+    manifest="circuit_breaker.reset_after_seconds",
+)
+"""How long an open circuit waits before it may half-open (``None`` in a row: the default)."""
+
+
+def _retry(name: str, attribute: str, kind: Kind = Kind.INT) -> FieldSpec:
+    """A retry policy field: ``retry.<attribute>`` on the desired object and the manifest."""
+    path = f"retry.{attribute}"
+    return spec(name, kind, risk="RETRY_POLICY", desired=path, manifest=path)
+
+
 WEBHOOK_FIELDS: Final[tuple[FieldSpec, ...]] = (
     _TENANT,
     _PLATFORM,
@@ -210,18 +244,11 @@ WEBHOOK_FIELDS: Final[tuple[FieldSpec, ...]] = (
         enum=WebhookType,
         manifest="type",
     ),
-    spec("endpoint_url", Kind.TEXT, risk="ENDPOINT_URL", manifest="endpoint_url"),
-    spec(
-        "auth_type",
-        Kind.ENUM,
-        "auth_type",
-        risk="AUTH_TYPE_CHANGED",
-        enum=AuthType,
-        manifest="auth_type",
-    ),
-    spec("signing_secret", Kind.SECRET, risk="SECRET_CHANGED", manifest="signing_secret"),
-    spec("auth_token", Kind.SECRET, risk="SECRET_CHANGED", manifest="auth_token"),
-    spec("auth_password", Kind.SECRET, risk="SECRET_CHANGED", manifest="auth_password"),
+    ENDPOINT_URL,
+    AUTH_TYPE,
+    SIGNING_SECRET,
+    AUTH_TOKEN,
+    AUTH_PASSWORD,
     spec(
         "subscribed_events",
         Kind.LIST,
@@ -229,47 +256,18 @@ WEBHOOK_FIELDS: Final[tuple[FieldSpec, ...]] = (
         manifest="events",
         set_like=True,
     ),
-    spec(
-        "retry_max_attempts",
-        Kind.INT,
-        risk="RETRY_POLICY",
-        desired="retry.max_attempts",
-        manifest="retry.max_attempts",
-    ),
-    spec(
-        "retry_initial_delay_seconds",
-        Kind.INT,
-        risk="RETRY_POLICY",
-        desired="retry.initial_delay_seconds",
-        manifest="retry.initial_delay_seconds",
-    ),
-    spec(
-        "retry_backoff_multiplier",
-        Kind.FLOAT,
-        risk="RETRY_POLICY",
-        desired="retry.multiplier",
-        manifest="retry.multiplier",
-    ),
-    spec(
-        "retry_max_delay_seconds",
-        Kind.INT,
-        risk="RETRY_POLICY",
-        desired="retry.max_delay_seconds",
-        manifest="retry.max_delay_seconds",
-    ),
+    _retry("retry_max_attempts", "max_attempts"),
+    _retry("retry_initial_delay_seconds", "initial_delay_seconds"),
+    _retry("retry_backoff_multiplier", "multiplier", Kind.FLOAT),
+    _retry("retry_max_delay_seconds", "max_delay_seconds"),
     spec(
         "circuit_breaker_threshold",
         Kind.INT,
         risk="CIRCUIT_BREAKER",
         manifest="circuit_breaker.failure_threshold",
     ),
-    spec(
-        "circuit_breaker_reset_seconds",
-        Kind.INT,
-        risk="CIRCUIT_BREAKER",
-        manifest="circuit_breaker.reset_after_seconds",
-    ),
-    _active(),
+    CIRCUIT_RESET,
+    ACTIVE,
 )
 """``webhook_configurations``, in the order of :class:`DesiredWebhook`
 (whose ``retry`` groups the four ``retry_*`` fields)."""
@@ -356,14 +354,18 @@ class ActualWebhook:
 ACCOUNT_ID: Final = spec("account_id", Kind.TEXT, identity=True, column=False)
 """An account's id: the store computes it from the platform's own column."""
 
+LIVEMODE: Final = spec("stripe_livemode", Kind.BOOL, manifest="livemode")
+HUBSPOT_APP: Final = spec("hubspot_app_id", Kind.TEXT, manifest="app_id")
+HUBSPOT_USER: Final = spec("hubspot_user_id", Kind.TEXT, manifest="user_id")
+
 OAUTH_ACCOUNT_FIELDS: Final[tuple[FieldSpec, ...]] = (
     _TENANT,
     _PLATFORM,
     spec("environment", Kind.ENUM, identity=True, enum=Environment, column=False),
     ACCOUNT_ID,
-    spec("stripe_livemode", Kind.BOOL, manifest="livemode"),
-    spec("hubspot_app_id", Kind.TEXT, manifest="app_id"),
-    spec("hubspot_user_id", Kind.TEXT, manifest="user_id"),
+    LIVEMODE,
+    HUBSPOT_APP,
+    HUBSPOT_USER,
     spec("revoke_reason", Kind.TEXT, risk="TOKEN_REVOKE", manifest="revoke.reason", column=False),
 )
 """An expected connected account (``oauth_tokens`` identity), in the order of
@@ -392,17 +394,26 @@ class DesiredOAuthAccount:
     source: Source = field(default_factory=lambda: Source(""))
 
 
+TOKEN_ACTIVE: Final = spec("is_active", Kind.BOOL, owner=Owner.RUNTIME)
+"""Whether a token may be used (revoking it switches it off)."""
+REVOKED_AT: Final = spec("revoked_at", Kind.TIMESTAMP, owner=Owner.RUNTIME)
+"""When a token was revoked (``None``: not revoked)."""
+MANAGED_SINCE: Final = spec(
+    "managed_since", Kind.TIMESTAMP, owner=Owner.RUNTIME, risk="ADOPT_ACCOUNT"
+)
+"""When apply first found a token's account declared (``None``: unmanaged)."""
+
 TOKEN_FIELDS: Final[tuple[FieldSpec, ...]] = (
-    _ROW_ID,
+    ROW_ID,
     _TENANT,
     _PLATFORM,
-    OAUTH_ACCOUNT_FIELDS[3],
-    OAUTH_ACCOUNT_FIELDS[4],
-    OAUTH_ACCOUNT_FIELDS[5],
-    spec("is_active", Kind.BOOL, owner=Owner.RUNTIME),
-    spec("revoked_at", Kind.TIMESTAMP, owner=Owner.RUNTIME),
-    _ROW_VERSION,
-    spec("managed_since", Kind.TIMESTAMP, owner=Owner.RUNTIME, risk="ADOPT_ACCOUNT"),
+    ACCOUNT_ID,
+    LIVEMODE,
+    HUBSPOT_APP,
+    TOKEN_ACTIVE,
+    REVOKED_AT,
+    ROW_VERSION,
+    MANAGED_SINCE,
 )
 """The ``oauth_tokens`` columns a plan reads, in the order of
 :class:`ActualToken` (token material is never read)."""
@@ -437,6 +448,13 @@ class ActualToken:
         return self.managed_since is not None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActualAccount(ActualToken):
+    """A token row with every account column a manifest can declare (what ``import`` reads)."""
+
+    hubspot_user_id: str | None
+
+
 # -- derived --------------------------------------------------------------------------
 
 DESIRED_ENTITIES: Final = (
@@ -447,11 +465,24 @@ DESIRED_ENTITIES: Final = (
 """Each entity's fields with its desired object, in the order of the collections of
 :class:`~reconciler.model.desired.DesiredState`."""
 
-ROW_FIELDS: Final[tuple[FieldSpec, ...]] = (_ROW_ID, _DELETED_AT, _ROW_VERSION)
+ROW_FIELDS: Final[tuple[FieldSpec, ...]] = (ROW_ID, DELETED_AT, ROW_VERSION)
 """Runtime-owned columns every configuration row is read with."""
 
+ActualRow: TypeAlias = ActualIntegration | ActualWebhook | ActualToken
+
+
+def row_of(actual: ActualRow | None) -> tuple[int | None, int | None]:
+    """The id and version of the row ``actual`` was read from (``None``s: no row)."""
+    return (None, None) if actual is None else (actual.id, actual.row_version)
+
+
+def row_ref(table: str, actual: ActualRow) -> RowRef:
+    """The read-set entry of ``actual``: its table, id and version."""
+    return RowRef(table, actual.id, actual.row_version)
+
+
 MANAGED: Final = "managed"
-"""The plan field of a token that becomes managed (recorded in ``managed_since``)."""
+"""The plan field of a token that becomes managed (recorded in :data:`MANAGED_SINCE`)."""
 
 FIELD_RULES: Final[Mapping[str, str]] = {
     **{

@@ -21,6 +21,9 @@ FORMAT_VERSION = 1
 
 SENSITIVE_MASK = "(sensitive)"
 
+VERSION_KEY = "row_version"
+"""The plan key (and attribute) of the row version a change or a read-set row pins."""
+
 
 class _PlainRecord:
     """Base of the records whose fields are all plain JSON values: :meth:`to_dict` gives each
@@ -29,7 +32,15 @@ class _PlainRecord:
     __slots__ = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclass_fields(self)}  # type: ignore[arg-type]
+        names = _FIELD_NAMES.get(type(self))
+        if names is None:  # dataclasses.fields() per call costs more than the copy
+            fields = dataclass_fields(self)  # type: ignore[arg-type]
+            names = _FIELD_NAMES[type(self)] = tuple(f.name for f in fields)
+        return {name: getattr(self, name) for name in names}
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+"""The field names of each :class:`_PlainRecord` subclass, in order, once known."""
 
 
 class Action(enum.StrEnum):
@@ -196,6 +207,11 @@ class Change:
     line: int | None = None
 
     @property
+    def pinned_version(self) -> int | None:
+        """The version of the row the plan saw, which guards every write of the change."""
+        return self.row_version
+
+    @property
     def location(self) -> str | None:
         """``path:line`` (or the path alone) of the manifest that declares the object."""
         if self.source is None:
@@ -212,7 +228,7 @@ class Change:
             "reason": self.reason,
             "source": self.source,
             "row_id": self.row_id,
-            "row_version": self.row_version,
+            VERSION_KEY: self.row_version,
             "line": self.line,
         }
 
@@ -226,7 +242,7 @@ class Change:
             reason=d.get("reason", ""),
             source=d.get("source"),
             row_id=d.get("row_id"),
-            row_version=d.get("row_version"),
+            row_version=d.get(VERSION_KEY),
             line=d.get("line"),
         )
 
@@ -241,7 +257,12 @@ class RowRef(_PlainRecord):
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RowRef:
-        return cls(d["table"], int(d["id"]), int(d["row_version"]))
+        return cls(d["table"], int(d["id"]), int(d[VERSION_KEY]))
+
+    @property
+    def key(self) -> str:
+        """``table:id:version``, the line a read-set fingerprint hashes."""
+        return f"{self.table}:{self.id}:{self.row_version}"
 
 
 class NoticeKind(enum.StrEnum):

@@ -18,6 +18,7 @@ from reconciler.model.enums import Environment, Platform, RiskLevel
 from reconciler.model.plan import (
     FORMAT_VERSION,
     SENSITIVE_MASK,
+    VERSION_KEY,
     Action,
     NoticeKind,
     ResourceKind,
@@ -218,7 +219,7 @@ def _defs() -> dict[str, Any]:
                     "reason": _str("Why this action, in words. Display only; may be empty."),
                     "source": _nullable_str("Manifest path that declares the object, if any."),
                     "row_id": _nullable_int("Database id of the existing row; null for a new row."),
-                    "row_version": _nullable_int(
+                    VERSION_KEY: _nullable_int(
                         "Row version the plan saw; null for a new row. Apply re-checks it."
                     ),
                     "line": _nullable_int(
@@ -311,7 +312,7 @@ def _defs() -> dict[str, Any]:
             {
                 "table": _str("Table name.", minLength=1),
                 "id": {"type": "integer", "description": "Row id."},
-                "row_version": {"type": "integer", "description": "Row version read."},
+                VERSION_KEY: {"type": "integer", "description": "Row version read."},
             },
         ),
         "selectors": _object(

@@ -63,9 +63,11 @@ written and the trigger refuses every UPDATE; a decision they hold from before t
 chain is still shown for v1 rows (as a ``legacy`` review) and ignored for keyed rows.
 
 Appends are serialized by :data:`~reconciler.store.locks.AUDIT_CHAIN_LOCK_KEY` among
-reconciler writers, and per tenant by :func:`tenant_chain_lock_key`, which the database's
-recording function takes too (both held to the end of the appending transaction), so two
-writers never both extend the same head. The unique index
+reconciler writers, and per tenant by :func:`tenant_chain_lock_key` under the shared
+:data:`FLEET_CHAIN_LOCK_KEY` (or by that fleet lock alone, taken exclusively, for a write to
+more than :data:`FLEET_THRESHOLD` tenants), which the database's recording function takes
+too (all held to the end of the appending transaction), so two writers never both extend
+the same head and no writer fills the server's lock table. The unique index
 ``idx_configuration_audit_logs_successor`` (one successor per keyed or database-recorded
 row) backs this for a writer whose snapshot predates the head (REPEATABLE READ).
 
@@ -116,6 +118,8 @@ from reconciler.store.audit_review import (
 )
 from reconciler.store.audit_write import (
     AUDITED_WRITE_SETTING,
+    FLEET_CHAIN_LOCK_KEY,
+    FLEET_THRESHOLD,
     AuditContext,
     AuditEntry,
     SensitiveValueInAudit,
@@ -130,6 +134,8 @@ __all__ = [
     "CHECKPOINT_FORMAT",
     "DATABASE_HASH_FORMAT",
     "DATABASE_PREFIX",
+    "FLEET_CHAIN_LOCK_KEY",
+    "FLEET_THRESHOLD",
     "HASHED_FIELDS",
     "HASH_FORMAT",
     "KEYED_HASH_FORMAT",

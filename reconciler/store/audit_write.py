@@ -216,6 +216,14 @@ def render_documents(entries: Iterable[AuditEntry]) -> list[tuple[str, str]]:
     return out
 
 
+FLEET_CHAIN_LOCK_KEY = lock_key("reconciler/audit-chains")
+"""Taken by every chain writer before its tenants' locks: shared by a writer of at most
+:data:`FLEET_THRESHOLD` tenants, exclusively (instead of tenant locks) by a writer of more.
+The recording function takes it too (migration ``fleet_chain_lock``)."""
+FLEET_THRESHOLD = 256
+"""Most tenants a writer locks one by one; the database's recording function uses the same."""
+
+
 def tenant_chain_lock_key(tenant: str) -> int:
     """The advisory lock key of ``tenant``'s chain, as the database's recording function
     computes it: the first 8 bytes of ``sha256("reconciler/audit-chain/<tenant>")``, signed."""
@@ -223,20 +231,30 @@ def tenant_chain_lock_key(tenant: str) -> int:
 
 
 def _lock_tenant_chains(conn: sa.Connection, tenants: Sequence[str], timeout: float) -> None:
-    """Take every tenant's chain lock (key order, like the recording function), one statement."""
+    """Lock the chains of ``tenants`` as every chain writer does (the recording function too).
+
+    The fleet chain lock first: exclusively for more than :data:`FLEET_THRESHOLD` tenants
+    (and no tenant locks, so a write to the whole fleet holds one lock, not one per tenant,
+    which would overflow the server's lock table); shared otherwise, then each tenant's lock
+    in key order, in one statement.
+    """
     keys = sorted({tenant_chain_lock_key(t) for t in tenants})
+    params: dict[str, Any] = {"fleet": FLEET_CHAIN_LOCK_KEY}
+    if len(keys) > FLEET_THRESHOLD:
+        statement = "SELECT pg_advisory_xact_lock(CAST(:fleet AS bigint))"
+    else:
+        params["keys"] = keys
+        statement = (
+            "SELECT pg_advisory_xact_lock_shared(CAST(:fleet AS bigint)),"
+            " (SELECT count(pg_advisory_xact_lock(k))"
+            "  FROM unnest(CAST(:keys AS bigint[])) WITH ORDINALITY AS u(k, i))"
+        )
     savepoint = conn.begin_nested()
     try:
         previous = conn.execute(sa.text("SELECT current_setting('lock_timeout')")).scalar_one()
         milliseconds = f"{max(1, round(timeout * 1000))}ms"
         conn.execute(sa.text("SELECT set_config('lock_timeout', :v, true)"), {"v": milliseconds})
-        conn.execute(
-            sa.text(
-                "SELECT count(pg_advisory_xact_lock(k))"
-                " FROM unnest(CAST(:keys AS bigint[])) WITH ORDINALITY AS u(k, i)"
-            ),
-            {"keys": keys},
-        )
+        conn.execute(sa.text(statement), params)
         conn.execute(sa.text("SELECT set_config('lock_timeout', :v, true)"), {"v": previous})
     except DBAPIError as exc:
         savepoint.rollback()

@@ -292,9 +292,11 @@ def ensure_schema_current(engine: sa.Engine, target: DatabaseTarget) -> None:
     """
     from reconciler.store import migrate
 
-    expected = migrate.head_revision()
     with translate_db_errors(engine.url), engine.connect() as connection:
+        if migrate.at_shipped_head(connection):
+            return  # the usual case, told without loading Alembic and every script
         actual = migrate.current_revision(connection)
+    expected = migrate.head_revision()
     if actual == expected:
         return
     if actual is not None and not migrate.is_known_revision(actual):

@@ -5,9 +5,9 @@
 * :func:`write_health` writes ``health_status``, ``health_message`` and
   ``last_health_check_at`` with one set-based ``UPDATE ... FROM unnest(...)``;
 * :func:`advance_circuits` moves webhooks whose circuit has been OPEN longer than
-  ``circuit_breaker_reset_seconds`` to HALF_OPEN (or, in a dry run, only lists them).
+  its reset time to HALF_OPEN (or, in a dry run, only lists them).
 
-None of them touches ``row_version`` or ``updated_at``: those track reconciled
+None of them touches the row's version or ``updated_at``: those track reconciled
 configuration, and a health check must not make a saved plan stale.
 """
 
@@ -20,13 +20,20 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from reconciler.model.enums import ConfigType, Environment, HealthStatus, Platform
-from reconciler.model.fields import INTEGRATION_FIELDS, secrets_of
+from reconciler.model.fields import CIRCUIT_RESET, INTEGRATION_FIELDS, secrets_of
 from reconciler.model.plan import Selectors
+from reconciler.store.row_state import active_live, live_token, not_deleted
 
 from .read import selector_params
 
 DEFAULT_RESET_SECONDS = 300
 """Reset time of a circuit whose row has none (the manifest default)."""
+
+
+def reset_seconds() -> str:
+    """SQL: a webhook's circuit reset time in seconds, the default where its row has none."""
+    return f"COALESCE({CIRCUIT_RESET.column_name}, {DEFAULT_RESET_SECONDS})"
+
 
 _WHERE = """(cardinality(CAST(:tenants AS text[])) = 0 OR tenant_id = ANY(CAST(:tenants AS text[])))
     AND (cardinality(CAST(:platforms AS text[])) = 0
@@ -39,26 +46,25 @@ SELECT id, tenant_id, platform::text AS platform, environment::text AS environme
        config_type::text AS config_type, encryption_key_version, health_status::text AS health,
        {", ".join(f"{f.column} AS {f.name}, {f.fingerprint_column}" for f in _SECRETS)}
 FROM integration_configs
-WHERE {_WHERE} AND is_active AND deleted_at IS NULL
+WHERE {_WHERE} AND {active_live()}
 ORDER BY tenant_id, platform, environment, config_type
 """
 
 # The statuses are cast as one array parameter, not value by value: Citus refuses a STABLE
 # function (an enum's input) applied to a column in an UPDATE of a distributed table.
-_WRITE_HEALTH = """
+_WRITE_HEALTH = f"""
 UPDATE integration_configs AS t
 SET health_status = v.status, health_message = v.message,
     last_health_check_at = :now
 FROM unnest(CAST(:tenant_ids AS text[]), CAST(:ids AS bigint[]),
             CAST(:statuses AS health_status[]), CAST(:messages AS text[]))
      AS v(tenant_id, id, status, message)
-WHERE t.tenant_id = v.tenant_id AND t.id = v.id AND t.deleted_at IS NULL
+WHERE t.tenant_id = v.tenant_id AND t.id = v.id AND {not_deleted("t")}
 """
 
 _DUE = f"""circuit_breaker_status = 'OPEN' AND circuit_opened_at IS NOT NULL
-    AND deleted_at IS NULL AND {_WHERE}
-    AND circuit_opened_at + make_interval(secs => COALESCE(circuit_breaker_reset_seconds,
-                                                           {DEFAULT_RESET_SECONDS}))
+    AND {not_deleted()} AND {_WHERE}
+    AND circuit_opened_at + make_interval(secs => {reset_seconds()})
         <= CAST(:now AS timestamptz)"""
 
 # The due test (timestamptz arithmetic on columns, STABLE) in a subquery: Citus refuses it
@@ -104,7 +110,7 @@ _TOKENS = f"""
 SELECT DISTINCT ON (tenant_id, platform) id, tenant_id, platform::text, access_token,
        encryption_key_version, COALESCE(hubspot_portal_id, quickbooks_realm_id)
 FROM oauth_tokens
-WHERE {_WHERE} AND platform IN ('HUBSPOT', 'QUICKBOOKS') AND is_active AND revoked_at IS NULL
+WHERE {_WHERE} AND platform IN ('HUBSPOT', 'QUICKBOOKS') AND {live_token()}
 ORDER BY tenant_id, platform, updated_at DESC, id DESC
 """
 

@@ -22,14 +22,15 @@ from reconciler.model.fields import (
     ROW_FIELDS,
     TOKEN_FIELDS,
     WEBHOOK_FIELDS,
+    ActualAccount,
     ActualIntegration,
-    ActualToken,
     ActualWebhook,
     FieldSpec,
     identity_of,
 )
 
 from .read import converter, select_item
+from .row_state import live_token, not_deleted
 
 _ROW_ID, *_ROW_STATE = ROW_FIELDS
 
@@ -76,15 +77,15 @@ _UNPLANNED = tuple(f for f in OAUTH_ACCOUNT_FIELDS if f.column and f not in TOKE
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class StoredAccount(ActualToken):
-    """An active, unrevoked ``oauth_tokens`` row as the plan reads it (never the token).
+class StoredAccount(ActualAccount):
+    """An active, unrevoked ``oauth_tokens`` row as the plan reads it, with every account
+    column (never the token).
 
     Attributes:
         environment_hint: ``metadata.environment`` when the OAuth flow recorded one; tokens
             have no column.
     """
 
-    hubspot_user_id: str | None
     environment_hint: str | None
 
 
@@ -176,7 +177,7 @@ class _Query:
 def _config(table: str, fields: tuple[FieldSpec, ...]) -> _Query:
     """Live rows of a configuration table, in identity order."""
     identity = tuple(f.column or f.name for f in identity_of(fields))
-    return _Query.build(table, (_ROW_ID, *fields, *_ROW_STATE), "deleted_at IS NULL", identity)
+    return _Query.build(table, (_ROW_ID, *fields, *_ROW_STATE), not_deleted(), identity)
 
 
 _INTEGRATIONS = _config("integration_configs", INTEGRATION_FIELDS)
@@ -184,7 +185,7 @@ _WEBHOOKS = _config("webhook_configurations", WEBHOOK_FIELDS)
 _ACCOUNTS = _Query.build(
     "oauth_tokens",
     (*TOKEN_FIELDS, *_UNPLANNED),
-    "is_active AND revoked_at IS NULL",
+    live_token(),
     ("tenant_id", "platform", _ROW_ID.name),
     # The OAuth flow may record the environment; tokens have no column for it.
     extra=(("metadata->>'environment'", "environment_hint"),),

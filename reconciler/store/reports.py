@@ -7,8 +7,8 @@ and half-open circuits per webhook), with soft-deleted rows left out and context
   integrations with their messages and when they were last checked;
 * circuits: per platform the OPEN and HALF_OPEN counts and the average consecutive
   failures (active webhooks), and every webhook whose circuit is not CLOSED, with when an
-  OPEN one becomes eligible for HALF_OPEN (``circuit_opened_at`` +
-  ``circuit_breaker_reset_seconds``; ``reconciler health check`` makes that move).
+  OPEN one becomes eligible for HALF_OPEN (``circuit_opened_at`` plus the webhook's
+  reset time; ``reconciler health check`` makes that move).
 
 Each report is one read-only transaction of a few grouped queries; nothing is written.
 """
@@ -25,11 +25,12 @@ import sqlalchemy as sa
 from reconciler.jsonform import json_form, json_value
 from reconciler.model.enums import CircuitBreakerStatus, HealthStatus, Platform
 
-from .health import DEFAULT_RESET_SECONDS
+from .health import reset_seconds
+from .row_state import SWITCHED_ON, active_live, not_deleted
 
 _PLATFORM = """(cardinality(CAST(:platforms AS text[])) = 0
     OR CAST(platform AS text) = ANY(CAST(:platforms AS text[])))"""
-_ACTIVE = f"is_active = true AND deleted_at IS NULL AND {_PLATFORM}"
+_ACTIVE = f"{active_live()} AND {_PLATFORM}"
 """Active, not deleted rows of the selected platforms."""
 
 _HEALTH_COUNTS = f"""
@@ -64,10 +65,10 @@ GROUP BY platform
 _NOT_CLOSED = f"""
 SELECT tenant_id, platform::text, environment::text, name, circuit_breaker_status::text,
        consecutive_failures, circuit_breaker_threshold, circuit_opened_at,
-       COALESCE(circuit_breaker_reset_seconds, {DEFAULT_RESET_SECONDS}), last_failure_at,
-       is_active
+       {reset_seconds()}, last_failure_at,
+       {SWITCHED_ON}
 FROM webhook_configurations
-WHERE circuit_breaker_status <> 'CLOSED' AND deleted_at IS NULL AND {_PLATFORM}
+WHERE circuit_breaker_status <> 'CLOSED' AND {not_deleted()} AND {_PLATFORM}
 ORDER BY circuit_breaker_status, tenant_id, platform, environment, name
 """
 

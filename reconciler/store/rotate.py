@@ -5,13 +5,13 @@ A rotation works table by table in batches, one transaction per batch::
     SELECT ... WHERE (encryption_key_version < active OR a secret is legacy rcn1)
            ... FOR UPDATE SKIP LOCKED LIMIT n
     decrypt with the row's version, encrypt with the active one (same row and column context)
-    UPDATE ... FROM unnest(...)   -- new ciphertexts, version, row_version + 1, updated_at
+    UPDATE ... FROM unnest(...)   -- new ciphertexts, key version, row version + 1, updated_at
     INSERT the audit rows (one ROTATE entry per row)   -- same transaction
 
 so it is safe while the system is live (rows another transaction holds are skipped, not
 waited for, and picked up by a later run) and resumable after a kill (every committed batch
 stands; running again continues with what is left). Plaintext exists only in memory, one
-value at a time. Bumping ``row_version`` makes any plan saved before the rotation stale, which
+value at a time. Bumping the row's version makes any plan saved before the rotation stale, which
 is right: the rows it pinned have changed.
 
 Fingerprints do not change: they are computed from the plaintext, which rotation keeps.

@@ -20,9 +20,16 @@ import sqlalchemy as sa
 
 from reconciler.errors import StateError
 from reconciler.model.enums import CircuitBreakerStatus, Environment, Platform
-from reconciler.model.fields import INTEGRATION_FIELDS, secrets_of
+from reconciler.model.fields import (
+    HUBSPOT_APP,
+    HUBSPOT_USER,
+    INTEGRATION_FIELDS,
+    LIVEMODE,
+    secrets_of,
+)
 from reconciler.store.database import create_engine, resolve_database_url, translate_db_errors
 from reconciler.store.read import select_item
+from reconciler.store.row_state import TOKEN_ON, not_deleted
 
 _SECRETS = secrets_of(INTEGRATION_FIELDS)
 _PLAIN = tuple(f for f in INTEGRATION_FIELDS if not f.secret)
@@ -33,19 +40,19 @@ SELECT id, {", ".join(map(select_item, _PLAIN))},
 FROM reconciler_active_config(:platform, :environment)
 """
 
-_WEBHOOK_ID = """
+_WEBHOOK_ID = f"""
 SELECT id FROM webhook_configurations
 WHERE tenant_id = current_setting('app.tenant_id', true) AND platform = CAST(:platform AS platform)
-  AND environment = CAST(:environment AS environment) AND name = :name AND deleted_at IS NULL
+  AND environment = CAST(:environment AS environment) AND name = :name AND {not_deleted()}
 """
 
 ACCOUNT_COLUMNS: Final = (
     "stripe_account_id",
     "stripe_user_id",
-    "stripe_livemode",
+    LIVEMODE.column_name,
     "hubspot_portal_id",
-    "hubspot_user_id",
-    "hubspot_app_id",
+    HUBSPOT_USER.column_name,
+    HUBSPOT_APP.column_name,
     "quickbooks_realm_id",
 )
 """The ``oauth_tokens`` columns that identify the connected account of a new token."""
@@ -60,8 +67,8 @@ VALUES (current_setting('app.tenant_id', true), CAST(:platform AS platform), '',
 RETURNING id
 """
 
-_LOCK_CONNECTION = """
-SELECT encryption_key_version, is_active FROM oauth_tokens
+_LOCK_CONNECTION = f"""
+SELECT encryption_key_version, {TOKEN_ON} FROM oauth_tokens
 WHERE tenant_id = current_setting('app.tenant_id', true) AND id = :id
 FOR UPDATE
 """

@@ -14,11 +14,13 @@ import sqlalchemy as sa
 from reconciler.crypto.aead import RCN1, CipherContext
 from reconciler.crypto.legacy_tokens import MANAGED_TOKEN_SQL
 from reconciler.model.enums import AuditAction, EntityType, Environment, Platform, RiskLevel
+from reconciler.model.fields import INTEGRATION_FIELDS, WEBHOOK_FIELDS, FieldSpec, secrets_of
 from reconciler.model.plan import Address, ResourceKind
 from reconciler.store.audit import (
     AuditEntry,
 )
 from reconciler.store.database import is_distributed
+from reconciler.store.row_state import bump_version
 
 REENCRYPTED = "(sensitive, re-encrypted)"
 """What a ROTATE audit row shows as a secret column's new value."""
@@ -114,16 +116,21 @@ class SecretTable:
         return ", ".join(f"{c}, {c}_fingerprint" for c in self.columns)
 
 
+def _secret_columns(fields: tuple[FieldSpec, ...]) -> tuple[str, ...]:
+    """The ciphertext columns of an entity's secrets, in the field table's order."""
+    return tuple(f.column_name for f in secrets_of(fields))
+
+
 SECRET_TABLES: tuple[SecretTable, ...] = (
     SecretTable(
         "integration_configs",
-        ("api_key", "api_secret"),
+        _secret_columns(INTEGRATION_FIELDS),
         "platform::text AS platform, environment::text AS environment, config_type::text AS name",
         EntityType.INTEGRATION_CONFIG,
     ),
     SecretTable(
         "webhook_configurations",
-        ("signing_secret", "auth_token", "auth_password"),
+        _secret_columns(WEBHOOK_FIELDS),
         "platform::text AS platform, environment::text AS environment, name",
         EntityType.WEBHOOK_CONFIGURATION,
     ),
@@ -269,7 +276,7 @@ def write_reencrypted(conn: sa.Connection, table: SecretTable, params: Mapping[s
         sa.text(
             f"UPDATE {table.name} AS t SET "
             + ", ".join(f"{c} = v.{c}" for c in table.columns)
-            + ", encryption_key_version = :active, row_version = t.row_version + 1,"
+            + f", encryption_key_version = :active, {bump_version()},"
             " updated_at = :now"
             f" FROM unnest({arrays})"
             f" AS v(tenant_id, id, {', '.join(table.columns)})"

@@ -5,7 +5,7 @@ binary ``COPY`` into a temporary table (:mod:`reconciler.store.staging`), then m
 ``INSERT ... SELECT`` or ``UPDATE ... FROM`` it. Secrets are encrypted with the keyring's
 active version just before the rows are staged, bound to the fingerprint stored beside them
 (``rcn2``, see ``crypto.aead``); a row whose secrets did not change keeps its ciphertext (and
-key version) untouched. Every write bumps ``row_version`` and is guarded by the version the
+key version) untouched. Every write bumps the row's version and is guarded by the version the
 plan saw, so a row that moved underneath the plan fails the apply instead of being
 overwritten. Runtime-owned columns are only initialised on create (health UNKNOWN, circuit
 CLOSED, next sync from the interval).
@@ -32,6 +32,18 @@ from reconciler.crypto.aead import Cipher
 from reconciler.errors import ApplyFailed, PlanStale
 from reconciler.model.desired import DesiredState
 from reconciler.model.plan import Action, Change, ResourceKind
+from reconciler.store.row_state import (
+    DELETED,
+    MANAGED,
+    REVOKED,
+    SWITCHED_ON,
+    TOKEN_ON,
+    VERSION,
+    bump_version,
+    deleted,
+    not_deleted,
+    version_matches,
+)
 from reconciler.store.staging import cast, stage_rows, staged_type
 from reconciler.store.write_rows import (
     INTEGRATION,
@@ -227,16 +239,16 @@ def _upsert(
     # WHERE before ON CONFLICT: the row filter of a retry names one row (see _locate).
     sql = f"""
         INSERT INTO {table.name} AS t ({", ".join(names)}, {runtime_cols},
-            created_at, updated_at, created_by, updated_by, row_version)
+            created_at, updated_at, created_by, updated_by, {VERSION})
         SELECT {select_cols}, {runtime_values},
             :now, :now, :actor, :actor, 1
         FROM {staged.name} AS v WHERE {{only}}
         ORDER BY v.n
         ON CONFLICT ({", ".join(table.identity)}) DO UPDATE SET {restore},
             {table.runtime_on_restore},
-            deleted_at = NULL, deleted_by = NULL, updated_at = EXCLUDED.updated_at,
-            updated_by = EXCLUDED.updated_by, row_version = t.row_version + 1
-        WHERE t.deleted_at IS NOT NULL
+            {DELETED} = NULL, deleted_by = NULL, updated_at = EXCLUDED.updated_at,
+            updated_by = EXCLUDED.updated_by, {bump_version()}
+        WHERE {deleted("t")}
         RETURNING t.id, {", ".join(f"CAST(t.{n} AS text) AS {n}" for n in table.identity)}
     """
     params = {"now": ctx.now, "actor": ctx.actor}
@@ -283,10 +295,10 @@ def _update(
     source = f"(SELECT {', '.join(values)} FROM {staged.name} AS r) AS v"
     sql = f"""
         UPDATE {table.name} AS t SET {", ".join(sets)},
-            updated_at = :now, updated_by = :actor, row_version = t.row_version + 1
+            updated_at = :now, updated_by = :actor, {bump_version()}
         FROM {source}
-        WHERE t.tenant_id = v.tenant_id AND t.id = v.id AND t.row_version = v.row_version
-          AND t.deleted_at IS NULL AND {{only}}
+        WHERE t.tenant_id = v.tenant_id AND t.id = v.id AND {version_matches()}
+          AND {not_deleted("t")} AND {{only}}
         RETURNING t.id
     """
     now_utc = ctx.now.astimezone(UTC).replace(tzinfo=None)
@@ -302,10 +314,10 @@ def _soft_delete(
         conn, changes, KEYED, tuples(KEYED, keyed_rows(changes)), key=("tenant_id", "id")
     )
     sql = f"""
-        UPDATE {table} AS t SET deleted_at = :now, deleted_by = :actor, is_active = false,
-            updated_at = :now, updated_by = :actor, row_version = t.row_version + 1
+        UPDATE {table} AS t SET {DELETED} = :now, deleted_by = :actor, {SWITCHED_ON} = false,
+            updated_at = :now, updated_by = :actor, {bump_version()}
         FROM {staged.name} AS v
-        WHERE t.tenant_id = v.tenant_id AND t.id = v.id AND t.row_version = v.row_version
+        WHERE t.tenant_id = v.tenant_id AND t.id = v.id AND {version_matches()}
           AND {{only}}
         RETURNING t.id
     """
@@ -318,10 +330,10 @@ def _revoke(conn: sa.Connection, changes: list[Change], ctx: WriteContext) -> li
     columns = [*KEYED, ("reason", "text")]
     staged = _stage(conn, changes, columns, tuples(columns, rows), key=("tenant_id", "id"))
     sql = f"""
-        UPDATE oauth_tokens AS t SET is_active = false, revoked_at = :now, revoked_by = :actor,
-            revoked_reason = v.reason, updated_at = :now, row_version = t.row_version + 1
+        UPDATE oauth_tokens AS t SET {TOKEN_ON} = false, {REVOKED} = :now, revoked_by = :actor,
+            revoked_reason = v.reason, updated_at = :now, {bump_version()}
         FROM {staged.name} AS v
-        WHERE t.tenant_id = v.tenant_id AND t.id = v.id AND t.row_version = v.row_version
+        WHERE t.tenant_id = v.tenant_id AND t.id = v.id AND {version_matches()}
           AND {{only}}
         RETURNING t.id
     """
@@ -332,7 +344,7 @@ def _revoke(conn: sa.Connection, changes: list[Change], ctx: WriteContext) -> li
 def _mark_managed(
     conn: sa.Connection, changes: list[Change], ctx: WriteContext
 ) -> list[WrittenChange]:
-    """Record that a manifest declares these tokens' accounts (``managed_since``).
+    """Record that a manifest declares these tokens' accounts (since when: now).
 
     From then on the token is managed: when its account leaves the manifests, ``--prune``
     revokes it. Token material and the OAuth flow's columns are not touched.
@@ -341,10 +353,10 @@ def _mark_managed(
         conn, changes, KEYED, tuples(KEYED, keyed_rows(changes)), key=("tenant_id", "id")
     )
     sql = f"""
-        UPDATE oauth_tokens AS t SET managed_since = :now, row_version = t.row_version + 1
+        UPDATE oauth_tokens AS t SET {MANAGED} = :now, {bump_version()}
         FROM {staged.name} AS v
-        WHERE t.tenant_id = v.tenant_id AND t.id = v.id AND t.row_version = v.row_version
-          AND t.managed_since IS NULL AND {{only}}
+        WHERE t.tenant_id = v.tenant_id AND t.id = v.id AND {version_matches()}
+          AND t.{MANAGED} IS NULL AND {{only}}
         RETURNING t.id
     """
     result = _execute(conn, sql, {"now": ctx.now}, staged)

@@ -31,6 +31,7 @@ from reconciler.model.fields import (
     secrets_of,
 )
 from reconciler.model.plan import Change, ResourceKind
+from reconciler.store.row_state import VERSION
 
 # -- table descriptions ----------------------------------------------------------------------
 
@@ -219,7 +220,7 @@ def upsert_columns(table: Table) -> list[tuple[str, str]]:
 def update_columns(table: Table) -> list[tuple[str, str]]:
     return [
         ("id", "bigint"),
-        ("row_version", "integer"),
+        (VERSION, "integer"),
         ("secrets_changed", "boolean"),
         *table.columns,
         *secret_types(table),
@@ -257,19 +258,18 @@ def update_rows(
         )
         yield {
             "id": c.row_id,
-            "row_version": c.row_version,
+            VERSION: c.pinned_version,
             "secrets_changed": secrets_changed,
             **table.values(d),
             **secret_cols,
         }
 
 
-KEYED = [("tenant_id", "text"), ("id", "bigint"), ("row_version", "integer")]
+KEYED = [("tenant_id", "text"), ("id", "bigint"), (VERSION, "integer")]
 """The staged columns of a write keyed by the row and the version the plan saw."""
 
 
 def keyed_rows(changes: list[Change]) -> list[dict[str, Any]]:
     return [
-        {"tenant_id": c.address.tenant, "id": c.row_id, "row_version": c.row_version}
-        for c in changes
+        {"tenant_id": c.address.tenant, "id": c.row_id, VERSION: c.pinned_version} for c in changes
     ]

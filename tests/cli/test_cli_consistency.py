@@ -159,3 +159,28 @@ def test_secrets_commands_do_not_import_the_database_driver(tmp_path: Path) -> N
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
     ).stdout.splitlines()
     assert out[-1] == "[]"
+
+
+def test_a_plan_does_not_import_alembic(tmp_path: Path, database_url: str) -> None:
+    """Alembic (and its template engine) is for migrating; the schema check of a plan reads
+    the newest revision from the scripts' headers."""
+    (tmp_path / "manifests" / "tenants" / "acme").mkdir(parents=True)
+    code = (
+        "import sys\n"
+        "from reconciler.cli.main import cli\n"
+        "try:\n"
+        f"    cli.main(['plan', '--database-url', {database_url!r}, '--quiet'])\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code == 0, exc.code\n"
+        "print([m for m in ('sqlalchemy', 'alembic', 'mako') if m in sys.modules])\n"
+    )
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("RECONCILER_")},
+        "PYTHONPATH": str(REPO),
+        "RECONCILER_FINGERPRINT_KEY": "Zm" * 22,
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1] == "['sqlalchemy']"

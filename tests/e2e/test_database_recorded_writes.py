@@ -530,3 +530,79 @@ def test_database_rows_cannot_pass_for_or_hide_keyed_rows(
         h=audit.entry_hash(v1),
     )
     assert [(b.audit_id, b.kind) for b in unkeyed] == [(keyed_b.id, "unkeyed")]
+
+
+def _advisory_locks(conn: sa.Connection) -> int:
+    return int(
+        conn.execute(
+            sa.text(
+                "SELECT count(*) FROM pg_locks"
+                " WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted"
+            )
+        ).scalar_one()
+    )
+
+
+def test_the_database_and_the_reconciler_agree_on_the_fleet_lock_key(seeded: sa.Engine) -> None:
+    with seeded.connect() as conn:
+        key = conn.execute(
+            sa.text(
+                "SELECT ('x' || left(encode(sha256(convert_to('reconciler/audit-chains',"
+                " 'UTF8')), 'hex'), 16))::bit(64)::bigint"
+            )
+        ).scalar_one()
+    assert key == audit.FLEET_CHAIN_LOCK_KEY
+
+
+def test_a_write_to_many_tenants_holds_one_chain_lock_not_one_per_tenant(
+    seeded: sa.Engine,
+) -> None:
+    many = [f"t{i:04d}" for i in range(audit.FLEET_THRESHOLD + 1)]
+    with seeded.begin() as conn:
+        # A write the database records (not marked as audited by the reconciler).
+        conn.execute(
+            sa.text(
+                "INSERT INTO oauth_tokens (tenant_id, platform, access_token)"
+                " SELECT t, 'STRIPE', 'enc:x' FROM unnest(CAST(:t AS text[])) AS t"
+            ),
+            {"t": many},
+        )
+        assert _advisory_locks(conn) == 1
+    with seeded.begin() as conn:
+        audit.mark_audited_write(conn, "many")
+        append_audit_entries(conn, [_entry(t, "m") for t in many], RECONCILER, now=_now(conn))
+        assert _advisory_locks(conn) == 2  # the reconciler's append lock and the fleet lock
+    with seeded.connect() as conn:
+        assert audit.inspect_chains(conn, key=KEY).breaks == []
+
+
+def test_a_write_to_few_tenants_locks_each_under_the_shared_fleet_lock(seeded: sa.Engine) -> None:
+    few = ["acme", "globex", "initech"]
+    with seeded.begin() as conn:
+        append_audit_entries(conn, [_entry(t, "f") for t in few], RECONCILER, now=_now(conn))
+        assert _advisory_locks(conn) == 2 + len(few)
+
+
+def test_a_write_to_many_tenants_waits_for_a_writer_of_any_one(
+    seeded: sa.Engine, service: Service
+) -> None:
+    # None of them is the tenant the service is writing: the fleet lock is what waits.
+    many = [f"t{i:04d}" for i in range(audit.FLEET_THRESHOLD + 1)]
+    busy = service.connect("acme")
+    try:
+        busy.execute("UPDATE integration_configs SET health_status = 'HEALTHY'")  # not committed
+        with seeded.connect() as conn, pytest.raises(LockTimeout, match="audit chain lock"):
+            append_audit_entries(
+                conn,
+                [_entry(t, "w") for t in many],
+                RECONCILER,
+                now=_now(conn),
+                lock_timeout_seconds=0.3,
+            )
+        busy.commit()
+    finally:
+        busy.close()
+    with seeded.begin() as conn:
+        append_audit_entries(conn, [_entry(t, "w") for t in many], RECONCILER, now=_now(conn))
+    with seeded.connect() as conn:
+        assert audit.inspect_chains(conn, key=KEY).breaks == []

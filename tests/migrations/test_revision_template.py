@@ -67,5 +67,27 @@ def test_released_revisions_keep_their_ids_and_order() -> None:
         "approvals",
         "citus_distribution",
         "citus_runtime",
+        "fleet_chain_lock",
     ]
     assert all(not s.branch_labels and not s.dependencies for s in scripts.walk_revisions())
+
+
+def test_the_head_is_read_from_the_scripts_without_running_them(
+    scripts: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shipped = ScriptDirectory.from_config(migrate.alembic_config()).get_current_head()
+    assert migrate.shipped_head() == shipped
+    # A revision made from the template is read the same way; a second head is left to
+    # Alembic (None: the schema check then asks it).
+    location = Path(scripts.get_main_option("script_location") or "")
+    monkeypatch.setattr(migrate, "SCRIPT_LOCATION", location)
+    migrate.shipped_head.cache_clear()
+    try:
+        command.revision(scripts, message="next step", rev_id="next_step")
+        assert migrate.shipped_head() == "next_step"
+        migrate.shipped_head.cache_clear()
+        command.revision(scripts, message="side", rev_id="side", head="base", splice=True)
+        assert len(ScriptDirectory.from_config(scripts).get_heads()) == 2
+        assert migrate.shipped_head() is None
+    finally:
+        migrate.shipped_head.cache_clear()

@@ -13,7 +13,6 @@ subclasses :class:`PlatformRules` and overrides the hooks it needs (the others a
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -31,14 +30,10 @@ EventProblem = tuple[str, str, Severity]
 """``(rule id, message, severity)`` for one event name."""
 
 
-@dataclass(frozen=True, slots=True)
-class AccountIds:
-    """How a declared OAuth account is identified in the desired state."""
-
-    account_id: str
-    stripe_livemode: bool | None = None
-    hubspot_app_id: str | None = None
-    hubspot_user_id: str | None = None
+AccountIds = Mapping[str, Any]
+"""How a declared OAuth account is identified in the desired state: the field table's name
+of the account id and of the platform's own account fields (those with an ``oauth_tokens``
+column) -> value; a field the platform does not have is left out."""
 
 
 class PlatformRules(Protocol):
@@ -48,7 +43,7 @@ class PlatformRules(Protocol):
 
     Attributes:
         platform: the platform this module speaks for.
-        signature_key_hint: what ``signing_secret`` holds (RCN-WH-3's message).
+        signature_key_hint: what the webhook's signing secret holds (RCN-WH-3's message).
         account_id_field: the field of ``oauth_accounts[]`` that identifies an account.
         app_kind: who owns inbound webhooks when they belong to an app rather than a tenant
             ("HubSpot app"), for RCN-WH-10; ``None`` when each tenant owns its endpoints.

@@ -17,6 +17,7 @@ from reconciler.load.file_types import AppEndpoint
 from reconciler.load.findings import Finding
 from reconciler.load.platforms import AccountIds, Environments, EventProblem, PlatformRules
 from reconciler.model.enums import Platform
+from reconciler.model.fields import ACCOUNT_ID, ENDPOINT_URL, HUBSPOT_APP, HUBSPOT_USER
 
 _PROPERTY_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 
@@ -136,18 +137,18 @@ class HubSpotRules(PlatformRules):
             for name, hook in hooks.items() if isinstance(hooks, dict) else ():
                 if not isinstance(hook, dict) or hook.get("type") != "INBOUND":
                     continue
-                url = hook.get("endpoint_url")
+                url = hook.get(ENDPOINT_URL.manifest)
                 for app in apps:
                     if isinstance(url, str):
-                        path = ("environments", env_name, "webhooks", name, "endpoint_url")
+                        path = ("environments", env_name, "webhooks", name, ENDPOINT_URL.manifest)
                         yield AppEndpoint(self.platform, app, env_name, url, path)
 
     def account_ids(self, acct: Any) -> AccountIds:
-        return AccountIds(
-            str(acct.portal_id),
-            hubspot_app_id=str(acct.app_id),
-            hubspot_user_id=str(acct.user_id) if acct.user_id is not None else None,
-        )
+        return {
+            ACCOUNT_ID.name: str(acct.portal_id),
+            HUBSPOT_APP.name: str(acct.app_id),
+            HUBSPOT_USER.name: str(acct.user_id) if acct.user_id is not None else None,
+        }
 
 
 RULES = HubSpotRules()

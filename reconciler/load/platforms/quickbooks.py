@@ -16,6 +16,7 @@ from reconciler.load.file_types import AppEndpoint
 from reconciler.load.findings import FieldPath, Finding
 from reconciler.load.platforms import AccountIds, Environments, EventProblem, PlatformRules
 from reconciler.model.enums import Platform
+from reconciler.model.fields import ACCOUNT_ID, ENDPOINT_URL
 
 
 class QuickBooksRules(PlatformRules):
@@ -63,7 +64,7 @@ class QuickBooksRules(PlatformRules):
                 Finding(
                     "RCN-WH-11",
                     "inbound QuickBooks webhooks belong to the Intuit app: set app_id so every "
-                    "tenant of that app can be checked for the same endpoint_url",
+                    f"tenant of that app can be checked for the same {ENDPOINT_URL.manifest}",
                     path,
                     at_key=True,
                 )
@@ -78,14 +79,14 @@ class QuickBooksRules(PlatformRules):
             for name, hook in hooks.items() if isinstance(hooks, dict) else ():
                 if not isinstance(hook, dict) or hook.get("type") != "INBOUND":
                     continue
-                url = hook.get("endpoint_url")
+                url = hook.get(ENDPOINT_URL.manifest)
                 app = hook.get("app_id")  # any YAML value here, hashable or not
                 if isinstance(app, str) and isinstance(url, str):
-                    path = ("environments", env_name, "webhooks", name, "endpoint_url")
+                    path = ("environments", env_name, "webhooks", name, ENDPOINT_URL.manifest)
                     yield AppEndpoint(self.platform, app, env_name, url, path)
 
     def account_ids(self, acct: Any) -> AccountIds:
-        return AccountIds(acct.realm_id)
+        return {ACCOUNT_ID.name: acct.realm_id}
 
 
 RULES = QuickBooksRules()

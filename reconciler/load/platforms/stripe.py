@@ -15,6 +15,7 @@ from reconciler.load import catalogs
 from reconciler.load.findings import FieldPath, Finding
 from reconciler.load.platforms import AccountIds, EventProblem, PlatformRules
 from reconciler.model.enums import Platform
+from reconciler.model.fields import ACCOUNT_ID, API_KEY, API_SECRET, LIVEMODE, SIGNING_SECRET
 
 
 class StripeRules(PlatformRules):
@@ -69,11 +70,11 @@ class StripeRules(PlatformRules):
 
         The message names at most the key's public prefix (``sk_test_``), never the key.
         """
-        if field == "signing_secret":
+        if field == SIGNING_SECRET.manifest:
             if not plaintext.startswith("whsec_"):
                 return Finding("RCN-WH-3", "does not look like a Stripe signing secret (whsec_...)")
             return None
-        if field not in ("api_key", "api_secret"):
+        if field not in (API_KEY.manifest, API_SECRET.manifest):
             return None
         if plaintext.startswith("pk_"):
             return Finding(
@@ -99,7 +100,7 @@ class StripeRules(PlatformRules):
         return None
 
     def account_ids(self, acct: Any) -> AccountIds:
-        return AccountIds(acct.stripe_account_id, stripe_livemode=acct.livemode)
+        return {ACCOUNT_ID.name: acct.stripe_account_id, LIVEMODE.name: acct.livemode}
 
 
 RULES = StripeRules()

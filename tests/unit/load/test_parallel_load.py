@@ -83,16 +83,17 @@ def test_parallel_load_matches_serial() -> None:
 
 
 def test_a_workers_files_travel_back_in_small_chunks() -> None:
-    """This process keeps its own share in one chunk; the workers' files are cut into
+    """This process keeps its own share in one chunk; each worker's share is cut into
     chunks of at most TRANSFER_FILES, each loaded and sent back alone (a worker never holds
     its whole share, nor this process one huge message), in file order."""
-    from reconciler.load.pool import TRANSFER_FILES, split_chunks
+    from reconciler.load.pool import TRANSFER_FILES, split_chunks, transfer_chunks
 
     files: list[Any] = list(range(3 * TRANSFER_FILES + 5))  # stand-ins for the files
-    chunks = split_chunks(files, 2)
+    shares = split_chunks(files, 3, busy=True)
+    chunks = transfer_chunks(shares)
     assert [f for chunk in chunks for f in chunk] == files
-    assert len(chunks[0]) == -(-len(files) // 2)
-    assert len(chunks) > 2
+    assert chunks[0] == shares[0]
+    assert len(chunks) > len(shares)
     assert all(0 < len(chunk) <= TRANSFER_FILES for chunk in chunks[1:])
-    assert split_chunks(files, 1) == (tuple(files),)
-    assert split_chunks([], 2) == ()
+    assert transfer_chunks(split_chunks(files, 1, busy=False)) == (tuple(files),)
+    assert transfer_chunks(()) == ()

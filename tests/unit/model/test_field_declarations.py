@@ -1,0 +1,80 @@
+"""Code about one field reaches it through its declaration in the field table."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+
+import pytest
+
+from reconciler.core.planner import fingerprint_read_set, read_set
+from reconciler.model.actual import ActualIntegration, ActualState
+from reconciler.model.field_spec import compile_record, lookup
+from reconciler.model.fields import LIVEMODE, ROW_VERSION, row_of, row_ref
+from reconciler.model.plan import VERSION_KEY, Change, RowRef
+from reconciler.store import row_state
+from tests.unit.core.builders import as_actual, integration, state, token
+
+
+def _integration(row_id: int, version: int) -> ActualIntegration:
+    (row,) = as_actual(state(integration())).integrations
+    return replace(row, id=row_id, row_version=version)
+
+
+def test_lookup_reads_a_mapping_key_and_refuses_anything_else() -> None:
+    record = compile_record([("a", lookup("ids", "x")), ("b", lookup("ids", "y"))], params="ids")
+    assert record({"x": 1}) == {"a": 1, "b": None}
+    with pytest.raises(ValueError, match="not a mapping lookup"):
+        lookup("ids", "x') or ('y")
+
+
+def test_read_gets_the_value_by_the_declared_name() -> None:
+    assert LIVEMODE.read(token(stripe_livemode=False)) is False
+
+
+def test_row_of_and_row_ref_give_the_id_and_version_a_plan_pins() -> None:
+    row = _integration(7, 4)
+    assert row_of(row) == (7, 4)
+    assert row_of(None) == (None, None)
+    assert row_ref("integration_configs", row) == RowRef("integration_configs", 7, 4)
+
+
+def test_the_plan_key_of_a_version_is_the_declared_field() -> None:
+    assert ROW_VERSION.name == VERSION_KEY
+    ref = RowRef("oauth_tokens", 3, 9)
+    assert ref.to_dict()[VERSION_KEY] == 9
+    assert ref.key == "oauth_tokens:3:9"
+    change = Change.from_dict(
+        {
+            "resource": {
+                "tenant": "acme",
+                "platform": "STRIPE",
+                "environment": "PRODUCTION",
+                "kind": "integration",
+                "name": "API_KEY",
+            },
+            "action": "update",
+            "fields": [],
+            "risk": {"level": "LOW", "reasons": []},
+            "row_id": 3,
+            VERSION_KEY: 9,
+        }
+    )
+    assert change.pinned_version == 9 == change.to_dict()[VERSION_KEY]
+
+
+def test_read_set_fingerprint_hashes_table_id_and_version() -> None:
+    refs = read_set(ActualState(integrations=(_integration(1, 2),)))
+    assert refs == (RowRef("integration_configs", 1, 2),)
+    # The format saved plans were fingerprinted with: one "table:id:version" line per row.
+    expected = hashlib.sha256(b"integration_configs:1:2\n").hexdigest()
+    assert fingerprint_read_set(refs) == expected
+
+
+def test_store_bookkeeping_sql_names_the_declared_columns() -> None:
+    assert row_state.not_deleted("t") == "t.deleted_at IS NULL"
+    assert row_state.deleted() == "deleted_at IS NOT NULL"
+    assert row_state.active_live() == "is_active AND deleted_at IS NULL"
+    assert row_state.live_token("t") == "t.is_active AND t.revoked_at IS NULL"
+    assert row_state.bump_version() == "row_version = t.row_version + 1"
+    assert row_state.version_matches() == "t.row_version = v.row_version"
