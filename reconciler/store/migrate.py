@@ -40,6 +40,7 @@ from reconciler.store.database import (
     translate_db_errors,
     translate_error,
 )
+from reconciler.store.script_heads import chain_head
 from reconciler.store.tables import APP_ROLE, CI_ROLE, DEPLOY_ROLE
 
 if TYPE_CHECKING:
@@ -107,50 +108,11 @@ def _scripts() -> ScriptDirectory:
     return ScriptDirectory.from_config(alembic_config())
 
 
-_REVISION_LINE = re.compile(
-    r"""^(revision|down_revision): str(?: \| None)? = (None|"[^"\n]+"|'[^'\n]+')$""", re.M
-)
-"""How every script declares itself and its predecessor (see ``script.py.mako``)."""
-
-_BRANCHING = re.compile(r"^(branch_labels|depends_on)\b", re.M)
-"""What only a script outside one plain chain declares."""
-
-
 @functools.cache
 def shipped_head() -> str | None:
-    """The newest revision, read from the scripts' ``revision`` and ``down_revision`` lines
-    without running them; ``None`` unless they form one plain chain (Alembic then decides).
-
-    Alembic reads its scripts by running every one of them, a tenth of a second at the start
-    of every command: the schema check of ``plan`` needs only the name of the newest.
-    """
-    previous: dict[str, str | None] = {}
-    for path in sorted((SCRIPT_LOCATION / "versions").glob("*.py")):
-        if path.name == "__init__.py":
-            continue
-        text = path.read_text()
-        found = _REVISION_LINE.findall(text)
-        lines = {name: None if value == "None" else value[1:-1] for name, value in found}
-        if (
-            len(found) != 2
-            or set(lines) != {"revision", "down_revision"}
-            or _BRANCHING.search(text)
-        ):
-            return None
-        revision = lines["revision"]
-        if revision is None or revision in previous:
-            return None
-        previous[revision] = lines["down_revision"]
-    heads = set(previous) - set(previous.values())
-    if len(heads) != 1:
-        return None
-    (head,) = heads
-    chain: list[str] = []
-    step: str | None = head
-    while step is not None and step in previous and len(chain) <= len(previous):
-        chain.append(step)
-        step = previous[step]
-    return head if step is None and len(chain) == len(previous) else None
+    """The newest revision, read from the scripts without running them (see
+    :func:`~reconciler.store.script_heads.chain_head`); ``None`` when Alembic must decide."""
+    return chain_head(SCRIPT_LOCATION / "versions")
 
 
 def at_shipped_head(connection: sa.Connection) -> bool:
