@@ -38,6 +38,7 @@ import pyrage
 import yaml
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from benchmarks.memory_sampler import children
 from reconciler.sops.codec import aad_for, split_enc
 
 READ_TABLES = ("integration_configs", "webhook_configurations", "oauth_tokens")
@@ -265,65 +266,8 @@ def measure_database(url: str) -> DatabaseFloors:
     return DatabaseFloors(select_rows, select, copy_rows, copy_seconds)
 
 
-_SAMPLER = r"""
-import os, select, sys, time
-
-def rss(pid):
-    # PSS, not RSS: a forked worker shares its parent's pages, which RSS would count twice.
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
-
-def children(pid):
-    found = []
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return found
-    for task in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{task}/children") as f:
-                found.extend(int(c) for c in f.read().split())
-        except OSError:
-            continue
-    return found
-
-target, me = int(sys.argv[1]), os.getpid()
-known = {int(p) for p in sys.argv[2].split(",") if p}
-peak = 0
-while True:
-    total = rss(target)
-    stack = [c for c in children(target) if c not in known and c != me]
-    while stack:
-        pid = stack.pop()
-        total += rss(pid)
-        stack.extend(children(pid))
-    peak = max(peak, total)
-    if select.select([sys.stdin], [], [], 0.25)[0]:
-        break
-times = os.times()
-print(peak, times.user + times.system, flush=True)
-"""
-
-
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return found
-    for task in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{task}/children") as f:
-                found.extend(int(c) for c in f.read().split())
-        except OSError:
-            continue
-    return found
+_SAMPLER = Path(__file__).with_name("memory_sampler.py")
+"""Run by path: it imports nothing but the standard library."""
 
 
 class PeakMemory:
@@ -342,14 +286,14 @@ class PeakMemory:
     """
 
     def __init__(self) -> None:
-        self._known = _children(os.getpid())
+        self._known = children(os.getpid())
         self.peak = 0
         self.cpu = 0.0
         self._process: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> PeakMemory:
         self._process = subprocess.Popen(
-            [sys.executable, "-c", _SAMPLER, str(os.getpid()), ",".join(map(str, self._known))],
+            [sys.executable, str(_SAMPLER), str(os.getpid()), ",".join(map(str, self._known))],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
