@@ -7,8 +7,8 @@ this package is the Python client over it::
     from reconciler.runtime import OAuthAccount, RuntimeClient
 
     with RuntimeClient(url) as client, client.session("acme") as s:   # keys from environment
-        (config,) = s.active_config("STRIPE", "PRODUCTION")
-        key = config.api_key          # Sensitive: masked when printed; .reveal() for the call
+        (config,) = s.active_config("STRIPE", "PRODUCTION")  # one per primary integration
+        # Its secrets are Sensitive: masked when printed, .reveal() only for the call.
         if s.allow_delivery(hook_id):
             ...
         s.record_delivery(hook_id, succeeded=False, error="HTTP 503")

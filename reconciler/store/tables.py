@@ -31,6 +31,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
+from reconciler.model import fields
 from reconciler.model.enums import (
     ApplyOutcome,
     AuditAction,
@@ -46,6 +47,7 @@ from reconciler.model.enums import (
     SyncDirection,
     WebhookType,
 )
+from reconciler.model.field_spec import FieldSpec
 
 metadata = sa.MetaData(
     # Primary keys get PostgreSQL's own default name, so a database created by these
@@ -127,9 +129,13 @@ def _tenant_table(name: str, *items: sa.schema.SchemaItem) -> sa.Table:
     )
 
 
-def _secret(name: str) -> list[sa.Column[Any]]:
-    """A secret: its AES-256-GCM ciphertext and its fingerprint (``<name>_fingerprint``)."""
-    return [sa.Column(name, sa.Text), sa.Column(f"{name}_fingerprint", _FINGERPRINT)]
+def _secret(field: FieldSpec) -> list[sa.Column[Any]]:
+    """A secret field's columns, named by its declaration in :mod:`reconciler.model.fields`:
+    its AES-256-GCM ciphertext and its fingerprint (``<column>_fingerprint``)."""
+    return [
+        sa.Column(field.column_name, sa.Text),
+        sa.Column(field.fingerprint_column, _FINGERPRINT),
+    ]
 
 
 def _counter(name: str, type_: type[sa.Integer] = sa.Integer) -> sa.Column[int]:
@@ -200,8 +206,8 @@ integration_configs = _tenant_table(
     sa.Column("environment", environment_enum, nullable=False),
     sa.Column("is_primary", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("is_active", sa.Boolean, nullable=False, server_default=sa.true()),
-    *_secret("api_key"),
-    *_secret("api_secret"),
+    *_secret(fields.API_KEY),
+    *_secret(fields.API_SECRET),
     sa.Column("encryption_key_version", sa.Integer),
     sa.Column("sync_interval", sa.Integer),  # minutes
     sa.Column("sync_direction", sync_direction_enum),
@@ -245,9 +251,9 @@ webhook_configurations = _tenant_table(
     sa.Column("webhook_type", webhook_type_enum, nullable=False),
     sa.Column("endpoint_url", sa.Text, nullable=False),
     sa.Column("auth_type", auth_type_enum, nullable=False),
-    *_secret("signing_secret"),
-    *_secret("auth_token"),
-    *_secret("auth_password"),
+    *_secret(fields.SIGNING_SECRET),
+    *_secret(fields.AUTH_TOKEN),
+    *_secret(fields.AUTH_PASSWORD),
     sa.Column("encryption_key_version", sa.Integer),
     _jsonb("subscribed_events", _EMPTY_ARRAY),
     sa.Column("retry_max_attempts", sa.Integer),
