@@ -248,39 +248,68 @@ class _Kind:
     """How one kind of configuration object is identified and compared (from the field table)."""
 
     kind: ResourceKind
+    key: Callable[[Any], tuple[Any, ...]]
+    """The identity as a plain tuple ``(tenant, platform, environment, last part)``: the diff
+    matches objects by it and builds an :class:`Address` only for what it reports."""
     name: Callable[[Any], str]
     """The last part of the address (config type or webhook name)."""
     desired_values: Callable[[Any], dict[str, Any]]
     actual_values: Callable[[Any], dict[str, Any]]
     """Reconciled non-secret fields of desired and actual objects."""
-    secrets: tuple[tuple[str, Callable[[Any], Any], Callable[[Any], Any]], ...]
-    """(field, desired getter, actual fingerprint getter) of each secret."""
+    secret_names: tuple[str, ...]
+    desired_secrets: Callable[[Any], tuple[SecretValue | None, ...]]
+    stored_fingerprints: Callable[[Any], tuple[str | None, ...]]
+    """The secrets' names, their desired values, and the stored fingerprints, in one order."""
     set_like: frozenset[str] = frozenset()
     """Fields compared as sets (order carries no meaning)."""
 
     @classmethod
     def of(cls, kind: ResourceKind, fields: tuple[FieldSpec, ...]) -> _Kind:
-        last = identity_of(fields)[-1]
-        label = attrgetter(f"{last.name}.value" if last.kind is Kind.ENUM else last.name)
+        identity = identity_of(fields)
+        last = identity[-1]
+        secrets = secrets_of(fields)
         return cls(
             kind,
-            label,
+            _tuple_getter(*(f.name for f in identity)),
+            attrgetter(f"{last.name}.value" if last.kind is Kind.ENUM else last.name),
             _values_of(fields, desired=True),
             _values_of(fields, desired=False),
-            tuple(
-                (f.name, f.read_desired, attrgetter(f.fingerprint_column))
-                for f in secrets_of(fields)
-            ),
+            tuple(f.name for f in secrets),
+            _tuple_getter(*(f.desired_path for f in secrets)),
+            _tuple_getter(*(f.fingerprint_column for f in secrets)),
             frozenset(f.name for f in fields if f.set_like),
         )
+
+    def address(self, key: tuple[Any, ...], obj: Any) -> Address:
+        """The address of the object whose :attr:`key` is ``key``."""
+        return Address(key[0], key[1], key[2], self.kind, self.name(obj))
+
+
+def _tuple_getter(*paths: str) -> Callable[[Any], tuple[Any, ...]]:
+    """An :func:`operator.attrgetter` of ``paths`` that returns a tuple even for one path."""
+    if len(paths) == 1:
+        one = attrgetter(paths[0])
+        return lambda obj: (one(obj),)
+    return attrgetter(*paths)
 
 
 _INTEGRATIONS = _Kind.of(ResourceKind.INTEGRATION, INTEGRATION_FIELDS)
 _WEBHOOKS = _Kind.of(ResourceKind.WEBHOOK, WEBHOOK_FIELDS)
 
 
-def _address(spec: _Kind, obj: Any) -> Address:
-    return Address(obj.tenant_id, obj.platform, obj.environment, spec.kind, spec.name(obj))
+def _fingerprints(
+    spec: _Kind, d: DesiredIntegration | DesiredWebhook, key: tuple[Any, ...]
+) -> tuple[str | None, ...]:
+    """The keyed fingerprints of ``d``'s secrets (``None`` where it has none)."""
+    out: list[str | None] = []
+    for name, secret in zip(spec.secret_names, spec.desired_secrets(d), strict=True):
+        if secret is not None and secret.fingerprint is None:
+            raise ValueError(
+                f"{spec.address(key, d)} ({d.source.path}) {name}: secret was not decrypted; "
+                "plans need decrypted manifests"
+            )
+        out.append(None if secret is None else secret.fingerprint)
+    return tuple(out)
 
 
 def _diff_objects(
@@ -292,32 +321,27 @@ def _diff_objects(
     sel: Selectors,
 ) -> tuple[list[Change], list[Notice]]:
     """Creates and field-level updates of declared objects; deletes (or notices) of the rest."""
-    rows = {_address(spec, a): a for a in actual}
+    # Matched by plain tuples (hashed in C); most objects of a fleet are unchanged, and only
+    # a change needs its Address.
+    rows = {spec.key(a): a for a in actual}
     changes: list[Change] = []
-    seen: set[Address] = set()
+    seen: set[tuple[Any, ...]] = set()
     for d in desired:
-        addr = _address(spec, d)
-        seen.add(addr)
-        secrets: dict[str, str | None] = {}
-        for n, get, _ in spec.secrets:
-            secret: SecretValue | None = get(d)
-            if secret is not None and secret.fingerprint is None:
-                raise ValueError(
-                    f"{addr} ({d.source.path}) {n}: secret was not decrypted; plans need "
-                    "decrypted manifests"
-                )
-            secrets[n] = None if secret is None else secret.fingerprint
+        key = spec.key(d)
+        seen.add(key)
+        fingerprints = _fingerprints(spec, d, key)
         values = spec.desired_values(d)
-        a = rows.get(addr)
+        a = rows.get(key)
         if a is None or not a.live:
             reason = (
                 "declared in manifests" if a is None else "declared again (restores a deleted row)"
             )
+            created = dict(zip(spec.secret_names, fingerprints, strict=True))
             changes.append(
                 scored_change(
-                    addr,
+                    spec.address(key, d),
                     Action.CREATE,
-                    _created_fields(values, secrets),
+                    _created_fields(values, created),
                     policy,
                     reason=reason,
                     source=d.source.path,
@@ -326,20 +350,23 @@ def _diff_objects(
             )
             continue
         stored_values = spec.actual_values(a)
-        if values == stored_values and list(map(type, values.values())) == list(
-            map(type, stored_values.values())
+        stored = spec.stored_fingerprints(a)
+        if (
+            values == stored_values
+            and list(map(type, values.values())) == list(map(type, stored_values.values()))
+            and fingerprints == stored
+            and not a.doubted
         ):
-            fields = []  # what _field_changes finds for equal values of equal types, sooner
-        else:
-            fields = _field_changes(stored_values, values, spec.set_like)
-        for name, _, stored in spec.secrets:
-            fc = _secret_change(name, stored(a), secrets[name], a.doubted.get(name))
+            continue  # what the field-by-field comparison below finds, sooner
+        fields = _field_changes(stored_values, values, spec.set_like)
+        for name, before, after in zip(spec.secret_names, stored, fingerprints, strict=True):
+            fc = _secret_change(name, before, after, a.doubted.get(name))
             if fc:
                 fields.append(fc)
         if fields:
             changes.append(
                 scored_change(
-                    addr,
+                    spec.address(key, d),
                     Action.UPDATE,
                     fields,
                     policy,
@@ -349,12 +376,12 @@ def _diff_objects(
                 )
             )
     notices: list[Notice] = []
-    for addr, a in rows.items():
-        if addr in seen or not a.live or not sel.matches(a.tenant_id, a.platform):
+    for key, a in rows.items():
+        if key in seen or not a.live or not sel.matches(a.tenant_id, a.platform):
             continue
-        secrets = {n: stored(a) for n, _, stored in spec.secrets}
+        secrets = dict(zip(spec.secret_names, spec.stored_fingerprints(a), strict=True))
         fields = _deleted_fields(spec.actual_values(a), secrets)
-        _undeclared(addr, row_of(a), fields, policy, prune, changes, notices)
+        _undeclared(spec.address(key, a), row_of(a), fields, policy, prune, changes, notices)
     return changes, notices
 
 

@@ -9,8 +9,9 @@ declared is *unmanaged*: reported per tenant and platform, revoked only with
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from operator import attrgetter
 
 from reconciler.core.risk import RiskPolicy, scored_change
 from reconciler.model.actual import ActualToken
@@ -62,10 +63,14 @@ def diff_accounts(
     for d in desired:
         key: _ACCOUNT_KEY = (d.tenant_id, d.platform, d.account_id)
         declared.add(key)
+        found = active.get(key, ())
+        if len(found) > 1:
+            found = sorted(found, key=_token_id)
+        if d.revoke_reason is None and found and _settled(d, found):
+            continue  # the common case at fleet scale: nothing to change or report
         addr = Address(
             d.tenant_id, d.platform, d.environment, ResourceKind.OAUTH_ACCOUNT, d.account_id
         )
-        found = sorted(active.get(key, ()), key=lambda t: t.id)
         if d.revoke_reason is not None:
             for t in found:
                 changes.append(
@@ -103,7 +108,7 @@ def diff_accounts(
         tenant, platform, account = key
         if key in declared or not sel.matches(tenant, platform):
             continue
-        for t in sorted(found, key=lambda t: t.id):
+        for t in sorted(found, key=_token_id):
             name = account or f"token-{t.id}"
             addr = Address(tenant, platform, None, ResourceKind.OAUTH_ACCOUNT, name)
             managed = t.managed or key in ever_managed
@@ -141,6 +146,16 @@ def diff_accounts(
     for (tenant, platform), names in unmanaged.items():
         notices.append(_unmanaged_notice(tenant, platform, names))
     return changes, notices
+
+
+_token_id = attrgetter("id")
+
+
+def _settled(d: DesiredOAuthAccount, found: Sequence[ActualToken]) -> bool:
+    """Whether every token of the declared, connected account ``d`` is managed and, for
+    Stripe, connected in the declared mode (or an unknown one): no change, no notice."""
+    expected = _livemode(d) if d.platform is Platform.STRIPE else None
+    return all(t.managed and (expected is None or _livemode(t) in (None, expected)) for t in found)
 
 
 def _unmanaged_notice(tenant: str, platform: Platform, names: list[str]) -> Notice:
