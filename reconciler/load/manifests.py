@@ -135,7 +135,7 @@ def discover(
     """
     found = Discovery()
     root = root.resolve()
-    seen: set[Path] = set()
+    seen: set[str] = set()
     if selectors is not None:
         check_selectors(selectors)
     if paths:
@@ -156,7 +156,7 @@ def discover(
 
 
 def _discover_start(
-    root: Path, start: Path, selectors: Selectors | None, found: Discovery, seen: set[Path]
+    root: Path, start: Path, selectors: Selectors | None, found: Discovery, seen: set[str]
 ) -> None:
     """Walk ``start`` (the root or ``tenants/<id>``) when it and every directory between it
     and the root are real directories (a linked ``tenants/`` must not lead outside)."""
@@ -181,7 +181,7 @@ def _discover_start(
 
 
 def _discover_path(
-    root: Path, path: Path, selectors: Selectors | None, found: Discovery, seen: set[Path]
+    root: Path, path: Path, selectors: Selectors | None, found: Discovery, seen: set[str]
 ) -> None:
     """A file or directory given on the command line."""
     given = Path(os.path.abspath(path))  # as given, links not followed (for messages)
@@ -216,30 +216,39 @@ def _discover_path(
 
 
 def _walk(
-    root: Path, start: Path, selectors: Selectors | None, found: Discovery, seen: set[Path]
+    root: Path, start: Path, selectors: Selectors | None, found: Discovery, seen: set[str]
 ) -> None:
     """Classify the ``*.yaml``/``*.yml`` files under ``start`` without following links.
 
     File types come from the directory entries (``d_type``): no extra system call per file.
     Depth-first in name order, with a stack rather than recursion (any depth is fine).
     """
-    pending = [start]
+    # Each directory goes with its path relative to the root (None outside it): no path
+    # arithmetic per file.
+    try:
+        start_parts: tuple[str, ...] | None = start.relative_to(root).parts
+    except ValueError:
+        start_parts = None
+    pending = [(start, start_parts)]
     while pending:
-        directory = pending.pop()
+        directory, rel = pending.pop()
         try:
             with os.scandir(directory) as listing:
                 entries = sorted(listing, key=lambda e: e.name)
         except OSError as exc:
             _not_regular(root, directory, f"cannot be listed: {exc.strerror}", found)
             continue
-        subdirectories: list[Path] = []
+        subdirectories: list[tuple[Path, tuple[str, ...] | None]] = []
         for entry in entries:
             if entry.is_dir(follow_symlinks=False):
                 if not entry.name.startswith("."):
-                    subdirectories.append(Path(entry.path))
+                    inner = None if rel is None else (*rel, entry.name)
+                    subdirectories.append((directory / entry.name, inner))
             elif entry.is_file(follow_symlinks=False):
                 if entry.name.endswith(_YAML_SUFFIXES):
-                    _classify(root, Path(entry.path), selectors, found, seen, explicit=False)
+                    parts = None if rel is None else (*rel, entry.name)
+                    file = directory / entry.name  # cheaper than parsing entry.path
+                    _classify(root, file, selectors, found, seen, explicit=False, parts=parts)
             elif entry.name.endswith(_YAML_SUFFIXES) or (
                 # A linked directory would hide (or bring in) a tenant's manifests.
                 entry.is_symlink() and not entry.name.startswith(".") and _links_to_dir(entry)
@@ -313,20 +322,24 @@ def _classify(
     file: Path,
     selectors: Selectors | None,
     found: Discovery,
-    seen: set[Path],
+    seen: set[str],
     *,
     explicit: bool,
+    parts: tuple[str, ...] | None = None,
 ) -> None:
-    if file in seen:
+    """Select ``file`` or record its problem (``parts``: relative to ``root``, if known)."""
+    key = str(file)
+    if key in seen:
         return
-    seen.add(file)
-    try:
-        parts = file.relative_to(root).parts
-    except ValueError:
-        found.problems.append(
-            LayoutProblem(str(file), "RCN-F004", f"not under the manifests root {root}")
-        )
-        return
+    seen.add(key)
+    if parts is None:
+        try:
+            parts = file.relative_to(root).parts
+        except ValueError:
+            found.problems.append(
+                LayoutProblem(str(file), "RCN-F004", f"not under the manifests root {root}")
+            )
+            return
     rel = "/".join(parts)
     if len(parts) == 2 and parts[0] == TEMPLATES_DIR:
         if explicit:
@@ -386,15 +399,10 @@ def list_templates(root: Path) -> list[str]:
 def resolve_chain(
     first: str, next_of: Mapping[str, str | None], known: Iterable[str]
 ) -> tuple[list[str], str | None]:
-    """Follow template names from ``first``.
+    """Follow template names from ``first`` (the name a manifest gives) through ``next_of``
+    (template name -> the template it names, or ``None``) among the ``known`` templates.
 
-    Args:
-        first: the name a manifest gives.
-        next_of: template name -> the template it names (``None`` when it names none).
-        known: names of templates that exist.
-
-    Returns:
-        The chain, nearest first, and a problem message (unknown or cyclic) or ``None``.
+    Returns the chain, nearest first, and a problem message (unknown or cyclic) or ``None``.
     """
     names = set(known)
     chain: list[str] = []
@@ -460,14 +468,6 @@ def lookup(doc: Any, path: Sequence[str | int], default: Any) -> Any:
                 return default
         elif not (isinstance(node, list) and isinstance(element, int) and 0 <= element < len(node)):
             return default
-        node = node[element]
-    return node
-
-
-def get_path(doc: Any, path: Sequence[str | int]) -> Any:
-    """The value at ``path`` (which must exist)."""
-    node = doc
-    for element in path:
         node = node[element]
     return node
 
