@@ -108,8 +108,18 @@ class CipherContext:
         return _json([_AAD_V2, *fields, fingerprint])
 
     def binding(self, fingerprint: str, version: int) -> bytes:
-        """The start of a binding tag's message (the sealed bytes follow it)."""
-        return _json([self.table, self.column, self.tenant_id, self.row_key, fingerprint, version])
+        """The start of a binding tag's message (the sealed bytes follow it): the JSON array
+        ``[table, column, tenant_id, row_key, fingerprint, version]``, as :func:`_json` writes
+        it (spelled out here: a plan checks the binding of every stored secret)."""
+        if type(version) is not int:
+            return _json(
+                [self.table, self.column, self.tenant_id, self.row_key, fingerprint, version]
+            )
+        q = _encode_string
+        return (
+            f"[{q(self.table)},{q(self.column)},{q(self.tenant_id)},{q(self.row_key)},"
+            f"{q(fingerprint)},{int.__repr__(version)}]"
+        ).encode()
 
     def describe(self) -> str:
         """``table.column tenant=T row=R`` for error messages (holds no secret)."""

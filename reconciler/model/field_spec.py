@@ -194,6 +194,13 @@ def lookup(mapping: str, key: str) -> str:
     return f"{mapping}.get({key!r})"
 
 
+def item(sequence: str, position: int) -> str:
+    """The expression reading ``sequence[position]``; ``sequence`` must be an identifier."""
+    if not sequence.isidentifier() or type(position) is not int:
+        raise ValueError(f"not an item: {sequence!r}[{position!r}]")
+    return f"{sequence}[{position}]"
+
+
 def call(helper: str, expression: str) -> str:
     """``helper(expression)``; ``helper`` must be an identifier (``""``: no call)."""
     if not helper:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 import json
 import json.scanner
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from types import MappingProxyType
@@ -32,6 +32,7 @@ from reconciler.model.actual import (
     ActualWebhook,
     SecretDoubt,
 )
+from reconciler.model.field_spec import call, compile_record, item
 from reconciler.model.fields import (
     ACCOUNT_ID,
     INTEGRATION_FIELDS,
@@ -117,7 +118,8 @@ class _Reader:
     driver_sql: str
     """``sql`` with psycopg's placeholders, for :meth:`rows`."""
     labels: tuple[str, ...]
-    converters: tuple[tuple[str, Callable[[Any], Any]], ...]
+    record: Callable[[Sequence[Any]], dict[str, Any]]
+    """A row's values by label, converted to the model's types (compiled from the labels)."""
     identity: tuple[str, ...]
     """Fields binding a ciphertext to its row (their labels are the context's parts)."""
     secrets: tuple[tuple[str, str, str], ...]
@@ -142,21 +144,25 @@ class _Reader:
         if secrets_too:
             items.append(_KEY_VERSION)
             labels.append(_KEY_VERSION)
-        converters = []
-        for spec in fields:
-            convert = None if spec.secret else converter(spec)
-            if convert is not None:
-                converters.append((spec.name, convert))
+        # One generated dict display per row (positions come from the SELECT list built
+        # above, never written by hand): a loop over labels and converters costs twice as much.
+        helpers = {f"convert_{spec.name}": converter(spec) for spec in fields if not spec.secret}
+        helpers = {name: convert for name, convert in helpers.items() if convert is not None}
+        expressions = []
+        for position, label in enumerate(labels):
+            helper = f"convert_{label}" if f"convert_{label}" in helpers else ""
+            expressions.append((label, call(helper, item("row", position))))
+        record = compile_record(expressions, helpers, "row")
         sql = f"SELECT {', '.join(items)}\nFROM {table} WHERE {_WHERE}"
         driver_sql = sql
         for name in _PARAMS:
             driver_sql = driver_sql.replace(f":{name} ", f"%({name})s ")
         assert "%" not in sql and ":t" not in driver_sql.replace("::text", "")
         identity = tuple(f.name for f in identity_of(fields) if f.column is not None)
-        return cls(sql, driver_sql, tuple(labels), tuple(converters), identity, tuple(secrets))
+        return cls(sql, driver_sql, tuple(labels), record, identity, tuple(secrets))
 
     def rows(self, conn: sa.Connection, params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-        labels, converters = self.labels, self.converters
+        record, width = self.record, len(self.labels)
         # psycopg's own cursor, in the connection's transaction: SQLAlchemy's result rows
         # cost more than the values they carry, and JSON is read by _json_loads.
         driver = conn.connection.driver_connection
@@ -168,10 +174,9 @@ class _Reader:
             # values (ciphertexts included) would live beside the objects made of them.
             while batch := cursor.fetchmany(_FETCH_ROWS):
                 for row in batch:
-                    values = dict(zip(labels, row, strict=True))
-                    for name, convert in converters:
-                        values[name] = convert(values[name])
-                    yield values
+                    if len(row) != width:
+                        raise ValueError(f"expected {width} columns, got {len(row)}")
+                    yield record(row)
 
 
 _FETCH_ROWS = 2000
@@ -240,9 +245,10 @@ def _doubts(
     out: dict[str, SecretDoubt] | None = None
     for column, stored_label, fingerprint_label in reader.secrets:
         stored = values.pop(stored_label)
-        doubt = check_binding(
-            fingerprinter, stored, values[fingerprint_label], version, context(column)
-        )
+        fingerprint = values[fingerprint_label]
+        if stored is None and fingerprint is None:
+            continue  # nothing stored: nothing to doubt (and no context to make)
+        doubt = check_binding(fingerprinter, stored, fingerprint, version, context(column))
         if doubt is not None:
             out = out or {}
             out[column] = doubt
