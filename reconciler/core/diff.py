@@ -256,6 +256,10 @@ class _Kind:
     desired_values: Callable[[Any], dict[str, Any]]
     actual_values: Callable[[Any], dict[str, Any]]
     """Reconciled non-secret fields of desired and actual objects."""
+    desired_raw: Callable[[Any], tuple[Any, ...]]
+    actual_raw: Callable[[Any], tuple[Any, ...]]
+    """The same fields as they are held, unconverted: equal values of equal types need no
+    conversion to compare equal."""
     secret_names: tuple[str, ...]
     desired_secrets: Callable[[Any], tuple[SecretValue | None, ...]]
     stored_fingerprints: Callable[[Any], tuple[str | None, ...]]
@@ -274,6 +278,8 @@ class _Kind:
             attrgetter(f"{last.name}.value" if last.kind is Kind.ENUM else last.name),
             _values_of(fields, desired=True),
             _values_of(fields, desired=False),
+            _tuple_getter(*(f.desired_path for f in plain_of(fields))),
+            _tuple_getter(*(f.name for f in plain_of(fields))),
             tuple(f.name for f in secrets),
             _tuple_getter(*(f.desired_path for f in secrets)),
             _tuple_getter(*(f.fingerprint_column for f in secrets)),
@@ -330,8 +336,16 @@ def _diff_objects(
         key = spec.key(d)
         seen.add(key)
         fingerprints = _fingerprints(spec, d, key)
-        values = spec.desired_values(d)
         a = rows.get(key)
+        if a is not None and a.live and fingerprints == spec.stored_fingerprints(a):
+            held, stored_held = spec.desired_raw(d), spec.actual_raw(a)
+            if (
+                held == stored_held
+                and tuple(map(type, held)) == tuple(map(type, stored_held))
+                and not a.doubted
+            ):
+                continue  # unchanged, as most objects of a fleet are
+        values = spec.desired_values(d)
         if a is None or not a.live:
             reason = (
                 "declared in manifests" if a is None else "declared again (restores a deleted row)"
@@ -351,13 +365,6 @@ def _diff_objects(
             continue
         stored_values = spec.actual_values(a)
         stored = spec.stored_fingerprints(a)
-        if (
-            values == stored_values
-            and list(map(type, values.values())) == list(map(type, stored_values.values()))
-            and fingerprints == stored
-            and not a.doubted
-        ):
-            continue  # what the field-by-field comparison below finds, sooner
         fields = _field_changes(stored_values, values, spec.set_like)
         for name, before, after in zip(spec.secret_names, stored, fingerprints, strict=True):
             fc = _secret_change(name, before, after, a.doubted.get(name))
