@@ -52,6 +52,7 @@ from typing import Any
 import reconciler
 from reconciler.model.desired import DesiredState
 from reconciler.model.enums import Platform
+from reconciler.model.field_spec import call, compile_call, item
 from reconciler.model.fields import DESIRED_ENTITIES, FieldSpec, Kind, RetryPolicy
 from reconciler.model.values import SecretValue, Source
 
@@ -97,10 +98,9 @@ class _Coder:
 
     encoders: tuple[tuple[Callable[[Any], Any], Callable[[Any], Any] | None], ...]
     """(getter from the desired object, encoder or None) per position."""
-    decoders: tuple[tuple[int, Callable[[Any], Any]], ...]
-    """(position, decoder) of the positions that need one."""
-    nested: tuple[tuple[int, int], ...]
-    """(start, stop) of each run of positions that make one nested value (a retry policy)."""
+    decode_row: Callable[[tuple[Any, ...]], Any]
+    """A cached row (its positions, then the source path) back into the desired object;
+    each run of positions that makes one nested value becomes a retry policy."""
 
 
 @cache
@@ -135,7 +135,17 @@ def _coders() -> tuple[_Coder, ...]:
                     nested.append((i, i + 1))
         if [*attributes, "source"] != [f.name for f in dataclasses.fields(make)]:
             raise AssertionError(f"the field table and {make.__name__} disagree")
-        out.append(_Coder(tuple(encoders), tuple(decoders), tuple(nested)))
+        helpers: dict[str, object] = {f"decode_{i}": dec for i, dec in decoders}
+        arguments = [
+            call(f"decode_{i}" if f"decode_{i}" in helpers else "", item("row", i))
+            for i in range(len(fields))
+        ]
+        for start, stop in reversed(nested):
+            arguments[start:stop] = [call("RetryPolicy", ", ".join(arguments[start:stop]))]
+        arguments.append(call("Source", item("row", len(fields))))
+        helpers.update(make=make, RetryPolicy=RetryPolicy, Source=Source)
+        decode_row = compile_call("make", arguments, helpers, "row")
+        out.append(_Coder(tuple(encoders), decode_row))
     return tuple(out)
 
 
@@ -176,22 +186,12 @@ def decode_state(hit: CachedFile) -> DesiredState:
     The positions are the field table's order, which is the order of the desired objects'
     attributes (checked once); a webhook's four retry positions make its retry policy.
     """
-    made: list[tuple[Any, ...]] = []
-    for rows, coder, (_, make) in zip(
-        (hit.integrations, hit.webhooks, hit.accounts), _coders(), DESIRED_ENTITIES, strict=True
-    ):
-        decoders, nested = coder.decoders, coder.nested[::-1]
-        objects = []
-        for row in rows:
-            values = list(row)
-            for i, dec in decoders:
-                values[i] = dec(values[i])
-            source = Source(values.pop())
-            for start, stop in nested:
-                values[start:stop] = [RetryPolicy(*values[start:stop])]
-            objects.append(make(*values, source))
-        made.append(tuple(objects))
-    integrations, webhooks, accounts = made
+    integrations, webhooks, accounts = (
+        tuple(map(coder.decode_row, rows))
+        for rows, coder in zip(
+            (hit.integrations, hit.webhooks, hit.accounts), _coders(), strict=True
+        )
+    )
     tenants = frozenset({hit.tenant}) if hit.tenant else frozenset()
     return DesiredState(integrations, webhooks, accounts, tenants)
 

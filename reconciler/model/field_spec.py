@@ -210,6 +210,20 @@ def call(helper: str, expression: str) -> str:
     return f"{helper}({expression})"
 
 
+def compile_call(
+    callee: str, arguments: Sequence[str], helpers: Mapping[str, object], params: str = "obj"
+) -> Callable[..., Any]:
+    """A function ``(params) -> callee(*arguments)`` compiled once from the field table, as
+    :func:`compile_record` compiles a dict display (the arguments built the same way)."""
+    if not callee.isidentifier() or not all(p.strip().isidentifier() for p in params.split(",")):
+        raise ValueError(f"not a callee and parameters: {callee!r}, {params!r}")
+    source = f"def made({params}):\n    return {callee}({', '.join(arguments)})\n"
+    namespace: dict[str, Any] = dict(helpers)
+    exec(source, namespace)  # noqa: S102 - only identifiers from the table reach the source
+    made: Callable[..., Any] = namespace["made"]
+    return made
+
+
 def compile_record(
     items: Sequence[tuple[str, str]],
     helpers: Mapping[str, object] | None = None,
