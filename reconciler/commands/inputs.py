@@ -169,14 +169,16 @@ def with_plaintext(
         return any(s is not None and s.value is None for s in secrets)
 
     objects: list[DesiredIntegration | DesiredWebhook] = [*desired.integrations, *desired.webhooks]
-    by_address = {str(o.address): o for o in objects}
-    needed = {
-        by_address[str(c.address)].source.path
-        for c in plan.changes
-        if str(c.address) in by_address
-        and (c.action is Action.CREATE or any(f.sensitive for f in c.fields))
-        and missing(by_address[str(c.address)])
-    }
+    by_address = {o.address: o for o in objects}
+    needed: set[str] = set()
+    for c in plan.changes:
+        declared = by_address.get(c.address)
+        if (
+            declared is not None
+            and (c.action is Action.CREATE or any(f.sensitive for f in c.fields))
+            and missing(declared)
+        ):
+            needed.add(declared.source.path)
     if not needed:
         return desired
     root = manifests_dir.resolve()
