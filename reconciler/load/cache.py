@@ -375,10 +375,11 @@ def _encode_entry(rel: str, key: bytes, value: CachedFile) -> bytes:
     return json.dumps(row, separators=(",", ":"), allow_nan=False).encode("ascii")
 
 
-def entry_key(display: str, data: bytes, templates_digest: bytes) -> bytes:
-    """The key of one file's entry (see the module docstring)."""
+def entry_key(display: str, file_hash: bytes, templates_digest: bytes) -> bytes:
+    """The key of one file's entry (see the module docstring); ``file_hash``: the SHA-256
+    of the file's bytes (which the manifests digest takes too)."""
     h = hashlib.sha256(code_fingerprint())
-    h.update(display.encode() + b"\0" + hashlib.sha256(data).digest() + templates_digest)
+    h.update(display.encode() + b"\0" + file_hash + templates_digest)
     return h.digest()
 
 

@@ -300,10 +300,11 @@ def _load_batch(
     chunk has an error). A function of its own so that every intermediate form of the
     batch's files is freed when it returns."""
     diagnostics = decryption.diagnostics
-    batch: list[tuple[FileResult, bytes]] = []
+    batch: list[tuple[FileResult, bytes, bytes]] = []
     for manifest in manifests:
         data = mf.read_file(manifest.path)
-        hashes.append((manifest.rel, sha256(data)))
+        file_hash = sha256(data)
+        hashes.append((manifest.rel, file_hash))
         job = FileJob(
             manifest.rel, inputs.prefix + manifest.rel, data, manifest.tenant, manifest.platform
         )
@@ -311,15 +312,15 @@ def _load_batch(
         used.update(result.chain)
         diagnostics.extend(result.diagnostics)
         endpoints.extend((e, result.rel, result.display) for e in result.endpoints)
-        batch.append((result, data))
+        batch.append((result, data, file_hash))
         if inputs.progress is not None and inputs.pid == os.getpid():
             inputs.progress.advance(1)
-    secrets = [decryption.file(result, data) for result, data in batch]
+    secrets = [decryption.file(result, data) for result, data, _ in batch]
     built: list[_Built] = []
     if diagnostics.error_count == 0:  # after an error the chunk's pieces are not used
-        for (result, data), plain in zip(batch, secrets, strict=True):
+        for (result, _, file_hash), plain in zip(batch, secrets, strict=True):
             key = (
-                entry_key(result.display, data, inputs.templates_digest)
+                entry_key(result.display, file_hash, inputs.templates_digest)
                 if inputs.cache is not None
                 else b""
             )

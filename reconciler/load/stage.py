@@ -227,13 +227,15 @@ def _cache_hits(
     hashes: list[tuple[str, bytes]] = []
     misses: list[mf.ManifestFile] = []
     for manifest in manifests:
-        data = mf.read_file(manifest.path)
-        hit = cache.get(manifest.rel, entry_key(prefix + manifest.rel, data, digest_of_templates))
+        file_hash = sha256(mf.read_file(manifest.path))
+        hit = cache.get(
+            manifest.rel, entry_key(prefix + manifest.rel, file_hash, digest_of_templates)
+        )
         if hit is None:
             misses.append(manifest)
         else:
             hits[manifest.rel] = hit
-            hashes.append((manifest.rel, sha256(data)))
+            hashes.append((manifest.rel, file_hash))
     return hits, hashes, tuple(misses)
 
 
