@@ -41,9 +41,7 @@ class _Recording(Progress):
 def test_reading_and_applying_count_rows(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
     for tenant in ("acme", "globex"):
         ws.write(tenant, "stripe", stripe_manifest(tenant))
-    monkeypatch.chdir(ws.root)
-    for name, value in ws.env.items():
-        monkeypatch.setenv(name, value)
+    ws.enter(monkeypatch)
     monkeypatch.setattr(progress, "LIVE_AFTER", 0)  # draw the bar at once
     # A terminal as people have one: CI runs set CI, which turns the bar off.
     monkeypatch.delenv("CI", raising=False)

@@ -37,9 +37,7 @@ def forked(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     the names of the threads each read of the actual state ran in."""
     for tenant in TENANTS:
         ws.write(tenant, "stripe", stripe_manifest(tenant))
-    monkeypatch.chdir(ws.root)
-    for name, value in ws.env.items():
-        monkeypatch.setenv(name, value)
+    ws.enter(monkeypatch)
     commands.apply(manifests_dir=Path("manifests"), settings=load_settings())
     monkeypatch.setattr(pool, "PARALLEL_MIN_FILES", 1)
     monkeypatch.setenv(pool.WORKERS_ENV, "2")

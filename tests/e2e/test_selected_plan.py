@@ -46,9 +46,7 @@ def fleet(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> Workspace:
     """Eight tenants applied (and the manifest cache filled by a plan of all of them)."""
     for tenant in TENANTS:
         ws.write(tenant, "stripe", stripe_manifest(tenant))
-    monkeypatch.chdir(ws.root)
-    for name, value in ws.env.items():
-        monkeypatch.setenv(name, value)
+    ws.enter(monkeypatch)
     commands.apply(manifests_dir=Path("manifests"), settings=load_settings())
     assert not commands.plan(manifests_dir=Path("manifests"), settings=load_settings()).plan.changes
     return ws

@@ -11,12 +11,15 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pyrage
 import yaml
 from sqlalchemy.engine import make_url
+
+if TYPE_CHECKING:
+    import pytest
 
 SECRET_FIELDS = "^(api_key|api_secret|signing_secret|auth_token|auth_password)$"
 
@@ -136,6 +139,13 @@ class Workspace:
             capture_output=True,
         )
         return path
+
+    def enter(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Work in the workspace from this process (tests of the Python API): its directory
+        becomes the working directory and its keys and database the environment."""
+        monkeypatch.chdir(self.root)
+        for name, value in self.env.items():
+            monkeypatch.setenv(name, value)
 
     def remove(self, tenant: str, platform: str) -> None:
         (self.root / "manifests" / "tenants" / tenant / f"{platform}.yaml").unlink()
