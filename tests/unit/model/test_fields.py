@@ -9,6 +9,7 @@ import pytest
 from reconciler.core.risk import RULES
 from reconciler.model.actual import ActualIntegration, ActualToken, ActualWebhook
 from reconciler.model.desired import DesiredIntegration, DesiredOAuthAccount, DesiredWebhook
+from reconciler.model.field_spec import compile_call, item
 from reconciler.model.fields import (
     FIELD_RULES,
     INTEGRATION_FIELDS,
@@ -85,3 +86,14 @@ def test_compiled_records_take_only_attribute_paths() -> None:
         attribute_path("x) or (y")
     with pytest.raises(ValueError, match="not a helper name"):
         call("f(1)", "obj.x")
+
+
+def test_compiled_calls_take_items_and_helpers_only() -> None:
+    made = compile_call(
+        "pair", [item("row", 1), call("abs", item("row", 0))], {"pair": divmod}, "row"
+    )
+    assert made((-3, 17)) == (5, 2)  # divmod(row[1], abs(row[0])): in the order given
+    with pytest.raises(ValueError, match="not an item"):
+        item("row) or (x", 0)
+    with pytest.raises(ValueError, match="not a callee"):
+        compile_call("f(1)", [], {})
