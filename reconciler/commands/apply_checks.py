@@ -38,19 +38,20 @@ def authorize_plan(
     author: str | None,
     performer: str,
     allow_risk: RiskLevel | None,
-    digest: str | None = None,
+    digest_of: Callable[[Plan], str] = plan_digest,
 ) -> tuple[Authorization, RiskLevel, str | None]:
     """How ``p`` is authorized, the risk level that allows, and what is missing (if anything).
 
     Missing: changes need approvals, there are not enough, and no explicit ``allow_risk``
     covers them (break-glass). The risk level is then the plan's highest, so that the policy
-    gate reports only what approvals cannot lift (the breakers) beside it. ``digest``:
-    ``plan_digest(p)`` when the caller has it.
+    gate reports only what approvals cannot lift (the breakers) beside it. ``digest_of``
+    makes the plan's digest (:func:`plan_digest`, or the caller's memo of it); it is called
+    only when some change needs approval (a fleet-wide digest costs seconds).
     """
     gated = needing_approval(p, settings.approval_level)
     if not gated:
         return Authorization(0), RiskLevel.LOW, None
-    found = approvals_for(conn, [digest if digest is not None else plan_digest(p)])
+    found = approvals_for(conn, [digest_of(p)])
     auth = count_approvals(
         ((a.id, a.approved_by, a.plan_author) for a in found),
         needed=settings.approvals_required,

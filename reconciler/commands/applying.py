@@ -27,7 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.clock import SYSTEM, Clock, now_utc, rfc3339
-from reconciler.commands.apply_audit import audit_extra, prepare_apply, write_and_audit
+from reconciler.commands.apply_audit import (
+    PlanDigests,
+    audit_extra,
+    prepare_apply,
+    write_and_audit,
+)
 from reconciler.commands.apply_checks import (
     authorize_plan,
     check_saved_plan_matches,
@@ -41,7 +46,6 @@ from reconciler.commands.inputs import (
     with_plaintext,
 )
 from reconciler.commands.notifications import announce
-from reconciler.commands.planning import plan_digest
 from reconciler.commands.preflight import check_manifests
 from reconciler.commands.verification import verify_connections
 from reconciler.context import (
@@ -288,7 +292,7 @@ def _apply(
         )
     # The directory first: a run in the wrong place must not start a database.
     check_manifests(manifests_dir, selectors, prune=True)
-    with open_database(database_url, progress) as db:
+    with open_database(database_url, progress) as db, PlanDigests() as digests:
         keyring, fingerprint = load_keys_for_target(db.target, env, stderr=notes_stream(progress))
         audit_key = load_audit_key(db.target, env, create=True, stderr=notes_stream(progress))
         # Only this first, unlocked read overlaps the load: what is written is re-checked
@@ -328,16 +332,6 @@ def _apply(
         # Decrypt before BEGIN what the cache left as fingerprints and the writes need.
         desired = with_plaintext(desired, current, manifests_dir, fingerprint, progress)
 
-        digests: dict[int, tuple[Plan, str]] = {}
-
-        def digest_of(p: Plan) -> str:
-            """``plan_digest(p)``, computed once per plan (the approvals, twice, and the
-            ``apply_runs`` row need it), and before the transaction for the plan made here."""
-            known = digests.get(id(p))
-            if known is None or known[0] is not p:
-                known = digests[id(p)] = (p, plan_digest(p))
-            return known[1]
-
         def authorize(conn: Connection, p: Plan) -> Authorization:
             """Approvals of ``p``'s digest, then the policy gate with what they allow."""
             auth, permitted, missing = authorize_plan(
@@ -347,7 +341,7 @@ def _apply(
                 author=author,
                 performer=performer,
                 allow_risk=allow_risk,
-                digest=digest_of(p),
+                digest_of=digests.of,
             )
             seen.approval_needed = missing is not None
             try:
@@ -388,6 +382,7 @@ def _apply(
             with translate_db_errors(), db.engine.connect() as conn, conn.begin():
                 set_statement_timeout(conn, settings.statement_timeout_seconds)
                 mark_audited_write(conn, f"apply {run_id}")  # audited below, keyed: not twice
+                digests.start(current)  # encoded while this waits on the database
                 with progress.stage("Waiting for the apply lock"):
                     acquire_xact_lock(
                         conn,
@@ -440,7 +435,7 @@ def _apply(
                         dirty,
                         extra,
                         on_written=stage.advance,
-                        digest=digest_of(current),
+                        digest=digests.start(current),
                         prepared=prepared,
                     )
                     if dry_run:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from reconciler.commands.planning import plan_digest
-from tests.unit.render.sample_plans import mixed_plan
+from tests.unit.render.sample_plans import many_tenants_plan, mixed_plan
 
 
 def test_locations_do_not_change_the_digest() -> None:
@@ -44,3 +44,38 @@ def test_the_digest_is_the_hash_of_the_changes_json() -> None:
             sort_keys=True,
         ).encode()
         assert plan_digest(plan) == hashlib.sha256(body).hexdigest()
+
+
+def test_an_apply_computes_each_plans_digest_once_beside_its_work() -> None:
+    import sys
+
+    from reconciler.commands.apply_audit import PlanDigests
+
+    plan, other = mixed_plan(), many_tenants_plan(3)
+    interval = sys.getswitchinterval()
+    with PlanDigests() as digests:
+        started = digests.start(plan)
+        assert digests.start(plan) is started  # once per plan
+        assert digests.of(plan) == plan_digest(plan)
+        assert digests.of(other) == plan_digest(other)
+    assert sys.getswitchinterval() == interval  # shortened only while a digest is encoded
+
+
+def test_authorizing_a_plan_nothing_in_which_needs_approval_needs_no_digest() -> None:
+    """A fleet-wide digest costs seconds: it is made only to look approvals up."""
+    from reconciler.commands.apply_checks import authorize_plan
+    from reconciler.settings import Settings
+
+    def no_digest(_plan: object) -> str:
+        raise AssertionError("digest computed")
+
+    auth, _, missing = authorize_plan(
+        None,  # type: ignore[arg-type]  # no approvals to look up: never connects
+        many_tenants_plan(3),
+        Settings(),
+        author="a",
+        performer="a",
+        allow_risk=None,
+        digest_of=no_digest,
+    )
+    assert missing is None and not auth.needed
