@@ -34,7 +34,7 @@ from typing import Any
 
 from reconciler.core.breakers import mass_deletions, mass_revocations
 from reconciler.core.diff_accounts import diff_accounts
-from reconciler.core.risk import RiskPolicy, scored_change
+from reconciler.core.risk import RiskPolicy, field_change, scored_change
 from reconciler.model.actual import (
     ActualIntegration,
     ActualState,
@@ -227,16 +227,16 @@ def _values_of(fields: tuple[FieldSpec, ...], desired: bool) -> Callable[[Any], 
 def _created_fields(
     values: Mapping[str, Any], secrets: Mapping[str, str | None]
 ) -> list[FieldChange]:
-    out = [FieldChange(k, None, _plain(v)) for k, v in values.items() if v not in (None, {}, [])]
-    out += [FieldChange(k, None, SENSITIVE_MASK, True) for k, fp in secrets.items() if fp]
+    out = [field_change(k, None, _plain(v)) for k, v in values.items() if v not in (None, {}, [])]
+    out += [field_change(k, None, SENSITIVE_MASK, True) for k, fp in secrets.items() if fp]
     return out
 
 
 def _deleted_fields(
     values: Mapping[str, Any], secrets: Mapping[str, str | None]
 ) -> list[FieldChange]:
-    out = [FieldChange(k, _plain(v), None) for k, v in values.items() if v not in (None, {}, [])]
-    out += [FieldChange(k, SENSITIVE_MASK, None, True) for k, fp in secrets.items() if fp]
+    out = [field_change(k, _plain(v), None) for k, v in values.items() if v not in (None, {}, [])]
+    out += [field_change(k, SENSITIVE_MASK, None, True) for k, fp in secrets.items() if fp]
     return out
 
 

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from reconciler.model.enums import Environment, RiskLevel
@@ -149,6 +150,8 @@ class RiskPolicy:
 
 
 def _combine(reasons: list[RiskReason]) -> Risk:
+    if len(reasons) == 1:  # every create, delete and revocation: nothing to order
+        return Risk(reasons[0].level, (reasons[0],))
     unique: dict[str, RiskReason] = {}
     for r in reasons:
         unique.setdefault(r.code, r)
@@ -216,10 +219,12 @@ def scored_change(
     ``row``: the id and version of the row the change is about
     (:func:`~reconciler.model.fields.row_of`).
     """
-    ordered = tuple(_shared_field(f) for f in sorted(fields, key=lambda f: f.field))
+    ordered = tuple(_shared_field(f) for f in sorted(fields, key=_FIELD_NAME))
     risk = _shared(score(action, address.kind, address.environment, ordered, policy))
     return Change(address, action, ordered, risk, reason, source, *row)
 
+
+_FIELD_NAME = attrgetter("field")
 
 _SHARED: dict[Any, Any] = {}
 """Equal immutable parts of changes (risks, field changes of scalars), one object for all:
@@ -249,6 +254,19 @@ def _shared_field(f: FieldChange) -> FieldChange:
         return f
     key = (f.field, f.sensitive, type(before), before, type(after), after)
     return _shared(f, key)  # type: ignore[no-any-return]
+
+
+def field_change(field: str, before: Any, after: Any, sensitive: bool = False) -> FieldChange:
+    """``FieldChange(field, before, after, sensitive)``, or the equal one made before when
+    both values are scalars: an initial load's million-odd field changes are made of a few
+    thousand distinct ones, each then made once instead of once per object."""
+    if type(before) in _SCALARS and type(after) in _SCALARS:
+        key = (field, sensitive, type(before), before, type(after), after)
+        found: FieldChange | None = _SHARED.get(key)
+        if found is not None:
+            return found
+        return _shared(FieldChange(field, before, after, sensitive), key)  # type: ignore[no-any-return]
+    return FieldChange(field, before, after, sensitive)
 
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})

@@ -88,7 +88,7 @@ def _by_rank(compare: Callable[[int, int], bool]) -> _Comparison:
     def method(self: RiskLevel, other: object) -> Any:
         if not isinstance(other, RiskLevel):
             return NotImplemented
-        return compare(self.rank, other.rank)
+        return compare(_RANKS[self], _RANKS[other])
 
     return method
 
@@ -103,7 +103,7 @@ class RiskLevel(enum.StrEnum):
 
     @property
     def rank(self) -> int:
-        return _RISK_ORDER.index(self)
+        return _RANKS[self]
 
     # str defines every comparison, so all four must be overridden (total_ordering would
     # keep str's alphabetical ones, where "HIGH" < "LOW").
@@ -119,6 +119,8 @@ class RiskLevel(enum.StrEnum):
 
 
 _RISK_ORDER = (RiskLevel.LOW, RiskLevel.MEDIUM, RiskLevel.HIGH, RiskLevel.CRITICAL)
+_RANKS = {level: rank for rank, level in enumerate(_RISK_ORDER)}
+"""Each level's rank (compared for every reason of every change a plan scores)."""
 
 
 class AuditAction(enum.StrEnum):
