@@ -18,13 +18,14 @@ from reconciler.crypto.aead import FieldCipher
 from reconciler.gitrevision import RevisionTree
 from reconciler.model.desired import DesiredState
 from reconciler.model.enums import EntityType, RiskLevel
-from reconciler.model.plan import Action, Change, Plan, ResourceKind, RiskReason
+from reconciler.model.plan import Action, Change, FieldChange, Plan, ResourceKind, RiskReason
 from reconciler.store.audit import (
     AuditContext,
     AuditEntry,
     append_audit_entries,
     render_documents,
 )
+from reconciler.store.jsonb_text import RenderedJson, jsonb_text
 from reconciler.store.runs import insert_apply_run
 from reconciler.store.session import Connection
 from reconciler.store.write import (
@@ -284,10 +285,10 @@ def _audit_entry(
     changes: Mapping[str, Any] = (
         _ChangesView(c, extra or {})
         if lazy
-        else {"fields": [f.to_dict() for f in c.fields], "reason": c.reason, **(extra or {})}
+        else {"fields": [_field_json(f) for f in c.fields], "reason": c.reason, **(extra or {})}
     )
-    reasons: Sequence[Mapping[str, Any]] = (
-        _ReasonsView(c.risk.reasons) if lazy else [r.to_dict() for r in c.risk.reasons]
+    reasons: Sequence[Any] = (
+        _ReasonsView(c.risk.reasons) if lazy else [_reason_json(r) for r in c.risk.reasons]
     )
     return AuditEntry(
         tenant_id=c.address.tenant,
@@ -301,6 +302,44 @@ def _audit_entry(
         requires_review=c.risk.requires_review,
         source_path=c.source,
     )
+
+
+def _field_json(f: FieldChange) -> Any:
+    """``f`` for an audit document: rendered once for all the changes that share it (most
+    field changes of a fleet-wide apply are one of a few thousand), else as a dict."""
+    before, after = f.before, f.after
+    if type(before) not in _PLAIN or type(after) not in _PLAIN:
+        return f.to_dict()  # a mapping, list or float: rendered (and checked) in place
+    key = (f.field, f.sensitive, type(before), before, type(after), after)
+    found = _RENDERED.get(key)
+    if found is None:
+        found = _remember(key, RenderedJson(jsonb_text(f.to_dict())))
+    return found
+
+
+def _reason_json(r: RiskReason) -> RenderedJson:
+    """``r`` for an audit document, rendered once for all the changes that share it."""
+    key = (r.code, r.level, r.message)
+    found = _RENDERED.get(key)
+    if found is None:
+        found = _remember(key, RenderedJson(jsonb_text(r.to_dict())))
+    return found
+
+
+def _remember(key: tuple[Any, ...], text: RenderedJson) -> RenderedJson:
+    if len(_RENDERED) >= _RENDERED_MAX:
+        _RENDERED.clear()
+    _RENDERED[key] = text
+    return text
+
+
+_PLAIN = frozenset({str, int, bool, type(None)})
+"""Values whose type and value decide their text (no float: NaN is refused in place, with the
+entry named)."""
+_RENDERED: dict[tuple[Any, ...], RenderedJson] = {}
+"""Audit parts by their values and the types of those (``True == 1``, but they print apart).
+Bounded: a long-lived process does not grow with it."""
+_RENDERED_MAX = 1 << 16
 
 
 def _audit_action(action: Action) -> Any:

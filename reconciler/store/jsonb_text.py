@@ -28,6 +28,19 @@ class NotJson(TypeError):
     """A value that JSON cannot hold (the message says which)."""
 
 
+class RenderedJson:
+    """A value already rendered by :func:`jsonb_text`, placed in a larger value as it is
+    (a part that many documents share is then rendered once)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"RenderedJson({self.text!r})"
+
+
 def jsonb_text(value: Any, refuse: Callable[[Any], None] | None = None) -> str:
     """``value`` as PostgreSQL prints it as ``jsonb``.
 
@@ -118,6 +131,8 @@ def _render(value: Any, refuse: Callable[[Any], None] | None) -> str:
         if not value:
             return "[]"
         return "[" + ", ".join(_render(item, refuse) for item in value) + "]"
+    if kind is RenderedJson:
+        return value.text  # type: ignore[no-any-return]
     if value is None:
         return "null"
     if value is True:
