@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import sys
+import multiprocessing
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, overload
@@ -64,36 +64,87 @@ def audit_extra(
 
 
 class PlanDigests:
-    """:func:`plan_digest` of each plan an apply makes, computed at most once per plan, on
-    demand or ahead in a thread (:meth:`start`).
+    """:func:`plan_digest` of each plan an apply makes, computed at most once per plan.
 
     Approvals need a plan's digest only when some change needs approval; the ``apply_runs``
-    row always does. A fleet-wide digest is seconds of JSON encoding, so an apply starts it
-    when its transaction begins: the thread then runs while the transaction waits on the
-    database (for the lock, then for its writes). Use it as a context manager: leaving it
-    waits for a digest still running.
+    row always does. A fleet-wide digest is seconds of JSON encoding on one core, so for a
+    large plan :meth:`start` has a forked process compute it while this one encrypts and
+    renders the writes (the plan is inherited, not sent; only the digest comes back). If
+    that process cannot be made or fails, the digest is computed here: the same text.
+    Use it as a context manager (it waits for the process on leaving).
     """
 
     def __init__(self) -> None:
-        self._known: dict[int, tuple[Plan, Future[str]]] = {}
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconciler-digest")
+        self._known: dict[int, tuple[Plan, str | Future[str]]] = {}
+        self._pools: list[ProcessPoolExecutor] = []
 
-    def start(self, p: Plan) -> Future[str]:
-        """The digest of ``p``, being computed (started now if it was not already)."""
-        known = self._known.get(id(p))
-        if known is None or known[0] is not p:
-            known = self._known[id(p)] = (p, self._pool.submit(_digest_aside, p))
-        return known[1]
+    def start(self, p: Plan) -> None:
+        """Begin computing ``p``'s digest in another process, if ``p`` is large enough to
+        be worth a fork. Call it when this process will not fork any more (its own loading
+        workers are not forked while the digest's process runs)."""
+        if (
+            self._find(p) is not None
+            or len(p.changes) < FORK_MIN_CHANGES
+            or "fork" not in multiprocessing.get_all_start_methods()
+        ):
+            return
+        try:
+            pool = ProcessPoolExecutor(
+                1,
+                mp_context=multiprocessing.get_context("fork"),
+                initializer=_inherit,
+                initargs=(p,),
+            )
+            self._pools.append(pool)
+            self._known[id(p)] = (p, pool.submit(_inherited_digest))
+        except (OSError, RuntimeError):
+            return  # computed here when asked
 
     def of(self, p: Plan) -> str:
-        """The digest of ``p`` (waits for it)."""
-        return self.start(p).result()
+        """The digest of ``p`` (waits for the process computing it, if any)."""
+        known = self._find(p)
+        if isinstance(known, str):
+            return known
+        digest = None
+        if known is not None:
+            try:
+                digest = known.result()
+            except Exception:  # a broken worker (killed, out of memory): compute it here
+                digest = None
+        if digest is None:
+            digest = plan_digest(p)
+        self._known[id(p)] = (p, digest)
+        return digest
+
+    def _find(self, p: Plan) -> str | Future[str] | None:
+        known = self._known.get(id(p))
+        return known[1] if known is not None and known[0] is p else None
 
     def __enter__(self) -> PlanDigests:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        for pool in self._pools:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+FORK_MIN_CHANGES = 20_000
+"""Plans with fewer changes have their digest computed in this process (well under a second)."""
+
+
+class _Inherited:
+    """The plan of a digest's process: set by its initializer from the forked memory."""
+
+    plan: Plan | None = None
+
+
+def _inherit(p: Plan) -> None:
+    _Inherited.plan = p
+
+
+def _inherited_digest() -> str:
+    assert _Inherited.plan is not None, "digest process started without its plan"
+    return plan_digest(_Inherited.plan)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,14 +199,13 @@ def write_and_audit(
     dirty: bool | None = None,
     extra: Mapping[str, Any] | None = None,
     on_written: Callable[[int], None] | None = None,
-    digest: str | Future[str] | None = None,
+    digest: str | None = None,
     prepared: PreparedApply | None = None,
 ) -> Counter[str]:
     """Write the changes, the apply_runs row and one audit row per change; return counts.
 
     ``on_written`` is told the rows written: per table group, then the audit rows.
-    ``digest``: ``plan_digest(p)`` when the caller has it, or is computing it meanwhile
-    (computed here otherwise).
+    ``digest``: ``plan_digest(p)`` when the caller has it (computed here otherwise).
     ``prepared``: :func:`prepare_apply` of ``p`` with the same ``extra``, made beforehand."""
     now = now_utc(clock)
     if prepared is not None and (prepared.plan is not p or prepared.extra != dict(extra or {})):
@@ -177,7 +227,7 @@ def write_and_audit(
         actor=context.performed_by,
         git_commit=(context.git_commit or "").removesuffix(DIRTY_SUFFIX) or None,
         manifests_digest=desired.manifests_digest,
-        plan_digest=_digest(p, digest),
+        plan_digest=digest if digest is not None else plan_digest(p),
         counts=counts,
         user_agent=context.user_agent,
         git_dirty=dirty,
@@ -200,30 +250,6 @@ def write_and_audit(
     if on_written is not None:
         on_written(len(written))
     return counts
-
-
-def _digest_aside(p: Plan) -> str:
-    """:func:`plan_digest` in a thread beside the writes. Each time the database answers
-    the writing thread, it waits for this one to hand over the interpreter: up to the switch
-    interval, 5 ms by default, which over the thousands of round trips of a fleet-wide write
-    cost more than the digest saved. A short interval bounds that wait while this runs."""
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(min(previous, _ASIDE_SWITCH_INTERVAL))
-    try:
-        return plan_digest(p)
-    finally:
-        sys.setswitchinterval(previous)
-
-
-_ASIDE_SWITCH_INTERVAL = 0.0002
-"""Seconds; measured on a fleet-wide initial apply: 5 ms made the transaction 2-4 s longer,
-0.2 ms kept it within noise of no digest at all."""
-
-
-def _digest(p: Plan, digest: str | Future[str] | None) -> str:
-    if isinstance(digest, Future):
-        return digest.result()
-    return digest if digest is not None else plan_digest(p)
 
 
 class _ChangesView(Mapping[str, Any]):

@@ -331,6 +331,9 @@ def _apply(
             return ApplyResult(current, ApplyOutcome.NO_CHANGES, None)
         # Decrypt before BEGIN what the cache left as fingerprints and the writes need.
         desired = with_plaintext(desired, current, manifests_dir, fingerprint, progress)
+        # The last fork of the load is behind: the digest can be made in another process
+        # while this one encrypts and renders the writes.
+        digests.start(current)
 
         def authorize(conn: Connection, p: Plan) -> Authorization:
             """Approvals of ``p``'s digest, then the policy gate with what they allow."""
@@ -382,7 +385,6 @@ def _apply(
             with translate_db_errors(), db.engine.connect() as conn, conn.begin():
                 set_statement_timeout(conn, settings.statement_timeout_seconds)
                 mark_audited_write(conn, f"apply {run_id}")  # audited below, keyed: not twice
-                digests.start(current)  # encoded while this waits on the database
                 with progress.stage("Waiting for the apply lock"):
                     acquire_xact_lock(
                         conn,
@@ -435,7 +437,7 @@ def _apply(
                         dirty,
                         extra,
                         on_written=stage.advance,
-                        digest=digests.start(current),
+                        digest=digests.of(current),
                         prepared=prepared,
                     )
                     if dry_run:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from concurrent.futures import Future
+
+import pytest
 
 from reconciler.commands.planning import plan_digest
 from tests.unit.render.sample_plans import many_tenants_plan, mixed_plan
@@ -46,19 +49,46 @@ def test_the_digest_is_the_hash_of_the_changes_json() -> None:
         assert plan_digest(plan) == hashlib.sha256(body).hexdigest()
 
 
-def test_an_apply_computes_each_plans_digest_once_beside_its_work() -> None:
-    import sys
+def test_a_large_plans_digest_is_made_by_a_forked_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from reconciler.commands import apply_audit
 
+    monkeypatch.setattr(apply_audit, "FORK_MIN_CHANGES", 1)
+    plan, other = mixed_plan(), many_tenants_plan(3)
+    with apply_audit.PlanDigests() as digests:
+        digests.start(plan)
+        assert isinstance(digests._find(plan), Future)  # being made elsewhere
+        assert digests.of(plan) == plan_digest(plan)
+        assert digests._find(plan) == plan_digest(plan)  # kept: made once
+        assert digests.of(other) == plan_digest(other)  # never started: made here
+
+
+def test_a_digest_whose_process_fails_is_made_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    from reconciler.commands import apply_audit
+
+    def lost(_plan: object) -> None:
+        """The process starts without its plan: its digest fails there."""
+
+    monkeypatch.setattr(apply_audit, "FORK_MIN_CHANGES", 1)
+    monkeypatch.setattr(apply_audit, "_inherit", lost)
+    plan = mixed_plan()
+    with apply_audit.PlanDigests() as digests:
+        digests.start(plan)
+        started = digests._find(plan)
+        assert isinstance(started, Future)
+        assert isinstance(started.exception(), AssertionError)  # failed in that process
+        assert digests.of(plan) == plan_digest(plan)
+
+
+def test_a_small_plans_digest_is_made_here() -> None:
     from reconciler.commands.apply_audit import PlanDigests
 
-    plan, other = mixed_plan(), many_tenants_plan(3)
-    interval = sys.getswitchinterval()
+    plan = mixed_plan()
     with PlanDigests() as digests:
-        started = digests.start(plan)
-        assert digests.start(plan) is started  # once per plan
+        digests.start(plan)
+        assert digests._find(plan) is None
         assert digests.of(plan) == plan_digest(plan)
-        assert digests.of(other) == plan_digest(other)
-    assert sys.getswitchinterval() == interval  # shortened only while a digest is encoded
 
 
 def test_authorizing_a_plan_nothing_in_which_needs_approval_needs_no_digest() -> None:
