@@ -57,5 +57,5 @@ def test_shared_parts_render_as_the_plain_dicts_do() -> None:
         assert jsonb_text(entry.changes) == jsonb_text(plain)
         assert jsonb_text(list(entry.risk_reasons)) == jsonb_text([reason.to_dict()])
     nan = Change(some, Action.CREATE, (FieldChange("f", None, math.nan),), Risk(RiskLevel.LOW))
-    with pytest.raises(TypeError, match="tenant=t|t/stripe"):
+    with pytest.raises(TypeError, match=r"^audit entry t/stripe/production/integration/API: "):
         render_documents([_audit_entry(nan, 1, {})])

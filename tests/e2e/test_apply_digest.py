@@ -1,0 +1,50 @@
+"""A large apply's plan digest is made by a forked process while the writes are prepared:
+the digest it records is the plan's."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from reconciler import commands
+from reconciler.commands import apply_audit
+from reconciler.commands.planning import plan_digest
+from reconciler.load import pool
+from reconciler.model.plan import Plan
+from reconciler.settings import load_settings
+from tests.e2e.workspace import Workspace, stripe_manifest
+
+
+@pytest.fixture
+def forked(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every plan counts as large, and its loads fork workers however few the files;
+    returns the sizes of the plans whose digest a process was forked for."""
+    for tenant in ("acme", "globex"):
+        ws.write(tenant, "stripe", stripe_manifest(tenant))
+    ws.enter(monkeypatch)
+    monkeypatch.setattr(apply_audit, "FORK_MIN_CHANGES", 1)
+    monkeypatch.setattr(pool, "PARALLEL_MIN_FILES", 1)
+    monkeypatch.setenv(pool.WORKERS_ENV, "2")
+    monkeypatch.setenv("RECONCILER_CACHE", "0")
+    sizes: list[int] = []
+    monkeypatch.setattr(apply_audit.PlanDigests, "start", _recording(sizes))
+    return sizes
+
+
+def _recording(sizes: list[int]) -> Callable[[apply_audit.PlanDigests, Plan], None]:
+    real = apply_audit.PlanDigests.start
+
+    def start(self: apply_audit.PlanDigests, p: Plan) -> None:
+        real(self, p)
+        if self._find(p) is not None:  # a process is computing it
+            sizes.append(len(p.changes))
+
+    return start
+
+
+def test_the_forked_digest_is_the_one_recorded(ws: Workspace, forked: list[int]) -> None:
+    result = commands.apply(manifests_dir=Path("manifests"), settings=load_settings())
+    assert forked == [4]  # an integration and a webhook per tenant
+    assert ws.sql("SELECT plan_digest FROM apply_runs") == [(plan_digest(result.plan),)]
