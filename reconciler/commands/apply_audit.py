@@ -17,7 +17,7 @@ from reconciler.core.approval import Authorization
 from reconciler.crypto.aead import FieldCipher
 from reconciler.gitrevision import RevisionTree
 from reconciler.model.desired import DesiredState
-from reconciler.model.enums import EntityType, RiskLevel
+from reconciler.model.enums import AuditAction, EntityType, RiskLevel
 from reconciler.model.plan import Action, Change, FieldChange, Plan, ResourceKind, RiskReason
 from reconciler.store.audit import (
     AuditContext,
@@ -321,7 +321,7 @@ def _audit_entry(
         entity_type=_ENTITY[c.address.kind],
         entity_id=entity_id,
         entity_address=str(c.address),
-        action=_audit_action(c.action),
+        action=_AUDIT_ACTIONS[c.action],
         changes=changes,
         risk_level=c.risk.level,
         risk_reasons=reasons,
@@ -368,7 +368,10 @@ Bounded: a long-lived process does not grow with it."""
 _RENDERED_MAX = 1 << 16
 
 
-def _audit_action(action: Action) -> Any:
-    from reconciler.model.enums import AuditAction
-
-    return AuditAction(action.value.upper())
+_AUDIT_ACTIONS = {
+    Action.CREATE: AuditAction.CREATE,
+    Action.UPDATE: AuditAction.UPDATE,
+    Action.DELETE: AuditAction.DELETE,
+    Action.REVOKE: AuditAction.REVOKE,
+}
+"""What the audit row of each written action records (a no-op is never written)."""
