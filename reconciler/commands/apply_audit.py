@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -107,10 +108,9 @@ class PlanDigests:
             return known
         digest = None
         if known is not None:
-            try:
+            # A broken worker (killed, out of memory): the digest is computed here instead.
+            with contextlib.suppress(Exception):
                 digest = known.result()
-            except Exception:  # a broken worker (killed, out of memory): compute it here
-                digest = None
         if digest is None:
             digest = plan_digest(p)
         self._known[id(p)] = (p, digest)

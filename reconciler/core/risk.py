@@ -247,26 +247,30 @@ def _shared(value: Any, key: Any = None) -> Any:
 
 
 def _shared_field(f: FieldChange) -> FieldChange:
-    """``f``, or an equal field change seen before, when its values are scalars. The key
-    has their types too: ``True``, ``1`` and ``1.0`` are equal but render differently."""
-    before, after = f.before, f.after
-    if type(before) not in _SCALARS or type(after) not in _SCALARS:
-        return f
-    key = (f.field, f.sensitive, type(before), before, type(after), after)
-    return _shared(f, key)  # type: ignore[no-any-return]
+    """``f``, or an equal field change seen before, when its values are scalars."""
+    key = _field_key(f.field, f.sensitive, f.before, f.after)
+    return f if key is None else _shared(f, key)
 
 
 def field_change(field: str, before: Any, after: Any, sensitive: bool = False) -> FieldChange:
     """``FieldChange(field, before, after, sensitive)``, or the equal one made before when
     both values are scalars: an initial load's million-odd field changes are made of a few
     thousand distinct ones, each then made once instead of once per object."""
-    if type(before) in _SCALARS and type(after) in _SCALARS:
-        key = (field, sensitive, type(before), before, type(after), after)
-        found: FieldChange | None = _SHARED.get(key)
-        if found is not None:
-            return found
-        return _shared(FieldChange(field, before, after, sensitive), key)  # type: ignore[no-any-return]
-    return FieldChange(field, before, after, sensitive)
+    key = _field_key(field, sensitive, before, after)
+    if key is None:
+        return FieldChange(field, before, after, sensitive)
+    found: FieldChange | None = _SHARED.get(key)
+    if found is None:
+        found = _shared(FieldChange(field, before, after, sensitive), key)
+    return found
+
+
+def _field_key(field: str, sensitive: bool, before: Any, after: Any) -> tuple[Any, ...] | None:
+    """What tells equal field changes of scalars apart, their types included (``True``,
+    ``1`` and ``1.0`` are equal but render differently); ``None`` for other values."""
+    if type(before) not in _SCALARS or type(after) not in _SCALARS:
+        return None
+    return (field, sensitive, type(before), before, type(after), after)
 
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
