@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -23,7 +23,7 @@ from reconciler.store.audit_hash import KeyedHasher, canonical_timestamp
 from reconciler.store.database import is_distributed
 from reconciler.store.jsonb_text import NotJson, jsonb_text
 from reconciler.store.locks import AUDIT_CHAIN_LOCK_KEY, acquire_xact_lock, lock_key
-from reconciler.store.staging import stage_rows
+from reconciler.store.staging import stage_and_merge_in_batches
 
 _LOCK_NOT_AVAILABLE = "55P03"
 
@@ -108,9 +108,11 @@ def append_audit_entries(
 ) -> int:
     """Append ``entries`` to their tenants' chains, in order, inside the caller's transaction.
 
-    A fixed number of statements whatever the number of entries, after taking the audit
-    chain lock: one that reads every affected tenant's chain head (and allocates ids), one
-    binary ``COPY`` of the signed rows into a staging table, one set-based INSERT from it.
+    After taking the audit chain lock: one statement that reads every affected tenant's chain
+    head (and allocates ids), then per batch of
+    :data:`~reconciler.store.staging.PIPELINE_ROWS` signed rows one binary ``COPY`` into a
+    staging table and one set-based INSERT from it (each batch is signed while the database
+    inserts the one before: :func:`~reconciler.store.staging.stage_and_merge_in_batches`).
     The ``jsonb`` text the hashes cover is rendered here (:mod:`~reconciler.store.jsonb_text`).
 
     Args:
@@ -168,10 +170,12 @@ def append_audit_entries(
     hasher = KeyedHasher(shared, key)
     assert hasher.fields == _ROW_FIELDS
 
-    def rows() -> Iterator[tuple[Any, ...]]:
-        # Signed as the COPY sends them, in order (each row's hash chains to the one before
-        # it): the signed rows are never all held at once.
-        for entry, row_id, (change_text, reason_text) in zip(entries, ids, documents, strict=True):
+    def rows(start: int, stop: int) -> list[Sequence[Any]]:
+        # Signed a batch at a time, in order (each row's hash chains to the one before it):
+        # the signed rows are never all held at once.
+        batch: list[Sequence[Any]] = []
+        signed = zip(entries[start:stop], ids[start:stop], documents[start:stop], strict=True)
+        for entry, row_id, (change_text, reason_text) in signed:
             tenant = entry.tenant_id
             # In the order of _ROW_FIELDS (the hashed fields no two rows share).
             values = (
@@ -190,10 +194,17 @@ def append_audit_entries(
             )
             entry_hash = hasher.hash(values)
             heads[tenant] = entry_hash
-            yield (*values, entry_hash)
+            batch.append((*values, entry_hash))
+        return batch
 
-    staged = stage_rows(conn, _STAGED_COLUMNS, rows())
-    conn.execute(_insert_statement(staged), {**shared, "created_at": now.astimezone(UTC)})
+    params = {**shared, "created_at": now.astimezone(UTC)}
+    stage_and_merge_in_batches(
+        conn,
+        _STAGED_COLUMNS,
+        len(entries),
+        rows,
+        lambda staged: conn.execute(_insert_statement(staged), params),
+    )
     return len(entries)
 
 

@@ -13,12 +13,17 @@ table's statistics say: joining thousands of rows through a nested loop over an 
 source costs time quadratic in the rows. On Citus a temporary table is local to the
 coordinator; Citus plans it as an intermediate result sent to the workers, which ``INSERT ...
 SELECT`` and ``UPDATE ... FROM`` both support.
+
+Rows that cost real time to make (the signed audit rows) are staged and merged in batches by
+:func:`stage_and_merge_in_batches`: while the database merges one batch, a helper thread
+makes the next, so the client's work and the server's overlap instead of taking turns.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import psycopg
@@ -78,3 +83,44 @@ def stage_rows(
         conn.exec_driver_sql(f"CREATE INDEX ON {name} ({', '.join(key)})")
         conn.exec_driver_sql(f"ANALYZE {name}")
     return name
+
+
+PIPELINE_ROWS = 16_384
+"""Rows per batch of :func:`stage_and_merge_in_batches`."""
+
+
+def stage_and_merge_in_batches(
+    conn: sa.Connection,
+    columns: Sequence[tuple[str, str]],
+    count: int,
+    make_rows: Callable[[int, int], list[Sequence[Any]]],
+    merge: Callable[[str], object],
+    *,
+    batch: int | None = None,
+) -> None:
+    """Stage and merge ``count`` rows a batch at a time, making each batch's rows while the
+    database merges the batch before.
+
+    ``make_rows(start, stop)`` makes rows ``start`` to ``stop``; it is called for the batches
+    in order, one call at a time, so a row may depend on the rows made before it (an audit
+    row's hash covers the previous one's). ``merge(staged)`` runs the statement that merges
+    one staging table. From the second batch on, ``make_rows`` runs in a helper thread while
+    this one waits for the database to merge the batch before (psycopg releases the GIL
+    while it waits), so the two overlap instead of taking turns. Nothing else runs in the
+    helper, and a batch is staged only once it is made: any error is raised here, in order.
+    ``batch`` defaults to :data:`PIPELINE_ROWS`.
+    """
+    batch = batch or PIPELINE_ROWS
+    if count <= batch:
+        merge(stage_rows(conn, columns, make_rows(0, count)))
+        return
+    starts = range(0, count, batch)
+    with ThreadPoolExecutor(1, thread_name_prefix="reconciler-rows") as helper:
+        staged = stage_rows(conn, columns, make_rows(0, batch))
+        for start in starts[1:]:
+            made: Future[list[Sequence[Any]]] = helper.submit(
+                make_rows, start, min(start + batch, count)
+            )
+            merge(staged)
+            staged = stage_rows(conn, columns, made.result())
+        merge(staged)
