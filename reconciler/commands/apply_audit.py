@@ -32,6 +32,7 @@ from reconciler.store.session import Connection
 from reconciler.store.write import (
     PreparedWrites,
     WriteContext,
+    WrittenChange,
     prepare_writes,
     write_changes,
     write_order,
@@ -242,14 +243,52 @@ def write_and_audit(
     else:
         # Rendered one entry at a time: each one's dicts live only while it is rendered.
         documents = render_documents(_audit_entry(w.change, w.entity_id, extra) for w in written)
-    # The documents are rendered, so each entry's changes and risk reasons stay views of its
-    # change: a dict of every field per row would cost more memory than anything else the
-    # apply holds.
-    entries = [_audit_entry(w.change, w.entity_id, extra, lazy=True) for w in written]
-    append_audit_entries(conn, entries, context, now=now, documents=documents)
+    entries = _AuditEntries(written, extra)
+    append_audit_entries(
+        conn, entries, context, now=now, documents=documents, tenants=entries.tenants()
+    )
     if on_written is not None:
         on_written(len(written))
     return counts
+
+
+class _AuditEntries(Sequence[AuditEntry]):
+    """The audit entries of written changes, made when asked: the audit rows are signed a
+    batch at a time while the database inserts the batch before, and each batch's entries
+    are made with it (not all of them first, with the database idle).
+
+    The documents are rendered beforehand, so each entry's changes and risk reasons are
+    views of its change: a dict of every field per row would cost more memory than anything
+    else the apply holds.
+    """
+
+    __slots__ = ("_extra", "_written")
+
+    def __init__(self, written: Sequence[WrittenChange], extra: Mapping[str, Any] | None) -> None:
+        self._written = written
+        self._extra = extra
+
+    def tenants(self) -> set[str]:
+        """The tenants of the entries (without making them)."""
+        return {w.change.address.tenant for w in self._written}
+
+    @overload
+    def __getitem__(self, index: int) -> AuditEntry: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[AuditEntry]: ...
+
+    def __getitem__(self, index: int | slice) -> AuditEntry | Sequence[AuditEntry]:
+        extra = self._extra
+        if isinstance(index, slice):
+            return [
+                _audit_entry(w.change, w.entity_id, extra, lazy=True) for w in self._written[index]
+            ]
+        w = self._written[index]
+        return _audit_entry(w.change, w.entity_id, extra, lazy=True)
+
+    def __len__(self) -> int:
+        return len(self._written)
 
 
 class _ChangesView(Mapping[str, Any]):

@@ -105,6 +105,7 @@ def append_audit_entries(
     now: datetime,
     lock_timeout_seconds: float = 60.0,
     documents: Sequence[tuple[str, str]] | None = None,
+    tenants: Iterable[str] | None = None,
 ) -> int:
     """Append ``entries`` to their tenants' chains, in order, inside the caller's transaction.
 
@@ -124,6 +125,10 @@ def append_audit_entries(
         lock_timeout_seconds: how long to wait for another appender to commit.
         documents: :func:`render_documents` of ``entries`` (or of entries differing only in
             ``entity_id``), when rendered beforehand, outside the transaction.
+        tenants: the tenants of ``entries``, when the caller knows them without making every
+            entry: ``entries`` is then read a slice at a time, as each batch is signed (a
+            sequence that makes its entries when asked is made in the helper thread too).
+            An entry of another tenant is refused (``ValueError``).
 
     Returns:
         The number of rows inserted.
@@ -146,7 +151,7 @@ def append_audit_entries(
     elif len(documents) != len(entries):
         raise ValueError("one rendered (changes, risk_reasons) pair per entry is needed")
     ip_address = _normalize_ip(context.ip_address)
-    tenants = sorted({e.tenant_id for e in entries})
+    tenants = sorted(set(tenants) if tenants is not None else {e.tenant_id for e in entries})
 
     acquire_xact_lock(
         conn, AUDIT_CHAIN_LOCK_KEY, timeout_seconds=lock_timeout_seconds, what="the audit lock"
@@ -177,6 +182,8 @@ def append_audit_entries(
         signed = zip(entries[start:stop], ids[start:stop], documents[start:stop], strict=True)
         for entry, row_id, (change_text, reason_text) in signed:
             tenant = entry.tenant_id
+            if tenant not in heads:
+                raise ValueError(f"an audit entry of {tenant!r} is not among the given tenants")
             # In the order of _ROW_FIELDS (the hashed fields no two rows share).
             values = (
                 entry.action.value,

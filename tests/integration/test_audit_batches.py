@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,7 +13,13 @@ import sqlalchemy as sa
 from reconciler.crypto.audit_key import AuditKey
 from reconciler.model.enums import AuditAction, EntityType, RiskLevel
 from reconciler.store import staging
-from reconciler.store.audit import AuditContext, AuditEntry, append_audit_entries, inspect_chains
+from reconciler.store.audit import (
+    AuditContext,
+    AuditEntry,
+    append_audit_entries,
+    inspect_chains,
+    render_documents,
+)
 from reconciler.store.staging import stage_and_merge_in_batches
 
 NOW = datetime(2026, 12, 2, 9, 0, 0, tzinfo=UTC)
@@ -85,3 +91,38 @@ def test_an_error_making_a_later_batch_is_raised_in_order(engine: sa.Engine) -> 
     # Batches are made in order, one at a time; each made batch was merged before the error.
     assert made == [(0, 3), (3, 6), (6, 9)]
     assert merged == [3, 3]
+
+
+def test_entries_of_tenants_not_given_are_refused(engine: sa.Engine) -> None:
+    entries = [_entry(n) for n in range(6)]
+    with (
+        pytest.raises(ValueError, match="'globex' is not among the given tenants"),
+        engine.begin() as conn,
+    ):
+        append_audit_entries(conn, entries, APPLIER, now=NOW, tenants=["acme", "initech"])
+    with engine.connect() as conn:
+        count = conn.execute(sa.text("SELECT count(*) FROM configuration_audit_logs"))
+        assert count.scalar_one() == 0
+
+
+def test_given_tenants_let_entries_be_read_a_batch_at_a_time(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(staging, "PIPELINE_ROWS", 4)
+    asked: list[slice] = []
+
+    class Entries(list[AuditEntry]):
+        def __iter__(self) -> Iterator[AuditEntry]:
+            raise AssertionError("iterated: every entry made before the first batch")
+
+        def __getitem__(self, index: Any) -> Any:
+            asked.append(index)
+            return super().__getitem__(index)
+
+    entries = Entries(_entry(n) for n in range(10))
+    documents = render_documents(_entry(n) for n in range(10))
+    with engine.begin() as conn:
+        append_audit_entries(conn, entries, APPLIER, now=NOW, documents=documents, tenants=TENANTS)
+    assert asked == [slice(0, 4), slice(4, 8), slice(8, 10)]
+    with engine.connect() as conn:
+        assert inspect_chains(conn, key=KEY).breaks == []
