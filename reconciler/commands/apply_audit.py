@@ -15,6 +15,7 @@ from reconciler.clock import SYSTEM, Clock, now_utc
 from reconciler.commands.planning import plan_digest
 from reconciler.context import DIRTY_SUFFIX
 from reconciler.core.approval import Authorization
+from reconciler.core.risk import field_key
 from reconciler.crypto.aead import FieldCipher
 from reconciler.gitrevision import RevisionTree
 from reconciler.model.desired import DesiredState
@@ -372,10 +373,11 @@ def _audit_entry(
 def _field_json(f: FieldChange) -> Any:
     """``f`` for an audit document: rendered once for all the changes that share it (most
     field changes of a fleet-wide apply are one of a few thousand), else as a dict."""
-    before, after = f.before, f.after
-    if type(before) not in _PLAIN or type(after) not in _PLAIN:
-        return f.to_dict()  # a mapping, list or float: rendered (and checked) in place
-    key = (f.field, f.sensitive, type(before), before, type(after), after)
+    key = field_key(f.field, f.sensitive, f.before, f.after)
+    if key is None or type(f.before) is float or type(f.after) is float:
+        # A mapping, a list or a float: rendered (and checked) in place, so that NaN is
+        # refused with its entry named.
+        return f.to_dict()
     found = _RENDERED.get(key)
     if found is None:
         found = _remember(key, RenderedJson(jsonb_text(f.to_dict())))
@@ -398,9 +400,6 @@ def _remember(key: tuple[Any, ...], text: RenderedJson) -> RenderedJson:
     return text
 
 
-_PLAIN = frozenset({str, int, bool, type(None)})
-"""Values whose type and value decide their text (no float: NaN is refused in place, with the
-entry named)."""
 _RENDERED: dict[tuple[Any, ...], RenderedJson] = {}
 """Audit parts by their values and the types of those (``True == 1``, but they print apart).
 Bounded: a long-lived process does not grow with it."""

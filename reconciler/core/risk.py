@@ -248,7 +248,7 @@ def _shared(value: Any, key: Any = None) -> Any:
 
 def _shared_field(f: FieldChange) -> FieldChange:
     """``f``, or an equal field change seen before, when its values are scalars."""
-    key = _field_key(f.field, f.sensitive, f.before, f.after)
+    key = field_key(f.field, f.sensitive, f.before, f.after)
     return f if key is None else _shared(f, key)
 
 
@@ -256,7 +256,7 @@ def field_change(field: str, before: Any, after: Any, sensitive: bool = False) -
     """``FieldChange(field, before, after, sensitive)``, or the equal one made before when
     both values are scalars: an initial load's million-odd field changes are made of a few
     thousand distinct ones, each then made once instead of once per object."""
-    key = _field_key(field, sensitive, before, after)
+    key = field_key(field, sensitive, before, after)
     if key is None:
         return FieldChange(field, before, after, sensitive)
     found: FieldChange | None = _SHARED.get(key)
@@ -265,9 +265,10 @@ def field_change(field: str, before: Any, after: Any, sensitive: bool = False) -
     return found
 
 
-def _field_key(field: str, sensitive: bool, before: Any, after: Any) -> tuple[Any, ...] | None:
+def field_key(field: str, sensitive: bool, before: Any, after: Any) -> tuple[Any, ...] | None:
     """What tells equal field changes of scalars apart, their types included (``True``,
-    ``1`` and ``1.0`` are equal but render differently); ``None`` for other values."""
+    ``1`` and ``1.0`` are equal but render differently); ``None`` for other values. Also
+    keys the audit documents' rendered field changes."""
     if type(before) not in _SCALARS or type(after) not in _SCALARS:
         return None
     return (field, sensitive, type(before), before, type(after), after)
