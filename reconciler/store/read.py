@@ -16,6 +16,7 @@ import json.scanner
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
+from operator import itemgetter
 from types import MappingProxyType
 from typing import Any
 
@@ -32,7 +33,7 @@ from reconciler.model.actual import (
     ActualWebhook,
     SecretDoubt,
 )
-from reconciler.model.field_spec import call, compile_record, item
+from reconciler.model.field_spec import call, compile_call, item
 from reconciler.model.fields import (
     ACCOUNT_ID,
     INTEGRATION_FIELDS,
@@ -107,6 +108,16 @@ def _strings(value: Any) -> tuple[str, ...]:
     return tuple(value or ())
 
 
+def _getter(positions: Sequence[int]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+    """The values at ``positions`` of a row, as a tuple (a row's own when it keeps all)."""
+    if list(positions) == list(range(len(positions))):
+        return tuple  # psycopg's rows are tuples already: returned as they are
+    if len(positions) < 2:
+        raise ValueError("a kept row has at least two values")
+    getter: Callable[[Sequence[Any]], tuple[Any, ...]] = itemgetter(*positions)
+    return getter
+
+
 @dataclass(frozen=True, slots=True)
 class _Reader:
     """One table's query and how its rows become model objects, built from the field table.
@@ -116,17 +127,24 @@ class _Reader:
 
     sql: str
     driver_sql: str
-    """``sql`` with psycopg's placeholders, for :meth:`rows`."""
+    """``sql`` with psycopg's placeholders, for :meth:`raw_rows`."""
     labels: tuple[str, ...]
-    record: Callable[[Sequence[Any]], dict[str, Any]]
-    """A row's values by label, converted to the model's types (compiled from the labels)."""
     identity: tuple[str, ...]
     """Fields binding a ciphertext to its row (their labels are the context's parts)."""
     secrets: tuple[tuple[str, str, str], ...]
     """(secret field, ciphertext label, fingerprint label)."""
+    keep: Callable[[Sequence[Any]], tuple[Any, ...]]
+    """A row's values the model object is made of, as read (ciphertexts and the key
+    version left out): what :class:`TableRows` holds."""
+    make: Callable[[tuple[Any, ...], Mapping[str, SecretDoubt]], Any]
+    """The model object of a kept row and its doubts (compiled from the labels)."""
+    positions: Mapping[str, int]
+    """Each label's position in a row as read."""
 
     @classmethod
-    def build(cls, table: str, fields: tuple[FieldSpec, ...], secrets_too: bool) -> _Reader:
+    def build(
+        cls, table: str, fields: tuple[FieldSpec, ...], secrets_too: bool, model: type[Any]
+    ) -> _Reader:
         items: list[str] = []
         labels: list[str] = []
         secrets: list[tuple[str, str, str]] = []
@@ -144,25 +162,41 @@ class _Reader:
         if secrets_too:
             items.append(_KEY_VERSION)
             labels.append(_KEY_VERSION)
-        # One generated dict display per row (positions come from the SELECT list built
-        # above, never written by hand): a loop over labels and converters costs twice as much.
         helpers = {f"convert_{spec.name}": converter(spec) for spec in fields if not spec.secret}
         helpers = {name: convert for name, convert in helpers.items() if convert is not None}
-        expressions = []
-        for position, label in enumerate(labels):
+        # One generated constructor call per row (positions come from the SELECT list built
+        # above, never written by hand): no dict per row, no loop over labels and converters.
+        dropped = {stored for _, stored, _ in secrets} | ({_KEY_VERSION} if secrets_too else set())
+        kept = [label for label in labels if label not in dropped]
+        arguments = []
+        for position, label in enumerate(kept):
             helper = f"convert_{label}" if f"convert_{label}" in helpers else ""
-            expressions.append((label, call(helper, item("row", position))))
-        record = compile_record(expressions, helpers, "row")
+            arguments.append(f"{label}={call(helper, item('row', position))}")
+        if secrets_too:
+            arguments.append("doubted=doubted")
+        make = compile_call("model", arguments, {**helpers, "model": model}, "row, doubted")
+        positions = {label: i for i, label in enumerate(labels)}
+        keep = _getter([positions[label] for label in kept])
         sql = f"SELECT {', '.join(items)}\nFROM {table} WHERE {_WHERE}"
         driver_sql = sql
         for name in _PARAMS:
             driver_sql = driver_sql.replace(f":{name} ", f"%({name})s ")
         assert "%" not in sql and ":t" not in driver_sql.replace("::text", "")
         identity = tuple(f.name for f in identity_of(fields) if f.column is not None)
-        return cls(sql, driver_sql, tuple(labels), record, identity, tuple(secrets))
+        return cls(
+            sql,
+            driver_sql,
+            tuple(labels),
+            identity,
+            tuple(secrets),
+            keep,
+            make,
+            positions,
+        )
 
-    def rows(self, conn: sa.Connection, params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-        record, width = self.record, len(self.labels)
+    def raw_rows(self, conn: sa.Connection, params: Mapping[str, Any]) -> Iterator[Sequence[Any]]:
+        """The selected rows as read (JSON parsed, nothing else converted)."""
+        width = len(self.labels)
         # psycopg's own cursor, in the connection's transaction: SQLAlchemy's result rows
         # cost more than the values they carry, and JSON is read by _json_loads.
         driver = conn.connection.driver_connection
@@ -176,11 +210,11 @@ class _Reader:
                 for row in batch:
                     if len(row) != width:
                         raise ValueError(f"expected {width} columns, got {len(row)}")
-                    yield record(row)
+                    yield row
 
 
 _FETCH_ROWS = 2000
-"""Rows converted from the query's result at a time (see :meth:`_Reader.rows`)."""
+"""Rows converted from the query's result at a time (see :meth:`_Reader.raw_rows`)."""
 
 _PARAMS = ("tenants", "platforms", "excluded")
 """The bind parameters of :data:`_WHERE`."""
@@ -205,12 +239,18 @@ def _json_loads(data: str | bytes) -> Any:
 
 
 _INTEGRATIONS = _Reader.build(
-    "integration_configs", (_ROW_ID, *INTEGRATION_FIELDS, *_ROW_STATE), secrets_too=True
+    "integration_configs",
+    (_ROW_ID, *INTEGRATION_FIELDS, *_ROW_STATE),
+    secrets_too=True,
+    model=ActualIntegration,
 )
 _WEBHOOKS = _Reader.build(
-    "webhook_configurations", (_ROW_ID, *WEBHOOK_FIELDS, *_ROW_STATE), secrets_too=True
+    "webhook_configurations",
+    (_ROW_ID, *WEBHOOK_FIELDS, *_ROW_STATE),
+    secrets_too=True,
+    model=ActualWebhook,
 )
-_TOKENS = _Reader.build("oauth_tokens", TOKEN_FIELDS, secrets_too=False)
+_TOKENS = _Reader.build("oauth_tokens", TOKEN_FIELDS, secrets_too=False, model=ActualToken)
 
 
 _VERSIONS = f"""
@@ -235,45 +275,116 @@ def _doubts(
     fingerprinter: Fingerprinter,
     context: Callable[[str], CipherContext],
     reader: _Reader,
-    values: dict[str, Any],
-) -> Mapping[str, SecretDoubt]:
-    """The doubted secrets of one row: each ciphertext checked against its fingerprint.
-
-    Takes the ciphertexts and the key version out of ``values``.
-    """
-    version = values.pop(_KEY_VERSION)
+    row: Sequence[Any],
+) -> Mapping[str, SecretDoubt] | None:
+    """The doubted secrets of one row as read (None: none), each ciphertext checked
+    against its fingerprint."""
+    at = reader.positions
+    version = row[at[_KEY_VERSION]]
     out: dict[str, SecretDoubt] | None = None
     for column, stored_label, fingerprint_label in reader.secrets:
-        stored = values.pop(stored_label)
-        fingerprint = values[fingerprint_label]
+        stored = row[at[stored_label]]
+        fingerprint = row[at[fingerprint_label]]
         if stored is None and fingerprint is None:
             continue  # nothing stored: nothing to doubt (and no context to make)
         doubt = check_binding(fingerprinter, stored, fingerprint, version, context(column))
         if doubt is not None:
             out = out or {}
             out[column] = doubt
-    # Nearly every row has no doubt: they share one empty mapping (one dict fewer per row
-    # to make, hold and free at fleet scale).
-    return _NO_DOUBTS if out is None else out
+    return out
 
 
 _NO_DOUBTS: Mapping[str, SecretDoubt] = MappingProxyType({})
+"""Nearly every row has no doubt: they share one empty mapping (one dict fewer per row to
+make, hold and free at fleet scale)."""
 
 
-def _objects(
+@dataclass(frozen=True, slots=True)
+class TableRows:
+    """One table's selected rows, read and checked but not yet made into model objects.
+
+    Plain values only (text, numbers, timestamps, parsed JSON), so that they travel between
+    processes cheaply; no ciphertext is kept (its binding was checked when it was read).
+    """
+
+    rows: tuple[tuple[Any, ...], ...]
+    """Each row's kept values (see ``_Reader.keep``), in the order read."""
+    doubts: Mapping[int, Mapping[str, SecretDoubt]]
+    """The doubted secrets of the rows that have any, by the row's index in :attr:`rows`."""
+
+
+@dataclass(frozen=True, slots=True)
+class ActualRows:
+    """The actual state as read (:func:`read_actual_rows`), before
+    :func:`actual_from_rows` makes its objects."""
+
+    integrations: TableRows
+    webhooks: TableRows
+    tokens: TableRows
+
+    def __len__(self) -> int:
+        return len(self.integrations.rows) + len(self.webhooks.rows) + len(self.tokens.rows)
+
+
+def _table_rows(
     conn: sa.Connection,
     params: Mapping[str, Any],
     reader: _Reader,
-    make: Callable[..., Any],
     fingerprinter: Fingerprinter,
-    context: Callable[..., CipherContext],
-) -> Iterator[Any]:
-    identity = reader.identity
-    for values in reader.rows(conn, params):
-        # The binding context is the row's identity as stored (enum members are labels).
-        where = partial(context, *[values[n] for n in identity])
-        doubted = _doubts(fingerprinter, where, reader, values)
-        yield make(**values, doubted=doubted)
+    context: Callable[..., CipherContext] | None,
+) -> TableRows:
+    keep = reader.keep
+    identity = [reader.positions[n] for n in reader.identity]
+    rows: list[tuple[Any, ...]] = []
+    doubts: dict[int, Mapping[str, SecretDoubt]] = {}
+    for row in reader.raw_rows(conn, params):
+        if context is not None:
+            # The binding context is the row's identity as stored (enums as their labels).
+            where = partial(context, *[row[i] for i in identity])
+            doubted = _doubts(fingerprinter, where, reader, row)
+            if doubted is not None:
+                doubts[len(rows)] = doubted
+        rows.append(keep(row))
+    return TableRows(tuple(rows), doubts)
+
+
+def read_actual_rows(
+    conn: sa.Connection,
+    selectors: Selectors,
+    fingerprinter: Fingerprinter,
+    on_read: Callable[[int], None] | None = None,
+) -> ActualRows:
+    """Read integrations, webhooks and OAuth token identities (three queries), each stored
+    ciphertext's binding checked with ``fingerprinter`` (the fingerprint key, no database
+    key; see the module docstring). ``on_read``, when given, is called with the number of
+    rows after each table is read (for progress)."""
+    params = selector_params(selectors)
+    read: list[TableRows] = []
+    for reader, context in (
+        (_INTEGRATIONS, CipherContext.integration),
+        (_WEBHOOKS, CipherContext.webhook),
+        (_TOKENS, None),
+    ):
+        read.append(_table_rows(conn, params, reader, fingerprinter, context))
+        if on_read is not None:
+            on_read(len(read[-1].rows))
+    return ActualRows(*read)
+
+
+def actual_from_rows(rows: ActualRows) -> ActualState:
+    """The model objects of rows read by :func:`read_actual_rows`."""
+
+    def made(reader: _Reader, table: TableRows) -> tuple[Any, ...]:
+        make, doubts = reader.make, table.doubts
+        if not doubts:
+            return tuple([make(row, _NO_DOUBTS) for row in table.rows])
+        return tuple([make(row, doubts.get(i, _NO_DOUBTS)) for i, row in enumerate(table.rows)])
+
+    return ActualState(
+        made(_INTEGRATIONS, rows.integrations),
+        made(_WEBHOOKS, rows.webhooks),
+        made(_TOKENS, rows.tokens),
+    )
 
 
 def read_actual_state(
@@ -282,34 +393,9 @@ def read_actual_state(
     fingerprinter: Fingerprinter,
     on_read: Callable[[int], None] | None = None,
 ) -> ActualState:
-    """Read integrations, webhooks and OAuth token identities (three queries).
-
-    ``fingerprinter`` (the fingerprint key, no database key) checks each stored ciphertext's
-    binding to its fingerprint; see the module docstring. ``on_read``, when given, is called
-    with the number of rows after each table is read (for progress).
-    """
-    params = selector_params(selectors)
-    integrations = tuple(
-        _objects(
-            conn,
-            params,
-            _INTEGRATIONS,
-            ActualIntegration,
-            fingerprinter,
-            CipherContext.integration,
-        )
-    )
-    if on_read is not None:
-        on_read(len(integrations))
-    webhooks = tuple(
-        _objects(conn, params, _WEBHOOKS, ActualWebhook, fingerprinter, CipherContext.webhook)
-    )
-    if on_read is not None:
-        on_read(len(webhooks))
-    tokens = tuple(ActualToken(**values) for values in _TOKENS.rows(conn, params))
-    if on_read is not None:
-        on_read(len(tokens))
-    return ActualState(integrations, webhooks, tokens)
+    """Read integrations, webhooks and OAuth token identities (three queries): the objects
+    of :func:`read_actual_rows`."""
+    return actual_from_rows(read_actual_rows(conn, selectors, fingerprinter, on_read))
 
 
 def read_row_versions(conn: sa.Connection, selectors: Selectors) -> tuple[RowRef, ...]:
