@@ -298,8 +298,9 @@ def _apply(
         # Only this first, unlocked read overlaps the load: what is written is re-checked
         # (and re-planned if the rows changed) under the apply lock below.
         with ReadWhileLoading(db, selectors, fingerprint, Access.APPLY) as reading:
+            reading.start_apart(manifests_dir)
             desired = load_desired(
-                manifests_dir, selectors, fingerprint, progress, after_fork=reading.start
+                manifests_dir, selectors, fingerprint, progress, after_fork=reading.after_fork
             )
             if (
                 saved_plan is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import itertools
 import os
 import sys
 import threading
@@ -12,6 +13,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self, TextIO
 
+from reconciler.commands.read_apart import ReadApart
 from reconciler.crypto.fingerprint import Fingerprinter
 from reconciler.crypto.local_keys import load_keys_for_target
 from reconciler.errors import (
@@ -23,6 +25,7 @@ from reconciler.load.cache import CACHE_DIR_ENV, CACHE_KEY_ENV, KEY_FILE_NAME
 from reconciler.load.cache import enabled as cache_enabled
 from reconciler.load.cache_file import LoadCache
 from reconciler.load.cache_key import cache_key_from_env
+from reconciler.load.manifests import TENANTS_DIR
 from reconciler.model.actual import ActualState
 from reconciler.model.desired import DesiredIntegration, DesiredState, DesiredWebhook
 from reconciler.model.fields import INTEGRATION_SECRETS, WEBHOOK_SECRETS
@@ -38,7 +41,7 @@ from reconciler.store.database import (
     DatabaseTarget,
     translate_db_errors,
 )
-from reconciler.store.read import read_actual_state
+from reconciler.store.read import ActualRows, actual_from_rows, read_actual_rows
 from reconciler.store.session import Database
 from reconciler.store.transaction import begin_read_snapshot
 from reconciler.store.visibility import Access, check_visibility
@@ -85,17 +88,37 @@ def open_load_cache(fingerprint: Fingerprinter, environ: Mapping[str, str]) -> L
     Raises:
         ConfigError: ``$RECONCILER_CACHE_KEY`` is set but not a usable key.
     """
-    if not cache_enabled(environ):
+    directory = _cache_directory(environ)
+    if directory is None:
         return None
     data_dir = Path(environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR)
-    directory = environ.get(CACHE_DIR_ENV) or data_dir / "cache"
     # The key lives in the data directory, not in the cache directory: restoring a cache
     # directory (a CI cache) brings back entries, never the key that would vouch for forged
     # ones. $RECONCILER_CACHE_KEY (a CI secret) lets trusted jobs share one key instead.
     given = environ.get(CACHE_KEY_ENV)
     key = cache_key_from_env(given) if given else data_dir / KEY_FILE_NAME
-    namespace = fingerprint.fingerprint("reconciler/load-cache/v1")
-    return LoadCache.open(Path(directory), namespace, key)
+    namespace = _cache_namespace(fingerprint)
+    return LoadCache.open(directory, namespace, key)
+
+
+def _cache_directory(environ: Mapping[str, str]) -> Path | None:
+    """Where the manifest cache lives; None when it is off (``RECONCILER_CACHE=0``)."""
+    if not cache_enabled(environ):
+        return None
+    data_dir = Path(environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR)
+    return Path(environ.get(CACHE_DIR_ENV) or data_dir / "cache")
+
+
+def _cache_namespace(fingerprint: Fingerprinter) -> str:
+    return fingerprint.fingerprint("reconciler/load-cache/v1")
+
+
+def _cache_file_exists(fingerprint: Fingerprinter, environ: Mapping[str, str]) -> bool:
+    """Whether the manifest cache is on and has a file (its entries are not checked)."""
+    directory = _cache_directory(environ)
+    return directory is not None and (
+        LoadCache.file_in(directory, _cache_namespace(fingerprint)).is_file()
+    )
 
 
 def load_desired(
@@ -228,14 +251,45 @@ def _read_snapshot(
     on_read: Callable[[int], None],
 ) -> ActualState:
     """The actual state as one read-only snapshot (the rows of one moment)."""
+    return actual_from_rows(read_snapshot_rows(db, selectors, fingerprint, access, on_read))
+
+
+def read_snapshot_rows(
+    db: Database,
+    selectors: Selectors,
+    fingerprint: Fingerprinter,
+    access: Access,
+    on_read: Callable[[int], None] | None = None,
+) -> ActualRows:
+    """The rows of the actual state as one read-only snapshot (the rows of one moment),
+    after checking the role sees every row of what it reads."""
     with db.engine.connect() as conn, conn.begin():
         begin_read_snapshot(conn)
         check_visibility(conn, access)  # never a plan from a partial view
-        return read_actual_state(conn, selectors, fingerprint, on_read=on_read)
+        return read_actual_rows(conn, selectors, fingerprint, on_read=on_read)
 
 
 def _rows(actual: ActualState) -> int:
     return len(actual.integrations) + len(actual.webhooks) + len(actual.tokens)
+
+
+READ_APART_MIN_TENANTS = 300
+"""Below this many tenant directories the read is not given a process of its own (a fork
+and a second connection cost more than the overlap saves)."""
+
+
+def _large(manifests_dir: Path, selectors: Selectors) -> bool:
+    """Whether a run is large enough to read in a process of its own."""
+    from reconciler.load.pool import PARALLEL_MIN_FILES, worker_count
+
+    if 0 < len(selectors.tenants) < READ_APART_MIN_TENANTS:
+        return False
+    try:
+        with os.scandir(manifests_dir / TENANTS_DIR) as entries:
+            tenants = sum(1 for _ in itertools.islice(entries, READ_APART_MIN_TENANTS))
+    except OSError:
+        return False  # the load reports what is wrong with the directory
+    return tenants >= READ_APART_MIN_TENANTS and worker_count(PARALLEL_MIN_FILES, None) > 1
 
 
 class _Stopped(Exception):
@@ -245,18 +299,28 @@ class _Stopped(Exception):
 class ReadWhileLoading:
     """The first, unlocked read of the actual state, overlapped with loading the manifests.
 
-    A large load forks worker processes; once they are forked and this process has loaded
-    its own share (:meth:`start`, passed to :func:`load_desired` as ``after_fork``), the
-    read runs in a thread of this process while it waits for the workers to finish parsing
-    and decrypting: the read happens during the load instead of after it. A fork never
-    happens while the thread runs (it starts after the last fork and is joined before
-    anything else may fork). Without workers (small selections, a warm cache) nothing is
-    started and :meth:`result` reads as :func:`read_actual` does, after the load.
+    Two ways, chosen by the size of the run:
+
+    - A large run that names no short list of tenants (:meth:`start_apart`, called before
+      the load) forks a process that reads while this one loads
+      (:mod:`reconciler.commands.read_apart`); this process makes the model objects of the
+      rows it sends once the load is done. A warm-cache load is Python work in this
+      process alone, so the read would otherwise follow it.
+    - Otherwise a large load forks worker processes; once they are forked and this process
+      has loaded its own share (:meth:`start`, passed to :func:`load_desired` as
+      :attr:`after_fork`), the read runs in a thread of this process while it waits for the
+      workers to finish parsing and decrypting. A fork never happens while the thread runs
+      (it starts after the last fork and is joined before anything else may fork).
+
+    Without either (small selections, small fleets) :meth:`result` reads as
+    :func:`read_actual` does, after the load; it does so too when the reading process
+    failed in any way, so that its error is raised here.
 
     The read is the same as :func:`read_actual`'s: one read-only snapshot, visibility checked
     first. Its outcome is reported only by :meth:`result`: when the block ends without it (a
-    manifest error, ``KeyboardInterrupt``) the thread is told to stop after its current query,
-    joined, and what it read or raised is dropped. Use it as a context manager.
+    manifest error, ``KeyboardInterrupt``) the thread is told to stop after its current query
+    and joined, the process is stopped, and what either read or raised is dropped. Use it as
+    a context manager.
     """
 
     def __init__(
@@ -268,13 +332,39 @@ class ReadWhileLoading:
     ) -> None:
         self._args = (db, selectors, fingerprint, access)
         self._thread: threading.Thread | None = None
+        self._apart: ReadApart | None = None
         self._stop = threading.Event()
         self._actual: ActualState | None = None
         self._error: BaseException | None = None
 
+    def start_apart(self, manifests_dir: Path) -> None:
+        """Start reading in a forked process when the load will most likely come from the
+        manifest cache (it is on and has a file) and the run is large (at least
+        :data:`READ_APART_MIN_TENANTS` tenant directories, and no short list of tenants
+        named), and more than one process may be used (``RECONCILER_WORKERS``).
+
+        A load that parses and decrypts keeps both cores busy with worker processes, and
+        reads in a thread meanwhile instead (:meth:`start`): a third process would only
+        take time from them.
+        """
+        db, selectors, fingerprint, access = self._args
+        if (
+            self._apart is None
+            and self._thread is None
+            and _large(manifests_dir, selectors)
+            and _cache_file_exists(fingerprint, os.environ)
+        ):
+            self._apart = ReadApart.start(db, selectors, fingerprint, access)
+
+    @property
+    def after_fork(self) -> Callable[[], None] | None:
+        """What :func:`load_desired` calls once its workers are forked: :meth:`start`, unless
+        a forked process reads already (then this process has no read of its own to do)."""
+        return self.start if self._apart is None else None
+
     def start(self) -> None:
         """Start reading in a thread (once; later calls do nothing)."""
-        if self._thread is None:
+        if self._thread is None and self._apart is None:
             self._thread = threading.Thread(target=self._run, name="reconciler-read")
             self._thread.start()
 
@@ -293,6 +383,8 @@ class ReadWhileLoading:
 
         Errors are raised here, translated as :func:`read_actual` translates them.
         """
+        if self._apart is not None:
+            return self._result_apart(self._apart, progress)
         thread = self._thread
         if thread is None:
             return read_actual(*self._args[:3], progress, self._args[3])
@@ -310,6 +402,18 @@ class ReadWhileLoading:
             stage["detail"] = f"{_rows(actual)} rows"
         return actual
 
+    def _result_apart(self, apart: ReadApart, progress: Progress) -> ActualState:
+        with progress.stage("Reading database", unit="row") as stage:
+            rows = apart.rows()
+            self._apart = None
+            if rows is not None:
+                actual = actual_from_rows(rows)
+                stage.advance(len(rows))
+                stage["detail"] = f"{len(rows)} rows"
+                return actual
+        # The process failed: read here, where what went wrong is raised and reported.
+        return read_actual(*self._args[:3], progress, self._args[3])
+
     def _join(self, thread: threading.Thread) -> None:
         thread.join()
         self._thread = None
@@ -320,6 +424,9 @@ class ReadWhileLoading:
         if thread is not None:
             self._stop.set()
             self._join(thread)
+        if self._apart is not None:
+            self._apart.close()
+            self._apart = None
         self._actual = None
         self._error = None
 

@@ -109,8 +109,9 @@ def plan(
         # The database is read while the manifests load (a large load's workers parse and
         # decrypt meanwhile); a manifest error still ends the run before the read is used.
         with ReadWhileLoading(db, selectors, fingerprint) as reading:
+            reading.start_apart(manifests_dir)
             desired = load_desired(
-                manifests_dir, selectors, fingerprint, progress, after_fork=reading.start
+                manifests_dir, selectors, fingerprint, progress, after_fork=reading.after_fork
             )
             actual = reading.result(progress)
     made = build_plan(

@@ -55,6 +55,11 @@ class LoadCache:
     def __post_init__(self) -> None:
         self._prefix = FORMAT + self.namespace.encode() + b"\n"
 
+    @staticmethod
+    def file_in(directory: Path, namespace: str) -> Path:
+        """The cache file of ``namespace`` in ``directory`` (whether or not it exists)."""
+        return Path(directory) / f"manifests-{namespace[:16]}.cache"
+
     @classmethod
     @gc_paused  # thousands of entries of small containers: the collector would rescan them
     def open(cls, directory: Path, namespace: str, key: bytes | Path | None = None) -> LoadCache:
@@ -74,7 +79,7 @@ class LoadCache:
             mac_key, problem = key, None
         else:
             mac_key, problem = cache_key(directory, key or directory / KEY_FILE_NAME)
-        self = cls(directory / f"manifests-{namespace[:16]}.cache", mac_key, namespace)
+        self = cls(cls.file_in(directory, namespace), mac_key, namespace)
         if problem is not None:
             self.notices.append(problem)
         if mac_key is None:

@@ -1,0 +1,116 @@
+"""Reading the actual state in a forked process while this one loads the manifests.
+
+A warm-cache plan of a large fleet spends about as long reading and checking the database's
+rows as taking its manifests from the cache, and both are Python work that one process does
+one after the other. :class:`ReadApart` forks a process, before the load starts, that runs
+the read (:func:`~reconciler.commands.inputs.read_snapshot_rows`: one read-only snapshot,
+visibility checked first, every ciphertext's binding checked) and sends back the rows as
+plain values; this process makes the model objects of them once its load is done.
+
+The forked process is only a faster way to the same rows, never a second opinion: when it
+fails in any way (an error, a lost connection, a crash, a message that is not the rows) it
+sends nothing this process uses, and the caller reads the rows itself, in this process,
+where any error is raised and reported as usual.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+import threading
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Self
+
+from reconciler.crypto.fingerprint import Fingerprinter
+from reconciler.model.plan import Selectors
+from reconciler.store.read import ActualRows
+from reconciler.store.session import Database
+from reconciler.store.visibility import Access
+
+
+class ReadApart:
+    """One forked process reading the actual state; see the module docstring.
+
+    Use :meth:`start`, then :meth:`rows` once, and :meth:`close` (or a ``with`` block) in
+    every case: closing stops the process if it still runs.
+    """
+
+    def __init__(self, process: BaseProcess, connection: Connection) -> None:
+        self._process = process
+        self._connection = connection
+
+    @classmethod
+    def start(
+        cls,
+        db: Database,
+        selectors: Selectors,
+        fingerprint: Fingerprinter,
+        access: Access,
+    ) -> ReadApart | None:
+        """Fork the reading process; None where forking is not safe (threads running, no
+        ``fork`` start method), and the caller reads in this process."""
+        if threading.active_count() > 1 or "fork" not in multiprocessing.get_all_start_methods():
+            return None
+        # What this process has buffered must not be written a second time by the child.
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        receiving, sending = multiprocessing.Pipe(duplex=False)
+        process = multiprocessing.get_context("fork").Process(
+            target=_read_and_send,
+            args=(db, selectors, fingerprint, access, sending),
+            name="reconciler-read",
+            daemon=True,
+        )
+        process.start()
+        sending.close()  # this process only receives: the child's exit then reads as EOF
+        return cls(process, receiving)
+
+    def rows(self) -> ActualRows | None:
+        """The rows the process read (waits for them), or None when it failed."""
+        try:
+            message = self._connection.recv()
+        except (EOFError, OSError):
+            message = None
+        finally:
+            self.close()
+        return message if isinstance(message, ActualRows) else None
+
+    def close(self) -> None:
+        """Stop the process if it still runs and wait for it. Idempotent."""
+        if self._process.is_alive():
+            self._process.terminate()
+        self._process.join()
+        self._connection.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _read_and_send(
+    db: Database,
+    selectors: Selectors,
+    fingerprint: Fingerprinter,
+    access: Access,
+    sending: Connection,
+) -> None:
+    """The forked process: read, send the rows (or None), exit without a word.
+
+    The pooled connections it inherited belong to the parent: it drops them unclosed (closing
+    would end the parent's sessions) and opens its own.
+    """
+    from reconciler.commands.inputs import read_snapshot_rows
+
+    db.engine.dispose(close=False)
+    try:
+        rows: ActualRows | None = read_snapshot_rows(db, selectors, fingerprint, access)
+    except BaseException:  # the parent reads again itself, and reports what goes wrong
+        rows = None
+    try:
+        sending.send(rows)
+    except BaseException:  # the parent is gone or stopped listening: nothing to tell
+        os._exit(1)
