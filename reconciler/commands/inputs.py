@@ -41,7 +41,7 @@ from reconciler.store.database import (
     DatabaseTarget,
     translate_db_errors,
 )
-from reconciler.store.read import ActualRows, actual_from_rows, read_actual_rows
+from reconciler.store.read import ActualObjects, RowBatch, read_row_batches
 from reconciler.store.session import Database
 from reconciler.store.transaction import begin_read_snapshot
 from reconciler.store.visibility import Access, check_visibility
@@ -251,22 +251,27 @@ def _read_snapshot(
     on_read: Callable[[int], None],
 ) -> ActualState:
     """The actual state as one read-only snapshot (the rows of one moment)."""
-    return actual_from_rows(read_snapshot_rows(db, selectors, fingerprint, access, on_read))
+    objects = ActualObjects()
+    read_snapshot_batches(db, selectors, fingerprint, access, objects.add, on_read)
+    return objects.state()
 
 
-def read_snapshot_rows(
+def read_snapshot_batches(
     db: Database,
     selectors: Selectors,
     fingerprint: Fingerprinter,
     access: Access,
+    take: Callable[[RowBatch], None],
     on_read: Callable[[int], None] | None = None,
-) -> ActualRows:
-    """The rows of the actual state as one read-only snapshot (the rows of one moment),
-    after checking the role sees every row of what it reads."""
+) -> None:
+    """Read the rows of the actual state as one read-only snapshot (the rows of one
+    moment), after checking the role sees every row of what it reads; ``take`` is given
+    each batch as it is read."""
     with db.engine.connect() as conn, conn.begin():
         begin_read_snapshot(conn)
         check_visibility(conn, access)  # never a plan from a partial view
-        return read_actual_rows(conn, selectors, fingerprint, on_read=on_read)
+        for batch in read_row_batches(conn, selectors, fingerprint, on_read=on_read):
+            take(batch)
 
 
 def _rows(actual: ActualState) -> int:
@@ -404,14 +409,15 @@ class ReadWhileLoading:
 
     def _result_apart(self, apart: ReadApart, progress: Progress) -> ActualState:
         with progress.stage("Reading database", unit="row") as stage:
-            rows = apart.rows()
+            objects = ActualObjects()
+            received = apart.receive(objects.add)
             self._apart = None
-            if rows is not None:
-                actual = actual_from_rows(rows)
-                stage.advance(len(rows))
-                stage["detail"] = f"{len(rows)} rows"
-                return actual
-        # The process failed: read here, where what went wrong is raised and reported.
+            if received:
+                stage.advance(len(objects))
+                stage["detail"] = f"{len(objects)} rows"
+                return objects.state()
+            stage["detail"] = "the reading process failed; reading here"
+        # Read here, where what went wrong is raised and reported; nothing it sent is kept.
         return read_actual(*self._args[:3], progress, self._args[3])
 
     def _join(self, thread: threading.Thread) -> None:

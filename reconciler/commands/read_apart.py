@@ -3,29 +3,34 @@
 A warm-cache plan of a large fleet spends about as long reading and checking the database's
 rows as taking its manifests from the cache, and both are Python work that one process does
 one after the other. :class:`ReadApart` forks a process, before the load starts, that runs
-the read (:func:`~reconciler.commands.inputs.read_snapshot_rows`: one read-only snapshot,
-visibility checked first, every ciphertext's binding checked) and sends back the rows as
-plain values; this process makes the model objects of them once its load is done.
+the read (:func:`~reconciler.commands.inputs.read_snapshot_batches`: one read-only
+snapshot, visibility checked first, every ciphertext's binding checked) and keeps the rows
+as plain values, pickled a batch at a time (a few times smaller than the values
+themselves); this process takes the batches once its load is done and makes the model
+objects of each as it arrives.
 
 The forked process is only a faster way to the same rows, never a second opinion: when it
-fails in any way (an error, a lost connection, a crash, a message that is not the rows) it
-sends nothing this process uses, and the caller reads the rows itself, in this process,
-where any error is raised and reported as usual.
+fails in any way (an error, a lost connection, a crash, a message that is not a batch, no
+end marker) the caller drops whatever it sent and reads the rows itself, in this process,
+where any error is raised and reported as usual. Only this process's own fork is ever
+unpickled, as :mod:`multiprocessing` does between its processes; nothing is read from disk.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import sys
 import threading
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Self
 
 from reconciler.crypto.fingerprint import Fingerprinter
 from reconciler.model.plan import Selectors
-from reconciler.store.read import ActualRows
+from reconciler.store.read import RowBatch
 from reconciler.store.session import Database
 from reconciler.store.visibility import Access
 
@@ -67,15 +72,20 @@ class ReadApart:
         sending.close()  # this process only receives: the child's exit then reads as EOF
         return cls(process, receiving)
 
-    def rows(self) -> ActualRows | None:
-        """The rows the process read (waits for them), or None when it failed."""
+    def receive(self, take: Callable[[RowBatch], None]) -> bool:
+        """Give ``take`` each batch the process read, in order (waits for them); False when
+        the process failed (what ``take`` was given is then not the whole state)."""
         try:
-            message = self._connection.recv()
-        except (EOFError, OSError):
-            message = None
+            while blob := self._connection.recv_bytes():
+                batch = pickle.loads(blob)  # noqa: S301 - from this process's own fork
+                if not isinstance(batch, RowBatch):
+                    return False
+                take(batch)
+        except (EOFError, OSError, pickle.UnpicklingError):
+            return False
         finally:
             self.close()
-        return message if isinstance(message, ActualRows) else None
+        return True
 
     def close(self) -> None:
         """Stop the process if it still runs and wait for it. Idempotent."""
@@ -98,19 +108,26 @@ def _read_and_send(
     access: Access,
     sending: Connection,
 ) -> None:
-    """The forked process: read, send the rows (or None), exit without a word.
+    """The forked process: read, send the batches and the end marker, or exit without a
+    word (and without the marker) on any failure.
 
     The pooled connections it inherited belong to the parent: it drops them unclosed (closing
     would end the parent's sessions) and opens its own.
     """
-    from reconciler.commands.inputs import read_snapshot_rows
+    from reconciler.commands.inputs import read_snapshot_batches
 
     db.engine.dispose(close=False)
+    blobs: list[bytes] = []
     try:
-        rows: ActualRows | None = read_snapshot_rows(db, selectors, fingerprint, access)
+        read_snapshot_batches(
+            db,
+            selectors,
+            fingerprint,
+            access,
+            lambda batch: blobs.append(pickle.dumps(batch, pickle.HIGHEST_PROTOCOL)),
+        )
+        for blob in blobs:
+            sending.send_bytes(blob)
+        sending.send_bytes(b"")  # the end: everything was read and sent
     except BaseException:  # the parent reads again itself, and reports what goes wrong
-        rows = None
-    try:
-        sending.send(rows)
-    except BaseException:  # the parent is gone or stopped listening: nothing to tell
         os._exit(1)

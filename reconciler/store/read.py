@@ -127,7 +127,7 @@ class _Reader:
 
     sql: str
     driver_sql: str
-    """``sql`` with psycopg's placeholders, for :meth:`raw_rows`."""
+    """``sql`` with psycopg's placeholders, for :meth:`raw_batches`."""
     labels: tuple[str, ...]
     identity: tuple[str, ...]
     """Fields binding a ciphertext to its row (their labels are the context's parts)."""
@@ -135,7 +135,7 @@ class _Reader:
     """(secret field, ciphertext label, fingerprint label)."""
     keep: Callable[[Sequence[Any]], tuple[Any, ...]]
     """A row's values the model object is made of, as read (ciphertexts and the key
-    version left out): what :class:`TableRows` holds."""
+    version left out): what :class:`RowBatch` holds."""
     make: Callable[[tuple[Any, ...], Mapping[str, SecretDoubt]], Any]
     """The model object of a kept row and its doubts (compiled from the labels)."""
     positions: Mapping[str, int]
@@ -194,8 +194,11 @@ class _Reader:
             positions,
         )
 
-    def raw_rows(self, conn: sa.Connection, params: Mapping[str, Any]) -> Iterator[Sequence[Any]]:
-        """The selected rows as read (JSON parsed, nothing else converted)."""
+    def raw_batches(
+        self, conn: sa.Connection, params: Mapping[str, Any]
+    ) -> Iterator[list[Sequence[Any]]]:
+        """The selected rows as read (JSON parsed, nothing else converted), a fetch at a
+        time."""
         width = len(self.labels)
         # psycopg's own cursor, in the connection's transaction: SQLAlchemy's result rows
         # cost more than the values they carry, and JSON is read by _json_loads.
@@ -210,11 +213,11 @@ class _Reader:
                 for row in batch:
                     if len(row) != width:
                         raise ValueError(f"expected {width} columns, got {len(row)}")
-                    yield row
+                yield batch
 
 
 _FETCH_ROWS = 2000
-"""Rows converted from the query's result at a time (see :meth:`_Reader.raw_rows`)."""
+"""Rows converted from the query's result at a time (see :meth:`_Reader.raw_batches`)."""
 
 _PARAMS = ("tenants", "platforms", "excluded")
 """The bind parameters of :data:`_WHERE`."""
@@ -251,6 +254,13 @@ _WEBHOOKS = _Reader.build(
     model=ActualWebhook,
 )
 _TOKENS = _Reader.build("oauth_tokens", TOKEN_FIELDS, secrets_too=False, model=ActualToken)
+_TABLES: tuple[tuple[_Reader, Callable[..., CipherContext] | None], ...] = (
+    (_INTEGRATIONS, CipherContext.integration),
+    (_WEBHOOKS, CipherContext.webhook),
+    (_TOKENS, None),
+)
+"""The tables the actual state is read from, in :attr:`RowBatch.table` order, with the
+binding context of their stored ciphertexts."""
 
 
 _VERSIONS = f"""
@@ -300,91 +310,80 @@ make, hold and free at fleet scale)."""
 
 
 @dataclass(frozen=True, slots=True)
-class TableRows:
-    """One table's selected rows, read and checked but not yet made into model objects.
+class RowBatch:
+    """Up to a fetch's worth of one table's rows, read and checked but not yet made into
+    model objects (:class:`ActualObjects` makes them).
 
-    Plain values only (text, numbers, timestamps, parsed JSON), so that they travel between
-    processes cheaply; no ciphertext is kept (its binding was checked when it was read).
+    Plain values only (text, numbers, timestamps, parsed JSON), so that a batch travels
+    between processes cheaply; no ciphertext is kept (its binding was checked when it was
+    read).
     """
 
+    table: int
+    """Which table: 0 integrations, 1 webhooks, 2 OAuth tokens."""
     rows: tuple[tuple[Any, ...], ...]
     """Each row's kept values (see ``_Reader.keep``), in the order read."""
     doubts: Mapping[int, Mapping[str, SecretDoubt]]
     """The doubted secrets of the rows that have any, by the row's index in :attr:`rows`."""
 
 
-@dataclass(frozen=True, slots=True)
-class ActualRows:
-    """The actual state as read (:func:`read_actual_rows`), before
-    :func:`actual_from_rows` makes its objects."""
-
-    integrations: TableRows
-    webhooks: TableRows
-    tokens: TableRows
-
-    def __len__(self) -> int:
-        return len(self.integrations.rows) + len(self.webhooks.rows) + len(self.tokens.rows)
-
-
-def _table_rows(
-    conn: sa.Connection,
-    params: Mapping[str, Any],
-    reader: _Reader,
-    fingerprinter: Fingerprinter,
-    context: Callable[..., CipherContext] | None,
-) -> TableRows:
-    keep = reader.keep
-    identity = [reader.positions[n] for n in reader.identity]
-    rows: list[tuple[Any, ...]] = []
-    doubts: dict[int, Mapping[str, SecretDoubt]] = {}
-    for row in reader.raw_rows(conn, params):
-        if context is not None:
-            # The binding context is the row's identity as stored (enums as their labels).
-            where = partial(context, *[row[i] for i in identity])
-            doubted = _doubts(fingerprinter, where, reader, row)
-            if doubted is not None:
-                doubts[len(rows)] = doubted
-        rows.append(keep(row))
-    return TableRows(tuple(rows), doubts)
-
-
-def read_actual_rows(
+def read_row_batches(
     conn: sa.Connection,
     selectors: Selectors,
     fingerprinter: Fingerprinter,
     on_read: Callable[[int], None] | None = None,
-) -> ActualRows:
-    """Read integrations, webhooks and OAuth token identities (three queries), each stored
-    ciphertext's binding checked with ``fingerprinter`` (the fingerprint key, no database
-    key; see the module docstring). ``on_read``, when given, is called with the number of
-    rows after each table is read (for progress)."""
+) -> Iterator[RowBatch]:
+    """Read integrations, webhooks and OAuth token identities (three queries, in that
+    order), a batch at a time, each stored ciphertext's binding checked with
+    ``fingerprinter`` (the fingerprint key, no database key; see the module docstring).
+    ``on_read``, when given, is called with the number of rows after each table is read
+    (for progress)."""
     params = selector_params(selectors)
-    read: list[TableRows] = []
-    for reader, context in (
-        (_INTEGRATIONS, CipherContext.integration),
-        (_WEBHOOKS, CipherContext.webhook),
-        (_TOKENS, None),
-    ):
-        read.append(_table_rows(conn, params, reader, fingerprinter, context))
+    for table, (reader, context) in enumerate(_TABLES):
+        keep = reader.keep
+        identity = [reader.positions[n] for n in reader.identity]
+        count = 0
+        for fetched in reader.raw_batches(conn, params):
+            rows: list[tuple[Any, ...]] = []
+            doubts: dict[int, Mapping[str, SecretDoubt]] = {}
+            for row in fetched:
+                if context is not None:
+                    # The binding context is the row's identity as stored (enums as labels).
+                    where = partial(context, *[row[i] for i in identity])
+                    doubted = _doubts(fingerprinter, where, reader, row)
+                    if doubted is not None:
+                        doubts[len(rows)] = doubted
+                rows.append(keep(row))
+            count += len(rows)
+            yield RowBatch(table, tuple(rows), doubts)
         if on_read is not None:
-            on_read(len(read[-1].rows))
-    return ActualRows(*read)
+            on_read(count)
 
 
-def actual_from_rows(rows: ActualRows) -> ActualState:
-    """The model objects of rows read by :func:`read_actual_rows`."""
+class ActualObjects:
+    """The actual state made from :class:`RowBatch` es, one batch at a time (so that the
+    plain values of a whole table never live beside the objects made of them)."""
 
-    def made(reader: _Reader, table: TableRows) -> tuple[Any, ...]:
-        make, doubts = reader.make, table.doubts
-        if not doubts:
-            return tuple([make(row, _NO_DOUBTS) for row in table.rows])
-        return tuple([make(row, doubts.get(i, _NO_DOUBTS)) for i, row in enumerate(table.rows)])
+    def __init__(self) -> None:
+        self._made: tuple[list[Any], list[Any], list[Any]] = ([], [], [])
 
-    return ActualState(
-        made(_INTEGRATIONS, rows.integrations),
-        made(_WEBHOOKS, rows.webhooks),
-        made(_TOKENS, rows.tokens),
-    )
+    def add(self, batch: RowBatch) -> None:
+        """Make the objects of ``batch``'s rows."""
+        make, doubts = _TABLES[batch.table][0].make, batch.doubts
+        if doubts:
+            self._made[batch.table].extend(
+                make(row, doubts.get(i, _NO_DOUBTS)) for i, row in enumerate(batch.rows)
+            )
+        else:
+            self._made[batch.table].extend([make(row, _NO_DOUBTS) for row in batch.rows])
+
+    def __len__(self) -> int:
+        return sum(map(len, self._made))
+
+    def state(self) -> ActualState:
+        """Everything added, as the actual state."""
+        integrations, webhooks, tokens = self._made
+        return ActualState(tuple(integrations), tuple(webhooks), tuple(tokens))
 
 
 def read_actual_state(
@@ -394,8 +393,11 @@ def read_actual_state(
     on_read: Callable[[int], None] | None = None,
 ) -> ActualState:
     """Read integrations, webhooks and OAuth token identities (three queries): the objects
-    of :func:`read_actual_rows`."""
-    return actual_from_rows(read_actual_rows(conn, selectors, fingerprinter, on_read))
+    of :func:`read_row_batches`' rows."""
+    objects = ActualObjects()
+    for batch in read_row_batches(conn, selectors, fingerprinter, on_read):
+        objects.add(batch)
+    return objects.state()
 
 
 def read_row_versions(conn: sa.Connection, selectors: Selectors) -> tuple[RowRef, ...]:

@@ -11,18 +11,20 @@ import pickle
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from reconciler import commands
 from reconciler.commands import inputs, read_apart
+from reconciler.crypto.fingerprint import Fingerprinter
 from reconciler.errors import DatabaseUnavailable
 from reconciler.model.actual import ActualState
 from reconciler.model.plan import Selectors
 from reconciler.progress import Progress
 from reconciler.settings import load_settings
-from reconciler.store.read import ActualRows, actual_from_rows
-from reconciler.store.session import open_database
+from reconciler.store.read import ActualObjects, RowBatch
+from reconciler.store.session import Database, open_database
 from reconciler.store.visibility import Access
 from tests.e2e.workspace import Workspace, stripe_manifest
 
@@ -103,16 +105,16 @@ def test_a_doubted_ciphertext_is_reported_through_the_process(reads: Reads, ws: 
 def test_a_failed_process_sends_the_run_back_to_reading_here(
     reads: Reads, monkeypatch: pytest.MonkeyPatch, how: str
 ) -> None:
-    parent, real = os.getpid(), inputs.read_snapshot_rows
+    parent, real = os.getpid(), inputs.read_snapshot_batches
 
-    def failing(*args: object, **kwargs: object) -> ActualRows:
+    def failing(*args: object, **kwargs: object) -> None:
         if os.getpid() != parent:  # only in the forked process
             if how == "dies":
                 os._exit(3)
             raise DatabaseUnavailable("connection lost")
-        return real(*args, **kwargs)  # type: ignore[arg-type]
+        real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(inputs, "read_snapshot_rows", failing)
+    monkeypatch.setattr(inputs, "read_snapshot_batches", failing)
     result, lines = _plan()
     assert reads.apart[0] is not None
     assert reads.here == 1
@@ -122,10 +124,10 @@ def test_a_failed_process_sends_the_run_back_to_reading_here(
 
 
 def test_an_error_is_raised_by_the_read_here(reads: Reads, monkeypatch: pytest.MonkeyPatch) -> None:
-    def unavailable(*args: object, **kwargs: object) -> ActualRows:
+    def unavailable(*args: object, **kwargs: object) -> None:
         raise DatabaseUnavailable("database went away")
 
-    monkeypatch.setattr(inputs, "read_snapshot_rows", unavailable)
+    monkeypatch.setattr(inputs, "read_snapshot_batches", unavailable)
     with pytest.raises(DatabaseUnavailable, match="went away"):
         _plan()
     assert reads.apart[0] is not None and reads.here == 1
@@ -134,11 +136,11 @@ def test_an_error_is_raised_by_the_read_here(reads: Reads, monkeypatch: pytest.M
 def test_interrupt_stops_the_process(
     reads: Reads, ws: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def slow(*args: object, **kwargs: object) -> ActualRows:
+    def slow(*args: object, **kwargs: object) -> None:
         time.sleep(60)  # the forked process is stopped long before
         raise AssertionError
 
-    monkeypatch.setattr(inputs, "read_snapshot_rows", slow)
+    monkeypatch.setattr(inputs, "read_snapshot_batches", slow)
     with (
         open_database(ws.database_url) as db,
         pytest.raises(KeyboardInterrupt),
@@ -175,12 +177,42 @@ def test_not_started_when_the_run_reads_better_here(
 
 
 def test_rows_travel_as_plain_values(reads: Reads, ws: Workspace) -> None:
+    batches: list[RowBatch] = []
     with open_database(ws.database_url) as db:
         fingerprint = inputs.fingerprinter_for(db.target)
-        rows = inputs.read_snapshot_rows(db, commands.ALL, fingerprint, Access.READ)
+        inputs.read_snapshot_batches(db, commands.ALL, fingerprint, Access.READ, batches.append)
         direct = inputs._read_snapshot(db, commands.ALL, fingerprint, Access.READ, lambda _: None)
-    assert len(rows) == 6
-    blob = pickle.dumps(rows)
-    for row in (*rows.integrations.rows, *rows.webhooks.rows):
-        assert not any(isinstance(v, str) and v.startswith("rcn") for v in row)  # no ciphertext
-    assert actual_from_rows(pickle.loads(blob)) == direct
+    assert [b.table for b in batches] == [0, 1]  # integrations, webhooks; no tokens
+    objects = ActualObjects()
+    for batch in batches:
+        for row in batch.rows:
+            assert not any(isinstance(v, str) and v.startswith("rcn") for v in row)  # no ciphertext
+        objects.add(pickle.loads(pickle.dumps(batch)))
+    assert len(objects) == 6
+    assert objects.state() == direct
+
+
+@pytest.mark.parametrize("how", ["dies after one batch", "sends something else"])
+def test_a_partial_or_odd_stream_is_not_used(
+    reads: Reads, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    def odd(
+        db: Database, selectors: Selectors, fp: Fingerprinter, access: Access, out: Any
+    ) -> None:
+        db.engine.dispose(close=False)
+
+        def first(batch: RowBatch) -> None:
+            if how == "dies after one batch":
+                out.send_bytes(pickle.dumps(batch))
+                os._exit(3)
+            out.send_bytes(pickle.dumps({"rows": batch.rows}))
+            out.send_bytes(b"")
+            os._exit(0)
+
+        inputs.read_snapshot_batches(db, selectors, fp, access, first)
+
+    monkeypatch.setattr(read_apart, "_read_and_send", odd)
+    result, lines = _plan()
+    assert reads.apart[0] is not None and reads.here == 1
+    assert not result.plan.changes  # every row, read here: nothing it was sent is kept
+    assert "Reading database... the reading process failed; reading here (" in "\n".join(lines)
