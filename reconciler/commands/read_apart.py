@@ -21,7 +21,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import pickle
-import sys
 import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -58,9 +57,8 @@ class ReadApart:
         ``fork`` start method), and the caller reads in this process."""
         if threading.active_count() > 1 or "fork" not in multiprocessing.get_all_start_methods():
             return None
-        # What this process has buffered must not be written a second time by the child.
-        for stream in (sys.stdout, sys.stderr):
-            stream.flush()
+        # (multiprocessing flushes this process's stdout and stderr before it forks, so the
+        # child never writes what was buffered here a second time.)
         receiving, sending = multiprocessing.Pipe(duplex=False)
         process = multiprocessing.get_context("fork").Process(
             target=_read_and_send,

@@ -8,6 +8,8 @@ import io
 import multiprocessing
 import os
 import pickle
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -99,6 +101,40 @@ def test_a_doubted_ciphertext_is_reported_through_the_process(reads: Reads, ws: 
     [change] = result.plan.changes
     assert change.address.tenant == "acme"
     assert [f.field for f in change.fields] == ["api_key"]
+
+
+_BUFFERED_THEN_PLAN = """
+import sys
+from pathlib import Path
+from reconciler import commands
+from reconciler.commands import inputs, read_apart
+from reconciler.settings import load_settings
+inputs.READ_APART_MIN_TENANTS = 3
+started, real = [], read_apart.ReadApart.start
+def start(*args):
+    started.append(real(*args))
+    return started[-1]
+read_apart.ReadApart.start = staticmethod(start)
+sys.stdout.write("written before the fork;")  # a pipe's stdout is block-buffered: still held
+result = commands.plan(manifests_dir=Path("manifests"), settings=load_settings())
+sys.stdout.write(f" apart: {started[0] is not None}, changes: {len(result.plan.changes)}")
+"""
+
+
+def test_output_buffered_before_the_fork_is_written_once(reads: Reads, ws: Workspace) -> None:
+    env = {**ws.env, "RECONCILER_WORKERS": "2"}
+    env["RECONCILER_CACHE_DIR"] = os.environ["RECONCILER_CACHE_DIR"]  # the one apply filled
+    done = subprocess.run(
+        [sys.executable, "-c", _BUFFERED_THEN_PLAN],
+        cwd=ws.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "written before the fork; apart: True, changes: 0"
 
 
 @pytest.mark.parametrize("how", ["raises", "dies"])
