@@ -116,9 +116,12 @@ def _cache_namespace(fingerprint: Fingerprinter) -> str:
 def _cache_file_exists(fingerprint: Fingerprinter, environ: Mapping[str, str]) -> bool:
     """Whether the manifest cache is on and has a file (its entries are not checked)."""
     directory = _cache_directory(environ)
-    return directory is not None and (
-        LoadCache.file_in(directory, _cache_namespace(fingerprint)).is_file()
-    )
+    if directory is None:
+        return False
+    try:
+        return LoadCache.file_in(directory, _cache_namespace(fingerprint)).is_file()
+    except OSError:  # unreadable: the load says so, in its notice about the cache
+        return False
 
 
 def load_desired(

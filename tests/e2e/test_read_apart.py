@@ -212,6 +212,22 @@ def test_not_started_when_the_run_reads_better_here(
     assert reads.apart == [] and reads.here == 1
 
 
+def test_a_cache_that_cannot_be_looked_at_reads_here(
+    reads: Reads, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    is_file = Path.is_file
+
+    def unreadable(path: Path) -> bool:
+        if path.name.startswith("manifests-") and path.suffix == ".cache":
+            raise PermissionError(13, "Permission denied", str(path))
+        return is_file(path)
+
+    monkeypatch.setattr(Path, "is_file", unreadable)
+    result, _ = _plan()
+    assert not result.plan.changes
+    assert reads.apart == [] and reads.here == 1
+
+
 def test_rows_travel_as_plain_values(reads: Reads, ws: Workspace) -> None:
     batches: list[RowBatch] = []
     with open_database(ws.database_url) as db:
