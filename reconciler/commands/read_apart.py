@@ -5,8 +5,8 @@ rows as taking its manifests from the cache, and both are Python work that one p
 one after the other. :class:`ReadApart` forks a process, before the load starts, that runs
 the read (:func:`~reconciler.commands.inputs.read_snapshot_batches`: one read-only
 snapshot, visibility checked first, every ciphertext's binding checked) and keeps the rows
-as plain values, pickled a batch at a time (a few times smaller than the values
-themselves); this process takes the batches once its load is done and makes the model
+as plain values, pickled a batch at a time (bytes take less memory than the values they
+hold); this process takes the batches once its load is done and makes the model
 objects of each as it arrives.
 
 The forked process is only a faster way to the same rows, never a second opinion: when it
@@ -37,8 +37,8 @@ from reconciler.store.visibility import Access
 class ReadApart:
     """One forked process reading the actual state; see the module docstring.
 
-    Use :meth:`start`, then :meth:`rows` once, and :meth:`close` (or a ``with`` block) in
-    every case: closing stops the process if it still runs.
+    Use :meth:`start`, then :meth:`receive` once, and :meth:`close` (or a ``with`` block)
+    in every case: closing stops the process if it still runs.
     """
 
     def __init__(self, process: BaseProcess, connection: Connection) -> None:
