@@ -25,7 +25,6 @@ import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from typing import Self
 
 from reconciler.crypto.fingerprint import Fingerprinter
 from reconciler.model.plan import Selectors
@@ -37,8 +36,8 @@ from reconciler.store.visibility import Access
 class ReadApart:
     """One forked process reading the actual state; see the module docstring.
 
-    Use :meth:`start`, then :meth:`receive` once, and :meth:`close` (or a ``with`` block)
-    in every case: closing stops the process if it still runs.
+    Use :meth:`start`, then :meth:`receive` once; :meth:`close` stops the process if it
+    still runs (``receive`` closes it too).
     """
 
     def __init__(self, process: BaseProcess, connection: Connection) -> None:
@@ -91,12 +90,6 @@ class ReadApart:
             self._process.terminate()
         self._process.join()
         self._connection.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
 
 def _read_and_send(
