@@ -331,6 +331,24 @@ def test_corrupt_or_wrongly_typed_entries_are_ignored_and_counted(
     assert (clean.ignored, len(clean.entries)) == (0, 9)
 
 
+def test_an_entry_the_fast_json_parser_refuses_is_parsed_by_json(
+    tree: Path, tmp_path: Path
+) -> None:
+    # orjson takes integers of at most 64 bits; such an entry is still read, not ignored.
+    fp = Fingerprinter(b"k" * 32)
+    namespace = fp.fingerprint("ns")
+    _, cache = _load(tree, fp, tmp_path / "c")
+    assert cache.mac_key is not None
+    rel = next(r for r, (_, value) in cache.entries.items() if value.webhooks)
+    key, value = cache.entries[rel]
+    entry = json.loads(json.dumps(_entry(rel, key, value)))
+    entry[4][0][11] = 2**70  # max_attempts
+    cache.path.write_bytes(cache_module.FORMAT + _line(cache.mac_key, namespace, entry) + b"\n")
+    reopened = LoadCache.open(tmp_path / "c", namespace)
+    assert reopened.ignored == 0
+    assert reopened.entries[rel][1].webhooks[0][11] == 2**70
+
+
 def test_ignored_entries_are_reported_on_stderr(
     tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -7,13 +7,14 @@ from dataclasses import replace
 
 import pytest
 
-from reconciler.core.planner import fingerprint_read_set, read_set
+from reconciler.core.planner import build_plan, fingerprint_read_set, read_set
+from reconciler.core.risk import RiskPolicy
 from reconciler.model.actual import ActualIntegration, ActualState
 from reconciler.model.field_spec import compile_record, lookup
 from reconciler.model.fields import LIVEMODE, ROW_VERSION, row_of, row_ref
 from reconciler.model.plan import VERSION_KEY, Change, RowRef
 from reconciler.store import row_state
-from tests.unit.core.builders import as_actual, integration, state, token
+from tests.unit.core.builders import as_actual, integration, state, token, webhook
 
 
 def _integration(row_id: int, version: int) -> ActualIntegration:
@@ -69,6 +70,29 @@ def test_read_set_fingerprint_hashes_table_id_and_version() -> None:
     # The format saved plans were fingerprinted with: one "table:id:version" line per row.
     expected = hashlib.sha256(b"integration_configs:1:2\n").hexdigest()
     assert fingerprint_read_set(refs) == expected
+
+
+def test_a_plan_sorts_and_fingerprints_its_read_set_like_row_refs() -> None:
+    # Rows out of order, in every table: the plan's read set is RowRef's own order, and its
+    # fingerprint is fingerprint_read_set's of that read set.
+    (row,) = as_actual(state(integration())).integrations
+    (hook,) = as_actual(state(webhook())).webhooks
+    actual = ActualState(
+        integrations=tuple(replace(row, id=i, row_version=v) for i, v in ((9, 1), (2, 7), (10, 3))),
+        webhooks=tuple(replace(hook, id=i, row_version=2) for i in (5, 1)),
+        tokens=(replace(token(), id=3, row_version=4), replace(token(), id=1, row_version=8)),
+    )
+    expected = tuple(
+        sorted(
+            [row_ref("integration_configs", r) for r in actual.integrations]
+            + [row_ref("webhook_configurations", r) for r in actual.webhooks]
+            + [row_ref("oauth_tokens", r) for r in actual.tokens]
+        )
+    )
+    assert read_set(actual) == expected
+    made = build_plan(state(), actual, policy=RiskPolicy(), created_at="2026-01-01T00:00:00Z")
+    assert made.read_set == expected
+    assert made.actual_fingerprint == fingerprint_read_set(expected)
 
 
 def test_store_bookkeeping_sql_names_the_declared_columns() -> None:
