@@ -55,7 +55,7 @@ import msgspec
 import reconciler
 from reconciler.model.desired import DesiredState
 from reconciler.model.enums import Platform
-from reconciler.model.field_spec import call, compile_call, item
+from reconciler.model.field_spec import call, compile_call, fast_constructor, item
 from reconciler.model.fields import DESIRED_ENTITIES, FieldSpec, Kind, RetryPolicy
 from reconciler.model.values import SecretValue, Source
 
@@ -92,7 +92,12 @@ def _fp(secret: SecretValue | None) -> str | None:
 
 
 def _secret(fingerprint: str | None) -> SecretValue | None:
-    return None if fingerprint is None else SecretValue(None, fingerprint)
+    return None if fingerprint is None else _SECRET_VALUE(None, fingerprint)
+
+
+_SECRET_VALUE = fast_constructor(SecretValue)
+_RETRY_POLICY = fast_constructor(RetryPolicy)
+_SOURCE = fast_constructor(Source)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +151,12 @@ def _coders() -> tuple[_Coder, ...]:
         for start, stop in reversed(nested):
             arguments[start:stop] = [call("RetryPolicy", ", ".join(arguments[start:stop]))]
         arguments.append(call("Source", item("row", len(fields))))
-        helpers.update(make=make, RetryPolicy=RetryPolicy, Source=Source)
+        # Fleet-scale object making: fields set without running each __init__.
+        helpers.update(
+            make=fast_constructor(make),
+            RetryPolicy=_RETRY_POLICY,
+            Source=_SOURCE,
+        )
         decode_row = compile_call("make", arguments, helpers, "row")
         out.append(_Coder(tuple(encoders), decode_row))
     return tuple(out)

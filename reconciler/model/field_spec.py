@@ -10,11 +10,15 @@ Pure data, no I/O.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import types
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import Any, Final
+from typing import Any, Final, TypeVar
+
+_T = TypeVar("_T")
 
 
 class Owner(enum.StrEnum):
@@ -221,6 +225,35 @@ def compile_call(
     namespace: dict[str, Any] = dict(helpers)
     exec(source, namespace)  # noqa: S102 - only identifiers from the table reach the source
     made: Callable[..., Any] = namespace["made"]
+    return made
+
+
+def fast_constructor(model: type[_T]) -> Callable[..., _T]:
+    """A function ``(*values) -> model(*values)`` that fills the fields of a frozen, slotted
+    dataclass without running its ``__init__``, for objects made by the hundred thousand.
+
+    A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``; setting
+    each slot through its descriptor takes half the time. Every field is positional, in
+    declaration order, and required: the function is only made for dataclasses whose
+    ``__init__`` does nothing else (no ``__post_init__``, no field left out of ``__init__``;
+    defaults are not applied).
+    """
+    if not dataclasses.is_dataclass(model) or hasattr(model, "__post_init__"):
+        raise ValueError(f"{model.__name__}: not a dataclass without __post_init__")
+    fields = dataclasses.fields(model)
+    slots: list[Any] = [model.__dict__.get(f.name) for f in fields]
+    if not all(f.init for f in fields) or not all(
+        isinstance(slot, types.MemberDescriptorType) for slot in slots
+    ):
+        raise ValueError(f"{model.__name__}: every field must be an __init__ field in a slot")
+    names = [f"v{i}" for i in range(len(fields))]
+    body = "".join(f"    set_{name}(obj, {name})\n" for name in names)
+    source = f"def made({', '.join(names)}):\n    obj = new(model)\n{body}    return obj\n"
+    namespace: dict[str, Any] = {"new": object.__new__, "model": model}
+    namespace.update({f"set_{n}": slot.__set__ for n, slot in zip(names, slots, strict=True)})
+    exec(source, namespace)  # noqa: S102 - generated names only
+    made: Callable[..., _T] = namespace["made"]
+    made.__qualname__ = made.__name__ = f"make_{model.__name__}"
     return made
 
 

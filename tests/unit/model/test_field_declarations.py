@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import replace
 
@@ -10,8 +11,8 @@ import pytest
 from reconciler.core.planner import build_plan, fingerprint_read_set, read_set
 from reconciler.core.risk import RiskPolicy
 from reconciler.model.actual import ActualIntegration, ActualState
-from reconciler.model.field_spec import compile_record, lookup
-from reconciler.model.fields import LIVEMODE, ROW_VERSION, row_of, row_ref
+from reconciler.model.field_spec import compile_record, fast_constructor, lookup
+from reconciler.model.fields import LIVEMODE, ROW_VERSION, RetryPolicy, row_of, row_ref
 from reconciler.model.plan import VERSION_KEY, Change, RowRef
 from reconciler.store import row_state
 from tests.unit.core.builders import as_actual, integration, state, token, webhook
@@ -102,3 +103,34 @@ def test_store_bookkeeping_sql_names_the_declared_columns() -> None:
     assert row_state.live_token("t") == "t.is_active AND t.revoked_at IS NULL"
     assert row_state.bump_version() == "row_version = t.row_version + 1"
     assert row_state.version_matches() == "t.row_version = v.row_version"
+
+
+def test_fast_constructor_makes_what_init_makes_and_refuses_what_it_cannot() -> None:
+    make_policy = fast_constructor(RetryPolicy)
+    made = make_policy(3, 1, 2.0, 60)
+    assert made == RetryPolicy(3, 1, 2.0, 60)
+    assert hash(made) == hash(RetryPolicy(3, 1, 2.0, 60))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.max_attempts = 4  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        make_policy(3, 1, 2.0)  # every field is required
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Checked:
+        value: int
+
+        def __post_init__(self) -> None:  # pragma: no cover - never run here
+            raise ValueError
+
+    @dataclasses.dataclass(frozen=True)
+    class Unslotted:
+        value: int
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Derived:
+        value: int
+        double: int = dataclasses.field(init=False, default=0)
+
+    for model in (Checked, Unslotted, Derived, dict):
+        with pytest.raises(ValueError, match=model.__name__):
+            fast_constructor(model)
