@@ -47,6 +47,7 @@ from reconciler.model.desired import (
     DesiredWebhook,
     SecretValue,
 )
+from reconciler.model.field_spec import compile_tuple
 from reconciler.model.fields import (
     INTEGRATION_FIELDS,
     WEBHOOK_FIELDS,
@@ -262,8 +263,10 @@ class _Kind:
     conversion to compare equal."""
     secret_names: tuple[str, ...]
     desired_secrets: Callable[[Any], tuple[SecretValue | None, ...]]
+    desired_fingerprints: Callable[[Any], tuple[str | None, ...]]
     stored_fingerprints: Callable[[Any], tuple[str | None, ...]]
-    """The secrets' names, their desired values, and the stored fingerprints, in one order."""
+    """The secrets' names, their desired values and fingerprints (None for an absent
+    secret, and for one not decrypted), and the stored fingerprints, in one order."""
     set_like: frozenset[str] = frozenset()
     """Fields compared as sets (order carries no meaning)."""
 
@@ -282,6 +285,9 @@ class _Kind:
             _tuple_getter(*(f.name for f in plain_of(fields))),
             tuple(f.name for f in secrets),
             _tuple_getter(*(f.desired_path for f in secrets)),
+            compile_tuple(
+                [attribute_path(f"{f.desired_path}.fingerprint", none_safe=True) for f in secrets]
+            ),
             _tuple_getter(*(f.fingerprint_column for f in secrets)),
             frozenset(f.name for f in fields if f.set_like),
         )
@@ -307,15 +313,16 @@ def _fingerprints(
     spec: _Kind, d: DesiredIntegration | DesiredWebhook, key: tuple[Any, ...]
 ) -> tuple[str | None, ...]:
     """The keyed fingerprints of ``d``'s secrets (``None`` where it has none)."""
-    out: list[str | None] = []
-    for name, secret in zip(spec.secret_names, spec.desired_secrets(d), strict=True):
-        if secret is not None and secret.fingerprint is None:
-            raise ValueError(
-                f"{spec.address(key, d)} ({d.source.path}) {name}: secret was not decrypted; "
-                "plans need decrypted manifests"
-            )
-        out.append(None if secret is None else secret.fingerprint)
-    return tuple(out)
+    fingerprints = spec.desired_fingerprints(d)
+    # Read as one tuple; only an absent fingerprint needs a look at the secrets themselves.
+    if None in fingerprints:
+        for name, secret in zip(spec.secret_names, spec.desired_secrets(d), strict=True):
+            if secret is not None and secret.fingerprint is None:
+                raise ValueError(
+                    f"{spec.address(key, d)} ({d.source.path}) {name}: secret was not "
+                    "decrypted; plans need decrypted manifests"
+                )
+    return fingerprints
 
 
 def _diff_objects(

@@ -228,6 +228,20 @@ def compile_call(
     return made
 
 
+def compile_tuple(
+    expressions: Sequence[str], params: str = "obj"
+) -> Callable[..., tuple[Any, ...]]:
+    """A function ``(params) -> (expressions...)`` compiled once from the field table (the
+    expressions built as for :func:`compile_record`)."""
+    if not all(p.strip().isidentifier() for p in params.split(",")):
+        raise ValueError(f"not parameter names: {params!r}")
+    source = f"def values({params}):\n    return ({''.join(e + ', ' for e in expressions)})\n"
+    namespace: dict[str, Any] = {}
+    exec(source, namespace)  # noqa: S102 - only identifiers from the table reach the source
+    values: Callable[..., tuple[Any, ...]] = namespace["values"]
+    return values
+
+
 def fast_constructor(model: type[_T]) -> Callable[..., _T]:
     """A function ``(*values) -> model(*values)`` that fills the fields of a frozen, slotted
     dataclass without running its ``__init__``, for objects made by the hundred thousand.

@@ -3,13 +3,14 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from reconciler.core.planner import build_plan
 from reconciler.core.risk import RiskPolicy
 from reconciler.model.actual import ActualState, ActualToken, SecretDoubt
-from reconciler.model.desired import DesiredState
+from reconciler.model.desired import DesiredState, SecretValue
 from reconciler.model.enums import AuthType, Environment, RiskLevel
 from reconciler.model.plan import Action, NoticeKind, Plan, Selectors
 from tests.unit.core.builders import account, as_actual, integration, secret, state, token, webhook
@@ -383,3 +384,18 @@ def test_equal_parts_of_changes_are_held_once() -> None:
     assert type(by_tenant["c"]["sync_interval"].after) is int
     assert by_tenant["d"]["sync_interval"].after is True
     assert by_tenant["a"]["features"].after == {"invoices": True}
+
+
+def test_a_secret_that_was_not_decrypted_is_refused_and_an_absent_one_is_not() -> None:
+    # api_secret absent (None) is fine; a present secret without its fingerprint is not.
+    desired = state(integration(api_secret=secret("sk_other")), webhook())
+    fine = state(integration(api_secret=None), webhook())
+    assert plan(fine, as_actual(fine)).changes == ()
+    for undecrypted in (
+        integration(api_secret=SecretValue(None, None)),
+        integration(api_key=SecretValue(None, None), api_secret=None),
+    ):
+        with pytest.raises(ValueError, match=r"\) api_\w+: secret was not decrypted"):
+            plan(state(undecrypted), as_actual(desired))
+    with pytest.raises(ValueError, match="signing_secret: secret was not decrypted"):
+        plan(state(webhook(signing_secret=SecretValue(None, None))), as_actual(desired))
