@@ -244,6 +244,32 @@ def _deleted_fields(
 # -- integrations and webhooks ---------------------------------------------------------------
 
 
+class _NotDecrypted(Exception):
+    """A desired secret without its fingerprint (raised by :attr:`_Kind.desired_fingerprints`)."""
+
+    def __init__(self, position: int) -> None:
+        super().__init__(position)
+        self.position = position
+
+
+def _not_decrypted(position: int) -> None:
+    raise _NotDecrypted(position)
+
+
+def _fingerprints_of(secrets: tuple[FieldSpec, ...]) -> Callable[[Any], tuple[str | None, ...]]:
+    """The fingerprints of a desired object's secrets as one tuple (None for an absent
+    secret); a present secret without one raises :class:`_NotDecrypted` (fingerprints are
+    never empty)."""
+    expressions = []
+    for position, f in enumerate(secrets):
+        secret = attribute_path(f.desired_path)
+        expressions.append(
+            f"(None if {secret} is None else "
+            f"({attribute_path(f'{f.desired_path}.fingerprint')} or not_decrypted({position})))"
+        )
+    return compile_tuple(expressions, {"not_decrypted": _not_decrypted})
+
+
 @dataclass(frozen=True, slots=True)
 class _Kind:
     """How one kind of configuration object is identified and compared (from the field table)."""
@@ -259,8 +285,8 @@ class _Kind:
     """Reconciled non-secret fields of desired and actual objects."""
     desired_raw: Callable[[Any], tuple[Any, ...]]
     actual_raw: Callable[[Any], tuple[Any, ...]]
-    """The same fields as they are held, unconverted: equal values of equal types need no
-    conversion to compare equal."""
+    """The same fields as they are held, unconverted: held values that compare equal are no
+    change, so an unchanged object needs no conversion."""
     secret_names: tuple[str, ...]
     desired_secrets: Callable[[Any], tuple[SecretValue | None, ...]]
     desired_fingerprints: Callable[[Any], tuple[str | None, ...]]
@@ -285,9 +311,7 @@ class _Kind:
             _tuple_getter(*(f.name for f in plain_of(fields))),
             tuple(f.name for f in secrets),
             _tuple_getter(*(f.desired_path for f in secrets)),
-            compile_tuple(
-                [attribute_path(f"{f.desired_path}.fingerprint", none_safe=True) for f in secrets]
-            ),
+            _fingerprints_of(secrets),
             _tuple_getter(*(f.fingerprint_column for f in secrets)),
             frozenset(f.name for f in fields if f.set_like),
         )
@@ -313,16 +337,14 @@ def _fingerprints(
     spec: _Kind, d: DesiredIntegration | DesiredWebhook, key: tuple[Any, ...]
 ) -> tuple[str | None, ...]:
     """The keyed fingerprints of ``d``'s secrets (``None`` where it has none)."""
-    fingerprints = spec.desired_fingerprints(d)
-    # Read as one tuple; only an absent fingerprint needs a look at the secrets themselves.
-    if None in fingerprints:
-        for name, secret in zip(spec.secret_names, spec.desired_secrets(d), strict=True):
-            if secret is not None and secret.fingerprint is None:
-                raise ValueError(
-                    f"{spec.address(key, d)} ({d.source.path}) {name}: secret was not "
-                    "decrypted; plans need decrypted manifests"
-                )
-    return fingerprints
+    try:
+        return spec.desired_fingerprints(d)
+    except _NotDecrypted as missing:
+        name = spec.secret_names[missing.position]
+        raise ValueError(
+            f"{spec.address(key, d)} ({d.source.path}) {name}: secret was not decrypted; "
+            "plans need decrypted manifests"
+        ) from None
 
 
 def _diff_objects(
@@ -344,14 +366,17 @@ def _diff_objects(
         seen.add(key)
         fingerprints = _fingerprints(spec, d, key)
         a = rows.get(key)
-        if a is not None and a.live and fingerprints == spec.stored_fingerprints(a):
-            held, stored_held = spec.desired_raw(d), spec.actual_raw(a)
-            if (
-                held == stored_held
-                and tuple(map(type, held)) == tuple(map(type, stored_held))
-                and not a.doubted
-            ):
-                continue  # unchanged, as most objects of a fleet are
+        # Unchanged, as most objects of a fleet are. Equal values are no change whatever
+        # their types (an int and an equal float, an enum and its label): _field_changes
+        # finds none between them either.
+        if (
+            a is not None
+            and a.live
+            and fingerprints == spec.stored_fingerprints(a)
+            and spec.desired_raw(d) == spec.actual_raw(a)
+            and not a.doubted
+        ):
+            continue
         values = spec.desired_values(d)
         if a is None or not a.live:
             reason = (

@@ -229,14 +229,14 @@ def compile_call(
 
 
 def compile_tuple(
-    expressions: Sequence[str], params: str = "obj"
+    expressions: Sequence[str], helpers: Mapping[str, object] | None = None, params: str = "obj"
 ) -> Callable[..., tuple[Any, ...]]:
     """A function ``(params) -> (expressions...)`` compiled once from the field table (the
     expressions built as for :func:`compile_record`)."""
     if not all(p.strip().isidentifier() for p in params.split(",")):
         raise ValueError(f"not parameter names: {params!r}")
     source = f"def values({params}):\n    return ({''.join(e + ', ' for e in expressions)})\n"
-    namespace: dict[str, Any] = {}
+    namespace: dict[str, Any] = dict(helpers or {})
     exec(source, namespace)  # noqa: S102 - only identifiers from the table reach the source
     values: Callable[..., tuple[Any, ...]] = namespace["values"]
     return values

@@ -2,11 +2,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime
+from types import MappingProxyType
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from reconciler.core.diff import _field_changes
 from reconciler.core.planner import build_plan
 from reconciler.core.risk import RiskPolicy
 from reconciler.model.actual import ActualState, ActualToken, SecretDoubt
@@ -399,3 +401,20 @@ def test_a_secret_that_was_not_decrypted_is_refused_and_an_absent_one_is_not() -
             plan(state(undecrypted), as_actual(desired))
     with pytest.raises(ValueError, match="signing_secret: secret was not decrypted"):
         plan(state(webhook(signing_secret=SecretValue(None, None))), as_actual(desired))
+
+
+@pytest.mark.parametrize(
+    ("stored", "declared"),
+    [
+        (2.0, 2),
+        (1, True),
+        (Environment.PRODUCTION.value, Environment.PRODUCTION),
+        ({"a": 1}, MappingProxyType({"a": 1.0})),
+        ((Environment.SANDBOX,), (Environment.SANDBOX.value,)),
+    ],
+)
+def test_equal_values_of_other_types_are_no_field_change(stored: object, declared: object) -> None:
+    # The diff skips an object whose held values compare equal without comparing their
+    # types: that is only right while the field comparison agrees.
+    assert stored == declared
+    assert _field_changes({"f": stored}, {"f": declared}) == []
