@@ -327,20 +327,22 @@ def _classify(
     explicit: bool,
     parts: tuple[str, ...] | None = None,
 ) -> None:
-    """Select ``file`` or record its problem (``parts``: relative to ``root``, if known)."""
-    key = str(file)
-    if key in seen:
-        return
-    seen.add(key)
+    """Select ``file`` or record its problem (``parts``: relative to ``root``, if known);
+    seen once, by its path relative to ``root`` (else its whole path)."""
     if parts is None:
         try:
             parts = file.relative_to(root).parts
         except ValueError:
-            found.problems.append(
-                LayoutProblem(str(file), "RCN-F004", f"not under the manifests root {root}")
-            )
+            if str(file) not in seen:
+                seen.add(str(file))
+                found.problems.append(
+                    LayoutProblem(str(file), "RCN-F004", f"not under the manifests root {root}")
+                )
             return
     rel = "/".join(parts)
+    if rel in seen:
+        return
+    seen.add(rel)
     if len(parts) == 2 and parts[0] == TEMPLATES_DIR:
         if explicit:
             found.template_files.append(file)

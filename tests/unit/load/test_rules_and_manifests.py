@@ -164,6 +164,25 @@ def test_discovery_filters_on_paths(tmp_path: Path) -> None:
     assert [p.rel for p in found.problems] == ["tenants/b/notes.yaml"]
     found = mf.discover(root, paths=[root / "tenants" / "b"])
     assert [m.rel for m in found.manifests] == ["tenants/b/stripe.yaml"]
+    # Overlapping paths select each file once; a file outside the root is reported once.
+    outside = tmp_path.parent / f"{tmp_path.name}-outside.yaml"
+    outside.write_text("")
+    found = mf.discover(
+        root,
+        paths=[
+            root / "tenants" / "a",
+            root / "tenants" / "a" / "stripe.yaml",
+            root,
+            outside,
+            outside,
+        ],
+    )
+    assert sorted(m.rel for m in found.manifests) == [
+        "tenants/a/hubspot.yaml",
+        "tenants/a/stripe.yaml",
+        "tenants/b/stripe.yaml",
+    ]
+    assert [p.code for p in found.problems].count("RCN-F004") == 1
 
 
 def test_digest_covers_paths_and_bytes() -> None:
