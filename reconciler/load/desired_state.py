@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -24,7 +25,7 @@ from reconciler.model.desired import (
     Source,
 )
 from reconciler.model.enums import ConfigType, Environment, Platform
-from reconciler.model.field_spec import lookup
+from reconciler.model.field_spec import compile_call, fast_constructor, identity_of, lookup
 from reconciler.model.fields import (
     ACCOUNT_ID,
     INTEGRATION_FIELDS,
@@ -39,14 +40,17 @@ from reconciler.model.fields import (
 )
 from reconciler.model.sensitive import Sensitive
 
-_HELPERS: Mapping[str, object] = {"RetryPolicy": RetryPolicy, "tuple": tuple}
+_SHARED = ("tenant_id", "platform", "environment", "source")
+"""What every object of a file and environment shares: parameters of the makers below."""
 
 
-def _values_of(fields: tuple[FieldSpec, ...]) -> Callable[..., dict[str, Any]]:
-    """``(manifest object, secret) -> desired attributes`` of the manifest-owned, non-identity
-    fields; ``secret(key)`` makes a present secret's value. An absent group (``sync:``
-    left out) reads as None in each of its fields."""
-    items: list[tuple[str, str]] = []
+def _maker(fields: tuple[FieldSpec, ...], model: type[Any]) -> Callable[..., Any]:
+    """``(obj, secret, tenant_id, platform, environment, source, name) -> model`` object of
+    the manifest object ``obj`` (``name``: the last part of its identity); ``secret(key)``
+    makes a present secret's value. An absent group (``sync:`` left out) reads as None in
+    each of its fields. The object is made by :func:`fast_constructor` (fleet scale)."""
+    items: dict[str, str] = {name: name for name in _SHARED}
+    items[identity_of(fields)[-1].name] = "name"
     nested: dict[str, list[str]] = {}
     for spec in fields:
         if spec.identity or spec.owner is not Owner.MANIFEST or not spec.manifest:
@@ -54,19 +58,24 @@ def _values_of(fields: tuple[FieldSpec, ...]) -> Callable[..., dict[str, Any]]:
         value = attribute_path(spec.manifest, none_safe=True)
         attribute, dot, _ = spec.desired_path.partition(".")
         if spec.secret:
-            items.append((attribute, f"(None if {value} is None else secret({spec.manifest!r}))"))
+            items[attribute] = f"(None if {value} is None else secret({spec.manifest!r}))"
         elif dot:
             nested.setdefault(attribute, []).append(value)
         else:
-            wrap = "tuple" if spec.kind is Kind.LIST else ""
-            items.append((attribute, call(wrap, value)))
+            items[attribute] = call("tuple" if spec.kind is Kind.LIST else "", value)
     # The only grouped desired value: a webhook's retry policy.
-    items += [(a, call("RetryPolicy", ", ".join(parts))) for a, parts in nested.items()]
-    return compile_record(items, _HELPERS, params="obj, secret")
+    items.update({a: call("RetryPolicy", ", ".join(parts)) for a, parts in nested.items()})
+    # Positional, in the model's field order (a KeyError here: the table and model disagree).
+    arguments = [items.pop(f.name) for f in dataclasses.fields(model)]
+    if items:
+        raise AssertionError(f"{model.__name__} has no field for {sorted(items)}")
+    helpers = {"model": fast_constructor(model), "RetryPolicy": _RETRY, "tuple": tuple}
+    return compile_call("model", arguments, helpers, f"obj, secret, {', '.join(_SHARED)}, name")
 
 
-_INTEGRATION = _values_of(INTEGRATION_FIELDS)
-_WEBHOOK = _values_of(WEBHOOK_FIELDS)
+_RETRY = fast_constructor(RetryPolicy)
+_INTEGRATION = _maker(INTEGRATION_FIELDS, DesiredIntegration)
+_WEBHOOK = _maker(WEBHOOK_FIELDS, DesiredWebhook)
 _ACCOUNT = compile_record(
     [
         # The account id, and a field with an oauth_tokens column, identify the account in
@@ -123,23 +132,20 @@ def build_state(
             environment = Environment(env_name.upper())
             # What every object of this file and environment shares (its identity's first
             # three parts, and where it was declared).
-            shared: dict[str, Any] = {
-                "tenant_id": config.tenant,
-                "platform": platform,
-                "environment": environment,
-                "source": source,
-            }
+            identity = (config.tenant, platform, environment)
+            shared: dict[str, Any] = dict(zip(_SHARED, (*identity, source), strict=True))
             base = ("environments", env_name)
             for config_type in ConfigType:
                 integ = getattr(env.integrations, config_type.value)
                 if integ is None:
                     continue
                 here = (*base, "integrations", config_type.value)
-                values = _INTEGRATION(integ, secret_at(here))
-                integrations.append(DesiredIntegration(**shared, config_type=config_type, **values))
+                integrations.append(
+                    _INTEGRATION(integ, secret_at(here), *identity, source, config_type)
+                )
             for name, hook in env.webhooks.items():
-                values = _WEBHOOK(hook, secret_at((*base, "webhooks", name)))
-                webhooks.append(DesiredWebhook(**shared, name=name, **values))
+                here = (*base, "webhooks", name)
+                webhooks.append(_WEBHOOK(hook, secret_at(here), *identity, source, name))
             accounts.extend(_accounts(config, env.oauth_accounts, shared))
     return DesiredState(
         integrations=tuple(integrations),
