@@ -125,6 +125,8 @@ def _plain(value: Any) -> Any:
     A list or dict already in that form is returned itself, not copied: the values a plan
     shows are never changed, and an initial load's creates would otherwise hold a copy of
     every mapping and list of the fleet."""
+    if type(value) in _SCALARS:  # first: most values are
+        return value
     if isinstance(value, enum.Enum):
         return value.value
     if value is None or isinstance(value, bool | int | float | str):
@@ -158,7 +160,7 @@ def _secret_change(
 ) -> FieldChange | None:
     if before_fp == after_fp and doubt is None:
         return None
-    return FieldChange(
+    return field_change(
         name,
         # A doubted secret has something stored (a ciphertext, a fingerprint or both).
         SENSITIVE_MASK if before_fp or doubt is not None else None,
@@ -201,7 +203,7 @@ def _field_changes(
         # Plain equality first: it is the common case at fleet scale and needs no copies.
         elif (old == new and type(old) is type(new)) or _plain(old) == _plain(new):
             continue
-        out.append(FieldChange(name, _plain(old), _plain(new)))
+        out.append(field_change(name, _plain(old), _plain(new)))
     return out
 
 

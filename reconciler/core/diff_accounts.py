@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from operator import attrgetter
 
-from reconciler.core.risk import RiskPolicy, scored_change
+from reconciler.core.risk import RiskPolicy, field_change, scored_change
 from reconciler.model.actual import ActualToken
 from reconciler.model.desired import DesiredOAuthAccount
 from reconciler.model.enums import Platform
@@ -22,7 +22,6 @@ from reconciler.model.plan import (
     Action,
     Address,
     Change,
-    FieldChange,
     Notice,
     NoticeKind,
     ResourceKind,
@@ -185,7 +184,7 @@ def _adopt(addr: Address, token: ActualToken, source: str, policy: RiskPolicy) -
     return scored_change(
         addr,
         Action.UPDATE,
-        [FieldChange(MANAGED, False, True)],
+        [field_change(MANAGED, False, True)],
         policy,
         reason=(
             "declared and connected: its token becomes managed (removing the account from "
@@ -199,7 +198,7 @@ def _adopt(addr: Address, token: ActualToken, source: str, policy: RiskPolicy) -
 def _revoke(
     addr: Address, token: ActualToken, reason: str, source: str | None, policy: RiskPolicy
 ) -> Change:
-    fields = [FieldChange(TOKEN_ACTIVE.name, True, False)]
+    fields = [field_change(TOKEN_ACTIVE.name, True, False)]
     return scored_change(
         addr,
         Action.REVOKE,

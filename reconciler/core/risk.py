@@ -216,10 +216,11 @@ def scored_change(
 ) -> Change:
     """A change of ``fields`` (in field order) with its risk scored under ``policy``.
 
+    ``fields`` are made by :func:`field_change` (equal ones of scalars already shared).
     ``row``: the id and version of the row the change is about
     (:func:`~reconciler.model.fields.row_of`).
     """
-    ordered = tuple(_shared_field(f) for f in sorted(fields, key=_FIELD_NAME))
+    ordered = tuple(sorted(fields, key=_FIELD_NAME))
     risk = _shared(score(action, address.kind, address.environment, ordered, policy))
     return Change(address, action, ordered, risk, reason, source, *row)
 
@@ -244,12 +245,6 @@ def _shared(value: Any, key: Any = None) -> Any:
             _SHARED.clear()
         found = _SHARED[key] = value
     return found
-
-
-def _shared_field(f: FieldChange) -> FieldChange:
-    """``f``, or an equal field change seen before, when its values are scalars."""
-    key = field_key(f.field, f.sensitive, f.before, f.after)
-    return f if key is None else _shared(f, key)
 
 
 def field_change(field: str, before: Any, after: Any, sensitive: bool = False) -> FieldChange:

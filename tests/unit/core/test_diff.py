@@ -418,3 +418,16 @@ def test_equal_values_of_other_types_are_no_field_change(stored: object, declare
     # types: that is only right while the field comparison agrees.
     assert stored == declared
     assert _field_changes({"f": stored}, {"f": declared}) == []
+
+
+def test_equal_field_changes_of_many_objects_are_one_object() -> None:
+    # A fleet-wide change (or an initial load) holds each distinct scalar field change once.
+    desired = state(integration("a"), integration("b"))
+    changed = state(integration("a", sync_interval=30), integration("b", sync_interval=30))
+    updates = plan(changed, as_actual(desired)).changes
+    assert [c.action for c in updates] == [Action.UPDATE, Action.UPDATE]
+    assert updates[0].fields[0] is updates[1].fields[0]
+    creates = plan(desired, ActualState()).changes
+    pairs = list(zip(creates[0].fields, creates[1].fields, strict=True))
+    scalars = [(a, b) for a, b in pairs if not isinstance(a.after, dict | list)]
+    assert len(scalars) > 3 and all(a is b for a, b in scalars)
