@@ -21,44 +21,29 @@ TABLE_TOKENS = "oauth_tokens"
 
 
 def read_set(actual: ActualState) -> tuple[RowRef, ...]:
-    """Every row in ``actual`` with its version, sorted."""
-    return _refs(_tables_in_order(actual))
+    """Every row in ``actual`` with its version, sorted.
 
-
-def _tables_in_order(
-    actual: ActualState,
-) -> list[tuple[str, list[tuple[int, int]]]]:
-    """Each table's ``(id, version)`` pairs, sorted, the tables in name order: together
-    :class:`RowRef`'s own order, sorted as plain tuples (a fleet reads hundreds of
-    thousands of rows; comparing dataclasses would call Python per comparison)."""
-    return [
+    :class:`RowRef`'s own order is the tables in name order, then each table's ``(id,
+    version)`` pairs, sorted here as plain tuples (a fleet reads hundreds of thousands of
+    rows; comparing dataclasses would call Python per comparison)."""
+    tables = (
         (TABLE_INTEGRATIONS, sorted(map(_ROW_VERSION, actual.integrations))),
         (TABLE_TOKENS, sorted(map(_ROW_VERSION, actual.tokens))),
         (TABLE_WEBHOOKS, sorted(map(_ROW_VERSION, actual.webhooks))),
-    ]
+    )
+    return tuple(chain.from_iterable(starmap(partial(RowRef, t), rows) for t, rows in tables))
 
 
 _ROW_VERSION = attrgetter("id", "row_version")
 
 
-def _refs(tables: list[tuple[str, list[tuple[int, int]]]]) -> tuple[RowRef, ...]:
-    return tuple(chain.from_iterable(starmap(partial(RowRef, t), rows) for t, rows in tables))
-
-
 def fingerprint_read_set(refs: tuple[RowRef, ...]) -> str:
     """SHA-256 over the sorted read set: equal iff the same rows at the same versions.
 
-    The lines ``table:id:version`` each end in a newline and are hashed as one text."""
-    return hashlib.sha256("".join([f"{r.key}\n" for r in refs]).encode()).hexdigest()
-
-
-def _fingerprint_tables(tables: list[tuple[str, list[tuple[int, int]]]]) -> str:
-    """:func:`fingerprint_read_set` of the read set ``tables`` makes (see
-    :func:`_tables_in_order`), without going through its :class:`RowRef` objects."""
-    h = hashlib.sha256()
-    for table, rows in tables:
-        h.update("".join([f"{table}:{row_id}:{version}\n" for row_id, version in rows]).encode())
-    return h.hexdigest()
+    The lines ``table:id:version`` (:attr:`RowRef.key`) each end in a newline and are
+    hashed as one text."""
+    lines = [f"{r.table}:{r.id}:{r.row_version}\n" for r in refs]
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
 
 
 def build_plan(
@@ -81,13 +66,12 @@ def build_plan(
         selectors=sel,
         revoke_unmanaged=revoke_unmanaged,
     )
-    tables = _tables_in_order(actual)
-    refs = _refs(tables)
+    refs = read_set(actual)
     notices = tuple(sorted(result.notices, key=lambda n: (str(n.address), n.kind.value)))
     return Plan(
         created_at=created_at,
         manifests_digest=desired.manifests_digest,
-        actual_fingerprint=_fingerprint_tables(tables),
+        actual_fingerprint=fingerprint_read_set(refs),
         changes=order_changes(result.changes),
         read_set=refs,
         notices=_dedupe(notices),

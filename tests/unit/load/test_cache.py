@@ -195,6 +195,13 @@ def _entry(rel: str, key: bytes, value: CachedFile) -> list[object]:
     ]
 
 
+def _plain_entry(cache: LoadCache, rel: str) -> list[Any]:
+    """The entry of ``rel`` as the JSON values it is written as (lists, not tuples)."""
+    key, value = cache.entries[rel]
+    entry: list[Any] = json.loads(json.dumps(_entry(rel, key, value)))
+    return entry
+
+
 def test_fingerprint_key_holder_cannot_forge_the_cache(tree: Path, tmp_path: Path) -> None:
     fp_key = b"k" * 32
     fp = Fingerprinter(fp_key)
@@ -289,10 +296,8 @@ def test_corrupt_or_wrongly_typed_entries_are_ignored_and_counted(
     rels = list(cache.entries)
 
     def signed(i: int, change: Callable[[list[Any]], object]) -> bytes:
-        key, value = cache.entries[rels[i]]
-        entry = json.loads(json.dumps(_entry(rels[i], key, value)))
         assert cache.mac_key is not None
-        return _line(cache.mac_key, namespace, change(entry))
+        return _line(cache.mac_key, namespace, change(_plain_entry(cache, rels[i])))
 
     def at(entry: list[Any], path: tuple[int, ...], value: object) -> list[Any]:
         target = entry
@@ -331,17 +336,15 @@ def test_corrupt_or_wrongly_typed_entries_are_ignored_and_counted(
     assert (clean.ignored, len(clean.entries)) == (0, 9)
 
 
-def test_an_entry_the_fast_json_parser_refuses_is_parsed_by_json(
-    tree: Path, tmp_path: Path
-) -> None:
-    # orjson takes integers of at most 64 bits; such an entry is still read, not ignored.
+def test_an_integer_beyond_64_bits_is_read_exactly(tree: Path, tmp_path: Path) -> None:
+    # The cache gives back what json.loads gives: such an entry is neither ignored nor
+    # rounded to a float (as some fast JSON parsers do).
     fp = Fingerprinter(b"k" * 32)
     namespace = fp.fingerprint("ns")
     _, cache = _load(tree, fp, tmp_path / "c")
     assert cache.mac_key is not None
     rel = next(r for r, (_, value) in cache.entries.items() if value.webhooks)
-    key, value = cache.entries[rel]
-    entry = json.loads(json.dumps(_entry(rel, key, value)))
+    entry = _plain_entry(cache, rel)
     entry[4][0][11] = 2**70  # max_attempts
     cache.path.write_bytes(cache_module.FORMAT + _line(cache.mac_key, namespace, entry) + b"\n")
     reopened = LoadCache.open(tmp_path / "c", namespace)
