@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -25,7 +24,12 @@ from reconciler.model.desired import (
     Source,
 )
 from reconciler.model.enums import ConfigType, Environment, Platform
-from reconciler.model.field_spec import compile_call, fast_constructor, identity_of, lookup
+from reconciler.model.field_spec import (
+    compile_constructor,
+    fast_constructor,
+    identity_of,
+    lookup,
+)
 from reconciler.model.fields import (
     ACCOUNT_ID,
     INTEGRATION_FIELDS,
@@ -48,7 +52,7 @@ def _maker(fields: tuple[FieldSpec, ...], model: type[Any]) -> Callable[..., Any
     """``(obj, secret, tenant_id, platform, environment, source, name) -> model`` object of
     the manifest object ``obj`` (``name``: the last part of its identity); ``secret(key)``
     makes a present secret's value. An absent group (``sync:`` left out) reads as None in
-    each of its fields. The object is made by :func:`fast_constructor` (fleet scale)."""
+    each of its fields (made for fleet scale by :func:`compile_constructor`)."""
     items: dict[str, str] = {name: name for name in _SHARED}
     items[identity_of(fields)[-1].name] = "name"
     nested: dict[str, list[str]] = {}
@@ -65,12 +69,8 @@ def _maker(fields: tuple[FieldSpec, ...], model: type[Any]) -> Callable[..., Any
             items[attribute] = call("tuple" if spec.kind is Kind.LIST else "", value)
     # The only grouped desired value: a webhook's retry policy.
     items.update({a: call("RetryPolicy", ", ".join(parts)) for a, parts in nested.items()})
-    # Positional, in the model's field order (a KeyError here: the table and model disagree).
-    arguments = [items.pop(f.name) for f in dataclasses.fields(model)]
-    if items:
-        raise AssertionError(f"{model.__name__} has no field for {sorted(items)}")
-    helpers = {"model": fast_constructor(model), "RetryPolicy": _RETRY, "tuple": tuple}
-    return compile_call("model", arguments, helpers, f"obj, secret, {', '.join(_SHARED)}, name")
+    helpers = {"RetryPolicy": _RETRY, "tuple": tuple}
+    return compile_constructor(model, items, helpers, f"obj, secret, {', '.join(_SHARED)}, name")
 
 
 _RETRY = fast_constructor(RetryPolicy)

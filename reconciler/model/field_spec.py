@@ -271,6 +271,20 @@ def fast_constructor(model: type[_T]) -> Callable[..., _T]:
     return made
 
 
+def compile_constructor(
+    model: type[_T], values: Mapping[str, str], helpers: Mapping[str, object], params: str
+) -> Callable[..., _T]:
+    """A function ``(params) -> model`` object whose every field is the expression
+    ``values[field]`` (built as for :func:`compile_record`), made by
+    :func:`fast_constructor`. Raises ``ValueError`` unless ``values`` names exactly the
+    model's fields (the field table and the model disagree)."""
+    names = [f.name for f in dataclasses.fields(model)]  # type: ignore[arg-type]
+    if sorted(values) != sorted(names):
+        raise ValueError(f"{model.__name__} has the fields {names}, not {sorted(values)}")
+    helpers = {**helpers, "model": fast_constructor(model)}
+    return compile_call("model", [values[name] for name in names], helpers, params)
+
+
 def compile_record(
     items: Sequence[tuple[str, str]],
     helpers: Mapping[str, object] | None = None,

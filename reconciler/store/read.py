@@ -10,7 +10,6 @@ form) is reported in ``doubted`` and planned as a change. Soft-deleted rows are 
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import json
 import json.scanner
@@ -34,7 +33,7 @@ from reconciler.model.actual import (
     ActualWebhook,
     SecretDoubt,
 )
-from reconciler.model.field_spec import call, compile_call, fast_constructor, item
+from reconciler.model.field_spec import call, compile_constructor, item
 from reconciler.model.fields import (
     ACCOUNT_ID,
     INTEGRATION_FIELDS,
@@ -173,13 +172,7 @@ class _Reader:
         for position, label in enumerate(kept):
             helper = f"convert_{label}" if f"convert_{label}" in helpers else ""
             values[label] = call(helper, item("row", position))
-        # Positional, in the model's own field order (a KeyError here: the table and the
-        # model disagree).
-        arguments = [values.pop(f.name) for f in dataclasses.fields(model)]
-        if values:
-            raise AssertionError(f"{model.__name__} has no field for {sorted(values)}")
-        helpers["model"] = fast_constructor(model)
-        make = compile_call("model", arguments, helpers, "row, doubted")
+        make = compile_constructor(model, values, helpers, "row, doubted")
         positions = {label: i for i, label in enumerate(labels)}
         keep = _getter([positions[label] for label in kept])
         sql = f"SELECT {', '.join(items)}\nFROM {table} WHERE {_WHERE}"

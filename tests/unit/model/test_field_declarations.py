@@ -11,7 +11,12 @@ import pytest
 from reconciler.core.planner import build_plan, fingerprint_read_set, read_set
 from reconciler.core.risk import RiskPolicy
 from reconciler.model.actual import ActualIntegration, ActualState
-from reconciler.model.field_spec import compile_record, fast_constructor, lookup
+from reconciler.model.field_spec import (
+    compile_constructor,
+    compile_record,
+    fast_constructor,
+    lookup,
+)
 from reconciler.model.fields import LIVEMODE, ROW_VERSION, RetryPolicy, row_of, row_ref
 from reconciler.model.plan import VERSION_KEY, Change, RowRef
 from reconciler.store import row_state
@@ -134,3 +139,14 @@ def test_fast_constructor_makes_what_init_makes_and_refuses_what_it_cannot() -> 
     for model in (Checked, Unslotted, Derived, dict):
         with pytest.raises(ValueError, match=model.__name__):
             fast_constructor(model)
+
+
+def test_compile_constructor_needs_exactly_the_model_fields() -> None:
+    # Named in another order than the model's: the expressions go to the right fields.
+    names = ("max_delay_seconds", "max_attempts", "multiplier", "initial_delay_seconds")
+    values = {name: f"p{i}" for i, name in enumerate(names)}
+    make = compile_constructor(RetryPolicy, values, {}, "p0, p1, p2, p3")
+    assert make(60, 3, 2.0, 1) == RetryPolicy(3, 1, 2.0, 60)
+    for wrong in ({"max_attempts": "p0"}, {**values, "extra": "p0"}):
+        with pytest.raises(ValueError, match="RetryPolicy has the fields"):
+            compile_constructor(RetryPolicy, wrong, {}, "p0, p1, p2, p3")
