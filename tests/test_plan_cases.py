@@ -359,6 +359,10 @@ def test_plan_case(folder: Path, tmp_path: Path, database_url: str, age_env: Age
 
     record = plan_record(plan)
     body = json.dumps(normalize(record), indent=2, ensure_ascii=False) + "\n"
+    # Planned again, every file comes from the manifest cache and the objects stored as
+    # declared are settled without desired objects: the plan must be the same.
+    warm = plan_record(_make_plan(case, manifests, settings, database_url))
+    assert normalize(warm) == normalize(record), f"{folder.name}: the warm-cache plan differs"
     text = render_text(plan, color=False)
     assert_no_secret(secrets, json.dumps(record), text)
     check_golden(folder / "expected.plan.json", body, update=update)

@@ -27,7 +27,12 @@ from reconciler.load.cache_file import LoadCache
 from reconciler.load.cache_key import cache_key_from_env
 from reconciler.load.manifests import TENANTS_DIR
 from reconciler.model.actual import ActualState
-from reconciler.model.desired import DesiredIntegration, DesiredState, DesiredWebhook
+from reconciler.model.desired import (
+    DesiredIntegration,
+    DesiredState,
+    DesiredWebhook,
+    EncodedRows,
+)
 from reconciler.model.fields import INTEGRATION_SECRETS, WEBHOOK_SECRETS
 from reconciler.model.plan import (
     Action,
@@ -142,6 +147,34 @@ def load_desired(
     called once the worker processes of a large load are forked (see
     :class:`ReadWhileLoading`).
     """
+    state, _ = load_desired_encoded(
+        manifests_dir,
+        selectors,
+        fingerprint,
+        progress,
+        paths=paths,
+        use_cache=use_cache,
+        after_fork=after_fork,
+        defer_cached=False,
+    )
+    return state
+
+
+def load_desired_encoded(
+    manifests_dir: Path,
+    selectors: Selectors,
+    fingerprint: Fingerprinter,
+    progress: Progress = QUIET,
+    *,
+    paths: Sequence[Path] | None = None,
+    use_cache: bool = True,
+    after_fork: Callable[[], None] | None = None,
+    defer_cached: bool = True,
+) -> tuple[DesiredState, EncodedRows]:
+    """:func:`load_desired`, with the integrations and webhooks of the files that came from
+    the cache kept encoded (``defer_cached``): the state holds everything else, and
+    :func:`~reconciler.core.settle.settle` compares the rows with the database before any
+    desired object is made of them."""
     from reconciler.load.stage import load_desired_state
     from reconciler.sops import load_identities
 
@@ -163,6 +196,7 @@ def load_desired(
             cache=cache,
             progress=stage,
             after_fork=after_fork,
+            defer_cached=defer_cached,
         )
         stage["detail"] = f"{result.files} files"
     for line in cache.report() if cache is not None else ():
@@ -174,7 +208,7 @@ def load_desired(
             f"no age key to decrypt {len(result.skipped_decryption)} manifest(s) "
             f"(first: {result.skipped_decryption[0]}): set SOPS_AGE_KEY_FILE or SOPS_AGE_KEY"
         )
-    return result.state
+    return result.state, result.encoded
 
 
 def with_plaintext(

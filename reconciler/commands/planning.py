@@ -17,16 +17,18 @@ from reconciler.commands.inputs import (
     ALL,
     ReadWhileLoading,
     fingerprinter_for,
-    load_desired,
+    load_desired_encoded,
 )
 from reconciler.commands.preflight import check_manifests
 from reconciler.context import resolve_actor
 from reconciler.core.planner import build_plan
 from reconciler.core.policy import with_policy
+from reconciler.core.settle import settle
 from reconciler.gcpause import gc_paused
 from reconciler.gitrevision import manifests_at
+from reconciler.load.cache import decode_rows
 from reconciler.load.manifests import TENANTS_DIR
-from reconciler.model.desired import DesiredState
+from reconciler.model.desired import NO_ROWS, DesiredState, EncodedRows
 from reconciler.model.enums import RiskLevel
 from reconciler.model.plan import (
     Action,
@@ -51,8 +53,30 @@ class PlanResult:
     """
 
     plan: Plan
-    desired: DesiredState
+    made: DesiredState
+    """The desired objects the plan was made of: :attr:`desired` less ``settled``."""
     database: Database
+    settled: EncodedRows = NO_ROWS
+    """Declared objects found stored exactly as declared, still encoded (see
+    :mod:`reconciler.core.settle`): the plan needed no desired object of them."""
+    _whole: list[DesiredState] = dataclasses.field(default_factory=list, repr=False)
+
+    @property
+    def desired(self) -> DesiredState:
+        """Everything the manifests declare; settled objects are made on first use."""
+        if not self._whole:
+            more = decode_rows(self.settled)
+            self._whole.append(_joined(self.made, more) if self.settled else self.made)
+        return self._whole[0]
+
+
+def _joined(state: DesiredState, more: DesiredState) -> DesiredState:
+    """``state`` with the integrations and webhooks of ``more`` added."""
+    return replace(
+        state,
+        integrations=state.integrations + more.integrations,
+        webhooks=state.webhooks + more.webhooks,
+    )
 
 
 @gc_paused
@@ -110,10 +134,14 @@ def plan(
         # decrypt meanwhile); a manifest error still ends the run before the read is used.
         with ReadWhileLoading(db, selectors, fingerprint) as reading:
             reading.start_apart(manifests_dir)
-            desired = load_desired(
+            desired, encoded = load_desired_encoded(
                 manifests_dir, selectors, fingerprint, progress, after_fork=reading.after_fork
             )
             actual = reading.result(progress)
+    # Most files of a fleet come unchanged from the cache, declaring what is stored: only
+    # the rest become desired objects for the diff.
+    settled, rest = settle(encoded, actual)
+    desired = _joined(desired, decode_rows(rest))
     made = build_plan(
         desired,
         actual,
@@ -122,6 +150,7 @@ def plan(
         prune=prune,
         selectors=selectors,
         revoke_unmanaged=revoke_unmanaged,
+        settled=settled,
     )
     del actual  # the plan keeps what it needs of the rows (ids, versions): free them
     made = with_locations(made, manifests_dir)
@@ -131,7 +160,7 @@ def plan(
         allow_mass_deletion=allow_mass_deletion,
         allow_mass_revocation=allow_mass_revocation,
     )
-    return PlanResult(replace(made, author=author), desired, db)
+    return PlanResult(replace(made, author=author), desired, db, settled.rows)
 
 
 MAX_LOCATED_FILES = 500

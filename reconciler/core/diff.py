@@ -35,6 +35,7 @@ from typing import Any
 from reconciler.core.breakers import mass_deletions, mass_revocations
 from reconciler.core.diff_accounts import diff_accounts
 from reconciler.core.risk import RiskPolicy, field_change, scored_change
+from reconciler.core.settle import Settled
 from reconciler.model.actual import (
     ActualIntegration,
     ActualState,
@@ -92,21 +93,25 @@ def diff(
     prune: bool = False,
     selectors: Selectors | None = None,
     revoke_unmanaged: bool = False,
+    settled: Settled | None = None,
 ) -> DiffResult:
     """Compare desired with actual state (both already restricted to ``selectors``).
 
     ``revoke_unmanaged`` (effective only with ``prune``) also revokes tokens of accounts no
-    manifest has ever declared.
+    manifest has ever declared. ``settled``: objects declared (though not in ``desired``)
+    and found stored exactly as declared by :func:`~reconciler.core.settle.settle`; they
+    are unchanged, and only the stored objects it leaves are matched with ``desired``.
     """
     sel = selectors or Selectors()
+    left = actual if settled is None else settled
     changes: list[Change] = []
     notices: list[Notice] = []
     accounts = diff_accounts(
         desired.oauth_accounts, actual.tokens, policy, prune, sel, prune and revoke_unmanaged
     )
     for result in (
-        _diff_objects(_INTEGRATIONS, desired.integrations, actual.integrations, policy, prune, sel),
-        _diff_objects(_WEBHOOKS, desired.webhooks, actual.webhooks, policy, prune, sel),
+        _diff_objects(_INTEGRATIONS, desired.integrations, left.integrations, policy, prune, sel),
+        _diff_objects(_WEBHOOKS, desired.webhooks, left.webhooks, policy, prune, sel),
         accounts,
     ):
         changes.extend(result[0])

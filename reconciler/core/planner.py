@@ -10,6 +10,7 @@ from operator import attrgetter
 from reconciler.core.diff import diff
 from reconciler.core.order import order_changes
 from reconciler.core.risk import RiskPolicy
+from reconciler.core.settle import Settled
 from reconciler.model.actual import ActualState
 from reconciler.model.desired import DesiredState
 from reconciler.model.plan import Notice, Plan, RowRef, Selectors
@@ -55,8 +56,12 @@ def build_plan(
     prune: bool = False,
     selectors: Selectors | None = None,
     revoke_unmanaged: bool = False,
+    settled: Settled | None = None,
 ) -> Plan:
-    """Diff, score and order; pure (``created_at`` comes from the caller's clock)."""
+    """Diff, score and order; pure (``created_at`` comes from the caller's clock).
+
+    ``settled``: declared objects left out of ``desired`` because they are stored exactly as
+    declared (:func:`~reconciler.core.settle.settle`)."""
     sel = selectors or Selectors()
     result = diff(
         desired,
@@ -65,6 +70,7 @@ def build_plan(
         prune=prune,
         selectors=sel,
         revoke_unmanaged=revoke_unmanaged,
+        settled=settled,
     )
     refs = read_set(actual)
     notices = tuple(sorted(result.notices, key=lambda n: (str(n.address), n.kind.value)))

@@ -53,7 +53,7 @@ from typing import Any
 import msgspec
 
 import reconciler
-from reconciler.model.desired import DesiredState
+from reconciler.model.desired import DesiredState, EncodedRows
 from reconciler.model.enums import Platform
 from reconciler.model.field_spec import call, compile_call, fast_constructor, item
 from reconciler.model.fields import DESIRED_ENTITIES, FieldSpec, Kind, RetryPolicy
@@ -193,20 +193,31 @@ def encode_state(state: DesiredState) -> tuple[tuple[Any, ...], ...]:
     return integrations, webhooks, accounts
 
 
-def decode_state(hit: CachedFile) -> DesiredState:
+def decode_state(hit: CachedFile, *, objects: bool = True) -> DesiredState:
     """The :class:`DesiredState` share of a cached file (secrets without plaintext).
 
     The positions are the field table's order, which is the order of the desired objects'
     attributes (checked once); a webhook's four retry positions make its retry policy.
+    ``objects=False`` leaves the integrations and webhooks out (for :func:`decode_rows`
+    later: they are :data:`~reconciler.model.desired.Row` values already).
     """
-    integrations, webhooks, accounts = (
-        tuple(map(coder.decode_row, rows))
-        for rows, coder in zip(
-            (hit.integrations, hit.webhooks, hit.accounts), _coders(), strict=True
-        )
-    )
+    integrations, webhooks, accounts = _coders()
     tenants = frozenset({hit.tenant}) if hit.tenant else frozenset()
-    return DesiredState(integrations, webhooks, accounts, tenants)
+    return DesiredState(
+        tuple(map(integrations.decode_row, hit.integrations)) if objects else (),
+        tuple(map(webhooks.decode_row, hit.webhooks)) if objects else (),
+        tuple(map(accounts.decode_row, hit.accounts)),
+        tenants,
+    )
+
+
+def decode_rows(rows: EncodedRows) -> DesiredState:
+    """The integrations and webhooks of ``rows`` (cached rows) as desired objects."""
+    integrations, webhooks, _ = _coders()
+    return DesiredState(
+        tuple(map(integrations.decode_row, rows.integrations)),
+        tuple(map(webhooks.decode_row, rows.webhooks)),
+    )
 
 
 @cache

@@ -54,7 +54,7 @@ from reconciler.load.pool import (
     worker_count,
 )
 from reconciler.load.templates import load_template
-from reconciler.model.desired import DesiredState
+from reconciler.model.desired import NO_ROWS, DesiredState, EncodedRows
 from reconciler.model.enums import Platform
 from reconciler.model.plan import Selectors
 from reconciler.progress import Stage
@@ -73,6 +73,8 @@ class LoadResult:
         manifests_digest: SHA-256 over the selected files and the templates they use
             (relative path + bytes, path-sorted; see ``manifests.digest``). Also set on
             ``state.manifests_digest``.
+        encoded: with ``defer_cached``, the integrations and webhooks of the files that came
+            from the cache, still encoded (``state`` holds everything else); otherwise empty.
     """
 
     state: DesiredState | None
@@ -80,6 +82,7 @@ class LoadResult:
     files: int
     skipped_decryption: tuple[str, ...]
     manifests_digest: str
+    encoded: EncodedRows = NO_ROWS
 
     def ok(self, *, strict: bool = False) -> bool:
         """True when the run passes (no errors; no warnings either under ``strict``)."""
@@ -99,6 +102,7 @@ def load_desired_state(
     cache: LoadCache | None = None,
     progress: Stage | None = None,
     after_fork: Callable[[], None] | None = None,
+    defer_cached: bool = False,
 ) -> LoadResult:
     """Load, decrypt and validate the manifests under ``root``.
 
@@ -121,6 +125,9 @@ def load_desired_state(
             loaded its own share, while it waits for them (not called when everything is
             loaded in this process); work done in a thread started from it then overlaps
             the workers' loading, and is never forked.
+        defer_cached: keep the integrations and webhooks of cache hits encoded, in
+            ``encoded``, instead of making them into desired objects (a plan settles most of
+            them without; see :mod:`reconciler.core.settle`).
 
     Returns:
         The result; ``state`` is ``None`` when any error was found.
@@ -202,16 +209,23 @@ def load_desired_state(
     unique = Diagnostics()
     unique.extend(dict.fromkeys(diagnostics.sorted()))
     state = None
+    encoded = NO_ROWS
     if unique.error_count == 0:
         pieces = {rel: piece for part in parts for rel, piece in part.pieces}
-        pieces.update((rel, decode_state(hit)) for rel, hit in hits.items())
+        objects = not defer_cached
+        pieces.update((rel, decode_state(hit, objects=objects)) for rel, hit in hits.items())
+        if defer_cached:
+            encoded = EncodedRows(
+                tuple(row for hit in hits.values() for row in hit.integrations),
+                tuple(row for hit in hits.values() for row in hit.webhooks),
+            )
         if paths or (selectors is not None and selectors.platforms):
             present = _tenants_with_files(root, selectors)
         else:  # every platform's files were discovered: no second listing of the tree
             present = frozenset(m.tenant for m in manifests)
         state = _merge_states([pieces.get(m.rel) for m in manifests], digest, present)
     files = len(manifests) + len(used & set(templates.templates))
-    return LoadResult(state, unique, files, tuple(sorted(set(skipped))), digest)
+    return LoadResult(state, unique, files, tuple(sorted(set(skipped))), digest, encoded)
 
 
 def _cache_hits(

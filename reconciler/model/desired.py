@@ -10,6 +10,7 @@ field here: manifests cannot set them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from reconciler.model.fields import (
     DesiredIntegration,
@@ -20,12 +21,15 @@ from reconciler.model.fields import (
 from reconciler.model.values import JSONValue, SecretValue, Source
 
 __all__ = [
+    "NO_ROWS",
     "DesiredIntegration",
     "DesiredOAuthAccount",
     "DesiredState",
     "DesiredWebhook",
+    "EncodedRows",
     "JSONValue",
     "RetryPolicy",
+    "Row",
     "SecretValue",
     "Source",
 ]
@@ -48,3 +52,23 @@ class DesiredState:
     oauth_accounts: tuple[DesiredOAuthAccount, ...] = ()
     tenants: frozenset[str] = frozenset()
     manifests_digest: str = ""
+
+
+Row = tuple[Any, ...]
+"""One declared integration or webhook, encoded: a position per field of its entity in the
+field table (``model/fields.py``), in the table's order, then anything (the manifest cache
+adds the source path). Enums are their labels, secrets their fingerprints (``None``:
+absent), lists tuples, mappings dicts."""
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedRows:
+    """Declared integrations and webhooks as :data:`Row` values, not yet desired objects
+    (the manifest cache's unchanged files, kept encoded until the plan needs them)."""
+
+    integrations: tuple[Row, ...] = ()
+    webhooks: tuple[Row, ...] = ()
+
+
+NO_ROWS = EncodedRows()
+"""No encoded rows (nothing deferred)."""

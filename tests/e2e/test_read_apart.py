@@ -21,7 +21,9 @@ from reconciler import commands
 from reconciler.commands import inputs, read_apart
 from reconciler.crypto.fingerprint import Fingerprinter
 from reconciler.errors import DatabaseUnavailable
+from reconciler.load.cache import encode_state
 from reconciler.model.actual import ActualState
+from reconciler.model.desired import DesiredState
 from reconciler.model.plan import Selectors
 from reconciler.progress import Progress
 from reconciler.settings import load_settings
@@ -82,6 +84,24 @@ def test_plan_reads_in_a_process_of_its_own(reads: Reads) -> None:
     assert reads.here == 0
     assert not result.plan.changes  # the same state as reading here gives
     assert any(line.startswith("Reading database... 6 rows (") for line in lines)
+
+
+def test_a_warm_plan_settles_what_is_stored_and_still_returns_the_whole_desired_state(
+    reads: Reads, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    warm, _ = _plan()
+    settled = warm.settled.integrations + warm.settled.webhooks
+    assert warm.made.integrations == warm.made.webhooks == ()  # no desired object was made
+    assert len(settled) == len(warm.desired.integrations) + len(warm.desired.webhooks) > 0
+    monkeypatch.setenv("RECONCILER_CACHE", "0")
+    cold, _ = _plan()
+    assert not cold.settled.integrations and not cold.settled.webhooks
+    assert _encoded(warm.desired) == _encoded(cold.desired)
+
+
+def _encoded(state: DesiredState) -> list[str]:
+    """Every object of ``state``, secrets as fingerprints, in one order."""
+    return sorted(repr(row) for rows in encode_state(state) for row in rows)
 
 
 def test_apply_reads_apart_and_replans_under_the_lock(reads: Reads, ws: Workspace) -> None:
