@@ -147,15 +147,8 @@ def load_desired(
     called once the worker processes of a large load are forked (see
     :class:`ReadWhileLoading`).
     """
-    state, _ = load_desired_encoded(
-        manifests_dir,
-        selectors,
-        fingerprint,
-        progress,
-        paths=paths,
-        use_cache=use_cache,
-        after_fork=after_fork,
-        defer_cached=False,
+    state, _ = _loaded(
+        manifests_dir, selectors, fingerprint, progress, paths, use_cache, after_fork
     )
     return state
 
@@ -166,15 +159,25 @@ def load_desired_encoded(
     fingerprint: Fingerprinter,
     progress: Progress = QUIET,
     *,
-    paths: Sequence[Path] | None = None,
-    use_cache: bool = True,
     after_fork: Callable[[], None] | None = None,
-    defer_cached: bool = True,
 ) -> tuple[DesiredState, EncodedRows]:
     """:func:`load_desired`, with the integrations and webhooks of the files that came from
-    the cache kept encoded (``defer_cached``): the state holds everything else, and
+    the cache kept encoded: the state holds everything else, and
     :func:`~reconciler.core.settle.settle` compares the rows with the database before any
     desired object is made of them."""
+    return _loaded(manifests_dir, selectors, fingerprint, progress, None, True, after_fork, True)
+
+
+def _loaded(
+    manifests_dir: Path,
+    selectors: Selectors,
+    fingerprint: Fingerprinter,
+    progress: Progress,
+    paths: Sequence[Path] | None,
+    use_cache: bool,
+    after_fork: Callable[[], None] | None,
+    defer_cached: bool = False,
+) -> tuple[DesiredState, EncodedRows]:
     from reconciler.load.stage import load_desired_state
     from reconciler.sops import load_identities
 

@@ -59,14 +59,16 @@ class PlanResult:
     settled: EncodedRows = NO_ROWS
     """Declared objects found stored exactly as declared, still encoded (see
     :mod:`reconciler.core.settle`): the plan needed no desired object of them."""
-    _whole: list[DesiredState] = dataclasses.field(default_factory=list, repr=False)
+    _whole: list[DesiredState] = dataclasses.field(
+        default_factory=list, init=False, repr=False, compare=False
+    )
+    """:attr:`desired`, once made (a frozen class's one mutable holder)."""
 
     @property
     def desired(self) -> DesiredState:
         """Everything the manifests declare; settled objects are made on first use."""
         if not self._whole:
-            more = decode_rows(self.settled)
-            self._whole.append(_joined(self.made, more) if self.settled else self.made)
+            self._whole.append(_joined(self.made, decode_rows(self.settled)))
         return self._whole[0]
 
 

@@ -4,9 +4,10 @@ object is made of them.
 A fleet-wide plan from the manifest cache holds most objects as encoded rows
 (:class:`~reconciler.model.desired.EncodedRows`), and nearly all of them are unchanged.
 Making each one into a desired object only for the diff to find it equal costs more than
-the rest of the plan; :func:`settle` compares the rows with the stored objects directly
-and returns the keys of the equal ones (:class:`Settled`), which the diff then counts as
-declared and unchanged.
+the rest of the plan; :func:`settle` compares the rows with the stored objects directly.
+The equal ones are settled (:class:`Settled`): the diff counts them as declared and
+unchanged, and matches the other rows, made into desired objects, only against the stored
+objects the settled ones leave.
 
 Equal here is stricter than the diff's "no change": the stored row is live and none of its
 secrets is doubted, its stored fingerprints are the row's, and every value the diff compares

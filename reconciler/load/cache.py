@@ -14,21 +14,20 @@ A hit therefore stands for a file that is byte-for-byte one that already parsed,
 and decrypted. ``plan`` needs nothing more (the diff compares fingerprints); ``apply``
 decrypts again just the files whose secrets it must write.
 
-Format (``reconciler-load-cache/3``): one header line, then one line per manifest, a
-hex HMAC-SHA256 tag, a space and a JSON array of plain values (see :func:`encode_state`).
-Nothing read back can run code: it is parsed as plain JSON (by ``msgspec``, which gives
-what :func:`json.loads` gives, integers of any size included, in half the time) and every
-field is checked for shape and type before use. The tag covers the format, the namespace and the
+Format (``reconciler-load-cache/3``): one header line, then one line per manifest, a hex
+HMAC-SHA256 tag, a space and a JSON array of plain values (see :func:`encode_state`).
+Nothing read back can run code: it is parsed as plain JSON (by ``msgspec``, which gives what
+:func:`json.loads` gives, integers of any size included, in half the time) and every field
+is checked for shape and type before use. The tag covers the format, the namespace and the
 line, under a key of 32 random bytes kept in ``cache.key`` next to the cache (created 0600,
 atomically, on first use). That key is independent of every other key: whoever holds the
-fingerprint key, or reads the database, still cannot write an entry this process accepts.
-An entry whose tag does not verify (edited, truncated, from another key or namespace) or
-that is not the expected shape is ignored and counted in :attr:`LoadCache.ignored`; the
-other entries still hit. A cache file in another format (for example the pickle of
-release 2) is never parsed: it is ignored with a notice and rewritten. A key file that is
-not a regular 32-byte file owned by this user and private to it (no group or other
-permission bits) turns the cache off for the run, with a notice; it is never used or
-replaced.
+fingerprint key, or reads the database, still cannot write an entry this process accepts. An
+entry whose tag does not verify (edited, truncated, from another key or namespace) or that
+is not the expected shape is ignored and counted in :attr:`LoadCache.ignored`; the other
+entries still hit. A cache file in another format (for example the pickle of release 2) is
+never parsed: it is ignored with a notice and rewritten. A key file that is not a regular
+32-byte file owned by this user and private to it (no group or other permission bits) turns
+the cache off for the run, with a notice; it is never used or replaced.
 
 It lives in ``$RECONCILER_CACHE_DIR``, else ``<data dir>/cache/`` (``.reconciler/cache`` by
 default, mode 0700); ``RECONCILER_CACHE=0`` turns it off.
