@@ -33,7 +33,7 @@ class UnsafeFile(ConfigError):
     """A file to read is not a regular file, or is a link (``RCN-F005``); one line."""
 
 
-def read_file(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
+def read_file(path: Path | str, limit: int = MAX_FILE_BYTES) -> bytes:
     """The bytes of the regular file ``path``: at most ``limit + 1`` of them.
 
     The file is opened without following a final symbolic link and without blocking (a

@@ -57,13 +57,13 @@ class ManifestFile:
     """A tenant manifest found on disk.
 
     Attributes:
-        path: filesystem path.
+        path: filesystem path (text, as the directory listing gives it).
         rel: path relative to the manifests root, with ``/`` separators (digest input).
         tenant: tenant named by the directory.
         platform: platform named by the file name.
     """
 
-    path: Path
+    path: str
     rel: str
     tenant: str
     platform: Platform
@@ -224,31 +224,31 @@ def _walk(
     Depth-first in name order, with a stack rather than recursion (any depth is fine).
     """
     # Each directory goes with its path relative to the root (None outside it): no path
-    # arithmetic per file.
+    # arithmetic per file. Paths stay the text the listing gives (a Path object per file
+    # and directory cost a third of a fleet's discovery).
     try:
         start_parts: tuple[str, ...] | None = start.relative_to(root).parts
     except ValueError:
         start_parts = None
-    pending = [(start, start_parts)]
+    pending: list[tuple[str, tuple[str, ...] | None]] = [(os.fspath(start), start_parts)]
     while pending:
         directory, rel = pending.pop()
         try:
             with os.scandir(directory) as listing:
                 entries = sorted(listing, key=lambda e: e.name)
         except OSError as exc:
-            _not_regular(root, directory, f"cannot be listed: {exc.strerror}", found)
+            _not_regular(root, Path(directory), f"cannot be listed: {exc.strerror}", found)
             continue
-        subdirectories: list[tuple[Path, tuple[str, ...] | None]] = []
+        subdirectories: list[tuple[str, tuple[str, ...] | None]] = []
         for entry in entries:
             if entry.is_dir(follow_symlinks=False):
                 if not entry.name.startswith("."):
                     inner = None if rel is None else (*rel, entry.name)
-                    subdirectories.append((directory / entry.name, inner))
+                    subdirectories.append((entry.path, inner))
             elif entry.is_file(follow_symlinks=False):
                 if entry.name.endswith(_YAML_SUFFIXES):
                     parts = None if rel is None else (*rel, entry.name)
-                    file = directory / entry.name  # cheaper than parsing entry.path
-                    _classify(root, file, selectors, found, seen, explicit=False, parts=parts)
+                    _classify(root, entry.path, selectors, found, seen, explicit=False, parts=parts)
             elif entry.name.endswith(_YAML_SUFFIXES) or (
                 # A linked directory would hide (or bring in) a tenant's manifests.
                 entry.is_symlink() and not entry.name.startswith(".") and _links_to_dir(entry)
@@ -319,7 +319,7 @@ def _check_templates(root: Path, found: Discovery) -> None:
 
 def _classify(
     root: Path,
-    file: Path,
+    file: Path | str,
     selectors: Selectors | None,
     found: Discovery,
     seen: set[str],
@@ -331,7 +331,7 @@ def _classify(
     seen once, by its path relative to ``root`` (else its whole path)."""
     if parts is None:
         try:
-            parts = file.relative_to(root).parts
+            parts = Path(file).relative_to(root).parts
         except ValueError:
             if str(file) not in seen:
                 seen.add(str(file))
@@ -345,7 +345,7 @@ def _classify(
     seen.add(rel)
     if len(parts) == 2 and parts[0] == TEMPLATES_DIR:
         if explicit:
-            found.template_files.append(file)
+            found.template_files.append(Path(file))
         return
     if len(parts) != 3 or parts[0] != TENANTS_DIR:
         if parts[0] in (TENANTS_DIR, TEMPLATES_DIR) or explicit:
@@ -373,7 +373,7 @@ def _classify(
         )
         return
     if selectors is None or selectors.matches(tenant, platform):
-        found.manifests.append(ManifestFile(file, rel, tenant, platform))
+        found.manifests.append(ManifestFile(os.fspath(file), rel, tenant, platform))
 
 
 def template_path(root: Path, name: str) -> Path:

@@ -99,8 +99,8 @@ def test_selected_run_reads_only_selected_tenant(
     read: list[str] = []
     original = manifests.read_file
 
-    def spy(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
-        read.append(path.as_posix())
+    def spy(path: Path | str, limit: int = MAX_FILE_BYTES) -> bytes:
+        read.append(Path(path).as_posix())
         return original(path, limit)
 
     monkeypatch.setattr(manifests, "read_file", spy)
