@@ -110,16 +110,8 @@ class CipherContext:
     def binding(self, fingerprint: str, version: int) -> bytes:
         """The start of a binding tag's message (the sealed bytes follow it): the JSON array
         ``[table, column, tenant_id, row_key, fingerprint, version]``, as :func:`_json` writes
-        it (spelled out here: a plan checks the binding of every stored secret)."""
-        if type(version) is not int:
-            return _json(
-                [self.table, self.column, self.tenant_id, self.row_key, fingerprint, version]
-            )
-        q = _encode_string
-        return (
-            f"[{q(self.table)},{q(self.column)},{q(self.tenant_id)},{q(self.row_key)},"
-            f"{q(fingerprint)},{int.__repr__(version)}]"
-        ).encode()
+        it."""
+        return _binding(self.table, self.column, self.tenant_id, self.row_key, fingerprint, version)
 
     def describe(self) -> str:
         """``table.column tenant=T row=R`` for error messages (holds no secret)."""
@@ -130,16 +122,16 @@ class CipherContext:
         cls, tenant_id: str, platform: str, environment: str, config_type: str, column: str
     ) -> CipherContext:
         """Context of a secret column of ``integration_configs``."""
-        return cls(
-            "integration_configs", column, tenant_id, f"{platform}/{environment}/{config_type}"
-        )
+        table, tenant, row_key = integration_place(tenant_id, platform, environment, config_type)
+        return cls(table, column, tenant, row_key)
 
     @classmethod
     def webhook(
         cls, tenant_id: str, platform: str, environment: str, name: str, column: str
     ) -> CipherContext:
         """Context of a secret column of ``webhook_configurations``."""
-        return cls("webhook_configurations", column, tenant_id, f"{platform}/{environment}/{name}")
+        table, tenant, row_key = webhook_place(tenant_id, platform, environment, name)
+        return cls(table, column, tenant, row_key)
 
     @classmethod
     def oauth_token(cls, tenant_id: str, token_id: int, column: str) -> CipherContext:
@@ -149,6 +141,34 @@ class CipherContext:
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _encode_string = json.encoder.encode_basestring
+
+
+Place = tuple[str, str, str]
+"""Where a row's ciphertexts live, but for the column: ``(table, tenant_id, row_key)``."""
+
+
+def integration_place(tenant_id: str, platform: str, environment: str, config_type: str) -> Place:
+    """The :data:`Place` of an ``integration_configs`` row (enums as their labels)."""
+    return "integration_configs", tenant_id, f"{platform}/{environment}/{config_type}"
+
+
+def webhook_place(tenant_id: str, platform: str, environment: str, name: str) -> Place:
+    """The :data:`Place` of a ``webhook_configurations`` row (enums as their labels)."""
+    return "webhook_configurations", tenant_id, f"{platform}/{environment}/{name}"
+
+
+def _binding(
+    table: str, column: str, tenant_id: str, row_key: str, fingerprint: str, version: int
+) -> bytes:
+    """:meth:`CipherContext.binding` of the context these fields make (spelled out: a plan
+    checks the binding of every stored secret)."""
+    if type(version) is not int:
+        return _json([table, column, tenant_id, row_key, fingerprint, version])
+    q = _encode_string
+    return (
+        f"[{q(table)},{q(column)},{q(tenant_id)},{q(row_key)},{q(fingerprint)},"
+        f"{int.__repr__(version)}]"
+    ).encode()
 
 
 def _json(fields: list[str | int]) -> bytes:
@@ -196,6 +216,26 @@ def check_binding(
         or key version, a fingerprint without a ciphertext, a malformed value, a tag that
         does not verify).
     """
+    return check_binding_at(
+        fingerprinter,
+        stored,
+        fingerprint,
+        version,
+        (ctx.table, ctx.tenant_id, ctx.row_key),
+        ctx.column,
+    )
+
+
+def check_binding_at(
+    fingerprinter: Fingerprinter,
+    stored: str | None,
+    fingerprint: str | None,
+    version: int | None,
+    place: Place,
+    column: str,
+) -> SecretDoubt | None:
+    """:func:`check_binding` of the context ``place`` and ``column`` make, without making it
+    (a plan checks every stored secret of a fleet, several per row of one place)."""
     if stored is None and fingerprint is None:
         return None
     if stored is None or fingerprint is None or version is None:
@@ -206,7 +246,9 @@ def check_binding(
     if blob is None or len(blob) < NONCE_BYTES + TAG_BYTES + BINDING_BYTES:
         return SecretDoubt.MISMATCH
     sealed, tag = blob[:-BINDING_BYTES], blob[-BINDING_BYTES:]
-    if not fingerprinter.binding_verifies(ctx.binding(fingerprint, version) + sealed, tag):
+    table, tenant_id, row_key = place
+    message = _binding(table, column, tenant_id, row_key, fingerprint, version)
+    if not fingerprinter.binding_verifies(message + sealed, tag):
         return SecretDoubt.MISMATCH
     return None
 

@@ -15,7 +15,6 @@ import json
 import json.scanner
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
 from operator import itemgetter
 from types import MappingProxyType
 from typing import Any
@@ -24,7 +23,7 @@ import psycopg
 import sqlalchemy as sa
 from psycopg.types.json import set_json_loads
 
-from reconciler.crypto.aead import CipherContext, check_binding
+from reconciler.crypto.aead import Place, check_binding_at, integration_place, webhook_place
 from reconciler.crypto.fingerprint import Fingerprinter
 from reconciler.model.actual import (
     ActualIntegration,
@@ -252,13 +251,13 @@ _WEBHOOKS = _Reader.build(
     model=ActualWebhook,
 )
 _TOKENS = _Reader.build("oauth_tokens", TOKEN_FIELDS, secrets_too=False, model=ActualToken)
-_TABLES: tuple[tuple[_Reader, Callable[..., CipherContext] | None], ...] = (
-    (_INTEGRATIONS, CipherContext.integration),
-    (_WEBHOOKS, CipherContext.webhook),
+_TABLES: tuple[tuple[_Reader, Callable[..., Place] | None], ...] = (
+    (_INTEGRATIONS, integration_place),
+    (_WEBHOOKS, webhook_place),
     (_TOKENS, None),
 )
 """The tables the actual state is read from, in :attr:`RowBatch.table` order, with the
-binding context of their stored ciphertexts."""
+place (binding context but for the column) of their stored ciphertexts."""
 
 
 _VERSIONS = f"""
@@ -281,21 +280,21 @@ def selector_params(selectors: Selectors) -> dict[str, Any]:
 
 def _doubts(
     fingerprinter: Fingerprinter,
-    context: Callable[[str], CipherContext],
-    reader: _Reader,
+    place: Place,
+    secrets: Sequence[tuple[str, int, int]],
+    version: int | None,
     row: Sequence[Any],
 ) -> Mapping[str, SecretDoubt] | None:
     """The doubted secrets of one row as read (None: none), each ciphertext checked
-    against its fingerprint."""
-    at = reader.positions
-    version = row[at[_KEY_VERSION]]
+    against its fingerprint; ``secrets``: (column, ciphertext position, fingerprint
+    position) of each."""
     out: dict[str, SecretDoubt] | None = None
-    for column, stored_label, fingerprint_label in reader.secrets:
-        stored = row[at[stored_label]]
-        fingerprint = row[at[fingerprint_label]]
+    for column, stored_at, fingerprint_at in secrets:
+        stored = row[stored_at]
+        fingerprint = row[fingerprint_at]
         if stored is None and fingerprint is None:
-            continue  # nothing stored: nothing to doubt (and no context to make)
-        doubt = check_binding(fingerprinter, stored, fingerprint, version, context(column))
+            continue  # nothing stored: nothing to doubt
+        doubt = check_binding_at(fingerprinter, stored, fingerprint, version, place, column)
         if doubt is not None:
             out = out or {}
             out[column] = doubt
@@ -337,18 +336,20 @@ def read_row_batches(
     ``on_read``, when given, is called with the number of rows after each table is read
     (for progress)."""
     params = selector_params(selectors)
-    for table, (reader, context) in enumerate(_TABLES):
+    for table, (reader, place_of) in enumerate(_TABLES):
         keep = reader.keep
-        identity = [reader.positions[n] for n in reader.identity]
+        at = reader.positions
+        identity = itemgetter(*(at[n] for n in reader.identity))
+        secrets = [(column, at[stored], at[fp]) for column, stored, fp in reader.secrets]
         count = 0
         for fetched in reader.raw_batches(conn, params):
             rows: list[tuple[Any, ...]] = []
             doubts: dict[int, Mapping[str, SecretDoubt]] = {}
             for row in fetched:
-                if context is not None:
+                if place_of is not None:
                     # The binding context is the row's identity as stored (enums as labels).
-                    where = partial(context, *[row[i] for i in identity])
-                    doubted = _doubts(fingerprinter, where, reader, row)
+                    place = place_of(*identity(row))
+                    doubted = _doubts(fingerprinter, place, secrets, row[at[_KEY_VERSION]], row)
                     if doubted is not None:
                         doubts[len(rows)] = doubted
                 rows.append(keep(row))
