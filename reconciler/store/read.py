@@ -11,14 +11,13 @@ form) is reported in ``doubted`` and planned as a change. Soft-deleted rows are 
 from __future__ import annotations
 
 import enum
-import json
-import json.scanner
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from types import MappingProxyType
 from typing import Any
 
+import msgspec
 import psycopg
 import sqlalchemy as sa
 from psycopg.types.json import set_json_loads
@@ -219,23 +218,9 @@ _FETCH_ROWS = 2000
 _PARAMS = ("tenants", "platforms", "excluded")
 """The bind parameters of :data:`_WHERE`."""
 
-_DECODER = json.JSONDecoder()
-_scan_json = json.scanner.make_scanner(_DECODER)  # type: ignore[arg-type]  # (typeshed)
-
-
-def _json_loads(data: str | bytes) -> Any:
-    """``json.loads(data)`` for the server's UTF-8 text, without guessing each value's
-    encoding first or matching whitespace around it (the server writes none); the empty
-    objects most JSON columns hold are not parsed at all. Anything unusual goes through
-    ``json``'s own decoding, errors included."""
-    text = data if isinstance(data, str) else data.decode("utf-8", "surrogatepass")
-    if text == "{}":
-        return {}
-    try:
-        value, end = _scan_json(text, 0)
-    except StopIteration:
-        end = -1
-    return value if end == len(text) else _DECODER.decode(text)
+_json_loads = msgspec.json.Decoder().decode
+"""The server's JSON text as :func:`json.loads` reads it (integers of any size included),
+decoded from the bytes psycopg hands over, without making text of them first."""
 
 
 _INTEGRATIONS = _Reader.build(
