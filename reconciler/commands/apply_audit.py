@@ -66,25 +66,31 @@ def audit_extra(
     return extra
 
 
-class PlanDigests:
-    """:func:`plan_digest` of each plan an apply makes, computed at most once per plan.
+class ForkedPlanWork:
+    """What a large apply computes from its plan alone, done by a forked process beside
+    this one: the plan's digest, and the rendered documents of its audit rows.
+
+    Each is seconds of JSON encoding on one core for a fleet-wide plan, while this process
+    has the writes' secrets to encrypt. :meth:`start` forks a process that inherits the plan
+    (nothing of it is sent) and begins the digest; :meth:`documents` asks the same process
+    for the documents, with the audit extras (known only once the plan is authorized). Only
+    texts come back: the digest, and documents that hold no secret (they are checked for
+    one where they are rendered). If that process cannot be made or fails in any way, the
+    same texts are made here. Use it as a context manager (it waits for the process on
+    leaving).
 
     Approvals need a plan's digest only when some change needs approval; the ``apply_runs``
-    row always does. A fleet-wide digest is seconds of JSON encoding on one core, so for a
-    large plan :meth:`start` has a forked process compute it while this one encrypts and
-    renders the writes (the plan is inherited, not sent; only the digest comes back). If
-    that process cannot be made or fails, the digest is computed here: the same text.
-    Use it as a context manager (it waits for the process on leaving).
+    row always does.
     """
 
     def __init__(self) -> None:
         self._known: dict[int, tuple[Plan, str | Future[str]]] = {}
-        self._pools: list[ProcessPoolExecutor] = []
+        self._pools: dict[int, tuple[Plan, ProcessPoolExecutor]] = {}
 
     def start(self, p: Plan) -> None:
-        """Begin computing ``p``'s digest in another process, if ``p`` is large enough to
-        be worth a fork. Call it when this process will not fork any more (its own loading
-        workers are not forked while the digest's process runs)."""
+        """Fork the process for ``p``, if ``p`` is large enough to be worth a fork, and begin
+        its digest. Call it when this process will not fork any more (its own loading
+        workers are not forked while this process runs)."""
         if (
             self._find(p) is not None
             or len(p.changes) < FORK_MIN_CHANGES
@@ -98,7 +104,7 @@ class PlanDigests:
                 initializer=_inherit,
                 initargs=(p,),
             )
-            self._pools.append(pool)
+            self._pools[id(p)] = (p, pool)
             self._known[id(p)] = (p, pool.submit(_inherited_digest))
         except (OSError, RuntimeError):
             return  # computed here when asked
@@ -118,24 +124,44 @@ class PlanDigests:
         self._known[id(p)] = (p, digest)
         return digest
 
+    def documents(self, p: Plan, extra: Mapping[str, Any]) -> Callable[[], list[tuple[str, str]]]:
+        """Begin rendering the documents of ``p``'s audit rows (:func:`render_plan_documents`)
+        in ``p``'s process, if it has one; returns the function that waits for them (or
+        renders them here: the same texts, and the same errors)."""
+        extra = dict(extra)
+        known = self._pools.get(id(p))
+        future: Future[list[tuple[str, str]]] | None = None
+        if known is not None and known[0] is p:
+            with contextlib.suppress(Exception):  # a broken pool: rendered here
+                future = known[1].submit(_inherited_documents, extra)
+
+        def rendered() -> list[tuple[str, str]]:
+            if future is not None:
+                with contextlib.suppress(Exception):
+                    return future.result()
+            return render_plan_documents(p, extra)
+
+        return rendered
+
     def _find(self, p: Plan) -> str | Future[str] | None:
         known = self._known.get(id(p))
         return known[1] if known is not None and known[0] is p else None
 
-    def __enter__(self) -> PlanDigests:
+    def __enter__(self) -> ForkedPlanWork:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for pool in self._pools:
+        for _, pool in self._pools.values():
             pool.shutdown(wait=True, cancel_futures=True)
 
 
 FORK_MIN_CHANGES = 20_000
-"""Plans with fewer changes have their digest computed in this process (well under a second)."""
+"""Plans with fewer changes have their digest and documents made in this process (well
+under a second each)."""
 
 
 class _Inherited:
-    """The plan of a digest's process: set by its initializer from the forked memory."""
+    """The plan of a forked plan process: set by its initializer from the forked memory."""
 
     plan: Plan | None = None
 
@@ -145,8 +171,20 @@ def _inherit(p: Plan) -> None:
 
 
 def _inherited_digest() -> str:
-    assert _Inherited.plan is not None, "digest process started without its plan"
+    assert _Inherited.plan is not None, "plan process started without its plan"
     return plan_digest(_Inherited.plan)
+
+
+def _inherited_documents(extra: Mapping[str, Any]) -> list[tuple[str, str]]:
+    assert _Inherited.plan is not None, "plan process started without its plan"
+    return render_plan_documents(_Inherited.plan, extra)
+
+
+def render_plan_documents(p: Plan, extra: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The rendered ``changes`` and ``risk_reasons`` of each audit row of ``p``, in the order
+    its changes are written (:func:`write_order`)."""
+    # One entry at a time: each one's dicts live only while its texts are rendered.
+    return render_documents(_audit_entry(c, c.row_id, extra) for c in write_order(p.changes))
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,17 +214,28 @@ class PreparedApply:
 
 
 def prepare_apply(
-    p: Plan, desired: DesiredState, cipher: FieldCipher, extra: Mapping[str, Any]
+    p: Plan,
+    desired: DesiredState,
+    cipher: FieldCipher,
+    extra: Mapping[str, Any],
+    forked: ForkedPlanWork | None = None,
 ) -> PreparedApply:
-    """Encrypt and render everything ``p``'s writes need that does not need the database."""
-    order = write_order(p.changes)
+    """Encrypt and render everything ``p``'s writes need that does not need the database.
+
+    With ``forked`` (started for ``p``), the audit documents are rendered in its process
+    while this one encrypts."""
+    documents = (
+        forked.documents(p, extra)
+        if forked is not None
+        else lambda: render_plan_documents(p, extra)
+    )
+    writes = prepare_writes(p.changes, desired, cipher)
     return PreparedApply(
         plan=p,
         extra=dict(extra),
-        writes=prepare_writes(p.changes, desired, cipher),
-        order=order,
-        # One entry at a time: each one's dicts live only while its texts are rendered.
-        documents=render_documents(_audit_entry(c, c.row_id, extra) for c in order),
+        writes=writes,
+        order=write_order(p.changes),
+        documents=documents(),
     )
 
 

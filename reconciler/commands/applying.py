@@ -28,7 +28,7 @@ from typing import Any
 
 from reconciler.clock import SYSTEM, Clock, now_utc, rfc3339
 from reconciler.commands.apply_audit import (
-    PlanDigests,
+    ForkedPlanWork,
     audit_extra,
     prepare_apply,
     write_and_audit,
@@ -292,7 +292,7 @@ def _apply(
         )
     # The directory first: a run in the wrong place must not start a database.
     check_manifests(manifests_dir, selectors, prune=True)
-    with open_database(database_url, progress) as db, PlanDigests() as digests:
+    with open_database(database_url, progress) as db, ForkedPlanWork() as forked:
         keyring, fingerprint = load_keys_for_target(db.target, env, stderr=notes_stream(progress))
         audit_key = load_audit_key(db.target, env, create=True, stderr=notes_stream(progress))
         # Only this first, unlocked read overlaps the load: what is written is re-checked
@@ -332,9 +332,9 @@ def _apply(
             return ApplyResult(current, ApplyOutcome.NO_CHANGES, None)
         # Decrypt before BEGIN what the cache left as fingerprints and the writes need.
         desired = with_plaintext(desired, current, manifests_dir, fingerprint, progress)
-        # The last fork of the load is behind: the digest can be made in another process
-        # while this one encrypts and renders the writes.
-        digests.start(current)
+        # The last fork of the load is behind: the digest and the audit documents can be
+        # made in another process while this one encrypts the writes.
+        forked.start(current)
 
         def authorize(conn: Connection, p: Plan) -> Authorization:
             """Approvals of ``p``'s digest, then the policy gate with what they allow."""
@@ -345,7 +345,7 @@ def _apply(
                 author=author,
                 performer=performer,
                 allow_risk=allow_risk,
-                digest_of=digests.of,
+                digest_of=forked.of,
             )
             seen.approval_needed = missing is not None
             try:
@@ -381,7 +381,7 @@ def _apply(
             # the database's work; under the lock this is used only if the plan and the
             # audit extras are still the same. (Inside the try: its errors read as before.)
             prepared = prepare_apply(
-                current, desired, cipher, audit_extra(auth, tree, remediation, allow_risk)
+                current, desired, cipher, audit_extra(auth, tree, remediation, allow_risk), forked
             )
             with translate_db_errors(), db.engine.connect() as conn, conn.begin():
                 set_statement_timeout(conn, settings.statement_timeout_seconds)
@@ -438,7 +438,7 @@ def _apply(
                         dirty,
                         extra,
                         on_written=stage.advance,
-                        digest=digests.of(current),
+                        digest=forked.of(current),
                         prepared=prepared,
                     )
                     if dry_run:

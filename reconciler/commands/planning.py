@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import os
 import sys
 from collections.abc import Mapping
@@ -21,6 +19,7 @@ from reconciler.commands.inputs import (
 )
 from reconciler.commands.preflight import check_manifests
 from reconciler.context import resolve_actor
+from reconciler.core.digest import plan_digest as plan_digest
 from reconciler.core.planner import build_plan
 from reconciler.core.policy import with_policy
 from reconciler.core.settle import settle
@@ -226,33 +225,6 @@ def _yaml_path(c: Change) -> tuple[str, ...]:
             return (*base, "webhooks", a.name)
         case _:
             return (*base, "oauth_accounts")
-
-
-_LOCATION_KEYS = frozenset({"source", "line"})
-"""Where a change is declared: shown to people, looked up again for each rendering, and not
-part of what is approved or applied (apply derives the same changes without re-reading the
-files for lines)."""
-
-
-def plan_digest(p: Plan) -> str:
-    """SHA-256 of the plan's changes, without their locations: what ``apply_runs`` records
-    and what approvals are bound to."""
-    # The hash of ``json.dumps([change, ...], sort_keys=True)``, fed one change at a time:
-    # the whole list of dicts and its text would be the largest thing an apply holds.
-    h = hashlib.sha256(b"[")
-    separator = b""
-    for c in p.changes:
-        record = c.to_dict()
-        for key in _LOCATION_KEYS:
-            del record[key]
-        h.update(separator + _DIGEST_JSON.encode(record).encode())
-        separator = b", "
-    h.update(b"]")
-    return h.hexdigest()
-
-
-_DIGEST_JSON = json.JSONEncoder(sort_keys=True)
-"""Encodes one change as ``json.dumps(..., sort_keys=True)`` does (the digest's form)."""
 
 
 # -- drift ----------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""A large apply's plan digest is made by a forked process while the writes are prepared:
-the digest it records is the plan's."""
+"""A large apply's plan digest and audit documents are made by a forked process while the
+writes are prepared: the digest it records is the plan's, and the audit rows' chains
+verify."""
 
 from __future__ import annotations
 
@@ -29,14 +30,14 @@ def forked(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     monkeypatch.setenv(pool.WORKERS_ENV, "2")
     monkeypatch.setenv("RECONCILER_CACHE", "0")
     sizes: list[int] = []
-    monkeypatch.setattr(apply_audit.PlanDigests, "start", _recording(sizes))
+    monkeypatch.setattr(apply_audit.ForkedPlanWork, "start", _recording(sizes))
     return sizes
 
 
-def _recording(sizes: list[int]) -> Callable[[apply_audit.PlanDigests, Plan], None]:
-    real = apply_audit.PlanDigests.start
+def _recording(sizes: list[int]) -> Callable[[apply_audit.ForkedPlanWork, Plan], None]:
+    real = apply_audit.ForkedPlanWork.start
 
-    def start(self: apply_audit.PlanDigests, p: Plan) -> None:
+    def start(self: apply_audit.ForkedPlanWork, p: Plan) -> None:
         real(self, p)
         if self._find(p) is not None:  # a process is computing it
             sizes.append(len(p.changes))
@@ -48,3 +49,6 @@ def test_the_forked_digest_is_the_one_recorded(ws: Workspace, forked: list[int])
     result = commands.apply(manifests_dir=Path("manifests"), settings=load_settings())
     assert forked == [4]  # an integration and a webhook per tenant
     assert ws.sql("SELECT plan_digest FROM apply_runs") == [(plan_digest(result.plan),)]
+    # The documents rendered in the other process are what the chain hashes were made of.
+    assert commands.verify_audit().verified
+    assert len(ws.sql("SELECT id FROM configuration_audit_logs")) == 4
