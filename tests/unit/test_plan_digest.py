@@ -175,11 +175,12 @@ def test_a_large_plans_audit_documents_are_rendered_by_its_process(
     extra = {"revision": {"revision": "main", "commit": "c0ffee"}}
     rendered_here: list[int] = []
     real = apply_audit.render_plan_documents
-    monkeypatch.setattr(
-        apply_audit,
-        "render_plan_documents",
-        lambda p, e: rendered_here.append(1) or real(p, e),
-    )
+
+    def counted(p: Plan, e: dict[str, Any]) -> list[tuple[str, str]]:
+        rendered_here.append(1)  # in the forked process, appended to its own copy
+        return real(p, e)
+
+    monkeypatch.setattr(apply_audit, "render_plan_documents", counted)
     with apply_audit.ForkedPlanWork() as work:
         work.start(plan)
         documents = work.documents(plan, extra)()
