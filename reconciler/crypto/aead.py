@@ -141,6 +141,7 @@ class CipherContext:
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _encode_string = json.encoder.encode_basestring
+_AAD_V2_QUOTED = _encode_string(_AAD_V2)
 
 
 Place = tuple[str, str, str]
@@ -263,6 +264,10 @@ class Cipher(Protocol):
         self, plaintext: str | Sensitive[str], ctx: CipherContext, fingerprint: str | None
     ) -> str: ...
 
+    def encrypt_at(
+        self, plaintext: str | Sensitive[str], place: Place, column: str, fingerprint: str | None
+    ) -> str: ...
+
     def decrypt(
         self, stored: str, version: int, ctx: CipherContext, fingerprint: str | None
     ) -> Sensitive[str]: ...
@@ -324,24 +329,43 @@ class FieldCipher:
             SecretError: the fingerprint is missing or is not the plaintext's (a value is
                 never stored bound to another value's fingerprint).
         """
+        return self.encrypt_at(
+            plaintext, (ctx.table, ctx.tenant_id, ctx.row_key), ctx.column, fingerprint
+        )
+
+    def encrypt_at(
+        self, plaintext: str | Sensitive[str], place: Place, column: str, fingerprint: str | None
+    ) -> str:
+        """:meth:`encrypt` for the context ``place`` and ``column`` make, without making it
+        (an apply encrypts every secret of a fleet, several per row of one place)."""
         value = plaintext.reveal() if isinstance(plaintext, Sensitive) else plaintext
-        version = self.active_version
-        aead = self._aead(version, ctx)
+        version = self._keyring.active_version
+        aead = self._aeads.get(version)
+        if aead is None:
+            aead = self._aead(version, CipherContext(place[0], column, place[1], place[2]))
         nonce = os.urandom(NONCE_BYTES)
-        if not ctx.fingerprinted:
+        table, tenant_id, row_key = place
+        if table not in FINGERPRINTED_TABLES:
+            ctx = CipherContext(table, column, tenant_id, row_key)
             if fingerprint is not None:
                 raise SecretError(f"{ctx.describe()} has no fingerprint column")
             sealed = nonce + aead.encrypt(nonce, value.encode("utf-8"), ctx.aad())
             return RCN1 + base64.b64encode(sealed).decode("ascii")
-        if not self._fingerprinter.matches(value, fingerprint):
+        if fingerprint is None or not self._fingerprinter.matches(value, fingerprint):
+            ctx = CipherContext(table, column, tenant_id, row_key)
             raise SecretError(
                 f"{ctx.describe()}: the fingerprint to store is not the value's (made with "
                 "another fingerprint key?); nothing stored",
                 says_nothing_written=True,
             )
-        assert fingerprint is not None  # checked by matches()
-        sealed = nonce + aead.encrypt(nonce, value.encode("utf-8"), ctx.aad(fingerprint))
-        tag = self._fingerprinter.binding_tag(ctx.binding(fingerprint, version) + sealed)
+        # The authenticated data and the binding tag's message share the place's fields,
+        # quoted once (as CipherContext.aad and .binding write them).
+        q = _encode_string
+        fields = f"{q(table)},{q(column)},{q(tenant_id)},{q(row_key)},{q(fingerprint)}"
+        aad = f"[{_AAD_V2_QUOTED},{fields}]".encode()
+        sealed = nonce + aead.encrypt(nonce, value.encode("utf-8"), aad)
+        binding = f"[{fields},{int.__repr__(version)}]".encode()
+        tag = self._fingerprinter.binding_tag(binding + sealed)
         return RCN2 + base64.b64encode(sealed + tag).decode("ascii")
 
     def decrypt(

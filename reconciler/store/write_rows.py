@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.crypto.aead import Cipher, CipherContext
+from reconciler.crypto.aead import Cipher, Place, integration_place, webhook_place
 from reconciler.errors import ApplyFailed
 from reconciler.model.desired import SecretValue
 from reconciler.model.fields import (
@@ -48,7 +48,8 @@ class Table:
     """The bound values of a desired object's identity and reconciled columns."""
     secrets: tuple[tuple[str, str, Callable[[Any], Any]], ...]
     """(ciphertext column, fingerprint column, secret of a desired object)."""
-    context: Callable[[Any, str], CipherContext]
+    place: Callable[[Any], Place]
+    """Where a desired object's row keeps its ciphertexts (:data:`Place`)."""
     interval_column: str | None
     runtime_on_create: tuple[tuple[str, str], ...]
     """(column, SQL value) of runtime-owned columns a create initialises."""
@@ -60,7 +61,7 @@ class Table:
         cls,
         name: str,
         fields: tuple[FieldSpec, ...],
-        context: Callable[..., CipherContext],
+        place: Callable[..., Place],
         runtime_on_create: tuple[tuple[str, str], ...],
         runtime_on_restore: str,
     ) -> Table:
@@ -68,8 +69,8 @@ class Table:
         identity = tuple(_column(f) for f in identity_of(fields))
         identity_getters = tuple(_bound(f) for f in identity_of(fields))
 
-        def bound_context(d: Any, column: str) -> CipherContext:
-            return context(*(get(d) for get in identity_getters), column)
+        def bound_place(d: Any) -> Place:
+            return place(*[get(d) for get in identity_getters])
 
         return cls(
             name=name,
@@ -85,7 +86,7 @@ class Table:
             secrets=tuple(
                 (_column(f), f.fingerprint_column, f.read_desired) for f in secrets_of(fields)
             ),
-            context=bound_context,
+            place=bound_place,
             interval_column=next((_column(f) for f in fields if f.schedules), None),
             runtime_on_create=runtime_on_create,
             runtime_on_restore=runtime_on_restore,
@@ -134,7 +135,7 @@ _INTERVAL = next(f.name for f in INTEGRATION_FIELDS if f.schedules)
 INTEGRATION = Table.build(
     "integration_configs",
     INTEGRATION_FIELDS,
-    CipherContext.integration,
+    integration_place,
     runtime_on_create=(("health_status", "'UNKNOWN'"), ("next_sync_at", _next_sync(_INTERVAL))),
     runtime_on_restore=(
         "health_status = 'UNKNOWN', health_message = NULL, next_sync_at = EXCLUDED.next_sync_at"
@@ -144,7 +145,7 @@ INTEGRATION = Table.build(
 WEBHOOK = Table.build(
     "webhook_configurations",
     WEBHOOK_FIELDS,
-    CipherContext.webhook,
+    webhook_place,
     runtime_on_create=(("circuit_breaker_status", "'CLOSED'"),),
     runtime_on_restore=(
         "circuit_breaker_status = 'CLOSED', consecutive_failures = 0, circuit_opened_at = NULL"
@@ -166,6 +167,7 @@ def _secret_columns(table: Table, d: Any, cipher: Cipher) -> dict[str, Any]:
     """Encrypt every secret of a row with the active key version (None when absent)."""
     out: dict[str, Any] = {}
     any_secret = False
+    place: Place | None = None
     for col, fingerprint_col, get in table.secrets:
         secret: SecretValue | None = get(d)
         if secret is None:
@@ -175,7 +177,9 @@ def _secret_columns(table: Table, d: Any, cipher: Cipher) -> dict[str, Any]:
             raise ApplyFailed(f"{d.address}: {col} was not decrypted; cannot apply")
         # Bound to the fingerprint stored beside it: a ciphertext copied back later next
         # to another fingerprint neither decrypts nor passes the plan's binding check.
-        out[col] = cipher.encrypt(secret.value, table.context(d, col), secret.fingerprint)
+        if place is None:
+            place = table.place(d)
+        out[col] = cipher.encrypt_at(secret.value, place, col, secret.fingerprint)
         out[fingerprint_col] = secret.fingerprint
         any_secret = True
     out["encryption_key_version"] = cipher.active_version if any_secret else None

@@ -167,6 +167,8 @@ class _NoEncryption:
     def encrypt(self, *args: Any) -> str:
         raise AssertionError("encrypted inside the transaction")
 
+    encrypt_at = encrypt
+
     def decrypt(self, *args: Any) -> Any:
         raise AssertionError("decrypted")
 
