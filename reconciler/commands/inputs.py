@@ -8,7 +8,7 @@ import itertools
 import os
 import sys
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self, TextIO
@@ -223,23 +223,32 @@ def with_plaintext(
 ) -> DesiredState:
     """Decrypt again the files whose secrets ``plan`` writes, if they came from the cache."""
 
-    def missing(obj: DesiredIntegration | DesiredWebhook) -> bool:
-        secrets = [
-            getattr(obj, name)
-            for name in (*INTEGRATION_SECRETS, *WEBHOOK_SECRETS)
-            if hasattr(obj, name)
-        ]
-        return any(s is not None and s.value is None for s in secrets)
+    def lacking(
+        objects: Sequence[DesiredIntegration | DesiredWebhook], names: Sequence[str]
+    ) -> Iterator[DesiredIntegration | DesiredWebhook]:
+        for obj in objects:
+            for name in names:
+                secret = getattr(obj, name)
+                if secret is not None and secret.value is None:
+                    yield obj
+                    break
 
-    objects: list[DesiredIntegration | DesiredWebhook] = [*desired.integrations, *desired.webhooks]
-    by_address = {o.address: o for o in objects}
+    # Checked object by object first: after a cold load nothing lacks its plaintext, and an
+    # initial load's plan has a change for every object.
+    by_address = {
+        o.address: o
+        for o in (
+            *lacking(desired.integrations, INTEGRATION_SECRETS),
+            *lacking(desired.webhooks, WEBHOOK_SECRETS),
+        )
+    }
+    if not by_address:
+        return desired
     needed: set[str] = set()
     for c in plan.changes:
         declared = by_address.get(c.address)
-        if (
-            declared is not None
-            and (c.action is Action.CREATE or any(f.sensitive for f in c.fields))
-            and missing(declared)
+        if declared is not None and (
+            c.action is Action.CREATE or any(f.sensitive for f in c.fields)
         ):
             needed.add(declared.source.path)
     if not needed:
