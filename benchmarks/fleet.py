@@ -20,14 +20,11 @@ import base64
 import json
 import os
 import platform as host
-import resource
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -37,8 +34,6 @@ import sqlalchemy as sa
 
 from benchmarks.floors import DatabaseFloors, FileFloors, measure_database, measure_files, sampled
 from reconciler import commands
-from reconciler.model.plan import Selectors
-from reconciler.settings import Settings
 from reconciler.sops import EncryptionRules, dump, encrypt_documents
 
 SECRET_REGEX = "^(api_key|api_secret|signing_secret|auth_token|auth_password)$"
@@ -216,42 +211,42 @@ class Stage:
     cpu_seconds: float = 0.0
 
 
-def _cpu() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-
-@contextmanager
-def timed(name: str, stages: dict[str, Stage]) -> Iterator[None]:
-    cpu = _cpu()
-    with sampled() as memory:
-        started = time.perf_counter()
-        yield
-        seconds = time.perf_counter() - started
-    cpu = _cpu() - cpu - memory.cpu
-    stages[name] = Stage(name, seconds, memory.peak, cpu)
-    print(f"{name:40} {seconds:8.2f} s {cpu:8.2f} s CPU {memory.peak / 2**20:8.0f} MiB", flush=True)
+def run_stage(
+    name: str,
+    stages: dict[str, Stage],
+    verb: str,
+    url: str,
+    *,
+    tenants: tuple[str, ...] = (),
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Run one stage in a process of its own (:mod:`benchmarks.stage`), as a ``reconciler``
+    command runs, and record it: its peak memory is its own, not what earlier stages left in
+    this process. Returns what the stage's process reported."""
+    spec = {"verb": verb, "database_url": url, "tenants": list(tenants), "progress": progress}
+    root = str(Path(__file__).resolve().parents[1])
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+    with sampled(descendants_only=True) as memory:
+        done = subprocess.run(
+            [sys.executable, "-m", "benchmarks.stage", json.dumps(spec)],
+            check=True,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": path},
+        )
+    out: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    stages[name] = Stage(name, out["seconds"], memory.peak, out["cpu_seconds"])
+    print(
+        f"{name:40} {out['seconds']:8.2f} s {out['cpu_seconds']:8.2f} s CPU "
+        f"{memory.peak / 2**20:8.0f} MiB",
+        flush=True,
+    )
+    return out
 
 
 WRITES = "apply (initial load): writes in the transaction"
 """The part of the initial load held against the COPY floor alone: the apply's
 ``Applying N change(s)`` stage, inside the transaction (lock and COMMIT not included)."""
-
-
-class StageClock(commands.Progress):
-    """Progress lines as usual, and the seconds of each stage, by title."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.seconds: dict[str, float] = {}
-
-    @contextmanager
-    def stage(self, title: str, total: int | None = None, *, unit: str = "") -> Iterator[Any]:
-        started = time.perf_counter()
-        with super().stage(title, total, unit=unit) as stage:
-            yield stage
-        self.seconds[title] = time.perf_counter() - started
 
 
 @dataclass(frozen=True, slots=True)
@@ -426,76 +421,40 @@ def run_once(tenants: int, url: str | None, work: Path, identity: pyrage.x25519.
         print(f"generating {tenants * 3} files ...", flush=True)
         generate(work, tenants, str(identity.to_public()))
         os.chdir(work)
-        settings = Settings()
-        quiet = commands.Progress(enabled=False)
         from reconciler.store.database import resolve_database_url
         from reconciler.store.migrate import upgrade
 
         upgrade(resolve_database_url(url))
         db = commands.open_database(url)
         seed_tokens(db.engine)
-        manifests = Path("manifests")
 
-        def plan(progress: commands.Progress = quiet) -> commands.PlanResult:
-            return commands.plan(
-                manifests_dir=manifests,
-                settings=settings,
-                database_url=url,
-                progress=progress,
-            )
-
-        def apply(progress: commands.Progress = quiet) -> commands.ApplyResult:
-            return commands.apply(
-                manifests_dir=manifests,
-                settings=settings,
-                database_url=url,
-                progress=progress,
-            )
-
+        # Each stage runs as a command does, in a process of its own.
         os.environ["RECONCILER_CACHE"] = "0"  # cold stages: every file parsed and decrypted
-        with timed("plan (empty database)", stages):
-            first = plan(commands.Progress())
-        print(f"  {len(first.plan.changes)} changes")
-        del first  # a stage's peak memory is its own, not the results of earlier stages
-        clock = StageClock()
-        with timed("apply (initial load)", stages):
-            apply(clock)
-        writes = [t for title, t in clock.seconds.items() if title.startswith("Applying")]
+        first = run_stage("plan (empty database)", stages, "plan", url, progress=True)
+        print(f"  {first['changes']} changes")
+        initial = run_stage("apply (initial load)", stages, "apply", url, progress=True)
+        writes = [t for title, t in initial["stages"].items() if title.startswith("Applying")]
         if writes:
             stages[WRITES] = Stage(WRITES, writes[0], stages["apply (initial load)"].peak_bytes)
             print(f"  of which {writes[0]:.2f} s writing inside the transaction")
-        with timed("plan (no changes)", stages):
-            again = plan()
-        assert not again.plan.changes, "re-plan after apply must be empty"
-        del again
-        with timed("apply (no changes)", stages):
-            apply()
-        few = Selectors(tenants=("tenant-00001", f"tenant-{tenants // 2:05d}"))
-        with timed("plan (2 tenants selected)", stages):
-            commands.plan(
-                manifests_dir=manifests,
-                settings=settings,
-                selectors=few,
-                database_url=url,
-                progress=quiet,
-            )
+        again = run_stage("plan (no changes)", stages, "plan", url)
+        assert not again["changes"], "re-plan after apply must be empty"
+        run_stage("apply (no changes)", stages, "apply", url)
+        few = ("tenant-00001", f"tenant-{tenants // 2:05d}")
+        run_stage("plan (2 tenants selected)", stages, "plan", url, tenants=few)
         os.environ["RECONCILER_CACHE"] = "1"
         shutil.rmtree(work / ".reconciler" / "cache", ignore_errors=True)
-        with timed("plan (no changes, fills the cache)", stages):
-            plan()
-        with timed("plan (no changes, warm cache)", stages):
-            plan(commands.Progress())
+        run_stage("plan (no changes, fills the cache)", stages, "plan", url)
+        run_stage("plan (no changes, warm cache)", stages, "plan", url, progress=True)
         os.environ["RECONCILER_CACHE"] = "0"
         changed = change_one_percent(work, tenants, str(identity.to_public()))
-        with timed("apply (1% changed)", stages):
-            applied = apply()
-        print(f"  {changed} files changed, {len(applied.plan.changes)} changes applied")
-        del applied
+        applied = run_stage("apply (1% changed)", stages, "apply", url)
+        print(f"  {changed} files changed, {applied['changes']} changes applied")
 
         print("measuring floors ...", flush=True)
         shutil.rmtree(work / "manifests", ignore_errors=True)
         generate(work, tenants, str(identity.to_public()))
-        paths = sorted(manifests.rglob("*.yaml"))
+        paths = sorted((work / "manifests").rglob("*.yaml"))
         file_floors = measure_files(paths, identity)
         db_floors = measure_database(url)
         db.engine.dispose()

@@ -285,15 +285,19 @@ class PeakMemory:
     processes started after the sampler (the worker pool) are counted besides this one.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, descendants_only: bool = False) -> None:
         self._known = children(os.getpid())
+        self._descendants_only = descendants_only
         self.peak = 0
         self.cpu = 0.0
         self._process: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> PeakMemory:
+        command = [sys.executable, str(_SAMPLER), str(os.getpid()), ",".join(map(str, self._known))]
+        if self._descendants_only:
+            command.append("descendants")
         self._process = subprocess.Popen(
-            [sys.executable, str(_SAMPLER), str(os.getpid()), ",".join(map(str, self._known))],
+            command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -308,7 +312,8 @@ class PeakMemory:
 
 
 @contextmanager
-def sampled() -> Iterator[PeakMemory]:
-    """Sample peak memory for the duration of a ``with`` block."""
-    with PeakMemory() as peak:
+def sampled(*, descendants_only: bool = False) -> Iterator[PeakMemory]:
+    """Sample peak memory for the duration of a ``with`` block (of the processes started in
+    it alone, with ``descendants_only``)."""
+    with PeakMemory(descendants_only=descendants_only) as peak:
         yield peak

@@ -1,8 +1,9 @@
 """The memory sampler of the fleet benchmark, run as its own process by
 :class:`benchmarks.floors.PeakMemory` (by path, so that it imports nothing but the standard
-library): ``python memory_sampler.py PID KNOWN_PIDS``. It reads the proportional set size
-of PID and of its descendants not in KNOWN_PIDS every 250 ms until a line arrives on its
-standard input, then prints the peak in bytes and its own CPU seconds.
+library): ``python memory_sampler.py PID KNOWN_PIDS [descendants]``. It reads the
+proportional set size of PID (unless ``descendants`` is given) and of its descendants not in
+KNOWN_PIDS every 250 ms until a line arrives on its standard input, then prints the peak in
+bytes and its own CPU seconds.
 """
 
 from __future__ import annotations
@@ -46,9 +47,10 @@ def children(pid: int) -> list[int]:
 def main() -> None:
     target, me = int(sys.argv[1]), os.getpid()
     known = {int(p) for p in sys.argv[2].split(",") if p}
+    own = sys.argv[3:] != ["descendants"]
     peak = 0
     while True:
-        total = pss(target)
+        total = pss(target) if own else 0
         stack = [c for c in children(target) if c not in known and c != me]
         while stack:
             pid = stack.pop()
