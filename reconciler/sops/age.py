@@ -31,6 +31,7 @@ from typing import Any, Final
 import pyrage
 
 from reconciler.errors import ConfigError, KeyUnavailable
+from reconciler.sops.age_x25519 import X25519Opener
 from reconciler.sops.codec import format_rfc3339
 
 ENV_KEY: Final = "SOPS_AGE_KEY"
@@ -53,14 +54,20 @@ class Identities(Sequence[Any]):
     sources: tuple[str, ...] = ()
     skipped: tuple[str, ...] = ()
     _by_recipient: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    _openers: Mapping[str, X25519Opener] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def of(
         cls, identities: Sequence[Any], sources: Sequence[str] = (), skipped: Sequence[str] = ()
     ) -> Identities:
-        """Build from pyrage identities (the recipient index is derived here)."""
+        """Build from pyrage identities (the recipient index and openers are derived here)."""
         index = {str(identity.to_public()): identity for identity in identities}
-        return cls(tuple(identities), tuple(sources), tuple(skipped), index)
+        openers = {
+            recipient: opener
+            for recipient, identity in index.items()
+            if (opener := X25519Opener.for_identity(str(identity), recipient)) is not None
+        }
+        return cls(tuple(identities), tuple(sources), tuple(skipped), index, openers)
 
     def __len__(self) -> int:
         return len(self.identities)
@@ -79,6 +86,10 @@ class Identities(Sequence[Any]):
     def for_recipient(self, recipient: str) -> Any | None:
         """The identity whose public key is ``recipient``, if any."""
         return self._by_recipient.get(recipient)
+
+    def opener_for(self, recipient: str) -> X25519Opener | None:
+        """The fast opener of the identity whose public key is ``recipient``, if any."""
+        return self._openers.get(recipient)
 
     def describe(self) -> str:
         """Where identities were looked for, for error messages."""
@@ -222,16 +233,23 @@ def unwrap_entries(entries: Sequence[Mapping[str, Any]], identities: Identities)
     """Unwrap the first ``{recipient, enc}`` entry an identity opens.
 
     Entries whose recipient is one of our public keys are tried first with that identity
-    only; every other entry is then tried with all identities (e.g. when the recipient
+    only (by :class:`X25519Opener` when the file has the form age writes, else by
+    ``pyrage``); every other entry is then tried with all identities (e.g. when the recipient
     string is written differently).
     """
     rest = []
     for entry in entries:
-        identity = identities.for_recipient(str(entry.get("recipient", "")))
+        recipient, enc = str(entry.get("recipient", "")), entry.get("enc", "")
+        identity = identities.for_recipient(recipient)
         if identity is None:
             rest.append(entry)
             continue
-        plain = try_unwrap(entry.get("enc", ""), [identity])
+        opener = identities.opener_for(recipient)
+        if opener is not None and isinstance(enc, str):
+            plain = opener.open(enc)  # the common form, quickly; pyrage decides the rest
+            if plain is not None:
+                return plain
+        plain = try_unwrap(enc, [identity])
         if plain is not None:
             return plain
     for entry in rest:
