@@ -127,18 +127,22 @@ class ForkedPlanWork:
     def documents(self, p: Plan, extra: Mapping[str, Any]) -> Callable[[], list[tuple[str, str]]]:
         """Begin rendering the documents of ``p``'s audit rows (:func:`render_plan_documents`)
         in ``p``'s process, if it has one; returns the function that waits for them (or
-        renders them here: the same texts, and the same errors)."""
+        renders them here: the same texts, and the same errors). Without a process, they
+        are rendered here and now."""
         extra = dict(extra)
         known = self._pools.get(id(p))
         future: Future[list[tuple[str, str]]] | None = None
         if known is not None and known[0] is p:
             with contextlib.suppress(Exception):  # a broken pool: rendered here
                 future = known[1].submit(_inherited_documents, extra)
+        if future is None:
+            # No process of its own (a small plan): rendered now, before the transaction.
+            here = render_plan_documents(p, extra)
+            return lambda: here
 
         def rendered() -> list[tuple[str, str]]:
-            if future is not None:
-                with contextlib.suppress(Exception):
-                    return future.result()
+            with contextlib.suppress(Exception):
+                return future.result()
             return render_plan_documents(p, extra)
 
         return rendered
@@ -191,26 +195,28 @@ def render_plan_documents(p: Plan, extra: Mapping[str, Any]) -> list[tuple[str, 
 class PreparedApply:
     """What an apply writes, made before its transaction (:func:`prepare_apply`): the rows
     of the creates and updates with their secrets encrypted, and the audit rows' documents
-    rendered. The transaction then spends its time (and holds its locks) on the database's
-    work; it uses these only for the very plan and audit extras they were made for (a plan
-    made again under the lock is prepared there).
+    rendered (for a large plan, by the forked plan process: they may still be in the making
+    while the transaction writes the changes, which takes longer, and are waited for only
+    when the audit rows are). The transaction then spends its time (and holds its locks) on
+    the database's work; it uses these only for the very plan and audit extras they were
+    made for (a plan made again under the lock is prepared there).
 
     Attributes:
         plan: the plan they were made for.
         extra: the audit extras they were made with.
         writes: the rows of the writes.
         order: the changes in the order they are written (and audited).
-        documents: the rendered ``changes`` and ``risk_reasons`` of each change's audit row,
-            in that order (the entries themselves are made again under the lock, once the
-            ids of created rows are known: keeping them all would cost more memory than
-            making them costs time).
+        documents: waits for (or makes) the rendered ``changes`` and ``risk_reasons`` of
+            each change's audit row, in that order (the entries themselves are made again
+            under the lock, once the ids of created rows are known: keeping them all would
+            cost more memory than making them costs time).
     """
 
     plan: Plan
     extra: Mapping[str, Any]
     writes: PreparedWrites
     order: list[Change]
-    documents: list[tuple[str, str]]
+    documents: Callable[[], list[tuple[str, str]]]
 
 
 def prepare_apply(
@@ -223,19 +229,18 @@ def prepare_apply(
     """Encrypt and render everything ``p``'s writes need that does not need the database.
 
     With ``forked`` (started for ``p``), the audit documents are rendered in its process
-    while this one encrypts."""
-    documents = (
-        forked.documents(p, extra)
-        if forked is not None
-        else lambda: render_plan_documents(p, extra)
-    )
-    writes = prepare_writes(p.changes, desired, cipher)
+    while this one encrypts (and after: see :class:`PreparedApply`)."""
+    if forked is not None:
+        documents = forked.documents(p, extra)
+    else:
+        rendered = render_plan_documents(p, extra)
+        documents = lambda: rendered  # noqa: E731
     return PreparedApply(
         plan=p,
         extra=dict(extra),
-        writes=writes,
+        writes=prepare_writes(p.changes, desired, cipher),
         order=write_order(p.changes),
-        documents=documents(),
+        documents=documents,
     )
 
 
@@ -250,13 +255,14 @@ def write_and_audit(
     dirty: bool | None = None,
     extra: Mapping[str, Any] | None = None,
     on_written: Callable[[int], None] | None = None,
-    digest: str | None = None,
+    digest_of: Callable[[Plan], str] = plan_digest,
     prepared: PreparedApply | None = None,
 ) -> Counter[str]:
     """Write the changes, the apply_runs row and one audit row per change; return counts.
 
     ``on_written`` is told the rows written: per table group, then the audit rows.
-    ``digest``: ``plan_digest(p)`` when the caller has it (computed here otherwise).
+    ``digest_of``: makes ``p``'s digest (:func:`plan_digest`, or the caller's memo of it,
+    asked for once the changes are written: it may still be in the making).
     ``prepared``: :func:`prepare_apply` of ``p`` with the same ``extra``, made beforehand."""
     now = now_utc(clock)
     if prepared is not None and (prepared.plan is not p or prepared.extra != dict(extra or {})):
@@ -278,7 +284,7 @@ def write_and_audit(
         actor=context.performed_by,
         git_commit=(context.git_commit or "").removesuffix(DIRTY_SUFFIX) or None,
         manifests_digest=desired.manifests_digest,
-        plan_digest=digest if digest is not None else plan_digest(p),
+        plan_digest=digest_of(p),
         counts=counts,
         user_agent=context.user_agent,
         git_dirty=dirty,
@@ -289,7 +295,7 @@ def write_and_audit(
         and all(w.change is c for w, c in zip(written, prepared.order, strict=True))
     ):
         # The ids of created rows are known now; the documents do not depend on them.
-        documents = prepared.documents
+        documents = prepared.documents()
     else:
         # Rendered one entry at a time: each one's dicts live only while it is rendered.
         documents = render_documents(_audit_entry(w.change, w.entity_id, extra) for w in written)

@@ -378,8 +378,10 @@ def _apply(
 
         try:
             # Encrypt and render before BEGIN, so the transaction holds its locks only for
-            # the database's work; under the lock this is used only if the plan and the
-            # audit extras are still the same. (Inside the try: its errors read as before.)
+            # the database's work (a large plan's audit documents may still be rendering in
+            # the forked process: they are needed only after the changes are written); under
+            # the lock this is used only if the plan and the audit extras are still the
+            # same. (Inside the try: its errors read as before.)
             prepared = prepare_apply(
                 current, desired, cipher, audit_extra(auth, tree, remediation, allow_risk), forked
             )
@@ -438,7 +440,7 @@ def _apply(
                         dirty,
                         extra,
                         on_written=stage.advance,
-                        digest=forked.of(current),
+                        digest_of=forked.of,
                         prepared=prepared,
                     )
                     if dry_run:

@@ -52,3 +52,40 @@ def test_the_forked_digest_is_the_one_recorded(ws: Workspace, forked: list[int])
     # The documents rendered in the other process are what the chain hashes were made of.
     assert commands.verify_audit().verified
     assert len(ws.sql("SELECT id FROM configuration_audit_logs")) == 4
+
+
+def test_the_forked_work_is_waited_for_only_once_the_changes_are_written(
+    ws: Workspace, forked: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The forked process renders while the transaction writes the changes (which take longer
+    # than rendering): its digest and documents are asked for after them, not before BEGIN.
+    events: list[str] = []
+    real_write, real_of = apply_audit.write_changes, apply_audit.ForkedPlanWork.of
+    real_documents = apply_audit.ForkedPlanWork.documents
+
+    def write_changes(*args: object, **kwargs: object) -> object:
+        events.append("written")
+        return real_write(*args, **kwargs)  # type: ignore[arg-type]
+
+    def of(self: apply_audit.ForkedPlanWork, p: Plan) -> str:
+        events.append("digest")
+        return real_of(self, p)
+
+    def documents(
+        self: apply_audit.ForkedPlanWork, p: Plan, extra: dict[str, object]
+    ) -> Callable[[], list[tuple[str, str]]]:
+        waits = real_documents(self, p, extra)
+
+        def waited() -> list[tuple[str, str]]:
+            events.append("documents")
+            return waits()
+
+        return waited
+
+    monkeypatch.setattr(apply_audit, "write_changes", write_changes)
+    monkeypatch.setattr(apply_audit.ForkedPlanWork, "of", of)
+    monkeypatch.setattr(apply_audit.ForkedPlanWork, "documents", documents)
+    commands.apply(manifests_dir=Path("manifests"), settings=load_settings())
+    assert forked == [4]
+    assert events == ["written", "digest", "documents"]
+    assert commands.verify_audit().verified
