@@ -20,39 +20,40 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import re2
 import yaml_rs
 
 _PLAIN_ASCII = bytes([10, *range(32, 127)])
 """Line feed and the printable ASCII characters: what a plain ASCII manifest is made of."""
 
-_INDENT = re.compile(r"\n +")
-
-_ODD_TOKENS = re.compile(
-    # A token starts after a line break or a blank (in block context: flow collections,
-    # where ``[{,:`` also separate tokens, are refused here). Searched in "\n" + the text
-    # with each indentation shortened to one blank (a line at column 0 starts right after
-    # its line break), and written to start with that blank and a look at the next
-    # character, so that the search skips quickly from candidate to candidate.
-    r"[ \n](?=[-+._0-9!&*\[{>?:|<%])(?:"
-    # several documents, directives, merge keys
-    r"(?<=\n)(?:---|\.\.\.|%)|<<|"
+_ODD_TOKENS = re2.compile(
+    # A token starts at the beginning of the text or after a line break or a blank (in
+    # block context: flow collections, where ``[{,:`` also separate tokens, are refused
+    # here). RE2 runs this as one automaton over the bytes (the text is ASCII by then), in
+    # time linear in the text: it has no lookaround, so each refusal below is written out as
+    # what may follow (``$`` is the end of the text).
+    # Several documents and directives, at column 0.
+    rb"(?:^|\n)(?:---|\.\.\.|%)|(?:^|[ \n])(?:"
+    # Merge keys.
+    rb"<<|"
     # A sequence opened on its parent's line (``- - x``): the one way to nest deeply
     # without indenting, and yaml_rs recurses per level (a stack overflow crashes the
     # process); indentation alone bounds a 1 MiB file to about 2,000 levels.
-    r"-[ ]+-(?:[ \n]|$)"
-    # Node properties and indicators: tags, anchors, aliases, flow collections, explicit
-    # and empty keys, folded blocks, literal blocks other than ``|`` and ``|-``. (The empty
-    # flow collections ``[]`` and ``{}`` that sops writes are read alike.)
-    r"|[!&*>]|\[(?!\](?:[ \n]|$))|\{(?!\}(?:[ \n]|$))|[?:](?:[ \n]|$)"
-    r"|\|(?!-?[ ]*(?:#[^\n]*)?\n)"
+    rb"-[ ]+-(?:[ \n]|$)"
+    # Node properties and indicators: tags, anchors, aliases, flow collections (but the
+    # empty ``[]`` and ``{}`` that sops writes, which are read alike), explicit and empty
+    # keys, folded blocks, and literal blocks other than ``|`` and ``|-`` (a ``|`` not
+    # followed by an optional ``-``, blanks, an optional comment and a line break).
+    rb"|[!&*>]|\[(?:$|[^\]]|\][^ \n])|\{(?:$|[^}]|\}[^ \n])|[?:](?:[ \n]|$)"
+    rb"|\|(?:$|[^-# \n]|-[ ]*(?:[^# \n]|$)|[ ]+(?:[^# \n]|$)|-?[ ]*#[^\n]*$)"
     # Plain scalars Go types otherwise than the YAML 1.2 core schema, or that are close:
-    # a 0 followed by anything but a fraction (leading zeros, base prefixes, "0-7"), dates,
-    # long digit runs, underscores, exponents of three digits, infinities and NaNs in any
-    # spelling.
-    r"|(?=[-+._0-9])[-+.0-9A-Za-z]*_"  # underscores (yaml_rs drops them, even leading ones)
-    r"|[-+]?(?:0(?!\.|[ ]*(?:#|\n|$))|[0-9]{4}-|[0-9]{19}"
-    r"|\.?[0-9][0-9.]*[eE][-+]?[0-9]{3}|\.(?i:inf|nan))"
-    r")"
+    # underscores (yaml_rs drops them, even leading ones); a 0 followed by anything but a
+    # fraction or the end of the scalar (leading zeros, base prefixes, "0-7"); dates; long
+    # digit runs; exponents of three digits; infinities and NaNs in any spelling.
+    rb"|_|[-+.0-9][-+.0-9A-Za-z]*_"
+    rb"|[-+]?(?:0(?:[^. #\n]|[ ]+[^ #\n])|[0-9]{4}-|[0-9]{19}"
+    rb"|\.?[0-9][0-9.]*[eE][-+]?[0-9]{3}|\.(?i:inf|nan))"
+    rb")"
 )
 """A match sends the file to the reference path."""
 
@@ -100,7 +101,7 @@ def _fast_screen(raw: bytes, text: str) -> bool:
     # isdigit() accept in other scripts) are read differently.
     if not raw.isascii() or raw.translate(None, _PLAIN_ASCII):  # left: tabs, CRs, controls
         return False
-    if _ODD_TOKENS.search(_INDENT.sub("\n ", "\n" + text)) is not None:
+    if _ODD_TOKENS.search(raw) is not None:
         return False
     if b'"' in raw and b"\\" in raw:  # escapes in double-quoted scalars
         return False

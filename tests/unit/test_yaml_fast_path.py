@@ -5,6 +5,7 @@ order, same errors."""
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -304,3 +305,125 @@ _FAST_TREE = st.recursive(
 @given(st.dictionaries(st.sampled_from(["a", "b", "c d", "'q'"]), _FAST_TREE, min_size=1))
 def test_generated_plain_documents_read_the_same(doc: dict[str, Any]) -> None:
     _check(_block(doc, 0))
+
+
+# The screen's token search as Python's ``re`` wrote it before RE2, with lookarounds, over
+# the text with each indentation shortened to one blank: the RE2 automaton must refuse
+# exactly the same texts.
+_INDENT = re.compile(r"\n +")
+_LOOKAROUND_SCREEN = re.compile(
+    r"[ \n](?=[-+._0-9!&*\[{>?:|<%])(?:"
+    r"(?<=\n)(?:---|\.\.\.|%)|<<|"
+    r"-[ ]+-(?:[ \n]|$)"
+    r"|[!&*>]|\[(?!\](?:[ \n]|$))|\{(?!\}(?:[ \n]|$))|[?:](?:[ \n]|$)"
+    r"|\|(?!-?[ ]*(?:#[^\n]*)?\n)"
+    r"|(?=[-+._0-9])[-+.0-9A-Za-z]*_"
+    r"|[-+]?(?:0(?!\.|[ ]*(?:#|\n|$))|[0-9]{4}-|[0-9]{19}"
+    r"|\.?[0-9][0-9.]*[eE][-+]?[0-9]{3}|\.(?i:inf|nan))"
+    r")"
+)
+
+
+def _refused_by_lookarounds(text: str) -> bool:
+    return _LOOKAROUND_SCREEN.search(_INDENT.sub("\n ", "\n" + text)) is not None
+
+
+def _refused_by_re2(text: str) -> bool:
+    return yaml_fast._ODD_TOKENS.search(text.encode()) is not None
+
+
+# Token soup: every character either search looks at, in runs the alternatives care about.
+_SOUP = st.lists(
+    st.sampled_from(
+        [
+            " ",
+            "  ",
+            "\n",
+            "\n  ",
+            "-",
+            "- ",
+            "--",
+            "---",
+            "...",
+            "%",
+            "<<",
+            "<",
+            "!",
+            "&",
+            "*",
+            ">",
+            "[",
+            "]",
+            "[]",
+            "{",
+            "}",
+            "{}",
+            "?",
+            ":",
+            ": ",
+            "|",
+            "|-",
+            "| ",
+            "#",
+            "# c",
+            "_",
+            "0",
+            "00",
+            "0.",
+            "0 ",
+            "0x1",
+            "1",
+            "1e",
+            "1e100",
+            "1234-",
+            "9" * 19,
+            ".",
+            ".inf",
+            ".NaN",
+            "+",
+            "+0",
+            "a",
+            "key",
+            "'",
+            '"',
+            "\\",
+        ]
+    ),
+    max_size=14,
+).map("".join)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_SOUP)
+def test_the_re2_screen_refuses_what_the_lookaround_screen_refused(text: str) -> None:
+    assert _refused_by_re2(text) == _refused_by_lookarounds(text), repr(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: [\n",
+        "a: []",
+        "a: [] ",
+        "a: []x",
+        "a: {}\n",
+        "a: |",
+        "a: |\n",
+        "a: |-  # c\n",
+        "a: |  #c",
+        "a: |x\n",
+        "a: | -\n",
+        "a: 0",
+        "a: 0 \n",
+        "a: 0 # c\n",
+        "a: 0 x\n",
+        "a: 0.5\n",
+        "---\na: 1\n",
+        "  ---\n",
+        "a:\n  - - x\n",
+        "a: 1e100\n",
+        "a: .Inf\n",
+    ],
+)
+def test_the_re2_screen_on_edges(text: str) -> None:
+    assert _refused_by_re2(text) == _refused_by_lookarounds(text)
