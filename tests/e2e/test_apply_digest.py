@@ -15,6 +15,7 @@ from reconciler.commands.planning import plan_digest
 from reconciler.load import pool
 from reconciler.model.plan import Plan
 from reconciler.settings import load_settings
+from reconciler.store import write
 from tests.e2e.workspace import Workspace, stripe_manifest
 
 
@@ -60,12 +61,12 @@ def test_the_forked_work_is_waited_for_only_once_the_changes_are_written(
     # The forked process renders while the transaction writes the changes (which take longer
     # than rendering): its digest and documents are asked for after them, not before BEGIN.
     events: list[str] = []
-    real_write, real_of = apply_audit.write_changes, apply_audit.ForkedPlanWork.of
+    real_of = apply_audit.ForkedPlanWork.of
     real_documents = apply_audit.ForkedPlanWork.documents
 
     def write_changes(*args: object, **kwargs: object) -> object:
         events.append("written")
-        return real_write(*args, **kwargs)  # type: ignore[arg-type]
+        return write.write_changes(*args, **kwargs)  # type: ignore[arg-type]
 
     def of(self: apply_audit.ForkedPlanWork, p: Plan) -> str:
         events.append("digest")
