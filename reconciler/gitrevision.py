@@ -3,8 +3,9 @@
 ``plan``/``apply --revision REV`` reads ``tenants/`` and ``templates/`` of the manifests
 directory at ``REV`` with ``git archive`` into a private temporary directory (mode 0700),
 never touching the working tree or the index. Files stay as committed: encrypted values
-stay encrypted, and are decrypted in memory by the normal loader. The directory is removed
-when the run ends.
+stay encrypted, and are decrypted in memory by the normal loader, which names them as the
+same files in the working tree (in diagnostics, in the plan's sources and in the audit rows).
+The directory is removed when the run ends.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from reconciler.errors import ConfigError
+from reconciler.load.stage import named_as
 
 _REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/@{}~^-]{0,199}$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
@@ -96,7 +98,8 @@ def manifests_at(manifests_dir: Path, revision: str) -> Iterator[RevisionTree]:
             raise ConfigError(
                 f"--revision {revision}: {scope}/tenants does not exist at commit {commit[:12]}"
             )
-        yield RevisionTree(revision, commit, target)
+        with named_as(target, root):  # its files are named as in the working tree
+            yield RevisionTree(revision, commit, target)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

@@ -28,7 +28,9 @@ User mistakes become diagnostics, all of them, for every file; only bugs raise.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,16 +135,14 @@ def load_desired_state(
         The result; ``state`` is ``None`` when any error was found.
     """
     root = root.resolve()
-    base = _display_base(root)
-    prefix = display_path(root, base).rstrip("/") + "/" if root != base else ""
+    name_of = _namer(root)
+    prefix = name_of("")
     diagnostics = Diagnostics()
     found = mf.discover(root, paths=paths, selectors=selectors)
     for problem in found.problems:
-        diagnostics.add(
-            Diagnostic(problem.code, problem.message, display_path(root / problem.rel, base))
-        )
+        diagnostics.add(Diagnostic(problem.code, problem.message, name_of(problem.rel)))
 
-    templates = _load_templates(root, base)
+    templates = _load_templates(root, name_of)
     full_run = selectors is None and not paths
     used: set[str] = set(templates.templates) if full_run else set()
     for file in found.template_files:
@@ -303,6 +303,35 @@ def _tenants_with_files(root: Path, selectors: Selectors | None) -> frozenset[st
     return frozenset(found)
 
 
+_COPIES: ContextVar[tuple[tuple[Path, Path], ...]] = ContextVar("manifest_copies", default=())
+
+
+@contextmanager
+def named_as(copy: Path, original: Path) -> Iterator[None]:
+    """Inside, the manifests loaded from ``copy`` (a copy of the manifests directory
+    ``original``, such as the manifests of a git revision exported to a temporary
+    directory) are named in diagnostics and sources as the same files under ``original``:
+    as a run on the working tree names them, and as the audit rows should record them."""
+    token = _COPIES.set(((copy.resolve(), original.resolve()), *_COPIES.get()))
+    try:
+        yield
+    finally:
+        _COPIES.reset(token)
+
+
+def _namer(root: Path) -> Callable[[str], str]:
+    """How a file under ``root`` (``root``'s relative path given) is named: relative to the
+    working directory when ``root`` is under it, else to ``root``'s parent, and as under the
+    original directory when ``root`` is a copy (:func:`named_as`). ``""`` names ``root``
+    itself, as the prefix of its files' names (``""`` or ending in ``/``)."""
+    shown = next((original for copy, original in _COPIES.get() if copy == root), root)
+    base = _display_base(shown)
+    prefix = display_path(shown, base).rstrip("/") + "/" if shown != base else ""
+    if shown != root:
+        return lambda rel: prefix + rel
+    return lambda rel: display_path(root / rel, base) if rel else prefix
+
+
 def _display_base(root: Path) -> Path:
     cwd = Path.cwd().resolve()
     return cwd if root == cwd or cwd in root.parents else root.parent
@@ -316,10 +345,10 @@ def display_path(path: Path, base: Path) -> str:
         return str(path)
 
 
-def _load_templates(root: Path, base: Path) -> TemplateSet:
+def _load_templates(root: Path, name_of: Callable[[str], str]) -> TemplateSet:
     loaded: dict[str, Template] = {}
     for name in mf.list_templates(root):
         path = mf.template_path(root, name)
         rel = path.relative_to(root).as_posix()
-        loaded[name] = load_template(name, rel, display_path(path, base), mf.read_file(path))
+        loaded[name] = load_template(name, rel, name_of(rel), mf.read_file(path))
     return TemplateSet(loaded)

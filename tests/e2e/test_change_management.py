@@ -287,3 +287,32 @@ def test_drift_remediate_heals_a_hand_edit(ws: Workspace, receiver: Receiver) ->
     assert "drift" in receiver.events() and receiver.events()[-1] == "applied"
     assert "notification" in healed.stderr  # the dead target, reported
     assert CANARY not in json.dumps(receiver.received)
+
+
+def test_a_revision_names_its_files_as_the_working_tree_does(ws: Workspace) -> None:
+    # The files of a revision are read from a temporary export; the plan's sources, the
+    # audit rows and the diagnostics name them as under the manifests directory given.
+    (ws.root / ".gitignore").write_text(".reconciler/\nreconciler.yaml\nage-key.txt\n")
+    git(ws, "init", "-q", "-b", "main")
+    ws.write("acme", "stripe", stripe_manifest("acme"))
+    git(ws, "add", "-A")
+    git(ws, "commit", "-q", "-m", "good")
+    git(ws, "mv", "manifests", "config")
+    git(ws, "commit", "-q", "-m", "moved")
+
+    planned = ws.plan_json("--manifests", "config", "--revision", "HEAD")
+    assert {c["source"] for c in planned["changes"]} == {"config/tenants/acme/stripe.yaml"}
+    applied = ws.run("apply", "--manifests", "config", "--revision", "HEAD", "--auto-approve")
+    assert applied.returncode == 0, applied.stderr
+    assert set(ws.sql("SELECT DISTINCT source_path FROM configuration_audit_logs")) == {
+        ("config/tenants/acme/stripe.yaml",)
+    }
+
+    (ws.root / "config/tenants/globex").mkdir()
+    (ws.root / "config/tenants/globex/stripe.yaml").write_text("tenant: [unclosed\n")
+    git(ws, "add", "-A")
+    git(ws, "commit", "-q", "-m", "broken")
+    broken = ws.run("plan", "--manifests", "config", "--revision", "HEAD")
+    assert broken.returncode != 0
+    assert "config/tenants/globex/stripe.yaml:2:1:" in broken.stderr
+    assert "reconciler-revision-" not in broken.stdout + broken.stderr
