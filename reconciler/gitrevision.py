@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from reconciler.errors import ConfigError
-from reconciler.load.stage import named_as
 
 _REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/@{}~^-]{0,199}$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
@@ -98,6 +97,8 @@ def manifests_at(manifests_dir: Path, revision: str) -> Iterator[RevisionTree]:
             raise ConfigError(
                 f"--revision {revision}: {scope}/tenants does not exist at commit {commit[:12]}"
             )
+        from reconciler.load.stage import named_as  # the loader, imported when it is needed
+
         with named_as(target, root):  # its files are named as in the working tree
             yield RevisionTree(revision, commit, target)
     finally:

@@ -253,11 +253,10 @@ def with_plaintext(
             needed.add(declared.source.path)
     if not needed:
         return desired
+    from reconciler.load.stage import named_file
+
     root = manifests_dir.resolve()
-    base = Path.cwd().resolve()
-    if not (root == base or base in root.parents):
-        base = root.parent  # how the loader displays paths outside the working directory
-    files = [p if p.is_absolute() else (base / p) for p in map(Path, sorted(needed))]
+    files = [named_file(root, name) for name in sorted(needed)]
     fresh = load_desired(
         manifests_dir,
         ALL,

@@ -320,16 +320,30 @@ def named_as(copy: Path, original: Path) -> Iterator[None]:
 
 
 def _namer(root: Path) -> Callable[[str], str]:
-    """How a file under ``root`` (``root``'s relative path given) is named: relative to the
-    working directory when ``root`` is under it, else to ``root``'s parent, and as under the
-    original directory when ``root`` is a copy (:func:`named_as`). ``""`` names ``root``
-    itself, as the prefix of its files' names (``""`` or ending in ``/``)."""
-    shown = next((original for copy, original in _COPIES.get() if copy == root), root)
+    """How a file under ``root`` (resolved; the file's relative path given) is named:
+    relative to the working directory when ``root`` is under it, else to ``root``'s parent,
+    and as under the original directory when ``root`` is a copy (:func:`named_as`). ``""``
+    names ``root`` itself, as the prefix of its files' names (``""`` or ending in ``/``)."""
+    shown = _original_of(root)
     base = _display_base(shown)
     prefix = display_path(shown, base).rstrip("/") + "/" if shown != base else ""
     if shown != root:
         return lambda rel: prefix + rel
     return lambda rel: display_path(root / rel, base) if rel else prefix
+
+
+def named_file(root: Path, name: str) -> Path:
+    """The file under ``root`` that :func:`load_desired_state` names ``name`` (a desired
+    object's source), the inverse of the naming above."""
+    root = root.resolve()
+    if _original_of(root) != root:
+        return root / name.removeprefix(_namer(root)(""))
+    path = Path(name)
+    return path if path.is_absolute() else _display_base(root) / path
+
+
+def _original_of(root: Path) -> Path:
+    return next((original for copy, original in _COPIES.get() if copy == root), root)
 
 
 def _display_base(root: Path) -> Path:

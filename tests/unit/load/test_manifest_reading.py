@@ -215,3 +215,28 @@ def test_file_swapped_after_discovery_is_refused_by_the_reader(
         "is a FIFO (named pipe); only regular files and directories "
         "inside the manifests root are read [RCN-F005]"
     )
+
+
+def test_a_copy_is_named_as_its_original_and_names_lead_back_to_its_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reconciler.load.stage import _namer, named_as, named_file
+
+    work, copy = tmp_path / "work", tmp_path / "export" / "manifests"
+    (work / "config").mkdir(parents=True)
+    copy.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    original = (work / "config").resolve()
+    rel = "tenants/acme/stripe.yaml"
+
+    assert _namer(original)(rel) == f"config/{rel}"
+    assert named_file(original, f"config/{rel}") == original / rel
+    # Outside the working directory, relative to the directory's parent.
+    assert _namer(copy.resolve())(rel) == f"manifests/{rel}"
+    assert named_file(copy, f"manifests/{rel}") == copy.resolve() / rel
+    with named_as(copy, work / "config"):
+        assert _namer(copy.resolve())("") == "config/"
+        assert _namer(copy.resolve())(rel) == f"config/{rel}"
+        assert named_file(copy, f"config/{rel}") == copy.resolve() / rel
+        assert _namer(original)(rel) == f"config/{rel}"  # the original is unchanged
+    assert _namer(copy.resolve())(rel) == f"manifests/{rel}"  # only inside
