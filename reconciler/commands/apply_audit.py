@@ -224,17 +224,13 @@ def prepare_apply(
     desired: DesiredState,
     cipher: FieldCipher,
     extra: Mapping[str, Any],
-    forked: ForkedPlanWork | None = None,
+    forked: ForkedPlanWork,
 ) -> PreparedApply:
     """Encrypt and render everything ``p``'s writes need that does not need the database.
 
-    With ``forked`` (started for ``p``), the audit documents are rendered in its process
-    while this one encrypts (and after: see :class:`PreparedApply`)."""
-    if forked is not None:
-        documents = forked.documents(p, extra)
-    else:
-        rendered = render_plan_documents(p, extra)
-        documents = lambda: rendered  # noqa: E731
+    If ``forked`` has a process for ``p``, the audit documents are rendered there while
+    this one encrypts (and after: see :class:`PreparedApply`); otherwise here, now."""
+    documents = forked.documents(p, extra)  # first: that process renders while this encrypts
     return PreparedApply(
         plan=p,
         extra=dict(extra),

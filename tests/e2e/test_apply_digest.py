@@ -58,8 +58,9 @@ def test_the_forked_digest_is_the_one_recorded(ws: Workspace, forked: list[int])
 def test_the_forked_work_is_waited_for_only_once_the_changes_are_written(
     ws: Workspace, forked: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The forked process renders while the transaction writes the changes (which take longer
-    # than rendering): its digest and documents are asked for after them, not before BEGIN.
+    # The forked process is asked for the documents before this one encrypts the rows, and
+    # renders while the transaction writes the changes (which take longer than rendering):
+    # its digest and documents are waited for after them, not before BEGIN.
     events: list[str] = []
     real_of = apply_audit.ForkedPlanWork.of
     real_documents = apply_audit.ForkedPlanWork.documents
@@ -68,6 +69,10 @@ def test_the_forked_work_is_waited_for_only_once_the_changes_are_written(
         events.append("written")
         return write.write_changes(*args, **kwargs)  # type: ignore[arg-type]
 
+    def prepare_writes(*args: object, **kwargs: object) -> object:
+        events.append("encrypted")
+        return write.prepare_writes(*args, **kwargs)  # type: ignore[arg-type]
+
     def of(self: apply_audit.ForkedPlanWork, p: Plan) -> str:
         events.append("digest")
         return real_of(self, p)
@@ -75,6 +80,7 @@ def test_the_forked_work_is_waited_for_only_once_the_changes_are_written(
     def documents(
         self: apply_audit.ForkedPlanWork, p: Plan, extra: dict[str, object]
     ) -> Callable[[], list[tuple[str, str]]]:
+        events.append("asked")
         waits = real_documents(self, p, extra)
 
         def waited() -> list[tuple[str, str]]:
@@ -84,9 +90,10 @@ def test_the_forked_work_is_waited_for_only_once_the_changes_are_written(
         return waited
 
     monkeypatch.setattr(apply_audit, "write_changes", write_changes)
+    monkeypatch.setattr(apply_audit, "prepare_writes", prepare_writes)
     monkeypatch.setattr(apply_audit.ForkedPlanWork, "of", of)
     monkeypatch.setattr(apply_audit.ForkedPlanWork, "documents", documents)
     commands.apply(manifests_dir=Path("manifests"), settings=load_settings())
     assert forked == [4]
-    assert events == ["written", "digest", "documents"]
+    assert events == ["asked", "encrypted", "written", "digest", "documents"]
     assert commands.verify_audit().verified
