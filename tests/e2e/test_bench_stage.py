@@ -9,6 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from benchmarks.fleet import settle_database
 from tests.e2e.workspace import Workspace, stripe_manifest
 
 _ROOT = Path(__file__).resolve().parents[2]
@@ -38,3 +42,17 @@ def test_a_stage_applies_and_reports_its_time_and_changes(ws: Workspace) -> None
     assert len(ws.sql("SELECT id FROM integration_configs")) == 2
     again = _stage(ws, verb="plan", database_url=ws.database_url, tenants=["acme"])
     assert again["changes"] == 0
+
+
+def test_the_stages_after_the_initial_load_find_the_database_vacuumed_and_analyzed(
+    engine: Engine,
+) -> None:
+    settle_database(engine)
+    with engine.connect() as conn:
+        unsettled = conn.execute(
+            sa.text(
+                "SELECT relname FROM pg_stat_user_tables"
+                " WHERE last_vacuum IS NULL OR last_analyze IS NULL"
+            )
+        ).scalars()
+        assert list(unsettled) == []
