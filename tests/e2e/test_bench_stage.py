@@ -3,6 +3,7 @@ reports what it did."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from benchmarks.fleet import settle_database
+from benchmarks.fleet import byte_compile, settle_database
 from tests.e2e.workspace import Workspace, stripe_manifest
 
 _ROOT = Path(__file__).resolve().parents[2]
@@ -56,3 +57,11 @@ def test_the_stages_after_the_initial_load_find_the_database_vacuumed_and_analyz
             )
         ).scalars()
         assert list(unsettled) == []
+
+
+def test_the_stages_import_the_package_from_bytecode_as_an_installed_one_does() -> None:
+    source = _ROOT / "reconciler" / "commands" / "planning.py"
+    cached = Path(importlib.util.cache_from_source(str(source)))
+    cached.unlink(missing_ok=True)
+    byte_compile()
+    assert cached.is_file()
