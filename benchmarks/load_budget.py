@@ -17,7 +17,11 @@ and prints, per file, at the best of R runs (default 3), in this one process:
   validate the document, open the data key, one walk that decrypts every value and hashes
   it into the MAC, the MAC's check, a fingerprint per secret; with none of the loader's
   screens, domain rules, templates, diagnostics or objects;
-- the domain rules that need no key (``rules.check_document``), on the parsed documents.
+- the domain rules that need no key (``rules.check_document``), on the parsed documents;
+- the other parts of the loader a product cannot drop, each the loader's own function run on
+  inputs made beforehand: the screen that keeps the fast parser exact, the checks of the
+  sops metadata, the credential scan and the MAC coverage check, and the making of the
+  objects the diff compares (``build_state``).
 
 The split shows how much of a cold stage's distance from its floor is work a faster library
 could take and how much is interpreted code; the minimal loader, what is left of the
@@ -48,13 +52,20 @@ import yaml_rs
 
 from benchmarks.floors import measure_files_on_one_core
 from reconciler.crypto.fingerprint import Fingerprinter
+from reconciler.diagnostics import Diagnostics
 from reconciler.load import rules
+from reconciler.load.analyze import analyze_file, unauthenticated
+from reconciler.load.decrypt import Decryption, SecretKey
+from reconciler.load.desired_state import build_state
+from reconciler.load.file_types import FileJob, FileResult, TemplateSet
 from reconciler.load.manifest_model import config_model
 from reconciler.load.stage import load_desired_state
 from reconciler.model.enums import Platform
 from reconciler.sops.age_x25519 import X25519Opener
 from reconciler.sops.codec import ValueCipher
 from reconciler.sops.mac import MAC_ONLY_ENCRYPTED_SEED
+from reconciler.sops.metadata import Metadata
+from reconciler.yaml_fast import _fast_screen, _string_keys
 
 FINGERPRINT_KEY = base64.b64encode(b"f" * 32).decode()
 """The fleet benchmark's fingerprint key (a fixed test key)."""
@@ -71,6 +82,7 @@ class Budget:
     calls: float
     minimal: float
     domain_rules: float
+    required: float
 
     @property
     def interpreted(self) -> float:
@@ -94,21 +106,19 @@ def measure(root: Path, identity: pyrage.x25519.Identity, repeat: int) -> Budget
     compiled = _best(_compiled_calls(files), repeat)
     minimal = _best(_minimal_loader(files, identity, fingerprint), repeat)
     domain_rules = _best(_domain_rules(files), repeat)
+    required = _best(_required_parts(root, files, fingerprint), repeat)
     profile = cProfile.Profile()
     profile.runcall(load)
     calls = pstats.Stats(profile).total_calls  # type: ignore[attr-defined]
     n = len(files)
-    return Budget(n, whole / n, floor / n, compiled / n, calls / n, minimal / n, domain_rules / n)
+    parts = (whole, floor, compiled, calls, minimal, domain_rules, required)
+    return Budget(n, *(part / n for part in parts))
 
 
 def _compiled_calls(files: Sequence[Path]) -> Callable[[], None]:
     """The calls into compiled code the loader makes beyond the floor's, over ``files``."""
     texts = [f.read_bytes() for f in files]
-    documents: list[dict[str, Any]] = []
-    for text in texts:
-        document = yaml_rs.loads(text.decode())
-        assert isinstance(document, dict), "a manifest is one mapping"
-        documents.append(document)
+    documents = [_mapping(text.decode()) for text in texts]
     models = [config_model(Platform(d["platform"])) for d in documents]
     values = [t.count(b"ENC[AES256_GCM,") - 1 for t in texts]  # every value but the MAC
     for d in documents:
@@ -201,6 +211,38 @@ def _domain_rules(files: Sequence[Path]) -> Callable[[], None]:
     return run
 
 
+def _required_parts(
+    root: Path, files: Sequence[Path], fingerprint: Fingerprinter
+) -> Callable[[], None]:
+    """The parts of the loader beyond the minimal one and the domain rules that a product
+    cannot drop, each run on inputs made beforehand (see the module's text)."""
+    texts = [f.read_bytes() for f in files]
+    decoded = [t.decode() for t in texts]
+    documents = [_mapping(t) for t in decoded]
+    templates = TemplateSet({})
+    decryption = Decryption(templates, None, True, Diagnostics())
+    built: list[tuple[FileResult, dict[SecretKey, str]]] = []
+    for path, text in zip(files, texts, strict=True):
+        rel = path.relative_to(root).as_posix()
+        platform = Platform(path.stem.upper())
+        result = analyze_file(FileJob(rel, rel, text, path.parent.name, platform), templates)
+        built.append((result, decryption.file(result, text)))
+    if decryption.diagnostics.has_errors():
+        raise SystemExit(f"the manifests under {root} do not load: {decryption.diagnostics}")
+
+    def run() -> None:
+        for raw, text, document in zip(texts, decoded, documents, strict=True):
+            _fast_screen(raw, text)
+            _string_keys(document)
+            Metadata.parse(document["sops"], source="")
+            rules.scan_credentials(document, text)
+            unauthenticated(document)
+        for result, secrets in built:
+            build_state([result], secrets, fingerprint, "")
+
+    return run
+
+
 def _best(run: Callable[[], None], repeat: int) -> float:
     times = []
     for _ in range(repeat):
@@ -221,6 +263,7 @@ def report(budget: Budget) -> str:
     rows += [
         ("a minimal loader in Python (see the module's text)", budget.minimal),
         ("the domain rules that need no key", budget.domain_rules),
+        ("the other parts a product cannot drop (see the module's text)", budget.required),
     ]
     lines = [f"{budget.files} files; about {budget.calls:,.0f} function calls a file", ""]
     lines += ["| part | per file | floor units |", "|---|---|---|"]

@@ -32,6 +32,8 @@ def test_a_cold_load_is_split_into_the_floor_the_compiled_calls_and_the_rest(
     assert budget.calls > 100
     assert budget.floor < budget.minimal < budget.whole
     assert budget.domain_rules > 0
+    assert 0 < budget.required < budget.whole - budget.minimal
     table = report(budget)
     assert "| the rest: the loader's interpreted code |" in table
     assert "| a minimal loader in Python (see the module's text) |" in table
+    assert "| the other parts a product cannot drop (see the module's text) |" in table
