@@ -161,6 +161,31 @@ def test_secrets_commands_do_not_import_the_database_driver(tmp_path: Path) -> N
     assert out[-1] == "[]"
 
 
+@pytest.mark.parametrize("command", [["validate"], ["fmt", "--check"]], ids=" ".join)
+def test_offline_commands_do_not_import_the_database_driver(command: list[str]) -> None:
+    """``validate`` and ``fmt`` run in pre-commit hooks: they read files only, and start
+    without the database driver and the command modules that need it."""
+    code = (
+        "import sys\n"
+        "from reconciler.cli.main import cli\n"
+        "try:\n"
+        f"    cli.main({[*command, '--quiet']!r}, prog_name='reconciler')\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code == 0, exc.code\n"
+        "print([m for m in ('sqlalchemy', 'psycopg', 'alembic') if m in sys.modules])\n"
+    )
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("RECONCILER_", "SOPS_"))},
+        "PYTHONPATH": str(REPO),
+        "SOPS_AGE_KEY_FILE": str(REPO / "examples" / "demo-keys" / "age-key.txt"),
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1] == "[]"
+
+
 def test_a_plan_does_not_import_alembic(tmp_path: Path, database_url: str) -> None:
     """Alembic (and its template engine) is for migrating; the schema check of a plan reads
     the newest revision from the scripts' headers."""
