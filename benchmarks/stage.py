@@ -17,7 +17,12 @@ was still imported while the clock ran (none, when the list above is complete).
 
 from __future__ import annotations
 
+# Besides what it uses, this module imports what a verb imports only once it runs (the
+# loader, sops, the schema check, cryptography's OpenSSL backend, and what multiprocessing
+# needs to start a worker), so that no clock counts an import (see the module's text).
 import json
+import multiprocessing.popen_fork
+import multiprocessing.synchronize  # noqa: F401
 import resource
 import sys
 import time
@@ -28,7 +33,6 @@ from typing import Any
 
 from cryptography.hazmat.backends import default_backend
 
-# What a verb imports only when it runs (see the module's text), imported before any clock.
 import reconciler.load.stage
 import reconciler.sops
 import reconciler.store.migrate  # noqa: F401
@@ -37,7 +41,7 @@ from reconciler.commands import apply, plan
 from reconciler.model.plan import Selectors
 from reconciler.settings import Settings
 
-default_backend()  # the OpenSSL backend: cryptography imports it on the first key loaded
+default_backend()  # imported by cryptography when it loads the first key
 
 
 class StageClock(commands.Progress):
