@@ -259,8 +259,6 @@ def report(budget: Budget) -> str:
         ("the floor's parts (read, fastest parser, age, AES-GCM)", budget.floor),
         ("compiled calls beyond them (validation, SHA-256, fingerprints)", budget.compiled),
         ("the rest: the loader's interpreted code", budget.interpreted),
-    ]
-    rows += [
         ("a minimal loader in Python (see the module's text)", budget.minimal),
         ("the domain rules that need no key", budget.domain_rules),
         ("the other parts a product cannot drop (see the module's text)", budget.required),
